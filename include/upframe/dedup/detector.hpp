@@ -1,0 +1,64 @@
+// Duplicate detection: a hash match is only a candidate, confirmed by a difference check on
+// the luma (SPEC section 8). Frames are fed in decode order.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "upframe/dedup/hash.hpp"
+#include "upframe/dedup/luma.hpp"
+
+namespace upframe::dedup {
+
+enum class Scope { kConsecutive, kGlobal };
+
+struct Thresholds {
+  // Defaults chosen on the clips the tests generate; see docs/DEDUP.md.
+  double max_mean_abs_diff = 0;         // frame-wide mean |a-b| in 8-bit levels
+  double max_abs_signed_mean_diff = 0;  // |mean(a-b)|: a fade shifts it, codec noise does not
+  double max_block_mean_abs_diff = 0;   // largest 8x8-block mean |a-b|: local changes
+};
+Thresholds default_thresholds();
+
+struct DifferenceMeasures {
+  double mean_abs_diff = 0;
+  double signed_mean_diff = 0;
+  double max_block_mean_abs_diff = 0;
+};
+// Both views must have the same size; samples are compared scaled to 8 bits.
+DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);
+
+struct DetectorOptions {
+  int hash_size = 8;
+  int hash_threshold = 0;  // Hamming distance counted as a hash match
+  Scope scope = Scope::kConsecutive;
+  int window = 32;  // global scope: compare with the last `window` unique frames
+  Thresholds thresholds = default_thresholds();
+};
+
+struct Decision {
+  bool duplicate = false;
+  int64_t source_index = -1;  // the unique frame it repeats (when duplicate)
+};
+
+class DuplicateDetector {
+ public:
+  explicit DuplicateDetector(DetectorOptions options);
+  ~DuplicateDetector();
+  // Classifies frame `index` (strictly increasing). A unique frame's luma is kept (8-bit
+  // copy) for later confirmations, within the window.
+  Decision classify(int64_t index, const LumaView& luma);
+  // Forget everything: the next frame is unique (start of a segment).
+  void reset();
+  // Counters for the stats/logs.
+  int64_t hash_candidates() const;
+  int64_t rejected_by_confirmation() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace upframe::dedup

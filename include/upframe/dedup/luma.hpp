@@ -1,0 +1,22 @@
+// A read-only view of a frame's luma plane. Integer arithmetic only from here on, so the CPU
+// and CUDA duplicate decisions are bit-identical (SPEC section 8).
+#pragma once
+
+#include <cstdint>
+
+#include "upframe/frame.hpp"
+
+namespace upframe::dedup {
+
+struct LumaView {
+  const uint8_t* data = nullptr;  // first byte of row 0
+  int linesize = 0;               // bytes between rows
+  int width = 0;
+  int height = 0;
+  int bit_depth = 8;              // 8: one byte a sample; >8: little-endian uint16 samples
+};
+
+// The luma (first) plane of a host frame in a planar YUV/gray/NV12/P010 format.
+LumaView luma_of(const Frame& frame);
+
+}  // namespace upframe::dedup

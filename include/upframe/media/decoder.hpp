@@ -1,0 +1,42 @@
+// Demux + decode of the best video stream of any file FFmpeg reads, multithreaded.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "upframe/frame.hpp"
+#include "upframe/media/video_info.hpp"
+
+namespace upframe {
+
+struct DecoderOptions {
+  int threads = 0;  // 0: libavcodec decides (all cores)
+  // "cpu" only for now; the CUDA issue adds "cuda" (NVDEC) with a logged fallback.
+  std::string device = "cpu";
+};
+
+class VideoDecoder {
+ public:
+  // Opens and probes; throws upframe::Error naming the file for a missing, unreadable,
+  // non-media or video-less input.
+  explicit VideoDecoder(const std::filesystem::path& path, DecoderOptions options = {});
+  ~VideoDecoder();
+  VideoDecoder(const VideoDecoder&) = delete;
+  VideoDecoder& operator=(const VideoDecoder&) = delete;
+
+  const VideoInfo& info() const;
+  // The next decoded frame in presentation order, its pts in info().time_base (best-effort
+  // timestamp; never AV_NOPTS_VALUE: missing ones are extrapolated). nullopt at the end.
+  // Throws upframe::Error (stage "decode", frame index) on a decoding error such as a
+  // truncated file.
+  std::optional<Frame> next();
+  // "cpu" or "nvdec".
+  std::string backend() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace upframe

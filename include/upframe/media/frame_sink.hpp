@@ -1,0 +1,62 @@
+// The save stage writes frames strictly in order into a FrameSink: a video file (encoder +
+// muxer, other streams copied) or a folder of numbered images.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "upframe/frame.hpp"
+#include "upframe/media/video_info.hpp"
+
+namespace upframe {
+
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  // Frame `index` (0-based, output order) is new content. `pts` is in the input's time
+  // base (VideoInfo::time_base); the sink keeps timestamps frame for frame.
+  virtual void write_unique(int64_t index, const Frame& frame, int64_t pts) = 0;
+  // Frame `index` repeats the already written frame `source_index` whose upscaled pixels
+  // are `frame`. A frames folder copies the file; a video encodes `frame` again.
+  virtual void write_duplicate(int64_t index, int64_t source_index, const Frame& frame,
+                               int64_t pts) = 0;
+  // Flushes, finalises and moves the result from its temporary name to the final path.
+  virtual void finish() = 0;
+  // Removes everything written so far (the final path is never touched).
+  virtual void abort() noexcept = 0;
+  // Human-readable notes: streams dropped and why, encoder chosen, ...
+  virtual std::vector<std::string> notes() const { return {}; }
+};
+
+struct VideoSinkOptions {
+  std::string encoder = "auto";  // auto, libx264, libx265, libsvtav1, ffv1
+  int crf = 18;
+  int threads = 0;
+  bool copy_other_streams = true;  // audio, subtitles, attachments, data
+  bool overwrite = false;
+};
+
+// Encodes to `output` (container from the extension). Frames come in `in.pixel_format` at
+// `width` x `height`; colour metadata and time base come from `in`; other streams are
+// copied from `in.path` where the container allows.
+std::unique_ptr<FrameSink> make_video_sink(const std::filesystem::path& output, const VideoInfo& in,
+                                           int width, int height, const VideoSinkOptions& options);
+
+struct FramesFolderOptions {
+  std::string format = "png";  // png, jpg, webp
+  int quality = 95;            // 1..100 for jpg/webp
+  bool overwrite = false;      // -y: empties old numbered frames first
+};
+
+// Writes 00000001.png upward and timestamps.csv (index,pts_seconds) into `folder`.
+std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& folder,
+                                                   const VideoInfo& in,
+                                                   const FramesFolderOptions& options);
+
+// Which encoder `auto` picks for a source of this bit depth (SPEC section 8, CPU side).
+std::string resolve_encoder(const std::string& requested, int bit_depth);
+
+}  // namespace upframe

@@ -1,0 +1,18 @@
+// Still images (png, jpg, webp, bmp, tiff) through libavformat/libavcodec.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include "upframe/frame.hpp"
+
+namespace upframe {
+
+// Decodes the single image at `path` in its native pixel format (alpha kept).
+Frame read_image(const std::filesystem::path& path);
+// Encodes `frame` to `path`; format from `format` ("png", "jpg", "webp") or, when empty, the
+// extension. Converts the pixel format as the codec needs (keeping alpha where it can).
+void write_image(const std::filesystem::path& path, const Frame& frame, const std::string& format = {},
+                 int quality = 95);
+
+}  // namespace upframe

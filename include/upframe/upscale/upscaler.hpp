@@ -1,0 +1,51 @@
+// The upscale stage's narrow interface. An Upscaler is shared, read-only state (a model's
+// weights, a scaling method); each pipeline worker creates its own UpscaleWorker (its own
+// buffers, and on CUDA its own stream) and calls it from one thread at a time.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "upframe/frame.hpp"
+
+namespace upframe {
+
+class UpscaleWorker {
+ public:
+  virtual ~UpscaleWorker() = default;
+  // Upscales one frame; the result has the input's pixel format and colour properties and
+  // is width*scale x height*scale. Throws upframe::Error.
+  virtual Frame upscale(const Frame& input) = 0;
+  // Several frames at once (a backend that batches overrides this).
+  virtual std::vector<Frame> upscale_batch(std::span<const Frame> inputs);
+};
+
+class Upscaler {
+ public:
+  virtual ~Upscaler() = default;
+  virtual std::string name() const = 0;  // "lanczos", "realesr-animevideov3-x2", ...
+  virtual int scale() const = 0;
+  // "cpu" or "cuda".
+  virtual std::string backend() const { return "cpu"; }
+  virtual std::string precision() const { return "fp32"; }
+  // Tile side in input pixels (0: no tiling).
+  virtual int tile() const { return 0; }
+  // The worker count that measures fastest on this machine when the user says `auto`.
+  virtual int preferred_workers() const = 0;
+  // Upper bound on concurrent workers (memory); >= 1.
+  virtual int max_workers() const { return 64; }
+  // Estimated bytes one worker needs for a width x height input (for the memory manager).
+  virtual size_t worker_memory_bytes(int width, int height) const = 0;
+  // Called once before create_worker(), with the worker count the pipeline will use, so a
+  // backend can split its threads among workers.
+  virtual void prepare(int workers) { (void)workers; }
+  virtual std::unique_ptr<UpscaleWorker> create_worker() = 0;
+};
+
+// Classic resamplers through libswscale ("lanczos", "bicubic"), working on the decoded
+// pixel format directly (no RGB round trip).
+std::unique_ptr<Upscaler> make_swscale_upscaler(const std::string& method, int scale);
+
+}  // namespace upframe

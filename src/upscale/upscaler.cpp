@@ -1,0 +1,12 @@
+#include "upframe/upscale/upscaler.hpp"
+
+namespace upframe {
+
+std::vector<Frame> UpscaleWorker::upscale_batch(std::span<const Frame> inputs) {
+  std::vector<Frame> out;
+  out.reserve(inputs.size());
+  for (const Frame& f : inputs) out.push_back(upscale(f));
+  return out;
+}
+
+}  // namespace upframe

@@ -1,0 +1,67 @@
+#include "support/test_support.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace upframe::test {
+
+fs::path scratch_dir(const std::string& name) {
+  const char* base = std::getenv("UPFRAME_TEST_TMP");
+  fs::path root = base ? fs::path(base) : fs::temp_directory_path() / "upframe-tests";
+  static std::atomic<int> counter{0};
+  fs::path dir = root / (name + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+fs::path source_dir() { return UPFRAME_SOURCE_DIR; }
+fs::path cli_path() { return UPFRAME_CLI_PATH; }
+
+std::string quote(const std::string& word) {
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
+static std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_command(const std::string& command) {
+  fs::path dir = scratch_dir("cmd");
+  fs::path out = dir / "stdout", err = dir / "stderr";
+  std::string full = "(" + command + ") >" + quote(out) + " 2>" + quote(err) + " </dev/null";
+  int status = std::system(full.c_str());
+  CommandResult r;
+  if (status == -1) throw std::runtime_error("cannot run: " + command);
+  if (WIFEXITED(status))
+    r.exit_status = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status))
+    r.exit_status = 128 + WTERMSIG(status);
+  r.stdout_text = slurp(out);
+  r.stderr_text = slurp(err);
+  fs::remove_all(dir);
+  return r;
+}
+
+CommandResult run_cli(const std::string& args) {
+  return run_command(quote(cli_path().string()) + " " + args);
+}
+
+}  // namespace upframe::test
