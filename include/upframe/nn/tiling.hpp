@@ -1,0 +1,38 @@
+// Tiled execution: a big image is cut into tiles that each carry enough context (overlap) for
+// their centre to equal the untiled result; only the centres are stitched. Backend-independent
+// (CPU and CUDA executors share it).
+#pragma once
+
+#include <cstddef>
+
+#include "upframe/nn/model.hpp"
+#include "upframe/nn/tensor.hpp"
+
+namespace upframe::nn {
+
+// Runs `executor` over `input` in tiles of `tile` x `tile` input pixels (the last ones in a
+// row/column smaller), each run on a window that adds `overlap` pixels of context on every
+// inner side; all windows have the same shape (min(tile + 2*overlap, size)), shifted inwards at
+// the image edges, so a backend that caches per-shape primitives builds them once. With
+// overlap >= the model's receptive_radius the result equals executor.run(input) (up to
+// floating-point reassociation). `tile` <= 0, or an input no bigger than one tile: one run on
+// the whole input. `scale` is the model's output/input size ratio; a result of another size
+// throws upframe::Error.
+Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale);
+
+// Bytes per input pixel of the biggest set of blobs alive at once while running `model`
+// (from the graph's buffer plan, fp32 activations).
+size_t model_bytes_per_input_pixel(const Model& model);
+
+// The CPU's memory budget for one worker's activations: a fixed 1 GiB, or a quarter of the
+// physical RAM where that is less. It does not depend on free memory at the moment, nor on the
+// worker count, so the tile size (and the output) is the same in every run on a machine.
+size_t default_cpu_tile_budget_bytes();
+
+// The largest tile side (a multiple of 16, at least 32) whose window
+// (tile + 2*receptive_radius)^2 x bytes-per-input-pixel fits `budget_bytes`. Returns 0 (no
+// tiling) for a model whose output depends on the whole image (global pooling), where tiles
+// would change the result.
+int auto_tile_size(const Model& model, size_t budget_bytes);
+
+}  // namespace upframe::nn

@@ -1,0 +1,37 @@
+// Builds the Upscaler the user asked for: a swscale resampler or a model found by name or path.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "upframe/upscale/upscaler.hpp"
+
+namespace upframe {
+
+struct UpscalerOptions {
+  // "lanczos", "bicubic", a shipped model's NAME, or PATH.param (the .bin beside it).
+  std::string model = "realesr-animevideov3";
+  // 0 = default: read from the graph for a .param path (or a NAME with a single .param),
+  // else 2.
+  int scale = 0;
+  std::string device = "auto";  // auto (= cpu for now), cpu, cuda
+  std::string precision;        // "" = the device's default (fp32 on the CPU), fp32, bf16, fp16
+  int tile = -1;                // -1 auto, 0 none, N input pixels
+  int threads = 0;              // 0 = all cores
+};
+
+// Throws upframe::UsageError for a usage problem (unknown model name, with the list of what
+// exists; a scale the model cannot give; an unavailable device or precision) and
+// upframe::Error naming the file for a missing or corrupt model file.
+std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options);
+
+// Folders searched for a model NAME, in order: $UPFRAME_MODELS_DIR, <exe dir>/../share/upframe/
+// models, <exe dir>/models, the source tree's models/. Only the existing ones are returned.
+std::vector<std::filesystem::path> model_search_dirs();
+
+// The models found there, as "NAME (x2, x3, x4)" or "NAME" for one without scale variants.
+std::vector<std::string> available_models();
+
+}  // namespace upframe

@@ -1,0 +1,103 @@
+#include "upframe/nn/tiling.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "nn/graph.hpp"
+#include "upframe/error.hpp"
+
+namespace upframe::nn {
+
+namespace {
+
+// The [start, start+size) window of `window` pixels around core [begin, end) in [0, extent).
+int window_start(int begin, int overlap, int window, int extent) {
+  return std::clamp(begin - overlap, 0, extent - window);
+}
+
+Tensor crop(const Tensor& input, int x0, int y0, int width, int height) {
+  Tensor out(input.channels, height, width);
+  for (int c = 0; c < input.channels; ++c)
+    for (int y = 0; y < height; ++y)
+      std::memcpy(&out.at(c, y, 0), input.plane(c) + size_t(y0 + y) * input.width + x0,
+                  sizeof(float) * width);
+  return out;
+}
+
+std::string dims(int width, int height) {
+  return std::to_string(width) + "x" + std::to_string(height);
+}
+
+}  // namespace
+
+Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale) {
+  const int width = input.width, height = input.height;
+  auto check = [&](const Tensor& result, int in_w, int in_h) {
+    if (result.width != in_w * scale || result.height != in_h * scale)
+      throw Error({}, "the model turned a " + dims(in_w, in_h) + " input into " +
+                          dims(result.width, result.height) + ", expected x" +
+                          std::to_string(scale));
+  };
+  if (tile <= 0 || (width <= tile && height <= tile)) {
+    Tensor result = executor.run(input);
+    check(result, width, height);
+    return result;
+  }
+  overlap = std::max(overlap, 0);
+  const int window_w = std::min(tile + 2 * overlap, width);
+  const int window_h = std::min(tile + 2 * overlap, height);
+  Tensor output;
+  for (int core_y = 0; core_y < height; core_y += tile) {
+    const int core_h = std::min(tile, height - core_y);
+    const int win_y = window_start(core_y, overlap, window_h, height);
+    for (int core_x = 0; core_x < width; core_x += tile) {
+      const int core_w = std::min(tile, width - core_x);
+      const int win_x = window_start(core_x, overlap, window_w, width);
+      const Tensor result = executor.run(crop(input, win_x, win_y, window_w, window_h));
+      check(result, window_w, window_h);
+      if (output.data.empty()) output = Tensor(result.channels, height * scale, width * scale);
+      // Copy the core's part of the window's result.
+      const int src_x = (core_x - win_x) * scale, src_y = (core_y - win_y) * scale;
+      for (int c = 0; c < result.channels; ++c)
+        for (int y = 0; y < core_h * scale; ++y)
+          std::memcpy(&output.at(c, core_y * scale + y, core_x * scale),
+                      result.plane(c) + size_t(src_y + y) * result.width + src_x,
+                      sizeof(float) * core_w * scale);
+    }
+  }
+  return output;
+}
+
+size_t model_bytes_per_input_pixel(const Model& model) {
+  const Graph& graph = model.graph();
+  constexpr int kProbe = 64;  // activations scale with the pixel count; any size will do
+  const std::vector<Shape> shapes =
+      graph.infer_shapes(Shape{3, model.info().input_channels, kProbe, kProbe});
+  std::vector<size_t> bytes(shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) bytes[i] = shapes[i].elements() * sizeof(float);
+  const BufferPlan plan = plan_buffers(graph, bytes);
+  return std::max<size_t>(1, plan.total_bytes() / (kProbe * kProbe));
+}
+
+size_t default_cpu_tile_budget_bytes() {
+  constexpr size_t kDefault = size_t(1) << 30;
+  const long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return kDefault;
+  return std::min(kDefault, size_t(pages) * size_t(page_size) / 4);
+}
+
+int auto_tile_size(const Model& model, size_t budget_bytes) {
+  bool global_context = false;
+  const int radius = model.graph().receptive_radius(&global_context);
+  if (global_context) return 0;
+  const double window =
+      std::sqrt(double(budget_bytes) / double(model_bytes_per_input_pixel(model)));
+  const int tile = (int(window) - 2 * radius) / 16 * 16;
+  return std::max(tile, 32);
+}
+
+}  // namespace upframe::nn

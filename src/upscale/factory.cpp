@@ -1,0 +1,172 @@
+#include "upframe/upscale/factory.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <system_error>
+
+#include "upframe/error.hpp"
+#include "upframe/nn/model.hpp"
+#include "upframe/upscale/neural_upscaler.hpp"
+
+namespace upframe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string text;
+  for (size_t i = 0; i < items.size(); ++i) text += (i ? separator : "") + items[i];
+  return text;
+}
+
+// "NAME-x4" -> ("NAME", 4); anything else -> (stem, 0).
+std::pair<std::string, int> split_scale_suffix(const std::string& stem) {
+  const size_t pos = stem.rfind("-x");
+  if (pos == std::string::npos || pos + 2 >= stem.size()) return {stem, 0};
+  int scale = 0;
+  for (size_t i = pos + 2; i < stem.size(); ++i) {
+    if (stem[i] < '0' || stem[i] > '9') return {stem, 0};
+    scale = scale * 10 + (stem[i] - '0');
+  }
+  return {stem.substr(0, pos), scale};
+}
+
+// NAME -> the scales of its NAME-xN.param files (0 for a plain NAME.param).
+std::map<std::string, std::set<int>> scan_models() {
+  std::map<std::string, std::set<int>> models;
+  for (const fs::path& dir : model_search_dirs()) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      if (entry.path().extension() != ".param") continue;
+      auto [name, scale] = split_scale_suffix(entry.path().stem().string());
+      models[name].insert(scale);
+    }
+  }
+  return models;
+}
+
+std::string scales_text(const std::set<int>& scales) {
+  std::vector<std::string> parts;
+  for (int s : scales)
+    if (s > 0) parts.push_back("x" + std::to_string(s));
+  return join(parts, ", ");
+}
+
+nn::Precision parse_precision(const std::string& precision) {
+  if (precision.empty() || precision == "fp32") return nn::Precision::kFp32;
+  if (precision == "bf16") {
+    if (!nn::cpu_supports_bf16())
+      throw UsageError({},
+                       "precision bf16 is not available: this CPU has neither avx512_bf16 "
+                       "nor AMX (use fp32)");
+    return nn::Precision::kBf16;
+  }
+  if (precision == "fp16")
+    throw UsageError({}, "precision fp16 is only available on CUDA (use fp32 or bf16 on the CPU)");
+  throw UsageError({}, "unknown precision '" + precision + "' (use fp32, bf16 or fp16)");
+}
+
+std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
+                                      const UpscalerOptions& options, nn::Precision precision) {
+  std::error_code ec;
+  if (!fs::is_regular_file(param, ec)) throw Error(param.string(), "model file not found");
+  fs::path bin = param;
+  bin.replace_extension(".bin");
+  if (!fs::is_regular_file(bin, ec))
+    throw Error(bin.string(),
+                "model weights file not found (expected beside " + param.filename().string() + ")");
+  std::shared_ptr<const nn::Model> model = nn::Model::load(param, bin);
+  const int graph_scale = model->info().scale;
+  if (scale != 0 && scale != graph_scale)
+    throw UsageError(param.string(), "the model upscales x" + std::to_string(graph_scale) +
+                                         " and cannot give --scale " + std::to_string(scale));
+  return std::make_unique<NeuralUpscaler>(std::move(model), precision, options.tile,
+                                          options.threads);
+}
+
+}  // namespace
+
+std::vector<fs::path> model_search_dirs() {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("UPFRAME_MODELS_DIR"); env && *env) candidates.push_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path() / ".." / "share" / "upframe" / "models");
+    candidates.push_back(exe.parent_path() / "models");
+  }
+#ifdef UPFRAME_SOURCE_MODELS_DIR
+  candidates.push_back(UPFRAME_SOURCE_MODELS_DIR);
+#endif
+  std::vector<fs::path> dirs;
+  for (const fs::path& dir : candidates) {
+    if (!fs::is_directory(dir, ec)) continue;
+    const fs::path canonical = fs::weakly_canonical(dir, ec);
+    if (std::find(dirs.begin(), dirs.end(), canonical) == dirs.end()) dirs.push_back(canonical);
+  }
+  return dirs;
+}
+
+std::vector<std::string> available_models() {
+  std::vector<std::string> names;
+  for (const auto& [name, scales] : scan_models()) {
+    const std::string text = scales_text(scales);
+    names.push_back(text.empty() ? name : name + " (" + text + ")");
+  }
+  return names;
+}
+
+std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
+  if (options.scale < 0)
+    throw UsageError({}, "scale must be positive, not " + std::to_string(options.scale));
+  if (options.tile < -1)
+    throw UsageError(
+        {}, "tile must be a size in pixels, 0 (none) or auto, not " + std::to_string(options.tile));
+  if (options.threads < 0)
+    throw UsageError(
+        {}, "threads must be positive or 0 (all cores), not " + std::to_string(options.threads));
+
+  if (options.model == "lanczos" || options.model == "bicubic")
+    return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
+
+  if (options.device == "cuda")
+    throw UsageError({},
+                     "device cuda is not available: CUDA support not built into this upframe "
+                     "(use --device cpu or auto)");
+  if (options.device != "auto" && options.device != "cpu")
+    throw UsageError({}, "unknown device '" + options.device + "' (use auto, cpu or cuda)");
+  const nn::Precision precision = parse_precision(options.precision);
+
+  const fs::path as_path(options.model);
+  if (as_path.extension() == ".param" || options.model.find('/') != std::string::npos)
+    return load_neural(as_path, options.scale, options, precision);
+
+  // A NAME: NAME-x{scale}.param, else NAME.param, in the first folder that has either.
+  const int scale = options.scale ? options.scale : 2;
+  for (const fs::path& dir : model_search_dirs()) {
+    const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ".param");
+    std::error_code ec;
+    if (fs::is_regular_file(scaled, ec)) return load_neural(scaled, scale, options, precision);
+    const fs::path plain = dir / (options.model + ".param");
+    if (fs::is_regular_file(plain, ec))
+      return load_neural(plain, options.scale, options, precision);
+  }
+  const auto models = scan_models();
+  if (auto it = models.find(options.model); it != models.end())
+    throw UsageError({}, "model " + options.model + " cannot give --scale " +
+                             std::to_string(scale) + " (it has " + scales_text(it->second) + ")");
+  std::vector<std::string> searched;
+  for (const fs::path& dir : model_search_dirs()) searched.push_back(dir.string());
+  std::vector<std::string> names = {"lanczos", "bicubic"};
+  for (const std::string& name : available_models()) names.push_back(name);
+  throw UsageError({}, "unknown model '" + options.model + "'; available: " + join(names, ", ") +
+                           " (searched " +
+                           (searched.empty() ? "no models folder" : join(searched, ", ")) + ")");
+}
+
+}  // namespace upframe
