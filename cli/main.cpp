@@ -1,1 +1,162 @@
-int main() { return 0; }
+// The `upframe` command: flags and config into Settings, then run_job(). No logic a
+// library user would need lives here; this file only parses, prints and maps exit codes.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "upframe/config.hpp"
+#include "upframe/error.hpp"
+#include "upframe/pipeline/job.hpp"
+
+namespace {
+
+using upframe::ExitCode;
+
+void on_signal(int sig) { upframe::request_stop(sig); }
+
+void print_error(const std::string& text) { std::fprintf(stderr, "upframe: error: %s\n", text.c_str()); }
+
+std::string flag_list(const upframe::SettingSpec& spec) {
+  std::string flags = spec.short_flag.empty() ? "" : spec.short_flag + ",";
+  flags += upframe::flag_name(spec);
+  // Booleans get a --no- form, except those whose name already says "no".
+  if (spec.kind == upframe::SettingKind::kBool && spec.short_flag.empty() &&
+      !spec.key.starts_with("no_"))
+    flags += ",!--no-" + upframe::flag_name(spec).substr(2);
+  return flags;
+}
+
+class ProgressPrinter {
+ public:
+  ProgressPrinter(bool json, bool quiet) : json_(json), quiet_(quiet), tty_(isatty(2)) {}
+  void operator()(const upframe::Progress& p) {
+    if (json_) {
+      std::cout << p.to_json().dump() << std::endl;
+      return;
+    }
+    if (quiet_) return;
+    // A live line on a terminal; on a pipe or file, a plain line every 5 s.
+    if (!tty_ && !p.final && p.elapsed_s - last_plain_ < 5.0) return;
+    last_plain_ = p.elapsed_s;
+    std::string total = p.frames_total >= 0 ? std::to_string(p.frames_total) : "?";
+    std::string eta = p.eta_s >= 0 ? fmt::format("{:.0f}s", p.eta_s) : "?";
+    std::string line = fmt::format(
+        "frames {}/{} (unique {}, duplicates {}) {:.1f} fps, ETA {} | busy: decode {:.0f}% "
+        "detect {:.0f}% upscale {:.0f}% save {:.0f}%",
+        p.frames_done, total, p.unique, p.duplicates, p.fps, eta, 100 * p.stage_busy[0],
+        100 * p.stage_busy[1], 100 * p.stage_busy[2], 100 * p.stage_busy[3]);
+    if (tty_)
+      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), p.final ? "\n" : "");
+    else
+      std::fprintf(stderr, "upframe: %s\n", line.c_str());
+    std::fflush(stderr);
+  }
+
+ private:
+  bool json_, quiet_, tty_;
+  double last_plain_ = -1e9;
+};
+
+void print_summary(const upframe::JobStats& s) {
+  std::fprintf(stderr,
+               "\nupframe: done  %s -> %s\n"
+               "  model %s x%d (%s, %s, tile %d), %d worker(s), mode %s (%s)\n"
+               "  frames %lld: %lld unique, %lld duplicates (%.1f%%)\n"
+               "  time %.2fs (%.2f fps): decode %.2fs, detect %.2fs, upscale %.2fs "
+               "(workers busy %.2fs), save %.2fs\n",
+               s.input.c_str(), s.output.c_str(), s.model.c_str(), s.scale,
+               s.upscale_backend.c_str(), s.precision.c_str(), s.tile, s.workers, s.mode.c_str(),
+               s.mode_reason.c_str(), (long long)s.total_frames, (long long)s.unique_frames,
+               (long long)s.duplicate_frames, s.duplicate_percentage(), s.total_time, s.fps(),
+               s.extraction_time, s.detection_time, s.upscale_time, s.upscale_busy_time,
+               s.save_time);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
+  app.set_version_flag("--version", "upframe 0.1.0");
+  std::string input, config_file;
+  app.add_option("input", input, "input video or image")->required();
+  app.add_option("--config", config_file, "TOML config file (default: ./upframe.toml if present)");
+
+  // Values in command-line order, applied after the config file so flags override it.
+  std::vector<std::pair<std::string, std::string>> given;
+  const upframe::Settings defaults;
+  for (const upframe::SettingSpec& spec : upframe::setting_specs()) {
+    std::string help = spec.help;
+    std::string def = upframe::get_setting(defaults, spec.key);
+    if (!def.empty() && spec.kind != upframe::SettingKind::kBool) help += " [default: " + def + "]";
+    if (spec.kind == upframe::SettingKind::kBool) {
+      app.add_flag_function(
+          flag_list(spec),
+          [&given, key = spec.key](int64_t count) {
+            given.emplace_back(key, count > 0 ? "true" : "false");
+          },
+          help + (def == "true" ? " [default: on]" : ""));
+    } else {
+      app.add_option_function<std::string>(
+          flag_list(spec),
+          [&given, key = spec.key](const std::string& v) { given.emplace_back(key, v); }, help);
+    }
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    print_error(e.what());
+    return int(ExitCode::kUsage);
+  }
+
+  upframe::Settings settings;
+  try {
+    if (!config_file.empty()) {
+      upframe::apply_config_file(settings, config_file);
+    } else if (auto found = upframe::default_config_file()) {
+      upframe::apply_config_file(settings, *found);
+      config_file = found->string();
+    }
+    for (const auto& [key, value] : given) upframe::set_setting(settings, key, value, "command line");
+    settings.input = input;
+  } catch (const upframe::Error& e) {
+    print_error(e.what());
+    return int(e.code());
+  }
+
+  auto logger = spdlog::stderr_color_mt("upframe");
+  logger->set_pattern("upframe: %^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(settings.quiet ? spdlog::level::err : spdlog::level::info);
+  if (!config_file.empty()) spdlog::info("config file: {}", config_file);
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  try {
+    ProgressPrinter printer(settings.progress_json, settings.quiet);
+    upframe::JobStats stats = upframe::run_job(settings, std::ref(printer));
+    if (!settings.quiet && !settings.progress_json) print_summary(stats);
+    return 0;
+  } catch (const upframe::Error& e) {
+    if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)
+      std::fprintf(stderr, "upframe: interrupted\n");
+    else
+      print_error(e.what());
+    return int(e.code());
+  } catch (const std::exception& e) {
+    print_error(std::string(input) + ": " + e.what());
+    return int(ExitCode::kProcessingFailed);
+  }
+}

@@ -1,0 +1,88 @@
+// Every option of a job, from defaults, a TOML file (SPEC section 4) and command-line flags.
+// One table describes each setting once (key, flag, kind, allowed values), so every flag has
+// a snake_case key of the same name and every key a flag, and both are validated by the same
+// code.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace upframe {
+
+struct Settings {
+  // Paths.
+  std::filesystem::path input;
+  std::filesystem::path output;  // empty: NAME_x{scale}.EXT beside the input
+  bool overwrite = false;        // -y
+  std::filesystem::path stats;   // --stats FILE
+
+  // Upscaler.
+  std::string model = "realesr-animevideov3";  // NAME, PATH.param, lanczos, bicubic
+  int scale = 0;                               // 0: 2, or read from the graph of a PATH model
+  std::string device = "auto";                 // auto, cpu, cuda
+  std::string precision;                       // "": fp16 on CUDA, fp32 on CPU
+  int tile = -1;                               // -1: auto, 0: no tiling
+  int workers = 0;                             // 0: auto
+
+  // Duplicate detection.
+  bool skip_duplicates = true;
+  std::string dedup = "consecutive";  // consecutive, global
+  int hash_size = 8;
+  int hash_threshold = 0;
+  int dedup_window = 32;
+  // Confirmation thresholds in 8-bit levels; negative: the detector's defaults.
+  double dedup_max_mean_diff = -1;
+  double dedup_max_signed_mean_diff = -1;
+  double dedup_max_block_diff = -1;
+
+  // Pipeline and mode selection (SPEC section 3).
+  bool enable_gpu_pipeline = true;
+  bool parallel = true;
+  int pipeline_min_frames = 50;
+  int preload_frames = 3;
+
+  // Output.
+  std::string encoder = "auto";
+  int crf = 18;
+  std::string format;  // png, jpg, webp: frames folder (video input) or image format
+  int quality = 95;
+
+  // Long jobs and console.
+  bool resume = false;
+  bool quiet = false;
+  bool progress_json = false;
+  bool recursive = false;
+  bool no_space_check = false;
+};
+
+enum class SettingKind { kBool, kInt, kDouble, kString, kPath, kChoice, kIntOrAuto };
+
+struct SettingSpec {
+  std::string key;         // snake_case config key; the flag is "--" + key with '_' -> '-'
+  std::string short_flag;  // "-o", "-y" or empty
+  SettingKind kind;
+  std::string help;
+  std::vector<std::string> choices = {};  // kChoice
+  long min = 0, max = 0;                  // kInt / kIntOrAuto range (inclusive)
+};
+
+// The table of every setting, in --help order.
+const std::vector<SettingSpec>& setting_specs();
+const SettingSpec* find_setting(const std::string& key);
+std::string flag_name(const SettingSpec& spec);  // "--hash-size"
+
+// Sets `key` from its text form ("true"/"false" for booleans, "auto" where allowed).
+// Throws UsageError naming `origin` (the config file or "command line") and the key.
+void set_setting(Settings& settings, const std::string& key, const std::string& value,
+                 const std::string& origin);
+// The current value of `key` as text (for --help defaults and the stats).
+std::string get_setting(const Settings& settings, const std::string& key);
+
+// Applies a TOML file; unknown keys and bad values are UsageErrors naming the file and key.
+void apply_config_file(Settings& settings, const std::filesystem::path& file);
+// `upframe.toml` in the working folder, if present.
+std::optional<std::filesystem::path> default_config_file();
+
+}  // namespace upframe

@@ -1,0 +1,35 @@
+// Running a job: one video or image in, upscaled out, through the streamed pipeline of
+// SPEC section 2 (or the sequential mode of section 3).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+
+#include "upframe/config.hpp"
+#include "upframe/pipeline/stats.hpp"
+
+namespace upframe {
+
+using ProgressCallback = std::function<void(const Progress&)>;
+
+// Runs the job described by `settings`; returns its stats (and writes them to
+// settings.stats when set). Throws upframe::Error (with its exit code) on failure, after
+// removing whatever it wrote; nothing is left at the final output path.
+JobStats run_job(const Settings& settings, const ProgressCallback& progress = {});
+
+// Asks a running job to stop (async-signal-safe): it throws Interrupted with exit status
+// 128 + signal at the next frame.
+void request_stop(int signal);
+void clear_stop_request();
+
+// Where the output of `settings` goes and in what form.
+enum class OutputKind { kVideo, kFramesFolder, kImage };
+struct OutputPlan {
+  std::filesystem::path path;
+  OutputKind kind = OutputKind::kVideo;
+  std::string format;  // image / frames format (png, jpg, webp)
+};
+bool is_image_path(const std::filesystem::path& path);
+OutputPlan plan_output(const Settings& settings, int scale);
+
+}  // namespace upframe

@@ -1,0 +1,60 @@
+// The stats contract (SPEC section 5) and live progress (SPEC section 8, Console).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace upframe {
+
+struct JobStats {
+  // Stage busy times in seconds: wall time during which the stage was working (for the
+  // upscale stage: at least one worker busy); waiting on a queue is not counted.
+  double extraction_time = 0;
+  double detection_time = 0;
+  double upscale_time = 0;
+  double save_time = 0;
+  double total_time = 0;
+  double upscale_busy_time = 0;  // summed over workers
+  int64_t total_frames = 0;      // frames written
+  int64_t unique_frames = 0;
+  int64_t duplicate_frames = 0;
+  int64_t hash_candidates = 0;           // hash matches looked at by the confirmation
+  int64_t rejected_by_confirmation = 0;  // hash matches the confirmation found different
+  std::string mode;         // "pipeline" or "sequential"
+  std::string mode_reason;
+  std::string decode_backend = "cpu";
+  std::string upscale_backend = "cpu";
+  int workers = 1;
+  int tile = 0;
+  std::string precision;
+  std::string model;
+  int scale = 0;
+  std::string input;
+  std::string output;
+  std::string encoder;  // video output only
+  std::vector<std::string> notes;
+
+  double duplicate_percentage() const;
+  double fps() const;
+  nlohmann::json to_json() const;
+};
+
+struct Progress {
+  int64_t frames_done = 0;
+  int64_t frames_total = -1;  // -1: unknown
+  int64_t unique = 0;
+  int64_t duplicates = 0;
+  double elapsed_s = 0;
+  double fps = 0;
+  double eta_s = -1;  // -1: unknown
+  // Busy fraction of the elapsed time per stage: decode, detect, upscale, save.
+  double stage_busy[4] = {0, 0, 0, 0};
+  bool final = false;
+
+  nlohmann::json to_json() const;
+};
+
+}  // namespace upframe

@@ -1,0 +1,265 @@
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <variant>
+
+#include <toml++/toml.h>
+
+#include "upframe/config.hpp"
+#include "upframe/error.hpp"
+
+namespace upframe {
+
+namespace {
+
+using Member = std::variant<bool Settings::*, int Settings::*, double Settings::*,
+                            std::string Settings::*, std::filesystem::path Settings::*>;
+
+struct Entry {
+  SettingSpec spec;
+  Member member;
+};
+
+const std::vector<Entry>& entries() {
+  using K = SettingKind;
+  static const std::vector<Entry> table = {
+      {{"output", "-o", K::kPath, "output file or folder (default: NAME_x{scale}.EXT beside the input)"},
+       &Settings::output},
+      {{"overwrite", "-y", K::kBool, "overwrite an existing output"}, &Settings::overwrite},
+      {{"scale", "", K::kInt, "upscale factor (0: 2, or the graph's own for a .param path)", {}, 0, 16},
+       &Settings::scale},
+      {{"model", "", K::kString, "model NAME, PATH.param, lanczos or bicubic"}, &Settings::model},
+      {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
+      {{"precision", "", K::kChoice, "network precision (default: fp16 on CUDA, fp32 on CPU)",
+        {"", "fp32", "bf16", "fp16"}},
+       &Settings::precision},
+      {{"tile", "", K::kIntOrAuto, "tile side in input pixels (0: no tiling)", {}, 0, 1 << 16},
+       &Settings::tile},
+      {{"workers", "", K::kIntOrAuto, "upscale workers", {}, 1, 256}, &Settings::workers},
+      {{"encoder", "", K::kChoice, "video encoder",
+        {"auto", "libx264", "libx265", "libsvtav1", "ffv1", "h264_nvenc", "hevc_nvenc"}},
+       &Settings::encoder},
+      {{"crf", "", K::kInt, "constant-quality value (crf, or cq for NVENC; ignored by ffv1)", {}, 0, 63},
+       &Settings::crf},
+      {{"format", "", K::kChoice, "frames-folder or image format", {"", "png", "jpg", "webp"}},
+       &Settings::format},
+      {{"quality", "", K::kInt, "jpg/webp quality", {}, 1, 100}, &Settings::quality},
+      {{"stats", "", K::kPath, "write the stats JSON to FILE"}, &Settings::stats},
+      {{"parallel", "", K::kBool, "allow the streamed parallel pipeline"}, &Settings::parallel},
+      {{"skip_duplicates", "", K::kBool, "upscale each duplicate frame only once"},
+       &Settings::skip_duplicates},
+      {{"dedup", "", K::kChoice, "duplicate scope", {"consecutive", "global"}}, &Settings::dedup},
+      {{"hash_size", "", K::kChoice, "perceptual hash side", {"8", "16", "32"}}, &Settings::hash_size},
+      {{"hash_threshold", "", K::kInt, "Hamming distance counted as a hash match", {}, 0, 1024},
+       &Settings::hash_threshold},
+      {{"dedup_window", "", K::kInt, "unique frames compared with in global scope", {}, 1, 4096},
+       &Settings::dedup_window},
+      {{"dedup_max_mean_diff", "", K::kDouble,
+        "confirmation: largest frame mean |difference| (8-bit levels; negative: default)"},
+       &Settings::dedup_max_mean_diff},
+      {{"dedup_max_signed_mean_diff", "", K::kDouble,
+        "confirmation: largest |mean difference| (8-bit levels; negative: default)"},
+       &Settings::dedup_max_signed_mean_diff},
+      {{"dedup_max_block_diff", "", K::kDouble,
+        "confirmation: largest 8x8-block mean |difference| (8-bit levels; negative: default)"},
+       &Settings::dedup_max_block_diff},
+      {{"enable_gpu_pipeline", "", K::kBool, "allow the streamed pipeline mode"},
+       &Settings::enable_gpu_pipeline},
+      {{"pipeline_min_frames", "", K::kInt, "fewest frames for the pipeline mode", {}, 1, 1 << 30},
+       &Settings::pipeline_min_frames},
+      {{"preload_frames", "", K::kInt, "decoded unique frames waiting ahead of the upscaler", {}, 1,
+        256},
+       &Settings::preload_frames},
+      {{"resume", "", K::kBool, "continue an interrupted job"}, &Settings::resume},
+      {{"quiet", "", K::kBool, "print errors only"}, &Settings::quiet},
+      {{"progress_json", "", K::kBool, "progress as one JSON object a line on stdout"},
+       &Settings::progress_json},
+      {{"recursive", "", K::kBool, "descend into sub-folders of a folder input"},
+       &Settings::recursive},
+      {{"no_space_check", "", K::kBool, "skip the free-disk-space pre-flight check"},
+       &Settings::no_space_check},
+  };
+  return table;
+}
+
+const Entry* find_entry(const std::string& key) {
+  for (const Entry& e : entries())
+    if (e.spec.key == key) return &e;
+  return nullptr;
+}
+
+[[noreturn]] void bad_value(const std::string& origin, const std::string& key,
+                            const std::string& why) {
+  throw UsageError(origin, "bad value for '" + key + "': " + why);
+}
+
+std::optional<long> parse_long(const std::string& text) {
+  long value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
+const std::vector<SettingSpec>& setting_specs() {
+  static const std::vector<SettingSpec> specs = [] {
+    std::vector<SettingSpec> out;
+    for (const Entry& e : entries()) out.push_back(e.spec);
+    return out;
+  }();
+  return specs;
+}
+
+const SettingSpec* find_setting(const std::string& key) {
+  const Entry* e = find_entry(key);
+  return e ? &e->spec : nullptr;
+}
+
+std::string flag_name(const SettingSpec& spec) {
+  std::string flag = "--" + spec.key;
+  for (char& c : flag)
+    if (c == '_') c = '-';
+  return flag;
+}
+
+void set_setting(Settings& settings, const std::string& key, const std::string& value,
+                 const std::string& origin) {
+  const Entry* e = find_entry(key);
+  if (!e) throw UsageError(origin, "unknown setting '" + key + "'");
+  const SettingSpec& spec = e->spec;
+  auto in_range = [&](long v) {
+    if (v < spec.min || v > spec.max)
+      bad_value(origin, key,
+                "'" + value + "' is outside " + std::to_string(spec.min) + ".." +
+                    std::to_string(spec.max));
+    return static_cast<int>(v);
+  };
+  switch (spec.kind) {
+    case SettingKind::kBool:
+      if (value == "true" || value == "1")
+        settings.*std::get<bool Settings::*>(e->member) = true;
+      else if (value == "false" || value == "0")
+        settings.*std::get<bool Settings::*>(e->member) = false;
+      else
+        bad_value(origin, key, "'" + value + "' is not true or false");
+      return;
+    case SettingKind::kInt: {
+      auto v = parse_long(value);
+      if (!v) bad_value(origin, key, "'" + value + "' is not a whole number");
+      settings.*std::get<int Settings::*>(e->member) = in_range(*v);
+      return;
+    }
+    case SettingKind::kIntOrAuto: {
+      int& field = settings.*std::get<int Settings::*>(e->member);
+      if (value == "auto") {
+        field = key == "tile" ? -1 : 0;
+        return;
+      }
+      auto v = parse_long(value);
+      if (!v) bad_value(origin, key, "'" + value + "' is neither auto nor a whole number");
+      field = in_range(*v);
+      return;
+    }
+    case SettingKind::kDouble: {
+      char* end = nullptr;
+      double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(v))
+        bad_value(origin, key, "'" + value + "' is not a number");
+      settings.*std::get<double Settings::*>(e->member) = v;
+      return;
+    }
+    case SettingKind::kChoice: {
+      bool ok = false;
+      std::string allowed;
+      for (const std::string& c : spec.choices) {
+        if (c == value) ok = true;
+        if (!c.empty()) allowed += (allowed.empty() ? "" : ", ") + c;
+      }
+      if (!ok || value.empty()) bad_value(origin, key, "'" + value + "' is not one of " + allowed);
+      if (auto* int_member = std::get_if<int Settings::*>(&e->member))
+        settings.**int_member = static_cast<int>(*parse_long(value));
+      else
+        settings.*std::get<std::string Settings::*>(e->member) = value;
+      return;
+    }
+    case SettingKind::kString:
+      if (value.empty()) bad_value(origin, key, "empty");
+      settings.*std::get<std::string Settings::*>(e->member) = value;
+      return;
+    case SettingKind::kPath:
+      if (value.empty()) bad_value(origin, key, "empty path");
+      settings.*std::get<std::filesystem::path Settings::*>(e->member) = value;
+      return;
+  }
+}
+
+std::string get_setting(const Settings& settings, const std::string& key) {
+  const Entry* e = find_entry(key);
+  if (!e) return {};
+  if (e->spec.kind == SettingKind::kIntOrAuto) {
+    int v = settings.*std::get<int Settings::*>(e->member);
+    return (key == "tile" ? v < 0 : v == 0) ? "auto" : std::to_string(v);
+  }
+  return std::visit(
+      [&](auto member) -> std::string {
+        const auto& v = settings.*member;
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>)
+          return v ? "true" : "false";
+        else if constexpr (std::is_same_v<T, int>)
+          return std::to_string(v);
+        else if constexpr (std::is_same_v<T, double>) {
+          std::string s = std::to_string(v);
+          return s;
+        } else if constexpr (std::is_same_v<T, std::filesystem::path>)
+          return v.string();
+        else
+          return v;
+      },
+      e->member);
+}
+
+void apply_config_file(Settings& settings, const std::filesystem::path& file) {
+  const std::string origin = file.string();
+  if (!std::filesystem::exists(file)) throw UsageError(origin, "config file not found");
+  toml::table table;
+  try {
+    table = toml::parse_file(file.string());
+  } catch (const toml::parse_error& err) {
+    throw UsageError(origin, "line " + std::to_string(err.source().begin.line) + ": " +
+                                 std::string(err.description()));
+  }
+  for (auto&& [key_view, node] : table) {
+    const std::string key(key_view.str());
+    if (!find_entry(key)) throw UsageError(origin, "unknown key '" + key + "'");
+    std::string text;
+    if (auto b = node.value<bool>(); b && node.is_boolean())
+      text = *b ? "true" : "false";
+    else if (node.is_integer())
+      text = std::to_string(*node.value<int64_t>());
+    else if (node.is_floating_point()) {
+      std::ostringstream ss;
+      ss << *node.value<double>();
+      text = ss.str();
+    } else if (node.is_string())
+      text = *node.value<std::string>();
+    else
+      throw UsageError(origin, "bad value for '" + key + "': expected a boolean, number or string");
+    // A TOML boolean for a non-boolean key (or the reverse) is a type error, not a coercion.
+    const SettingKind kind = find_entry(key)->spec.kind;
+    if ((kind == SettingKind::kBool) != node.is_boolean())
+      throw UsageError(origin, "bad value for '" + key + "': wrong type");
+    set_setting(settings, key, text, origin);
+  }
+}
+
+std::optional<std::filesystem::path> default_config_file() {
+  std::filesystem::path p = "upframe.toml";
+  if (std::filesystem::exists(p)) return p;
+  return std::nullopt;
+}
+
+}  // namespace upframe

@@ -1,0 +1,231 @@
+// A job from settings to stats: checks, upscaler, mode selection (SPEC section 3), then the
+// video pipeline or the single-image path.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "pipeline/output_checks.hpp"
+#include "pipeline/stage_clock.hpp"
+#include "pipeline/video_pipeline.hpp"
+#include "upframe/error.hpp"
+#include "upframe/media/decoder.hpp"
+#include "upframe/media/frame_sink.hpp"
+#include "upframe/media/image_io.hpp"
+#include "upframe/pipeline/job.hpp"
+#include "upframe/upscale/factory.hpp"
+
+namespace upframe {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Memory the OS says is available now, from /proc/meminfo (0 if unknown).
+size_t available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return 0;
+}
+
+struct ModeChoice {
+  bool streamed = false;
+  int workers = 1;
+  std::string reason;
+};
+
+// The memory manager: how many workers fit in half the available memory.
+int workers_that_fit(const Upscaler& upscaler, int width, int height) {
+  size_t per_worker = std::max<size_t>(1, upscaler.worker_memory_bytes(width, height));
+  size_t available = available_memory_bytes();
+  if (available == 0) return 1;  // unknown: one worker is the least any job needs
+  return int(std::min<size_t>(available / 2 / per_worker, 4096));
+}
+
+ModeChoice choose_mode(const Settings& s, const VideoInfo& info, const Upscaler& upscaler) {
+  ModeChoice choice;
+  int fit = workers_that_fit(upscaler, info.width, info.height);
+  int wanted = s.workers > 0 ? s.workers : upscaler.preferred_workers();
+  int workers = std::clamp(wanted, 1, std::max(1, std::min(fit, upscaler.max_workers())));
+  if (workers < wanted)
+    spdlog::warn("{} workers asked, {} fit in memory: using {}", wanted, fit, workers);
+  std::string frames = info.frame_count >= 0 ? std::to_string(info.frame_count) + " frames"
+                                             : "frame count unknown before decoding";
+  if (!s.enable_gpu_pipeline) {
+    choice.reason = "enable_gpu_pipeline is off";
+  } else if (info.frame_count >= 0 && info.frame_count < s.pipeline_min_frames) {
+    choice.reason = frames + " < pipeline_min_frames " + std::to_string(s.pipeline_min_frames);
+  } else if (!s.parallel) {
+    choice.reason = "parallel processing is off (--no-parallel)";
+  } else if (fit < 1) {
+    choice.reason = "the memory manager could not fit one worker in available memory";
+  } else {
+    choice.streamed = true;
+    choice.workers = workers;
+    choice.reason = frames + (info.frame_count >= 0 ? " >= pipeline_min_frames " +
+                                                          std::to_string(s.pipeline_min_frames)
+                                                    : "") +
+                    ", parallel on, " + std::to_string(workers) + " worker(s) fit in memory";
+  }
+  return choice;
+}
+
+dedup::DetectorOptions detector_options(const Settings& s) {
+  dedup::DetectorOptions o;
+  o.hash_size = s.hash_size;
+  o.hash_threshold = s.hash_threshold;
+  o.scope = s.dedup == "global" ? dedup::Scope::kGlobal : dedup::Scope::kConsecutive;
+  o.window = s.dedup_window;
+  if (s.dedup_max_mean_diff >= 0) o.thresholds.max_mean_abs_diff = s.dedup_max_mean_diff;
+  if (s.dedup_max_signed_mean_diff >= 0)
+    o.thresholds.max_abs_signed_mean_diff = s.dedup_max_signed_mean_diff;
+  if (s.dedup_max_block_diff >= 0) o.thresholds.max_block_mean_abs_diff = s.dedup_max_block_diff;
+  return o;
+}
+
+std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
+  UpscalerOptions o;
+  o.model = s.model;
+  o.scale = s.scale;
+  o.device = s.device;
+  o.precision = s.precision;
+  o.tile = s.tile;
+  return make_upscaler(o);
+}
+
+void fill_common_stats(JobStats& stats, const Settings& s, const Upscaler& upscaler,
+                       const OutputPlan& plan) {
+  stats.input = s.input.string();
+  stats.output = plan.path.string();
+  stats.model = upscaler.name();
+  stats.scale = upscaler.scale();
+  stats.upscale_backend = upscaler.backend();
+  stats.precision = upscaler.precision();
+  stats.tile = upscaler.tile();
+}
+
+JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan) {
+  using pipeline::Clock;
+  JobStats stats;
+  fill_common_stats(stats, s, upscaler, plan);
+  stats.mode = "sequential";
+  stats.mode_reason = "single image";
+  auto start = Clock::now();
+  pipeline::StageTimer read_timer, upscale_timer, save_timer;
+  Frame image = read_timer.time([&] { return read_image(s.input); });
+  upscaler.prepare(1);
+  auto worker = upscaler.create_worker();
+  Frame upscaled = upscale_timer.time([&] { return worker->upscale(image); });
+  // Written beside the target under a temporary name, renamed on success.
+  fs::path tmp = plan.path.parent_path() / ("." + plan.path.filename().string() + ".upframe-tmp");
+  try {
+    save_timer.time([&] {
+      write_image(tmp, upscaled, plan.format, s.quality);
+      fs::rename(tmp, plan.path);
+    });
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw;
+  }
+  stats.extraction_time = read_timer.seconds();
+  stats.upscale_time = stats.upscale_busy_time = upscale_timer.seconds();
+  stats.save_time = save_timer.seconds();
+  stats.total_time = pipeline::seconds_since(start);
+  stats.total_frames = stats.unique_frames = 1;
+  return stats;
+}
+
+JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
+                       const ProgressCallback& progress) {
+  using pipeline::Clock;
+  auto start = Clock::now();
+  JobStats stats;
+  fill_common_stats(stats, s, upscaler, plan);
+  VideoDecoder decoder(s.input);
+  const VideoInfo& info = decoder.info();
+  stats.decode_backend = decoder.backend();
+
+  ModeChoice mode = choose_mode(s, info, upscaler);
+  stats.mode = mode.streamed ? "pipeline" : "sequential";
+  stats.mode_reason = mode.reason;
+  stats.workers = mode.workers;
+  spdlog::info("mode: {} ({})", stats.mode, stats.mode_reason);
+
+  const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
+  std::unique_ptr<FrameSink> sink;
+  if (plan.kind == OutputKind::kFramesFolder) {
+    FramesFolderOptions fo;
+    fo.format = plan.format;
+    fo.quality = s.quality;
+    fo.overwrite = s.overwrite;
+    sink = make_frames_folder_sink(plan.path, info, fo);
+  } else {
+    VideoSinkOptions vo;
+    vo.encoder = s.encoder;
+    vo.crf = s.crf;
+    vo.overwrite = s.overwrite;
+    stats.encoder = resolve_encoder(s.encoder, info.bit_depth);
+    sink = make_video_sink(plan.path, info, out_w, out_h, vo);
+  }
+
+  pipeline::VideoPipelineConfig config;
+  config.streamed = mode.streamed;
+  config.workers = mode.workers;
+  config.preload_frames = s.preload_frames;
+  config.skip_duplicates = s.skip_duplicates;
+  config.detector = detector_options(s);
+  config.frames_total = info.frame_count;
+  config.progress = progress;
+  try {
+    pipeline::run_video_pipeline(decoder, upscaler, *sink, config, stats);
+    sink->finish();
+  } catch (...) {
+    sink->abort();
+    throw;
+  }
+  stats.notes = sink->notes();
+  for (const std::string& note : stats.notes) spdlog::info("{}", note);
+  stats.total_time = pipeline::seconds_since(start);
+  return stats;
+}
+
+void write_stats_file(const fs::path& path, const JobStats& stats) {
+  fs::path tmp = path;
+  tmp += ".upframe-tmp";
+  {
+    std::ofstream out(tmp);
+    out << stats.to_json().dump(2) << "\n";
+    if (!out) throw Error(path.string(), "cannot write the stats file");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
+  pipeline::check_input(settings.input);
+  if (settings.resume)
+    throw UsageError(settings.input.string(), "--resume is not supported yet");
+  std::unique_ptr<Upscaler> upscaler = create_upscaler(settings);
+  OutputPlan plan = plan_output(settings, upscaler->scale());
+  pipeline::check_output(plan, settings.input, settings.overwrite);
+  if (!settings.stats.empty()) {
+    fs::path folder = settings.stats.parent_path();
+    if (folder.empty()) folder = ".";
+    if (!fs::is_directory(folder) || access(folder.c_str(), W_OK) != 0)
+      throw Error(settings.stats.string(), "stats folder is missing or not writable");
+  }
+  JobStats stats = plan.kind == OutputKind::kImage
+                       ? run_image_job(settings, *upscaler, plan)
+                       : run_video_job(settings, *upscaler, plan, progress);
+  if (!settings.stats.empty()) write_stats_file(settings.stats, stats);
+  return stats;
+}
+
+}  // namespace upframe

@@ -1,0 +1,339 @@
+#include "pipeline/video_pipeline.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "pipeline/bounded_queue.hpp"
+#include "pipeline/stage_clock.hpp"
+#include "upframe/error.hpp"
+
+namespace upframe::pipeline {
+
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+
+// One decoded frame and what the detect stage decided about it.
+struct FrameEntry {
+  int64_t index = 0;
+  int64_t pts = 0;
+  bool duplicate = false;
+  int64_t source_index = -1;  // for a duplicate
+};
+
+// Upscaled unique frames that later duplicates may still name: the last one in consecutive
+// scope, the last `window` in global scope (the detector never looks further back).
+class UpscaledCache {
+ public:
+  explicit UpscaledCache(size_t capacity) : capacity_(capacity ? capacity : 1) {}
+  void put(int64_t index, Frame frame) {
+    entries_.emplace_back(index, std::move(frame));
+    while (entries_.size() > capacity_) entries_.pop_front();
+  }
+  const Frame& get(int64_t index) const {
+    for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
+      if (it->first == index) return it->second;
+    throw Error({}, "internal: upscaled frame " + std::to_string(index) + " no longer cached",
+                ExitCode::kProcessingFailed, "save", index);
+  }
+
+ private:
+  size_t capacity_;
+  std::deque<std::pair<int64_t, Frame>> entries_;
+};
+
+// A counting semaphore that can be aborted.
+class Slots {
+ public:
+  explicit Slots(size_t count) : free_(count) {}
+  bool acquire() {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return aborted_ || free_ > 0; });
+    if (aborted_) return false;
+    --free_;
+    return true;
+  }
+  void release() {
+    std::lock_guard lock(mutex_);
+    ++free_;
+    cv_.notify_one();
+  }
+  void abort() {
+    std::lock_guard lock(mutex_);
+    aborted_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  size_t free_;
+  bool aborted_ = false;
+};
+
+class Runner {
+ public:
+  Runner(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
+         const VideoPipelineConfig& config)
+      : decoder_(decoder),
+        upscaler_(upscaler),
+        sink_(sink),
+        config_(config),
+        detector_(config.detector),
+        cache_(config.detector.scope == dedup::Scope::kGlobal ? config.detector.window : 1) {}
+
+  void run(JobStats& stats) {
+    start_ = Clock::now();
+    if (config_.streamed)
+      run_streamed();
+    else
+      run_sequential();
+    stats.extraction_time = decode_timer_.seconds();
+    stats.detection_time = detect_timer_.seconds();
+    stats.upscale_time = upscale_timer_.wall_seconds();
+    stats.upscale_busy_time = upscale_timer_.summed_seconds();
+    stats.save_time = save_timer_.seconds();
+    stats.total_frames = frames_written_;
+    stats.unique_frames = unique_written_;
+    stats.duplicate_frames = frames_written_ - unique_written_;
+    stats.hash_candidates = detector_.hash_candidates();
+    stats.rejected_by_confirmation = detector_.rejected_by_confirmation();
+    report_progress(true);
+  }
+
+ private:
+  // --- stage bodies, shared by both modes ---
+
+  std::optional<Frame> decode_one(int64_t index) {
+    if (int sig = g_stop_signal.load())
+      throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
+    (void)index;
+    return decode_timer_.time([&] { return decoder_.next(); });
+  }
+
+  FrameEntry detect_one(int64_t index, const Frame& frame) {
+    FrameEntry entry{index, frame.pts()};
+    if (!config_.skip_duplicates) return entry;
+    dedup::Decision d = detect_timer_.time([&] {
+      try {
+        return detector_.classify(index, dedup::luma_of(frame));
+      } catch (const Error& e) {
+        throw Error(e.file(), e.problem(), e.code(), "detect", index);
+      }
+    });
+    entry.duplicate = d.duplicate;
+    entry.source_index = d.source_index;
+    return entry;
+  }
+
+  Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame) {
+    return upscale_timer_.time([&] {
+      try {
+        return worker.upscale(frame);
+      } catch (const Error& e) {
+        throw Error(e.file(), e.problem(), e.code(), "upscale", index);
+      }
+    });
+  }
+
+  void save_one(const FrameEntry& entry, const Frame& upscaled) {
+    save_timer_.time([&] {
+      if (entry.duplicate) {
+        sink_.write_duplicate(entry.index, entry.source_index, cache_.get(entry.source_index),
+                              entry.pts);
+      } else {
+        sink_.write_unique(entry.index, upscaled, entry.pts);
+        cache_.put(entry.index, upscaled);
+        ++unique_written_;
+      }
+    });
+    ++frames_written_;
+    report_progress(false);
+  }
+
+  void report_progress(bool final) {
+    if (!config_.progress) return;
+    double elapsed = seconds_since(start_);
+    if (!final && elapsed - last_progress_ < config_.progress_interval_s) return;
+    last_progress_ = elapsed;
+    Progress p;
+    p.frames_done = frames_written_;
+    p.frames_total = config_.frames_total;
+    p.unique = unique_written_;
+    p.duplicates = frames_written_ - unique_written_;
+    p.elapsed_s = elapsed;
+    p.fps = elapsed > 0 ? double(frames_written_) / elapsed : 0;
+    if (p.frames_total >= 0 && p.fps > 0)
+      p.eta_s = double(std::max<int64_t>(0, p.frames_total - p.frames_done)) / p.fps;
+    if (elapsed > 0) {
+      p.stage_busy[0] = decode_timer_.seconds() / elapsed;
+      p.stage_busy[1] = detect_timer_.seconds() / elapsed;
+      p.stage_busy[2] = upscale_timer_.wall_seconds() / elapsed;
+      p.stage_busy[3] = save_timer_.seconds() / elapsed;
+    }
+    p.final = final;
+    config_.progress(p);
+  }
+
+  // --- sequential mode: one worker, no pre-loading ---
+
+  void run_sequential() {
+    upscaler_.prepare(1);
+    std::unique_ptr<UpscaleWorker> worker = upscaler_.create_worker();
+    for (int64_t index = 0;; ++index) {
+      std::optional<Frame> frame = decode_one(index);
+      if (!frame) break;
+      FrameEntry entry = detect_one(index, *frame);
+      Frame upscaled;
+      if (!entry.duplicate) upscaled = upscale_one(*worker, index, *frame);
+      frame.reset();
+      save_one(entry, upscaled);
+    }
+  }
+
+  // --- streamed mode ---
+
+  struct Decoded {
+    int64_t index;
+    Frame frame;
+  };
+
+  void fail(std::exception_ptr error) {
+    {
+      std::lock_guard lock(error_mutex_);
+      if (!first_error_) first_error_ = error;
+    }
+    failed_ = true;
+    slots_.abort();
+    decoded_.abort();
+    unique_.abort();
+    entries_.abort();
+    std::lock_guard lock(results_mutex_);  // no waiter can miss the wake-up
+    results_ready_.notify_all();
+  }
+
+  template <typename F>
+  std::thread stage_thread(F body) {
+    return std::thread([this, body] {
+      try {
+        body();
+      } catch (...) {
+        fail(std::current_exception());
+      }
+    });
+  }
+
+  void run_streamed() {
+    const int workers = std::max(1, config_.workers);
+    upscaler_.prepare(workers);
+    std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers;
+    for (int i = 0; i < workers; ++i) upscale_workers.push_back(upscaler_.create_worker());
+
+    std::vector<std::thread> threads;
+    threads.push_back(stage_thread([this] {
+      for (int64_t index = 0; !failed_; ++index) {
+        std::optional<Frame> frame = decode_one(index);
+        if (!frame) break;
+        if (!decoded_.push({index, std::move(*frame)})) break;
+      }
+      decoded_.close();
+    }));
+    threads.push_back(stage_thread([this] {
+      while (std::optional<Decoded> d = decoded_.pop()) {
+        FrameEntry entry = detect_one(d->index, d->frame);
+        if (!entries_.push(entry)) break;
+        if (entry.duplicate) continue;
+        if (!slots_.acquire() || !unique_.push(std::move(*d))) break;
+      }
+      entries_.close();
+      unique_.close();
+    }));
+    for (int i = 0; i < workers; ++i) {
+      threads.push_back(stage_thread([this, worker = upscale_workers[i].get()] {
+        while (std::optional<Decoded> d = unique_.pop()) {
+          Frame upscaled = upscale_one(*worker, d->index, d->frame);
+          d->frame = Frame();
+          std::lock_guard lock(results_mutex_);
+          results_.emplace(d->index, std::move(upscaled));
+          results_ready_.notify_all();
+        }
+      }));
+    }
+
+    try {
+      // The save stage runs here, strictly in frame order.
+      while (std::optional<FrameEntry> entry = entries_.pop()) {
+        Frame upscaled;
+        if (!entry->duplicate) {
+          std::unique_lock lock(results_mutex_);
+          results_ready_.wait(lock, [&] { return failed_ || results_.count(entry->index); });
+          if (failed_) break;
+          auto it = results_.find(entry->index);
+          upscaled = std::move(it->second);
+          results_.erase(it);
+        }
+        save_one(*entry, upscaled);
+        if (!entry->duplicate) slots_.release();
+      }
+    } catch (...) {
+      fail(std::current_exception());
+    }
+    for (std::thread& t : threads) t.join();
+    if (first_error_) std::rethrow_exception(first_error_);
+  }
+
+  VideoDecoder& decoder_;
+  Upscaler& upscaler_;
+  FrameSink& sink_;
+  const VideoPipelineConfig& config_;
+  dedup::DuplicateDetector detector_;
+  UpscaledCache cache_;
+
+  StageTimer decode_timer_, detect_timer_, save_timer_;
+  SharedStageTimer upscale_timer_;
+  Clock::time_point start_;
+  double last_progress_ = -1e9;
+  int64_t frames_written_ = 0;
+  int64_t unique_written_ = 0;
+
+  // Streamed mode: decode -> detect (small queue); detect -> workers (the pre-load window of
+  // unique frames); detect -> save (every frame's decision, in order; a few bytes each).
+  BoundedQueue<Decoded> decoded_{2};
+  BoundedQueue<Decoded> unique_{size_t(std::max(1, config_.preload_frames))};
+  BoundedQueue<FrameEntry> entries_{1 << 16};
+  // Unique frames between detect and save (queued, being upscaled, or upscaled and waiting
+  // for an earlier frame): at most the pre-load window plus one per worker, so a slow frame
+  // cannot let the others pile up results.
+  Slots slots_{size_t(std::max(1, config_.preload_frames) + std::max(1, config_.workers))};
+  std::mutex results_mutex_;
+  std::condition_variable results_ready_;
+  std::map<int64_t, Frame> results_;
+  std::atomic<bool> failed_{false};
+  std::mutex error_mutex_;
+  std::exception_ptr first_error_;
+};
+
+}  // namespace
+
+int stop_signal() { return g_stop_signal.load(); }
+
+void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
+                        const VideoPipelineConfig& config, JobStats& stats) {
+  Runner runner(decoder, upscaler, sink, config);
+  runner.run(stats);
+}
+
+}  // namespace upframe::pipeline
+
+namespace upframe {
+
+void request_stop(int signal) { pipeline::g_stop_signal.store(signal); }
+void clear_stop_request() { pipeline::g_stop_signal.store(0); }
+
+}  // namespace upframe

@@ -1,0 +1,35 @@
+// The stages of a video job (SPEC section 2) and the two ways of running them: streamed
+// (decode, detect, N upscale workers and the ordered save overlap, with bounded queues in
+// between) and sequential (one frame through every stage at a time, one worker).
+#pragma once
+
+#include <cstdint>
+
+#include "upframe/dedup/detector.hpp"
+#include "upframe/media/decoder.hpp"
+#include "upframe/media/frame_sink.hpp"
+#include "upframe/pipeline/job.hpp"
+#include "upframe/upscale/upscaler.hpp"
+
+namespace upframe::pipeline {
+
+struct VideoPipelineConfig {
+  bool streamed = true;
+  int workers = 1;
+  int preload_frames = 3;  // unique decoded frames waiting ahead of the upscaler
+  bool skip_duplicates = true;
+  dedup::DetectorOptions detector;
+  int64_t frames_total = -1;  // for progress; -1 unknown
+  ProgressCallback progress;
+  double progress_interval_s = 0.5;
+};
+
+// Runs the stages; fills the frame counts and stage times of `stats`. Throws on the first
+// error of any stage (after stopping the others); the caller aborts the sink.
+void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
+                        const VideoPipelineConfig& config, JobStats& stats);
+
+// The signal a stop was requested with, 0 if none (see request_stop()).
+int stop_signal();
+
+}  // namespace upframe::pipeline
