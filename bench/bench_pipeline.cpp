@@ -1,0 +1,139 @@
+// Pipeline benchmarks of issue 2, measured side by side in one run (see docs/BENCHMARKS.md):
+//  (2) the same 1000-frame 1280x720 clip with 0%, 40% and 70% duplicates, lanczos x2:
+//      upscale-stage time and wall time, as ratios to the 0% run;
+//  (3) stage overlap in pipeline mode: the busiest stage's busy fraction of the wall time;
+//  (4) peak memory (max RSS of the upframe process) of a clip and of one 10x longer.
+// Usage: bench_pipeline [--frames N] [--width W --height H] [--skip-memory]
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include <libavutil/imgutils.h>
+}
+
+#include "support/synth.hpp"
+#include "support/test_support.hpp"
+#include "upframe/pipeline/job.hpp"
+
+namespace fs = std::filesystem;
+using namespace upframe;
+namespace synth = upframe::test::synth;
+
+namespace {
+
+// Frame i shows picture p(i) (a pan of a textured scene, 3 px a picture); a frame marked in
+// `repeats` shows the previous frame's picture again.
+void make_clip(const fs::path& path, int width, int height, const std::vector<bool>& repeats) {
+  Frame scene = synth::render_frame(width * 2, height, AV_PIX_FMT_YUV420P, [](int x, int y) {
+    return synth::scene_luma(11, x, y);
+  });
+  std::vector<int> picture(repeats.size());
+  for (size_t i = 0; i < repeats.size(); ++i)
+    picture[i] = i == 0 ? 0 : picture[i - 1] + (repeats[i] ? 0 : 1);
+  synth::EncodeOptions options;
+  options.codec = "libx264";
+  options.crf = 20;
+  options.gop = 48;
+  options.preset = "ultrafast";
+  synth::encode_clip(path, int(repeats.size()), [&](int index) {
+    Frame f = Frame::allocate(width, height, AV_PIX_FMT_YUV420P);
+    int offset = (picture[index] * 3) % width;
+    for (int plane = 0; plane < 3; ++plane) {
+      int shift = plane == 0 ? 0 : 1;
+      int off = offset >> shift, rows = height >> shift, cols = width >> shift;
+      for (int y = 0; y < rows; ++y)
+        std::memcpy(f.av()->data[plane] + y * f.av()->linesize[plane],
+                    scene.av()->data[plane] + y * scene.av()->linesize[plane] + off, cols);
+    }
+    return f;
+  }, options);
+}
+
+JobStats upscale(const fs::path& in, const fs::path& out, bool parallel) {
+  Settings s;
+  s.input = in;
+  s.output = out;
+  s.overwrite = true;
+  s.model = "lanczos";
+  s.scale = 2;
+  s.encoder = "libx264";
+  s.crf = 23;
+  s.parallel = parallel;
+  return run_job(s);
+}
+
+// Max RSS in KiB of the upframe program run on `in`.
+long peak_rss_kib(const fs::path& in, const fs::path& out) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(test::cli_path().c_str(), "upframe", in.c_str(), "--model", "lanczos", "-y", "--quiet",
+          "-o", out.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    std::fprintf(stderr, "bench_pipeline: upframe failed on %s\n", in.c_str());
+  return usage.ru_maxrss;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int frames = 1000, width = 1280, height = 720;
+  bool memory = true;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--frames" && i + 1 < argc) frames = std::stoi(argv[++i]);
+    else if (a == "--width" && i + 1 < argc) width = std::stoi(argv[++i]);
+    else if (a == "--height" && i + 1 < argc) height = std::stoi(argv[++i]);
+    else if (a == "--skip-memory") memory = false;
+  }
+  fs::path dir = test::scratch_dir("bench-pipeline");
+  std::printf("bench_pipeline: %d frames %dx%d, lanczos x2, libx264 output, %ld cores\n", frames,
+              width, height, sysconf(_SC_NPROCESSORS_ONLN));
+
+  // (2) and (3).
+  const double fractions[] = {0.0, 0.4, 0.7};
+  JobStats base;
+  std::printf("\n| duplicates | mode | unique | upscale_time s | ratio | wall s | ratio | busiest stage busy / wall |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  for (double fraction : fractions) {
+    fs::path clip = dir / ("clip" + std::to_string(int(fraction * 100)) + ".mp4");
+    make_clip(clip, width, height, synth::duplicate_pattern(frames, fraction));
+    JobStats s = upscale(clip, dir / "out.mp4", true);
+    if (fraction == 0.0) base = s;
+    double busiest = std::max({s.extraction_time, s.detection_time, s.upscale_time, s.save_time});
+    std::printf("| %.0f%% | %s | %lld | %.2f | %.2f | %.2f | %.2f | %.2f |\n", fraction * 100,
+                s.mode.c_str(), (long long)s.unique_frames, s.upscale_time,
+                s.upscale_time / base.upscale_time, s.total_time, s.total_time / base.total_time,
+                busiest / s.total_time);
+    std::printf("|   stages: decode %.2f detect %.2f upscale %.2f (sum over %d workers %.2f) save %.2f |\n",
+                s.extraction_time, s.detection_time, s.upscale_time, s.workers,
+                s.upscale_busy_time, s.save_time);
+    std::fflush(stdout);
+  }
+
+  // (4) peak memory, short clip vs one 10x longer.
+  if (memory) {
+    const int short_frames = 60, mem_w = 640, mem_h = 360;
+    fs::path short_clip = dir / "short.mp4", long_clip = dir / "long.mp4";
+    make_clip(short_clip, mem_w, mem_h, synth::duplicate_pattern(short_frames, 0.4));
+    make_clip(long_clip, mem_w, mem_h, synth::duplicate_pattern(short_frames * 10, 0.4));
+    long short_kib = peak_rss_kib(short_clip, dir / "short_out.mp4");
+    long long_kib = peak_rss_kib(long_clip, dir / "long_out.mp4");
+    std::printf("\n| clip | frames | peak RSS MiB | ratio |\n|---|---|---|---|\n");
+    std::printf("| %dx%d | %d | %.1f | 1.00 |\n", mem_w, mem_h, short_frames, short_kib / 1024.0);
+    std::printf("| %dx%d | %d | %.1f | %.3f |\n", mem_w, mem_h, short_frames * 10, long_kib / 1024.0,
+                double(long_kib) / short_kib);
+  }
+  fs::remove_all(dir);
+  return 0;
+}
