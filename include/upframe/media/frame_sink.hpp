@@ -57,6 +57,11 @@ std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& 
                                                    const FramesFolderOptions& options);
 
 // Which encoder `auto` picks for a source of this bit depth (SPEC section 8, CPU side).
+// Throws upframe::UsageError for an unknown encoder or one this FFmpeg lacks.
 std::string resolve_encoder(const std::string& requested, int bit_depth);
+
+// Whether the container that `output`'s extension picks can hold `encoder`'s codec (false
+// for libsvtav1 into .avi, ...): batch mode then falls back to .mkv.
+bool container_accepts_encoder(const std::filesystem::path& output, const std::string& encoder);
 
 }  // namespace upframe

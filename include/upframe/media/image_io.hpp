@@ -12,7 +12,7 @@ namespace upframe {
 Frame read_image(const std::filesystem::path& path);
 // Encodes `frame` to `path`; format from `format` ("png", "jpg", "webp") or, when empty, the
 // extension. Converts the pixel format as the codec needs (keeping alpha where it can).
-void write_image(const std::filesystem::path& path, const Frame& frame, const std::string& format = {},
-                 int quality = 95);
+void write_image(const std::filesystem::path& path, const Frame& frame,
+                 const std::string& format = {}, int quality = 95);
 
 }  // namespace upframe

@@ -31,7 +31,7 @@ struct VideoInfo {
   AVColorSpace colorspace = AVCOL_SPC_UNSPECIFIED;
   AVColorRange color_range = AVCOL_RANGE_UNSPECIFIED;
   AVChromaLocation chroma_location = AVCHROMA_LOC_UNSPECIFIED;
-  int64_t bit_rate = 0;  // of the video stream, 0 if unknown
+  int64_t bit_rate = 0;   // of the video stream, 0 if unknown
   bool is_image = false;  // a single still image (png, jpg, webp, ...)
 };
 

@@ -1,0 +1,259 @@
+// Software decode of the best video stream.
+//
+// Truncation and damage are detected in three places, each an upframe::Error with stage
+// "decode" and the index of the frame that could not be produced:
+//  - at open: a file whose content is a known container but cannot be opened (an mp4 cut
+//    before its moov index) is "damaged or truncated";
+//  - while reading: AVERROR_INVALIDDATA or an I/O error from the demuxer (mov reports a
+//    sample past the end of the file this way) or from the decoder;
+//  - at the end: fewer frames than the container lists (nb_frames, when it has one, less a
+//    tolerance of max(2, 2%) for edit lists), or, when it lists none (Matroska), the decoded
+//    frames ending before 90% of the stream's duration (minus two frames).
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "media/libav_helpers.hpp"
+#include "upframe/error.hpp"
+#include "upframe/media/decoder.hpp"
+
+extern "C" {
+#include <libavutil/pixdesc.h>
+}
+
+namespace upframe {
+
+using namespace media;
+
+namespace {
+
+bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
+
+// "00:00:02.000000000" (the DURATION tag Matroska muxers write per track) in seconds.
+double parse_duration_tag(const AVDictionary* metadata) {
+  const AVDictionaryEntry* entry = av_dict_get(metadata, "DURATION", nullptr, 0);
+  if (!entry) return 0;
+  int hours = 0, minutes = 0;
+  double seconds = 0;
+  if (std::sscanf(entry->value, "%d:%d:%lf", &hours, &minutes, &seconds) != 3) return 0;
+  return hours * 3600.0 + minutes * 60.0 + seconds;
+}
+
+bool is_image_demuxer(const std::string& name) {
+  return name == "image2" || (name.size() > 5 && name.compare(name.size() - 5, 5, "_pipe") == 0);
+}
+
+}  // namespace
+
+struct VideoDecoder::Impl {
+  std::string path;
+  InputContextPtr input;
+  CodecContextPtr codec;
+  AVStream* stream = nullptr;
+  VideoInfo info;
+  PacketPtr packet = make_packet();
+  int64_t frames_out = 0;
+  int64_t last_pts = AV_NOPTS_VALUE;
+  int64_t last_duration = 0;
+  int64_t default_duration = 1;   // one frame in time_base units
+  int64_t container_frames = -1;  // nb_frames as the container lists it
+  double stream_duration = 0;     // seconds, 0 when unknown
+  bool flushing = false;
+  bool finished = false;
+
+  [[noreturn]] void fail(const std::string& problem) const {
+    throw Error(path, problem, ExitCode::kProcessingFailed, "decode", frames_out);
+  }
+
+  void check_complete() const {
+    if (container_frames > 0) {
+      int64_t tolerance = std::max<int64_t>(2, container_frames / 50);
+      if (frames_out < container_frames - tolerance)
+        fail("truncated or damaged: decoded " + std::to_string(frames_out) + " of the " +
+             std::to_string(container_frames) + " frames the container lists");
+      return;
+    }
+    if (stream_duration > 0 && last_pts != AV_NOPTS_VALUE) {
+      double tb = av_q2d(info.time_base);
+      double start = stream->start_time != AV_NOPTS_VALUE ? stream->start_time * tb : 0;
+      double end = (last_pts + last_duration) * tb - start;
+      double frame = default_duration * tb;
+      if (end < 0.9 * stream_duration - 2 * frame)
+        fail("truncated or damaged: the frames end at " + std::to_string(end) + " s of the " +
+             std::to_string(stream_duration) + " s the container states");
+    }
+  }
+
+  void stamp(AVFrame* frame) {
+    int64_t pts = frame->best_effort_timestamp;
+    if (pts == AV_NOPTS_VALUE) pts = frame->pts;
+    if (pts == AV_NOPTS_VALUE) {
+      // No timestamp: one frame after the previous one.
+      pts = last_pts == AV_NOPTS_VALUE ? 0 : last_pts + std::max<int64_t>(1, last_duration);
+    } else if (last_pts != AV_NOPTS_VALUE && pts <= last_pts) {
+      // Encoders and muxers need strictly increasing timestamps.
+      spdlog::debug("{}: frame {} pts {} not after {}, moved", path, frames_out, pts, last_pts);
+      pts = last_pts + 1;
+    }
+    frame->pts = pts;
+    last_duration = frame->pkt_duration > 0 ? frame->pkt_duration : default_duration;
+    last_pts = pts;
+    // The container may describe colour the bitstream does not.
+    if (frame->color_primaries == AVCOL_PRI_UNSPECIFIED)
+      frame->color_primaries = info.color_primaries;
+    if (frame->color_trc == AVCOL_TRC_UNSPECIFIED) frame->color_trc = info.color_trc;
+    if (frame->colorspace == AVCOL_SPC_UNSPECIFIED) frame->colorspace = info.colorspace;
+    if (frame->color_range == AVCOL_RANGE_UNSPECIFIED) frame->color_range = info.color_range;
+    if (frame->chroma_location == AVCHROMA_LOC_UNSPECIFIED)
+      frame->chroma_location = info.chroma_location;
+    if (!valid(frame->sample_aspect_ratio)) frame->sample_aspect_ratio = info.sample_aspect_ratio;
+  }
+};
+
+VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& d = *impl_;
+  d.path = path.string();
+  if (options.device == "cuda")
+    spdlog::warn("GPU decode unavailable (this build has no NVDEC support), using CPU decode");
+  else if (options.device != "cpu" && options.device != "auto")
+    throw UsageError(d.path, "unknown decode device '" + options.device + "'");
+  d.input = open_input(path);
+  AVFormatContext* fmt = d.input.get();
+
+  // The best video stream that is not cover art.
+  int index = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (index >= 0 && (fmt->streams[index]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+    index = -1;
+    for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+      const AVStream* s = fmt->streams[i];
+      if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+          !(s->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+        index = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  if (index < 0) d.fail("no video stream");
+  d.stream = fmt->streams[index];
+  for (unsigned i = 0; i < fmt->nb_streams; ++i)
+    if (static_cast<int>(i) != index) fmt->streams[i]->discard = AVDISCARD_ALL;
+
+  const AVCodecParameters* par = d.stream->codecpar;
+  const AVCodec* decoder = avcodec_find_decoder(par->codec_id);
+  if (!decoder) d.fail(std::string("no decoder for the codec ") + avcodec_get_name(par->codec_id));
+  d.codec.reset(avcodec_alloc_context3(decoder));
+  if (!d.codec) d.fail("out of memory allocating a decoder");
+  AVCodecContext* ctx = d.codec.get();
+  if (avcodec_parameters_to_context(ctx, par) < 0) d.fail("cannot set up the decoder");
+  ctx->pkt_timebase = d.stream->time_base;
+  ctx->thread_count = options.threads;
+  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  int err = avcodec_open2(ctx, decoder, nullptr);
+  if (err < 0)
+    d.fail(std::string("cannot open the ") + decoder->name + " decoder: " + av_error_string(err));
+
+  VideoInfo& info = d.info;
+  info.path = d.path;
+  info.container = fmt->iformat->name;
+  info.codec = avcodec_get_name(par->codec_id);
+  info.stream_index = index;
+  info.width = par->width;
+  info.height = par->height;
+  info.pixel_format =
+      ctx->pix_fmt != AV_PIX_FMT_NONE ? ctx->pix_fmt : static_cast<AVPixelFormat>(par->format);
+  if (info.pixel_format == AV_PIX_FMT_NONE) d.fail("the video stream has no known pixel format");
+  info.bit_depth = pixel_format_bit_depth(info.pixel_format);
+  info.time_base = d.stream->time_base;
+  info.avg_frame_rate = valid(d.stream->avg_frame_rate) ? d.stream->avg_frame_rate
+                        : valid(d.stream->r_frame_rate) ? d.stream->r_frame_rate
+                                                        : AVRational{0, 1};
+  info.sample_aspect_ratio = av_guess_sample_aspect_ratio(fmt, d.stream, nullptr);
+  if (!valid(info.sample_aspect_ratio)) info.sample_aspect_ratio = AVRational{1, 1};
+
+  if (d.stream->duration != AV_NOPTS_VALUE && d.stream->duration > 0)
+    d.stream_duration = d.stream->duration * av_q2d(d.stream->time_base);
+  else
+    d.stream_duration = parse_duration_tag(d.stream->metadata);
+  if (d.stream_duration <= 0 && fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0)
+    d.stream_duration = fmt->duration / static_cast<double>(AV_TIME_BASE);
+  info.duration_seconds = d.stream_duration;
+
+  if (valid(info.avg_frame_rate))
+    d.default_duration =
+        std::max<int64_t>(1, av_rescale_q(1, av_inv_q(info.avg_frame_rate), info.time_base));
+  if (d.stream->nb_frames > 0) {
+    d.container_frames = d.stream->nb_frames;
+    info.frame_count = d.stream->nb_frames;
+  } else if (d.stream_duration > 0 && valid(info.avg_frame_rate)) {
+    info.frame_count = std::llround(d.stream_duration * av_q2d(info.avg_frame_rate));
+  }
+  if (valid(d.stream->r_frame_rate) && valid(d.stream->avg_frame_rate)) {
+    double r = av_q2d(d.stream->r_frame_rate), avg = av_q2d(d.stream->avg_frame_rate);
+    info.variable_frame_rate = std::abs(r - avg) > 0.005 * r;
+  }
+  info.color_primaries = par->color_primaries;
+  info.color_trc = par->color_trc;
+  info.colorspace = par->color_space;
+  info.color_range = par->color_range;
+  info.chroma_location = par->chroma_location;
+  info.bit_rate = par->bit_rate;
+  if (info.bit_rate <= 0 && fmt->nb_streams == 1 && fmt->bit_rate > 0)
+    info.bit_rate = fmt->bit_rate;
+  info.is_image = is_image_demuxer(info.container);
+  if (info.is_image) {
+    info.frame_count = 1;
+    d.container_frames = -1;
+    d.stream_duration = 0;
+  }
+}
+
+VideoDecoder::~VideoDecoder() = default;
+
+const VideoInfo& VideoDecoder::info() const { return impl_->info; }
+
+std::string VideoDecoder::backend() const { return "cpu"; }
+
+std::optional<Frame> VideoDecoder::next() {
+  Impl& d = *impl_;
+  if (d.finished) return std::nullopt;
+  AVFrame* raw = av_frame_alloc();
+  if (!raw) d.fail("out of memory allocating a frame");
+  Frame frame = Frame::adopt(raw);
+  for (;;) {
+    int err = avcodec_receive_frame(d.codec.get(), raw);
+    if (err >= 0) {
+      d.stamp(raw);
+      ++d.frames_out;
+      return frame;
+    }
+    if (err == AVERROR_EOF) {
+      d.finished = true;
+      d.check_complete();
+      return std::nullopt;
+    }
+    if (err != AVERROR(EAGAIN)) d.fail("cannot decode: " + av_error_string(err));
+
+    // The decoder wants input.
+    if (d.flushing) d.fail("the decoder stopped without finishing");
+    err = av_read_frame(d.input.get(), d.packet.get());
+    if (err == AVERROR_EOF) {
+      d.flushing = true;
+      avcodec_send_packet(d.codec.get(), nullptr);
+      continue;
+    }
+    if (err < 0) d.fail("cannot read (truncated or damaged file?): " + av_error_string(err));
+    if (d.packet->stream_index != d.stream->index) {
+      av_packet_unref(d.packet.get());
+      continue;
+    }
+    err = avcodec_send_packet(d.codec.get(), d.packet.get());
+    av_packet_unref(d.packet.get());
+    if (err < 0 && err != AVERROR(EAGAIN))
+      d.fail("cannot decode (damaged data): " + av_error_string(err));
+  }
+}
+
+}  // namespace upframe

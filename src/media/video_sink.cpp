@@ -1,0 +1,490 @@
+// Video output: encoder + muxer, other streams of the input copied alongside.
+//
+// The file is written as `.NAME.upframe-tmp.EXT` beside the final path and renamed in
+// finish(). The upscaled video is stream #0; the input's audio, subtitle, attachment and
+// cover-art streams follow where the container takes their codec (avformat_query_codec).
+// They are read with a second demuxer, one packet ahead, and written just before the first
+// video packet that comes after them, so memory stays bounded. Subtitles are copied, never
+// converted: SubRip into mp4 (which only takes mov_text) and mov_text into Matroska are
+// dropped with a note.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+
+#include "media/libav_helpers.hpp"
+#include "upframe/error.hpp"
+#include "upframe/media/frame_sink.hpp"
+
+extern "C" {
+#include <libavutil/avstring.h>
+#include <libavutil/mastering_display_metadata.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+}
+
+namespace upframe {
+
+using namespace media;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::array<const char*, 6> kKnownEncoders = {"libx264", "libx265",    "libsvtav1",
+                                                       "ffv1",    "h264_nvenc", "hevc_nvenc"};
+
+bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
+
+bool codec_takes(const AVCodec* codec, AVPixelFormat format) {
+  if (!codec->pix_fmts) return true;
+  for (const AVPixelFormat* f = codec->pix_fmts; *f != AV_PIX_FMT_NONE; ++f)
+    if (*f == format) return true;
+  return false;
+}
+
+// The input's format when the encoder takes it, else the closest it does (depth and alpha
+// kept where possible: 10-bit 4:2:2 into libsvtav1 becomes yuv420p10le).
+AVPixelFormat encoder_pixel_format(const AVCodec* codec, AVPixelFormat source) {
+  if (codec_takes(codec, source)) return source;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(source);
+  const bool alpha = desc && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
+  AVPixelFormat best = avcodec_find_best_pix_fmt_of_list(codec->pix_fmts, source, alpha, nullptr);
+  return best == AV_PIX_FMT_NONE ? codec->pix_fmts[0] : best;
+}
+
+// Tags that describe the input file rather than its content.
+bool is_stale_tag(const std::string& key) {
+  static const char* const kStale[] = {
+      "encoder", "major_brand", "minor_version",    "compatible_brands",
+      "BPS",     "DURATION",    "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES"};
+  for (const char* stale : kStale)
+    if (av_strcasecmp(key.c_str(), stale) == 0) return true;
+  return key.rfind("_STATISTICS", 0) == 0;
+}
+
+void copy_metadata(AVDictionary** to, const AVDictionary* from) {
+  const AVDictionaryEntry* entry = nullptr;
+  while ((entry = av_dict_get(from, "", entry, AV_DICT_IGNORE_SUFFIX)))
+    if (!is_stale_tag(entry->key)) av_dict_set(to, entry->key, entry->value, 0);
+}
+
+// x265 takes HDR10 static metadata as parameters (FFmpeg 5.1's wrapper does not read the
+// frames' side data).
+std::string x265_hdr_params(const AVFrame* frame) {
+  std::string params;
+  if (const AVFrameSideData* sd =
+          av_frame_get_side_data(frame, AV_FRAME_DATA_MASTERING_DISPLAY_METADATA)) {
+    const auto* m = reinterpret_cast<const AVMasteringDisplayMetadata*>(sd->data);
+    if (m->has_primaries && m->has_luminance) {
+      auto chroma = [](AVRational v) { return static_cast<long>(av_q2d(v) * 50000 + 0.5); };
+      auto luma = [](AVRational v) { return static_cast<long>(av_q2d(v) * 10000 + 0.5); };
+      char text[256];
+      // display_primaries is R, G, B; x265 wants G, B, R.
+      std::snprintf(text, sizeof(text),
+                    "master-display=G(%ld,%ld)B(%ld,%ld)R(%ld,%ld)WP(%ld,%ld)L(%ld,%ld):",
+                    chroma(m->display_primaries[1][0]), chroma(m->display_primaries[1][1]),
+                    chroma(m->display_primaries[2][0]), chroma(m->display_primaries[2][1]),
+                    chroma(m->display_primaries[0][0]), chroma(m->display_primaries[0][1]),
+                    chroma(m->white_point[0]), chroma(m->white_point[1]), luma(m->max_luminance),
+                    luma(m->min_luminance));
+      params += text;
+    }
+  }
+  if (const AVFrameSideData* sd =
+          av_frame_get_side_data(frame, AV_FRAME_DATA_CONTENT_LIGHT_LEVEL)) {
+    const auto* c = reinterpret_cast<const AVContentLightMetadata*>(sd->data);
+    params += "max-cll=" + std::to_string(c->MaxCLL) + "," + std::to_string(c->MaxFALL) + ":";
+  }
+  return params;
+}
+
+// HDR static metadata on the stream, for muxers that write it (Matroska, mp4).
+void add_stream_hdr_side_data(AVStream* stream, const AVFrame* frame) {
+  struct Pair {
+    AVFrameSideDataType frame_type;
+    AVPacketSideDataType stream_type;
+  };
+  for (Pair pair :
+       {Pair{AV_FRAME_DATA_MASTERING_DISPLAY_METADATA, AV_PKT_DATA_MASTERING_DISPLAY_METADATA},
+        Pair{AV_FRAME_DATA_CONTENT_LIGHT_LEVEL, AV_PKT_DATA_CONTENT_LIGHT_LEVEL}}) {
+    const AVFrameSideData* sd = av_frame_get_side_data(frame, pair.frame_type);
+    if (!sd) continue;
+    uint8_t* dst = av_stream_new_side_data(stream, pair.stream_type, sd->size);
+    if (dst) std::copy(sd->data, sd->data + sd->size, dst);
+  }
+}
+
+class VideoSink final : public FrameSink {
+ public:
+  VideoSink(const fs::path& output, const VideoInfo& in, int width, int height,
+            const VideoSinkOptions& options);
+  ~VideoSink() override {
+    if (!finished_) abort();
+  }
+  void write_unique(int64_t index, const Frame& frame, int64_t pts) override {
+    encode(index, frame, pts);
+  }
+  void write_duplicate(int64_t index, int64_t, const Frame& frame, int64_t pts) override {
+    encode(index, frame, pts);
+  }
+  void finish() override;
+  void abort() noexcept override;
+  std::vector<std::string> notes() const override { return notes_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& problem, int64_t index = -1) const {
+    throw Error(final_.string(), problem, ExitCode::kProcessingFailed, "save", index);
+  }
+  void set_up_copies();
+  void open_encoder(const Frame& first);
+  void encode(int64_t index, const Frame& frame, int64_t pts);
+  void drain(int64_t index);
+  void copy_until(int64_t ts, AVRational time_base);
+  void close_output() noexcept;
+
+  fs::path final_;
+  fs::path temporary_;
+  VideoInfo in_;
+  int width_;
+  int height_;
+  VideoSinkOptions options_;
+  std::string encoder_name_;
+  const AVCodec* codec_ = nullptr;
+  AVFormatContext* out_ = nullptr;
+  AVStream* video_stream_ = nullptr;
+  CodecContextPtr encoder_;
+  PixelConverter converter_;
+  PacketPtr packet_ = make_packet();
+  int64_t last_pts_ = AV_NOPTS_VALUE;
+  // The second demuxer that feeds the copied streams; copy_map_[input] = output index or -1.
+  InputContextPtr copy_input_;
+  std::vector<int> copy_map_;
+  PacketPtr copy_packet_ = make_packet();
+  bool copy_pending_ = false;
+  bool copy_done_ = true;
+  bool finished_ = false;
+  std::vector<std::string> notes_;
+};
+
+VideoSink::VideoSink(const fs::path& output, const VideoInfo& in, int width, int height,
+                     const VideoSinkOptions& options)
+    : final_(output),
+      temporary_(temporary_sibling(output)),
+      in_(in),
+      width_(width),
+      height_(height),
+      options_(options) {
+  std::error_code ec;
+  if (fs::exists(final_, ec)) {
+    if (!options_.overwrite) fail("the output already exists (use -y to overwrite)");
+    if (!in_.path.empty() && fs::equivalent(final_, in_.path, ec))
+      fail("the output is the input file");
+    if (fs::is_directory(final_, ec)) fail("the output is a folder, not a video file");
+  }
+  const AVOutputFormat* format = av_guess_format(nullptr, final_.c_str(), nullptr);
+  if (!format)
+    throw UsageError(final_.string(),
+                     "no container for the extension '" + final_.extension().string() + "'");
+  encoder_name_ = resolve_encoder(options_.encoder, in_.bit_depth);
+  codec_ = avcodec_find_encoder_by_name(encoder_name_.c_str());
+  if (avformat_query_codec(format, codec_->id, FF_COMPLIANCE_NORMAL) == 0)
+    throw UsageError(final_.string(), std::string("the ") + format->name +
+                                          " container cannot hold " + avcodec_get_name(codec_->id) +
+                                          " video (encoder " + encoder_name_ + "); use .mkv");
+
+  int err = avformat_alloc_output_context2(&out_, format, nullptr, temporary_.c_str());
+  if (err < 0 || !out_) fail("cannot set up the output: " + av_error_string(err));
+  video_stream_ = avformat_new_stream(out_, nullptr);
+  if (!video_stream_) fail("out of memory adding a stream");
+  if (!(format->flags & AVFMT_NOFILE)) {
+    err = avio_open(&out_->pb, temporary_.c_str(), AVIO_FLAG_WRITE);
+    if (err < 0) {
+      avformat_free_context(out_);
+      out_ = nullptr;
+      fail("cannot write in " + final_.parent_path().string() + ": " + av_error_string(err));
+    }
+  }
+  set_up_copies();
+  notes_.push_back("encoder " + encoder_name_);
+}
+
+void VideoSink::set_up_copies() {
+  if (in_.path.empty()) return;
+  try {
+    copy_input_ = open_input(in_.path);
+  } catch (const Error& e) {
+    notes_.push_back(std::string("other streams not copied: ") + e.what());
+    return;
+  }
+  AVFormatContext* input = copy_input_.get();
+  copy_metadata(&out_->metadata, input->metadata);
+
+  // Chapters (the muxer frees them with the context).
+  if (input->nb_chapters > 0) {
+    out_->chapters = static_cast<AVChapter**>(av_calloc(input->nb_chapters, sizeof(AVChapter*)));
+    for (unsigned i = 0; out_->chapters && i < input->nb_chapters; ++i) {
+      const AVChapter* from = input->chapters[i];
+      auto* to = static_cast<AVChapter*>(av_mallocz(sizeof(AVChapter)));
+      if (!to) break;
+      to->id = from->id;
+      to->time_base = from->time_base;
+      to->start = from->start;
+      to->end = from->end;
+      av_dict_copy(&to->metadata, from->metadata, 0);
+      out_->chapters[out_->nb_chapters++] = to;
+    }
+  }
+
+  const std::string container = out_->oformat->name;
+  copy_map_.assign(input->nb_streams, -1);
+  for (unsigned i = 0; i < input->nb_streams; ++i) {
+    AVStream* from = input->streams[i];
+    from->discard = AVDISCARD_ALL;
+    if (static_cast<int>(i) == in_.stream_index) continue;
+    const AVCodecParameters* par = from->codecpar;
+    const std::string codec = avcodec_get_name(par->codec_id);
+    auto drop = [&](const std::string& reason) {
+      notes_.push_back("stream #" + std::to_string(i) + " (" + codec + ") dropped: " + reason);
+    };
+    if (!options_.copy_other_streams) {
+      drop("copying other streams is off");
+      continue;
+    }
+    const bool cover =
+        par->codec_type == AVMEDIA_TYPE_VIDEO && (from->disposition & AV_DISPOSITION_ATTACHED_PIC);
+    if (par->codec_type == AVMEDIA_TYPE_VIDEO && !cover) {
+      drop("another video stream (only the upscaled one is written)");
+      continue;
+    }
+    if (par->codec_type == AVMEDIA_TYPE_ATTACHMENT) {
+      if (container != "matroska") {
+        drop("the " + container + " container holds no attachments");
+        continue;
+      }
+    } else if (par->codec_type != AVMEDIA_TYPE_AUDIO && par->codec_type != AVMEDIA_TYPE_SUBTITLE &&
+               !cover) {
+      drop("a data stream (not copied)");
+      continue;
+    } else if (avformat_query_codec(out_->oformat, par->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
+      drop("the " + container + " container cannot hold " + codec);
+      continue;
+    }
+    AVStream* to = avformat_new_stream(out_, nullptr);
+    if (!to || avcodec_parameters_copy(to->codecpar, par) < 0)
+      fail("cannot copy stream #" + std::to_string(i));
+    to->codecpar->codec_tag = 0;
+    to->time_base = from->time_base;
+    to->disposition = from->disposition;
+    av_dict_copy(&to->metadata, from->metadata, 0);
+    if (par->codec_type != AVMEDIA_TYPE_ATTACHMENT) {
+      // Cover art comes as one queued packet at the start, like ffmpeg's stream copy.
+      from->discard = AVDISCARD_DEFAULT;
+      copy_map_[i] = to->index;
+      copy_done_ = false;
+    }
+  }
+}
+
+void VideoSink::open_encoder(const Frame& first) {
+  encoder_.reset(avcodec_alloc_context3(codec_));
+  if (!encoder_) fail("out of memory allocating an encoder");
+  AVCodecContext* ctx = encoder_.get();
+  const AVFrame* f = first.av();
+  if (first.width() != width_ || first.height() != height_)
+    spdlog::debug("{}: frames are {}x{}, expected {}x{}", final_.string(), first.width(),
+                  first.height(), width_, height_);
+  ctx->width = first.width();
+  ctx->height = first.height();
+  ctx->pix_fmt = encoder_pixel_format(codec_, first.data_format());
+  ctx->time_base = valid(in_.time_base) ? in_.time_base : AVRational{1, 90000};
+  if (valid(in_.avg_frame_rate)) ctx->framerate = in_.avg_frame_rate;
+  ctx->sample_aspect_ratio =
+      valid(in_.sample_aspect_ratio) ? in_.sample_aspect_ratio : f->sample_aspect_ratio;
+  ctx->color_primaries =
+      f->color_primaries != AVCOL_PRI_UNSPECIFIED ? f->color_primaries : in_.color_primaries;
+  ctx->color_trc = f->color_trc != AVCOL_TRC_UNSPECIFIED ? f->color_trc : in_.color_trc;
+  ctx->colorspace = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : in_.colorspace;
+  ctx->color_range = f->color_range != AVCOL_RANGE_UNSPECIFIED ? f->color_range : in_.color_range;
+  ctx->chroma_sample_location =
+      f->chroma_location != AVCHROMA_LOC_UNSPECIFIED ? f->chroma_location : in_.chroma_location;
+  if (first.data_format() != ctx->pix_fmt) {
+    // The converter writes RGB sources as BT.601 limited-range YUV.
+    const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(first.data_format());
+    if (desc && (desc->flags & AV_PIX_FMT_FLAG_RGB)) {
+      ctx->colorspace = AVCOL_SPC_BT470BG;
+      ctx->color_range = AVCOL_RANGE_MPEG;
+    }
+  }
+  ctx->thread_count = options_.threads;
+  if (out_->oformat->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+
+  AVDictionary* opts = nullptr;
+  const std::string crf = std::to_string(options_.crf);
+  if (encoder_name_ == "libx264" || encoder_name_ == "libsvtav1") {
+    av_dict_set(&opts, "crf", crf.c_str(), 0);
+  } else if (encoder_name_ == "libx265") {
+    av_dict_set(&opts, "crf", crf.c_str(), 0);
+    av_dict_set(&opts, "x265-params", ("log-level=error:" + x265_hdr_params(f)).c_str(), 0);
+  } else if (encoder_name_ == "h264_nvenc" || encoder_name_ == "hevc_nvenc") {
+    av_dict_set(&opts, "cq", crf.c_str(), 0);
+    if (encoder_name_ == "hevc_nvenc" && pixel_format_bit_depth(ctx->pix_fmt) > 8)
+      av_dict_set(&opts, "profile", "main10", 0);
+  } else if (encoder_name_ == "ffv1") {
+    // Version 3 allows slice threads and checksums each slice.
+    av_dict_set(&opts, "level", "3", 0);
+    av_dict_set(&opts, "slicecrc", "1", 0);
+  }
+  int err = avcodec_open2(ctx, codec_, &opts);
+  av_dict_free(&opts);
+  if (err < 0) fail("cannot open the encoder " + encoder_name_ + ": " + av_error_string(err));
+
+  AVStream* st = video_stream_;
+  if (avcodec_parameters_from_context(st->codecpar, ctx) < 0)
+    fail("cannot set up the video stream");
+  st->time_base = ctx->time_base;
+  st->avg_frame_rate = in_.avg_frame_rate;
+  st->sample_aspect_ratio = ctx->sample_aspect_ratio;
+  const std::string container = out_->oformat->name;
+  if (codec_->id == AV_CODEC_ID_HEVC && (container == "mp4" || container == "mov"))
+    st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');  // plays on Apple devices
+  add_stream_hdr_side_data(st, f);
+  if (copy_input_ && in_.stream_index >= 0 &&
+      in_.stream_index < static_cast<int>(copy_input_->nb_streams)) {
+    const AVStream* from = copy_input_->streams[in_.stream_index];
+    copy_metadata(&st->metadata, from->metadata);
+    // Rotation applies to the upscaled frames as it did to the input.
+    size_t size = 0;
+    if (const uint8_t* matrix = av_stream_get_side_data(from, AV_PKT_DATA_DISPLAYMATRIX, &size)) {
+      uint8_t* dst = av_stream_new_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, size);
+      if (dst) std::copy(matrix, matrix + size, dst);
+    }
+  }
+  err = avformat_write_header(out_, nullptr);
+  if (err < 0) fail("cannot write the file header: " + av_error_string(err));
+  notes_.back() = "encoder " + encoder_name_ + " (" + av_get_pix_fmt_name(ctx->pix_fmt) + ")";
+}
+
+void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
+  if (finished_) fail("write after finish", index);
+  if (!encoder_) open_encoder(to_host(frame));
+  Frame converted = converter_.convert(frame, encoder_->pix_fmt).ref();
+  AVFrame* f = converted.av();
+  if (last_pts_ != AV_NOPTS_VALUE && pts <= last_pts_) pts = last_pts_ + 1;
+  last_pts_ = pts;
+  f->pts = pts;
+  f->pict_type = AV_PICTURE_TYPE_NONE;
+  f->sample_aspect_ratio = encoder_->sample_aspect_ratio;
+  int err = avcodec_send_frame(encoder_.get(), f);
+  if (err < 0) fail("cannot encode: " + av_error_string(err), index);
+  drain(index);
+}
+
+void VideoSink::drain(int64_t index) {
+  for (;;) {
+    int err = avcodec_receive_packet(encoder_.get(), packet_.get());
+    if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
+    if (err < 0) fail("cannot encode: " + av_error_string(err), index);
+    av_packet_rescale_ts(packet_.get(), encoder_->time_base, video_stream_->time_base);
+    packet_->stream_index = video_stream_->index;
+    int64_t ts = packet_->dts != AV_NOPTS_VALUE ? packet_->dts : packet_->pts;
+    if (ts != AV_NOPTS_VALUE) copy_until(ts, video_stream_->time_base);
+    err = av_interleaved_write_frame(out_, packet_.get());
+    if (err < 0) fail("cannot write: " + av_error_string(err), index);
+  }
+}
+
+void VideoSink::copy_until(int64_t ts, AVRational time_base) {
+  while (!copy_done_) {
+    if (!copy_pending_) {
+      int err = av_read_frame(copy_input_.get(), copy_packet_.get());
+      if (err < 0) {
+        if (err != AVERROR_EOF)
+          spdlog::warn("{}: stopped copying the other streams: {}", in_.path, av_error_string(err));
+        copy_done_ = true;
+        return;
+      }
+      if (copy_packet_->stream_index >= static_cast<int>(copy_map_.size()) ||
+          copy_map_[copy_packet_->stream_index] < 0) {
+        av_packet_unref(copy_packet_.get());
+        continue;
+      }
+      copy_pending_ = true;
+    }
+    AVPacket* pkt = copy_packet_.get();
+    const AVStream* from = copy_input_->streams[pkt->stream_index];
+    int64_t pkt_ts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+    if (pkt_ts != AV_NOPTS_VALUE && ts != INT64_MAX &&
+        av_compare_ts(pkt_ts, from->time_base, ts, time_base) > 0)
+      return;  // later than the video written so far: keep it for later
+    AVStream* to = out_->streams[copy_map_[pkt->stream_index]];
+    pkt->stream_index = to->index;
+    av_packet_rescale_ts(pkt, from->time_base, to->time_base);
+    pkt->pos = -1;
+    copy_pending_ = false;
+    int err = av_interleaved_write_frame(out_, pkt);
+    if (err < 0) fail("cannot write a copied packet: " + av_error_string(err));
+  }
+}
+
+void VideoSink::finish() {
+  if (finished_) return;
+  if (!encoder_) fail("no frames were written");
+  int err = avcodec_send_frame(encoder_.get(), nullptr);
+  if (err < 0 && err != AVERROR_EOF) fail("cannot flush the encoder: " + av_error_string(err));
+  drain(-1);
+  copy_until(INT64_MAX, AVRational{1, 1});
+  err = av_write_trailer(out_);
+  if (err < 0) fail("cannot finish the file: " + av_error_string(err));
+  if (!(out_->oformat->flags & AVFMT_NOFILE)) {
+    err = avio_closep(&out_->pb);
+    if (err < 0) fail("cannot write: " + av_error_string(err));
+  }
+  close_output();
+  std::error_code ec;
+  fs::rename(temporary_, final_, ec);
+  if (ec) fail("cannot move the finished file into place: " + ec.message());
+  finished_ = true;
+}
+
+void VideoSink::close_output() noexcept {
+  if (!out_) return;
+  if (out_->pb && !(out_->oformat->flags & AVFMT_NOFILE)) avio_closep(&out_->pb);
+  avformat_free_context(out_);
+  out_ = nullptr;
+  encoder_.reset();
+  copy_input_.reset();
+}
+
+void VideoSink::abort() noexcept {
+  close_output();
+  std::error_code ec;
+  fs::remove(temporary_, ec);
+  finished_ = true;
+}
+
+}  // namespace
+
+std::string resolve_encoder(const std::string& requested, int bit_depth) {
+  std::string name = requested;
+  if (name.empty() || name == "auto") name = bit_depth > 8 ? "libx265" : "libx264";
+  if (std::find(kKnownEncoders.begin(), kKnownEncoders.end(), name) == kKnownEncoders.end())
+    throw UsageError({}, "unknown encoder '" + name +
+                             "' (libx264, libx265, libsvtav1, ffv1, h264_nvenc, hevc_nvenc)");
+  if (!avcodec_find_encoder_by_name(name.c_str()))
+    throw UsageError({}, "the encoder " + name + " is not available in this FFmpeg build");
+  return name;
+}
+
+bool container_accepts_encoder(const fs::path& output, const std::string& encoder) {
+  const AVOutputFormat* format = av_guess_format(nullptr, output.c_str(), nullptr);
+  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
+  return format && codec && avformat_query_codec(format, codec->id, FF_COMPLIANCE_NORMAL) != 0;
+}
+
+std::unique_ptr<FrameSink> make_video_sink(const fs::path& output, const VideoInfo& in, int width,
+                                           int height, const VideoSinkOptions& options) {
+  return std::make_unique<VideoSink>(output, in, width, height, options);
+}
+
+}  // namespace upframe
