@@ -13,7 +13,7 @@ struct LumaView {
   int linesize = 0;               // bytes between rows
   int width = 0;
   int height = 0;
-  int bit_depth = 8;              // 8: one byte a sample; >8: little-endian uint16 samples
+  int bit_depth = 8;  // 8: one byte a sample; >8: little-endian uint16 samples
 };
 
 // The luma (first) plane of a host frame in a planar YUV/gray/NV12/P010 format.

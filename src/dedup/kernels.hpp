@@ -1,0 +1,38 @@
+// Row-oriented CPU kernels of duplicate detection (internal). Each kernel walks the rows
+// once, with inner loops over fixed 16-sample chunks so GCC vectorises them at -O2; the
+// per-sample and per-cell arithmetic is the one in hash_math.hpp.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "upframe/dedup/detector.hpp"
+#include "upframe/dedup/hash.hpp"
+#include "upframe/dedup/luma.hpp"
+
+namespace upframe::dedup::detail {
+
+// Throws upframe::Error if the view cannot be read (null data, bad size or bit depth).
+void validate(const LumaView& luma);
+
+// Average hash of `luma`; if `copy_8bit` is not null, also writes the luma scaled to 8 bits
+// there (width x height bytes, rows packed) in the same pass.
+// Writes `luma` scaled to 8 bits into `out` (width x height bytes, rows packed).
+void copy_to_8bit(const LumaView& luma, uint8_t* out);
+
+AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit);
+
+// The confirmation measures of two 8-bit planes of the same size (rows packed or with the
+// given strides).
+struct DifferenceSums {
+  uint64_t abs_sum = 0;
+  int64_t signed_sum = 0;
+  int64_t pixel_count = 0;
+  uint64_t max_block_abs_sum = 0;  // the block with the largest mean |a-b| ...
+  int64_t max_block_area = 1;      // ... and its area
+  DifferenceMeasures measures() const;
+};
+DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                               int width, int height);
+
+}  // namespace upframe::dedup::detail

@@ -1,0 +1,193 @@
+// Default thresholds against the clips of SPEC section 8: zero false duplicates on pans,
+// fades and small local changes; every true duplicate found after lossy coding.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "support/synth.hpp"
+#include "support/test_support.hpp"
+#include "upframe/dedup/detector.hpp"
+
+namespace upframe::dedup {
+namespace {
+
+namespace synth = upframe::test::synth;
+
+struct Run {
+  std::vector<Decision> decisions;
+  int64_t duplicates = 0;
+  int64_t candidates = 0;
+  int64_t rejected = 0;
+};
+
+Run classify_all(const std::vector<Frame>& frames, DetectorOptions options = {}) {
+  DuplicateDetector detector(options);
+  Run run;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    run.decisions.push_back(detector.classify(static_cast<int64_t>(i), luma_of(frames[i])));
+    run.duplicates += run.decisions.back().duplicate;
+  }
+  run.candidates = detector.hash_candidates();
+  run.rejected = detector.rejected_by_confirmation();
+  return run;
+}
+
+// The measures between consecutive frames, split by whether the picture really changed
+// (`changed(i)`: frame i differs from frame i-1 in the source), for the margins table.
+struct Margins {
+  DifferenceMeasures largest_on_duplicates{-1, 0, -1};
+  double largest_abs_signed_on_duplicates = -1;
+  DifferenceMeasures smallest_on_changes{1e9, 0, 1e9};
+  double smallest_abs_signed_on_changes = 1e9;
+};
+
+template <typename Changed>
+Margins measure_margins(const std::vector<Frame>& frames, Changed changed) {
+  Margins m;
+  for (size_t i = 1; i < frames.size(); ++i) {
+    const DifferenceMeasures d = measure_difference(luma_of(frames[i]), luma_of(frames[i - 1]));
+    if (changed(i)) {
+      m.smallest_on_changes.mean_abs_diff =
+          std::min(m.smallest_on_changes.mean_abs_diff, d.mean_abs_diff);
+      m.smallest_on_changes.max_block_mean_abs_diff =
+          std::min(m.smallest_on_changes.max_block_mean_abs_diff, d.max_block_mean_abs_diff);
+      m.smallest_abs_signed_on_changes =
+          std::min(m.smallest_abs_signed_on_changes, std::fabs(d.signed_mean_diff));
+    } else {
+      m.largest_on_duplicates.mean_abs_diff =
+          std::max(m.largest_on_duplicates.mean_abs_diff, d.mean_abs_diff);
+      m.largest_on_duplicates.max_block_mean_abs_diff =
+          std::max(m.largest_on_duplicates.max_block_mean_abs_diff, d.max_block_mean_abs_diff);
+      m.largest_abs_signed_on_duplicates =
+          std::max(m.largest_abs_signed_on_duplicates, std::fabs(d.signed_mean_diff));
+    }
+  }
+  return m;
+}
+
+void print_margins(const std::string& name, const Margins& m) {
+  std::printf(
+      "MARGINS %-28s dup(mean %.3f |signed| %.3f block %.3f)  change(mean %.3f |signed| %.3f block "
+      "%.3f)\n",
+      name.c_str(), m.largest_on_duplicates.mean_abs_diff, m.largest_abs_signed_on_duplicates,
+      m.largest_on_duplicates.max_block_mean_abs_diff, m.smallest_on_changes.mean_abs_diff,
+      m.smallest_abs_signed_on_changes, m.smallest_on_changes.max_block_mean_abs_diff);
+}
+
+synth::ClipSpec spec(int frames = 48) {
+  synth::ClipSpec s;
+  s.width = 320;
+  s.height = 180;
+  s.frames = frames;
+  return s;
+}
+
+// Keyframes every 5 frames: at 5, 15, 25, ... a keyframe is the second frame of a pair
+// (inside a duplicate pair), at 0, 10, 20, ... the first one (between pairs).
+synth::EncodeOptions x264(int crf) {
+  synth::EncodeOptions o;
+  o.codec = "libx264";
+  o.crf = crf;
+  o.gop = 5;
+  return o;
+}
+
+// `global_duplicates`: what the global scope must find (a blinking square repeats frame i-2).
+void expect_no_duplicates(const std::string& name, const std::vector<Frame>& frames,
+                          int64_t global_duplicates = 0) {
+  print_margins(name, measure_margins(frames, [](size_t) { return true; }));
+  const Run run = classify_all(frames);
+  EXPECT_EQ(run.duplicates, 0) << name;
+  DetectorOptions global;
+  global.scope = Scope::kGlobal;
+  const Run global_run = classify_all(frames, global);
+  EXPECT_EQ(global_run.duplicates, global_duplicates) << name << " (global)";
+  for (size_t i = 0; global_duplicates > 0 && i < frames.size(); ++i) {
+    EXPECT_EQ(global_run.decisions[i].source_index, i >= 2 ? static_cast<int64_t>(i % 2) : -1)
+        << name << " frame " << i;
+  }
+}
+
+void expect_on_twos(const std::string& name, const std::vector<Frame>& frames) {
+  ASSERT_EQ(frames.size(), 48u);
+  print_margins(name, measure_margins(frames, [](size_t i) { return i % 2 == 0; }));
+  const Run run = classify_all(frames);
+  EXPECT_EQ(run.duplicates, 24) << name;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    EXPECT_EQ(run.decisions[i].duplicate, i % 2 == 1) << name << " frame " << i;
+    if (i % 2 == 1) {
+      EXPECT_EQ(run.decisions[i].source_index, static_cast<int64_t>(i - 1));
+    }
+  }
+}
+
+TEST(DedupClips, PanOnePixelPerFrameHasNoDuplicates) {
+  const auto frames = synth::pan_clip(spec());
+  expect_no_duplicates("pan 1px (raw)", frames);
+  // A pan of a textured scene keeps most 8x8 hashes equal: the confirmation must reject them.
+  EXPECT_GT(classify_all(frames).rejected, 0);
+  // Through a real (lossless) codec. Through lossy x264 a 1-px pan can fall inside the
+  // re-coding noise of a duplicate: docs/DEDUP.md, "Limits".
+  const auto dir = test::scratch_dir("dedup-pan");
+  synth::EncodeOptions ffv1;
+  ffv1.codec = "ffv1";
+  expect_no_duplicates("pan 1px (ffv1)", synth::round_trip(dir / "pan.mkv", frames, ffv1));
+}
+
+TEST(DedupClips, SlowFadeHasNoDuplicates) {
+  const auto frames = synth::fade_clip(spec(), 1.0);
+  expect_no_duplicates("fade 1 level (raw)", frames);
+  const auto dir = test::scratch_dir("dedup-fade");
+  synth::EncodeOptions ffv1;
+  ffv1.codec = "ffv1";
+  expect_no_duplicates("fade 1 level (ffv1)", synth::round_trip(dir / "fade.mkv", frames, ffv1));
+}
+
+TEST(DedupClips, SmallMovingObjectHasNoDuplicates) {
+  const auto frames = synth::moving_object_clip(spec(), 6, 2);
+  expect_no_duplicates("6px object (raw)", frames);
+  EXPECT_GT(classify_all(frames).rejected, 0) << "the hash alone should call these equal";
+  const auto dir = test::scratch_dir("dedup-object");
+  expect_no_duplicates("6px object (x264 crf23)",
+                       synth::round_trip(dir / "object.mp4", frames, x264(23)));
+}
+
+TEST(DedupClips, BlinkingCursorHasNoDuplicates) {
+  const auto frames = synth::blinking_square_clip(spec(), 6);
+  expect_no_duplicates("blinking 6px (raw)", frames, 46);
+  const auto dir = test::scratch_dir("dedup-blink");
+  expect_no_duplicates("blinking 6px (x264 crf23)",
+                       synth::round_trip(dir / "blink.mp4", frames, x264(23)), 46);
+}
+
+TEST(DedupClips, OnTwosAnimationThroughX264Crf23) {
+  const auto dir = test::scratch_dir("dedup-twos23");
+  expect_on_twos("on twos (x264 crf23)",
+                 synth::round_trip(dir / "twos.mp4", synth::on_twos_clip(spec()), x264(23)));
+}
+
+TEST(DedupClips, OnTwosAnimationThroughX264Crf28) {
+  const auto dir = test::scratch_dir("dedup-twos28");
+  expect_on_twos("on twos (x264 crf28)",
+                 synth::round_trip(dir / "twos.mp4", synth::on_twos_clip(spec()), x264(28)));
+}
+
+TEST(DedupClips, OnTwosAnimationThroughX265TenBit) {
+  const auto dir = test::scratch_dir("dedup-twos265");
+  auto s = spec();
+  s.pix_fmt = AV_PIX_FMT_YUV420P10LE;
+  synth::EncodeOptions o;
+  o.codec = "libx265";
+  o.crf = 28;
+  o.gop = 5;
+  const auto frames = synth::round_trip(dir / "twos.mkv", synth::on_twos_clip(s), o);
+  ASSERT_EQ(frames.front().format(), AV_PIX_FMT_YUV420P10LE);
+  expect_on_twos("on twos (x265 10-bit crf28)", frames);
+}
+
+}  // namespace
+}  // namespace upframe::dedup

@@ -1,0 +1,374 @@
+#include "support/synth.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "upframe/error.hpp"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
+}
+
+namespace upframe::test::synth {
+
+namespace {
+
+uint32_t mix(uint32_t v) {
+  v ^= v >> 16;
+  v *= 0x7feb352dU;
+  v ^= v >> 15;
+  v *= 0x846ca68bU;
+  v ^= v >> 16;
+  return v;
+}
+
+// Uniform in [-1, 1] for an integer lattice point.
+double lattice_noise(uint32_t seed, int64_t x, int64_t y) {
+  const uint32_t h = mix(static_cast<uint32_t>(x) * 0x9E3779B1U ^
+                         mix(static_cast<uint32_t>(y) + 0x85EBCA77U * seed));
+  return static_cast<double>(h) / 2147483647.5 - 1.0;
+}
+
+double smooth_noise(uint32_t seed, double x, double y, double cell) {
+  const double gx = x / cell, gy = y / cell;
+  const double fx = std::floor(gx), fy = std::floor(gy);
+  const double tx = gx - fx, ty = gy - fy;
+  const auto ix = static_cast<int64_t>(fx), iy = static_cast<int64_t>(fy);
+  const double sx = tx * tx * (3 - 2 * tx), sy = ty * ty * (3 - 2 * ty);
+  const double top = lattice_noise(seed, ix, iy) * (1 - sx) + lattice_noise(seed, ix + 1, iy) * sx;
+  const double bottom =
+      lattice_noise(seed, ix, iy + 1) * (1 - sx) + lattice_noise(seed, ix + 1, iy + 1) * sx;
+  return top * (1 - sy) + bottom * sy;
+}
+
+double clamp_level(double v) { return std::clamp(v, 16.0, 235.0); }
+
+// A shape drawn over the scene: brighter on dark ground, darker on bright ground.
+double over(double ground, double contrast) {
+  return ground < 128 ? ground + contrast : ground - contrast;
+}
+
+void write_sample(AVFrame* f, const AVComponentDescriptor& c, int x, int y, uint32_t value) {
+  uint8_t* p = f->data[c.plane] + static_cast<ptrdiff_t>(y) * f->linesize[c.plane] +
+               static_cast<ptrdiff_t>(x) * c.step + c.offset;
+  value <<= c.shift;
+  if (c.depth + c.shift > 8) {
+    p[0] = static_cast<uint8_t>(value & 0xff);
+    p[1] = static_cast<uint8_t>(value >> 8);
+  } else {
+    p[0] = static_cast<uint8_t>(value);
+  }
+}
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& what, int err) {
+  throw std::runtime_error(path.string() + ": " + what + ": " + av_error_string(err));
+}
+
+void check(const std::filesystem::path& path, const std::string& what, int err) {
+  if (err < 0) fail(path, what, err);
+}
+
+}  // namespace
+
+double scene_luma(uint32_t seed, double x, double y) {
+  const double phase = (seed % 97) * 0.37;
+  double v = 130 + 55 * std::sin(0.011 * x + phase) + 25 * std::cos(0.017 * y + 2 * phase);
+  v += 14 * smooth_noise(seed, x, y, 16.0);
+  v += 5 * lattice_noise(seed + 1000, static_cast<int64_t>(std::floor(x)),
+                         static_cast<int64_t>(std::floor(y)));
+  for (int d = 0; d < 3; ++d) {  // discs, fixed in the scene
+    const uint32_t h = mix(seed * 31 + d);
+    const double cx = 40 + (h % 400), cy = 20 + ((h >> 9) % 140), r = 10 + ((h >> 18) % 20);
+    const double dist = std::hypot(x - cx, y - cy);
+    if (dist < r + 1) v += (d % 2 ? -35 : 35) * std::clamp(r + 1 - dist, 0.0, 1.0);
+  }
+  return clamp_level(v);
+}
+
+Frame render_frame(int width, int height, AVPixelFormat pix_fmt,
+                   const std::function<double(int x, int y)>& luma) {
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(pix_fmt);
+  if (!desc || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BE |
+                               AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_FLOAT)))
+    throw std::invalid_argument("render_frame: unsupported pixel format");
+  Frame frame = Frame::allocate(width, height, pix_fmt);
+  AVFrame* f = frame.av();
+  const AVComponentDescriptor& y_comp = desc->comp[0];
+  const double luma_scale = std::ldexp(1.0, y_comp.depth - 8);
+  const double luma_max = std::ldexp(1.0, y_comp.depth) - 1;
+  for (int y = 0; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
+      const double v = std::clamp(std::round(luma(x, y) * luma_scale), 0.0, luma_max);
+      write_sample(f, y_comp, x, y, static_cast<uint32_t>(v));
+    }
+  // Chroma: gentle gradients around neutral, so the clip is colour video.
+  const int chroma_w = AV_CEIL_RSHIFT(width, desc->log2_chroma_w);
+  const int chroma_h = AV_CEIL_RSHIFT(height, desc->log2_chroma_h);
+  for (int c = 1; c < std::min<int>(desc->nb_components, 3); ++c) {
+    const AVComponentDescriptor& comp = desc->comp[c];
+    const double scale = std::ldexp(1.0, comp.depth - 8);
+    for (int y = 0; y < chroma_h; ++y)
+      for (int x = 0; x < chroma_w; ++x) {
+        const double v = c == 1 ? 128 + 30.0 * x / chroma_w - 15 : 128 + 20.0 * y / chroma_h - 10;
+        write_sample(f, comp, x, y, static_cast<uint32_t>(std::round(v * scale)));
+      }
+  }
+  return frame;
+}
+
+std::vector<Frame> render_clip(const ClipSpec& spec, const LumaFunction& luma) {
+  std::vector<Frame> frames;
+  frames.reserve(spec.frames);
+  for (int i = 0; i < spec.frames; ++i)
+    frames.push_back(render_frame(spec.width, spec.height, spec.pix_fmt,
+                                  [&](int x, int y) { return luma(i, x, y); }));
+  return frames;
+}
+
+std::vector<Frame> pan_clip(const ClipSpec& spec, int pixels_per_frame) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    return scene_luma(spec.seed, x + static_cast<double>(i) * pixels_per_frame, y);
+  });
+}
+
+std::vector<Frame> fade_clip(const ClipSpec& spec, double levels_per_frame) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    return std::max(0.0, scene_luma(spec.seed, x, y) - i * levels_per_frame);
+  });
+}
+
+std::vector<Frame> on_twos_clip(const ClipSpec& spec, int hold) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    const int drawing = i / hold;
+    double v = scene_luma(spec.seed, x + drawing, y);
+    // The character: a head (disc) and a body (box) walking right.
+    const double cx = 0.2 * spec.width + 5.0 * drawing;
+    const double cy = 0.45 * spec.height + 3 * std::sin(drawing * 0.9);
+    if (std::hypot(x - cx, y - cy) < 12) v = over(v, 70);
+    if (std::abs(x - cx) < 8 && y > cy + 12 && y < cy + 40) v = over(v, 50);
+    return clamp_level(v);
+  });
+}
+
+std::vector<Frame> moving_object_clip(const ClipSpec& spec, int size, int step, double contrast) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    const double v = scene_luma(spec.seed, x, y);
+    const int travel = std::max(1, spec.width - 2 * size - 16);
+    const int ox = 8 + (i * step) % travel, oy = spec.height / 3;
+    if (x >= ox && x < ox + size && y >= oy && y < oy + size) return over(v, contrast);
+    return v;
+  });
+}
+
+std::vector<Frame> blinking_square_clip(const ClipSpec& spec, int size, double contrast) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    const double v = scene_luma(spec.seed, x, y);
+    const int ox = spec.width / 2 + 3, oy = spec.height / 2 + 5;  // not block-aligned
+    if (i % 2 == 0 && x >= ox && x < ox + size && y >= oy && y < oy + size)
+      return over(v, contrast);
+    return v;
+  });
+}
+
+std::vector<Frame> distinct_clip(const ClipSpec& spec) {
+  return render_clip(spec, [&](int i, int x, int y) {
+    return scene_luma(spec.seed + 1 + static_cast<uint32_t>(i), x, y);
+  });
+}
+
+std::vector<Frame> pattern_clip(const ClipSpec& spec, const std::vector<bool>& repeats_previous) {
+  std::vector<Frame> frames;
+  int picture = 0;
+  for (size_t i = 0; i < repeats_previous.size(); ++i) {
+    if (i > 0 && repeats_previous[i]) {
+      frames.push_back(frames.back().ref());
+      continue;
+    }
+    const int p = picture++;
+    frames.push_back(render_frame(spec.width, spec.height, spec.pix_fmt, [&](int x, int y) {
+      double v = scene_luma(spec.seed, x + 2.0 * p, y);
+      const double cx = 20 + 4.0 * p, cy = spec.height / 2.0;
+      if (std::hypot(x - cx, y - cy) < 10) v = over(v, 60);
+      return v;
+    }));
+  }
+  return frames;
+}
+
+std::vector<bool> duplicate_pattern(int frames, double fraction, uint32_t seed) {
+  std::vector<bool> pattern(std::max(frames, 0), false);
+  if (frames < 2) return pattern;
+  const int repeats = static_cast<int>(std::lround(fraction * (frames - 1)));
+  std::vector<int> positions(frames - 1);
+  std::iota(positions.begin(), positions.end(), 1);
+  std::shuffle(positions.begin(), positions.end(), std::mt19937(seed));
+  for (int k = 0; k < std::clamp(repeats, 0, frames - 1); ++k) pattern[positions[k]] = true;
+  return pattern;
+}
+
+void encode_clip(const std::filesystem::path& path, int frame_count,
+                 const std::function<Frame(int index)>& generator, const EncodeOptions& options) {
+  if (frame_count <= 0) throw std::invalid_argument("encode_clip: no frames");
+  if (av_log_get_level() > AV_LOG_WARNING) av_log_set_level(AV_LOG_WARNING);  // no x264 banners
+  if (!options.pts.empty() && static_cast<int>(options.pts.size()) != frame_count)
+    throw std::invalid_argument("encode_clip: pts list size differs from the frame count");
+  const AVRational time_base =
+      options.time_base.num > 0 ? options.time_base : av_inv_q(options.fps);
+  Frame first = generator(0);
+  const AVPixelFormat pix_fmt =
+      options.pix_fmt != AV_PIX_FMT_NONE ? options.pix_fmt : first.format();
+
+  const AVCodec* codec = avcodec_find_encoder_by_name(options.codec.c_str());
+  if (!codec) throw std::runtime_error(path.string() + ": no encoder " + options.codec);
+  AVFormatContext* oc_raw = nullptr;
+  check(path, "cannot pick a container",
+        avformat_alloc_output_context2(&oc_raw, nullptr, nullptr, path.c_str()));
+  std::unique_ptr<AVFormatContext, void (*)(AVFormatContext*)> oc(oc_raw, [](AVFormatContext* c) {
+    if (c->pb) avio_closep(&c->pb);
+    avformat_free_context(c);
+  });
+  std::unique_ptr<AVCodecContext, void (*)(AVCodecContext*)> ctx(
+      avcodec_alloc_context3(codec), [](AVCodecContext* c) { avcodec_free_context(&c); });
+  ctx->width = first.width();
+  ctx->height = first.height();
+  ctx->pix_fmt = pix_fmt;
+  ctx->time_base = time_base;
+  ctx->framerate = options.fps;
+  ctx->gop_size = options.gop;
+  ctx->keyint_min = options.gop;
+  ctx->thread_count = 1;  // reproducible output, and the test machines are small
+  if (oc->oformat->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  AVDictionary* opts = nullptr;
+  if (av_opt_find(ctx->priv_data, "crf", nullptr, 0, 0))
+    av_dict_set_int(&opts, "crf", options.crf, 0);
+  if (av_opt_find(ctx->priv_data, "preset", nullptr, 0, 0))
+    av_dict_set(&opts, "preset", options.preset.c_str(), 0);
+  // Keyframes exactly where asked: no scene-cut keyframes.
+  if (options.codec == "libx264") av_dict_set(&opts, "x264-params", "scenecut=0", 0);
+  if (options.codec == "libx265")
+    av_dict_set(&opts, "x265-params", "scenecut=0:log-level=error:pools=1:frame-threads=1", 0);
+  const int open_err = avcodec_open2(ctx.get(), codec, &opts);
+  av_dict_free(&opts);
+  check(path, "cannot open encoder " + options.codec, open_err);
+
+  AVStream* stream = avformat_new_stream(oc.get(), nullptr);
+  if (!stream) throw std::runtime_error(path.string() + ": cannot add a stream");
+  stream->time_base = time_base;
+  check(path, "codec parameters", avcodec_parameters_from_context(stream->codecpar, ctx.get()));
+  if (!(oc->oformat->flags & AVFMT_NOFILE))
+    check(path, "cannot create the file", avio_open(&oc->pb, path.c_str(), AVIO_FLAG_WRITE));
+  check(path, "cannot write the header", avformat_write_header(oc.get(), nullptr));
+
+  std::unique_ptr<AVPacket, void (*)(AVPacket*)> packet(av_packet_alloc(),
+                                                        [](AVPacket* p) { av_packet_free(&p); });
+  auto drain = [&]() {
+    for (;;) {
+      const int err = avcodec_receive_packet(ctx.get(), packet.get());
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
+      check(path, "encoding failed", err);
+      av_packet_rescale_ts(packet.get(), ctx->time_base, stream->time_base);
+      packet->stream_index = stream->index;
+      check(path, "cannot write a packet", av_interleaved_write_frame(oc.get(), packet.get()));
+    }
+  };
+
+  SwsContext* sws = nullptr;
+  for (int i = 0; i < frame_count; ++i) {
+    Frame source = i == 0 ? first : generator(i);
+    if (source.width() != ctx->width || source.height() != ctx->height)
+      throw std::invalid_argument("encode_clip: frames differ in size");
+    Frame input;
+    if (source.format() != pix_fmt) {
+      input = Frame::allocate(ctx->width, ctx->height, pix_fmt);
+      sws = sws_getCachedContext(sws, ctx->width, ctx->height, source.format(), ctx->width,
+                                 ctx->height, pix_fmt, SWS_BICUBIC, nullptr, nullptr, nullptr);
+      if (!sws) throw std::runtime_error(path.string() + ": cannot convert the frames");
+      sws_scale(sws, source.av()->data, source.av()->linesize, 0, ctx->height, input.av()->data,
+                input.av()->linesize);
+    } else {
+      input = source.ref();  // own properties (pts, picture type), shared pixels
+    }
+    input.av()->pts = options.pts.empty() ? i : options.pts[i];
+    input.av()->pict_type = i % options.gop == 0 ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    input.av()->key_frame = i % options.gop == 0;
+    check(path, "encoding failed", avcodec_send_frame(ctx.get(), input.av()));
+    drain();
+  }
+  sws_freeContext(sws);
+  check(path, "flushing the encoder", avcodec_send_frame(ctx.get(), nullptr));
+  drain();
+  check(path, "cannot finish the file", av_write_trailer(oc.get()));
+}
+
+void encode_clip(const std::filesystem::path& path, const std::vector<Frame>& frames,
+                 const EncodeOptions& options) {
+  encode_clip(
+      path, static_cast<int>(frames.size()), [&](int i) { return frames[i]; }, options);
+}
+
+std::vector<Frame> decode_file(const std::filesystem::path& path, int threads) {
+  AVFormatContext* fc_raw = nullptr;
+  check(path, "cannot open", avformat_open_input(&fc_raw, path.c_str(), nullptr, nullptr));
+  std::unique_ptr<AVFormatContext, void (*)(AVFormatContext*)> fc(
+      fc_raw, [](AVFormatContext* c) { avformat_close_input(&c); });
+  check(path, "cannot read stream info", avformat_find_stream_info(fc.get(), nullptr));
+  const AVCodec* codec = nullptr;
+  const int stream_index = av_find_best_stream(fc.get(), AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+  check(path, "no video stream", stream_index);
+  std::unique_ptr<AVCodecContext, void (*)(AVCodecContext*)> ctx(
+      avcodec_alloc_context3(codec), [](AVCodecContext* c) { avcodec_free_context(&c); });
+  check(path, "codec parameters",
+        avcodec_parameters_to_context(ctx.get(), fc->streams[stream_index]->codecpar));
+  ctx->thread_count = threads;
+  check(path, "cannot open the decoder", avcodec_open2(ctx.get(), codec, nullptr));
+
+  std::vector<Frame> frames;
+  std::unique_ptr<AVPacket, void (*)(AVPacket*)> packet(av_packet_alloc(),
+                                                        [](AVPacket* p) { av_packet_free(&p); });
+  auto receive = [&]() {
+    for (;;) {
+      AVFrame* frame = av_frame_alloc();
+      const int err = avcodec_receive_frame(ctx.get(), frame);
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) {
+        av_frame_free(&frame);
+        return;
+      }
+      if (err < 0) av_frame_free(&frame);
+      check(path, "decoding failed", err);
+      frame->pts = frame->best_effort_timestamp;
+      frames.push_back(Frame::adopt(frame));
+    }
+  };
+  for (;;) {
+    const int err = av_read_frame(fc.get(), packet.get());
+    if (err == AVERROR_EOF) break;
+    check(path, "cannot read", err);
+    if (packet->stream_index == stream_index) {
+      const int send_err = avcodec_send_packet(ctx.get(), packet.get());
+      av_packet_unref(packet.get());
+      check(path, "decoding failed", send_err);
+      receive();
+    } else {
+      av_packet_unref(packet.get());
+    }
+  }
+  check(path, "flushing the decoder", avcodec_send_packet(ctx.get(), nullptr));
+  receive();
+  return frames;
+}
+
+std::vector<Frame> round_trip(const std::filesystem::path& path, const std::vector<Frame>& frames,
+                              const EncodeOptions& options) {
+  encode_clip(path, frames, options);
+  return decode_file(path);
+}
+
+}  // namespace upframe::test::synth

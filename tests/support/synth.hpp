@@ -1,0 +1,96 @@
+// Synthetic test clips: in-memory frame generators with realistic content (smooth gradients,
+// a noise texture, shapes), and a real libavcodec/libavformat encoder and decoder for them.
+// Depends on upframe_core (FFmpeg) only, so every stage's tests can use it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "upframe/frame.hpp"
+
+extern "C" {
+#include <libavutil/rational.h>
+}
+
+namespace upframe::test::synth {
+
+struct ClipSpec {
+  int width = 320;
+  int height = 180;
+  int frames = 24;
+  // Any planar YUV / gray / NV12 / P010 host format (8 to 16 bits).
+  AVPixelFormat pix_fmt = AV_PIX_FMT_YUV420P;
+  uint32_t seed = 1;  // picks the scene
+};
+
+// The luma of a picture in 8-bit levels (fractions allowed: kept by >8-bit formats),
+// for frame `index` at pixel (x, y).
+using LumaFunction = std::function<double(int index, int x, int y)>;
+// Renders spec.frames frames; chroma gets smooth gradients.
+std::vector<Frame> render_clip(const ClipSpec& spec, const LumaFunction& luma);
+// One frame of `luma` (index 0) in a given format.
+Frame render_frame(int width, int height, AVPixelFormat pix_fmt,
+                   const std::function<double(int x, int y)>& luma);
+
+// The textured scene every generator draws: a smooth gradient (about 50..210), a low-frequency
+// texture, a fine noise texture and a few discs, at scene coordinates (any real x, y; the
+// texture is fixed to the scene so a pan moves it). Deterministic for a seed.
+double scene_luma(uint32_t seed, double x, double y);
+
+// The camera pans `pixels_per_frame` to the right every frame (never a duplicate).
+std::vector<Frame> pan_clip(const ClipSpec& spec, int pixels_per_frame = 1);
+// The scene darkens `levels_per_frame` every frame (never a duplicate).
+std::vector<Frame> fade_clip(const ClipSpec& spec, double levels_per_frame = 1.0);
+// Animation "on `hold`s": every drawing is shown `hold` times (frames/hold drawings); between
+// drawings the background pans 1 px and a character (disc + box) moves a few px.
+std::vector<Frame> on_twos_clip(const ClipSpec& spec, int hold = 2);
+// A `size` x `size` square, `contrast` levels brighter than the scene, moves `step` px a
+// frame across a still background (never a duplicate).
+std::vector<Frame> moving_object_clip(const ClipSpec& spec, int size = 6, int step = 2,
+                                      double contrast = 80);
+// A cursor-like `size` x `size` square that blinks: visible on even frames only.
+std::vector<Frame> blinking_square_clip(const ClipSpec& spec, int size = 6, double contrast = 80);
+// spec.frames entirely different pictures (scene seed + index).
+std::vector<Frame> distinct_clip(const ClipSpec& spec);
+// Frame i repeats frame i-1 exactly where repeats_previous[i] (a new reference to the same
+// picture); other frames are new pictures of a slowly moving scene. repeats_previous[0] is
+// ignored. spec.frames is taken from the pattern's size.
+std::vector<Frame> pattern_clip(const ClipSpec& spec, const std::vector<bool>& repeats_previous);
+// A pattern of `frames` where round(fraction * (frames - 1)) frames repeat the previous one,
+// spread at random (deterministic for a seed).
+std::vector<bool> duplicate_pattern(int frames, double fraction, uint32_t seed = 7);
+
+struct EncodeOptions {
+  std::string codec = "libx264";  // any libavcodec encoder: libx264, libx265, ffv1, ...
+  int crf = 23;                   // ignored by encoders without a "crf" option (ffv1)
+  AVRational fps{24, 1};
+  // Explicit presentation times (variable frame rate), in `time_base` units; empty: frame i
+  // at i / fps.
+  std::vector<int64_t> pts;
+  AVRational time_base{0, 1};               // default: 1/fps
+  AVPixelFormat pix_fmt = AV_PIX_FMT_NONE;  // default: the frames' format (converted if not)
+  int gop = 12;                     // a keyframe every `gop` frames (at 0, gop, 2*gop, ...) only
+  std::string preset = "veryfast";  // x264/x265 preset
+};
+
+// Encodes `frames` into `path` (container from the extension: .mp4, .mkv, ...). Throws
+// std::runtime_error on any libav failure.
+void encode_clip(const std::filesystem::path& path, const std::vector<Frame>& frames,
+                 const EncodeOptions& options = {});
+// Same, pulling `frame_count` frames one at a time from `generator` (large clips).
+void encode_clip(const std::filesystem::path& path, int frame_count,
+                 const std::function<Frame(int index)>& generator,
+                 const EncodeOptions& options = {});
+
+// Decodes every frame of the best video stream (host frames, decoded format, presentation
+// order). Throws std::runtime_error on failure.
+std::vector<Frame> decode_file(const std::filesystem::path& path, int threads = 1);
+
+// Encode then decode: what a real pipeline sees after lossy coding.
+std::vector<Frame> round_trip(const std::filesystem::path& path, const std::vector<Frame>& frames,
+                              const EncodeOptions& options = {});
+
+}  // namespace upframe::test::synth
