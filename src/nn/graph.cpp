@@ -1,0 +1,469 @@
+#include "nn/graph.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+
+#include "upframe/error.hpp"
+
+namespace upframe::nn {
+
+const char* op_type_name(OpType type) {
+  switch (type) {
+    case OpType::kInput: return "Input";
+    case OpType::kSplit: return "Split";
+    case OpType::kConvolution: return "Convolution";
+    case OpType::kDeconvolution: return "Deconvolution";
+    case OpType::kPReLU: return "PReLU";
+    case OpType::kReLU: return "ReLU";
+    case OpType::kSigmoid: return "Sigmoid";
+    case OpType::kPixelShuffle: return "PixelShuffle";
+    case OpType::kInterp: return "Interp";
+    case OpType::kBinaryOp: return "BinaryOp";
+    case OpType::kEltwise: return "Eltwise";
+    case OpType::kConcat: return "Concat";
+    case OpType::kCrop: return "Crop";
+    case OpType::kPadding: return "Padding";
+    case OpType::kPooling: return "Pooling";
+    case OpType::kInnerProduct: return "InnerProduct";
+  }
+  return "?";
+}
+
+ConvPads resolve_conv_pads(const ConvParams& c, int in_h, int in_w) {
+  if (c.pad_left != -233 && c.pad_left != -234)
+    return {c.pad_left, c.pad_right, c.pad_top, c.pad_bottom};
+  // SAME: output = ceil(input / stride); -233 puts the odd pixel at the end, -234 at the start.
+  auto split = [&](int in, int k, int d, int s, int* lo, int* hi) {
+    int out = (in + s - 1) / s;
+    int total = std::max(0, (out - 1) * s + d * (k - 1) + 1 - in);
+    *lo = c.pad_left == -233 ? total / 2 : total - total / 2;
+    *hi = total - *lo;
+  };
+  ConvPads p{};
+  split(in_w, c.kernel_w, c.dilation_w, c.stride_w, &p.left, &p.right);
+  split(in_h, c.kernel_h, c.dilation_h, c.stride_h, &p.top, &p.bottom);
+  return p;
+}
+
+CropRegion resolve_crop(const CropParams& c, const Shape& in, const Shape* reference) {
+  CropRegion r{0, 0, 0, in};
+  if (!c.starts.empty()) {
+    for (size_t i = 0; i < c.starts.size(); ++i) {
+      int axis = c.axes.empty() ? int(i) : c.axes[i];
+      if (axis < 0) axis += in.dims;
+      int size = in.dims == 1 ? in.w : (axis == 0 ? in.c : axis == 1 ? in.h : in.w);
+      int start = c.starts[i] == -233 ? 0 : c.starts[i];
+      int end = c.ends[i] == -233 ? size : c.ends[i];
+      int offset = start >= 0 ? start : size + start;
+      int extent = std::min(size, end > 0 ? end : size + end) - offset;
+      if (in.dims == 1 || axis == 2) {
+        r.woffset = offset;
+        r.out.w = extent;
+      } else if (axis == 1) {
+        r.hoffset = offset;
+        r.out.h = extent;
+      } else {
+        r.coffset = offset;
+        r.out.c = extent;
+      }
+    }
+  } else if (reference) {
+    r.woffset = c.woffset;
+    r.hoffset = c.hoffset;
+    r.coffset = c.coffset;
+    r.out.w = reference->w;
+    r.out.h = reference->h;
+    if (in.dims == 3 && reference->dims == 3) r.out.c = reference->c;
+  } else {
+    r.woffset = c.woffset;
+    r.hoffset = c.hoffset;
+    r.coffset = in.dims == 3 ? c.coffset : 0;
+    r.out.w = in.w - c.woffset - c.woffset2;
+    if (c.outw > 0) r.out.w = std::min(c.outw, r.out.w);
+    if (in.dims == 3) {
+      r.out.h = in.h - c.hoffset - c.hoffset2;
+      if (c.outh > 0) r.out.h = std::min(c.outh, r.out.h);
+      r.out.c = in.c - c.coffset - c.coffset2;
+      if (c.outc > 0) r.out.c = std::min(c.outc, r.out.c);
+    }
+  }
+  return r;
+}
+
+void Graph::finalize() {
+  // Kahn's algorithm, stable: an op runs as soon as its inputs exist, in file order otherwise.
+  std::vector<int> producer(blob_names.size(), -1);
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (int b : ops[i].outputs) producer[b] = int(i);
+  std::vector<bool> done(ops.size(), false), ready(blob_names.size(), false);
+  std::vector<Op> ordered;
+  while (ordered.size() < ops.size()) {
+    bool progressed = false;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (done[i]) continue;
+      bool inputs_ready = true;
+      for (int b : ops[i].inputs) {
+        if (producer[b] < 0)
+          throw Error(param_path, "line " + std::to_string(ops[i].line) + ": layer " +
+                                      ops[i].name + ": blob '" + blob_names[b] + "' is never produced");
+        inputs_ready = inputs_ready && ready[b];
+      }
+      if (!inputs_ready) continue;
+      done[i] = true;
+      progressed = true;
+      for (int b : ops[i].outputs) ready[b] = true;
+      ordered.push_back(ops[i]);
+    }
+    if (!progressed) throw Error(param_path, "the layers form a cycle");
+  }
+  ops = std::move(ordered);
+
+  input_blob = output_blob = -1;
+  std::vector<int> readers(blob_names.size(), 0);
+  for (const Op& op : ops)
+    for (int b : op.inputs) ++readers[b];
+  std::vector<std::string> outputs;
+  for (const Op& op : ops) {
+    if (op.type == OpType::kInput) {
+      if (input_blob >= 0) throw Error(param_path, "the model has more than one Input layer");
+      input_blob = op.outputs[0];
+    }
+    for (int b : op.outputs)
+      if (readers[b] == 0) {
+        output_blob = b;
+        outputs.push_back(blob_names[b]);
+      }
+  }
+  if (input_blob < 0) throw Error(param_path, "the model has no Input layer");
+  if (outputs.size() != 1) {
+    std::string names;
+    for (auto& n : outputs) names += (names.empty() ? "" : ", ") + n;
+    throw Error(param_path, "the model must have exactly one output blob, it has " +
+                                std::to_string(outputs.size()) + " (" + names + ")");
+  }
+}
+
+std::vector<int> Graph::last_uses() const {
+  std::vector<int> last(blob_names.size(), -1);
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (int b : ops[i].inputs) last[b] = int(i);
+  if (output_blob >= 0) last[output_blob] = int(ops.size());
+  return last;
+}
+
+void Graph::simplify() {
+  // Splits: readers of a Split output read the Split's input instead.
+  std::vector<int> alias(blob_names.size());
+  std::iota(alias.begin(), alias.end(), 0);
+  std::vector<Op> kept;
+  for (Op& op : ops) {
+    for (int& b : op.inputs) b = alias[b];
+    if (op.type == OpType::kSplit) {
+      for (int b : op.outputs) alias[b] = op.inputs[0];
+      continue;
+    }
+    kept.push_back(std::move(op));
+  }
+  ops = std::move(kept);
+
+  // Activation folding into the convolution before it.
+  std::vector<int> readers(blob_names.size(), 0);
+  for (const Op& op : ops)
+    for (int b : op.inputs) ++readers[b];
+  std::map<int, size_t> producer;
+  for (size_t i = 0; i < ops.size(); ++i)
+    for (int b : ops[i].outputs) producer[b] = i;
+  std::vector<bool> removed(ops.size(), false);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    Op& act = ops[i];
+    bool is_act = act.type == OpType::kPReLU || act.type == OpType::kReLU ||
+                  act.type == OpType::kSigmoid;
+    if (!is_act) continue;
+    int src = act.inputs[0];
+    auto it = producer.find(src);
+    if (it == producer.end() || readers[src] != 1) continue;
+    Op& conv = ops[it->second];
+    if (conv.type != OpType::kConvolution && conv.type != OpType::kDeconvolution) continue;
+    ActivationSpec& a = conv.conv.activation;
+    if (a.type != Activation::kNone) continue;
+    if (act.type == OpType::kPReLU) {
+      if (act.slopes.size() != 1 && int(act.slopes.size()) != conv.conv.num_output) continue;
+      a.type = Activation::kPReLU;
+      a.prelu_slopes = act.slopes;
+    } else if (act.type == OpType::kReLU) {
+      a.type = act.relu_slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
+      a.alpha = act.relu_slope;
+    } else {
+      a.type = Activation::kSigmoid;
+    }
+    conv.outputs[0] = act.outputs[0];
+    producer[act.outputs[0]] = it->second;
+    removed[i] = true;
+  }
+  kept.clear();
+  for (size_t i = 0; i < ops.size(); ++i)
+    if (!removed[i]) kept.push_back(std::move(ops[i]));
+  ops = std::move(kept);
+  finalize();
+}
+
+std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
+  std::vector<Shape> shapes(blob_names.size(), Shape{0, 0, 0, 0});
+  for (const Op& op : ops) {
+    auto fail = [&](const std::string& what) -> Error {
+      return Error(param_path, "line " + std::to_string(op.line) + ": layer " + op.name + " (" +
+                                   op_type_name(op.type) + "): bad shape: " + what);
+    };
+    auto shape_text = [](const Shape& s) {
+      return s.dims == 1 ? "[" + std::to_string(s.w) + "]"
+                         : std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
+                               std::to_string(s.w);
+    };
+    std::vector<Shape> in;
+    for (int b : op.inputs) in.push_back(shapes[b]);
+    auto need_image = [&](const Shape& s) {
+      if (s.dims != 3) throw fail("expects an image blob, got a vector " + shape_text(s));
+    };
+    Shape out{};
+    switch (op.type) {
+      case OpType::kInput:
+        if (op.input_channels > 0 && input.c != op.input_channels)
+          throw fail("the model takes " + std::to_string(op.input_channels) + " channels, got " +
+                     std::to_string(input.c));
+        out = input;
+        break;
+      case OpType::kSplit:
+        out = in[0];
+        break;
+      case OpType::kConvolution:
+      case OpType::kDeconvolution: {
+        const ConvParams& c = op.conv;
+        need_image(in[0]);
+        size_t per_group_in = c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h);
+        if (in[0].c % c.groups != 0 || size_t(in[0].c / c.groups) != per_group_in)
+          throw fail("weights expect " + std::to_string(per_group_in * c.groups) +
+                     " input channels, got " + std::to_string(in[0].c));
+        int ext_w = c.dilation_w * (c.kernel_w - 1) + 1;
+        int ext_h = c.dilation_h * (c.kernel_h - 1) + 1;
+        if (op.type == OpType::kConvolution) {
+          ConvPads p = resolve_conv_pads(c, in[0].h, in[0].w);
+          int w = in[0].w + p.left + p.right, h = in[0].h + p.top + p.bottom;
+          if (w < ext_w || h < ext_h)
+            throw fail("input " + shape_text(in[0]) + " is smaller than the kernel");
+          out = {3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1};
+        } else {
+          int w = (in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right - c.pad_left -
+                  c.pad_right;
+          int h = (in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom - c.pad_top -
+                  c.pad_bottom;
+          out = {3, c.num_output, h, w};
+        }
+        if (c.activation.type == Activation::kPReLU && c.activation.prelu_slopes.size() != 1 &&
+            int(c.activation.prelu_slopes.size()) != c.num_output)
+          throw fail("PReLU slope count differs from the channel count");
+        break;
+      }
+      case OpType::kPReLU:
+        need_image(in[0]);
+        if (op.slopes.size() != 1 && int(op.slopes.size()) != in[0].c)
+          throw fail(std::to_string(op.slopes.size()) + " slopes for " +
+                     std::to_string(in[0].c) + " channels");
+        out = in[0];
+        break;
+      case OpType::kReLU:
+      case OpType::kSigmoid:
+        out = in[0];
+        break;
+      case OpType::kPixelShuffle: {
+        need_image(in[0]);
+        int r = op.upscale_factor;
+        if (in[0].c % (r * r) != 0)
+          throw fail(std::to_string(in[0].c) + " channels do not divide by the factor squared");
+        out = {3, in[0].c / (r * r), in[0].h * r, in[0].w * r};
+        break;
+      }
+      case OpType::kInterp: {
+        need_image(in[0]);
+        const InterpParams& p = op.interp;
+        int oh = p.output_height, ow = p.output_width;
+        if (oh == 0 || ow == 0) {
+          oh = int(in[0].h * p.height_scale);
+          ow = int(in[0].w * p.width_scale);
+        }
+        out = {3, in[0].c, oh, ow};
+        break;
+      }
+      case OpType::kBinaryOp: {
+        if (op.binary.with_scalar) {
+          out = in[0];
+          break;
+        }
+        const Shape &a = in[0], &b = in[1];
+        auto per_channel = [](const Shape& img, const Shape& v) {
+          return img.dims == 3 && ((v.dims == 1 && v.w == img.c) ||
+                                   (v.dims == 3 && v.c == img.c && v.h == 1 && v.w == 1));
+        };
+        auto scalar = [](const Shape& v) { return v.elements() == 1; };
+        if (a == b || per_channel(a, b) || scalar(b))
+          out = a;
+        else if (per_channel(b, a) || scalar(a))
+          out = b;
+        else
+          throw fail("cannot broadcast " + shape_text(a) + " with " + shape_text(b));
+        break;
+      }
+      case OpType::kEltwise:
+        for (const Shape& s : in)
+          if (!(s == in[0]))
+            throw fail("inputs differ in shape: " + shape_text(in[0]) + " and " + shape_text(s));
+        out = in[0];
+        break;
+      case OpType::kConcat: {
+        int axis = op.concat_axis < 0 ? op.concat_axis + in[0].dims : op.concat_axis;
+        if (in[0].dims != 3 || axis != 0)
+          throw fail("only channel concatenation of images is supported");
+        out = in[0];
+        out.c = 0;
+        for (const Shape& s : in) {
+          if (s.dims != 3 || s.h != in[0].h || s.w != in[0].w)
+            throw fail("inputs differ in size: " + shape_text(in[0]) + " and " + shape_text(s));
+          out.c += s.c;
+        }
+        break;
+      }
+      case OpType::kCrop: {
+        CropRegion r = resolve_crop(op.crop, in[0], in.size() > 1 ? &in[1] : nullptr);
+        if (r.out.w <= 0 || r.out.h <= 0 || r.out.c <= 0 || r.woffset < 0 || r.hoffset < 0 ||
+            r.coffset < 0 || r.woffset + r.out.w > in[0].w || r.hoffset + r.out.h > in[0].h ||
+            r.coffset + r.out.c > in[0].c)
+          throw fail("crop region lies outside the input " + shape_text(in[0]));
+        out = r.out;
+        break;
+      }
+      case OpType::kPadding: {
+        need_image(in[0]);
+        const PaddingParams& p = op.padding;
+        out = {3, in[0].c, in[0].h + p.top + p.bottom, in[0].w + p.left + p.right};
+        if (p.type == 2 && (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w ||
+                            p.right >= in[0].w))
+          throw fail("reflect padding wider than the input");
+        break;
+      }
+      case OpType::kPooling:
+        need_image(in[0]);
+        out = {1, 1, 1, in[0].c};
+        break;
+      case OpType::kInnerProduct: {
+        size_t inputs = op.inner.weights.size() / op.inner.num_output;
+        if (in[0].elements() != inputs)
+          throw fail("weights expect " + std::to_string(inputs) + " inputs, got " +
+                     shape_text(in[0]));
+        out = {1, 1, 1, op.inner.num_output};
+        break;
+      }
+    }
+    if (out.c <= 0 || out.h <= 0 || out.w <= 0)
+      throw fail("input " + (in.empty() ? shape_text(input) : shape_text(in[0])) +
+                 " gives an empty output");
+    for (int b : op.outputs) shapes[b] = out;
+  }
+  return shapes;
+}
+
+int Graph::receptive_radius(bool* global_context) const {
+  *global_context = false;
+  // Scales come from the shapes at a moderate size; try a few in case the graph needs more.
+  std::vector<Shape> shapes;
+  for (int size : {256, 512, 1024}) {
+    try {
+      shapes = infer_shapes(Shape{3, 3, size, size});
+      break;
+    } catch (const Error&) {
+    }
+  }
+  if (shapes.empty()) return 0;
+  double input_w = shapes[input_blob].w;
+  // radius[b]: input pixels each side that blob b's pixel depends on.
+  std::vector<double> radius(blob_names.size(), 0.0);
+  for (const Op& op : ops) {
+    double r = 0;
+    for (int b : op.inputs) r = std::max(r, radius[b]);
+    double in_scale = op.inputs.empty() ? 1.0 : shapes[op.inputs[0]].w / input_w;
+    double extra = 0;  // in pixels of the op's input
+    switch (op.type) {
+      case OpType::kConvolution: {
+        const ConvParams& c = op.conv;
+        int reach = std::max(c.dilation_w * (c.kernel_w - 1), c.dilation_h * (c.kernel_h - 1));
+        int stride = std::max(c.stride_w, c.stride_h);
+        extra = std::ceil(reach / 2.0) + (stride > 1 ? stride : 0);
+        break;
+      }
+      case OpType::kDeconvolution: {
+        const ConvParams& c = op.conv;
+        int reach = std::max(c.dilation_w * (c.kernel_w - 1), c.dilation_h * (c.kernel_h - 1)) + 1;
+        extra = std::ceil(double(reach) / std::min(c.stride_w, c.stride_h));
+        break;
+      }
+      case OpType::kInterp:
+        extra = op.interp.resize_type == 3 ? 2 : 1;
+        break;
+      case OpType::kPooling:
+        *global_context = true;
+        break;
+      default:
+        break;
+    }
+    r += extra / in_scale;
+    for (int b : op.outputs) radius[b] = r;
+  }
+  return int(std::ceil(radius[output_blob] - 1e-9));
+}
+
+size_t BufferPlan::total_bytes() const {
+  return std::accumulate(slot_bytes.begin(), slot_bytes.end(), size_t(0));
+}
+
+BufferPlan plan_buffers(const Graph& graph, const std::vector<size_t>& bytes) {
+  BufferPlan plan;
+  plan.blob_slot.assign(graph.blob_names.size(), -1);
+  std::vector<int> last = graph.last_uses();
+  std::vector<int> free_slots;
+  for (size_t i = 0; i < graph.ops.size(); ++i) {
+    const Op& op = graph.ops[i];
+    for (int b : op.outputs) {
+      // Best fit: the smallest free slot that holds it, else grow the largest free one.
+      int best = -1;
+      for (int s : free_slots) {
+        bool fits = plan.slot_bytes[s] >= bytes[b];
+        if (best < 0) {
+          best = s;
+          continue;
+        }
+        bool best_fits = plan.slot_bytes[best] >= bytes[b];
+        if (fits && (!best_fits || plan.slot_bytes[s] < plan.slot_bytes[best])) best = s;
+        if (!fits && !best_fits && plan.slot_bytes[s] > plan.slot_bytes[best]) best = s;
+      }
+      if (best < 0) {
+        best = int(plan.slot_bytes.size());
+        plan.slot_bytes.push_back(0);
+      } else {
+        free_slots.erase(std::find(free_slots.begin(), free_slots.end(), best));
+      }
+      plan.slot_bytes[best] = std::max(plan.slot_bytes[best], bytes[b]);
+      plan.blob_slot[b] = best;
+    }
+    // A blob read twice by this op is freed once.
+    std::vector<int> inputs = op.inputs;
+    std::sort(inputs.begin(), inputs.end());
+    inputs.erase(std::unique(inputs.begin(), inputs.end()), inputs.end());
+    for (int b : inputs)
+      if (last[b] == int(i)) free_slots.push_back(plan.blob_slot[b]);
+    for (int b : op.outputs)  // produced but never read (not the output): free at once
+      if (last[b] < 0) free_slots.push_back(plan.blob_slot[b]);
+  }
+  return plan;
+}
+
+}  // namespace upframe::nn

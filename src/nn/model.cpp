@@ -1,0 +1,98 @@
+#include "upframe/nn/model.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "nn/graph.hpp"
+#include "nn/reader.hpp"
+#include "upframe/error.hpp"
+
+namespace upframe::nn {
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kBf16: return "bf16";
+    case Precision::kFp16: return "fp16";
+  }
+  return "?";
+}
+
+struct Model::Impl {
+  Graph graph;
+  ModelInfo info;
+};
+
+Model::Model() : impl_(std::make_unique<Impl>()) {}
+Model::~Model() = default;
+const ModelInfo& Model::info() const { return impl_->info; }
+const Graph& Model::graph() const { return impl_->graph; }
+
+namespace {
+
+// Output size = scale * input size - border, found from two input sizes so a graph that
+// trims a border (Real-CUGAN) still gives its true scale.
+int find_scale(const Graph& g, int channels, const std::string& file) {
+  for (int base : {64, 256, 1024}) {
+    try {
+      Shape a = g.infer_shapes(Shape{3, channels, base, base})[g.output_blob];
+      Shape b = g.infer_shapes(Shape{3, channels, 2 * base, 2 * base})[g.output_blob];
+      if (a.dims != 3) throw Error(file, "the model's output is not an image");
+      int dw = b.w - a.w, dh = b.h - a.h;
+      if (dw != dh || dw % base != 0 || dw <= 0)
+        throw Error(file, "the model does not scale width and height by the same whole factor (" +
+                              std::to_string(base) + " px in gives " + std::to_string(a.w) + "x" +
+                              std::to_string(a.h) + " out)");
+      return dw / base;
+    } catch (const Error& e) {
+      if (e.problem().find("bad shape") == std::string::npos || base == 1024) throw;
+    }
+  }
+  return 1;
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::load(const std::filesystem::path& param_path,
+                                         const std::filesystem::path& bin_path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(param_path, ec))
+    throw Error(param_path.string(), "model description (.param) not found");
+  if (!std::filesystem::is_regular_file(bin_path, ec))
+    throw Error(bin_path.string(), "model weights (.bin) not found");
+  std::shared_ptr<Model> model(new Model());
+  Graph& g = model->impl_->graph;
+  g = read_ncnn_model(param_path, bin_path);
+  g.simplify();
+
+  ModelInfo& info = model->impl_->info;
+  info.name = param_path.stem().string();
+  // Input channels: declared by the Input layer, else implied by the first layer's weights.
+  info.input_channels = 0;
+  for (const Op& op : g.ops) {
+    if (op.type == OpType::kInput && op.input_channels > 0) info.input_channels = op.input_channels;
+  }
+  if (info.input_channels == 0) {
+    for (const Op& op : g.ops) {
+      bool reads_input = !op.inputs.empty() && op.inputs[0] == g.input_blob;
+      if (reads_input && op.type == OpType::kConvolution) {
+        const ConvParams& c = op.conv;
+        info.input_channels =
+            int(c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h)) * c.groups;
+        break;
+      }
+    }
+  }
+  if (info.input_channels == 0) info.input_channels = 3;
+  const std::string file = param_path.string();
+  info.scale = find_scale(g, info.input_channels, file);
+  info.output_channels = g.infer_shapes(Shape{3, info.input_channels, 256, 256})[g.output_blob].c;
+  info.receptive_radius = g.receptive_radius(&info.global_context);
+  spdlog::debug("model {}: {} ops, scale {}, receptive radius {} px{}", info.name, g.ops.size(),
+                info.scale, info.receptive_radius,
+                info.global_context ? " (plus global pooling)" : "");
+  return model;
+}
+
+}  // namespace upframe::nn

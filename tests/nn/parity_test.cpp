@@ -1,0 +1,61 @@
+// Runs the shipped models on the golden inputs and compares with the PyTorch references
+// (tests/golden/README.md): fp32 must agree to >= 50 dB PSNR and at most 2 levels.
+#include <spdlog/spdlog.h>
+
+#include "nn/nn_test_util.hpp"
+#include "upframe/error.hpp"
+#include "upframe/nn/model.hpp"
+
+namespace upframe::test {
+namespace {
+
+struct ParityCase {
+  std::string model_param;  // relative to the source tree
+  std::string input;
+  std::string reference;
+};
+
+class Parity : public ::testing::TestWithParam<ParityCase> {};
+
+TEST_P(Parity, Fp32MatchesReference) {
+  const ParityCase& pc = GetParam();
+  fs::path param = source_dir() / pc.model_param;
+  fs::path bin = fs::path(param).replace_extension(".bin");
+  auto model = nn::Model::load(param, bin);
+  auto exec = nn::make_cpu_executor(model, nn::Precision::kFp32);
+  Rgb8 input = read_png_rgb(source_dir() / "tests/golden" / pc.input);
+  Rgb8 reference = read_png_rgb(source_dir() / "tests/golden" / pc.reference);
+  nn::Tensor out = exec->run(to_tensor(input));
+  ASSERT_EQ(out.channels, 3);
+  ASSERT_EQ(out.width, reference.width);
+  ASSERT_EQ(out.height, reference.height);
+  ASSERT_EQ(out.width, input.width * model->info().scale);
+  Comparison c = compare(to_rgb8(out), reference);
+  RecordProperty("psnr", std::to_string(c.psnr));
+  std::printf("%s on %s: PSNR %.2f dB, max difference %d\n", pc.model_param.c_str(),
+              pc.input.c_str(), c.psnr, c.max_difference);
+  EXPECT_GE(c.psnr, 50.0);
+  EXPECT_LE(c.max_difference, 2);
+
+  // A second run reuses the cached plan and buffers and gives the same result.
+  nn::Tensor again = exec->run(to_tensor(input));
+  EXPECT_EQ(again.data, out.data);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Golden, Parity,
+    ::testing::Values(ParityCase{"models/realesr-animevideov3-x2.param", "mandel_256x144.png",
+                                 "mandel_256x144.animevideov3-x2.png"},
+                      ParityCase{"models/realesr-animevideov3-x4.param", "testsrc2_160x90.png",
+                                 "testsrc2_160x90.animevideov3-x4.png"},
+                      ParityCase{"tests/models/realesrgan-x4plus-anime.param",
+                                 "testsrc2_160x90.png", "testsrc2_160x90.x4plus-anime.png"}),
+    [](const auto& info) {
+      std::string n = fs::path(info.param.model_param).stem().string();
+      for (char& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
+
+}  // namespace
+}  // namespace upframe::test
