@@ -13,6 +13,7 @@
 
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
+#include "upframe/log.hpp"
 #include "upframe/pipeline/job.hpp"
 
 namespace {
@@ -138,7 +139,7 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("upframe");
   logger->set_pattern("upframe: %^%l%$: %v");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(settings.quiet ? spdlog::level::err : spdlog::level::info);
+  upframe::set_log_level(settings.quiet ? upframe::LogLevel::kError : upframe::LogLevel::kInfo);
   if (!config_file.empty()) spdlog::info("config file: {}", config_file);
 
   std::signal(SIGINT, on_signal);

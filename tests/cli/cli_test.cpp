@@ -46,7 +46,7 @@ void expect_error(const CommandResult& r, int status, const std::string& names,
     EXPECT_FALSE(fs::exists(output)) << output;
     // Nor a temporary file beside it.
     for (const auto& e : fs::directory_iterator(output.parent_path()))
-      EXPECT_EQ(e.path().string().find("upframe-"), std::string::npos) << e.path();
+      EXPECT_EQ(e.path().filename().string().find("upframe-"), std::string::npos) << e.path();
   }
 }
 
