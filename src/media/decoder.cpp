@@ -164,7 +164,9 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions opt
   info.height = par->height;
   info.pixel_format =
       ctx->pix_fmt != AV_PIX_FMT_NONE ? ctx->pix_fmt : static_cast<AVPixelFormat>(par->format);
-  if (info.pixel_format == AV_PIX_FMT_NONE) d.fail("the video stream has no known pixel format");
+  if (info.pixel_format == AV_PIX_FMT_NONE || info.width <= 0)
+    d.fail("not a valid " + info.codec +
+           " stream: its picture size and pixel format cannot be read");
   info.bit_depth = pixel_format_bit_depth(info.pixel_format);
   info.time_base = d.stream->time_base;
   info.avg_frame_rate = valid(d.stream->avg_frame_rate) ? d.stream->avg_frame_rate
@@ -234,7 +236,8 @@ std::optional<Frame> VideoDecoder::next() {
       d.check_complete();
       return std::nullopt;
     }
-    if (err != AVERROR(EAGAIN)) d.fail("cannot decode: " + av_error_string(err));
+    if (err != AVERROR(EAGAIN))
+      d.fail("cannot decode (damaged or truncated data): " + av_error_string(err));
 
     // The decoder wants input.
     if (d.flushing) d.fail("the decoder stopped without finishing");

@@ -368,6 +368,11 @@ void VideoSink::open_encoder(const Frame& first) {
 void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
   if (finished_) fail("write after finish", index);
   if (!encoder_) open_encoder(to_host(frame));
+  if (frame.width() != encoder_->width || frame.height() != encoder_->height)
+    fail("frame size changed from " + std::to_string(encoder_->width) + "x" +
+             std::to_string(encoder_->height) + " to " + std::to_string(frame.width()) + "x" +
+             std::to_string(frame.height()),
+         index);
   Frame converted = converter_.convert(frame, encoder_->pix_fmt).ref();
   AVFrame* f = converted.av();
   if (last_pts_ != AV_NOPTS_VALUE && pts <= last_pts_) pts = last_pts_ + 1;
