@@ -234,6 +234,24 @@ TEST(VideoSink, OutputErrors) {
   EXPECT_THROW(make_video_sink(dir / "missing-folder" / "c.mp4", info, 160, 90, {}), Error);
 }
 
+TEST(VideoSink, SampleAspectRatioKept) {
+  fs::path dir = scratch_dir("sink-sar");
+  fs::path input = dir / "anamorphic.mkv";
+  ffmpeg(std::string(kSmall) + " -vf setsar=4/3 -c:v libx264 " + quote(input.string()));
+  fs::path output = dir / "out.mp4";
+  transcode(input, output);
+  EXPECT_EQ(stream_field(probe(output, "-show_streams"), 0, "sample_aspect_ratio"), "4:3");
+}
+
+TEST(VideoSink, ShippedSampleWithAudio) {
+  fs::path input = source_dir() / "samples" / "sample.mp4";
+  fs::path output = scratch_dir("sink-sample") / "out.mkv";
+  auto notes = transcode(input, output);
+  EXPECT_FALSE(any_note_contains(notes, "dropped"));
+  EXPECT_EQ(packet_count(output, "a"), packet_count(input, "a"));
+  EXPECT_EQ(decode_all(output).size(), decode_all(input).size());
+}
+
 TEST(ResolveEncoder, AutoFollowsBitDepth) {
   EXPECT_EQ(resolve_encoder("auto", 8), "libx264");
   EXPECT_EQ(resolve_encoder("auto", 10), "libx265");
