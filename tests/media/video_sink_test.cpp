@@ -125,8 +125,8 @@ fs::path make_multi_stream_input(const fs::path& dir) {
   ffmpeg(std::string(kSmall) + " -f lavfi -i sine=frequency=440:duration=1 -i " +
          quote(subs.string()) + " -i " + quote(meta.string()) +
          " -map 0:v -map 1:a -map 2:s -map_metadata 3 -map_chapters 3 -c:v libx264 -c:a aac"
-         " -c:s srt " +
-         quote(input.string()));
+         " -c:s srt -attach " +
+         quote(subs.string()) + " -metadata:s:t mimetype=text/plain " + quote(input.string()));
   return input;
 }
 
@@ -151,6 +151,7 @@ TEST(VideoSink, AudioCopiedSubtitleDroppedForMp4) {
   EXPECT_EQ(stream_field(info, 1, "codec_name"), "aac");
   EXPECT_EQ(packet_count(output, "a"), packet_count(input, "a"));
   EXPECT_TRUE(any_note_contains(notes, "stream #2 (subrip) dropped")) << notes.size();
+  EXPECT_TRUE(any_note_contains(notes, "stream #3 (none) dropped: the mp4 container holds no"));
   EXPECT_EQ(info["format"]["tags"]["title"], "Upframe test");
 }
 
@@ -161,9 +162,10 @@ TEST(VideoSink, AudioSubtitlesChaptersKeptInMkv) {
   auto notes = transcode(input, output);
   EXPECT_FALSE(any_note_contains(notes, "dropped"));
   auto info = probe(output, "-show_streams -show_format -show_chapters");
-  ASSERT_EQ(info["streams"].size(), 3u);
+  ASSERT_EQ(info["streams"].size(), 4u);
   EXPECT_EQ(stream_field(info, 1, "codec_name"), "aac");
   EXPECT_EQ(stream_field(info, 2, "codec_name"), "subrip");
+  EXPECT_EQ(stream_field(info, 3, "codec_type"), "attachment");
   EXPECT_EQ(packet_count(output, "a"), packet_count(input, "a"));
   EXPECT_EQ(packet_count(output, "s"), 2);
   EXPECT_EQ(info["chapters"].size(), 2u);
