@@ -28,8 +28,11 @@ class VideoDecoder {
   const VideoInfo& info() const;
   // The next decoded frame in presentation order, its pts in info().time_base (best-effort
   // timestamp; never AV_NOPTS_VALUE: missing ones are extrapolated). nullopt at the end.
-  // Throws upframe::Error (stage "decode", frame index) on a decoding error such as a
-  // truncated file.
+  // Throws upframe::Error (stage "decode", index of the frame that could not be produced)
+  // on damaged or truncated input: AVERROR_INVALIDDATA or an I/O error from the demuxer or
+  // decoder; at the end, fewer frames than the container lists (less max(2, 2%)), or, where
+  // it lists none, frames ending before 90% of the stated duration. An mp4 cut before its
+  // moov index fails in the constructor ("damaged or truncated").
   std::optional<Frame> next();
   // "cpu" or "nvdec".
   std::string backend() const;

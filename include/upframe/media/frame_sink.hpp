@@ -39,9 +39,13 @@ struct VideoSinkOptions {
   bool overwrite = false;
 };
 
-// Encodes to `output` (container from the extension). Frames come in `in.pixel_format` at
-// `width` x `height`; colour metadata and time base come from `in`; other streams are
-// copied from `in.path` where the container allows.
+// Encodes to `output` (container from the extension), built as `.NAME.upframe-tmp.EXT`
+// beside it and renamed by finish(). Throws UsageError for an unknown/unavailable encoder or
+// one the container cannot hold, Error for an existing output without overwrite or an
+// unwritable folder. Streams that cannot be copied are listed in notes() as
+// "stream #N (codec) dropped: reason" (SubRip into mp4 is dropped, not converted). Frames come in
+// `in.pixel_format` at `width` x `height`; colour metadata and time base come from `in`; other
+// streams are copied from `in.path` where the container allows.
 std::unique_ptr<FrameSink> make_video_sink(const std::filesystem::path& output, const VideoInfo& in,
                                            int width, int height, const VideoSinkOptions& options);
 
@@ -51,7 +55,11 @@ struct FramesFolderOptions {
   bool overwrite = false;      // -y: empties old numbered frames first
 };
 
-// Writes 00000001.png upward and timestamps.csv (index,pts_seconds) into `folder`.
+// Writes 00000001.png upward and timestamps.csv into `folder`. The CSV's `index` is the
+// file's number (1 for 00000001.png), pts_seconds its time. Built as `.NAME.upframe-tmp`
+// beside `folder`; a non-empty existing folder is an error unless overwrite, which removes
+// its old numbered frames (other files stay) at finish(). png keeps >8-bit sources as
+// rgb48be; jpg maps quality to mjpeg's qscale 31..2; webp uses libwebp's quality.
 std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& folder,
                                                    const VideoInfo& in,
                                                    const FramesFolderOptions& options);
