@@ -70,7 +70,8 @@ ModeChoice choose_mode(const Settings& s, const VideoInfo& info, const Upscaler&
     choice.reason = frames + (info.frame_count >= 0 ? " >= pipeline_min_frames " +
                                                           std::to_string(s.pipeline_min_frames)
                                                     : "") +
-                    ", parallel on, " + std::to_string(workers) + " worker(s) fit in memory";
+                    ", parallel on, " + std::to_string(workers) + " worker(s) (" +
+                    std::to_string(fit) + " fit in memory)";
   }
   return choice;
 }
