@@ -11,22 +11,38 @@ namespace upframe::nn {
 
 const char* op_type_name(OpType type) {
   switch (type) {
-    case OpType::kInput: return "Input";
-    case OpType::kSplit: return "Split";
-    case OpType::kConvolution: return "Convolution";
-    case OpType::kDeconvolution: return "Deconvolution";
-    case OpType::kPReLU: return "PReLU";
-    case OpType::kReLU: return "ReLU";
-    case OpType::kSigmoid: return "Sigmoid";
-    case OpType::kPixelShuffle: return "PixelShuffle";
-    case OpType::kInterp: return "Interp";
-    case OpType::kBinaryOp: return "BinaryOp";
-    case OpType::kEltwise: return "Eltwise";
-    case OpType::kConcat: return "Concat";
-    case OpType::kCrop: return "Crop";
-    case OpType::kPadding: return "Padding";
-    case OpType::kPooling: return "Pooling";
-    case OpType::kInnerProduct: return "InnerProduct";
+    case OpType::kInput:
+      return "Input";
+    case OpType::kSplit:
+      return "Split";
+    case OpType::kConvolution:
+      return "Convolution";
+    case OpType::kDeconvolution:
+      return "Deconvolution";
+    case OpType::kPReLU:
+      return "PReLU";
+    case OpType::kReLU:
+      return "ReLU";
+    case OpType::kSigmoid:
+      return "Sigmoid";
+    case OpType::kPixelShuffle:
+      return "PixelShuffle";
+    case OpType::kInterp:
+      return "Interp";
+    case OpType::kBinaryOp:
+      return "BinaryOp";
+    case OpType::kEltwise:
+      return "Eltwise";
+    case OpType::kConcat:
+      return "Concat";
+    case OpType::kCrop:
+      return "Crop";
+    case OpType::kPadding:
+      return "Padding";
+    case OpType::kPooling:
+      return "Pooling";
+    case OpType::kInnerProduct:
+      return "InnerProduct";
   }
   return "?";
 }
@@ -106,8 +122,8 @@ void Graph::finalize() {
       bool inputs_ready = true;
       for (int b : ops[i].inputs) {
         if (producer[b] < 0)
-          throw Error(param_path, "line " + std::to_string(ops[i].line) + ": layer " +
-                                      ops[i].name + ": blob '" + blob_names[b] + "' is never produced");
+          throw Error(param_path, "line " + std::to_string(ops[i].line) + ": layer " + ops[i].name +
+                                      ": blob '" + blob_names[b] + "' is never produced");
         inputs_ready = inputs_ready && ready[b];
       }
       if (!inputs_ready) continue;
@@ -178,8 +194,8 @@ void Graph::simplify() {
   std::vector<bool> removed(ops.size(), false);
   for (size_t i = 0; i < ops.size(); ++i) {
     Op& act = ops[i];
-    bool is_act = act.type == OpType::kPReLU || act.type == OpType::kReLU ||
-                  act.type == OpType::kSigmoid;
+    bool is_act =
+        act.type == OpType::kPReLU || act.type == OpType::kReLU || act.type == OpType::kSigmoid;
     if (!is_act) continue;
     int src = act.inputs[0];
     auto it = producer.find(src);
@@ -217,9 +233,9 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
                                    op_type_name(op.type) + "): bad shape: " + what);
     };
     auto shape_text = [](const Shape& s) {
-      return s.dims == 1 ? "[" + std::to_string(s.w) + "]"
-                         : std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
-                               std::to_string(s.w);
+      return s.dims == 1
+                 ? "[" + std::to_string(s.w) + "]"
+                 : std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
     };
     std::vector<Shape> in;
     for (int b : op.inputs) in.push_back(shapes[b]);
@@ -254,10 +270,10 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
             throw fail("input " + shape_text(in[0]) + " is smaller than the kernel");
           out = {3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1};
         } else {
-          int w = (in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right - c.pad_left -
-                  c.pad_right;
-          int h = (in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom - c.pad_top -
-                  c.pad_bottom;
+          int w =
+              (in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right - c.pad_left - c.pad_right;
+          int h =
+              (in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom - c.pad_top - c.pad_bottom;
           out = {3, c.num_output, h, w};
         }
         if (c.activation.type == Activation::kPReLU && c.activation.prelu_slopes.size() != 1 &&
@@ -268,8 +284,8 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
       case OpType::kPReLU:
         need_image(in[0]);
         if (op.slopes.size() != 1 && int(op.slopes.size()) != in[0].c)
-          throw fail(std::to_string(op.slopes.size()) + " slopes for " +
-                     std::to_string(in[0].c) + " channels");
+          throw fail(std::to_string(op.slopes.size()) + " slopes for " + std::to_string(in[0].c) +
+                     " channels");
         out = in[0];
         break;
       case OpType::kReLU:
@@ -346,8 +362,8 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         need_image(in[0]);
         const PaddingParams& p = op.padding;
         out = {3, in[0].c, in[0].h + p.top + p.bottom, in[0].w + p.left + p.right};
-        if (p.type == 2 && (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w ||
-                            p.right >= in[0].w))
+        if (p.type == 2 &&
+            (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w || p.right >= in[0].w))
           throw fail("reflect padding wider than the input");
         break;
       }

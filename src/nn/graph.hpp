@@ -30,7 +30,14 @@ const char* op_type_name(OpType type);
 
 // ncnn's fused activation (param 9 of Convolution/Deconvolution/InnerProduct); kPReLU is ours:
 // a following PReLU layer folded into the convolution by Graph::simplify().
-enum class Activation { kNone = 0, kReLU = 1, kLeakyReLU = 2, kClip = 3, kSigmoid = 4, kPReLU = 100 };
+enum class Activation {
+  kNone = 0,
+  kReLU = 1,
+  kLeakyReLU = 2,
+  kClip = 3,
+  kSigmoid = 4,
+  kPReLU = 100
+};
 
 struct ActivationSpec {
   Activation type = Activation::kNone;
@@ -104,15 +111,15 @@ struct InnerProductParams {
 struct Op {
   OpType type = OpType::kInput;
   std::string name;
-  int line = 0;  // in the .param file, for error messages
-  std::vector<int> inputs;   // blob indices
-  std::vector<int> outputs;  // blob indices
-  int input_channels = 0;    // Input layer's declared channel count (0: unknown)
-  ConvParams conv;           // Convolution, Deconvolution
-  std::vector<float> slopes; // PReLU (size 1: shared)
-  float relu_slope = 0.f;    // ReLU
-  int upscale_factor = 1;    // PixelShuffle
-  int pixelshuffle_mode = 0; // 0: PyTorch pixel_shuffle order, 1: depth-to-space DCR
+  int line = 0;               // in the .param file, for error messages
+  std::vector<int> inputs;    // blob indices
+  std::vector<int> outputs;   // blob indices
+  int input_channels = 0;     // Input layer's declared channel count (0: unknown)
+  ConvParams conv;            // Convolution, Deconvolution
+  std::vector<float> slopes;  // PReLU (size 1: shared)
+  float relu_slope = 0.f;     // ReLU
+  int upscale_factor = 1;     // PixelShuffle
+  int pixelshuffle_mode = 0;  // 0: PyTorch pixel_shuffle order, 1: depth-to-space DCR
   InterpParams interp;
   BinaryParams binary;
   EltwiseParams eltwise;

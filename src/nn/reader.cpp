@@ -75,8 +75,8 @@ class LayerParams {
     if (has(id)) unsupported(meaning + " (param " + std::to_string(id) + ")");
   }
   [[noreturn]] void unsupported(const std::string& what) const {
-    throw Error(file_, "line " + std::to_string(line_) + ": layer " + layer_ + ": unsupported " +
-                           what);
+    throw Error(file_,
+                "line " + std::to_string(line_) + ": layer " + layer_ + ": unsupported " + what);
   }
   [[noreturn]] void fail(int id, const std::string& what) const {
     throw Error(file_, "line " + std::to_string(line_) + ": layer " + layer_ + ": param " +
@@ -338,7 +338,8 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
       if (!(ls >> b)) throw fail("layer " + name + ": missing input blob names");
       auto it = blob_index.find(b);
       if (it == blob_index.end())
-        throw fail("layer " + name + ": input blob '" + b + "' is not produced by an earlier layer");
+        throw fail("layer " + name + ": input blob '" + b +
+                   "' is not produced by an earlier layer");
       op.inputs.push_back(it->second);
     }
     for (int i = 0; i < tops; ++i) {
@@ -504,8 +505,7 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
       if (pd.type < 0 || pd.type > 2) p.unsupported("padding type " + std::to_string(pd.type));
       if (p.get_int(6, 0) != 0) p.unsupported("per-channel pad values (param 6)");
       if (p.get_int(7, 0) != 0 || p.get_int(8, 0) != 0) p.unsupported("channel padding");
-      if (pd.top < 0 || pd.bottom < 0 || pd.left < 0 || pd.right < 0)
-        p.fail(0, "negative padding");
+      if (pd.top < 0 || pd.bottom < 0 || pd.left < 0 || pd.right < 0) p.fail(0, "negative padding");
     } else if (type == "Pooling") {
       op.type = OpType::kPooling;
       need_io(1, 1, 1);
@@ -531,8 +531,7 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     }
     graph.ops.push_back(std::move(op));
   }
-  if (next_line())
-    throw fail("more layer lines than the header's " + std::to_string(layer_count));
+  if (next_line()) throw fail("more layer lines than the header's " + std::to_string(layer_count));
   if (int(graph.blob_names.size()) != blob_count)
     throw Error(file, "the header says " + std::to_string(blob_count) + " blobs, the layers name " +
                           std::to_string(graph.blob_names.size()));

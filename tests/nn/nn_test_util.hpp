@@ -26,11 +26,11 @@ inline Rgb8 read_png_rgb(const fs::path& png) {
   CommandResult probe = run_command(
       "ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of csv=p=0 " +
       quote(png.string()));
-  if (probe.exit_status != 0 || std::sscanf(probe.stdout_text.c_str(), "%d,%d", &img.width,
-                                            &img.height) != 2)
+  if (probe.exit_status != 0 ||
+      std::sscanf(probe.stdout_text.c_str(), "%d,%d", &img.width, &img.height) != 2)
     throw std::runtime_error("ffprobe failed on " + png.string() + ": " + probe.stderr_text);
-  CommandResult raw = run_command("ffmpeg -v error -i " + quote(png.string()) +
-                                  " -f rawvideo -pix_fmt rgb24 -");
+  CommandResult raw =
+      run_command("ffmpeg -v error -i " + quote(png.string()) + " -f rawvideo -pix_fmt rgb24 -");
   if (raw.exit_status != 0 || raw.stdout_text.size() != size_t(img.width) * img.height * 3)
     throw std::runtime_error("ffmpeg could not decode " + png.string() + ": " + raw.stderr_text);
   img.pixels.assign(raw.stdout_text.begin(), raw.stdout_text.end());

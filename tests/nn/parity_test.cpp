@@ -37,9 +37,12 @@ TEST_P(Parity, Fp32MatchesReference) {
   EXPECT_GE(c.psnr, 50.0);
   EXPECT_LE(c.max_difference, 2);
 
-  // A second run reuses the cached plan and buffers and gives the same result.
-  nn::Tensor again = exec->run(to_tensor(input));
-  EXPECT_EQ(again.data, out.data);
+  // A second run reuses the cached plan and buffers and gives the same result (checked on the
+  // small network only, to keep the suite fast).
+  if (pc.model_param.find("animevideov3-x4") != std::string::npos) {
+    nn::Tensor again = exec->run(to_tensor(input));
+    EXPECT_EQ(again.data, out.data);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

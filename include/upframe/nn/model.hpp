@@ -14,8 +14,8 @@ namespace upframe::nn {
 class Graph;  // src/nn/graph.hpp
 
 struct ModelInfo {
-  std::string name;         // file stem, e.g. "realesr-animevideov3-x2"
-  int scale = 1;            // output size / input size, found by walking the graph
+  std::string name;  // file stem, e.g. "realesr-animevideov3-x2"
+  int scale = 1;     // output size / input size, found by walking the graph
   int input_channels = 3;
   int output_channels = 3;
   // Pixels of input context one output pixel depends on, each side: the least overlap for
@@ -53,8 +53,8 @@ class Executor {
 
 // oneDNN backend. `threads` 0: all cores. Throws upframe::Error if `precision` is not
 // available on this CPU (bf16 needs avx512_bf16 or AMX).
-std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model,
-                                            Precision precision, int threads = 0);
+std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model, Precision precision,
+                                            int threads = 0);
 bool cpu_supports_bf16();
 
 }  // namespace upframe::nn

@@ -83,11 +83,16 @@ void zero_channel_padding(const Blocked& v) {
 
 float activate(const ActivationSpec& a, float v, int channel) {
   switch (a.type) {
-    case Activation::kNone: return v;
-    case Activation::kReLU: return v > 0.f ? v : 0.f;
-    case Activation::kLeakyReLU: return v > 0.f ? v : v * a.alpha;
-    case Activation::kClip: return std::min(std::max(v, a.alpha), a.beta);
-    case Activation::kSigmoid: return 1.f / (1.f + std::exp(-v));
+    case Activation::kNone:
+      return v;
+    case Activation::kReLU:
+      return v > 0.f ? v : 0.f;
+    case Activation::kLeakyReLU:
+      return v > 0.f ? v : v * a.alpha;
+    case Activation::kClip:
+      return std::min(std::max(v, a.alpha), a.beta);
+    case Activation::kSigmoid:
+      return 1.f / (1.f + std::exp(-v));
     case Activation::kPReLU: {
       float s = a.prelu_slopes.size() == 1 ? a.prelu_slopes[0] : a.prelu_slopes[channel];
       return v > 0.f ? v : v * s;
@@ -127,15 +132,24 @@ void prelu_in_place(const Blob& b, const std::vector<float>& slopes) {
 
 float binary(BinaryKind k, float a, float b) {
   switch (k) {
-    case BinaryKind::kAdd: return a + b;
-    case BinaryKind::kSub: return a - b;
-    case BinaryKind::kMul: return a * b;
-    case BinaryKind::kDiv: return a / b;
-    case BinaryKind::kMax: return std::max(a, b);
-    case BinaryKind::kMin: return std::min(a, b);
-    case BinaryKind::kPow: return std::pow(a, b);
-    case BinaryKind::kRSub: return b - a;
-    case BinaryKind::kRDiv: return b / a;
+    case BinaryKind::kAdd:
+      return a + b;
+    case BinaryKind::kSub:
+      return a - b;
+    case BinaryKind::kMul:
+      return a * b;
+    case BinaryKind::kDiv:
+      return a / b;
+    case BinaryKind::kMax:
+      return std::max(a, b);
+    case BinaryKind::kMin:
+      return std::min(a, b);
+    case BinaryKind::kPow:
+      return std::pow(a, b);
+    case BinaryKind::kRSub:
+      return b - a;
+    case BinaryKind::kRDiv:
+      return b / a;
   }
   return a;
 }
@@ -198,8 +212,7 @@ Taps make_taps(int resize_type, int in, int out, float scale_param, bool size_gi
 
 // Separable resampling of a blocked image: rows first into `tmp`, then columns.
 template <int B>
-void resample(const Blocked& src, const Blocked& dst, const Taps& xt, const Taps& yt,
-              float* tmp) {
+void resample(const Blocked& src, const Blocked& dst, const Taps& xt, const Taps& yt, float* tmp) {
   int cbs = src.channel_blocks();
   Blocked mid{tmp, B, src.channels, src.height, dst.width};
 #pragma omp parallel for collapse(2) schedule(static)
@@ -257,9 +270,9 @@ class CpuExecutor final : public Executor {
     if (input.channels != info.input_channels || input.height <= 0 || input.width <= 0 ||
         input.data.size() != size_t(input.channels) * input.height * input.width)
       throw Error(info.name, "input tensor is " + std::to_string(input.channels) + "x" +
-                                 std::to_string(input.height) + "x" +
-                                 std::to_string(input.width) + ", the model takes " +
-                                 std::to_string(info.input_channels) + " channels");
+                                 std::to_string(input.height) + "x" + std::to_string(input.width) +
+                                 ", the model takes " + std::to_string(info.input_channels) +
+                                 " channels");
     if (threads_ > 0) omp_set_num_threads(threads_);
     Shape shape{3, input.channels, input.height, input.width};
     Plan& plan = plan_for(shape);
@@ -351,8 +364,7 @@ class CpuExecutor final : public Executor {
     }
     // The output, plain planar for the Tensor.
     const Blob& out = plan->blobs[graph_.output_blob];
-    if (out.shape.dims != 3)
-      throw Error(graph_.param_path, "the model's output is not an image");
+    if (out.shape.dims != 3) throw Error(graph_.param_path, "the model's output is not an image");
     if (out.block == 1) {
       plan->output_plain = out.mem;
     } else {
@@ -395,7 +407,9 @@ class CpuExecutor final : public Executor {
     dnnl::post_ops po;
     const ActivationSpec& a = c.activation;
     switch (a.type) {
-      case Activation::kReLU: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
+      case Activation::kReLU:
+        po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+        break;
       case Activation::kLeakyReLU:
         po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, a.alpha, 0.f);
         break;
@@ -413,12 +427,14 @@ class CpuExecutor final : public Executor {
     auto make_pd = [&](tag dst_tag) -> std::pair<dnnl::primitive_desc, dnnl::primitive> {
       memory::desc src_md({1, in.c, in.h, in.w}, compute, tag::any);
       memory::desc w_md(wdims, compute, tag::any);
-      memory::desc b_md({c.num_output}, dt::f32, tag::x);
+      // An empty descriptor means no bias term.
+      memory::desc b_md =
+          c.bias_term ? memory::desc({c.num_output}, dt::f32, tag::x) : memory::desc();
       memory::desc dst_md({1, out.c, out.h, out.w}, dt::f32, dst_tag);
       if (deconv) {
-        dnnl::deconvolution_forward::desc d(
-            dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct, src_md,
-            w_md, b_md, dst_md, strides, dilates, pad_l, pad_r);
+        dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
+                                            dnnl::algorithm::deconvolution_direct, src_md, w_md,
+                                            b_md, dst_md, strides, dilates, pad_l, pad_r);
         dnnl::deconvolution_forward::primitive_desc pd(d, attr, engine_);
         return {pd, dnnl::deconvolution_forward(pd)};
       }
@@ -439,7 +455,8 @@ class CpuExecutor final : public Executor {
                   op.name, in.c, in.h, in.w, out.c, out.h, out.w, impl, block);
     if (impl.find("ref") != std::string::npos && !warned_ref_)
       spdlog::warn("oneDNN uses its slow reference implementation for layer {} ({})", op.name,
-                   impl), warned_ref_ = true;
+                   impl),
+          warned_ref_ = true;
 
     // Source in the layout (and data type) the primitive wants.
     memory src = plan->blobs[op.inputs[0]].mem;
@@ -457,14 +474,14 @@ class CpuExecutor final : public Executor {
     bool prelu = a.type == Activation::kPReLU;
     const std::vector<float>* slopes = &a.prelu_slopes;
     Blob dst_copy = dst_blob;
-    plan->steps.push_back([this, prim = prim, src, weights, bias, dst, prelu, slopes,
-                           dst_copy]() mutable {
-      std::unordered_map<int, memory> args{
-          {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
-      if (bias) args[DNNL_ARG_BIAS] = bias;
-      exec(prim, args);
-      if (prelu) prelu_in_place(dst_copy, *slopes);
-    });
+    plan->steps.push_back(
+        [this, prim = prim, src, weights, bias, dst, prelu, slopes, dst_copy]() mutable {
+          std::unordered_map<int, memory> args{
+              {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+          if (bias) args[DNNL_ARG_BIAS] = bias;
+          exec(prim, args);
+          if (prelu) prelu_in_place(dst_copy, *slopes);
+        });
   }
 
   // Weights in the primitive's layout, reordered once per layer (again only if a new input
@@ -677,11 +694,10 @@ class CpuExecutor final : public Executor {
         auto yt = std::make_shared<Taps>(
             make_taps(p.resize_type, in.shape.h, out_shape.h, p.height_scale, sized));
         int cbs = (in.shape.c + in.block - 1) / in.block;
-        auto tmp = std::make_shared<std::vector<float>>(size_t(cbs) * in.block * in.shape.h *
-                                                        out_shape.w);
-        plan->steps.push_back([in, out, xt, yt, tmp]() {
-          resample_any(view(in), view(out), *xt, *yt, tmp->data());
-        });
+        auto tmp =
+            std::make_shared<std::vector<float>>(size_t(cbs) * in.block * in.shape.h * out_shape.w);
+        plan->steps.push_back(
+            [in, out, xt, yt, tmp]() { resample_any(view(in), view(out), *xt, *yt, tmp->data()); });
         break;
       }
       default:
@@ -726,7 +742,8 @@ class CpuExecutor final : public Executor {
     bool image_first = a.shape.elements() >= b.shape.elements();
     Blob image = image_first ? a : b;
     Blob small = image_first ? b : a;
-    if (small.shape.dims == 3) small = in_layout(plan, image_first ? op.inputs[1] : op.inputs[0], 1);
+    if (small.shape.dims == 3)
+      small = in_layout(plan, image_first ? op.inputs[1] : op.inputs[0], 1);
     Blob out = new_blob(plan, op.outputs[0], out_shape, image.block);
     plan->steps.push_back([image, small, out, p, image_first]() {
       Blocked s = view(image), d = view(out);
@@ -765,8 +782,8 @@ bool cpu_supports_bf16() {
   return (isa & bf16) == bf16;
 }
 
-std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model,
-                                            Precision precision, int threads) {
+std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model, Precision precision,
+                                            int threads) {
   if (!model) throw Error("", "no model given to the CPU executor");
   if (precision == Precision::kFp16)
     throw UsageError(model->info().name,

@@ -1,0 +1,340 @@
+// Ops the shipped models cover lightly (or not at all), each on a small hand-made graph written
+// as .param text + .bin bytes, checked against a direct formula computed here.
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "nn/nn_test_util.hpp"
+#include "upframe/error.hpp"
+#include "upframe/nn/model.hpp"
+
+namespace upframe::test {
+namespace {
+
+using nn::Tensor;
+
+// The .param text for `layers` (counts filled in from the lines).
+std::string make_param(const std::vector<std::string>& layers) {
+  std::set<std::string> blobs;
+  for (const std::string& l : layers) {
+    std::istringstream ls(l);
+    std::string type, name, blob;
+    int nin = 0, nout = 0;
+    ls >> type >> name >> nin >> nout;
+    for (int i = 0; i < nin + nout; ++i) {
+      ls >> blob;
+      if (i >= nin) blobs.insert(blob);
+    }
+  }
+  std::string text =
+      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
+  for (const std::string& l : layers) text += l + "\n";
+  return text;
+}
+
+Tensor run_graph(const std::string& name, const std::vector<std::string>& layers,
+                 const std::string& bin, const Tensor& input, int threads = 0) {
+  fs::path dir = scratch_dir("nn-op-" + name);
+  write_file(dir / "m.param", make_param(layers));
+  write_file(dir / "m.bin", bin);
+  auto model = nn::Model::load(dir / "m.param", dir / "m.bin");
+  return nn::make_cpu_executor(model, nn::Precision::kFp32, threads)->run(input);
+}
+
+Tensor random_tensor(int c, int h, int w, unsigned seed = 7) {
+  Tensor t(c, h, w);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  for (float& v : t.data) v = d(rng);
+  return t;
+}
+
+std::vector<float> random_values(size_t n, unsigned seed, float scale = 0.3f) {
+  std::vector<float> v(n);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+void expect_near(const Tensor& got, const Tensor& want, float tolerance) {
+  ASSERT_EQ(got.channels, want.channels);
+  ASSERT_EQ(got.height, want.height);
+  ASSERT_EQ(got.width, want.width);
+  float worst = 0;
+  for (size_t i = 0; i < got.data.size(); ++i)
+    worst = std::max(worst, std::abs(got.data[i] - want.data[i]));
+  EXPECT_LE(worst, tolerance);
+}
+
+// Direct convolution, ncnn weight order [out][in/groups][kh][kw].
+Tensor ref_conv(const Tensor& in, const std::vector<float>& w, const std::vector<float>& bias,
+                int out_c, int k, int stride, int dilation, int pad_l, int pad_t, int out_h,
+                int out_w, int groups = 1) {
+  Tensor out(out_c, out_h, out_w);
+  int in_per_group = in.channels / groups, out_per_group = out_c / groups;
+  for (int o = 0; o < out_c; ++o)
+    for (int y = 0; y < out_h; ++y)
+      for (int x = 0; x < out_w; ++x) {
+        double acc = bias.empty() ? 0 : bias[o];
+        int g = o / out_per_group;
+        for (int i = 0; i < in_per_group; ++i)
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+              int sy = y * stride + ky * dilation - pad_t, sx = x * stride + kx * dilation - pad_l;
+              if (sy < 0 || sx < 0 || sy >= in.height || sx >= in.width) continue;
+              acc += double(w[((size_t(o) * in_per_group + i) * k + ky) * k + kx]) *
+                     in.at(g * in_per_group + i, sy, sx);
+            }
+        out.at(o, y, x) = float(acc);
+      }
+  return out;
+}
+
+double cubic(double x) {  // Keys kernel, A = -0.75 (PyTorch and ncnn)
+  const double A = -0.75;
+  x = std::abs(x);
+  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
+  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  return 0;
+}
+
+// PyTorch F.interpolate(mode="bicubic" / "bilinear", align_corners=False), edges clamped.
+Tensor ref_resize(const Tensor& in, int out_h, int out_w, bool bicubic_mode) {
+  Tensor out(in.channels, out_h, out_w);
+  double sy = double(in.height) / out_h, sx = double(in.width) / out_w;
+  auto clampi = [](int v, int n) { return std::min(std::max(v, 0), n - 1); };
+  for (int c = 0; c < in.channels; ++c)
+    for (int y = 0; y < out_h; ++y)
+      for (int x = 0; x < out_w; ++x) {
+        double fy = (y + 0.5) * sy - 0.5, fx = (x + 0.5) * sx - 0.5;
+        double acc = 0;
+        if (bicubic_mode) {
+          int y0 = int(std::floor(fy)), x0 = int(std::floor(fx));
+          for (int j = -1; j <= 2; ++j)
+            for (int i = -1; i <= 2; ++i)
+              acc += cubic(fy - (y0 + j)) * cubic(fx - (x0 + i)) *
+                     in.at(c, clampi(y0 + j, in.height), clampi(x0 + i, in.width));
+        } else {
+          fy = std::max(fy, 0.0);
+          fx = std::max(fx, 0.0);
+          int y0 = std::min(int(fy), in.height - 1), x0 = std::min(int(fx), in.width - 1);
+          double ty = fy - y0, tx = fx - x0;
+          int y1 = clampi(y0 + 1, in.height), x1 = clampi(x0 + 1, in.width);
+          acc = (1 - ty) * ((1 - tx) * in.at(c, y0, x0) + tx * in.at(c, y0, x1)) +
+                ty * ((1 - tx) * in.at(c, y1, x0) + tx * in.at(c, y1, x1));
+        }
+        out.at(c, y, x) = float(acc);
+      }
+  return out;
+}
+
+TEST(NnOps, InterpBicubicMatchesFormula) {
+  Tensor in = random_tensor(3, 18, 24);
+  for (auto [scale, text] :
+       {std::pair{0.5f, "5.000000e-01"}, std::pair{2.f, "2.0"}, std::pair{0.75f, "7.500000e-01"}}) {
+    std::string s(text);
+    Tensor got = run_graph(
+        "bicubic", {"Input in 0 1 data", "Interp up 1 1 data out 0=3 1=" + s + " 2=" + s}, "", in);
+    SCOPED_TRACE(scale);
+    expect_near(got, ref_resize(in, int(18 * scale), int(24 * scale), true), 2e-5f);
+  }
+}
+
+TEST(NnOps, InterpBilinearAndNearest) {
+  Tensor in = random_tensor(3, 10, 14);
+  expect_near(run_graph("bilinear", {"Input in 0 1 data", "Interp up 1 1 data out 0=2 1=2.0 2=3.0"},
+                        "", in),
+              ref_resize(in, 20, 42, false), 2e-5f);
+  Tensor nearest =
+      run_graph("nearest", {"Input in 0 1 data", "Interp up 1 1 data out 0=1 1=3.0 2=2.0"}, "", in);
+  Tensor want(3, 30, 28);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < 30; ++y)
+      for (int x = 0; x < 28; ++x) want.at(c, y, x) = in.at(c, y / 3, x / 2);
+  expect_near(nearest, want, 0.f);
+}
+
+// A squeeze-excitation block as in Real-CUGAN, on a 16-channel (oneDNN-blocked) convolution
+// output: global average pooling, two InnerProducts, a per-channel broadcast multiply, and a
+// numpy-style Crop (-23309/-23310/-23311) added back.
+TEST(NnOps, SqueezeExcitationBroadcastAndCrop) {
+  const int C = 16, H = 13, W = 17;
+  Tensor in = random_tensor(3, H, W);
+  auto w0 = random_values(C * 3 * 9, 1), b0 = random_values(C, 2);
+  auto w1 = random_values(4 * C, 3), b1 = random_values(4, 4);
+  auto w2 = random_values(C * 4, 5), b2 = random_values(C, 6);
+  std::string bin = flag_fp32() + floats(w0) + floats(b0) + flag_fp32() + floats(w1) + floats(b1) +
+                    flag_fp32() + floats(w2) + floats(b2);
+  Tensor got =
+      run_graph("se",
+                {"Input in 0 1 data",
+                 "Convolution conv 1 1 data a 0=16 1=3 4=1 5=1 6=432 9=2 -23310=1,1.000000e-01",
+                 "Split sp 1 3 a a1 a2 a3", "Pooling gap 1 1 a1 g 0=1 4=1",
+                 "InnerProduct fc1 1 1 g f1 0=4 1=1 2=64 9=1",
+                 "InnerProduct fc2 1 1 f1 f2 0=16 1=1 2=64 9=4", "BinaryOp mul 2 1 a2 f2 m 0=2",
+                 "Crop crop 1 1 a3 c -23309=2,2,1 -23310=2,-2,-3 -23311=2,-2,-1",
+                 "Crop crop2 1 1 m d -23309=2,2,1 -23310=2,-2,-3 -23311=2,-2,-1",
+                 "BinaryOp add 2 1 c d out 0=0"},
+                bin, in);
+
+  Tensor a = ref_conv(in, w0, b0, C, 3, 1, 1, 1, 1, H, W);
+  for (float& v : a.data) v = v > 0 ? v : 0.1f * v;
+  std::vector<double> pooled(C), f1(4), f2(C);
+  for (int c = 0; c < C; ++c) {
+    for (int y = 0; y < H; ++y)
+      for (int x = 0; x < W; ++x) pooled[c] += a.at(c, y, x);
+    pooled[c] /= H * W;
+  }
+  for (int o = 0; o < 4; ++o) {
+    double acc = b1[o];
+    for (int i = 0; i < C; ++i) acc += w1[o * C + i] * pooled[i];
+    f1[o] = std::max(acc, 0.0);
+  }
+  for (int o = 0; o < C; ++o) {
+    double acc = b2[o];
+    for (int i = 0; i < 4; ++i) acc += w2[o * 4 + i] * f1[i];
+    f2[o] = 1 / (1 + std::exp(-acc));
+  }
+  Tensor want(C, H - 4, W - 4);  // rows 2..H-3, columns 1..W-4
+  for (int c = 0; c < C; ++c)
+    for (int y = 0; y < H - 4; ++y)
+      for (int x = 0; x < W - 4; ++x) {
+        float v = a.at(c, y + 2, x + 1);
+        want.at(c, y, x) = v + float(v * f2[c]);
+      }
+  expect_near(got, want, 1e-4f);
+}
+
+// ncnn Deconvolution: out[y*s + ky - pad][x*s + kx - pad] += in[y][x] * w[o][i][ky][kx].
+Tensor ref_deconv(const Tensor& in, const std::vector<float>& w, const std::vector<float>& bias,
+                  int out_c, int k, int s, int pad) {
+  int full_h = (in.height - 1) * s + k, full_w = (in.width - 1) * s + k;
+  Tensor out(out_c, full_h - 2 * pad, full_w - 2 * pad);
+  for (int o = 0; o < out_c; ++o)
+    for (int y = 0; y < out.height; ++y)
+      for (int x = 0; x < out.width; ++x) out.at(o, y, x) = bias.empty() ? 0 : bias[o];
+  for (int o = 0; o < out_c; ++o)
+    for (int i = 0; i < in.channels; ++i)
+      for (int y = 0; y < in.height; ++y)
+        for (int x = 0; x < in.width; ++x)
+          for (int ky = 0; ky < k; ++ky)
+            for (int kx = 0; kx < k; ++kx) {
+              int oy = y * s + ky - pad, ox = x * s + kx - pad;
+              if (oy < 0 || ox < 0 || oy >= out.height || ox >= out.width) continue;
+              out.at(o, oy, ox) +=
+                  in.at(i, y, x) * w[((size_t(o) * in.channels + i) * k + ky) * k + kx];
+            }
+  return out;
+}
+
+TEST(NnOps, DeconvolutionMatchesScatterFormula) {
+  Tensor in = random_tensor(4, 7, 9);
+  auto w = random_values(3 * 4 * 16, 11), b = random_values(3, 12);
+  Tensor got = run_graph(
+      "deconv4", {"Input in 0 1 data", "Deconvolution dc 1 1 data out 0=3 1=4 3=2 4=3 5=1 6=192"},
+      flag_fp32() + floats(w) + floats(b), in);
+  expect_near(got, ref_deconv(in, w, b, 3, 4, 2, 3), 1e-4f);
+
+  auto w2 = random_values(8 * 4 * 4, 13);
+  Tensor relu = run_graph(
+      "deconv2", {"Input in 0 1 data", "Deconvolution dc 1 1 data out 0=8 1=2 3=2 6=128 9=1"},
+      flag_fp32() + floats(w2), in);
+  Tensor want = ref_deconv(in, w2, {}, 8, 2, 2, 0);
+  for (float& v : want.data) v = std::max(v, 0.f);
+  expect_near(relu, want, 1e-4f);
+}
+
+TEST(NnOps, ConvolutionStrideDilationSamePaddingGroups) {
+  Tensor in = random_tensor(4, 11, 14);
+  auto w = random_values(8 * 4 * 9, 21), b = random_values(8, 22);
+  // stride 2, SAME_UPPER (-233): out = ceil(in / 2); total padding 2 (h: 11 -> 6), 1 (w: 14 -> 7)
+  Tensor got = run_graph(
+      "conv-same", {"Input in 0 1 data", "Convolution c 1 1 data out 0=8 1=3 3=2 4=-233 5=1 6=288"},
+      flag_fp32() + floats(w) + floats(b), in);
+  expect_near(got, ref_conv(in, w, b, 8, 3, 2, 1, 0, 1, 6, 7), 1e-4f);
+
+  Tensor dil = run_graph("conv-dilated",
+                         {"Input in 0 1 data",
+                          "Convolution c 1 1 data out 0=8 1=3 2=2 4=2 5=1 6=288 9=3 "
+                          "-23310=2,-1.000000e-01,2.000000e-01"},
+                         flag_fp32() + floats(w) + floats(b), in);
+  Tensor want = ref_conv(in, w, b, 8, 3, 1, 2, 2, 2, 11, 14);
+  for (float& v : want.data) v = std::min(std::max(v, -0.1f), 0.2f);
+  expect_near(dil, want, 1e-4f);
+
+  auto wg = random_values(8 * 2 * 9, 23);
+  Tensor grouped =
+      run_graph("conv-groups",
+                {"Input in 0 1 data", "ConvolutionDepthWise c 1 1 data out 0=8 1=3 4=1 6=144 7=2"},
+                flag_fp32() + floats(wg), in);
+  expect_near(grouped, ref_conv(in, wg, {}, 8, 3, 1, 1, 1, 1, 11, 14, 2), 1e-4f);
+}
+
+// Concat of a plain 3-channel blob with a blocked 16-channel one, Eltwise with coefficients,
+// PReLU folded into a convolution, and Padding.
+TEST(NnOps, ConcatEltwisePReLUPadding) {
+  Tensor in = random_tensor(3, 9, 10);
+  auto w = random_values(16 * 27, 31), slopes = random_values(16, 32, 1.f);
+  Tensor got = run_graph(
+      "concat",
+      {"Input in 0 1 data", "Split sp 1 3 data d1 d2 d3",
+       "Convolution c 1 1 d1 c1 0=16 1=3 4=1 6=432", "PReLU p 1 1 c1 c2 0=16",
+       "Concat cat 2 1 d2 c2 cat 0=0", "Convolution c3 1 1 d3 e 0=19 1=1 6=57",
+       "Eltwise sum 2 1 cat e s 0=1 -23301=2,2.000000e-01,1.0",
+       "Padding pad 1 1 s out 0=1 1=2 2=3 3=1 4=2"},
+      flag_fp32() + floats(w) + floats(slopes) + flag_fp32() + floats(std::vector<float>(57, 0.5f)),
+      in);
+  Tensor conv = ref_conv(in, w, {}, 16, 3, 1, 1, 1, 1, 9, 10);
+  Tensor want(19, 9 + 3, 10 + 4);
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
+  for (int c = 0; c < 19; ++c)
+    for (int y = 0; y < want.height; ++y)
+      for (int x = 0; x < want.width; ++x) {
+        int sy = reflect(y - 1, 9), sx = reflect(x - 3, 10);
+        float v = c < 3 ? in.at(c, sy, sx) : conv.at(c - 3, sy, sx);
+        if (c >= 3 && v < 0) v *= slopes[c - 3];
+        float e = 0.5f * (in.at(0, sy, sx) + in.at(1, sy, sx) + in.at(2, sy, sx));
+        want.at(c, y, x) = 0.2f * v + e;
+      }
+  expect_near(got, want, 1e-4f);
+}
+
+TEST(NnOps, PixelShuffleBothModesAndScalarBinaryOp) {
+  Tensor in = random_tensor(8, 5, 6);
+  for (int mode : {0, 1}) {
+    Tensor got = run_graph(
+        "pixelshuffle",
+        {"Input in 0 1 data 2=8", "PixelShuffle ps 1 1 data p 0=2 1=" + std::to_string(mode),
+         "BinaryOp sc 1 1 p out 0=7 1=1 2=1.5"},
+        "", in);
+    Tensor want(2, 10, 12);
+    for (int c = 0; c < 2; ++c)
+      for (int y = 0; y < 10; ++y)
+        for (int x = 0; x < 12; ++x) {
+          int sub = (y % 2) * 2 + x % 2;
+          int q = mode == 0 ? c * 4 + sub : sub * 2 + c;
+          want.at(c, y, x) = 1.5f - in.at(q, y / 2, x / 2);  // rsub
+        }
+    SCOPED_TRACE(mode);
+    expect_near(got, want, 0.f);
+  }
+}
+
+TEST(NnOps, BroadcastThatDoesNotFitIsABadShape) {
+  Tensor in = random_tensor(3, 4, 4);
+  try {
+    run_graph("badbroadcast",
+              {"Input in 0 1 data", "Split sp 1 2 data a b", "Interp up 1 1 b c 0=1 1=2.0 2=2.0",
+               "BinaryOp add 2 1 a c out 0=0"},
+              "", in);
+    FAIL() << "mismatched shapes accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot broadcast 3x64x64 with 3x128x128"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace upframe::test
