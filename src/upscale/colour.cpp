@@ -181,6 +181,29 @@ std::vector<uint16_t> scaled_alpha(const AVFrame* source, const AVPixFmtDescript
   return codes;
 }
 
+// The tent filter's taps along one axis, normalised per chroma sample (the clamped image edge
+// drops taps, so each sample's weights are divided by their own sum).
+struct TentTaps {
+  std::vector<int> first, count;
+  std::vector<float> weights;  // max_taps per chroma sample
+  int max_taps = 0;
+  TentTaps() = default;
+  TentTaps(const ChromaAxis& axis, int chroma_size, int luma_size)
+      : first(chroma_size), count(chroma_size), max_taps(2 * axis.factor + 1) {
+    weights.assign(size_t(chroma_size) * max_taps, 0.0f);
+    for (int i = 0; i < chroma_size; ++i) {
+      first[i] = tent_first(i, axis);
+      const int last = tent_last(i, axis, luma_size);
+      count[i] = std::max(0, last - first[i] + 1);
+      float sum = 0;
+      for (int t = 0; t < count[i]; ++t) sum += tent_weight(first[i] + t, i, axis);
+      for (int t = 0; t < count[i]; ++t)
+        weights[size_t(i) * max_taps + t] = tent_weight(first[i] + t, i, axis) / sum;
+    }
+  }
+  const float* weights_of(int i) const { return &weights[size_t(i) * max_taps]; }
+};
+
 }  // namespace
 
 ColourParams colour_params(const AVFrame* frame) {
@@ -351,47 +374,55 @@ Frame rgb_to_frame(const nn::Tensor& rgb, const Frame& like) {
     tag_resolved_colour(av, params);
     const LumaCoefficients k = luma_coefficients(params.matrix);
     const Quantisation q = quantisation(desc->comp[0].depth, params.full_range);
-    std::vector<float> cb_full, cr_full;
     const bool colour = !is_gray(desc);
-    if (colour) cb_full.resize(pixels), cr_full.resize(pixels);
-    for (size_t i = 0; i < pixels; ++i) {
-      const Yuv yuv = rgb_to_yuv({clamp01(r[i]), clamp01(g[i]), clamp01(b[i])}, k);
-      codes[i] = uint16_t(code_from_luma(yuv.y, q));
-      if (colour) cb_full[i] = yuv.cb, cr_full[i] = yuv.cr;
+    const int cw = colour ? component_width(desc, 1, width) : 0;
+    const int ch = colour ? component_height(desc, 1, height) : 0;
+    const TentTaps taps_x = colour ? TentTaps(params.chroma_x, cw, width) : TentTaps();
+    // Tent filter, horizontal pass: each row's chroma at chroma width, computed row by row so
+    // no full-resolution chroma plane is ever stored.
+    std::vector<float> cb_rows(size_t(cw) * height), cr_rows(size_t(cw) * height);
+    std::vector<float> cb_line(colour ? width : 0), cr_line(colour ? width : 0);
+    for (int y = 0; y < height; ++y) {
+      const size_t row = size_t(y) * width;
+      for (int x = 0; x < width; ++x) {
+        const size_t i = row + x;
+        const Yuv yuv = rgb_to_yuv({clamp01(r[i]), clamp01(g[i]), clamp01(b[i])}, k);
+        codes[i] = uint16_t(code_from_luma(yuv.y, q));
+        if (colour) cb_line[x] = yuv.cb, cr_line[x] = yuv.cr;
+      }
+      for (int i = 0; i < cw; ++i) {
+        float sum_cb = 0, sum_cr = 0;
+        const float* w = taps_x.weights_of(i);
+        for (int t = 0, x = taps_x.first[i]; t < taps_x.count[i]; ++t, ++x) {
+          sum_cb += w[t] * cb_line[x];
+          sum_cr += w[t] * cr_line[x];
+        }
+        cb_rows[size_t(y) * cw + i] = sum_cb;
+        cr_rows[size_t(y) * cw + i] = sum_cr;
+      }
     }
     write_component(av, desc, 0, width, height, codes);
     if (colour) {
       const Quantisation qc = quantisation(desc->comp[1].depth, params.full_range);
-      const int cw = component_width(desc, 1, width), ch = component_height(desc, 1, height);
+      const TentTaps taps_y(params.chroma_y, ch, height);
       std::vector<uint16_t> cb_codes(size_t(cw) * ch), cr_codes(size_t(cw) * ch);
-      // Tent filter: horizontal pass into rows of chroma width, then vertical.
-      std::vector<float> cb_rows(size_t(cw) * height), cr_rows(size_t(cw) * height);
-      for (int y = 0; y < height; ++y) {
-        for (int i = 0; i < cw; ++i) {
-          float sum_w = 0, sum_cb = 0, sum_cr = 0;
-          const int last = tent_last(i, params.chroma_x, width);
-          for (int x = tent_first(i, params.chroma_x); x <= last; ++x) {
-            const float w = tent_weight(x, i, params.chroma_x);
-            sum_w += w;
-            sum_cb += w * cb_full[size_t(y) * width + x];
-            sum_cr += w * cr_full[size_t(y) * width + x];
-          }
-          cb_rows[size_t(y) * cw + i] = sum_cb / sum_w;
-          cr_rows[size_t(y) * cw + i] = sum_cr / sum_w;
-        }
-      }
+      std::vector<float> cb_sum(cw), cr_sum(cw);
+      // Vertical pass, whole chroma rows at a time.
       for (int j = 0; j < ch; ++j) {
-        const int last = tent_last(j, params.chroma_y, height);
-        for (int i = 0; i < cw; ++i) {
-          float sum_w = 0, sum_cb = 0, sum_cr = 0;
-          for (int y = tent_first(j, params.chroma_y); y <= last; ++y) {
-            const float w = tent_weight(y, j, params.chroma_y);
-            sum_w += w;
-            sum_cb += w * cb_rows[size_t(y) * cw + i];
-            sum_cr += w * cr_rows[size_t(y) * cw + i];
+        std::fill(cb_sum.begin(), cb_sum.end(), 0.0f);
+        std::fill(cr_sum.begin(), cr_sum.end(), 0.0f);
+        const float* w = taps_y.weights_of(j);
+        for (int t = 0, y = taps_y.first[j]; t < taps_y.count[j]; ++t, ++y) {
+          const float* cb_row = &cb_rows[size_t(y) * cw];
+          const float* cr_row = &cr_rows[size_t(y) * cw];
+          for (int i = 0; i < cw; ++i) {
+            cb_sum[i] += w[t] * cb_row[i];
+            cr_sum[i] += w[t] * cr_row[i];
           }
-          cb_codes[size_t(j) * cw + i] = uint16_t(code_from_chroma(sum_cb / sum_w, qc));
-          cr_codes[size_t(j) * cw + i] = uint16_t(code_from_chroma(sum_cr / sum_w, qc));
+        }
+        for (int i = 0; i < cw; ++i) {
+          cb_codes[size_t(j) * cw + i] = uint16_t(code_from_chroma(cb_sum[i], qc));
+          cr_codes[size_t(j) * cw + i] = uint16_t(code_from_chroma(cr_sum[i], qc));
         }
       }
       write_component(av, desc, 1, cw, ch, cb_codes);
