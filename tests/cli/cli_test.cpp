@@ -270,3 +270,74 @@ TEST(CliVideo, ProgressJsonLines) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+TEST(CliImage, ImageKeepsAlphaAndFormat) {
+  auto dir = scratch_dir("cli-image");
+  auto in = make_clip(dir / "in.png", "testsrc2=size=64x48,format=rgba", "-frames:v 1");
+  auto r = run_cli(quote(in.string()) + " --model lanczos --stats " +
+                   quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto out = dir / "in_x2.png";  // default name beside the input
+  auto info = probe(out);
+  EXPECT_EQ(info["streams"][0]["width"], 128);
+  EXPECT_EQ(info["streams"][0]["pix_fmt"], "rgba");
+  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  EXPECT_EQ(stats["total_frames"], 1);
+  EXPECT_EQ(stats["unique_frames"], 1);
+  // --format picks another image format; -o names a folder.
+  fs::create_directories(dir / "big");
+  r = run_cli(quote(in.string()) + " --model bicubic --scale 3 --format webp -o " +
+              quote((dir / "big").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  info = probe(dir / "big" / "in_x3.webp");
+  EXPECT_EQ(info["streams"][0]["codec_name"], "webp");
+  EXPECT_EQ(info["streams"][0]["width"], 192);
+}
+
+TEST(CliImage, CorruptImageIsAnError) {
+  auto dir = scratch_dir("cli-image-bad");
+  auto in = dir / "broken.png";
+  std::ofstream(in) << "\x89PNG not really";
+  auto out = dir / "out.png";
+  expect_error(run_cli(quote(in.string()) + " --model lanczos -o " + quote(out.string())), 1,
+               in.string(), out);
+}
+
+// The shipped default model end to end on a tiny clip (the network is slow on a CPU).
+TEST(CliVideo, DefaultModelUpscalesAClip) {
+  auto dir = scratch_dir("cli-nn");
+  auto in = make_clip(dir / "in.mp4", "testsrc2=size=48x32:rate=12:duration=0.5",
+                      "-c:v libx264 -pix_fmt yuv420p");
+  auto r = run_cli(quote(in.string()) + " -o " + quote((dir / "out.mkv").string()) +
+                   " --encoder ffv1 --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  EXPECT_EQ(stats["model"], "realesr-animevideov3-x2");
+  EXPECT_EQ(stats["scale"], 2);
+  EXPECT_EQ(stats["precision"], "fp32");
+  EXPECT_EQ(stats["total_frames"], 6);
+  auto info = probe(dir / "out.mkv");
+  EXPECT_EQ(info["streams"][0]["width"], 96);
+  EXPECT_EQ(info["streams"][0]["nb_read_frames"], "6");
+}
+
+TEST(CliBadInput, ModelProblems) {
+  auto dir = scratch_dir("cli-model");
+  auto in = (source_dir() / "samples" / "sample.mp4").string();
+  expect_error(run_cli(quote(in) + " --model no-such-model"), 2, "no-such-model");
+  expect_error(run_cli(quote(in) + " --scale 5"), 2, "scale");
+  // A corrupt copy of the shipped model: the .bin cut short.
+  fs::copy_file(source_dir() / "models" / "realesr-animevideov3-x2.param", dir / "m.param");
+  std::string bin = read_text(source_dir() / "models" / "realesr-animevideov3-x2.bin");
+  std::ofstream(dir / "m.bin", std::ios::binary) << bin.substr(0, bin.size() / 2);
+  auto out = dir / "o.mp4";
+  expect_error(run_cli(quote(in) + " --model " + quote((dir / "m.param").string()) + " -o " +
+                       quote(out.string())),
+               1, "m.bin", out);
+}
+
+}  // namespace
+}  // namespace upframe::test
