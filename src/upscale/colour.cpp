@@ -235,7 +235,9 @@ ColourParams colour_params(const AVFrame* frame) {
       throw Error({}, std::string("colour matrix ") + av_color_space_name(frame->colorspace) +
                           " is not supported for RGB conversion");
   }
-  const AVPixelFormat format = static_cast<AVPixelFormat>(frame->format);
+  AVPixelFormat format = static_cast<AVPixelFormat>(frame->format);
+  if (format == AV_PIX_FMT_CUDA && frame->hw_frames_ctx)  // a device frame: its data's format
+    format = reinterpret_cast<const AVHWFramesContext*>(frame->hw_frames_ctx->data)->sw_format;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
   if (frame->color_range == AVCOL_RANGE_JPEG || is_yuvj(format))
     params.full_range = true;

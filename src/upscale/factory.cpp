@@ -131,15 +131,14 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
     throw UsageError(
         {}, "threads must be positive or 0 (all cores), not " + std::to_string(options.threads));
 
-  if (options.model == "lanczos" || options.model == "bicubic")
-    return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
-
   if (options.device == "cuda")
     throw UsageError({},
                      "device cuda is not available: CUDA support not built into this upframe "
                      "(use --device cpu or auto)");
   if (options.device != "auto" && options.device != "cpu")
     throw UsageError({}, "unknown device '" + options.device + "' (use auto, cpu or cuda)");
+  if (options.model == "lanczos" || options.model == "bicubic")
+    return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
   const nn::Precision precision = parse_precision(options.precision);
 
   const fs::path as_path(options.model);

@@ -158,14 +158,13 @@ TEST_P(RoundTrip444, FrameToRgbAndBackWithinOneLevel) {
   EXPECT_LT(worst, 0.012f) << av_get_pix_fmt_name(format);
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, RoundTrip444,
-                         ::testing::Values(AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV444P10LE,
-                                           AV_PIX_FMT_YUV444P12LE, AV_PIX_FMT_YUV444P16LE,
-                                           AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA,
-                                           AV_PIX_FMT_RGB48LE, AV_PIX_FMT_GBRP),
-                         [](const auto& info) {
-                           return std::string(av_get_pix_fmt_name(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Formats, RoundTrip444,
+    ::testing::Values(AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV444P10LE, AV_PIX_FMT_YUV444P12LE,
+                      AV_PIX_FMT_YUV444P16LE, AV_PIX_FMT_RGB24, AV_PIX_FMT_BGR24, AV_PIX_FMT_RGBA,
+                      AV_PIX_FMT_RGB48LE, AV_PIX_FMT_RGB48BE, AV_PIX_FMT_RGBA64BE, AV_PIX_FMT_GBRP,
+                      AV_PIX_FMT_GBRP10LE, AV_PIX_FMT_YUV444P10BE),
+    [](const auto& info) { return std::string(av_get_pix_fmt_name(info.param)); });
 
 class Subsampled : public ::testing::TestWithParam<AVPixelFormat> {};
 

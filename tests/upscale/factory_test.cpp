@@ -130,6 +130,9 @@ TEST(Factory, DeviceAndPrecisionErrors) {
   UpscalerOptions options;
   options.device = "cuda";
   EXPECT_TRUE(contains(error_of<UsageError>(options).what(), "CUDA support not built"));
+  options.model = "lanczos";  // no CUDA resampler either
+  EXPECT_THROW(make_upscaler(options), UsageError);
+  options.model = "realesr-animevideov3";
   options.device = "tpu";
   EXPECT_TRUE(contains(error_of<UsageError>(options).what(), "tpu"));
   options.device = "cpu";
