@@ -62,3 +62,43 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// Real-CUGAN up2x (stretch goal, no PyTorch reference here): run as realcugan-ncnn-vulkan does
+// (input padded by 18 px each side, the graph trims 36 px at 2x), the result must be a 2x
+// image close to a bicubic 2x of the input, far closer than a wrong network would be.
+TEST(RealCugan, Up2xGivesAPlausibleImage) {
+  fs::path param = source_dir() / "tests/models/realcugan/up2x-no-denoise.param";
+  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  EXPECT_EQ(model->info().scale, 2);
+  Rgb8 input = read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png");
+  nn::Tensor in = to_tensor(input);
+  const int pad = 18;
+  nn::Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < padded.height; ++y)
+      for (int x = 0; x < padded.width; ++x)
+        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  nn::Tensor out = nn::make_cpu_executor(model, nn::Precision::kFp32)->run(padded);
+  ASSERT_EQ(out.width, 2 * in.width);
+  ASSERT_EQ(out.height, 2 * in.height);
+  // Compare with a 2x bicubic of the input made by ffmpeg's scaler.
+  fs::path dir = scratch_dir("realcugan");
+  CommandResult r = run_command(
+      "ffmpeg -v error -i " + quote((source_dir() / "tests/golden/testsrc2_160x90.png").string()) +
+      " -vf scale=320:180:flags=bicubic " + quote((dir / "bicubic.png").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  Rgb8 result = to_rgb8(out);
+  if (std::getenv("UPFRAME_NN_DUMP"))  // for looking at it: raw RGB24 320x180
+    write_file(std::getenv("UPFRAME_NN_DUMP"),
+               std::string(result.pixels.begin(), result.pixels.end()));
+  Comparison c = compare(result, read_png_rgb(dir / "bicubic.png"));
+  std::printf("realcugan up2x vs bicubic: PSNR %.2f dB\n", c.psnr);
+  EXPECT_GE(c.psnr, 22.0);
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -28,7 +28,8 @@ using dims = memory::dims;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-constexpr int kMaxCachedShapes = 4;
+// Tiling gives up to four shapes per frame size (inner, right, bottom, corner tiles).
+constexpr int kMaxCachedShapes = 8;
 
 struct AlignedBuffer {
   void* ptr = nullptr;
