@@ -30,9 +30,8 @@ namespace {
 // Frame i shows picture p(i) (a pan of a textured scene, 3 px a picture); a frame marked in
 // `repeats` shows the previous frame's picture again.
 void make_clip(const fs::path& path, int width, int height, const std::vector<bool>& repeats) {
-  Frame scene = synth::render_frame(width * 2, height, AV_PIX_FMT_YUV420P, [](int x, int y) {
-    return synth::scene_luma(11, x, y);
-  });
+  Frame scene = synth::render_frame(width * 2, height, AV_PIX_FMT_YUV420P,
+                                    [](int x, int y) { return synth::scene_luma(11, x, y); });
   std::vector<int> picture(repeats.size());
   for (size_t i = 0; i < repeats.size(); ++i)
     picture[i] = i == 0 ? 0 : picture[i - 1] + (repeats[i] ? 0 : 1);
@@ -41,18 +40,21 @@ void make_clip(const fs::path& path, int width, int height, const std::vector<bo
   options.crf = 20;
   options.gop = 48;
   options.preset = "ultrafast";
-  synth::encode_clip(path, int(repeats.size()), [&](int index) {
-    Frame f = Frame::allocate(width, height, AV_PIX_FMT_YUV420P);
-    int offset = (picture[index] * 3) % width;
-    for (int plane = 0; plane < 3; ++plane) {
-      int shift = plane == 0 ? 0 : 1;
-      int off = offset >> shift, rows = height >> shift, cols = width >> shift;
-      for (int y = 0; y < rows; ++y)
-        std::memcpy(f.av()->data[plane] + y * f.av()->linesize[plane],
-                    scene.av()->data[plane] + y * scene.av()->linesize[plane] + off, cols);
-    }
-    return f;
-  }, options);
+  synth::encode_clip(
+      path, int(repeats.size()),
+      [&](int index) {
+        Frame f = Frame::allocate(width, height, AV_PIX_FMT_YUV420P);
+        int offset = (picture[index] * 3) % width;
+        for (int plane = 0; plane < 3; ++plane) {
+          int shift = plane == 0 ? 0 : 1;
+          int off = offset >> shift, rows = height >> shift, cols = width >> shift;
+          for (int y = 0; y < rows; ++y)
+            std::memcpy(f.av()->data[plane] + y * f.av()->linesize[plane],
+                        scene.av()->data[plane] + y * scene.av()->linesize[plane] + off, cols);
+        }
+        return f;
+      },
+      options);
 }
 
 JobStats upscale(const fs::path& in, const fs::path& out, bool parallel) {
@@ -91,10 +93,14 @@ int main(int argc, char** argv) {
   bool memory = true;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--frames" && i + 1 < argc) frames = std::stoi(argv[++i]);
-    else if (a == "--width" && i + 1 < argc) width = std::stoi(argv[++i]);
-    else if (a == "--height" && i + 1 < argc) height = std::stoi(argv[++i]);
-    else if (a == "--skip-memory") memory = false;
+    if (a == "--frames" && i + 1 < argc)
+      frames = std::stoi(argv[++i]);
+    else if (a == "--width" && i + 1 < argc)
+      width = std::stoi(argv[++i]);
+    else if (a == "--height" && i + 1 < argc)
+      height = std::stoi(argv[++i]);
+    else if (a == "--skip-memory")
+      memory = false;
   }
   fs::path dir = test::scratch_dir("bench-pipeline");
   std::printf("bench_pipeline: %d frames %dx%d, lanczos x2, libx264 output, %ld cores\n", frames,
@@ -103,7 +109,9 @@ int main(int argc, char** argv) {
   // (2) and (3).
   const double fractions[] = {0.0, 0.4, 0.7};
   JobStats base;
-  std::printf("\n| duplicates | mode | unique | upscale_time s | ratio | wall s | ratio | busiest stage busy / wall |\n");
+  std::printf(
+      "\n| duplicates | mode | unique | upscale_time s | ratio | wall s | ratio | busiest stage "
+      "busy / wall |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (double fraction : fractions) {
     fs::path clip = dir / ("clip" + std::to_string(int(fraction * 100)) + ".mp4");
@@ -115,9 +123,10 @@ int main(int argc, char** argv) {
                 s.mode.c_str(), (long long)s.unique_frames, s.upscale_time,
                 s.upscale_time / base.upscale_time, s.total_time, s.total_time / base.total_time,
                 busiest / s.total_time);
-    std::printf("|   stages: decode %.2f detect %.2f upscale %.2f (sum over %d workers %.2f) save %.2f |\n",
-                s.extraction_time, s.detection_time, s.upscale_time, s.workers,
-                s.upscale_busy_time, s.save_time);
+    std::printf(
+        "|   stages: decode %.2f detect %.2f upscale %.2f (sum over %d workers %.2f) save %.2f |\n",
+        s.extraction_time, s.detection_time, s.upscale_time, s.workers, s.upscale_busy_time,
+        s.save_time);
     std::fflush(stdout);
   }
 
@@ -131,8 +140,8 @@ int main(int argc, char** argv) {
     long long_kib = peak_rss_kib(long_clip, dir / "long_out.mp4");
     std::printf("\n| clip | frames | peak RSS MiB | ratio |\n|---|---|---|---|\n");
     std::printf("| %dx%d | %d | %.1f | 1.00 |\n", mem_w, mem_h, short_frames, short_kib / 1024.0);
-    std::printf("| %dx%d | %d | %.1f | %.3f |\n", mem_w, mem_h, short_frames * 10, long_kib / 1024.0,
-                double(long_kib) / short_kib);
+    std::printf("| %dx%d | %d | %.1f | %.3f |\n", mem_w, mem_h, short_frames * 10,
+                long_kib / 1024.0, double(long_kib) / short_kib);
   }
   fs::remove_all(dir);
   return 0;

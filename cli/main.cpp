@@ -7,9 +7,9 @@
 #include <iostream>
 #include <map>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
@@ -22,7 +22,9 @@ using upframe::ExitCode;
 
 void on_signal(int sig) { upframe::request_stop(sig); }
 
-void print_error(const std::string& text) { std::fprintf(stderr, "upframe: error: %s\n", text.c_str()); }
+void print_error(const std::string& text) {
+  std::fprintf(stderr, "upframe: error: %s\n", text.c_str());
+}
 
 std::string flag_list(const upframe::SettingSpec& spec) {
   std::string flags = spec.short_flag.empty() ? "" : spec.short_flag + ",";
@@ -129,7 +131,8 @@ int main(int argc, char** argv) {
       upframe::apply_config_file(settings, *found);
       config_file = found->string();
     }
-    for (const auto& [key, value] : given) upframe::set_setting(settings, key, value, "command line");
+    for (const auto& [key, value] : given)
+      upframe::set_setting(settings, key, value, "command line");
     settings.input = input;
   } catch (const upframe::Error& e) {
     print_error(e.what());

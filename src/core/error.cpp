@@ -15,8 +15,8 @@ std::string compose(const std::string& file, const std::string& problem, const s
   if (!stage.empty() || frame_index >= 0) {
     text += " (";
     if (!stage.empty()) text += "stage " + stage;
-    if (frame_index >= 0) text += (stage.empty() ? "" : ", ") + std::string("frame ") +
-                                  std::to_string(frame_index);
+    if (frame_index >= 0)
+      text += (stage.empty() ? "" : ", ") + std::string("frame ") + std::to_string(frame_index);
     text += ")";
   }
   return text;

@@ -56,6 +56,7 @@ struct DuplicateDetector::Impl {
     int64_t index = -1;
     AverageHash hash;
     int width = 0, height = 0;
+    uint64_t luma_sum = 0;      // sum of the 8-bit samples: the signed difference needs it
     std::vector<uint8_t> luma;  // 8-bit, rows packed
   };
 
@@ -101,7 +102,9 @@ Decision DuplicateDetector::classify(int64_t index, const LumaView& luma) {
 
   // One pass: hash and the 8-bit copy a unique frame keeps.
   s.pending.resize(static_cast<size_t>(luma.width) * luma.height);
-  const AverageHash hash = detail::hash_and_copy(luma, s.options.hash_size, s.pending.data());
+  uint64_t luma_sum = 0;
+  const AverageHash hash =
+      detail::hash_and_copy(luma, s.options.hash_size, s.pending.data(), &luma_sum);
 
   bool candidate = false;
   for (const Impl::UniqueFrame& unique : s.uniques) {  // most recent first
@@ -110,7 +113,7 @@ Decision DuplicateDetector::classify(int64_t index, const LumaView& luma) {
     candidate = true;
     const DifferenceMeasures m =
         detail::difference_8bit(s.pending.data(), luma.width, unique.luma.data(), luma.width,
-                                luma.width, luma.height)
+                                luma.width, luma.height, &luma_sum, &unique.luma_sum)
             .measures();
     if (within(m, s.options.thresholds)) {
       ++s.hash_candidates;
@@ -130,6 +133,7 @@ Decision DuplicateDetector::classify(int64_t index, const LumaView& luma) {
   }
   unique.index = index;
   unique.hash = hash;
+  unique.luma_sum = luma_sum;
   unique.width = luma.width;
   unique.height = luma.height;
   std::swap(unique.luma, s.pending);

@@ -4,6 +4,10 @@
 #include <cstring>
 #include <string>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "dedup/hash_math.hpp"
 #include "upframe/error.hpp"
 
@@ -44,6 +48,97 @@ void flush_columns(uint16_t* colsum, int width, int hash_size, uint64_t* cell_su
   std::fill(colsum, colsum + width, uint16_t{0});
 }
 
+
+#if defined(__SSE2__)
+// Fast paths for the usual frame sizes (SSE2 is x86-64's baseline): psadbw sums 8 samples
+// at once, so the hash and the block measure need no per-column arrays. They compute
+// exactly the same integer sums as the generic loops (tests compare both with a plain
+// reference).
+
+// Sums of each 8-sample group of rows [y0, y1) into group_sums[x / 8]; copies the rows to
+// `copy` (packed) if not null. width % 8 == 0. Rows are read in order (memory streams at
+// full speed); the group sums (width / 8 words) stay in L1.
+void group_sums_8bit(const uint8_t* data, ptrdiff_t stride, int width, int y0, int y1,
+                     uint8_t* copy, uint64_t* group_sums) {
+  const __m128i zero = _mm_setzero_si128();
+  std::fill(group_sums, group_sums + width / 8, uint64_t{0});
+  auto* sums = reinterpret_cast<__m128i*>(group_sums);  // two groups per register
+  const int wide = width & ~31;
+  for (int y = y0; y < y1; ++y) {
+    const uint8_t* row = data + y * stride;
+    uint8_t* out = copy ? copy + static_cast<ptrdiff_t>(y) * width : nullptr;
+    for (int x = 0; x < wide; x += 32) {
+      const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + x));
+      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + x + 16));
+      if (out) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x), v0);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x + 16), v1);
+      }
+      _mm_storeu_si128(sums + x / 16, _mm_add_epi64(_mm_loadu_si128(sums + x / 16),
+                                                    _mm_sad_epu8(v0, zero)));
+      _mm_storeu_si128(sums + x / 16 + 1, _mm_add_epi64(_mm_loadu_si128(sums + x / 16 + 1),
+                                                        _mm_sad_epu8(v1, zero)));
+    }
+    for (int x = wide; x < width; x += 8) {
+      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + x));
+      if (out) _mm_storel_epi64(reinterpret_cast<__m128i*>(out + x), v);
+      group_sums[x / 8] += static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_sad_epu8(v, zero)));
+    }
+  }
+}
+
+// Sum of |a - b| over each 8-sample group of rows [y0, y1) into group_abs[x / 8]; the sums
+// of a and b are added to *sum_a / *sum_b when not null. width % 8 == 0. Row order, as above.
+void group_abs_diff_8bit(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b,
+                         ptrdiff_t b_stride, int width, int y0, int y1, uint64_t* group_abs,
+                         uint64_t* sum_a, uint64_t* sum_b) {
+  const __m128i zero = _mm_setzero_si128();
+  std::fill(group_abs, group_abs + width / 8, uint64_t{0});
+  auto* sums = reinterpret_cast<__m128i*>(group_abs);
+  __m128i total_a = zero, total_b = zero;
+  const int wide = width & ~15;
+  for (int y = y0; y < y1; ++y) {
+    const uint8_t* ra = a + y * a_stride;
+    const uint8_t* rb = b + y * b_stride;
+    for (int x = 0; x < wide; x += 16) {
+      const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ra + x));
+      const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + x));
+      // psadbw of a against b: the sum of |a - b| of each 8 bytes.
+      _mm_storeu_si128(sums + x / 16,
+                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16), _mm_sad_epu8(va, vb)));
+      if (sum_a) {
+        total_a = _mm_add_epi64(total_a, _mm_sad_epu8(va, zero));
+        total_b = _mm_add_epi64(total_b, _mm_sad_epu8(vb, zero));
+      }
+    }
+    for (int x = wide; x < width; x += 8) {
+      const __m128i va = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ra + x));
+      const __m128i vb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + x));
+      group_abs[x / 8] += static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_sad_epu8(va, vb)));
+      if (sum_a) {
+        total_a = _mm_add_epi64(total_a, _mm_sad_epu8(va, zero));
+        total_b = _mm_add_epi64(total_b, _mm_sad_epu8(vb, zero));
+      }
+    }
+  }
+  if (sum_a) {
+    uint64_t lanes[2];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), total_a);
+    *sum_a += lanes[0] + lanes[1];
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), total_b);
+    *sum_b += lanes[0] + lanes[1];
+  }
+}
+
+// The fast paths need every hash cell / block to start on an 8-sample group.
+bool cells_aligned_to_groups(int width, int cells) {
+  if (width % 8 != 0) return false;
+  for (int i = 0; i <= cells; ++i)
+    if (math::cell_begin(i, width, cells) % 8 != 0) return false;
+  return true;
+}
+#endif  // __SSE2__
+
 }  // namespace
 
 void validate(const LumaView& luma) {
@@ -73,7 +168,8 @@ void copy_to_8bit(const LumaView& luma, uint8_t* out) {
   }
 }
 
-AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit) {
+AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit,
+                          uint64_t* luma_sum) {
   validate(luma);
   if (hash_size != 8 && hash_size != 16 && hash_size != 32)
     throw UsageError({}, "hash size must be 8, 16 or 32, got " + std::to_string(hash_size));
@@ -84,36 +180,58 @@ AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bi
                     " frame is too small for a " + std::to_string(hash_size) + "x" +
                     std::to_string(hash_size) + " hash",
                 ExitCode::kProcessingFailed, "detect");
+  if (luma.bit_depth > 8) {
+    // Scale to 8 bits once (into the copy the caller wants, or a temporary), then hash that.
+    std::vector<uint8_t> temporary;
+    uint8_t* plane = copy_8bit;
+    if (!plane) {
+      temporary.resize(static_cast<size_t>(width) * height);
+      plane = temporary.data();
+    }
+    copy_to_8bit(luma, plane);
+    const LumaView view8{plane, width, width, height, 8};
+    return hash_and_copy(view8, hash_size, nullptr, luma_sum);
+  }
 
-  // Column sums over up to 256 rows fit 16 bits (256 * 255 < 65536); flushed into the cells
-  // at the end of each cell row, or earlier for very tall cells.
-  constexpr int kMaxRowsPerFlush = 256;
-  std::vector<uint16_t> colsum(width, 0);
-  std::vector<uint8_t> scratch(luma.bit_depth > 8 && !copy_8bit ? width : 0);
   uint64_t cell_sums[32 * 32] = {};
-
-  for (int cy = 0; cy < hash_size; ++cy) {
-    const int y0 = math::cell_begin(cy, height, hash_size);
-    const int y1 = math::cell_begin(cy + 1, height, hash_size);
-    int rows_in_columns = 0;
-    for (int y = y0; y < y1; ++y) {
-      const uint8_t* src = luma.data + static_cast<ptrdiff_t>(y) * luma.linesize;
-      const uint8_t* row8;
-      if (luma.bit_depth > 8) {
-        uint8_t* out = copy_8bit ? copy_8bit + static_cast<ptrdiff_t>(y) * width : scratch.data();
-        convert_row_to_8bit(src, out, width, luma.bit_depth);
-        row8 = out;
-      } else {
-        if (copy_8bit) std::memcpy(copy_8bit + static_cast<ptrdiff_t>(y) * width, src, width);
-        row8 = src;
-      }
-      accumulate_row(row8, colsum.data(), width);
-      if (++rows_in_columns == kMaxRowsPerFlush) {
-        flush_columns(colsum.data(), width, hash_size, cell_sums + cy * hash_size);
-        rows_in_columns = 0;
+#if defined(__SSE2__)
+  if (cells_aligned_to_groups(width, hash_size)) {
+    std::vector<uint64_t> groups(width / 8);
+    for (int cy = 0; cy < hash_size; ++cy) {
+      group_sums_8bit(luma.data, luma.linesize, width, math::cell_begin(cy, height, hash_size),
+                      math::cell_begin(cy + 1, height, hash_size), copy_8bit, groups.data());
+      for (int cx = 0; cx < hash_size; ++cx) {
+        const int g0 = math::cell_begin(cx, width, hash_size) / 8;
+        const int g1 = math::cell_begin(cx + 1, width, hash_size) / 8;
+        for (int g = g0; g < g1; ++g) cell_sums[cy * hash_size + cx] += groups[g];
       }
     }
-    flush_columns(colsum.data(), width, hash_size, cell_sums + cy * hash_size);
+  } else
+#endif
+  {
+    // Column sums over up to 256 rows fit 16 bits (256 * 255 < 65536); flushed into the
+    // cells at the end of each cell row, or earlier for very tall cells.
+    constexpr int kMaxRowsPerFlush = 256;
+    std::vector<uint16_t> colsum(width, 0);
+    for (int cy = 0; cy < hash_size; ++cy) {
+      const int y0 = math::cell_begin(cy, height, hash_size);
+      const int y1 = math::cell_begin(cy + 1, height, hash_size);
+      int rows_in_columns = 0;
+      for (int y = y0; y < y1; ++y) {
+        const uint8_t* row = luma.data + static_cast<ptrdiff_t>(y) * luma.linesize;
+        if (copy_8bit) std::memcpy(copy_8bit + static_cast<ptrdiff_t>(y) * width, row, width);
+        accumulate_row(row, colsum.data(), width);
+        if (++rows_in_columns == kMaxRowsPerFlush) {
+          flush_columns(colsum.data(), width, hash_size, cell_sums + cy * hash_size);
+          rows_in_columns = 0;
+        }
+      }
+      flush_columns(colsum.data(), width, hash_size, cell_sums + cy * hash_size);
+    }
+  }
+  if (luma_sum) {
+    *luma_sum = 0;
+    for (int cell = 0; cell < hash_size * hash_size; ++cell) *luma_sum += cell_sums[cell];
   }
 
   const int cell_count = hash_size * hash_size;
@@ -152,7 +270,39 @@ DifferenceMeasures DifferenceSums::measures() const {
 }
 
 DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
-                               int width, int height) {
+                               int width, int height, const uint64_t* sum_a,
+                               const uint64_t* sum_b) {
+#if defined(__SSE2__)
+  if (cells_aligned_to_groups(width, math::block_count(width))) {  // blocks are 8-sample groups
+    const int blocks_y = math::block_count(height);
+    std::vector<uint64_t> group_abs(width / 8);
+    uint64_t total_a = 0, total_b = 0;
+    const bool need_totals = !sum_a || !sum_b;
+    DifferenceSums sums;
+    sums.pixel_count = static_cast<int64_t>(width) * height;
+    for (int by = 0; by < blocks_y; ++by) {
+      const int y0 = math::cell_begin(by, height, blocks_y);
+      const int y1 = math::cell_begin(by + 1, height, blocks_y);
+      group_abs_diff_8bit(a, a_stride, b, b_stride, width, y0, y1, group_abs.data(),
+                          need_totals ? &total_a : nullptr, need_totals ? &total_b : nullptr);
+      const int64_t area = static_cast<int64_t>(y1 - y0) * 8;
+      for (const uint64_t block_abs : group_abs) {
+        if (math::block_mean_greater(block_abs, area, sums.max_block_abs_sum,
+                                     sums.max_block_area)) {
+          sums.max_block_abs_sum = block_abs;
+          sums.max_block_area = area;
+        }
+        sums.abs_sum += block_abs;
+      }
+    }
+    sums.signed_sum = static_cast<int64_t>(need_totals ? total_a : *sum_a) -
+                      static_cast<int64_t>(need_totals ? total_b : *sum_b);
+    return sums;
+  }
+#else
+  (void)sum_a;
+  (void)sum_b;
+#endif
   // Per block row, per column: sum of |a-b| and of a-b. A block row has fewer than 16 rows
   // (blocks are 8..15 samples high), so 16-bit column sums cannot overflow.
   std::vector<uint16_t> abs_columns(width, 0);

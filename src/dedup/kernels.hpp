@@ -20,7 +20,9 @@ void validate(const LumaView& luma);
 // Writes `luma` scaled to 8 bits into `out` (width x height bytes, rows packed).
 void copy_to_8bit(const LumaView& luma, uint8_t* out);
 
-AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit);
+// `luma_sum`, if not null, receives the sum of all samples scaled to 8 bits.
+AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit,
+                          uint64_t* luma_sum = nullptr);
 
 // The confirmation measures of two 8-bit planes of the same size (rows packed or with the
 // given strides).
@@ -32,7 +34,10 @@ struct DifferenceSums {
   int64_t max_block_area = 1;      // ... and its area
   DifferenceMeasures measures() const;
 };
+// `sum_a` / `sum_b`: the planes' sample sums where already known (from hash_and_copy),
+// which saves reading them twice; null: computed here.
 DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
-                               int width, int height);
+                               int width, int height, const uint64_t* sum_a = nullptr,
+                               const uint64_t* sum_b = nullptr);
 
 }  // namespace upframe::dedup::detail

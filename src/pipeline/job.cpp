@@ -67,11 +67,12 @@ ModeChoice choose_mode(const Settings& s, const VideoInfo& info, const Upscaler&
   } else {
     choice.streamed = true;
     choice.workers = workers;
-    choice.reason = frames + (info.frame_count >= 0 ? " >= pipeline_min_frames " +
-                                                          std::to_string(s.pipeline_min_frames)
-                                                    : "") +
-                    ", parallel on, " + std::to_string(workers) + " worker(s) (" +
-                    std::to_string(fit) + " fit in memory)";
+    choice.reason =
+        frames +
+        (info.frame_count >= 0 ? " >= pipeline_min_frames " + std::to_string(s.pipeline_min_frames)
+                               : "") +
+        ", parallel on, " + std::to_string(workers) + " worker(s) (" + std::to_string(fit) +
+        " fit in memory)";
   }
   return choice;
 }
@@ -214,8 +215,7 @@ void write_stats_file(const fs::path& path, const JobStats& stats) {
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   pipeline::check_input(settings.input);
-  if (settings.resume)
-    throw UsageError(settings.input.string(), "--resume is not supported yet");
+  if (settings.resume) throw UsageError(settings.input.string(), "--resume is not supported yet");
   std::unique_ptr<Upscaler> upscaler = create_upscaler(settings);
   OutputPlan plan = plan_output(settings, upscaler->scale());
   pipeline::check_output(plan, settings.input, settings.overwrite);

@@ -16,7 +16,8 @@ namespace {
 std::string lower_extension(const fs::path& path) {
   std::string ext = path.extension().string();
   if (!ext.empty()) ext.erase(0, 1);
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
   return ext;
 }
 
@@ -51,8 +52,8 @@ OutputPlan plan_output(const Settings& settings, int scale) {
     return plan;
   }
   const fs::path& out = settings.output;
-  bool frames = !settings.format.empty() || (!out.empty() && (out.string().ends_with('/') ||
-                                                              fs::is_directory(out)));
+  bool frames = !settings.format.empty() ||
+                (!out.empty() && (out.string().ends_with('/') || fs::is_directory(out)));
   if (frames) {
     plan.kind = OutputKind::kFramesFolder;
     plan.format = settings.format.empty() ? "png" : settings.format;
@@ -61,8 +62,8 @@ OutputPlan plan_output(const Settings& settings, int scale) {
     if (plan.path.filename().empty()) plan.path = plan.path.parent_path();
   } else {
     plan.kind = OutputKind::kVideo;
-    plan.path = out.empty() ? input.parent_path() / (input.stem().string() + suffix +
-                                                     input.extension().string())
+    plan.path = out.empty() ? input.parent_path() /
+                                  (input.stem().string() + suffix + input.extension().string())
                             : out;
   }
   return plan;

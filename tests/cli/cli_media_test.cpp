@@ -60,8 +60,9 @@ TEST(CliMedia, VariableFrameRateKeptFrameForFrame) {
   }
   auto in = dir / "vfr.mkv";
   synth::encode_clip(in, synth::distinct_clip(spec), enc);
-  auto stats = run_ok(quote(in.string()) + " --model lanczos -o " + quote((dir / "out.mkv").string()),
-                      dir / "s.json");
+  auto stats =
+      run_ok(quote(in.string()) + " --model lanczos -o " + quote((dir / "out.mkv").string()),
+             dir / "s.json");
   EXPECT_EQ(stats["total_frames"], spec.frames);
   std::vector<double> before = frame_times(in), after = frame_times(dir / "out.mkv");
   ASSERT_EQ(before.size(), after.size());
@@ -75,10 +76,12 @@ TEST(CliMedia, TenBitStaysTenBit) {
   auto r = run_command(
       "ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=96x64:rate=24:duration=1 "
       "-pix_fmt yuv420p10le -c:v libx265 -x265-params log-level=error -color_primaries bt2020 "
-      "-color_trc smpte2084 -colorspace bt2020nc " + quote(in.string()));
+      "-color_trc smpte2084 -colorspace bt2020nc " +
+      quote(in.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  auto stats = run_ok(quote(in.string()) + " --model lanczos -o " + quote((dir / "out.mkv").string()),
-                      dir / "s.json");
+  auto stats =
+      run_ok(quote(in.string()) + " --model lanczos -o " + quote((dir / "out.mkv").string()),
+             dir / "s.json");
   EXPECT_EQ(stats["encoder"], "libx265");
   auto j = ffprobe_json("-show_streams", dir / "out.mkv");
   const auto& v = j["streams"][0];
@@ -103,9 +106,9 @@ TEST(CliMedia, GlobalScopeMapsToEarlierFrames) {
   enc.codec = "ffv1";
   auto in = dir / "abab.mkv";
   synth::encode_clip(in, frames, enc);
-  auto consecutive = run_ok(quote(in.string()) + " --model lanczos --format png -o " +
-                                quote((dir / "c").string() + "/"),
-                            dir / "c.json");
+  auto consecutive = run_ok(
+      quote(in.string()) + " --model lanczos --format png -o " + quote((dir / "c").string() + "/"),
+      dir / "c.json");
   auto global = run_ok(quote(in.string()) + " --model lanczos --dedup global --format png -o " +
                            quote((dir / "g").string() + "/"),
                        dir / "g.json");
@@ -135,7 +138,8 @@ TEST(CliMedia, InterruptLeavesNothing) {
   auto in = dir / "long.mp4";
   auto r = run_command(
       "ffmpeg -hide_banner -loglevel error -f lavfi -i testsrc2=size=640x360:rate=25:duration=20 "
-      "-c:v libx264 -preset ultrafast -pix_fmt yuv420p " + quote(in.string()));
+      "-c:v libx264 -preset ultrafast -pix_fmt yuv420p " +
+      quote(in.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   auto out = dir / "out.mp4";
   pid_t pid = fork();

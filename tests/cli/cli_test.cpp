@@ -160,15 +160,33 @@ TEST(CliVideo, SampleClipStatsAddUp) {
                    " --stats " + quote(stats_file.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   auto stats = nlohmann::json::parse(read_text(stats_file));
-  for (const char* key :
-       {"extraction_time", "detection_time", "upscale_time", "save_time", "total_time",
-        "total_frames", "unique_frames", "duplicate_frames", "duplicate_percentage", "fps", "mode",
-        "mode_reason", "decode_backend", "upscale_backend", "workers", "tile", "precision", "model",
-        "scale", "input", "output", "upscale_busy_time"})
+  for (const char* key : {"extraction_time",
+                          "detection_time",
+                          "upscale_time",
+                          "save_time",
+                          "total_time",
+                          "total_frames",
+                          "unique_frames",
+                          "duplicate_frames",
+                          "duplicate_percentage",
+                          "fps",
+                          "mode",
+                          "mode_reason",
+                          "decode_backend",
+                          "upscale_backend",
+                          "workers",
+                          "tile",
+                          "precision",
+                          "model",
+                          "scale",
+                          "input",
+                          "output",
+                          "upscale_busy_time"})
     EXPECT_TRUE(stats.contains(key)) << key;
   const int64_t total = stats["total_frames"];
   EXPECT_EQ(total, 72);
-  EXPECT_EQ(stats["unique_frames"].get<int64_t>() + stats["duplicate_frames"].get<int64_t>(), total);
+  EXPECT_EQ(stats["unique_frames"].get<int64_t>() + stats["duplicate_frames"].get<int64_t>(),
+            total);
   // Drawn "on twos": every other frame repeats the one before.
   EXPECT_EQ(stats["duplicate_frames"].get<int64_t>(), 36);
   EXPECT_NEAR(stats["duplicate_percentage"].get<double>(), 50.0, 1e-9);
@@ -231,8 +249,8 @@ TEST(CliVideo, FlagsOverrideConfigAndModeFollowsFrameCount) {
   std::ofstream(dir / "upframe.toml") << "pipeline_min_frames = 1000\nmodel = \"lanczos\"\n";
   auto run_in_dir = [&](const std::string& flags) {
     auto r = run_command("cd " + quote(dir.string()) + " && " + quote(cli_path().string()) + " " +
-                         quote(sample_clip().string()) + " -y -o out.mkv --encoder ffv1 --stats s.json " +
-                         flags);
+                         quote(sample_clip().string()) +
+                         " -y -o out.mkv --encoder ffv1 --stats s.json " + flags);
     EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
     EXPECT_NE(r.stderr_text.find("config file: upframe.toml"), std::string::npos);
     return nlohmann::json::parse(read_text(dir / "s.json"));
@@ -257,8 +275,8 @@ TEST(CliVideo, ProgressJsonLines) {
   nlohmann::json last;
   while (std::getline(lines, line)) {
     last = nlohmann::json::parse(line);  // nothing but JSON on stdout
-    for (const char* key : {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s",
-                            "stage_busy"})
+    for (const char* key :
+         {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s", "stage_busy"})
       EXPECT_TRUE(last.contains(key)) << line;
     ++count;
   }
@@ -277,8 +295,8 @@ namespace {
 TEST(CliImage, ImageKeepsAlphaAndFormat) {
   auto dir = scratch_dir("cli-image");
   auto in = make_clip(dir / "in.png", "testsrc2=size=64x48,format=rgba", "-frames:v 1");
-  auto r = run_cli(quote(in.string()) + " --model lanczos --stats " +
-                   quote((dir / "s.json").string()));
+  auto r =
+      run_cli(quote(in.string()) + " --model lanczos --stats " + quote((dir / "s.json").string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   auto out = dir / "in_x2.png";  // default name beside the input
   auto info = probe(out);

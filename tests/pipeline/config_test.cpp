@@ -94,7 +94,8 @@ TEST(Config, UnknownKeysAndBadValuesNameTheKey) {
   expect_usage_error(write_file(dir / "d.toml", "device = \"tpu\"\n"), "device");
   expect_usage_error(write_file(dir / "e.toml", "parallel = \"yes\"\n"), "parallel");
   expect_usage_error(write_file(dir / "f.toml", "crf = 99\n"), "crf");
-  expect_usage_error(write_file(dir / "g.toml", "pipeline_min_frames = [1]\n"), "pipeline_min_frames");
+  expect_usage_error(write_file(dir / "g.toml", "pipeline_min_frames = [1]\n"),
+                     "pipeline_min_frames");
   expect_usage_error(write_file(dir / "h.toml", "this is not toml\n"), "line 1");
   expect_usage_error(dir / "missing.toml", "not found");
 }

@@ -23,7 +23,7 @@ struct JobStats {
   int64_t duplicate_frames = 0;
   int64_t hash_candidates = 0;           // hash matches looked at by the confirmation
   int64_t rejected_by_confirmation = 0;  // hash matches the confirmation found different
-  std::string mode;         // "pipeline" or "sequential"
+  std::string mode;                      // "pipeline" or "sequential"
   std::string mode_reason;
   std::string decode_backend = "cpu";
   std::string upscale_backend = "cpu";
