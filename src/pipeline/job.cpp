@@ -123,18 +123,9 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   upscaler.prepare(1);
   auto worker = upscaler.create_worker();
   Frame upscaled = upscale_timer.time([&] { return worker->upscale(image); });
-  // Written beside the target under a temporary name, renamed on success.
-  fs::path tmp = plan.path.parent_path() / ("." + plan.path.filename().string() + ".upframe-tmp");
-  try {
-    save_timer.time([&] {
-      write_image(tmp, upscaled, plan.format, s.quality);
-      fs::rename(tmp, plan.path);
-    });
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
+  // write_image writes under a temporary name and renames, so the target never holds a
+  // partial image.
+  save_timer.time([&] { write_image(plan.path, upscaled, plan.format, s.quality); });
   stats.extraction_time = read_timer.seconds();
   stats.upscale_time = stats.upscale_busy_time = upscale_timer.seconds();
   stats.save_time = save_timer.seconds();
