@@ -48,7 +48,6 @@ void flush_columns(uint16_t* colsum, int width, int hash_size, uint64_t* cell_su
   std::fill(colsum, colsum + width, uint16_t{0});
 }
 
-
 #if defined(__SSE2__)
 // Fast paths for the usual frame sizes (SSE2 is x86-64's baseline): psadbw sums 8 samples
 // at once, so the hash and the block measure need no per-column arrays. They compute
@@ -74,10 +73,10 @@ void group_sums_8bit(const uint8_t* data, ptrdiff_t stride, int width, int y0, i
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x), v0);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x + 16), v1);
       }
-      _mm_storeu_si128(sums + x / 16, _mm_add_epi64(_mm_loadu_si128(sums + x / 16),
-                                                    _mm_sad_epu8(v0, zero)));
-      _mm_storeu_si128(sums + x / 16 + 1, _mm_add_epi64(_mm_loadu_si128(sums + x / 16 + 1),
-                                                        _mm_sad_epu8(v1, zero)));
+      _mm_storeu_si128(sums + x / 16,
+                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16), _mm_sad_epu8(v0, zero)));
+      _mm_storeu_si128(sums + x / 16 + 1,
+                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16 + 1), _mm_sad_epu8(v1, zero)));
     }
     for (int x = wide; x < width; x += 8) {
       const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + x));
@@ -89,9 +88,9 @@ void group_sums_8bit(const uint8_t* data, ptrdiff_t stride, int width, int y0, i
 
 // Sum of |a - b| over each 8-sample group of rows [y0, y1) into group_abs[x / 8]; the sums
 // of a and b are added to *sum_a / *sum_b when not null. width % 8 == 0. Row order, as above.
-void group_abs_diff_8bit(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b,
-                         ptrdiff_t b_stride, int width, int y0, int y1, uint64_t* group_abs,
-                         uint64_t* sum_a, uint64_t* sum_b) {
+void group_abs_diff_8bit(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, ptrdiff_t b_stride,
+                         int width, int y0, int y1, uint64_t* group_abs, uint64_t* sum_a,
+                         uint64_t* sum_b) {
   const __m128i zero = _mm_setzero_si128();
   std::fill(group_abs, group_abs + width / 8, uint64_t{0});
   auto* sums = reinterpret_cast<__m128i*>(group_abs);

@@ -1,0 +1,114 @@
+// Duplicate detection throughput (SPEC section 8, "Benchmark definitions"): 1000 distinct
+// 1920x1080 frames of which half are hash candidates that need the confirmation, single
+// thread, from decoded frames. The clip is generated, encoded (libx264) and decoded once,
+// outside the timing.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "support/synth.hpp"
+#include "support/test_support.hpp"
+#include "upframe/dedup/detector.hpp"
+
+namespace {
+
+using upframe::Frame;
+namespace dedup = upframe::dedup;
+namespace synth = upframe::test::synth;
+
+constexpr int kWidth = 1920, kHeight = 1080, kFrames = 1000;
+
+// Frame 2k is a crop of a large textured scene at its own offset (so every pair differs
+// everywhere); frame 2k+1 is the same crop plus a 6x6 square: the same 8x8 hash, so the
+// detector must run the confirmation, which finds the square (a unique frame).
+const std::vector<Frame>& decoded_frames() {
+  static const std::vector<Frame> frames = [] {
+    constexpr int kSceneW = kWidth + 25 * 20, kSceneH = kHeight + 5 * 40;
+    std::vector<uint8_t> scene(static_cast<size_t>(kSceneW) * kSceneH);
+    for (int y = 0; y < kSceneH; ++y)
+      for (int x = 0; x < kSceneW; ++x)
+        scene[static_cast<size_t>(y) * kSceneW + x] =
+            static_cast<uint8_t>(synth::scene_luma(11, x * 0.5, y * 0.5));
+    auto generate = [&](int index) {
+      // Consecutive pairs alternate between the four flips of their crop, so a pair's first
+      // frame never hash-matches the frame before it.
+      const int pair = index / 2, flip = pair % 4, crop = pair / 4;
+      const int ox = (crop % 25) * 20, oy = (crop / 25) * 40;
+      Frame f = Frame::allocate(kWidth, kHeight, AV_PIX_FMT_GRAY8);
+      for (int y = 0; y < kHeight; ++y) {
+        uint8_t* out = f.av()->data[0] + static_cast<ptrdiff_t>(y) * f.av()->linesize[0];
+        const int sy = (flip & 1 ? kHeight - 1 - y : y) + oy;
+        const uint8_t* in = &scene[static_cast<size_t>(sy) * kSceneW + ox];
+        if (flip & 2)
+          for (int x = 0; x < kWidth; ++x) out[x] = in[kWidth - 1 - x];
+        else
+          std::memcpy(out, in, kWidth);
+      }
+      if (index % 2 == 1)
+        for (int y = 500; y < 506; ++y)
+          for (int x = 900; x < 906; ++x) {
+            uint8_t& p = f.av()->data[0][static_cast<ptrdiff_t>(y) * f.av()->linesize[0] + x];
+            p = static_cast<uint8_t>(p < 128 ? p + 80 : p - 80);
+          }
+      return f;
+    };
+    const auto path = upframe::test::scratch_dir("bench-dedup") / "distinct_1080p.mkv";
+    synth::EncodeOptions options;
+    options.codec = "libx264";
+    options.preset = "ultrafast";
+    options.crf = 18;
+    options.gop = 25;
+    synth::encode_clip(path, kFrames, generate, options);
+    auto decoded = synth::decode_file(path, 2);
+    std::filesystem::remove(path);
+    return decoded;
+  }();
+  return frames;
+}
+
+void BM_DetectDuplicates1080p(benchmark::State& state) {
+  const auto& frames = decoded_frames();
+  if (frames.size() != static_cast<size_t>(kFrames)) {
+    state.SkipWithError("the generated clip did not decode to 1000 frames");
+    return;
+  }
+  std::vector<dedup::LumaView> lumas;
+  for (const Frame& f : frames) lumas.push_back(dedup::luma_of(f));
+  int64_t candidates = 0, duplicates = 0;
+  for (auto _ : state) {
+    dedup::DuplicateDetector detector(dedup::DetectorOptions{});
+    duplicates = 0;
+    for (int i = 0; i < kFrames; ++i) duplicates += detector.classify(i, lumas[i]).duplicate;
+    candidates = detector.hash_candidates();
+  }
+  state.counters["fps"] = benchmark::Counter(static_cast<double>(state.iterations()) * kFrames,
+                                             benchmark::Counter::kIsRate);
+  state.counters["hash_candidates"] = static_cast<double>(candidates);
+  state.counters["duplicates"] = static_cast<double>(duplicates);
+}
+BENCHMARK(BM_DetectDuplicates1080p)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_AverageHash1080p(benchmark::State& state) {
+  const auto& frames = decoded_frames();
+  const dedup::LumaView luma = dedup::luma_of(frames[0]);
+  for (auto _ : state) benchmark::DoNotOptimize(dedup::average_hash(luma, state.range(0)));
+  state.counters["fps"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AverageHash1080p)->Arg(8)->Arg(16)->Arg(32)->UseRealTime();
+
+void BM_MeasureDifference1080p(benchmark::State& state) {
+  const auto& frames = decoded_frames();
+  const dedup::LumaView a = dedup::luma_of(frames[0]), b = dedup::luma_of(frames[1]);
+  for (auto _ : state) benchmark::DoNotOptimize(dedup::measure_difference(a, b));
+  state.counters["fps"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_MeasureDifference1080p)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
