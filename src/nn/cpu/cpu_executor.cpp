@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -279,7 +280,20 @@ class CpuExecutor final : public Executor {
     Plan& plan = plan_for(shape);
     std::memcpy(plan.blobs[graph_.input_blob].data(), input.data.data(),
                 input.data.size() * sizeof(float));
-    for (auto& step : plan.steps) step();
+    if (profile_) {
+      // UPFRAME_NN_PROFILE=1: time of each step, grouped by op, on the log.
+      std::map<std::string, double> ms;
+      for (size_t i = 0; i < plan.steps.size(); ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        plan.steps[i]();
+        ms[plan.step_labels[i]] +=
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+      }
+      for (auto& [label, t] : ms) spdlog::info("nn profile: {} {:.2f} ms", label, t);
+    } else {
+      for (auto& step : plan.steps) step();
+    }
     stream_.wait();
     const Blob& out = plan.blobs[graph_.output_blob];
     Tensor result(out.shape.c, out.shape.h, out.shape.w);
@@ -292,6 +306,7 @@ class CpuExecutor final : public Executor {
   struct Plan {
     std::vector<Blob> blobs;
     std::vector<std::function<void()>> steps;
+    std::vector<std::string> step_labels;  // the op each step belongs to
     std::vector<std::unique_ptr<AlignedBuffer>> slots;
     memory output_plain;
   };
@@ -362,6 +377,8 @@ class CpuExecutor final : public Executor {
         default:
           build_simple(plan, op, shapes);
       }
+      plan->step_labels.resize(plan->steps.size(),
+                               std::string(op_type_name(op.type)) + " " + op.name);
     }
     // The output, plain planar for the Tensor.
     const Blob& out = plan->blobs[graph_.output_blob];
@@ -372,6 +389,7 @@ class CpuExecutor final : public Executor {
       plan->output_plain = scratch(image_desc(out.shape, 1));
       add_reorder(plan, out.mem, plan->output_plain);
     }
+    plan->step_labels.resize(plan->steps.size(), "output reorder");
     // Buffer plan: blobs whose lifetimes do not overlap share a slot.
     std::vector<size_t> bytes(graph_.blob_names.size(), 0);
     for (size_t b = 0; b < bytes.size(); ++b)
@@ -772,6 +790,7 @@ class CpuExecutor final : public Executor {
   std::map<std::tuple<int, int, int>, std::unique_ptr<Plan>> plans_;
   std::map<int, memory> weights_;
   bool warned_ref_ = false;
+  bool profile_ = std::getenv("UPFRAME_NN_PROFILE") != nullptr;
 };
 
 }  // namespace
