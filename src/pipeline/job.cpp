@@ -152,7 +152,9 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 
   const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
   std::unique_ptr<FrameSink> sink;
-  if (plan.kind == OutputKind::kFramesFolder) {
+  if (plan.kind == OutputKind::kNull) {
+    sink = make_null_sink();
+  } else if (plan.kind == OutputKind::kFramesFolder) {
     FramesFolderOptions fo;
     fo.format = plan.format;
     fo.quality = s.quality;

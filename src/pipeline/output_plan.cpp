@@ -52,6 +52,11 @@ OutputPlan plan_output(const Settings& settings, int scale) {
     return plan;
   }
   const fs::path& out = settings.output;
+  if (out == "/dev/null") {
+    plan.kind = OutputKind::kNull;
+    plan.path = out;
+    return plan;
+  }
   bool frames = !settings.format.empty() ||
                 (!out.empty() && (out.string().ends_with('/') || fs::is_directory(out)));
   if (frames) {
@@ -83,6 +88,7 @@ void check_input(const fs::path& input) {
 void check_output(const OutputPlan& plan, const fs::path& input, bool overwrite) {
   std::error_code ec;
   const fs::path& out = plan.path;
+  if (plan.kind == OutputKind::kNull) return;
   if (fs::exists(out, ec) && fs::equivalent(out, input, ec))
     throw UsageError(out.string(), "output is the input file");
   if (fs::weakly_canonical(out, ec) == fs::weakly_canonical(input, ec))

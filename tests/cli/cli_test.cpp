@@ -359,3 +359,21 @@ TEST(CliBadInput, ModelProblems) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// `-o /dev/null` runs every stage and writes nothing (for benchmarks without an encoder).
+TEST(CliVideo, NullOutputCountsFrames) {
+  auto dir = scratch_dir("cli-null");
+  auto r = run_cli(quote(sample_clip().string()) + " --model lanczos -o /dev/null --stats " +
+                   quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  EXPECT_EQ(stats["total_frames"], 72);
+  EXPECT_EQ(stats["duplicate_frames"], 36);
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -64,6 +64,10 @@ std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& 
                                                    const VideoInfo& in,
                                                    const FramesFolderOptions& options);
 
+// Counts frames and writes nothing: `-o /dev/null`, for benchmarks that must not measure an
+// encoder (SPEC section 8, "null sink").
+std::unique_ptr<FrameSink> make_null_sink();
+
 // Which encoder `auto` picks for a source of this bit depth (SPEC section 8, CPU side).
 // Throws upframe::UsageError for an unknown encoder or one this FFmpeg lacks.
 std::string resolve_encoder(const std::string& requested, int bit_depth);

@@ -23,7 +23,8 @@ void request_stop(int signal);
 void clear_stop_request();
 
 // Where the output of `settings` goes and in what form.
-enum class OutputKind { kVideo, kFramesFolder, kImage };
+// kNull: `-o /dev/null`, frames are processed and counted but nothing is written.
+enum class OutputKind { kVideo, kFramesFolder, kImage, kNull };
 struct OutputPlan {
   std::filesystem::path path;
   OutputKind kind = OutputKind::kVideo;
