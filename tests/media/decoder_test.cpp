@@ -1,3 +1,4 @@
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -83,11 +84,31 @@ TEST(VideoDecoderErrors, TextFileNamedMp4) {
 }
 
 TEST(VideoDecoderErrors, UnreadableFile) {
-  if (geteuid() == 0) GTEST_SKIP() << "running as root: permissions do not stop reading";
   fs::path file = scratch_dir("unreadable") / "locked.mp4";
   write_text(file, "x");
   fs::permissions(file, fs::perms::none);
-  expect_decode_error(file, "permission denied");
+  if (geteuid() != 0) {
+    expect_decode_error(file, "permission denied");
+    return;
+  }
+  // Root reads any file, so the check runs in a child that drops to an unprivileged user.
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+    try {
+      VideoDecoder decoder(file);
+      _exit(3);
+    } catch (const Error& e) {
+      bool named = e.file() == file.string();
+      bool said = e.problem().find("permission denied") != std::string::npos;
+      _exit(named && said ? 0 : 4);
+    }
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "2: cannot drop privileges, 3: no error, 4: wrong error";
 }
 
 TEST(VideoDecoderErrors, NoVideoStream) {
