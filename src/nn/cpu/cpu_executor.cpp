@@ -247,6 +247,18 @@ void resample(const Blocked& src, const Blocked& dst, const Taps& xt, const Taps
 
 void resample_any(const Blocked& src, const Blocked& dst, const Taps& xt, const Taps& yt,
                   float* tmp) {
+  if (xt.count == 1 && yt.count == 1) {  // nearest: one copy per pixel, no temporary
+    const int B = src.block;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int cb = 0; cb < src.channel_blocks(); ++cb)
+      for (int y = 0; y < dst.height; ++y) {
+        const float* row = src.pixel(cb, yt.index[y], 0);
+        float* out = dst.pixel(cb, y, 0);
+        for (int x = 0; x < dst.width; ++x)
+          std::memcpy(out + size_t(x) * B, row + size_t(xt.index[x]) * B, sizeof(float) * B);
+      }
+    return;
+  }
   if (src.block == 16)
     resample<16>(src, dst, xt, yt, tmp);
   else if (src.block == 8)
