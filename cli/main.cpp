@@ -14,6 +14,7 @@
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/log.hpp"
+#include "upframe/pipeline/batch.hpp"
 #include "upframe/pipeline/job.hpp"
 
 namespace {
@@ -80,6 +81,14 @@ void print_summary(const upframe::JobStats& s) {
                (long long)s.duplicate_frames, s.duplicate_percentage(), s.total_time, s.fps(),
                s.extraction_time, s.detection_time, s.upscale_time, s.upscale_busy_time,
                s.save_time);
+}
+
+void print_batch_summary(const upframe::BatchResult& batch) {
+  std::fprintf(stderr, "\nupframe: batch done: %zu file(s), %d failed, %.2fs\n", batch.files.size(),
+               batch.failed(), batch.total_time);
+  for (const auto& f : batch.files)
+    std::fprintf(stderr, "  %-6s %s -> %s%s%s\n", f.ok ? "ok" : "FAILED", f.input.c_str(),
+                 f.output.c_str(), f.ok ? "" : ": ", f.error.c_str());
 }
 
 }  // namespace
@@ -150,6 +159,11 @@ int main(int argc, char** argv) {
 
   try {
     ProgressPrinter printer(settings.progress_json, settings.quiet);
+    if (std::filesystem::is_directory(settings.input)) {
+      upframe::BatchResult batch = upframe::run_batch(settings, std::ref(printer));
+      if (!settings.quiet && !settings.progress_json) print_batch_summary(batch);
+      return int(batch.failed() ? ExitCode::kBatchHadFailures : ExitCode::kOk);
+    }
     upframe::JobStats stats = upframe::run_job(settings, std::ref(printer));
     if (!settings.quiet && !settings.progress_json) print_summary(stats);
     return 0;

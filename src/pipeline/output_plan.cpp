@@ -81,7 +81,7 @@ void check_input(const fs::path& input) {
   if (input.empty()) throw UsageError({}, "no input given");
   if (!fs::exists(input, ec)) throw Error(input.string(), "no such file");
   if (fs::is_directory(input, ec))
-    throw UsageError(input.string(), "is a folder; batch processing is not supported yet");
+    throw UsageError(input.string(), "is a folder (run_batch processes folders)");
   if (access(input.c_str(), R_OK) != 0) throw Error(input.string(), "not readable");
 }
 
