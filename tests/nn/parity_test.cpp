@@ -15,6 +15,9 @@ struct ParityCase {
   std::string reference;
 };
 
+// Keeps the test names ctest shows readable.
+void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.model_param; }
+
 class Parity : public ::testing::TestWithParam<ParityCase> {};
 
 TEST_P(Parity, Fp32MatchesReference) {
