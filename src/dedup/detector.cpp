@@ -15,6 +15,7 @@ Thresholds default_thresholds() {
   t.max_mean_abs_diff = 2.5;
   t.max_abs_signed_mean_diff = 0.6;
   t.max_block_mean_abs_diff = 11.0;
+  t.max_motion = 0.095;
   return t;
 }
 
@@ -38,32 +39,36 @@ DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b) {
   };
   const auto [pa, sa] = as_8bit(a, a8);
   const auto [pb, sb] = as_8bit(b, b8);
-  return detail::difference_8bit(pa, sa, pb, sb, a.width, a.height).measures();
+  DifferenceMeasures m = detail::difference_8bit(pa, sa, pb, sb, a.width, a.height).measures();
+  // Motion from a to b: the same orientation as the detector (the kept frame to the new one).
+  const math::MotionFit fit =
+      math::motion_fit(detail::motion_sums_8bit(pa, sa, pb, sb, a.width, a.height));
+  m.motion_shift_x = fit.shift_x;
+  m.motion_shift_y = fit.shift_y;
+  m.motion_explained = fit.explained;
+  m.motion = fit.score;
+  return m;
 }
-
-namespace {
-
-bool within(const DifferenceMeasures& m, const Thresholds& t) {
-  return m.mean_abs_diff <= t.max_mean_abs_diff &&
-         std::fabs(m.signed_mean_diff) <= t.max_abs_signed_mean_diff &&
-         m.max_block_mean_abs_diff <= t.max_block_mean_abs_diff;
-}
-
-}  // namespace
 
 struct DuplicateDetector::Impl {
   struct UniqueFrame {
     int64_t index = -1;
     AverageHash hash;
     int width = 0, height = 0;
-    uint64_t luma_sum = 0;      // sum of the 8-bit samples: the signed difference needs it
-    std::vector<uint8_t> luma;  // 8-bit, rows packed
+    uint64_t luma_sum = 0;  // sum of the 8-bit samples: the signed difference needs it
+    // The 8-bit luma: the decoded frame itself (8-bit frames, kept by reference) or `copy`.
+    Frame frame;
+    std::vector<uint8_t> copy;  // rows packed
+    const uint8_t* data = nullptr;
+    int stride = 0;
   };
+
+  Decision classify(int64_t index, const LumaView& luma, const Frame* frame);
 
   DetectorOptions options;
   size_t window = 1;
   std::deque<UniqueFrame> uniques;  // most recent first, at most `window`
-  std::vector<uint8_t> pending;     // 8-bit copy of the frame being classified
+  std::vector<uint8_t> pending;     // 8-bit copy of the frame being classified, when needed
   int64_t last_index = -1;
   bool any_frame = false;
   int64_t hash_candidates = 0;
@@ -81,7 +86,7 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
     throw UsageError({}, "dedup window must be at least 1, got " + std::to_string(options.window));
   const Thresholds& t = options.thresholds;
   if (!(t.max_mean_abs_diff >= 0) || !(t.max_abs_signed_mean_diff >= 0) ||
-      !(t.max_block_mean_abs_diff >= 0))
+      !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
   impl_->options = std::move(options);
@@ -89,61 +94,94 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
 
 DuplicateDetector::~DuplicateDetector() = default;
 
+Decision DuplicateDetector::classify(int64_t index, const Frame& frame) {
+  const LumaView luma = luma_of(frame);
+  return impl_->classify(index, luma, &frame);
+}
+
 Decision DuplicateDetector::classify(int64_t index, const LumaView& luma) {
-  Impl& s = *impl_;
-  if (s.any_frame && index <= s.last_index)
+  return impl_->classify(index, luma, nullptr);
+}
+
+Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
+                                           const Frame* frame) {
+  if (any_frame && index <= last_index)
     throw Error({},
                 "frames must be classified in increasing order: " + std::to_string(index) +
-                    " after " + std::to_string(s.last_index),
+                    " after " + std::to_string(last_index),
                 ExitCode::kProcessingFailed, "detect", index);
   detail::validate(luma);
-  s.any_frame = true;
-  s.last_index = index;
+  any_frame = true;
+  last_index = index;
 
-  // One pass: hash and the 8-bit copy a unique frame keeps.
-  s.pending.resize(static_cast<size_t>(luma.width) * luma.height);
+  // One pass over the frame: the hash, the sample sum, and the 8-bit copy only where one is
+  // needed (more than 8 bits, or a plane the caller owns).
+  const bool keep_reference = frame && luma.bit_depth == 8;
+  const uint8_t* data = luma.data;
+  int stride = luma.linesize;
+  if (!keep_reference) {
+    pending.resize(static_cast<size_t>(luma.width) * luma.height);
+    data = pending.data();
+    stride = luma.width;
+  }
   uint64_t luma_sum = 0;
-  const AverageHash hash =
-      detail::hash_and_copy(luma, s.options.hash_size, s.pending.data(), &luma_sum);
+  const AverageHash hash = detail::hash_and_copy(
+      luma, options.hash_size, keep_reference ? nullptr : pending.data(), &luma_sum);
 
   bool candidate = false;
-  for (const Impl::UniqueFrame& unique : s.uniques) {  // most recent first
+  for (const UniqueFrame& unique : uniques) {  // most recent first
     if (unique.width != luma.width || unique.height != luma.height) continue;
-    if (hamming_distance(hash, unique.hash) > s.options.hash_threshold) continue;
+    if (hamming_distance(hash, unique.hash) > options.hash_threshold) continue;
     candidate = true;
-    const DifferenceMeasures m =
-        detail::difference_8bit(s.pending.data(), luma.width, unique.luma.data(), luma.width,
-                                luma.width, luma.height, &luma_sum, &unique.luma_sum)
-            .measures();
-    if (within(m, s.options.thresholds)) {
-      ++s.hash_candidates;
+    // a = the kept frame, b = the new one: the motion is measured from the past to now.
+    if (detail::confirm_duplicate_8bit(unique.data, unique.stride, data, stride, luma.width,
+                                       luma.height, unique.luma_sum, luma_sum,
+                                       options.thresholds)) {
+      ++hash_candidates;
       return Decision{true, unique.index};
     }
   }
   if (candidate) {
-    ++s.hash_candidates;
-    ++s.rejected_by_confirmation;
+    ++hash_candidates;
+    ++rejected_by_confirmation;
   }
 
-  // A unique frame: keep its copy; the oldest beyond the window gives its buffer back.
-  Impl::UniqueFrame unique;
-  if (s.uniques.size() >= s.window) {
-    unique.luma = std::move(s.uniques.back().luma);
-    s.uniques.pop_back();
+  // A unique frame: keep it; the oldest beyond the window gives its copy buffer back.
+  std::vector<uint8_t> freed;
+  if (uniques.size() >= window) {
+    freed = std::move(uniques.back().copy);
+    uniques.pop_back();
   }
+  UniqueFrame unique;
   unique.index = index;
   unique.hash = hash;
   unique.luma_sum = luma_sum;
   unique.width = luma.width;
   unique.height = luma.height;
-  std::swap(unique.luma, s.pending);
-  s.uniques.push_front(std::move(unique));
+  if (keep_reference) {
+    unique.frame = frame->ref();
+    unique.data = luma.data;
+    unique.stride = luma.linesize;
+    if (pending.empty()) pending = std::move(freed);
+  } else {
+    unique.copy = std::move(pending);
+    unique.data = unique.copy.data();
+    unique.stride = luma.width;
+    pending = std::move(freed);
+  }
+  uniques.push_front(std::move(unique));
   return Decision{false, -1};
 }
 
 void DuplicateDetector::reset() {
   Impl& s = *impl_;
-  if (!s.uniques.empty()) s.pending = std::move(s.uniques.back().luma);  // keep one buffer
+  if (s.pending.empty()) {
+    for (Impl::UniqueFrame& unique : s.uniques)  // keep one copy buffer
+      if (!unique.copy.empty()) {
+        s.pending = std::move(unique.copy);
+        break;
+      }
+  }
   s.uniques.clear();
   s.any_frame = false;
 }

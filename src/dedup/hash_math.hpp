@@ -1,8 +1,10 @@
 // The per-sample and per-cell arithmetic of duplicate detection, as small inline functions
-// in plain C++ (no containers, no floating point) so that a CUDA kernel can include this
-// header and reproduce the CPU decisions bit for bit (SPEC section 8).
+// in plain C++ (no containers; integers only, except the final motion_fit on the sums) so that
+// a CUDA kernel can include this header and reproduce the CPU decisions bit for bit (SPEC
+// section 8).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -71,6 +73,86 @@ UPFRAME_HD inline int block_count(int extent) { return extent >= 8 ? extent / 8 
 UPFRAME_HD inline bool block_mean_greater(uint64_t sum_a, int64_t area_a, uint64_t sum_b,
                                           int64_t area_b) {
   return sum_a * static_cast<uint64_t>(area_b) > sum_b * static_cast<uint64_t>(area_a);
+}
+
+}  // namespace upframe::dedup::math
+
+// --- Motion measure (the fourth confirmation measure) ---------------------------------------
+// Coding noise and blur leave a difference d = b - a that is uncorrelated with the image's
+// first derivative (blur is even, a translation odd); a pan, however slow, is d ~ -shift . grad.
+// A least-squares fit of d on the Sobel gradients of m = a + b (Lucas-Kanade, one global
+// translation) gives the shift and the fraction R^2 of d's energy it explains; the measure
+// is |shift| * sqrt(R^2), in pixels: a shift only counts as far as it explains the difference.
+// The sums are exact integers over the interior samples (1 <= x < W-1, 1 <= y < H-1), so any
+// summation order (CPU rows, CUDA blocks) gives the same sums; only motion_fit uses doubles.
+namespace upframe::dedup::math {
+
+struct MotionSums {
+  int64_t gxx = 0, gxy = 0, gyy = 0;  // gradient Gram matrix
+  int64_t gxd = 0, gyd = 0;           // gradients against d = b - a
+  int64_t dd = 0;                     // energy of d
+};
+
+// Sobel gradients of m = a + b at a sample, from m at its 3x3 neighbourhood:
+// m_rows[r][c] is m at (x + c - 1, y + r - 1). Each is within +-2040 (fits int16).
+UPFRAME_HD inline int sobel_x(const int m[3][3]) {
+  return (m[0][2] + 2 * m[1][2] + m[2][2]) - (m[0][0] + 2 * m[1][0] + m[2][0]);
+}
+UPFRAME_HD inline int sobel_y(const int m[3][3]) {
+  return (m[2][0] + 2 * m[2][1] + m[2][2]) - (m[0][0] + 2 * m[0][1] + m[0][2]);
+}
+
+UPFRAME_HD inline void add_motion_sample(MotionSums& s, int gx, int gy, int d) {
+  s.gxx += static_cast<int64_t>(gx) * gx;
+  s.gxy += static_cast<int64_t>(gx) * gy;
+  s.gyy += static_cast<int64_t>(gy) * gy;
+  s.gxd += static_cast<int64_t>(gx) * d;
+  s.gyd += static_cast<int64_t>(gy) * d;
+  s.dd += static_cast<int64_t>(d) * d;
+}
+
+UPFRAME_HD inline void add_motion_sums(MotionSums& into, const MotionSums& s) {
+  into.gxx += s.gxx;
+  into.gxy += s.gxy;
+  into.gyy += s.gyy;
+  into.gxd += s.gxd;
+  into.gyd += s.gyd;
+  into.dd += s.dd;
+}
+
+struct MotionFit {
+  double shift_x = 0, shift_y = 0;  // pixels the picture moved from a to b
+  double explained = 0;             // R^2: fraction of sum(d^2) the translation explains
+  double score = 0;                 // |shift| * sqrt(R^2)
+};
+
+// The 2x2 solve. Host-side doubles (a CUDA port copies the sums back and calls this on the
+// host, so no fused multiply-add changes the last bit).
+inline MotionFit motion_fit(const MotionSums& s) {
+  MotionFit fit;
+  if (s.dd <= 0 || s.gxx + s.gyy <= 0) return fit;
+  const double xx = static_cast<double>(s.gxx), xy = static_cast<double>(s.gxy),
+               yy = static_cast<double>(s.gyy), xd = static_cast<double>(s.gxd),
+               yd = static_cast<double>(s.gyd), dd = static_cast<double>(s.dd);
+  double p = 0, q = 0;  // d ~ p * gx + q * gy
+  const double det = xx * yy - xy * xy;
+  if (det > 1e-9 * xx * yy) {
+    p = (yy * xd - xy * yd) / det;
+    q = (xx * yd - xy * xd) / det;
+  } else if (xx >= yy) {  // gradients along one direction only: a one-parameter fit
+    p = xd / xx;
+  } else {
+    q = yd / yy;
+  }
+  const double explained = p * xd + q * yd;
+  fit.explained = explained > 0 ? (explained < dd ? explained / dd : 1.0) : 0.0;
+  // m = a + b doubles the picture and Sobel weighs 4 rows x 2 samples: gx = 16 * d/dx of the
+  // average picture, and b(x) = a(x - shift) gives d ~ -shift * d/dx, so shift = -16 * p.
+  fit.shift_x = -16.0 * p;
+  fit.shift_y = -16.0 * q;
+  fit.score =
+      std::sqrt(fit.shift_x * fit.shift_x + fit.shift_y * fit.shift_y) * std::sqrt(fit.explained);
+  return fit;
 }
 
 }  // namespace upframe::dedup::math

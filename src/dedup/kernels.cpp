@@ -1,6 +1,7 @@
 #include "dedup/kernels.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -268,9 +269,28 @@ DifferenceMeasures DifferenceSums::measures() const {
   return m;
 }
 
-DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
-                               int width, int height, const uint64_t* sum_a,
-                               const uint64_t* sum_b) {
+namespace {
+
+// Early stop of the difference pass: once the mean or one block is over its limit the frame
+// is not a duplicate, whatever the remaining rows hold.
+struct StopLimits {
+  double max_mean_abs_diff;
+  double max_block_mean_abs_diff;
+};
+
+bool over_limits(const DifferenceSums& sums, const StopLimits* limits) {
+  if (!limits) return false;
+  return static_cast<double>(sums.abs_sum) / static_cast<double>(sums.pixel_count) >
+             limits->max_mean_abs_diff ||
+         static_cast<double>(sums.max_block_abs_sum) / static_cast<double>(sums.max_block_area) >
+             limits->max_block_mean_abs_diff;
+}
+
+// `stopped` (if not null) is set when the pass ended early because of `limits`.
+DifferenceSums difference_8bit_impl(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                                    int width, int height, const uint64_t* sum_a,
+                                    const uint64_t* sum_b, const StopLimits* limits,
+                                    bool* stopped) {
 #if defined(__SSE2__)
   if (cells_aligned_to_groups(width, math::block_count(width))) {  // blocks are 8-sample groups
     const int blocks_y = math::block_count(height);
@@ -292,6 +312,10 @@ DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b,
           sums.max_block_area = area;
         }
         sums.abs_sum += block_abs;
+      }
+      if (over_limits(sums, limits)) {
+        *stopped = true;
+        return sums;
       }
     }
     sums.signed_sum = static_cast<int64_t>(need_totals ? total_a : *sum_a) -
@@ -350,8 +374,145 @@ DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b,
     }
     std::fill(abs_columns.begin(), abs_columns.end(), uint16_t{0});
     std::fill(signed_columns.begin(), signed_columns.end(), int16_t{0});
+    if (over_limits(sums, limits)) {
+      *stopped = true;
+      return sums;
+    }
   }
   return sums;
+}
+
+}  // namespace
+
+DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                               int width, int height, const uint64_t* sum_a,
+                               const uint64_t* sum_b) {
+  return difference_8bit_impl(a, a_stride, b, b_stride, width, height, sum_a, sum_b, nullptr,
+                              nullptr);
+}
+
+namespace {
+
+// One row of m = a + b (int16).
+void sum_rows(const uint8_t* __restrict a, const uint8_t* __restrict b, int16_t* __restrict m,
+              int width) {
+  for (int x = 0; x < width; ++x) m[x] = static_cast<int16_t>(a[x] + b[x]);
+}
+
+// The vertical Sobel parts of a row from m at rows y-1, y, y+1: smooth = m0 + 2 m1 + m2 (the
+// horizontal gradient's column term) and diff = m2 - m0 (the vertical gradient's column term).
+void sobel_columns(const int16_t* __restrict m0, const int16_t* __restrict m1,
+                   const int16_t* __restrict m2, int16_t* __restrict smooth,
+                   int16_t* __restrict diff, int width) {
+  for (int x = 0; x < width; ++x) {
+    smooth[x] = static_cast<int16_t>(m0[x] + 2 * m1[x] + m2[x]);
+    diff[x] = static_cast<int16_t>(m2[x] - m0[x]);
+  }
+}
+
+// Adds the samples x in [x0, x1) of one row (1 <= x0, x1 <= width - 1).
+void motion_row_scalar(const int16_t* smooth, const int16_t* diff, const uint8_t* a,
+                       const uint8_t* b, int x0, int x1, math::MotionSums& sums) {
+  for (int x = x0; x < x1; ++x) {
+    const int gx = smooth[x + 1] - smooth[x - 1];
+    const int gy = diff[x - 1] + 2 * diff[x] + diff[x + 1];
+    math::add_motion_sample(sums, gx, gy, static_cast<int>(b[x]) - static_cast<int>(a[x]));
+  }
+}
+
+#if defined(__SSE2__)
+int64_t horizontal_sum_epi32(__m128i v) {
+  int32_t lanes[4];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), v);
+  return static_cast<int64_t>(lanes[0]) + lanes[1] + lanes[2] + lanes[3];
+}
+
+// Samples x in [1, returned x) of one row, 8 at a time with pmaddwd (16 x 16 -> 32-bit pair
+// sums). |gx|, |gy| <= 2040 and |d| <= 255, so a 32-bit lane gains at most 2 * 2040^2 per
+// step: flushed to 64 bits every 128 steps (< 2^31).
+int motion_row_sse2(const int16_t* smooth, const int16_t* diff, const uint8_t* a, const uint8_t* b,
+                    int width, math::MotionSums& sums) {
+  const __m128i zero = _mm_setzero_si128();
+  int x = 1;
+  while (x + 8 <= width - 1) {
+    __m128i xx = zero, xy = zero, yy = zero, xd = zero, yd = zero, dd = zero;
+    for (int step = 0; step < 128 && x + 8 <= width - 1; ++step, x += 8) {
+      const auto load = [](const int16_t* p) {
+        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      };
+      const __m128i gx = _mm_sub_epi16(load(smooth + x + 1), load(smooth + x - 1));
+      const __m128i gy = _mm_add_epi16(_mm_add_epi16(load(diff + x - 1), load(diff + x + 1)),
+                                       _mm_add_epi16(load(diff + x), load(diff + x)));
+      const __m128i va =
+          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + x)), zero);
+      const __m128i vb =
+          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + x)), zero);
+      const __m128i d = _mm_sub_epi16(vb, va);
+      xx = _mm_add_epi32(xx, _mm_madd_epi16(gx, gx));
+      xy = _mm_add_epi32(xy, _mm_madd_epi16(gx, gy));
+      yy = _mm_add_epi32(yy, _mm_madd_epi16(gy, gy));
+      xd = _mm_add_epi32(xd, _mm_madd_epi16(gx, d));
+      yd = _mm_add_epi32(yd, _mm_madd_epi16(gy, d));
+      dd = _mm_add_epi32(dd, _mm_madd_epi16(d, d));
+    }
+    sums.gxx += horizontal_sum_epi32(xx);
+    sums.gxy += horizontal_sum_epi32(xy);
+    sums.gyy += horizontal_sum_epi32(yy);
+    sums.gxd += horizontal_sum_epi32(xd);
+    sums.gyd += horizontal_sum_epi32(yd);
+    sums.dd += horizontal_sum_epi32(dd);
+  }
+  return x;
+}
+#endif  // __SSE2__
+
+}  // namespace
+
+math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                                  int width, int height) {
+  math::MotionSums sums;
+  if (width < 3 || height < 3) return sums;  // no interior sample
+  // Rolling rows of m (y-1, y, y+1) and the row's Sobel column terms: 5 rows of int16, in L1.
+  std::vector<int16_t> buffer(static_cast<size_t>(width) * 5);
+  int16_t* m[3] = {buffer.data(), buffer.data() + width, buffer.data() + 2 * width};
+  int16_t* smooth = buffer.data() + 3 * width;
+  int16_t* diff = buffer.data() + 4 * width;
+  const auto row = [](const uint8_t* plane, int stride, int y) {
+    return plane + static_cast<ptrdiff_t>(y) * stride;
+  };
+  sum_rows(row(a, a_stride, 0), row(b, b_stride, 0), m[0], width);
+  sum_rows(row(a, a_stride, 1), row(b, b_stride, 1), m[1], width);
+  for (int y = 1; y < height - 1; ++y) {
+    sum_rows(row(a, a_stride, y + 1), row(b, b_stride, y + 1), m[2], width);
+    sobel_columns(m[0], m[1], m[2], smooth, diff, width);
+    const uint8_t* ra = row(a, a_stride, y);
+    const uint8_t* rb = row(b, b_stride, y);
+    int x = 1;
+#if defined(__SSE2__)
+    x = motion_row_sse2(smooth, diff, ra, rb, width, sums);
+#endif
+    motion_row_scalar(smooth, diff, ra, rb, x, width - 1, sums);
+    std::swap(m[0], m[1]);  // rows move up: y -> y-1, y+1 -> y
+    std::swap(m[1], m[2]);
+  }
+  return sums;
+}
+
+bool confirm_duplicate_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                            int width, int height, uint64_t sum_a, uint64_t sum_b,
+                            const Thresholds& thresholds) {
+  const double pixels = static_cast<double>(width) * height;
+  // The signed mean comes from the hash pass's sums: free, so it is checked first.
+  const double signed_mean =
+      static_cast<double>(static_cast<int64_t>(sum_a) - static_cast<int64_t>(sum_b)) / pixels;
+  if (std::fabs(signed_mean) > thresholds.max_abs_signed_mean_diff) return false;
+  const StopLimits limits{thresholds.max_mean_abs_diff, thresholds.max_block_mean_abs_diff};
+  bool stopped = false;
+  const DifferenceSums sums = difference_8bit_impl(a, a_stride, b, b_stride, width, height, &sum_a,
+                                                   &sum_b, &limits, &stopped);
+  if (stopped || over_limits(sums, &limits)) return false;
+  return math::motion_fit(motion_sums_8bit(a, a_stride, b, b_stride, width, height)).score <=
+         thresholds.max_motion;
 }
 
 }  // namespace upframe::dedup::detail

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "dedup/hash_math.hpp"
 #include "upframe/dedup/detector.hpp"
 #include "upframe/dedup/hash.hpp"
 #include "upframe/dedup/luma.hpp"
@@ -39,5 +40,20 @@ struct DifferenceSums {
 DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
                                int width, int height, const uint64_t* sum_a = nullptr,
                                const uint64_t* sum_b = nullptr);
+
+}  // namespace upframe::dedup::detail
+
+namespace upframe::dedup::detail {
+
+// The motion sums (hash_math.hpp) of two 8-bit planes of the same size.
+math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                                  int width, int height);
+
+// The duplicate confirmation of the detector: the three difference measures, stopping as
+// soon as one is certain to exceed its threshold (the sums only grow, so the decision is the
+// one the full sums give), then the motion measure only if those three are within.
+bool confirm_duplicate_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                            int width, int height, uint64_t sum_a, uint64_t sum_b,
+                            const Thresholds& thresholds);
 
 }  // namespace upframe::dedup::detail

@@ -2,6 +2,8 @@
 // checked against a plain reference of the integer definitions (docs/DEDUP.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <random>
 #include <vector>
@@ -69,6 +71,33 @@ DifferenceMeasures reference_measures(const LumaView& a, const LumaView& b) {
       worst = std::max(worst, static_cast<double>(block) / ((x1 - x0) * (y1 - y0)));
     }
   return {static_cast<double>(abs_sum) / (w * h), static_cast<double>(signed_sum) / (w * h), worst};
+}
+
+// The motion measure as docs/DEDUP.md defines it: integer sums of Sobel gradients of a + b
+// against d = b - a over the interior samples, then the 2x2 least-squares solve.
+DifferenceMeasures reference_motion(const LumaView& a, const LumaView& b) {
+  int64_t xx = 0, xy = 0, yy = 0, xd = 0, yd = 0, dd = 0;
+  const auto m = [&](int x, int y) { return sample8(a, x, y) + sample8(b, x, y); };
+  for (int y = 1; y + 1 < a.height; ++y)
+    for (int x = 1; x + 1 < a.width; ++x) {
+      const int64_t gx = (m(x + 1, y - 1) + 2 * m(x + 1, y) + m(x + 1, y + 1)) -
+                         (m(x - 1, y - 1) + 2 * m(x - 1, y) + m(x - 1, y + 1));
+      const int64_t gy = (m(x - 1, y + 1) + 2 * m(x, y + 1) + m(x + 1, y + 1)) -
+                         (m(x - 1, y - 1) + 2 * m(x, y - 1) + m(x + 1, y - 1));
+      const int64_t d = sample8(b, x, y) - sample8(a, x, y);
+      xx += gx * gx, xy += gx * gy, yy += gy * gy, xd += gx * d, yd += gy * d, dd += d * d;
+    }
+  DifferenceMeasures r;
+  if (dd == 0 || xx + yy == 0) return r;
+  const double det = double(xx) * double(yy) - double(xy) * double(xy);
+  EXPECT_GT(det, 1e-9 * double(xx) * double(yy)) << "test pictures have 2-D texture";
+  const double p = (double(yy) * double(xd) - double(xy) * double(yd)) / det;
+  const double q = (double(xx) * double(yd) - double(xy) * double(xd)) / det;
+  r.motion_explained = std::min(1.0, std::max(0.0, (p * double(xd) + q * double(yd)) / double(dd)));
+  r.motion_shift_x = -16 * p;
+  r.motion_shift_y = -16 * q;
+  r.motion = std::hypot(r.motion_shift_x, r.motion_shift_y) * std::sqrt(r.motion_explained);
+  return r;
 }
 
 Frame noise_frame(int w, int h, AVPixelFormat fmt, uint32_t seed) {
@@ -146,6 +175,25 @@ TEST(MeasureDifference, MatchesTheReferenceAndKnownValues) {
     EXPECT_DOUBLE_EQ(m.signed_mean_diff, r.signed_mean_diff) << w;
     EXPECT_DOUBLE_EQ(m.max_block_mean_abs_diff, r.max_block_mean_abs_diff) << w;
   }
+  // The motion measure on noise (no translation) and odd sizes, 8- and 10-bit.
+  for (const auto& [w, h] : {std::pair{320, 180}, {322, 182}, {90, 61}, {17, 9}}) {
+    for (AVPixelFormat fmt : {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE}) {
+      const Frame a = noise_frame(w, h, fmt, 3), b = noise_frame(w, h, fmt, 4);
+      const DifferenceMeasures m = measure_difference(luma_of(a), luma_of(b));
+      const DifferenceMeasures r = reference_motion(luma_of(a), luma_of(b));
+      EXPECT_NEAR(m.motion_shift_x, r.motion_shift_x, 1e-9) << w;
+      EXPECT_NEAR(m.motion_shift_y, r.motion_shift_y, 1e-9) << w;
+      EXPECT_NEAR(m.motion_explained, r.motion_explained, 1e-12) << w;
+      EXPECT_NEAR(m.motion, r.motion, 1e-9) << w;
+      if (w >= 90) {
+        EXPECT_LT(m.motion, 0.05) << "independent noise is no translation";
+      }
+    }
+  }
+  // No interior sample: no motion.
+  const Frame tiny_a = noise_frame(2, 2, AV_PIX_FMT_GRAY8, 1),
+              tiny_b = noise_frame(2, 2, AV_PIX_FMT_GRAY8, 2);
+  EXPECT_EQ(measure_difference(luma_of(tiny_a), luma_of(tiny_b)).motion, 0.0);
   // One 8x8 block 64 levels brighter on a 64x64 frame; a uniform 3-level shift.
   const Frame base = synth::render_frame(64, 64, AV_PIX_FMT_GRAY8, [](int, int) { return 100.0; });
   const Frame square = synth::render_frame(64, 64, AV_PIX_FMT_GRAY8, [](int x, int y) {
@@ -162,6 +210,57 @@ TEST(MeasureDifference, MatchesTheReferenceAndKnownValues) {
   EXPECT_DOUBLE_EQ(shift.mean_abs_diff, 3.0);
   EXPECT_THROW(measure_difference(luma_of(base), luma_of(noise_frame(32, 32, AV_PIX_FMT_GRAY8, 1))),
                Error);
+}
+
+TEST(MeasureDifference, MotionFindsTheShiftOfASmoothPan) {
+  // A smooth scene (no pixel-scale noise) moved by (-1, 0) and by (0, +0.5) pixels.
+  const auto scene = [](double x, double y) {
+    return 128 + 50 * std::sin(0.09 * x + 0.3) * std::cos(0.07 * y) + 20 * std::sin(0.05 * (x + y));
+  };
+  const auto frame = [&](double dx, double dy) {
+    return synth::render_frame(160, 96, AV_PIX_FMT_GRAY10LE,
+                               [&](int x, int y) { return scene(x - dx, y - dy); });
+  };
+  const Frame origin = frame(0, 0);
+  const DifferenceMeasures left = measure_difference(luma_of(origin), luma_of(frame(-1, 0)));
+  EXPECT_NEAR(left.motion_shift_x, -1.0, 0.15);
+  EXPECT_NEAR(left.motion_shift_y, 0.0, 0.05);
+  EXPECT_GT(left.motion_explained, 0.8);
+  EXPECT_NEAR(left.motion, 1.0, 0.2);
+  const DifferenceMeasures down = measure_difference(luma_of(origin), luma_of(frame(0, 0.5)));
+  EXPECT_NEAR(down.motion_shift_x, 0.0, 0.05);
+  EXPECT_NEAR(down.motion_shift_y, 0.5, 0.1);
+  EXPECT_GT(down.motion, 0.3);
+  EXPECT_EQ(measure_difference(luma_of(origin), luma_of(origin)).motion, 0.0);
+}
+
+TEST(DuplicateDetector, FrameAndPlaneOverloadsDecideAlike) {
+  // 8-bit frames are kept by reference, other depths and caller planes as copies: same
+  // decisions either way, in both scopes, with the window recycling buffers.
+  for (AVPixelFormat fmt : {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE}) {
+    synth::ClipSpec spec;
+    spec.width = 96;
+    spec.height = 64;
+    spec.pix_fmt = fmt;
+    const auto pattern = synth::duplicate_pattern(40, 0.4, 3);
+    const auto clip = synth::pattern_clip(spec, pattern);
+    for (Scope scope : {Scope::kConsecutive, Scope::kGlobal}) {
+      DetectorOptions options;
+      options.scope = scope;
+      options.window = 3;
+      DuplicateDetector by_frame(options), by_plane(options);
+      int duplicates = 0;
+      for (size_t i = 0; i < clip.size(); ++i) {
+        const Decision f = by_frame.classify(static_cast<int64_t>(i), clip[i]);
+        const Decision p = by_plane.classify(static_cast<int64_t>(i), luma_of(clip[i]));
+        EXPECT_EQ(f.duplicate, p.duplicate) << i;
+        EXPECT_EQ(f.source_index, p.source_index) << i;
+        EXPECT_EQ(f.duplicate, static_cast<bool>(pattern[i])) << i;
+        duplicates += f.duplicate;
+      }
+      EXPECT_EQ(duplicates, 16);
+    }
+  }
 }
 
 std::vector<Frame> pictures(int count) {
@@ -227,6 +326,9 @@ TEST(DuplicateDetector, RejectsBadOptions) {
   EXPECT_THROW(DuplicateDetector{o}, UsageError);
   o = {};
   o.thresholds.max_block_mean_abs_diff = -2;
+  EXPECT_THROW(DuplicateDetector{o}, UsageError);
+  o = {};
+  o.thresholds.max_motion = -0.1;
   EXPECT_THROW(DuplicateDetector{o}, UsageError);
 }
 

@@ -19,6 +19,9 @@ struct Thresholds {
   double max_mean_abs_diff = 0;         // frame-wide mean |a-b| in 8-bit levels
   double max_abs_signed_mean_diff = 0;  // |mean(a-b)|: a fade shifts it, codec noise does not
   double max_block_mean_abs_diff = 0;   // largest 8x8-block mean |a-b|: local changes
+  // |shift| * sqrt(R^2) of a global translation fitted to the difference, in pixels: a slow
+  // pan (even sub-pixel, even after lossy coding) is a translation, coding noise is not.
+  double max_motion = 0;
 };
 Thresholds default_thresholds();
 
@@ -26,6 +29,12 @@ struct DifferenceMeasures {
   double mean_abs_diff = 0;
   double signed_mean_diff = 0;
   double max_block_mean_abs_diff = 0;
+  // Motion: the least-squares translation from a to b (pixels; +x right, +y down), the
+  // fraction of sum((b-a)^2) it explains, and the measure |shift| * sqrt(explained).
+  double motion_shift_x = 0;
+  double motion_shift_y = 0;
+  double motion_explained = 0;
+  double motion = 0;
 };
 // Both views must have the same size; samples are compared scaled to 8 bits.
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);
@@ -47,8 +56,11 @@ class DuplicateDetector {
  public:
   explicit DuplicateDetector(DetectorOptions options);
   ~DuplicateDetector();
-  // Classifies frame `index` (strictly increasing). A unique frame's luma is kept (8-bit
-  // copy) for later confirmations, within the window.
+  // Classifies frame `index` (strictly increasing). A unique frame's luma is kept for later
+  // confirmations, within the window: an 8-bit frame by reference (no copy), other depths as
+  // an 8-bit copy. Prefer this overload.
+  Decision classify(int64_t index, const Frame& frame);
+  // Same for a plane the caller owns: a unique frame's luma is copied (8 bits).
   Decision classify(int64_t index, const LumaView& luma);
   // Forget everything: the next frame is unique (start of a segment).
   void reset();
