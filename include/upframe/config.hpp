@@ -51,6 +51,7 @@ struct Settings {
 
   // Long jobs and console.
   bool resume = false;
+  int segment_frames = 240;  // frames per resumable video segment (SPEC section 8, resume)
   bool quiet = false;
   bool progress_json = false;
   bool recursive = false;

@@ -5,6 +5,11 @@
 // time in seconds (6 decimals). The folder is built as `.NAME.upframe-tmp` beside the target
 // and moved into place at finish(); with overwrite, the target's old numbered frames and
 // timestamps.csv are removed then, and other files in it are left alone.
+//
+// For a resumable job the frames are built in the given work folder (OUTPUT.upframe-partial)
+// instead: every file is written under a temporary name and renamed, so after a crash the
+// folder holds whole frames 00000001.. upward (count_written_frames) and a resumed run
+// writes only the rest; timestamps.csv is rewritten whole by every run.
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -39,6 +44,8 @@ class FramesFolderSink final : public FrameSink {
                        int64_t pts) override;
   void finish() override;
   void abort() noexcept override;
+  void keep_written(int64_t index, int64_t pts) override;
+  void suspend() noexcept override;
 
  private:
   [[noreturn]] void fail(const std::string& problem, int64_t index = -1) const {
@@ -50,6 +57,7 @@ class FramesFolderSink final : public FrameSink {
                   extension_.c_str());
     return temporary_ / name;
   }
+  bool in_work_folder() const { return !options_.work_folder.empty(); }
   void write_timestamp(int64_t index, int64_t pts);
   void copy_frame(int64_t index, int64_t source_index);
   void collect();
@@ -75,7 +83,7 @@ class FramesFolderSink final : public FrameSink {
 FramesFolderSink::FramesFolderSink(const fs::path& folder, const VideoInfo& in,
                                    const FramesFolderOptions& options)
     : final_(folder.has_filename() ? folder : folder.parent_path()),
-      temporary_(temporary_sibling(final_)),
+      temporary_(options.work_folder.empty() ? temporary_sibling(final_) : options.work_folder),
       time_base_(in.time_base),
       options_(options),
       extension_(options.format == "jpeg" ? "jpg" : options.format) {
@@ -89,8 +97,17 @@ FramesFolderSink::FramesFolderSink(const fs::path& folder, const VideoInfo& in,
     if (!options_.overwrite && !fs::is_empty(final_, ec))
       fail("the output folder exists and is not empty (use -y to overwrite)");
   }
-  // A leftover from an interrupted run has our temporary name: it is ours to replace.
-  fs::remove_all(temporary_, ec);
+  if (in_work_folder()) {
+    // Frames of an earlier run stay; files half written when it stopped go.
+    for (const auto& entry : fs::directory_iterator(temporary_, ec))
+      if (entry.path().filename().string().starts_with(".") &&
+          entry.path().extension() == ".upframe-tmp")
+        fs::remove(entry.path(), ec);
+  } else {
+    // A leftover from an interrupted run has our temporary name: it is ours to replace.
+    fs::remove_all(temporary_, ec);
+  }
+  ec.clear();
   fs::create_directories(temporary_, ec);
   if (ec) fail("cannot create the folder " + temporary_.string() + ": " + ec.message());
   encoder_ = std::make_unique<ImageEncoder>(encoder, options_.quality, 0, final_.string());
@@ -104,6 +121,12 @@ void FramesFolderSink::write_timestamp(int64_t index, int64_t pts) {
   std::snprintf(line, sizeof(line), "%lld,%.6f\n", static_cast<long long>(index + 1),
                 pts * av_q2d(time_base_));
   timestamps_ << line;
+}
+
+void FramesFolderSink::keep_written(int64_t index, int64_t pts) {
+  if (finished_) fail("write after finish", index);
+  if (!pending_.empty()) fail("internal: a kept frame after new ones", index);
+  write_timestamp(index, pts);
 }
 
 void FramesFolderSink::write_unique(int64_t index, const Frame& frame, int64_t pts) {
@@ -126,9 +149,16 @@ void FramesFolderSink::write_duplicate(int64_t index, int64_t source_index, cons
     pending_.push_back({index, source_index});
 }
 
+// `.NAME.upframe-tmp` beside `file`: frames are renamed into place whole.
+fs::path temporary_frame(const fs::path& file) {
+  return file.parent_path() / ("." + file.filename().string() + ".upframe-tmp");
+}
+
 void FramesFolderSink::copy_frame(int64_t index, int64_t source_index) {
   std::error_code ec;
-  fs::copy_file(file_for(source_index), file_for(index), fs::copy_options::overwrite_existing, ec);
+  const fs::path target = file_for(index), temporary = temporary_frame(target);
+  fs::copy_file(file_for(source_index), temporary, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(temporary, target, ec);
   if (ec)
     fail("cannot copy frame " + std::to_string(source_index + 1) + ": " + ec.message(), index);
 }
@@ -136,7 +166,11 @@ void FramesFolderSink::copy_frame(int64_t index, int64_t source_index) {
 void FramesFolderSink::collect() {
   std::string bytes;
   while (!pending_.empty() && pending_.front().source_index < 0 && encoder_->receive(bytes)) {
-    write_file(file_for(pending_.front().index), bytes);
+    const fs::path target = file_for(pending_.front().index);
+    write_file(temporary_frame(target), bytes);
+    std::error_code ec;
+    fs::rename(temporary_frame(target), target, ec);
+    if (ec) fail("cannot write " + target.string() + ": " + ec.message(), pending_.front().index);
     pending_.pop_front();
     // Duplicates queued behind it have their sources written now.
     while (!pending_.empty() && pending_.front().source_index >= 0) {
@@ -153,6 +187,8 @@ void FramesFolderSink::finish() {
   if (!pending_.empty()) fail("the image encoder lost frames", pending_.front().index);
   timestamps_.close();
   if (!timestamps_) fail("cannot write timestamps.csv");
+  std::error_code ec;
+  for (const std::string& name : options_.work_private_files) fs::remove(temporary_ / name, ec);
   move_into_place();
   finished_ = true;
 }
@@ -180,6 +216,13 @@ void FramesFolderSink::move_into_place() {
   fs::remove(temporary_, ec);
 }
 
+void FramesFolderSink::suspend() noexcept {
+  if (!in_work_folder()) return abort();
+  finished_ = true;
+  timestamps_.close();
+  encoder_.reset();
+}
+
 void FramesFolderSink::abort() noexcept {
   finished_ = true;
   timestamps_.close();
@@ -189,6 +232,18 @@ void FramesFolderSink::abort() noexcept {
 }
 
 }  // namespace
+
+int64_t count_written_frames(const fs::path& folder, const std::string& format) {
+  const std::string extension = format == "jpeg" ? "jpg" : format;
+  for (int64_t count = 0;; ++count) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "%08lld.%s", static_cast<long long>(count + 1),
+                  extension.c_str());
+    std::error_code ec;
+    auto size = fs::file_size(folder / name, ec);
+    if (ec || size == 0) return count;
+  }
+}
 
 std::unique_ptr<FrameSink> make_frames_folder_sink(const fs::path& folder, const VideoInfo& in,
                                                    const FramesFolderOptions& options) {

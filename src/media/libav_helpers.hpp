@@ -29,6 +29,11 @@ struct CodecContextFreer {
 };
 using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFreer>;
 
+struct CodecParametersFreer {
+  void operator()(AVCodecParameters* par) const { avcodec_parameters_free(&par); }
+};
+using CodecParametersPtr = std::unique_ptr<AVCodecParameters, CodecParametersFreer>;
+
 struct PacketFreer {
   void operator()(AVPacket* pkt) const { av_packet_free(&pkt); }
 };

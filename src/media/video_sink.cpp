@@ -7,11 +7,25 @@
 // video packet that comes after them, so memory stays bounded. Subtitles are copied, never
 // converted: SubRip into mp4 (which only takes mov_text) and mov_text into Matroska are
 // dropped with a note.
+//
+// Resumable output (SPEC section 8) uses the same class twice: segment mode encodes one
+// segment's frames with a fresh encoder into a segment file (packets with exact timestamps,
+// no container, so no muxer rounds or shifts them), and join mode remuxes the segment files'
+// packets, in order, into the final container with the other streams copied as above.
+//
+// Segment file: "UPFSEG01", the number of header fields and the fields (int64: codec
+// parameters and time base, see kSegmentFields), the extradata, the stream side data, then
+// one record a packet (pts, dts, duration, flags, size, bytes) and an end record (size -1).
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "media/libav_helpers.hpp"
 #include "upframe/error.hpp"
@@ -99,26 +113,152 @@ std::string x265_hdr_params(const AVFrame* frame) {
   return params;
 }
 
-// HDR static metadata on the stream, for muxers that write it (Matroska, mp4).
-void add_stream_hdr_side_data(AVStream* stream, const AVFrame* frame) {
+struct StreamSideData {
+  int64_t type;  // AVPacketSideDataType
+  std::string bytes;
+};
+
+// HDR static metadata of the first frame, for the stream (muxers write it: Matroska, mp4).
+std::vector<StreamSideData> hdr_side_data(const AVFrame* frame) {
   struct Pair {
     AVFrameSideDataType frame_type;
     AVPacketSideDataType stream_type;
   };
+  std::vector<StreamSideData> out;
   for (Pair pair :
        {Pair{AV_FRAME_DATA_MASTERING_DISPLAY_METADATA, AV_PKT_DATA_MASTERING_DISPLAY_METADATA},
         Pair{AV_FRAME_DATA_CONTENT_LIGHT_LEVEL, AV_PKT_DATA_CONTENT_LIGHT_LEVEL}}) {
     const AVFrameSideData* sd = av_frame_get_side_data(frame, pair.frame_type);
     if (!sd) continue;
-    uint8_t* dst = av_stream_new_side_data(stream, pair.stream_type, sd->size);
-    if (dst) std::copy(sd->data, sd->data + sd->size, dst);
+    out.push_back(
+        {pair.stream_type, std::string(reinterpret_cast<const char*>(sd->data), sd->size)});
   }
+  return out;
 }
+
+// --- segment files ---
+
+constexpr char kSegmentMagic[8] = {'U', 'P', 'F', 'S', 'E', 'G', '0', '1'};
+
+// The codec parameters a segment file keeps, with the time base of its packets.
+struct SegmentHeader {
+  AVCodecParameters* par = nullptr;  // owned
+  AVRational time_base{0, 1};
+  std::vector<StreamSideData> side_data;
+  SegmentHeader() : par(avcodec_parameters_alloc()) {}
+  ~SegmentHeader() { avcodec_parameters_free(&par); }
+  SegmentHeader(const SegmentHeader&) = delete;
+  SegmentHeader& operator=(const SegmentHeader&) = delete;
+};
+
+std::vector<int64_t> segment_fields(const SegmentHeader& h) {
+  const AVCodecParameters* p = h.par;
+  return {p->codec_type,
+          p->codec_id,
+          p->format,
+          p->width,
+          p->height,
+          p->sample_aspect_ratio.num,
+          p->sample_aspect_ratio.den,
+          p->field_order,
+          p->color_range,
+          p->color_primaries,
+          p->color_trc,
+          p->color_space,
+          p->chroma_location,
+          p->profile,
+          p->level,
+          p->bits_per_raw_sample,
+          p->bits_per_coded_sample,
+          p->video_delay,
+          p->bit_rate,
+          h.time_base.num,
+          h.time_base.den};
+}
+
+void set_segment_fields(SegmentHeader& h, const std::vector<int64_t>& f) {
+  AVCodecParameters* p = h.par;
+  size_t i = 0;
+  p->codec_type = AVMediaType(f[i++]);
+  p->codec_id = AVCodecID(f[i++]);
+  p->format = int(f[i++]);
+  p->width = int(f[i++]);
+  p->height = int(f[i++]);
+  p->sample_aspect_ratio.num = int(f[i++]);
+  p->sample_aspect_ratio.den = int(f[i++]);
+  p->field_order = AVFieldOrder(f[i++]);
+  p->color_range = AVColorRange(f[i++]);
+  p->color_primaries = AVColorPrimaries(f[i++]);
+  p->color_trc = AVColorTransferCharacteristic(f[i++]);
+  p->color_space = AVColorSpace(f[i++]);
+  p->chroma_location = AVChromaLocation(f[i++]);
+  p->profile = int(f[i++]);
+  p->level = int(f[i++]);
+  p->bits_per_raw_sample = int(f[i++]);
+  p->bits_per_coded_sample = int(f[i++]);
+  p->video_delay = int(f[i++]);
+  p->bit_rate = f[i++];
+  h.time_base.num = int(f[i++]);
+  h.time_base.den = int(f[i++]);
+}
+
+class SegmentWriter {
+ public:
+  explicit SegmentWriter(FILE* file) : file_(file) {}
+  void i64(int64_t v) { bytes(&v, sizeof v); }
+  void bytes(const void* data, size_t size) {
+    if (size && std::fwrite(data, 1, size, file_) != size) ok_ = false;
+  }
+  void blob(const void* data, size_t size) {
+    i64(int64_t(size));
+    bytes(data, size);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  FILE* file_;
+  bool ok_ = true;
+};
+
+class SegmentReader {
+ public:
+  SegmentReader(FILE* file, std::string name) : file_(file), name_(std::move(name)) {}
+  int64_t i64() {
+    int64_t v = 0;
+    bytes(&v, sizeof v);
+    return v;
+  }
+  void bytes(void* data, size_t size) {
+    if (size && std::fread(data, 1, size, file_) != size)
+      throw Error(name_, "segment file is cut short", ExitCode::kProcessingFailed, "save");
+  }
+  std::string blob(int64_t limit) {
+    int64_t size = i64();
+    if (size < 0 || size > limit)
+      throw Error(name_, "segment file is corrupt", ExitCode::kProcessingFailed, "save");
+    std::string out(size_t(size), '\0');
+    bytes(out.data(), out.size());
+    return out;
+  }
+
+ private:
+  FILE* file_;
+  std::string name_;
+};
+
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<FILE, FileCloser>;
+
+enum class SinkMode { kDirect, kSegment, kJoin };
 
 class VideoSink final : public FrameSink {
  public:
-  VideoSink(const fs::path& output, const VideoInfo& in, int width, int height,
-            const VideoSinkOptions& options);
+  // `container` names the final output (its extension picks the container); it is `output`
+  // except in segment mode.
+  VideoSink(SinkMode mode, const fs::path& output, const fs::path& container, const VideoInfo& in,
+            int width, int height, const VideoSinkOptions& options);
   ~VideoSink() override {
     if (!finished_) abort();
   }
@@ -131,6 +271,8 @@ class VideoSink final : public FrameSink {
   void finish() override;
   void abort() noexcept override;
   std::vector<std::string> notes() const override { return notes_; }
+  // Join mode: remuxes the packets of one segment file.
+  void append_segment(const fs::path& segment);
 
  private:
   [[noreturn]] void fail(const std::string& problem, int64_t index = -1) const {
@@ -138,13 +280,24 @@ class VideoSink final : public FrameSink {
   }
   void set_up_copies();
   void open_encoder(const Frame& first);
+  void set_up_video_stream(const AVCodecParameters* par, AVRational time_base,
+                           const std::vector<StreamSideData>& side_data);
+  void write_segment_header(const AVFrame* first);
+  void write_segment_packet(const AVPacket* packet);
+  void finish_segment();
   void encode(int64_t index, const Frame& frame, int64_t pts);
   void drain(int64_t index);
   void copy_until(int64_t ts, AVRational time_base);
   void close_output() noexcept;
 
+  SinkMode mode_;
   fs::path final_;
   fs::path temporary_;
+  const AVOutputFormat* format_ = nullptr;
+  FILE* segment_file_ = nullptr;        // segment mode
+  std::vector<int64_t> joined_fields_;  // join mode: the first segment's, to check the others
+  std::string joined_extradata_;
+  int64_t last_joined_dts_ = AV_NOPTS_VALUE;
   VideoInfo in_;
   int width_;
   int height_;
@@ -167,31 +320,40 @@ class VideoSink final : public FrameSink {
   std::vector<std::string> notes_;
 };
 
-VideoSink::VideoSink(const fs::path& output, const VideoInfo& in, int width, int height,
-                     const VideoSinkOptions& options)
-    : final_(output),
+VideoSink::VideoSink(SinkMode mode, const fs::path& output, const fs::path& container,
+                     const VideoInfo& in, int width, int height, const VideoSinkOptions& options)
+    : mode_(mode),
+      final_(output),
       temporary_(temporary_sibling(output)),
       in_(in),
       width_(width),
       height_(height),
       options_(options) {
   std::error_code ec;
-  if (fs::exists(final_, ec)) {
+  if (mode_ != SinkMode::kSegment && fs::exists(final_, ec)) {
     if (!options_.overwrite) fail("the output already exists (use -y to overwrite)");
     if (!in_.path.empty() && fs::equivalent(final_, in_.path, ec))
       fail("the output is the input file");
     if (fs::is_directory(final_, ec)) fail("the output is a folder, not a video file");
   }
-  const AVOutputFormat* format = av_guess_format(nullptr, final_.c_str(), nullptr);
+  const AVOutputFormat* format = av_guess_format(nullptr, container.c_str(), nullptr);
+  format_ = format;
   if (!format)
-    throw UsageError(final_.string(),
-                     "no container for the extension '" + final_.extension().string() + "'");
+    throw UsageError(container.string(),
+                     "no container for the extension '" + container.extension().string() + "'");
   encoder_name_ = resolve_encoder(options_.encoder, in_.bit_depth);
   codec_ = avcodec_find_encoder_by_name(encoder_name_.c_str());
   if (avformat_query_codec(format, codec_->id, FF_COMPLIANCE_NORMAL) == 0)
     throw UsageError(final_.string(), std::string("the ") + format->name +
                                           " container cannot hold " + avcodec_get_name(codec_->id) +
                                           " video (encoder " + encoder_name_ + "); use .mkv");
+  notes_.push_back("encoder " + encoder_name_);
+  if (mode_ == SinkMode::kSegment) {
+    segment_file_ = std::fopen(temporary_.c_str(), "wb");
+    if (!segment_file_)
+      fail("cannot write in " + final_.parent_path().string() + ": " + std::strerror(errno));
+    return;
+  }
 
   int err = avformat_alloc_output_context2(&out_, format, nullptr, temporary_.c_str());
   if (err < 0 || !out_) fail("cannot set up the output: " + av_error_string(err));
@@ -206,7 +368,6 @@ VideoSink::VideoSink(const fs::path& output, const VideoInfo& in, int width, int
     }
   }
   set_up_copies();
-  notes_.push_back("encoder " + encoder_name_);
 }
 
 void VideoSink::set_up_copies() {
@@ -317,7 +478,7 @@ void VideoSink::open_encoder(const Frame& first) {
     }
   }
   ctx->thread_count = options_.threads;
-  if (out_->oformat->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+  if (format_->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
 
   AVDictionary* opts = nullptr;
   const std::string crf = std::to_string(options_.crf);
@@ -338,17 +499,33 @@ void VideoSink::open_encoder(const Frame& first) {
   int err = avcodec_open2(ctx, codec_, &opts);
   av_dict_free(&opts);
   if (err < 0) fail("cannot open the encoder " + encoder_name_ + ": " + av_error_string(err));
+  notes_.front() = "encoder " + encoder_name_ + " (" + av_get_pix_fmt_name(ctx->pix_fmt) + ")";
 
-  AVStream* st = video_stream_;
-  if (avcodec_parameters_from_context(st->codecpar, ctx) < 0)
+  if (mode_ == SinkMode::kSegment) {
+    write_segment_header(f);
+    return;
+  }
+  CodecParametersPtr par(avcodec_parameters_alloc());
+  if (!par || avcodec_parameters_from_context(par.get(), ctx) < 0)
     fail("cannot set up the video stream");
-  st->time_base = ctx->time_base;
+  set_up_video_stream(par.get(), ctx->time_base, hdr_side_data(f));
+}
+
+void VideoSink::set_up_video_stream(const AVCodecParameters* par, AVRational time_base,
+                                    const std::vector<StreamSideData>& side_data) {
+  AVStream* st = video_stream_;
+  if (avcodec_parameters_copy(st->codecpar, par) < 0) fail("cannot set up the video stream");
+  st->codecpar->codec_tag = 0;
+  st->time_base = time_base;
   st->avg_frame_rate = in_.avg_frame_rate;
-  st->sample_aspect_ratio = ctx->sample_aspect_ratio;
+  st->sample_aspect_ratio = par->sample_aspect_ratio;
   const std::string container = out_->oformat->name;
-  if (codec_->id == AV_CODEC_ID_HEVC && (container == "mp4" || container == "mov"))
+  if (par->codec_id == AV_CODEC_ID_HEVC && (container == "mp4" || container == "mov"))
     st->codecpar->codec_tag = MKTAG('h', 'v', 'c', '1');  // plays on Apple devices
-  add_stream_hdr_side_data(st, f);
+  for (const StreamSideData& sd : side_data) {
+    uint8_t* dst = av_stream_new_side_data(st, AVPacketSideDataType(sd.type), sd.bytes.size());
+    if (dst) std::copy(sd.bytes.begin(), sd.bytes.end(), dst);
+  }
   if (copy_input_ && in_.stream_index >= 0 &&
       in_.stream_index < static_cast<int>(copy_input_->nb_streams)) {
     const AVStream* from = copy_input_->streams[in_.stream_index];
@@ -360,13 +537,113 @@ void VideoSink::open_encoder(const Frame& first) {
       if (dst) std::copy(matrix, matrix + size, dst);
     }
   }
-  err = avformat_write_header(out_, nullptr);
+  int err = avformat_write_header(out_, nullptr);
   if (err < 0) fail("cannot write the file header: " + av_error_string(err));
-  notes_.back() = "encoder " + encoder_name_ + " (" + av_get_pix_fmt_name(ctx->pix_fmt) + ")";
+}
+
+void VideoSink::write_segment_header(const AVFrame* first) {
+  SegmentHeader h;
+  if (!h.par || avcodec_parameters_from_context(h.par, encoder_.get()) < 0)
+    fail("cannot describe the video stream");
+  h.time_base = encoder_->time_base;
+  SegmentWriter w(segment_file_);
+  w.bytes(kSegmentMagic, sizeof kSegmentMagic);
+  std::vector<int64_t> fields = segment_fields(h);
+  w.i64(int64_t(fields.size()));
+  for (int64_t v : fields) w.i64(v);
+  w.blob(h.par->extradata, size_t(h.par->extradata_size));
+  std::vector<StreamSideData> side_data = hdr_side_data(first);
+  w.i64(int64_t(side_data.size()));
+  for (const StreamSideData& sd : side_data) {
+    w.i64(sd.type);
+    w.blob(sd.bytes.data(), sd.bytes.size());
+  }
+  if (!w.ok()) fail(std::string("cannot write: ") + std::strerror(errno));
+}
+
+void VideoSink::write_segment_packet(const AVPacket* packet) {
+  SegmentWriter w(segment_file_);
+  w.i64(packet->pts);
+  w.i64(packet->dts);
+  w.i64(packet->duration);
+  w.i64(packet->flags);
+  w.blob(packet->data, size_t(packet->size));
+  if (!w.ok()) fail(std::string("cannot write: ") + std::strerror(errno));
+}
+
+void VideoSink::append_segment(const fs::path& segment) {
+  FilePtr file(std::fopen(segment.c_str(), "rb"));
+  if (!file)
+    throw Error(segment.string(), std::string("cannot read the segment: ") + std::strerror(errno),
+                ExitCode::kProcessingFailed, "save");
+  SegmentReader r(file.get(), segment.string());
+  char magic[sizeof kSegmentMagic];
+  r.bytes(magic, sizeof magic);
+  if (!std::equal(magic, magic + sizeof magic, kSegmentMagic))
+    throw Error(segment.string(), "not an upframe segment file", ExitCode::kProcessingFailed,
+                "save");
+  SegmentHeader h;
+  std::vector<int64_t> fields(size_t(std::clamp<int64_t>(r.i64(), 0, 256)));
+  for (int64_t& v : fields) v = r.i64();
+  if (fields.size() != segment_fields(h).size())
+    throw Error(segment.string(), "segment file of another version", ExitCode::kProcessingFailed,
+                "save");
+  set_segment_fields(h, fields);
+  std::string extradata = r.blob(1 << 24);
+  for (int64_t n = r.i64(); n > 0; --n) {
+    int64_t type = r.i64();
+    h.side_data.push_back({type, r.blob(1 << 20)});
+  }
+  if (joined_fields_.empty()) {
+    if (!extradata.empty()) {
+      h.par->extradata =
+          static_cast<uint8_t*>(av_mallocz(extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+      if (!h.par->extradata) fail("out of memory");
+      std::copy(extradata.begin(), extradata.end(), h.par->extradata);
+      h.par->extradata_size = int(extradata.size());
+    }
+    set_up_video_stream(h.par, h.time_base, h.side_data);
+    joined_fields_ = fields;
+    joined_extradata_ = extradata;
+    notes_.front() = std::string("encoder ") + encoder_name_ + " (" +
+                     av_get_pix_fmt_name(AVPixelFormat(h.par->format)) + ")";
+  } else if (fields != joined_fields_ || extradata != joined_extradata_) {
+    // Each segment's encoder was set up alike; a difference would make an unplayable stream.
+    throw Error(segment.string(), "segment encoded differently from the first one",
+                ExitCode::kProcessingFailed, "save");
+  }
+  for (;;) {
+    int64_t pts = r.i64(), dts = r.i64(), duration = r.i64(), flags = r.i64();
+    int64_t size = r.i64();
+    if (size == -1) break;  // end record: the segment is whole
+    if (size < 0 || size > (int64_t(1) << 30))
+      throw Error(segment.string(), "segment file is corrupt", ExitCode::kProcessingFailed, "save");
+    if (av_new_packet(packet_.get(), int(size)) < 0) fail("out of memory");
+    r.bytes(packet_->data, size_t(size));
+    packet_->pts = pts;
+    packet_->dts = dts;
+    packet_->duration = duration;
+    packet_->flags = int(flags);
+    av_packet_rescale_ts(packet_.get(), h.time_base, video_stream_->time_base);
+    packet_->stream_index = video_stream_->index;
+    if (packet_->dts != AV_NOPTS_VALUE && last_joined_dts_ != AV_NOPTS_VALUE &&
+        packet_->dts <= last_joined_dts_)
+      throw Error(segment.string(),
+                  "segment's timestamps overlap the previous segment's (dts " +
+                      std::to_string(packet_->dts) + " after " + std::to_string(last_joined_dts_) +
+                      ")",
+                  ExitCode::kProcessingFailed, "save");
+    if (packet_->dts != AV_NOPTS_VALUE) last_joined_dts_ = packet_->dts;
+    int64_t ts = packet_->dts != AV_NOPTS_VALUE ? packet_->dts : packet_->pts;
+    if (ts != AV_NOPTS_VALUE) copy_until(ts, video_stream_->time_base);
+    int err = av_interleaved_write_frame(out_, packet_.get());
+    if (err < 0) fail("cannot write: " + av_error_string(err));
+  }
 }
 
 void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
-  if (finished_) fail("write after finish", index);
+  if (finished_ || mode_ == SinkMode::kJoin) fail("write after finish", index);
+  if (!frame) fail("internal: no upscaled pixels for this frame", index);
   if (!encoder_) open_encoder(to_host(frame));
   if (frame.width() != encoder_->width || frame.height() != encoder_->height)
     fail("frame size changed from " + std::to_string(encoder_->width) + "x" +
@@ -390,6 +667,11 @@ void VideoSink::drain(int64_t index) {
     int err = avcodec_receive_packet(encoder_.get(), packet_.get());
     if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
     if (err < 0) fail("cannot encode: " + av_error_string(err), index);
+    if (mode_ == SinkMode::kSegment) {
+      write_segment_packet(packet_.get());
+      av_packet_unref(packet_.get());
+      continue;
+    }
     av_packet_rescale_ts(packet_.get(), encoder_->time_base, video_stream_->time_base);
     packet_->stream_index = video_stream_->index;
     int64_t ts = packet_->dts != AV_NOPTS_VALUE ? packet_->dts : packet_->pts;
@@ -434,10 +716,19 @@ void VideoSink::copy_until(int64_t ts, AVRational time_base) {
 
 void VideoSink::finish() {
   if (finished_) return;
-  if (!encoder_) fail("no frames were written");
-  int err = avcodec_send_frame(encoder_.get(), nullptr);
-  if (err < 0 && err != AVERROR_EOF) fail("cannot flush the encoder: " + av_error_string(err));
-  drain(-1);
+  int err = 0;
+  if (mode_ == SinkMode::kJoin) {
+    if (joined_fields_.empty()) fail("no segments to join");
+  } else {
+    if (!encoder_) fail("no frames were written");
+    err = avcodec_send_frame(encoder_.get(), nullptr);
+    if (err < 0 && err != AVERROR_EOF) fail("cannot flush the encoder: " + av_error_string(err));
+    drain(-1);
+  }
+  if (mode_ == SinkMode::kSegment) {
+    finish_segment();
+    return;
+  }
   copy_until(INT64_MAX, AVRational{1, 1});
   err = av_write_trailer(out_);
   if (err < 0) fail("cannot finish the file: " + av_error_string(err));
@@ -452,7 +743,32 @@ void VideoSink::finish() {
   finished_ = true;
 }
 
+// The end record, then the file synced to disk before the rename: a segment named in the
+// manifest survives a crash whole.
+void VideoSink::finish_segment() {
+  SegmentWriter w(segment_file_);
+  w.i64(0);
+  w.i64(0);
+  w.i64(0);
+  w.i64(0);
+  w.i64(-1);
+  bool ok = w.ok() && std::fflush(segment_file_) == 0 && fsync(fileno(segment_file_)) == 0;
+  ok = std::fclose(segment_file_) == 0 && ok;
+  segment_file_ = nullptr;
+  encoder_.reset();
+  if (!ok) fail(std::string("cannot write: ") + std::strerror(errno));
+  std::error_code ec;
+  fs::rename(temporary_, final_, ec);
+  if (ec) fail("cannot move the finished segment into place: " + ec.message());
+  finished_ = true;
+}
+
 void VideoSink::close_output() noexcept {
+  if (segment_file_) {
+    std::fclose(segment_file_);
+    segment_file_ = nullptr;
+  }
+  encoder_.reset();
   if (!out_) return;
   if (out_->pb && !(out_->oformat->flags & AVFMT_NOFILE)) avio_closep(&out_->pb);
   avformat_free_context(out_);
@@ -489,7 +805,24 @@ bool container_accepts_encoder(const fs::path& output, const std::string& encode
 
 std::unique_ptr<FrameSink> make_video_sink(const fs::path& output, const VideoInfo& in, int width,
                                            int height, const VideoSinkOptions& options) {
-  return std::make_unique<VideoSink>(output, in, width, height, options);
+  return std::make_unique<VideoSink>(SinkMode::kDirect, output, output, in, width, height, options);
+}
+
+std::unique_ptr<FrameSink> make_video_segment_sink(const fs::path& segment,
+                                                   const fs::path& container, const VideoInfo& in,
+                                                   int width, int height,
+                                                   const VideoSinkOptions& options) {
+  return std::make_unique<VideoSink>(SinkMode::kSegment, segment, container, in, width, height,
+                                     options);
+}
+
+std::vector<std::string> join_video_segments(const fs::path& output,
+                                             const std::vector<fs::path>& segments,
+                                             const VideoInfo& in, const VideoSinkOptions& options) {
+  VideoSink sink(SinkMode::kJoin, output, output, in, 0, 0, options);
+  for (const fs::path& segment : segments) sink.append_segment(segment);
+  sink.finish();
+  return sink.notes();
 }
 
 }  // namespace upframe

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "pipeline/output_checks.hpp"
+#include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "pipeline/video_pipeline.hpp"
 #include "upframe/error.hpp"
@@ -134,6 +135,37 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   return stats;
 }
 
+// The settings that change a video job's output, resolved ("auto" as decided), for the
+// resume manifest: a resumed run must make the same output as an uninterrupted one.
+nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const OutputPlan& plan,
+                              const std::string& encoder) {
+  nlohmann::json o = {
+      {"output_kind", plan.kind == OutputKind::kFramesFolder ? "frames" : "video"},
+      {"model", upscaler.name()},
+      {"scale", upscaler.scale()},
+      {"tile", upscaler.tile()},
+      {"precision", upscaler.precision()},
+      {"upscale_backend", upscaler.backend()},
+      {"skip_duplicates", s.skip_duplicates},
+      {"dedup", s.dedup},
+      {"hash_size", s.hash_size},
+      {"hash_threshold", s.hash_threshold},
+      {"dedup_window", s.dedup_window},
+      {"dedup_max_mean_diff", s.dedup_max_mean_diff},
+      {"dedup_max_signed_mean_diff", s.dedup_max_signed_mean_diff},
+      {"dedup_max_block_diff", s.dedup_max_block_diff},
+  };
+  if (plan.kind == OutputKind::kFramesFolder) {
+    o["format"] = plan.format;
+    o["quality"] = s.quality;
+  } else {
+    o["encoder"] = encoder;
+    o["crf"] = s.crf;
+    o["segment_frames"] = s.segment_frames;
+  }
+  return o;
+}
+
 JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
                        const ProgressCallback& progress) {
   using pipeline::Clock;
@@ -151,14 +183,28 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   spdlog::info("mode: {} ({})", stats.mode, stats.mode_reason);
 
   const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
+  // Everything but the null output is built in OUTPUT.upframe-partial/ (SPEC section 8), so an
+  // interrupted job can be resumed.
+  std::unique_ptr<pipeline::PartialRun> partial;
+  std::function<bool(int64_t)> already_written;
   std::unique_ptr<FrameSink> sink;
   if (plan.kind == OutputKind::kNull) {
     sink = make_null_sink();
   } else if (plan.kind == OutputKind::kFramesFolder) {
+    partial = std::make_unique<pipeline::PartialRun>(plan.path, pipeline::input_identity(s.input),
+                                                     output_options(s, upscaler, plan, ""),
+                                                     s.resume, s.overwrite);
     FramesFolderOptions fo;
     fo.format = plan.format;
     fo.quality = s.quality;
     fo.overwrite = s.overwrite;
+    fo.work_folder = partial->folder();
+    fo.work_private_files = {pipeline::PartialRun::kManifestName};
+    const int64_t written = count_written_frames(partial->folder(), plan.format);
+    if (written > 0) {
+      spdlog::info("{} frame(s) already written by the interrupted run", written);
+      already_written = [written](int64_t index) { return index < written; };
+    }
     sink = make_frames_folder_sink(plan.path, info, fo);
   } else {
     VideoSinkOptions vo;
@@ -166,7 +212,17 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     vo.crf = s.crf;
     vo.overwrite = s.overwrite;
     stats.encoder = resolve_encoder(s.encoder, info.bit_depth);
-    sink = make_video_sink(plan.path, info, out_w, out_h, vo);
+    partial = std::make_unique<pipeline::PartialRun>(
+        plan.path, pipeline::input_identity(s.input),
+        output_options(s, upscaler, plan, stats.encoder), s.resume, s.overwrite);
+    if (!partial->segments().empty()) {
+      const int64_t segment_frames = s.segment_frames;
+      std::map<int64_t, int64_t> done = partial->segments();
+      already_written = [done, segment_frames](int64_t index) {
+        return done.count(index / segment_frames) > 0;
+      };
+    }
+    sink = make_segmented_video_sink(*partial, plan.path, info, out_w, out_h, vo, s.segment_frames);
   }
 
   pipeline::VideoPipelineConfig config;
@@ -177,14 +233,25 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   config.detector = detector_options(s);
   config.frames_total = info.frame_count;
   config.progress = progress;
+  if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
+  config.already_written = already_written;
   try {
     pipeline::run_video_pipeline(decoder, upscaler, *sink, config, stats);
     // Flushing the encoder (its look-ahead and B-frames) and the rename are save work too.
     auto finish_start = Clock::now();
     sink->finish();
     stats.save_time += pipeline::seconds_since(finish_start);
+  } catch (const Interrupted&) {
+    // Kept for --resume: finished segments (or whole frames) and the manifest.
+    sink->suspend();
+    if (partial)
+      spdlog::info("interrupted: the partial run stays at {}; run again with --resume to continue",
+                   partial->folder().string());
+    throw;
   } catch (...) {
+    // Another error: the partial run goes too (nothing is left behind a failed job).
     sink->abort();
+    if (partial) partial->remove();
     throw;
   }
   stats.notes = sink->notes();
@@ -208,7 +275,6 @@ void write_stats_file(const fs::path& path, const JobStats& stats) {
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   pipeline::check_input(settings.input);
-  if (settings.resume) throw UsageError(settings.input.string(), "--resume is not supported yet");
   std::unique_ptr<Upscaler> upscaler = create_upscaler(settings);
   OutputPlan plan = plan_output(settings, upscaler->scale());
   pipeline::check_output(plan, settings.input, settings.overwrite);

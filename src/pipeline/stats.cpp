@@ -19,6 +19,7 @@ nlohmann::json JobStats::to_json() const {
       {"total_frames", total_frames},
       {"unique_frames", unique_frames},
       {"duplicate_frames", duplicate_frames},
+      {"resumed_frames", resumed_frames},
       {"duplicate_percentage", duplicate_percentage()},
       {"fps", fps()},
       {"hash_candidates", hash_candidates},

@@ -25,6 +25,7 @@ struct FrameEntry {
   int64_t pts = 0;
   bool duplicate = false;
   int64_t source_index = -1;  // for a duplicate
+  bool kept = false;          // written by an earlier run (resume): not upscaled, not written
 };
 
 // Upscaled unique frames that later duplicates may still name: the last one in consecutive
@@ -36,11 +37,12 @@ class UpscaledCache {
     entries_.emplace_back(index, std::move(frame));
     while (entries_.size() > capacity_) entries_.pop_front();
   }
-  const Frame& get(int64_t index) const {
+  // An empty frame when `index` is not cached: its source was kept from an earlier run (a
+  // frames folder copies the file; a segmented video never names another segment's frame).
+  Frame find(int64_t index) const {
     for (auto it = entries_.rbegin(); it != entries_.rend(); ++it)
       if (it->first == index) return it->second;
-    throw Error({}, "internal: upscaled frame " + std::to_string(index) + " no longer cached",
-                ExitCode::kProcessingFailed, "save", index);
+    return Frame();
   }
 
  private:
@@ -100,6 +102,7 @@ class Runner {
     stats.upscale_busy_time = upscale_timer_.summed_seconds();
     stats.save_time = save_timer_.seconds();
     stats.total_frames = frames_written_;
+    stats.resumed_frames = frames_kept_;
     stats.unique_frames = unique_written_;
     stats.duplicate_frames = frames_written_ - unique_written_;
     stats.hash_candidates = detector_.hash_candidates();
@@ -110,16 +113,25 @@ class Runner {
  private:
   // --- stage bodies, shared by both modes ---
 
-  std::optional<Frame> decode_one(int64_t index) {
+  // Throws Interrupted once SIGINT/SIGTERM asked to stop (checked before each decode, upscale
+  // and save, so a stop takes at most one frame's work).
+  static void check_stop() {
     if (int sig = g_stop_signal.load())
       throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
+  }
+
+  std::optional<Frame> decode_one(int64_t index) {
+    check_stop();
     (void)index;
     return decode_timer_.time([&] { return decoder_.next(); });
   }
 
   FrameEntry detect_one(int64_t index, const Frame& frame) {
     FrameEntry entry{index, frame.pts()};
+    entry.kept = config_.already_written && config_.already_written(index);
     if (!config_.skip_duplicates) return entry;
+    if (config_.reset_detector_every > 0 && index > 0 && index % config_.reset_detector_every == 0)
+      detect_timer_.time([&] { detector_.reset(); });
     dedup::Decision d = detect_timer_.time([&] {
       try {
         return detector_.classify(index, dedup::luma_of(frame));
@@ -133,6 +145,7 @@ class Runner {
   }
 
   Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame) {
+    check_stop();
     return upscale_timer_.time([&] {
       try {
         return worker.upscale(frame);
@@ -143,9 +156,14 @@ class Runner {
   }
 
   void save_one(const FrameEntry& entry, const Frame& upscaled) {
+    check_stop();
     save_timer_.time([&] {
-      if (entry.duplicate) {
-        sink_.write_duplicate(entry.index, entry.source_index, cache_.get(entry.source_index),
+      if (entry.kept) {
+        sink_.keep_written(entry.index, entry.pts);
+        ++frames_kept_;
+        if (!entry.duplicate) ++unique_written_;
+      } else if (entry.duplicate) {
+        sink_.write_duplicate(entry.index, entry.source_index, cache_.find(entry.source_index),
                               entry.pts);
       } else {
         sink_.write_unique(entry.index, upscaled, entry.pts);
@@ -191,7 +209,7 @@ class Runner {
       if (!frame) break;
       FrameEntry entry = detect_one(index, *frame);
       Frame upscaled;
-      if (!entry.duplicate) upscaled = upscale_one(*worker, index, *frame);
+      if (!entry.duplicate && !entry.kept) upscaled = upscale_one(*worker, index, *frame);
       frame.reset();
       save_one(entry, upscaled);
     }
@@ -248,7 +266,7 @@ class Runner {
       while (std::optional<Decoded> d = decoded_.pop()) {
         FrameEntry entry = detect_one(d->index, d->frame);
         if (!entries_.push(entry)) break;
-        if (entry.duplicate) continue;
+        if (entry.duplicate || entry.kept) continue;
         if (!slots_.acquire() || !unique_.push(std::move(*d))) break;
       }
       entries_.close();
@@ -270,7 +288,8 @@ class Runner {
       // The save stage runs here, strictly in frame order.
       while (std::optional<FrameEntry> entry = entries_.pop()) {
         Frame upscaled;
-        if (!entry->duplicate) {
+        const bool upscaled_here = !entry->duplicate && !entry->kept;
+        if (upscaled_here) {
           std::unique_lock lock(results_mutex_);
           results_ready_.wait(lock, [&] { return failed_ || results_.count(entry->index); });
           if (failed_) break;
@@ -279,7 +298,7 @@ class Runner {
           results_.erase(it);
         }
         save_one(*entry, upscaled);
-        if (!entry->duplicate) slots_.release();
+        if (upscaled_here) slots_.release();
       }
     } catch (...) {
       fail(std::current_exception());
@@ -301,6 +320,7 @@ class Runner {
   double last_progress_ = -1e9;
   int64_t frames_written_ = 0;
   int64_t unique_written_ = 0;
+  int64_t frames_kept_ = 0;
 
   // Streamed mode: decode -> detect (small queue); detect -> workers (the pre-load window of
   // unique frames); detect -> save (every frame's decision, in order; a few bytes each).

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "upframe/dedup/detector.hpp"
 #include "upframe/media/decoder.hpp"
@@ -22,6 +23,13 @@ struct VideoPipelineConfig {
   int64_t frames_total = -1;  // for progress; -1 unknown
   ProgressCallback progress;
   double progress_interval_s = 0.5;
+  // > 0: the detector forgets everything at every multiple of this index, so the first frame
+  // of every segment is unique and no duplicate names a frame of another segment (resume).
+  int64_t reset_detector_every = 0;
+  // Resume: frames an earlier run wrote. They are still decoded and detected (so every later
+  // decision is the one an uninterrupted run makes) but neither upscaled nor written again:
+  // the sink gets keep_written(). Counted in the stats' resumed_frames.
+  std::function<bool(int64_t)> already_written;
 };
 
 // Runs the stages; fills the frame counts and stage times of `stats`. Throws on the first

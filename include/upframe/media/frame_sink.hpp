@@ -27,6 +27,12 @@ class FrameSink {
   virtual void finish() = 0;
   // Removes everything written so far (the final path is never touched).
   virtual void abort() noexcept = 0;
+  // Frame `index` was written by an earlier, interrupted run (resume, SPEC section 8): it is
+  // not written again, only accounted for (a frames folder lists its timestamp).
+  virtual void keep_written(int64_t /*index*/, int64_t /*pts*/) {}
+  // Stops after an interruption: what is complete stays for a later --resume, what is half
+  // written goes. By default the same as abort().
+  virtual void suspend() noexcept { abort(); }
   // Human-readable notes: streams dropped and why, encoder chosen, ...
   virtual std::vector<std::string> notes() const { return {}; }
 };
@@ -53,7 +59,17 @@ struct FramesFolderOptions {
   std::string format = "png";  // png, jpg, webp
   int quality = 95;            // 1..100 for jpg/webp
   bool overwrite = false;      // -y: empties old numbered frames first
+  // Set: build the frames in this folder (the resumable `OUTPUT.upframe-partial/`) instead
+  // of a temporary sibling. It is kept by suspend() and may hold frames of an earlier run;
+  // each file is written under a temporary name and renamed, so a frame is whole or absent.
+  // finish() removes `work_private_files` (the manifest) from it before moving it in place.
+  std::filesystem::path work_folder;
+  std::vector<std::string> work_private_files;
 };
+
+// How many frames a frames folder already holds whole: the longest run 00000001.EXT,
+// 00000002.EXT, ... of non-empty files (what a resumed run need not write again).
+int64_t count_written_frames(const std::filesystem::path& folder, const std::string& format);
 
 // Writes 00000001.png upward and timestamps.csv into `folder`. The CSV's `index` is the
 // file's number (1 for 00000001.png), pts_seconds its time. Built as `.NAME.upframe-tmp`
@@ -63,6 +79,25 @@ struct FramesFolderOptions {
 std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& folder,
                                                    const VideoInfo& in,
                                                    const FramesFolderOptions& options);
+
+// One segment of a resumable video output (SPEC section 8, resume): its frames encoded by a
+// fresh encoder (so it starts with a keyframe and decodes on its own), the packets stored with
+// their exact timestamps and the stream's codec parameters in upframe's segment file format.
+// Built under a temporary name, synced to disk and renamed by finish(), so a segment file is
+// whole or absent. `container` is the final output (its container decides the encoder's
+// global headers); other streams are not copied here but by join_video_segments().
+std::unique_ptr<FrameSink> make_video_segment_sink(const std::filesystem::path& segment,
+                                                   const std::filesystem::path& container,
+                                                   const VideoInfo& in, int width, int height,
+                                                   const VideoSinkOptions& options);
+
+// Joins segment files, in order, into `output` without re-encoding (packets remuxed), with
+// the other streams of `in.path` copied as make_video_sink() does; written under a temporary
+// name and renamed. Throws upframe::Error naming the segment for an unreadable one or segments
+// that do not fit together. Returns the notes (streams dropped, encoder).
+std::vector<std::string> join_video_segments(const std::filesystem::path& output,
+                                             const std::vector<std::filesystem::path>& segments,
+                                             const VideoInfo& in, const VideoSinkOptions& options);
 
 // Counts frames and writes nothing: `-o /dev/null`, for benchmarks that must not measure an
 // encoder (SPEC section 8, "null sink").

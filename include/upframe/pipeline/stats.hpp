@@ -21,6 +21,10 @@ struct JobStats {
   int64_t total_frames = 0;      // frames written
   int64_t unique_frames = 0;
   int64_t duplicate_frames = 0;
+  // Frames of total_frames an earlier, interrupted run wrote (--resume): decoded and detected
+  // again (so unique/duplicate counts stay those of the whole output) but not upscaled or
+  // written by this run.
+  int64_t resumed_frames = 0;
   int64_t hash_candidates = 0;           // hash matches looked at by the confirmation
   int64_t rejected_by_confirmation = 0;  // hash matches the confirmation found different
   std::string mode;                      // "pipeline" or "sequential"

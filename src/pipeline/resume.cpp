@@ -1,0 +1,309 @@
+#include "pipeline/resume.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <vector>
+
+#include "upframe/error.hpp"
+
+extern "C" {
+#include <libavutil/hash.h>
+}
+
+namespace upframe::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kManifestVersion = 1;
+constexpr size_t kHashedBytes = 1 << 20;  // first and last MiB of the input
+
+// fsync of a file or folder by path (a rename is durable once its folder is synced).
+bool sync_path(const fs::path& path) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
+
+std::string value_text(const nlohmann::json& v) {
+  return v.is_null() ? "(none)" : v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+fs::path partial_folder(const fs::path& final_output) {
+  fs::path out = final_output.has_filename() ? final_output : final_output.parent_path();
+  out += ".upframe-partial";
+  return out;
+}
+
+nlohmann::json input_identity(const fs::path& input) {
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(input, ec);
+  if (ec) throw Error(input.string(), "cannot read the file size: " + ec.message());
+  const auto mtime = fs::last_write_time(input, ec).time_since_epoch().count();
+  std::ifstream in(input, std::ios::binary);
+  std::vector<char> buffer(kHashedBytes);
+  AVHashContext* hash = nullptr;
+  if (av_hash_alloc(&hash, "SHA256") < 0) throw Error(input.string(), "out of memory");
+  av_hash_init(hash);
+  auto hash_range = [&](uintmax_t offset, size_t count) {
+    in.seekg(std::streamoff(offset));
+    in.read(buffer.data(), std::streamsize(count));
+    av_hash_update(hash, reinterpret_cast<const uint8_t*>(buffer.data()), size_t(in.gcount()));
+  };
+  hash_range(0, size_t(std::min<uintmax_t>(size, kHashedBytes)));
+  if (size > kHashedBytes)
+    hash_range(size - std::min<uintmax_t>(size - kHashedBytes, kHashedBytes),
+               size_t(std::min<uintmax_t>(size - kHashedBytes, kHashedBytes)));
+  char hex[2 * AV_HASH_MAX_SIZE + 1];
+  av_hash_final_hex(hash, reinterpret_cast<uint8_t*>(hex), sizeof hex);
+  av_hash_freep(&hash);
+  if (!in && !in.eof()) throw Error(input.string(), "cannot read the file");
+  return {{"size", size}, {"mtime", int64_t(mtime)}, {"sha256_first_last_mib", hex}};
+}
+
+namespace {
+
+std::string options_hash(const nlohmann::json& options) {
+  const std::string text = options.dump();
+  AVHashContext* hash = nullptr;
+  if (av_hash_alloc(&hash, "SHA256") < 0) throw Error({}, "out of memory");
+  av_hash_init(hash);
+  av_hash_update(hash, reinterpret_cast<const uint8_t*>(text.data()), text.size());
+  char hex[2 * AV_HASH_MAX_SIZE + 1];
+  av_hash_final_hex(hash, reinterpret_cast<uint8_t*>(hex), sizeof hex);
+  av_hash_freep(&hash);
+  return hex;
+}
+
+}  // namespace
+
+PartialRun::PartialRun(const fs::path& final_output, const nlohmann::json& input,
+                       const nlohmann::json& options, bool resume, bool overwrite)
+    : folder_(partial_folder(final_output)) {
+  std::error_code ec;
+  const std::string where = folder_.string();
+  if (fs::exists(folder_, ec)) {
+    if (!resume && overwrite) {
+      spdlog::info("removing the partial run at {} (-y)", where);
+      fs::remove_all(folder_, ec);
+      if (ec) throw Error(where, "cannot remove the partial run: " + ec.message());
+    } else if (!resume) {
+      throw UsageError(where,
+                       "a partial run exists here: use --resume to continue it, or -y to "
+                       "start over");
+    } else {
+      nlohmann::json old;
+      try {
+        std::ifstream in(folder_ / kManifestName);
+        if (!in) throw std::runtime_error("missing");
+        old = nlohmann::json::parse(in);
+        if (old.value("version", 0) != kManifestVersion) throw std::runtime_error("version");
+      } catch (const std::exception&) {
+        throw UsageError(where,
+                         "the partial run has no readable manifest: remove the folder "
+                         "(or use -y without --resume) to start over");
+      }
+      if (old["input"] != input)
+        throw UsageError(where,
+                         "the input changed since the partial run (size, time or "
+                         "content): remove the folder, or use -y without --resume");
+      if (old["options_hash"] != options_hash(options)) {
+        std::string differences;
+        const nlohmann::json& before = old["options"];
+        std::set<std::string> keys;
+        for (auto it = before.begin(); it != before.end(); ++it) keys.insert(it.key());
+        for (auto it = options.begin(); it != options.end(); ++it) keys.insert(it.key());
+        for (const std::string& key : keys) {
+          nlohmann::json a = before.contains(key) ? before[key] : nlohmann::json();
+          nlohmann::json b = options.contains(key) ? options[key] : nlohmann::json();
+          if (a != b)
+            differences += (differences.empty() ? "" : ", ") + key + " was " + value_text(a) +
+                           ", now " + value_text(b);
+        }
+        throw UsageError(where, "--resume with other options than the partial run (" + differences +
+                                    "): use the same options, or -y without --resume to start "
+                                    "over");
+      }
+      manifest_ = old;
+      for (const auto& seg : manifest_["segments"])
+        segments_[seg["index"].get<int64_t>()] = seg["frames"].get<int64_t>();
+      // Files half written when the run stopped.
+      for (const auto& entry : fs::directory_iterator(folder_, ec))
+        if (entry.path().filename().string().starts_with(".") &&
+            entry.path().string().find(".upframe-tmp") != std::string::npos)
+          fs::remove(entry.path(), ec);
+      resumed_ = true;
+      spdlog::info("resuming the partial run at {} ({} finished segment(s))", where,
+                   segments_.size());
+      return;
+    }
+  } else if (resume) {
+    spdlog::info("--resume: no partial run at {}, starting from the beginning", where);
+  }
+  fs::create_directory(folder_, ec);
+  if (ec) throw Error(where, "cannot create the partial-run folder: " + ec.message());
+  manifest_ = {{"version", kManifestVersion},
+               {"input", input},
+               {"options", options},
+               {"options_hash", options_hash(options)},
+               {"segments", nlohmann::json::array()}};
+  save();
+}
+
+fs::path PartialRun::segment_path(int64_t segment) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "seg_%06lld.upseg", static_cast<long long>(segment));
+  return folder_ / name;
+}
+
+void PartialRun::record_segment(int64_t segment, int64_t frames) {
+  segments_[segment] = frames;
+  save();
+}
+
+void PartialRun::save() {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [index, frames] : segments_)
+    list.push_back(
+        {{"index", index}, {"frames", frames}, {"file", segment_path(index).filename().string()}});
+  manifest_["segments"] = list;
+  const fs::path target = folder_ / kManifestName;
+  const fs::path temporary = folder_ / ".manifest.json.upframe-tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << manifest_.dump(2) << "\n";
+    out.close();
+    if (!out) throw Error(target.string(), "cannot write the manifest");
+  }
+  if (!sync_path(temporary)) throw Error(target.string(), "cannot sync the manifest");
+  std::error_code ec;
+  fs::rename(temporary, target, ec);
+  if (ec) throw Error(target.string(), "cannot write the manifest: " + ec.message());
+  sync_path(folder_);
+}
+
+void PartialRun::remove() noexcept {
+  std::error_code ec;
+  fs::remove_all(folder_, ec);
+  if (ec)
+    spdlog::warn("{}: cannot remove the partial-run folder: {}", folder_.string(), ec.message());
+}
+
+namespace {
+
+class SegmentedVideoSink final : public FrameSink {
+ public:
+  SegmentedVideoSink(PartialRun& run, const fs::path& output, const VideoInfo& in, int width,
+                     int height, const VideoSinkOptions& options, int64_t segment_frames)
+      : run_(run),
+        output_(output),
+        in_(in),
+        width_(width),
+        height_(height),
+        options_(options),
+        segment_frames_(std::max<int64_t>(1, segment_frames)) {}
+  ~SegmentedVideoSink() override { current_.reset(); }
+
+  void write_unique(int64_t index, const Frame& frame, int64_t pts) override {
+    write(index, frame, pts);
+  }
+  void write_duplicate(int64_t index, int64_t, const Frame& frame, int64_t pts) override {
+    write(index, frame, pts);
+  }
+  void keep_written(int64_t index, int64_t) override {
+    if (!run_.segments().count(index / segment_frames_))
+      throw Error(output_.string(), "internal: frame of an unfinished segment kept",
+                  ExitCode::kProcessingFailed, "save", index);
+    frames_seen_ = std::max(frames_seen_, index + 1);
+  }
+
+  void finish() override {
+    close_current();
+    if (frames_seen_ == 0)
+      throw Error(output_.string(), "no frames were written", ExitCode::kProcessingFailed, "save");
+    const int64_t count = (frames_seen_ + segment_frames_ - 1) / segment_frames_;
+    std::vector<fs::path> files;
+    int64_t frames = 0;
+    for (int64_t k = 0; k < count; ++k) {
+      auto it = run_.segments().find(k);
+      if (it == run_.segments().end())
+        throw Error(run_.segment_path(k).string(), "internal: segment missing at the end",
+                    ExitCode::kProcessingFailed, "save");
+      frames += it->second;
+      files.push_back(run_.segment_path(k));
+    }
+    if (frames != frames_seen_)
+      throw Error(run_.folder().string(),
+                  "the segments hold " + std::to_string(frames) + " frames, the input " +
+                      std::to_string(frames_seen_),
+                  ExitCode::kProcessingFailed, "save");
+    notes_ = join_video_segments(output_, files, in_, options_);
+    run_.remove();
+  }
+  void suspend() noexcept override {
+    if (current_) current_->abort();
+    current_.reset();
+  }
+  void abort() noexcept override {
+    suspend();
+    run_.remove();
+  }
+  std::vector<std::string> notes() const override { return notes_; }
+
+ private:
+  void write(int64_t index, const Frame& frame, int64_t pts) {
+    const int64_t segment = index / segment_frames_;
+    if (current_ && segment != current_segment_) close_current();
+    if (!current_) {
+      current_ = make_video_segment_sink(run_.segment_path(segment), output_, in_, width_, height_,
+                                         options_);
+      current_segment_ = segment;
+      current_frames_ = 0;
+    }
+    // Every frame is encoded (a duplicate again from its source's pixels), so each segment
+    // stands alone.
+    current_->write_unique(index, frame, pts);
+    ++current_frames_;
+    frames_seen_ = std::max(frames_seen_, index + 1);
+    if ((index + 1) % segment_frames_ == 0) close_current();
+  }
+  void close_current() {
+    if (!current_) return;
+    current_->finish();
+    current_.reset();
+    run_.record_segment(current_segment_, current_frames_);
+  }
+
+  PartialRun& run_;
+  fs::path output_;
+  VideoInfo in_;
+  int width_, height_;
+  VideoSinkOptions options_;
+  int64_t segment_frames_;
+  std::unique_ptr<FrameSink> current_;
+  int64_t current_segment_ = -1;
+  int64_t current_frames_ = 0;
+  int64_t frames_seen_ = 0;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace
+
+std::unique_ptr<FrameSink> make_segmented_video_sink(PartialRun& run, const fs::path& output,
+                                                     const VideoInfo& in, int width, int height,
+                                                     const VideoSinkOptions& options,
+                                                     int64_t segment_frames) {
+  return std::make_unique<SegmentedVideoSink>(run, output, in, width, height, options,
+                                              segment_frames);
+}
+
+}  // namespace upframe::pipeline
