@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what upframe needs to build, test and benchmark on Debian 12 (as root).
 # ocl-icd-opencl-dev and opencl-c-headers: Debian's oneDNN CMake config requires OpenCL.
+# clang-14 and libclang-rt-14-dev (libFuzzer, ASan, UBSan runtimes): the fuzz targets (fuzz/run.sh).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -9,4 +10,5 @@ apt-get install -y -qq --no-install-recommends \
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev \
-  libgtest-dev libbenchmark-dev >/dev/null
+  libgtest-dev libbenchmark-dev \
+  clang-14 libclang-rt-14-dev >/dev/null

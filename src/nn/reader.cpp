@@ -22,6 +22,11 @@ constexpr uint32_t kTagFp16 = 0x01306B47;
 constexpr uint32_t kTagInt8 = 0x000D4B38;
 constexpr uint32_t kTagFp32Scaled = 0x0002C056;
 
+// Converting a double outside a type's range is undefined: values are range-checked first
+// (fuzzing found ids and values like 2222222220).
+bool fits_int(double x) { return x >= -2147483648.0 && x <= 2147483647.0; }
+bool fits_float(double x) { return std::fabs(x) <= 3.4028234663852886e38; }
+
 // One `k=v` value: a number or an array of numbers (ncnn keys <= -23300).
 struct ParamValue {
   bool is_array = false;
@@ -43,6 +48,7 @@ class LayerParams {
     if (v.is_array || v.numbers.size() != 1) fail(id, "expected an integer, got an array");
     if (v.is_float[0] || v.numbers[0] != std::floor(v.numbers[0]))
       fail(id, "expected an integer, got a float");
+    if (!fits_int(v.numbers[0])) fail(id, "integer out of range");
     return int(v.numbers[0]);
   }
   float get_float(int id, float fallback) const {
@@ -50,12 +56,15 @@ class LayerParams {
     if (it == values_.end()) return fallback;
     const ParamValue& v = it->second;
     if (v.is_array || v.numbers.size() != 1) fail(id, "expected a number, got an array");
+    if (!fits_float(v.numbers[0])) fail(id, "number out of range");
     return float(v.numbers[0]);
   }
   std::vector<float> get_floats(int id) const {
     auto it = values_.find(id);
     if (it == values_.end()) return {};
     if (!it->second.is_array) fail(id, "expected an array");
+    for (double x : it->second.numbers)
+      if (!fits_float(x)) fail(id, "number out of range in the array");
     return {it->second.numbers.begin(), it->second.numbers.end()};
   }
   std::vector<int> get_ints(int id) const {
@@ -65,6 +74,7 @@ class LayerParams {
     std::vector<int> out;
     for (size_t i = 0; i < it->second.numbers.size(); ++i) {
       if (it->second.is_float[i]) fail(id, "expected integers in the array");
+      if (!fits_int(it->second.numbers[i])) fail(id, "integer out of range in the array");
       out.push_back(int(it->second.numbers[i]));
     }
     return out;
@@ -358,6 +368,9 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
       if (eq == std::string::npos || !parse_number(token.substr(0, eq), &id_number, &id_float) ||
           id_float)
         throw fail("layer " + name + ": malformed parameter '" + token + "'");
+      // Before the int conversion and the array-id negation, which could overflow.
+      if (id_number >= kMaxParamId || id_number <= -23300 - kMaxParamId)
+        throw fail("layer " + name + ": parameter id out of range in '" + token + "'");
       id = int(id_number);
       ParamValue v;
       std::string value = token.substr(eq + 1);
@@ -370,8 +383,8 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
         while (std::getline(vs, part, ',')) parts.push_back(part);
         double n = 0;
         bool n_float = false;
-        if (parts.empty() || !parse_number(parts[0], &n, &n_float) || n_float || n < 0 ||
-            size_t(n) != parts.size() - 1)
+        if (parts.empty() || !parse_number(parts[0], &n, &n_float) || n_float ||
+            n != double(parts.size() - 1))
           throw fail("layer " + name + ": array parameter '" + token +
                      "' does not hold the count it announces");
         for (size_t i = 1; i < parts.size(); ++i) {
