@@ -139,7 +139,18 @@ ActivationSpec read_activation(const LayerParams& p) {
   return a;
 }
 
-void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvParams* c) {
+// Every weight takes at least one byte of the .bin (quantized storage), so a layer may not
+// announce more weights than the .bin's bytes not yet claimed: a corrupt count then fails
+// here instead of allocating gigabytes before the .bin is read (a fuzzing finding).
+void claim_weights(const LayerParams& p, int id, int64_t count, uint64_t* bin_bytes_left) {
+  if (uint64_t(count) > *bin_bytes_left)
+    p.fail(id, std::to_string(count) + " weights cannot fit in what is left of the .bin (" +
+                   std::to_string(*bin_bytes_left) + " bytes)");
+  *bin_bytes_left -= uint64_t(count);
+}
+
+void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvParams* c,
+                      uint64_t* bin_bytes_left) {
   c->num_output = p.get_int(0, 0);
   c->kernel_w = p.get_int(1, 0);
   c->kernel_h = p.get_int(11, c->kernel_w);
@@ -164,6 +175,7 @@ void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvPar
   if (weight_size <= 0 || weight_size % (c->num_output * c->kernel_w * c->kernel_h) != 0)
     p.fail(6, "weight_data_size " + std::to_string(weight_size) +
                   " is not a multiple of num_output*kernel_w*kernel_h");
+  claim_weights(p, 6, weight_size, bin_bytes_left);
   c->weights.resize(weight_size);
   if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
   p.require_absent(19, "dynamic weights");
@@ -330,6 +342,9 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     return it->second;
   };
   std::vector<int> producer_line;
+  std::error_code bin_size_error;
+  uint64_t bin_bytes_left = std::filesystem::file_size(bin_path, bin_size_error);
+  if (bin_size_error) bin_bytes_left = UINT64_MAX;  // WeightReader reports the missing .bin
 
   for (int layer = 0; layer < layer_count; ++layer) {
     if (!next_line())
@@ -424,16 +439,17 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     } else if (type == "Convolution" || type == "ConvolutionDepthWise") {
       op.type = OpType::kConvolution;
       need_io(1, 1, 1);
-      read_conv_params(p, false, type == "ConvolutionDepthWise", &op.conv);
+      read_conv_params(p, false, type == "ConvolutionDepthWise", &op.conv, &bin_bytes_left);
     } else if (type == "Deconvolution" || type == "DeconvolutionDepthWise") {
       op.type = OpType::kDeconvolution;
       need_io(1, 1, 1);
-      read_conv_params(p, true, type == "DeconvolutionDepthWise", &op.conv);
+      read_conv_params(p, true, type == "DeconvolutionDepthWise", &op.conv, &bin_bytes_left);
     } else if (type == "PReLU") {
       op.type = OpType::kPReLU;
       need_io(1, 1, 1);
       int n = p.get_int(0, 0);
       if (n <= 0) p.fail(0, "num_slope must be positive");
+      claim_weights(p, 0, n, &bin_bytes_left);
       op.slopes.resize(n);
     } else if (type == "ReLU") {
       op.type = OpType::kReLU;
@@ -537,6 +553,7 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
       if (size <= 0 || size % op.inner.num_output != 0)
         p.fail(2, "weight_data_size is not a multiple of num_output");
       if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
+      claim_weights(p, 2, size, &bin_bytes_left);
       op.inner.weights.resize(size);
       op.inner.activation = read_activation(p);
     } else {

@@ -47,6 +47,10 @@ const std::map<std::string, std::string> kExpectedProblem = {
     {"float-value-out-of-range", "param 1: number out of range"},
     {"array-int-out-of-range", "param 9: integer out of range in the array"},
     {"array-count-out-of-range", "does not hold the count it announces"},
+    // Found by fuzzing: 6=2000000000 in a 60-byte .param made the reader allocate 8 GB for
+    // the weights before it looked at the .bin (libFuzzer: out-of-memory).
+    {"huge-weight-count", "param 6: 2000000000 weights cannot fit in what is left of the .bin"},
+    {"huge-prelu-slope-count", "param 0: 2000000000 weights cannot fit"},
 };
 
 TEST(NnFuzzRegressions, EveryInputGivesOneError) {
