@@ -1,0 +1,348 @@
+// Interruption and resume (SPEC section 8, "Resume and atomic output"): real runs of the
+// program killed (SIGKILL, SIGINT, SIGTERM) part way, then resumed, give the same frames,
+// timestamps and streams as an uninterrupted run. Lossless outputs (ffv1, PNG) make the
+// comparison exact; --segment-frames 10 keeps segments small so a kill lands mid-way.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "support/test_support.hpp"
+
+namespace upframe::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// 120 frames of 320x240 drawn "on twos" (every picture shown twice, kept exact by lossless
+// x264) with a sine audio track: duplicates inside and across segment boundaries.
+fs::path make_input(const fs::path& dir) {
+  fs::path in = dir / "in.mp4";
+  auto r = run_command(
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=12:duration=5 "
+      "-f lavfi -i sine=frequency=440:duration=5 -vf fps=24 -c:v libx264 -qp 0 -pix_fmt yuv420p "
+      "-c:a aac -shortest " +
+      quote(in.string()));
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  return in;
+}
+
+std::string frame_name(int number) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%08d.png", number);
+  return name;
+}
+
+const std::vector<std::string> kVideoArgs = {"--model", "lanczos",          "--encoder",
+                                             "ffv1",    "--segment-frames", "10"};
+const std::vector<std::string> kFramesArgs = {"--model", "lanczos", "--format", "png"};
+
+std::string join_args(const std::vector<std::string>& args) {
+  std::string out;
+  for (const std::string& a : args) out += " " + quote(a);
+  return out;
+}
+
+CommandResult run_upframe(const fs::path& in, const fs::path& out,
+                          const std::vector<std::string>& args, const std::string& extra = "") {
+  return run_cli(quote(in.string()) + " -o " + quote(out.string()) + join_args(args) + " " + extra);
+}
+
+// Starts the program without waiting for it.
+pid_t spawn_upframe(const fs::path& in, const fs::path& out, const std::vector<std::string>& args) {
+  std::vector<std::string> argv_text = {"upframe", in.string(), "-o", out.string(), "--quiet"};
+  argv_text.insert(argv_text.end(), args.begin(), args.end());
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (std::string& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(cli_path().c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits (up to 60 s) until `ready` holds while the program still runs; false if it ended.
+bool wait_while_running(pid_t pid, const std::function<bool()>& ready) {
+  for (auto start = std::chrono::steady_clock::now();
+       std::chrono::steady_clock::now() - start < 60s;) {
+    if (ready()) return waitpid(pid, nullptr, WNOHANG) == 0;
+    if (waitpid(pid, nullptr, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+// Finished video segments listed in the manifest of a partial run.
+size_t manifest_segments(const fs::path& partial) {
+  try {
+    auto manifest = nlohmann::json::parse(read_text(partial / "manifest.json"));
+    return manifest["segments"].size();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+// The exit status of `pid` after `signal` (128 + signal when it died of it).
+int stop_with(pid_t pid, int signal) {
+  kill(pid, signal);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Every decoded frame of every stream: pts, duration, size and MD5 of its data.
+std::vector<std::string> framemd5(const fs::path& file) {
+  auto r = run_command("ffmpeg -hide_banner -v error -i " + quote(file.string()) +
+                       " -map 0 -f framemd5 -");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  std::vector<std::string> lines;
+  std::istringstream in(r.stdout_text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  return lines;
+}
+
+size_t count_stream_lines(const std::vector<std::string>& lines, const std::string& stream) {
+  size_t n = 0;
+  for (const std::string& l : lines) n += l.rfind(stream + ",", 0) == 0;
+  return n;
+}
+
+nlohmann::json stats_of(const fs::path& file) { return nlohmann::json::parse(read_text(file)); }
+
+// Only the final output and the partial folder: no temporary files beside them.
+void expect_no_temporaries(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find("upframe-tmp"), std::string::npos) << e.path();
+}
+
+// (1) and (5): SIGKILL after a segment is finished, then --resume: the same frames, pts and
+// audio as an uninterrupted run, only the unfinished segments redone, and the stats say how
+// many frames came from the partial run. Before that, a run without --resume and one with
+// other options are refused and change nothing.
+TEST(CliResume, KilledVideoRunResumesToTheSameFile) {
+  auto dir = scratch_dir("cli-resume-kill");
+  auto in = make_input(dir);
+  auto reference = dir / "reference.mkv";
+  auto r = run_upframe(in, reference, kVideoArgs, "--stats " + quote((dir / "ref.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+
+  auto out = dir / "out.mkv";
+  auto partial = dir / "out.mkv.upframe-partial";
+  pid_t pid = spawn_upframe(in, out, kVideoArgs);
+  ASSERT_TRUE(wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; }))
+      << "the run ended before a segment was finished";
+  EXPECT_EQ(stop_with(pid, SIGKILL), 128 + SIGKILL);
+  ASSERT_FALSE(fs::exists(out));
+  const size_t finished = manifest_segments(partial);
+  ASSERT_GE(finished, 1u);
+  ASSERT_LT(finished, 12u);
+  const std::string manifest_before = read_text(partial / "manifest.json");
+
+  // Without --resume: refused, nothing touched.
+  r = run_upframe(in, out, kVideoArgs);
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("a partial run exists"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(partial.string()), std::string::npos) << r.stderr_text;
+  // --resume with another option: refused, naming the option; nothing touched.
+  r = run_upframe(in, out, kVideoArgs, "--resume --hash-threshold 3");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("hash_threshold was 0, now 3"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(read_text(partial / "manifest.json"), manifest_before);
+  EXPECT_FALSE(fs::exists(out));
+
+  r = run_upframe(in, out, kVideoArgs, "--resume --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("resuming the partial run"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(partial));
+  expect_no_temporaries(dir);
+
+  auto expected = framemd5(reference), got = framemd5(out);
+  EXPECT_EQ(count_stream_lines(got, "0"), 120u);  // every video frame
+  EXPECT_GT(count_stream_lines(got, "1"), 0u);    // audio kept
+  EXPECT_EQ(got, expected);                       // same frames, pts and durations, same audio
+
+  auto ref = stats_of(dir / "ref.json"), stats = stats_of(dir / "s.json");
+  EXPECT_EQ(ref["resumed_frames"], 0);
+  EXPECT_EQ(stats["resumed_frames"].get<int64_t>(), int64_t(finished) * 10);
+  EXPECT_EQ(stats["total_frames"], 120);
+  EXPECT_EQ(stats["unique_frames"], ref["unique_frames"]);
+  EXPECT_EQ(stats["duplicate_frames"], ref["duplicate_frames"]);
+  // On twos, with the detector reset at each segment's first frame.
+  EXPECT_EQ(ref["unique_frames"], 60);
+}
+
+// (2) SIGINT: status 130, the partial run kept, nothing at the final path; --resume finishes it
+// with the same frames as an uninterrupted run.
+TEST(CliResume, InterruptedVideoRunKeepsThePartialRunAndResumes) {
+  auto dir = scratch_dir("cli-resume-sigint");
+  auto in = make_input(dir);
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
+
+  auto out = dir / "out.mkv";
+  auto partial = dir / "out.mkv.upframe-partial";
+  pid_t pid = spawn_upframe(in, out, kVideoArgs);
+  ASSERT_TRUE(wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; }));
+  auto sent = std::chrono::steady_clock::now();
+  EXPECT_EQ(stop_with(pid, SIGINT), 130);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count(), 5.0);
+  EXPECT_FALSE(fs::exists(out));
+  ASSERT_TRUE(fs::exists(partial / "manifest.json"));
+  EXPECT_GE(manifest_segments(partial), 1u);
+  // The segment being written when the signal came is gone, not left half written.
+  expect_no_temporaries(partial);
+  expect_no_temporaries(dir);
+
+  auto r = run_upframe(in, out, kVideoArgs, "--resume");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(framemd5(out), framemd5(reference));
+}
+
+// (3) A frames folder killed part way and resumed holds the same files as an uninterrupted
+// run; the frames already written are not written again.
+TEST(CliResume, KilledFramesFolderResumesToTheSameFrames) {
+  auto dir = scratch_dir("cli-resume-frames");
+  auto in = make_input(dir);
+  auto reference = dir / "reference";
+  ASSERT_EQ(run_upframe(in, reference, kFramesArgs).exit_status, 0);
+
+  auto out = dir / "frames";
+  auto partial = dir / "frames.upframe-partial";
+  pid_t pid = spawn_upframe(in, out, kFramesArgs);
+  ASSERT_TRUE(wait_while_running(pid, [&] { return fs::exists(partial / "00000012.png"); }))
+      << "the run ended before 12 frames were written";
+  EXPECT_EQ(stop_with(pid, SIGKILL), 128 + SIGKILL);
+  ASSERT_FALSE(fs::exists(out));
+  int written = 0;
+  while (fs::exists(partial / frame_name(written + 1))) ++written;
+  ASSERT_GE(written, 12);
+  ASSERT_LT(written, 120);
+  auto first_time = fs::last_write_time(partial / "00000001.png");
+
+  auto r =
+      run_upframe(in, out, kFramesArgs, "--resume --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_FALSE(fs::exists(out / "manifest.json"));
+  EXPECT_EQ(fs::last_write_time(out / "00000001.png"), first_time);  // not written again
+  auto stats = stats_of(dir / "s.json");
+  // The last file seen may have been renamed into place just before the kill; at least the
+  // counted ones were kept.
+  EXPECT_GE(stats["resumed_frames"].get<int>(), written);
+  EXPECT_EQ(stats["total_frames"], 120);
+  for (int i = 1; i <= 120; ++i) {
+    const std::string name = frame_name(i);
+    ASSERT_TRUE(fs::exists(out / name)) << name;
+    EXPECT_EQ(read_text(out / name), read_text(reference / name)) << name;
+  }
+  EXPECT_FALSE(fs::exists(out / "00000121.png"));
+  EXPECT_EQ(read_text(out / "timestamps.csv"), read_text(reference / "timestamps.csv"));
+}
+
+// (4) SIGTERM (status 143) leaves a partial run; resuming with other options or a changed
+// input is refused naming what differs and changes nothing; -y starts over.
+TEST(CliResume, ResumeRefusesOtherOptionsAndAChangedInput) {
+  auto dir = scratch_dir("cli-resume-options");
+  auto in = make_input(dir);
+  auto out = dir / "out.mkv";
+  auto partial = dir / "out.mkv.upframe-partial";
+  pid_t pid = spawn_upframe(in, out, kVideoArgs);
+  ASSERT_TRUE(wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; }));
+  EXPECT_EQ(stop_with(pid, SIGTERM), 143);
+  ASSERT_TRUE(fs::exists(partial / "manifest.json"));
+  const std::string manifest = read_text(partial / "manifest.json");
+  std::vector<fs::path> files_before;
+  for (const auto& e : fs::directory_iterator(partial)) files_before.push_back(e.path());
+  std::sort(files_before.begin(), files_before.end());
+  auto unchanged = [&] {
+    EXPECT_EQ(read_text(partial / "manifest.json"), manifest);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(partial)) files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    EXPECT_EQ(files, files_before);
+    EXPECT_FALSE(fs::exists(out));
+  };
+
+  auto r = run_upframe(
+      in, out, {"--model", "lanczos", "--encoder", "ffv1", "--segment-frames", "20", "--resume"});
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("upframe: error: " + partial.string()), std::string::npos)
+      << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("segment_frames was 10, now 20"), std::string::npos)
+      << r.stderr_text;
+  unchanged();
+  r = run_upframe(in, out, kVideoArgs, "--resume --scale 3");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("scale was 2, now 3"), std::string::npos) << r.stderr_text;
+  unchanged();
+  r = run_upframe(in, out,
+                  {"--model", "lanczos", "--encoder", "libx264", "--crf", "23", "--segment-frames",
+                   "10", "--resume"});
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("crf was 18, now 23"), std::string::npos) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("encoder was ffv1, now libx264"), std::string::npos)
+      << r.stderr_text;
+  unchanged();
+
+  // Another input under the same name.
+  fs::rename(in, dir / "old.mp4");
+  auto other = run_command(
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=24:duration=5 "
+      "-c:v libx264 -qp 0 " +
+      quote(in.string()));
+  ASSERT_EQ(other.exit_status, 0) << other.stderr_text;
+  r = run_upframe(in, out, kVideoArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("input changed"), std::string::npos) << r.stderr_text;
+  unchanged();
+
+  // -y without --resume starts over.
+  r = run_upframe(in, out, kVideoArgs, "-y --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("removing the partial run"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], 0);
+}
+
+// --resume with nothing to resume runs the whole job (and says so).
+TEST(CliResume, ResumeWithoutPartialRunStartsNormally) {
+  auto dir = scratch_dir("cli-resume-none");
+  auto in = dir / "in.mp4";
+  auto r = run_command(
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=96x64:rate=24:duration=1 "
+      "-c:v libx264 -pix_fmt yuv420p " +
+      quote(in.string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto out = dir / "out.mkv";
+  r = run_upframe(in, out, kVideoArgs, "--resume --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("no partial run"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(stats_of(dir / "s.json")["total_frames"], 24);
+  EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], 0);
+  EXPECT_EQ(count_stream_lines(framemd5(out), "0"), 24u);
+  EXPECT_FALSE(fs::exists(dir / "out.mkv.upframe-partial"));
+}
+
+}  // namespace
+}  // namespace upframe::test
