@@ -63,35 +63,8 @@ void group_sums_8bit(const uint8_t* data, ptrdiff_t stride, int width, int y0, i
   const __m128i zero = _mm_setzero_si128();
   std::fill(group_sums, group_sums + width / 8, uint64_t{0});
   auto* sums = reinterpret_cast<__m128i*>(group_sums);  // two groups per register
-  int y = y0;
-  if (!copy) {
-    // Four rows per update of the group sums: a quarter of the read-modify-writes.
-    const auto sad = [&](const uint8_t* p) {
-      return _mm_sad_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), zero);
-    };
-    const auto sad8 = [&](const uint8_t* p) {
-      return _mm_sad_epu8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), zero);
-    };
-    const int wide16 = width & ~15;
-    for (; y + 4 <= y1; y += 4) {
-      const uint8_t* r0 = data + y * stride;
-      const uint8_t* r1 = r0 + stride;
-      const uint8_t* r2 = r1 + stride;
-      const uint8_t* r3 = r2 + stride;
-      for (int x = 0; x < wide16; x += 16) {
-        const __m128i four = _mm_add_epi64(_mm_add_epi64(sad(r0 + x), sad(r1 + x)),
-                                           _mm_add_epi64(sad(r2 + x), sad(r3 + x)));
-        _mm_storeu_si128(sums + x / 16, _mm_add_epi64(_mm_loadu_si128(sums + x / 16), four));
-      }
-      for (int x = wide16; x < width; x += 8) {
-        const __m128i four = _mm_add_epi64(_mm_add_epi64(sad8(r0 + x), sad8(r1 + x)),
-                                           _mm_add_epi64(sad8(r2 + x), sad8(r3 + x)));
-        group_sums[x / 8] += static_cast<uint64_t>(_mm_cvtsi128_si64(four));
-      }
-    }
-  }
   const int wide = width & ~31;
-  for (; y < y1; ++y) {
+  for (int y = y0; y < y1; ++y) {
     const uint8_t* row = data + y * stride;
     uint8_t* out = copy ? copy + static_cast<ptrdiff_t>(y) * width : nullptr;
     for (int x = 0; x < wide; x += 32) {
