@@ -87,8 +87,11 @@ void print_batch_summary(const upframe::BatchResult& batch) {
   std::fprintf(stderr, "\nupframe: batch done: %zu file(s), %d failed, %.2fs\n", batch.files.size(),
                batch.failed(), batch.total_time);
   for (const auto& f : batch.files)
-    std::fprintf(stderr, "  %-6s %s -> %s%s%s\n", f.ok ? "ok" : "FAILED", f.input.c_str(),
-                 f.output.c_str(), f.ok ? "" : ": ", f.error.c_str());
+    std::fprintf(stderr, "  %-6s %s -> %s%s%s\n",
+                 f.skipped ? "skip"
+                 : f.ok    ? "ok"
+                           : "FAILED",
+                 f.input.c_str(), f.output.c_str(), f.ok ? "" : ": ", f.error.c_str());
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
@@ -58,6 +59,8 @@ nlohmann::json totals_json(const BatchResult& r) {
   return {{"files", files},
           {"succeeded", files - r.failed()},
           {"failed", r.failed()},
+          {"skipped",
+           std::count_if(r.files.begin(), r.files.end(), [](const auto& f) { return f.skipped; })},
           {"total_frames", frames},
           {"unique_frames", unique},
           {"duplicate_frames", duplicates},
@@ -101,9 +104,11 @@ nlohmann::json BatchResult::to_json() const {
   for (const BatchFileResult& f : files) {
     list.push_back({{"input", f.input.string()},
                     {"output", f.output.string()},
-                    {"status", f.ok ? "ok" : "failed"},
+                    {"status", f.skipped ? "skipped"
+                               : f.ok    ? "ok"
+                                         : "failed"},
                     {"error", f.ok ? nlohmann::json() : nlohmann::json(f.error)},
-                    {"stats", f.ok ? f.stats.to_json() : nlohmann::json()}});
+                    {"stats", f.ok && !f.skipped ? f.stats.to_json() : nlohmann::json()}});
   }
   return {{"files", list}, {"totals", totals_json(*this)}};
 }
@@ -184,6 +189,15 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
     one.output = item.output;
     one.stats.clear();
     if (!is_image_path(item.input)) one.format.clear();  // --format is for images here
+    // With --resume, an output that exists without a partial run beside it is complete.
+    if (settings.resume && fs::exists(item.output) &&
+        !fs::exists(pipeline::partial_folder(item.output))) {
+      spdlog::info("batch: {} is complete: skipped", item.output.string());
+      file.ok = true;
+      file.skipped = true;
+      result.files.push_back(std::move(file));
+      continue;
+    }
     try {
       fs::create_directories(item.output.parent_path());
       spdlog::info("batch: {} -> {}", item.input.string(), item.output.string());

@@ -104,3 +104,26 @@ TEST(CliBatch, TwoInputsForOneOutputFailBeforeAnyWork) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+TEST(CliBatch, ResumeSkipsCompleteOutputs) {
+  auto dir = scratch_dir("batch-resume");
+  auto in = make_folder(dir);
+  fs::remove(in / "bad.mp4");
+  auto out = dir / "out";
+  auto r = run_cli(quote(in.string()) + " --model lanczos -o " + quote(out.string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto before = fs::last_write_time(out / "v.mp4");
+  r = run_cli(quote(in.string()) + " --model lanczos --resume -o " + quote(out.string()) +
+              " --stats " + quote((dir / "s.json").string()));
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto stats = read_json(dir / "s.json");
+  EXPECT_EQ(stats["totals"]["skipped"], 2);
+  for (const auto& f : stats["files"]) EXPECT_EQ(f["status"], "skipped");
+  EXPECT_EQ(fs::last_write_time(out / "v.mp4"), before);
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -16,6 +16,7 @@ struct BatchFileResult {
   std::filesystem::path input;
   std::filesystem::path output;
   bool ok = false;
+  bool skipped = false;  // --resume found its output complete
   std::string error;  // when !ok
   JobStats stats;     // when ok
 };
