@@ -172,7 +172,9 @@ void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvPar
   if (c->dilation_w <= 0 || c->dilation_h <= 0) p.fail(2, "dilation must be positive");
   if (c->groups <= 0 || c->num_output % c->groups != 0)
     p.fail(7, "group count must divide num_output");
-  if (weight_size <= 0 || weight_size % (c->num_output * c->kernel_w * c->kernel_h) != 0)
+  // In 64 bits: the product of three ints can overflow int (a fuzzing finding).
+  const int64_t per_input = int64_t(c->num_output) * c->kernel_w * c->kernel_h;
+  if (weight_size <= 0 || weight_size % per_input != 0)
     p.fail(6, "weight_data_size " + std::to_string(weight_size) +
                   " is not a multiple of num_output*kernel_w*kernel_h");
   claim_weights(p, 6, weight_size, bin_bytes_left);

@@ -51,6 +51,8 @@ const std::map<std::string, std::string> kExpectedProblem = {
     // the weights before it looked at the .bin (libFuzzer: out-of-memory).
     {"huge-weight-count", "param 6: 2000000000 weights cannot fit in what is left of the .bin"},
     {"huge-prelu-slope-count", "param 0: 2000000000 weights cannot fit"},
+    // Found by fuzzing: num_output * kernel_w * kernel_h overflowed int (UBSan).
+    {"conv-weight-product-overflow", "is not a multiple of num_output*kernel_w*kernel_h"},
 };
 
 TEST(NnFuzzRegressions, EveryInputGivesOneError) {
