@@ -15,6 +15,7 @@
 #include "upframe/media/frame_sink.hpp"
 #include "upframe/media/image_io.hpp"
 #include "upframe/pipeline/job.hpp"
+#include "upframe/pipeline/preflight.hpp"
 #include "upframe/upscale/factory.hpp"
 
 namespace upframe {
@@ -88,6 +89,7 @@ dedup::DetectorOptions detector_options(const Settings& s) {
   if (s.dedup_max_signed_mean_diff >= 0)
     o.thresholds.max_abs_signed_mean_diff = s.dedup_max_signed_mean_diff;
   if (s.dedup_max_block_diff >= 0) o.thresholds.max_block_mean_abs_diff = s.dedup_max_block_diff;
+  if (s.dedup_max_motion >= 0) o.thresholds.max_motion = s.dedup_max_motion;
   return o;
 }
 
@@ -139,6 +141,7 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 // resume manifest: a resumed run must make the same output as an uninterrupted one.
 nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const OutputPlan& plan,
                               const std::string& encoder) {
+  const dedup::Thresholds thresholds = detector_options(s).thresholds;
   nlohmann::json o = {
       {"output_kind", plan.kind == OutputKind::kFramesFolder ? "frames" : "video"},
       {"model", upscaler.name()},
@@ -151,9 +154,11 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
       {"hash_size", s.hash_size},
       {"hash_threshold", s.hash_threshold},
       {"dedup_window", s.dedup_window},
-      {"dedup_max_mean_diff", s.dedup_max_mean_diff},
-      {"dedup_max_signed_mean_diff", s.dedup_max_signed_mean_diff},
-      {"dedup_max_block_diff", s.dedup_max_block_diff},
+      // The thresholds as resolved, so a change of the defaults is seen too.
+      {"dedup_max_mean_diff", thresholds.max_mean_abs_diff},
+      {"dedup_max_signed_mean_diff", thresholds.max_abs_signed_mean_diff},
+      {"dedup_max_block_diff", thresholds.max_block_mean_abs_diff},
+      {"dedup_max_motion", thresholds.max_motion},
   };
   if (plan.kind == OutputKind::kFramesFolder) {
     o["format"] = plan.format;
@@ -175,6 +180,14 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   VideoDecoder decoder(s.input);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();
+  // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
+  if (!s.no_space_check && plan.kind != OutputKind::kNull) {
+    std::error_code size_error;
+    uint64_t input_bytes = fs::file_size(s.input, size_error);
+    check_disk_space(plan.path, estimate_output_bytes(info, size_error ? 0 : input_bytes,
+                                                      upscaler.scale(), plan.kind, plan.format,
+                                                      s.encoder));
+  }
 
   ModeChoice mode = choose_mode(s, info, upscaler);
   stats.mode = mode.streamed ? "pipeline" : "sequential";

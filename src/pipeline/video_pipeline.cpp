@@ -134,7 +134,8 @@ class Runner {
       detect_timer_.time([&] { detector_.reset(); });
     dedup::Decision d = detect_timer_.time([&] {
       try {
-        return detector_.classify(index, dedup::luma_of(frame));
+        // By reference: an 8-bit frame is kept for later confirmations without a copy.
+        return detector_.classify(index, frame);
       } catch (const Error& e) {
         throw Error(e.file(), e.problem(), e.code(), "detect", index);
       }

@@ -377,3 +377,26 @@ TEST(CliVideo, NullOutputCountsFrames) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// The disk pre-flight refuses a target that cannot hold the estimated output, before any
+// work, and --no-space-check skips it. Needs a small tmpfs (root).
+TEST(CliBadInput, NotEnoughDiskSpace) {
+  auto dir = scratch_dir("cli-disk");
+  auto mnt = dir / "small";
+  fs::create_directories(mnt);
+  auto m = run_command("mount -t tmpfs -o size=256k tmpfs " + quote(mnt.string()));
+  if (m.exit_status != 0) GTEST_SKIP() << "cannot mount a small tmpfs here: " << m.stderr_text;
+  auto out = mnt / "out.mp4";
+  auto r = run_cli(quote(sample_clip().string()) + " --model lanczos -o " + quote(out.string()));
+  run_command("umount " + quote(mnt.string()));
+  EXPECT_EQ(r.exit_status, 1) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(out.string() + ": not enough disk space"), std::string::npos)
+      << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("mode:"), std::string::npos) << "work started: " << r.stderr_text;
+}
+
+}  // namespace
+}  // namespace upframe::test
