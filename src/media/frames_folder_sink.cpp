@@ -151,7 +151,8 @@ void FramesFolderSink::write_duplicate(int64_t index, int64_t source_index, cons
 
 // `.NAME.upframe-tmp` beside `file`: frames are renamed into place whole.
 fs::path temporary_frame(const fs::path& file) {
-  return file.parent_path() / ("." + file.filename().string() + ".upframe-tmp");
+  std::string name = std::string(".") + file.filename().string() + ".upframe-tmp";
+  return file.parent_path() / name;
 }
 
 void FramesFolderSink::copy_frame(int64_t index, int64_t source_index) {

@@ -279,7 +279,9 @@ void write_file(const fs::path& path, const std::string& bytes) {
 fs::path temporary_sibling(const fs::path& final_path) {
   fs::path clean = final_path;
   if (!clean.has_filename()) clean = clean.parent_path();  // "frames/" names the folder
-  std::string name = "." + clean.stem().string() + ".upframe-tmp" + clean.extension().string();
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, a false positive) on "." + string.
+  std::string name = ".";
+  name.append(clean.stem().string()).append(".upframe-tmp").append(clean.extension().string());
   return clean.parent_path() / name;
 }
 

@@ -53,7 +53,7 @@ std::map<std::string, std::set<int>> scan_models() {
 std::string scales_text(const std::set<int>& scales) {
   std::vector<std::string> parts;
   for (int s : scales)
-    if (s > 0) parts.push_back("x" + std::to_string(s));
+    if (s > 0) parts.push_back(std::string("x") + std::to_string(s));
   return join(parts, ", ");
 }
 

@@ -56,7 +56,7 @@ const std::vector<std::string> kFramesArgs = {"--model", "lanczos", "--format", 
 
 std::string join_args(const std::vector<std::string>& args) {
   std::string out;
-  for (const std::string& a : args) out += " " + quote(a);
+  for (const std::string& a : args) out.append(" ").append(quote(a));
   return out;
 }
 
