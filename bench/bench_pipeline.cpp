@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
       memory = false;
   }
   fs::path dir = test::scratch_dir("bench-pipeline");
-  std::printf("bench_pipeline: %d frames %dx%d, lanczos x2, libx264 output, %ld cores\n", frames,
+  std::printf("bench_pipeline: %d frames %dx%d, lanczos x2, null output (-o /dev/null), %ld cores\n", frames,
               width, height, sysconf(_SC_NPROCESSORS_ONLN));
 
   // (2) and (3).
@@ -134,10 +134,13 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     if (fraction == 0.0) {
       // The same clip with a real encoder: overlap when the save stage is the busiest.
-      JobStats e = upscale(clip, dir / "out.mp4", true);
+      // 200 frames of it: a 1440p libx264 encode of all 1000 would dominate the run.
+      fs::path short_clip = dir / "clip0_200.mp4";
+      make_clip(short_clip, width, height, synth::duplicate_pattern(std::min(frames, 200), 0.0));
+      JobStats e = upscale(short_clip, dir / "out.mp4", true);
       double busiest_e =
           std::max({e.extraction_time, e.detection_time, e.upscale_time, e.save_time});
-      std::printf("| 0%% (libx264 output) | %s | %lld | %.2f | - | %.2f | - | %.2f |\n",
+      std::printf("| 0%%, 200 frames, libx264 output | %s | %lld | %.2f | - | %.2f | - | %.2f |\n",
                   e.mode.c_str(), (long long)e.unique_frames, e.upscale_time, e.total_time,
                   busiest_e / e.total_time);
       std::printf("|   stages: decode %.2f detect %.2f upscale %.2f save %.2f |\n",

@@ -87,6 +87,16 @@ TEST(Neural, GoldenMandelX2Fp32) {
   std::printf("fp32: %.2f dB, max difference %d levels\n", whole.psnr, whole.max_diff);
 }
 
+// The same through tiles (tile 64 with the model's receptive radius as overlap: 4 x 3 tiles on
+// the 256x144 input): the stitched result meets the same bar against the reference.
+TEST(Neural, GoldenMandelX2Fp32Tiled) {
+  const GoldenResult tiled = run_golden("fp32", 64);
+  EXPECT_GE(tiled.psnr, 50.0);
+  EXPECT_LE(tiled.max_diff, 2);
+  std::printf("fp32, tile 64 (12 tiles): %.2f dB, max difference %d levels\n", tiled.psnr,
+              tiled.max_diff);
+}
+
 TEST(Neural, GoldenMandelX2Bf16) {
   if (!nn::cpu_supports_bf16()) GTEST_SKIP() << "this CPU has no avx512_bf16/AMX";
   const GoldenResult result = run_golden("bf16", 0);
