@@ -1,6 +1,7 @@
 #include "nn/graph.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <numeric>
@@ -47,15 +48,26 @@ const char* op_type_name(OpType type) {
   return "?";
 }
 
+namespace {
+
+// An int64 value as an int, saturating (callers reject values this far out of range anyway).
+int saturate(int64_t v) { return int(std::clamp<int64_t>(v, INT_MIN, INT_MAX)); }
+
+// Pixels a kernel spans: dilation * (kernel - 1) + 1, in 64 bits (both may be near INT_MAX).
+int64_t kernel_extent(int kernel, int dilation) { return int64_t(dilation) * (kernel - 1) + 1; }
+
+}  // namespace
+
 ConvPads resolve_conv_pads(const ConvParams& c, int in_h, int in_w) {
   if (c.pad_left != -233 && c.pad_left != -234)
     return {c.pad_left, c.pad_right, c.pad_top, c.pad_bottom};
   // SAME: output = ceil(input / stride); -233 puts the odd pixel at the end, -234 at the start.
   auto split = [&](int in, int k, int d, int s, int* lo, int* hi) {
-    int out = (in + s - 1) / s;
-    int total = std::max(0, (out - 1) * s + d * (k - 1) + 1 - in);
-    *lo = c.pad_left == -233 ? total / 2 : total - total / 2;
-    *hi = total - *lo;
+    int64_t out = (int64_t(in) + s - 1) / s;
+    int64_t total = std::max<int64_t>(0, (out - 1) * s + kernel_extent(k, d) - in);
+    int64_t low = c.pad_left == -233 ? total / 2 : total - total / 2;
+    *lo = saturate(low);
+    *hi = saturate(total - low);
   };
   ConvPads p{};
   split(in_w, c.kernel_w, c.dilation_w, c.stride_w, &p.left, &p.right);
@@ -69,11 +81,11 @@ CropRegion resolve_crop(const CropParams& c, const Shape& in, const Shape* refer
     for (size_t i = 0; i < c.starts.size(); ++i) {
       int axis = c.axes.empty() ? int(i) : c.axes[i];
       if (axis < 0) axis += in.dims;
-      int size = in.dims == 1 ? in.w : (axis == 0 ? in.c : axis == 1 ? in.h : in.w);
-      int start = c.starts[i] == -233 ? 0 : c.starts[i];
-      int end = c.ends[i] == -233 ? size : c.ends[i];
-      int offset = start >= 0 ? start : size + start;
-      int extent = std::min(size, end > 0 ? end : size + end) - offset;
+      int64_t size = in.dims == 1 ? in.w : (axis == 0 ? in.c : axis == 1 ? in.h : in.w);
+      int64_t start = c.starts[i] == -233 ? 0 : c.starts[i];
+      int64_t end = c.ends[i] == -233 ? size : c.ends[i];
+      int offset = saturate(start >= 0 ? start : size + start);
+      int extent = saturate(std::min(size, end > 0 ? end : size + end) - offset);
       if (in.dims == 1 || axis == 2) {
         r.woffset = offset;
         r.out.w = extent;
@@ -96,12 +108,12 @@ CropRegion resolve_crop(const CropParams& c, const Shape& in, const Shape* refer
     r.woffset = c.woffset;
     r.hoffset = c.hoffset;
     r.coffset = in.dims == 3 ? c.coffset : 0;
-    r.out.w = in.w - c.woffset - c.woffset2;
+    r.out.w = saturate(int64_t(in.w) - c.woffset - c.woffset2);
     if (c.outw > 0) r.out.w = std::min(c.outw, r.out.w);
     if (in.dims == 3) {
-      r.out.h = in.h - c.hoffset - c.hoffset2;
+      r.out.h = saturate(int64_t(in.h) - c.hoffset - c.hoffset2);
       if (c.outh > 0) r.out.h = std::min(c.outh, r.out.h);
-      r.out.c = in.c - c.coffset - c.coffset2;
+      r.out.c = saturate(int64_t(in.c) - c.coffset - c.coffset2);
       if (c.outc > 0) r.out.c = std::min(c.outc, r.out.c);
     }
   }
@@ -242,6 +254,20 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
     auto need_image = [&](const Shape& s) {
       if (s.dims != 3) throw fail("expects an image blob, got a vector " + shape_text(s));
     };
+    const std::string in_text = in.empty() ? shape_text(input) : shape_text(in[0]);
+    // Every output side is computed in 64 bits and checked here before it becomes an int.
+    auto checked = [&](int dims, int64_t c, int64_t h, int64_t w) -> Shape {
+      if (c <= 0 || h <= 0 || w <= 0) throw fail("input " + in_text + " gives an empty output");
+      if (c > kMaxShapeSide || h > kMaxShapeSide || w > kMaxShapeSide ||
+          c * h * w > kMaxShapeElements)
+        throw fail("output size out of range: input " + in_text + " gives " +
+                   (dims == 1
+                        ? "[" + std::to_string(w) + "]"
+                        : std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w)) +
+                   " (at most " + std::to_string(kMaxShapeSide) + " a side and " +
+                   std::to_string(kMaxShapeElements) + " values)");
+      return Shape{dims, int(c), int(h), int(w)};
+    };
     Shape out{};
     switch (op.type) {
       case OpType::kInput:
@@ -261,20 +287,28 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         if (in[0].c % c.groups != 0 || size_t(in[0].c / c.groups) != per_group_in)
           throw fail("weights expect " + std::to_string(per_group_in * c.groups) +
                      " input channels, got " + std::to_string(in[0].c));
-        int ext_w = c.dilation_w * (c.kernel_w - 1) + 1;
-        int ext_h = c.dilation_h * (c.kernel_h - 1) + 1;
+        const int64_t ext_w = kernel_extent(c.kernel_w, c.dilation_w);
+        const int64_t ext_h = kernel_extent(c.kernel_h, c.dilation_h);
+        if (ext_w > kMaxShapeSide || ext_h > kMaxShapeSide)
+          throw fail("kernel extent out of range: dilation " + std::to_string(c.dilation_w) + "x" +
+                     std::to_string(c.dilation_h) + " with kernel " + std::to_string(c.kernel_w) +
+                     "x" + std::to_string(c.kernel_h) + " spans " + std::to_string(ext_w) + "x" +
+                     std::to_string(ext_h) + " pixels (at most " + std::to_string(kMaxShapeSide) +
+                     ")");
         if (op.type == OpType::kConvolution) {
           ConvPads p = resolve_conv_pads(c, in[0].h, in[0].w);
-          int w = in[0].w + p.left + p.right, h = in[0].h + p.top + p.bottom;
+          const int64_t w = int64_t(in[0].w) + p.left + p.right;
+          const int64_t h = int64_t(in[0].h) + p.top + p.bottom;
           if (w < ext_w || h < ext_h)
             throw fail("input " + shape_text(in[0]) + " is smaller than the kernel");
-          out = {3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1};
+          out =
+              checked(3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1);
         } else {
-          int w =
-              (in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right - c.pad_left - c.pad_right;
-          int h =
-              (in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom - c.pad_top - c.pad_bottom;
-          out = {3, c.num_output, h, w};
+          const int64_t w = int64_t(in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right -
+                            c.pad_left - c.pad_right;
+          const int64_t h = int64_t(in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom -
+                            c.pad_top - c.pad_bottom;
+          out = checked(3, c.num_output, h, w);
         }
         if (c.activation.type == Activation::kPReLU && c.activation.prelu_slopes.size() != 1 &&
             int(c.activation.prelu_slopes.size()) != c.num_output)
@@ -294,21 +328,24 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         break;
       case OpType::kPixelShuffle: {
         need_image(in[0]);
-        int r = op.upscale_factor;
+        const int64_t r = op.upscale_factor;
         if (in[0].c % (r * r) != 0)
           throw fail(std::to_string(in[0].c) + " channels do not divide by the factor squared");
-        out = {3, in[0].c / (r * r), in[0].h * r, in[0].w * r};
+        out = checked(3, in[0].c / (r * r), in[0].h * r, in[0].w * r);
         break;
       }
       case OpType::kInterp: {
         need_image(in[0]);
         const InterpParams& p = op.interp;
-        int oh = p.output_height, ow = p.output_width;
+        int64_t oh = p.output_height, ow = p.output_width;
         if (oh == 0 || ow == 0) {
-          oh = int(in[0].h * p.height_scale);
-          ow = int(in[0].w * p.width_scale);
+          // In double, and compared before the conversion: h * 1e30 is beyond any integer.
+          const double h = in[0].h * double(p.height_scale), w = in[0].w * double(p.width_scale);
+          const double limit = double(kMaxShapeSide) + 1;
+          oh = std::isfinite(h) ? int64_t(std::min(h, limit)) : int64_t(limit);
+          ow = std::isfinite(w) ? int64_t(std::min(w, limit)) : int64_t(limit);
         }
-        out = {3, in[0].c, oh, ow};
+        out = checked(3, in[0].c, oh, ow);
         break;
       }
       case OpType::kBinaryOp: {
@@ -340,20 +377,20 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         int axis = op.concat_axis < 0 ? op.concat_axis + in[0].dims : op.concat_axis;
         if (in[0].dims != 3 || axis != 0)
           throw fail("only channel concatenation of images is supported");
-        out = in[0];
-        out.c = 0;
+        int64_t channels = 0;
         for (const Shape& s : in) {
           if (s.dims != 3 || s.h != in[0].h || s.w != in[0].w)
             throw fail("inputs differ in size: " + shape_text(in[0]) + " and " + shape_text(s));
-          out.c += s.c;
+          channels += s.c;
         }
+        out = checked(3, channels, in[0].h, in[0].w);
         break;
       }
       case OpType::kCrop: {
         CropRegion r = resolve_crop(op.crop, in[0], in.size() > 1 ? &in[1] : nullptr);
         if (r.out.w <= 0 || r.out.h <= 0 || r.out.c <= 0 || r.woffset < 0 || r.hoffset < 0 ||
-            r.coffset < 0 || r.woffset + r.out.w > in[0].w || r.hoffset + r.out.h > in[0].h ||
-            r.coffset + r.out.c > in[0].c)
+            r.coffset < 0 || int64_t(r.woffset) + r.out.w > in[0].w ||
+            int64_t(r.hoffset) + r.out.h > in[0].h || int64_t(r.coffset) + r.out.c > in[0].c)
           throw fail("crop region lies outside the input " + shape_text(in[0]));
         out = r.out;
         break;
@@ -361,7 +398,8 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
       case OpType::kPadding: {
         need_image(in[0]);
         const PaddingParams& p = op.padding;
-        out = {3, in[0].c, in[0].h + p.top + p.bottom, in[0].w + p.left + p.right};
+        out = checked(3, in[0].c, int64_t(in[0].h) + p.top + p.bottom,
+                      int64_t(in[0].w) + p.left + p.right);
         if (p.type == 2 &&
             (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w || p.right >= in[0].w))
           throw fail("reflect padding wider than the input");
@@ -380,9 +418,8 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         break;
       }
     }
-    if (out.c <= 0 || out.h <= 0 || out.w <= 0)
-      throw fail("input " + (in.empty() ? shape_text(input) : shape_text(in[0])) +
-                 " gives an empty output");
+    // Shapes passed through (the Input's own included) get the same checks.
+    out = checked(out.dims, out.c, out.h, out.w);
     for (int b : op.outputs) shapes[b] = out;
   }
   return shapes;
@@ -411,14 +448,17 @@ int Graph::receptive_radius(bool* global_context) const {
     switch (op.type) {
       case OpType::kConvolution: {
         const ConvParams& c = op.conv;
-        int reach = std::max(c.dilation_w * (c.kernel_w - 1), c.dilation_h * (c.kernel_h - 1));
-        int stride = std::max(c.stride_w, c.stride_h);
+        const int64_t reach = std::max(kernel_extent(c.kernel_w, c.dilation_w),
+                                       kernel_extent(c.kernel_h, c.dilation_h)) -
+                              1;
+        const int stride = std::max(c.stride_w, c.stride_h);
         extra = std::ceil(reach / 2.0) + (stride > 1 ? stride : 0);
         break;
       }
       case OpType::kDeconvolution: {
         const ConvParams& c = op.conv;
-        int reach = std::max(c.dilation_w * (c.kernel_w - 1), c.dilation_h * (c.kernel_h - 1)) + 1;
+        const int64_t reach = std::max(kernel_extent(c.kernel_w, c.dilation_w),
+                                       kernel_extent(c.kernel_h, c.dilation_h));
         extra = std::ceil(double(reach) / std::min(c.stride_w, c.stride_h));
         break;
       }
@@ -434,7 +474,13 @@ int Graph::receptive_radius(bool* global_context) const {
     r += extra / in_scale;
     for (int b : op.outputs) radius[b] = r;
   }
-  return int(std::ceil(radius[output_blob] - 1e-9));
+  // Compared in double before the conversion: a long chain of wide ops can sum past INT_MAX.
+  const double result = std::ceil(radius[output_blob] - 1e-9);
+  if (!(result <= kMaxShapeSide)) {
+    *global_context = true;  // no allowed image is wide enough to hold the context
+    return kMaxShapeSide;
+  }
+  return int(result);
 }
 
 size_t BufferPlan::total_bytes() const {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,15 @@ struct Op {
   InnerProductParams inner;
 };
 
+// Limits on every blob shape, checked by Graph::infer_shapes (the input included): each side
+// (channels, height, width; a vector's length) at most kMaxShapeSide, and at most
+// kMaxShapeElements values per blob. Beyond them a shape is a corrupt model (or a nonsense
+// input size), not an image: they keep all shape arithmetic far from int overflow. The
+// element limit (64 GiB of fp32) is above what a 4K frame sent untiled (--tile 0) through a
+// x4 model needs (64 channels at 15360x8640: 8.5e9 values), so no real use hits it.
+constexpr int kMaxShapeSide = 1 << 20;
+constexpr int64_t kMaxShapeElements = int64_t(1) << 34;
+
 // ncnn blob shape: dims 3 (c, h, w) for images; dims 1 (w values, c = h = 1) for vectors.
 struct Shape {
   int dims = 3;
@@ -142,12 +152,16 @@ struct ConvPads {
   int left, right, top, bottom;
 };
 // The explicit padding of a convolution for an input size (resolves ncnn's SAME -233/-234).
+// For sizes and kernels within the shape limits (infer_shapes checks them first); beyond them
+// the SAME pads saturate at INT_MAX instead of overflowing.
 ConvPads resolve_conv_pads(const ConvParams& conv, int in_h, int in_w);
 
 struct CropRegion {
   int coffset, hoffset, woffset;
   Shape out;
 };
+// Offsets and sizes that do not fit an int saturate (they stay out of the input's range, so
+// infer_shapes still rejects them).
 CropRegion resolve_crop(const CropParams& crop, const Shape& in, const Shape* reference);
 
 class Graph {
@@ -159,7 +173,9 @@ class Graph {
   int output_blob = -1;
 
   // Shapes of every blob for an input of `input` shape. Throws upframe::Error (naming the
-  // .param file and the layer's line) for a shape the graph cannot take.
+  // .param file and the layer's line) for a shape the graph cannot take, and for any blob
+  // (the input included) that is empty or beyond kMaxShapeSide / kMaxShapeElements; all
+  // size arithmetic is done in 64 bits, so a corrupt model cannot overflow it.
   std::vector<Shape> infer_shapes(const Shape& input) const;
   // Index of the last op that reads each blob (-1: never read; the output blob: ops.size()).
   std::vector<int> last_uses() const;
@@ -171,7 +187,8 @@ class Graph {
   // Throws for an undefined blob, a cycle, or not exactly one input and one output.
   void finalize();
   // Input pixels each side one output pixel depends on (conservative); sets *global_context
-  // when some op (global pooling) makes every output pixel depend on the whole image.
+  // when some op (global pooling) makes every output pixel depend on the whole image, or the
+  // radius exceeds kMaxShapeSide (then the radius returned is kMaxShapeSide).
   int receptive_radius(bool* global_context) const;
 };
 
