@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <numeric>
 
@@ -341,9 +342,15 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         if (oh == 0 || ow == 0) {
           // In double, and compared before the conversion: h * 1e30 is beyond any integer.
           const double h = in[0].h * double(p.height_scale), w = in[0].w * double(p.width_scale);
-          const double limit = double(kMaxShapeSide) + 1;
-          oh = std::isfinite(h) ? int64_t(std::min(h, limit)) : int64_t(limit);
-          ow = std::isfinite(w) ? int64_t(std::min(w, limit)) : int64_t(limit);
+          if (!(h <= kMaxShapeSide && w <= kMaxShapeSide)) {
+            char text[128];
+            std::snprintf(text, sizeof text, "scaled by %g x %g gives %gx%g", p.height_scale,
+                          p.width_scale, h, w);
+            throw fail("output size out of range: input " + in_text + " " + text + " (at most " +
+                       std::to_string(kMaxShapeSide) + " a side)");
+          }
+          oh = int64_t(h);
+          ow = int64_t(w);
         }
         out = checked(3, in[0].c, oh, ow);
         break;
