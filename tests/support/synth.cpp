@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -269,11 +270,26 @@ void encode_clip(const std::filesystem::path& path, int frame_count,
 
   std::unique_ptr<AVPacket, void (*)(AVPacket*)> packet(av_packet_alloc(),
                                                         [](AVPacket* p) { av_packet_free(&p); });
+  // Every packet gets its frame's duration (the gap to the next frame; the last repeats the
+  // gap before it). Without it mp4's edit list ends at the last frame's start and demuxers
+  // drop that frame.
+  std::map<int64_t, int64_t> duration_of_pts;
+  for (int i = 0; i < frame_count; ++i) {
+    if (options.pts.empty()) break;
+    const int n = int(options.pts.size());
+    duration_of_pts[options.pts[i]] = i + 1 < n ? options.pts[i + 1] - options.pts[i]
+                                      : n > 1   ? options.pts[n - 1] - options.pts[n - 2]
+                                                : 1;
+  }
   auto drain = [&]() {
     for (;;) {
       const int err = avcodec_receive_packet(ctx.get(), packet.get());
       if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
       check(path, "encoding failed", err);
+      if (packet->duration <= 0) {
+        auto it = duration_of_pts.find(packet->pts);
+        packet->duration = options.pts.empty() ? 1 : it != duration_of_pts.end() ? it->second : 0;
+      }
       av_packet_rescale_ts(packet.get(), ctx->time_base, stream->time_base);
       packet->stream_index = stream->index;
       check(path, "cannot write a packet", av_interleaved_write_frame(oc.get(), packet.get()));
