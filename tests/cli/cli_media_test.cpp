@@ -168,3 +168,33 @@ TEST(CliMedia, InterruptLeavesNothingButThePartialRun) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// Rotation metadata (the display matrix) is carried, so players show the upscaled video the
+// way they showed the input; the pixels are not rotated.
+TEST(CliMedia, RotationMetadataKept) {
+  auto dir = scratch_dir("cli-rotate");
+  auto plain = dir / "plain.mp4", rotated = dir / "rotated.mp4";
+  auto r = run_command("ffmpeg -hide_banner -loglevel error -f lavfi -i "
+                       "testsrc2=size=64x48:rate=24:duration=0.5 -pix_fmt yuv420p -c:v libx264 " +
+                       quote(plain.string()) + " && ffmpeg -hide_banner -loglevel error -i " +
+                       quote(plain.string()) + " -c copy -metadata:s:v:0 rotate=90 " +
+                       quote(rotated.string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  auto out = dir / "out.mp4";
+  auto stats = run_ok(quote(rotated.string()) + " --model lanczos -o " + quote(out.string()),
+                      dir / "s.json");
+  auto j = ffprobe_json("-show_streams", out);
+  const auto& v = j["streams"][0];
+  EXPECT_EQ(v["width"], 128);
+  ASSERT_TRUE(v.contains("side_data_list")) << v.dump();
+  bool found = false;
+  for (const auto& sd : v["side_data_list"])
+    if (sd.contains("rotation")) found = sd["rotation"] == 90;
+  EXPECT_TRUE(found) << v.dump();
+}
+
+}  // namespace
+}  // namespace upframe::test
