@@ -6,11 +6,11 @@
 #include <fstream>
 #include <map>
 
+#include "pipeline/output_checks.hpp"
 #include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
-#include "upframe/upscale/factory.hpp"
 
 namespace upframe {
 
@@ -160,17 +160,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale) {
 
 BatchResult run_batch(const Settings& settings, const ProgressCallback& progress) {
   auto start = pipeline::Clock::now();
-  int scale = 0;
-  {
-    // The model (and scale) is checked once, before any work.
-    UpscalerOptions o;
-    o.model = settings.model;
-    o.scale = settings.scale;
-    o.device = settings.device;
-    o.precision = settings.precision;
-    o.tile = settings.tile;
-    scale = make_upscaler(o)->scale();
-  }
+  // The model (and scale) is checked once, before any work.
+  const int scale = pipeline::create_upscaler(settings)->scale();
   std::vector<BatchItem> items = plan_batch(settings, scale);
   if (items.empty()) throw Error(settings.input.string(), "no image or video files in this folder");
   spdlog::info("batch: {} file(s) from {}", items.size(), settings.input.string());

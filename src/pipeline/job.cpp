@@ -93,16 +93,6 @@ dedup::DetectorOptions detector_options(const Settings& s) {
   return o;
 }
 
-std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
-  UpscalerOptions o;
-  o.model = s.model;
-  o.scale = s.scale;
-  o.device = s.device;
-  o.precision = s.precision;
-  o.tile = s.tile;
-  return make_upscaler(o);
-}
-
 void fill_common_stats(JobStats& stats, const Settings& s, const Upscaler& upscaler,
                        const OutputPlan& plan) {
   stats.input = s.input.string();
@@ -184,9 +174,9 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   if (!s.no_space_check && plan.kind != OutputKind::kNull) {
     std::error_code size_error;
     uint64_t input_bytes = fs::file_size(s.input, size_error);
-    check_disk_space(plan.path, estimate_output_bytes(info, size_error ? 0 : input_bytes,
-                                                      upscaler.scale(), plan.kind, plan.format,
-                                                      s.encoder));
+    check_disk_space(plan.path,
+                     estimate_output_bytes(info, size_error ? 0 : input_bytes, upscaler.scale(),
+                                           plan.kind, plan.format, s.encoder));
   }
 
   ModeChoice mode = choose_mode(s, info, upscaler);
@@ -288,7 +278,7 @@ void write_stats_file(const fs::path& path, const JobStats& stats) {
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   pipeline::check_input(settings.input);
-  std::unique_ptr<Upscaler> upscaler = create_upscaler(settings);
+  std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(settings);
   OutputPlan plan = plan_output(settings, upscaler->scale());
   pipeline::check_output(plan, settings.input, settings.overwrite);
   if (!settings.stats.empty()) {
@@ -304,4 +294,17 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   return stats;
 }
 
+namespace pipeline {
+
+std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
+  UpscalerOptions o;
+  o.model = s.model;
+  o.scale = s.scale;
+  o.device = s.device;
+  o.precision = s.precision;
+  o.tile = s.tile;
+  return make_upscaler(o);
+}
+
+}  // namespace pipeline
 }  // namespace upframe

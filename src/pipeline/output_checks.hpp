@@ -2,7 +2,10 @@
 
 #include <filesystem>
 
+#include <memory>
+
 #include "upframe/pipeline/job.hpp"
+#include "upframe/upscale/upscaler.hpp"
 
 namespace upframe::pipeline {
 
@@ -11,5 +14,7 @@ void check_input(const std::filesystem::path& input);
 // Throws when the output would overwrite the input, exists without `overwrite`, or its folder
 // is missing or not writable.
 void check_output(const OutputPlan& plan, const std::filesystem::path& input, bool overwrite);
+// The upscaler the settings ask for (model, scale, device, precision, tile).
+std::unique_ptr<Upscaler> create_upscaler(const Settings& settings);
 
 }  // namespace upframe::pipeline
