@@ -246,9 +246,13 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
                                    op_type_name(op.type) + "): bad shape: " + what);
     };
     auto shape_text = [](const Shape& s) {
-      return s.dims == 1
-                 ? "[" + std::to_string(s.w) + "]"
-                 : std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+      // Built with append: GCC 12 warns (-Wrestrict, a false positive) on "[" + string.
+      std::string text;
+      if (s.dims == 1)
+        text.append("[").append(std::to_string(s.w)).append("]");
+      else
+        text = std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+      return text;
     };
     std::vector<Shape> in;
     for (int b : op.inputs) in.push_back(shapes[b]);
