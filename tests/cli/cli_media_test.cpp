@@ -17,13 +17,6 @@
 namespace upframe::test {
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 nlohmann::json ffprobe_json(const std::string& args, const fs::path& file) {
   auto r = run_command("ffprobe -v error " + args + " -of json " + quote(file.string()));
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
@@ -40,7 +33,7 @@ std::vector<double> frame_times(const fs::path& file) {
 nlohmann::json run_ok(const std::string& args, const fs::path& stats) {
   auto r = run_cli(args + " --stats " + quote(stats.string()));
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-  return nlohmann::json::parse(read_text(stats));
+  return nlohmann::json::parse(read_file(stats));
 }
 
 // Variable frame rate stays variable: every output frame keeps its input time.
@@ -118,7 +111,7 @@ TEST(CliMedia, GlobalScopeMapsToEarlierFrames) {
   for (int i = 1; i <= 20; ++i) {
     char name[32];
     std::snprintf(name, sizeof name, "%08d.png", i);
-    EXPECT_EQ(read_text(dir / "c" / name), read_text(dir / "g" / name)) << name;
+    EXPECT_EQ(read_file(dir / "c" / name), read_file(dir / "g" / name)) << name;
   }
 }
 
@@ -177,11 +170,11 @@ namespace {
 TEST(CliMedia, RotationMetadataKept) {
   auto dir = scratch_dir("cli-rotate");
   auto plain = dir / "plain.mp4", rotated = dir / "rotated.mp4";
-  auto r = run_command("ffmpeg -hide_banner -loglevel error -f lavfi -i "
-                       "testsrc2=size=64x48:rate=24:duration=0.5 -pix_fmt yuv420p -c:v libx264 " +
-                       quote(plain.string()) + " && ffmpeg -hide_banner -loglevel error -i " +
-                       quote(plain.string()) + " -c copy -metadata:s:v:0 rotate=90 " +
-                       quote(rotated.string()));
+  auto r = run_command(
+      "ffmpeg -hide_banner -loglevel error -f lavfi -i "
+      "testsrc2=size=64x48:rate=24:duration=0.5 -pix_fmt yuv420p -c:v libx264 " +
+      quote(plain.string()) + " && ffmpeg -hide_banner -loglevel error -i " +
+      quote(plain.string()) + " -c copy -metadata:s:v:0 rotate=90 " + quote(rotated.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   auto out = dir / "out.mp4";
   auto stats = run_ok(quote(rotated.string()) + " --model lanczos -o " + quote(out.string()),

@@ -24,13 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // 120 frames of 320x240 drawn "on twos" (every picture shown twice, kept exact by lossless
 // x264) with a sine audio track: duplicates inside and across segment boundaries.
 fs::path make_input(const fs::path& dir) {
@@ -94,7 +87,7 @@ bool wait_while_running(pid_t pid, const std::function<bool()>& ready) {
 // Finished video segments listed in the manifest of a partial run.
 size_t manifest_segments(const fs::path& partial) {
   try {
-    auto manifest = nlohmann::json::parse(read_text(partial / "manifest.json"));
+    auto manifest = nlohmann::json::parse(read_file(partial / "manifest.json"));
     return manifest["segments"].size();
   } catch (const std::exception&) {
     return 0;
@@ -127,7 +120,7 @@ size_t count_stream_lines(const std::vector<std::string>& lines, const std::stri
   return n;
 }
 
-nlohmann::json stats_of(const fs::path& file) { return nlohmann::json::parse(read_text(file)); }
+nlohmann::json stats_of(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
 
 // Only the final output and the partial folder: no temporary files beside them.
 void expect_no_temporaries(const fs::path& dir) {
@@ -156,7 +149,7 @@ TEST(CliResume, KilledVideoRunResumesToTheSameFile) {
   const size_t finished = manifest_segments(partial);
   ASSERT_GE(finished, 1u);
   ASSERT_LT(finished, 12u);
-  const std::string manifest_before = read_text(partial / "manifest.json");
+  const std::string manifest_before = read_file(partial / "manifest.json");
 
   // Without --resume: refused, nothing touched.
   r = run_upframe(in, out, kVideoArgs);
@@ -167,7 +160,7 @@ TEST(CliResume, KilledVideoRunResumesToTheSameFile) {
   r = run_upframe(in, out, kVideoArgs, "--resume --hash-threshold 3");
   EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("hash_threshold was 0, now 3"), std::string::npos) << r.stderr_text;
-  EXPECT_EQ(read_text(partial / "manifest.json"), manifest_before);
+  EXPECT_EQ(read_file(partial / "manifest.json"), manifest_before);
   EXPECT_FALSE(fs::exists(out));
 
   r = run_upframe(in, out, kVideoArgs, "--resume --stats " + quote((dir / "s.json").string()));
@@ -254,10 +247,10 @@ TEST(CliResume, KilledFramesFolderResumesToTheSameFrames) {
   for (int i = 1; i <= 120; ++i) {
     const std::string name = frame_name(i);
     ASSERT_TRUE(fs::exists(out / name)) << name;
-    EXPECT_EQ(read_text(out / name), read_text(reference / name)) << name;
+    EXPECT_EQ(read_file(out / name), read_file(reference / name)) << name;
   }
   EXPECT_FALSE(fs::exists(out / "00000121.png"));
-  EXPECT_EQ(read_text(out / "timestamps.csv"), read_text(reference / "timestamps.csv"));
+  EXPECT_EQ(read_file(out / "timestamps.csv"), read_file(reference / "timestamps.csv"));
 }
 
 // (4) SIGTERM (status 143) leaves a partial run; resuming with other options or a changed
@@ -271,12 +264,12 @@ TEST(CliResume, ResumeRefusesOtherOptionsAndAChangedInput) {
   ASSERT_TRUE(wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; }));
   EXPECT_EQ(stop_with(pid, SIGTERM), 143);
   ASSERT_TRUE(fs::exists(partial / "manifest.json"));
-  const std::string manifest = read_text(partial / "manifest.json");
+  const std::string manifest = read_file(partial / "manifest.json");
   std::vector<fs::path> files_before;
   for (const auto& e : fs::directory_iterator(partial)) files_before.push_back(e.path());
   std::sort(files_before.begin(), files_before.end());
   auto unchanged = [&] {
-    EXPECT_EQ(read_text(partial / "manifest.json"), manifest);
+    EXPECT_EQ(read_file(partial / "manifest.json"), manifest);
     std::vector<fs::path> files;
     for (const auto& e : fs::directory_iterator(partial)) files.push_back(e.path());
     std::sort(files.begin(), files.end());

@@ -12,13 +12,6 @@
 namespace upframe::test {
 namespace {
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 fs::path sample_clip() { return source_dir() / "samples" / "sample.mp4"; }
 
 // A small clip made by the ffmpeg program from a lavfi source.
@@ -80,7 +73,7 @@ TEST(CliBadInput, TruncatedVideo) {
   auto dir = scratch_dir("cli-trunc");
   auto full = make_clip(dir / "full.mkv", "testsrc2=size=96x64:rate=24:duration=2",
                         "-c:v libx264 -pix_fmt yuv420p");
-  std::string bytes = read_text(full);
+  std::string bytes = read_file(full);
   auto in = dir / "cut.mkv";
   std::ofstream(in, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
   auto out = dir / "out.mkv";
@@ -96,22 +89,22 @@ TEST(CliBadInput, OutputExistsWithoutOverwrite) {
   std::ofstream(out) << "keep me";
   auto r = run_cli(quote(in.string()) + " --model lanczos -o " + quote(out.string()));
   expect_error(r, 2, out.string());
-  EXPECT_EQ(read_text(out), "keep me");
+  EXPECT_EQ(read_file(out), "keep me");
   // -y replaces it.
   r = run_cli(quote(in.string()) + " --model lanczos -y -o " + quote(out.string()));
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-  EXPECT_NE(read_text(out), "keep me");
+  EXPECT_NE(read_file(out), "keep me");
 }
 
 TEST(CliBadInput, OutputIsInput) {
   auto dir = scratch_dir("cli-same");
   auto in = make_clip(dir / "in.mp4", "testsrc2=size=64x48:rate=24:duration=0.5",
                       "-c:v libx264 -pix_fmt yuv420p");
-  std::string before = read_text(in);
+  std::string before = read_file(in);
   auto r = run_cli(quote(in.string()) + " --model lanczos -y -o " +
                    quote((dir / "." / "in.mp4").string()));
   expect_error(r, 2, "output is the input");
-  EXPECT_EQ(read_text(in), before);
+  EXPECT_EQ(read_file(in), before);
 }
 
 TEST(CliBadInput, UnwritableFolder) {
@@ -159,7 +152,7 @@ TEST(CliVideo, SampleClipStatsAddUp) {
   auto r = run_cli(quote(sample_clip().string()) + " --model lanczos -o " + quote(out.string()) +
                    " --stats " + quote(stats_file.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  auto stats = nlohmann::json::parse(read_text(stats_file));
+  auto stats = nlohmann::json::parse(read_file(stats_file));
   for (const char* key : {"extraction_time",
                           "detection_time",
                           "upscale_time",
@@ -223,7 +216,7 @@ TEST(CliVideo, SequentialAndPipelineGiveIdenticalFrames) {
                      quote(out.string() + "/") + " --stats " +
                      quote((dir / (name + ".json")).string()) + " " + flags);
     EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-    return nlohmann::json::parse(read_text(dir / (name + ".json")));
+    return nlohmann::json::parse(read_file(dir / (name + ".json")));
   };
   auto pipe = run_mode("pipe", "--workers 2");
   auto seq = run_mode("seq", "--no-parallel");
@@ -234,13 +227,13 @@ TEST(CliVideo, SequentialAndPipelineGiveIdenticalFrames) {
     char name[32];
     std::snprintf(name, sizeof name, "%08d.png", i);
     ASSERT_TRUE(fs::exists(dir / "pipe" / name)) << name;
-    EXPECT_EQ(read_text(dir / "pipe" / name), read_text(dir / "seq" / name)) << name;
+    EXPECT_EQ(read_file(dir / "pipe" / name), read_file(dir / "seq" / name)) << name;
   }
   EXPECT_FALSE(fs::exists(dir / "pipe" / "00000073.png"));
   // Duplicates are copies of their source frame's file.
-  EXPECT_EQ(read_text(dir / "pipe" / "00000001.png"), read_text(dir / "pipe" / "00000002.png"));
-  EXPECT_NE(read_text(dir / "pipe" / "00000002.png"), read_text(dir / "pipe" / "00000003.png"));
-  std::string csv = read_text(dir / "pipe" / "timestamps.csv");
+  EXPECT_EQ(read_file(dir / "pipe" / "00000001.png"), read_file(dir / "pipe" / "00000002.png"));
+  EXPECT_NE(read_file(dir / "pipe" / "00000002.png"), read_file(dir / "pipe" / "00000003.png"));
+  std::string csv = read_file(dir / "pipe" / "timestamps.csv");
   EXPECT_EQ(csv.rfind("index,pts_seconds", 0), 0u) << csv.substr(0, 40);
 }
 
@@ -253,7 +246,7 @@ TEST(CliVideo, FlagsOverrideConfigAndModeFollowsFrameCount) {
                          " -y -o out.mkv --encoder ffv1 --stats s.json " + flags);
     EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
     EXPECT_NE(r.stderr_text.find("config file: upframe.toml"), std::string::npos);
-    return nlohmann::json::parse(read_text(dir / "s.json"));
+    return nlohmann::json::parse(read_file(dir / "s.json"));
   };
   auto seq = run_in_dir("");
   EXPECT_EQ(seq["mode"], "sequential");
@@ -302,7 +295,7 @@ TEST(CliImage, ImageKeepsAlphaAndFormat) {
   auto info = probe(out);
   EXPECT_EQ(info["streams"][0]["width"], 128);
   EXPECT_EQ(info["streams"][0]["pix_fmt"], "rgba");
-  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
   EXPECT_EQ(stats["total_frames"], 1);
   EXPECT_EQ(stats["unique_frames"], 1);
   // --format picks another image format; -o names a folder.
@@ -332,7 +325,7 @@ TEST(CliVideo, DefaultModelUpscalesAClip) {
   auto r = run_cli(quote(in.string()) + " -o " + quote((dir / "out.mkv").string()) +
                    " --encoder ffv1 --stats " + quote((dir / "s.json").string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
   EXPECT_EQ(stats["model"], "realesr-animevideov3-x2");
   EXPECT_EQ(stats["scale"], 2);
   EXPECT_EQ(stats["precision"], "fp32");
@@ -349,7 +342,7 @@ TEST(CliBadInput, ModelProblems) {
   expect_error(run_cli(quote(in) + " --scale 5"), 2, "scale");
   // A corrupt copy of the shipped model: the .bin cut short.
   fs::copy_file(source_dir() / "models" / "realesr-animevideov3-x2.param", dir / "m.param");
-  std::string bin = read_text(source_dir() / "models" / "realesr-animevideov3-x2.bin");
+  std::string bin = read_file(source_dir() / "models" / "realesr-animevideov3-x2.bin");
   std::ofstream(dir / "m.bin", std::ios::binary) << bin.substr(0, bin.size() / 2);
   auto out = dir / "o.mp4";
   expect_error(run_cli(quote(in) + " --model " + quote((dir / "m.param").string()) + " -o " +
@@ -369,7 +362,7 @@ TEST(CliVideo, NullOutputCountsFrames) {
   auto r = run_cli(quote(sample_clip().string()) + " --model lanczos -o /dev/null --stats " +
                    quote((dir / "s.json").string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  auto stats = nlohmann::json::parse(read_text(dir / "s.json"));
+  auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
   EXPECT_EQ(stats["total_frames"], 72);
   EXPECT_EQ(stats["duplicate_frames"], 36);
   EXPECT_TRUE(fs::is_character_file("/dev/null"));

@@ -118,7 +118,7 @@ TEST(VideoDecoderErrors, NoVideoStream) {
 }
 
 fs::path truncated_copy(const fs::path& file, double keep) {
-  std::string bytes = read_bytes(file);
+  std::string bytes = read_file(file);
   fs::path cut = file.parent_path() / ("cut_" + file.filename().string());
   write_text(cut, bytes.substr(0, static_cast<size_t>(bytes.size() * keep)));
   return cut;

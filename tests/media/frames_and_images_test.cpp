@@ -16,7 +16,7 @@ std::set<std::string> file_names(const fs::path& dir) {
 }
 
 std::vector<std::string> lines_of(const fs::path& file) {
-  std::istringstream in(read_bytes(file));
+  std::istringstream in(read_file(file));
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
@@ -59,8 +59,8 @@ TEST_F(FramesFolder, PngNamesTimestampsAndDuplicates) {
     expected.insert(name);
   }
   EXPECT_EQ(file_names(folder), expected);
-  EXPECT_EQ(read_bytes(folder / "00000004.png"), read_bytes(folder / "00000003.png"));
-  EXPECT_NE(read_bytes(folder / "00000003.png"), read_bytes(folder / "00000002.png"));
+  EXPECT_EQ(read_file(folder / "00000004.png"), read_file(folder / "00000003.png"));
+  EXPECT_NE(read_file(folder / "00000003.png"), read_file(folder / "00000002.png"));
   auto lines = lines_of(folder / "timestamps.csv");
   ASSERT_EQ(lines.size(), 11u);
   EXPECT_EQ(lines[0], "index,pts_seconds");
@@ -85,8 +85,8 @@ TEST_F(FramesFolder, JpgAndWebp) {
     std::string first = std::string("00000001.") + format;
     ASSERT_TRUE(fs::exists(folder / first)) << format;
     EXPECT_TRUE(fs::exists(folder / (std::string("00000005.") + format)));
-    EXPECT_EQ(read_bytes(folder / (std::string("00000004.") + format)),
-              read_bytes(folder / (std::string("00000003.") + format)));
+    EXPECT_EQ(read_file(folder / (std::string("00000004.") + format)),
+              read_file(folder / (std::string("00000003.") + format)));
     Frame image = read_image(folder / first);
     EXPECT_EQ(image.width(), 160) << format;
     EXPECT_EQ(image.height(), 90) << format;
@@ -119,7 +119,7 @@ TEST_F(FramesFolder, OverwriteReplacesOldFramesOnly) {
   }
   write_text(folder / "notes.txt", "keep me");
   EXPECT_THROW(write_frames(input_, folder, {}, 1), Error);  // not empty, no overwrite
-  EXPECT_EQ(read_bytes(folder / "00000001.png"), "old frame");
+  EXPECT_EQ(read_file(folder / "00000001.png"), "old frame");
 
   FramesFolderOptions options;
   options.overwrite = true;
@@ -127,7 +127,7 @@ TEST_F(FramesFolder, OverwriteReplacesOldFramesOnly) {
   EXPECT_EQ(file_names(folder),
             (std::set<std::string>{"00000001.png", "00000002.png", "00000003.png", "timestamps.csv",
                                    "notes.txt"}));
-  EXPECT_NE(read_bytes(folder / "00000001.png"), "old frame");
+  EXPECT_NE(read_file(folder / "00000001.png"), "old frame");
 }
 
 TEST_F(FramesFolder, AbortLeavesNothing) {
@@ -213,7 +213,7 @@ TEST(ImageIo, JpegAndBmpByExtensionOrFormat) {
   write_image(dir / "picture.data", original, "bmp");
   Frame bmp = read_image(dir / "picture.data");
   EXPECT_EQ(bmp.height(), 48);
-  EXPECT_EQ(read_bytes(dir / "picture.data").substr(0, 2), "BM");
+  EXPECT_EQ(read_file(dir / "picture.data").substr(0, 2), "BM");
 }
 
 TEST(ImageIo, Errors) {

@@ -34,11 +34,6 @@ inline nlohmann::json probe(const fs::path& file, const std::string& what) {
   return nlohmann::json::parse(r.stdout_text.empty() ? "{}" : r.stdout_text);
 }
 
-inline std::string read_bytes(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 inline void write_text(const fs::path& file, const std::string& text) {
   std::ofstream(file, std::ios::binary) << text;
 }

@@ -218,7 +218,7 @@ TEST(VideoSink, OutputErrors) {
   fs::path existing = dir / "existing.mp4";
   write_text(existing, "old");
   EXPECT_THROW(make_video_sink(existing, info, 160, 90, {}), Error);
-  EXPECT_EQ(read_bytes(existing), "old");
+  EXPECT_EQ(read_file(existing), "old");
 
   VideoSinkOptions unknown;
   unknown.encoder = "libx999";

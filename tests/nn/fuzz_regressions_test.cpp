@@ -16,14 +16,9 @@ namespace {
 
 fs::path regressions_dir() { return source_dir() / "tests/fuzz_regressions/nn_model"; }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Writes the two halves of a fuzz input as NAME.param / NAME.bin in `dir`.
 fs::path split_input(const fs::path& input, const fs::path& dir) {
-  std::string bytes = read_bytes(input);
+  std::string bytes = read_file(input);
   std::string param = bytes, bin;
   const std::string marker = "\n@bin\n";
   if (size_t at = bytes.find(marker); at != std::string::npos) {

@@ -85,11 +85,6 @@ inline void write_file(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
-inline std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
 // Little-endian fp32 words for a hand-made .bin.
 inline std::string floats(const std::vector<float>& v) {
   std::string s(v.size() * 4, '\0');

@@ -36,7 +36,7 @@ std::string quote(const std::string& word) {
   return out + "'";
 }
 
-static std::string slurp(const fs::path& p) {
+std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
@@ -54,8 +54,8 @@ CommandResult run_command(const std::string& command) {
     r.exit_status = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
     r.exit_status = 128 + WTERMSIG(status);
-  r.stdout_text = slurp(out);
-  r.stderr_text = slurp(err);
+  r.stdout_text = read_file(out);
+  r.stderr_text = read_file(err);
   fs::remove_all(dir);
   return r;
 }

@@ -20,6 +20,9 @@ struct CommandResult {
   std::string stdout_text;
   std::string stderr_text;
 };
+// The whole content of a file (empty if it cannot be read).
+std::string read_file(const fs::path& path);
+
 // Runs `command` through /bin/sh, capturing stdout and stderr.
 CommandResult run_command(const std::string& command);
 // Runs the upframe CLI with `args` (already shell-quoted where needed).
