@@ -73,17 +73,6 @@ nlohmann::json totals_json(const BatchResult& r) {
           {"fps", r.total_time > 0 ? double(frames) / r.total_time : 0.0}};
 }
 
-void write_json_file(const fs::path& path, const nlohmann::json& json) {
-  fs::path tmp = path;
-  tmp += ".upframe-tmp";
-  {
-    std::ofstream out(tmp);
-    out << json.dump(2) << "\n";
-    if (!out) throw Error(path.string(), "cannot write the stats file");
-  }
-  fs::rename(tmp, path);
-}
-
 }  // namespace
 
 bool is_video_path(const fs::path& path) {
@@ -169,7 +158,7 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
   BatchResult result;
   auto write_stats = [&] {
     result.total_time = pipeline::seconds_since(start);
-    if (!settings.stats.empty()) write_json_file(settings.stats, result.to_json());
+    if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, result.to_json());
   };
   for (const BatchItem& item : items) {
     BatchFileResult file;

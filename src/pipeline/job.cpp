@@ -263,17 +263,6 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   return stats;
 }
 
-void write_stats_file(const fs::path& path, const JobStats& stats) {
-  fs::path tmp = path;
-  tmp += ".upframe-tmp";
-  {
-    std::ofstream out(tmp);
-    out << stats.to_json().dump(2) << "\n";
-    if (!out) throw Error(path.string(), "cannot write the stats file");
-  }
-  fs::rename(tmp, path);
-}
-
 }  // namespace
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
@@ -290,11 +279,22 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan)
                        : run_video_job(settings, *upscaler, plan, progress);
-  if (!settings.stats.empty()) write_stats_file(settings.stats, stats);
+  if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());
   return stats;
 }
 
 namespace pipeline {
+
+void write_stats_file(const fs::path& path, const nlohmann::json& json) {
+  fs::path tmp = path;
+  tmp += ".upframe-tmp";
+  {
+    std::ofstream out(tmp);
+    out << json.dump(2) << "\n";
+    if (!out) throw Error(path.string(), "cannot write the stats file");
+  }
+  fs::rename(tmp, path);
+}
 
 std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
   UpscalerOptions o;
