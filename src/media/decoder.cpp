@@ -100,6 +100,7 @@ struct VideoDecoder::Impl {
     frame->pts = pts;
     last_duration = frame->pkt_duration > 0 ? frame->pkt_duration : default_duration;
     last_pts = pts;
+    sanitize_colour_fields(frame);
     // The container may describe colour the bitstream does not.
     if (frame->color_primaries == AVCOL_PRI_UNSPECIFIED)
       frame->color_primaries = info.color_primaries;

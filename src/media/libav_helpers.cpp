@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 
 #include "upframe/error.hpp"
@@ -78,7 +79,40 @@ InputContextPtr open_input(const fs::path& path) {
   if (err < 0)
     throw Error(path.string(), "cannot read the stream information: " + av_error_string(err),
                 ExitCode::kProcessingFailed, "decode");
+  for (unsigned i = 0; i < input->nb_streams; ++i)
+    sanitize_colour_fields(input->streams[i]->codecpar);
   return input;
+}
+
+namespace {
+
+// Resets an enum field holding a value outside [0, end) to `fallback`, reading it as an int
+// (the enums are int-sized; a load as the enum type would be undefined behaviour).
+template <typename Enum>
+void clamp_enum(Enum* field, int end, Enum fallback) {
+  static_assert(sizeof(Enum) == sizeof(int));
+  int value = 0;
+  std::memcpy(&value, field, sizeof value);
+  if (value < 0 || value >= end) *field = fallback;
+}
+
+}  // namespace
+
+void sanitize_colour_fields(AVCodecParameters* par) {
+  clamp_enum(&par->color_primaries, AVCOL_PRI_NB, AVCOL_PRI_UNSPECIFIED);
+  clamp_enum(&par->color_trc, AVCOL_TRC_NB, AVCOL_TRC_UNSPECIFIED);
+  clamp_enum(&par->color_space, AVCOL_SPC_NB, AVCOL_SPC_UNSPECIFIED);
+  clamp_enum(&par->color_range, AVCOL_RANGE_NB, AVCOL_RANGE_UNSPECIFIED);
+  clamp_enum(&par->chroma_location, AVCHROMA_LOC_NB, AVCHROMA_LOC_UNSPECIFIED);
+  clamp_enum(&par->field_order, AV_FIELD_BT + 1, AV_FIELD_UNKNOWN);
+}
+
+void sanitize_colour_fields(AVFrame* frame) {
+  clamp_enum(&frame->color_primaries, AVCOL_PRI_NB, AVCOL_PRI_UNSPECIFIED);
+  clamp_enum(&frame->color_trc, AVCOL_TRC_NB, AVCOL_TRC_UNSPECIFIED);
+  clamp_enum(&frame->colorspace, AVCOL_SPC_NB, AVCOL_SPC_UNSPECIFIED);
+  clamp_enum(&frame->color_range, AVCOL_RANGE_NB, AVCOL_RANGE_UNSPECIFIED);
+  clamp_enum(&frame->chroma_location, AVCHROMA_LOC_NB, AVCHROMA_LOC_UNSPECIFIED);
 }
 
 Frame to_host(const Frame& frame) {

@@ -45,6 +45,13 @@ PacketPtr make_packet();
 // "decode") for a missing, unreadable or non-media file.
 InputContextPtr open_input(const std::filesystem::path& path);
 
+// Demuxers and parsers store what the file says in the colour fields of AVCodecParameters
+// (H.264's chroma_sample_loc_type + 1 unchecked, for one): values outside the enums, which C++
+// must not read as the enum type. These reset any out-of-range colour description (and field
+// order) to "unspecified", reading the fields as plain ints.
+void sanitize_colour_fields(AVCodecParameters* par);
+void sanitize_colour_fields(AVFrame* frame);
+
 // A host copy of `frame` when its planes live in device memory, else the frame itself.
 Frame to_host(const Frame& frame);
 
