@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+# A fixed seed makes a CI run repeat the same mutations (a longer run explores a superset);
+# UPFRAME_FUZZ_SEED=0 lets libFuzzer pick one (for long exploratory runs).
+seed=${UPFRAME_FUZZ_SEED:-1}
 targets=(fuzz_nn_model fuzz_decoder)
 build=${UPFRAME_FUZZ_BUILD:-build-fuzz}
 
@@ -24,7 +27,7 @@ for target in "${targets[@]}"; do
   work="$build/corpus/$name"
   mkdir -p "$work"
   options=(-max_total_time="$share" -timeout=10 -rss_limit_mb=2048 -max_len=65536
-           -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-")
+           -print_final_stats=1 -seed="$seed" -artifact_prefix="$build/artifacts/$name-")
   [[ -f fuzz/$name.dict ]] && options+=(-dict="fuzz/$name.dict")
   echo "== $target: $share s"
   if ! "$build/$target" "${options[@]}" "$work" "fuzz/corpus/$name" 2> "$build/$name.log"; then

@@ -1,6 +1,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include "media_test_util.hpp"
@@ -172,6 +173,30 @@ TEST(VideoDecoder, FramesCarryColourAndHdrSideData) {
   EXPECT_EQ(frame->av()->colorspace, AVCOL_SPC_BT2020_NCL);
   EXPECT_NE(av_frame_get_side_data(frame->av(), AV_FRAME_DATA_MASTERING_DISPLAY_METADATA), nullptr);
   EXPECT_NE(av_frame_get_side_data(frame->av(), AV_FRAME_DATA_CONTENT_LIGHT_LEVEL), nullptr);
+}
+
+// Found by fuzz_decoder in CI (UBSan: "load of value 33, which is not a valid value for type
+// 'enum AVChromaLocation'"): an H.264 SPS whose chroma_sample_loc_type is 32, which FFmpeg
+// 5.1 stores unchecked. Rebuilt by hand (tests/fuzz_regressions/decoder/README.md). The
+// decoder must report it as unspecified, never as an out-of-range enum value.
+TEST(VideoDecoder, OutOfRangeChromaLocationIsUnspecified) {
+  fs::path file =
+      source_dir() / "tests/fuzz_regressions/decoder/h264-chroma-loc-out-of-range.h264";
+  VideoDecoder decoder(file);
+  auto as_int = [](const AVChromaLocation& field) {
+    int value = 0;
+    std::memcpy(&value, &field, sizeof value);
+    return value;
+  };
+  EXPECT_EQ(as_int(decoder.info().chroma_location), AVCHROMA_LOC_UNSPECIFIED);
+  int frames = 0;
+  while (auto frame = decoder.next()) {
+    int location = as_int(frame->av()->chroma_location);
+    EXPECT_GE(location, 0);
+    EXPECT_LT(location, AVCHROMA_LOC_NB);
+    ++frames;
+  }
+  EXPECT_EQ(frames, 3);
 }
 
 }  // namespace
