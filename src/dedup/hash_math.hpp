@@ -46,6 +46,30 @@ UPFRAME_HD inline bool hash_bit_unstable(uint32_t average, uint64_t sum_of_avera
   return (offset < 0 ? -offset : offset) <= static_cast<int64_t>(margin) * cell_count;
 }
 
+// The average hash from the n x n cell sums (row-major, sums of 8-bit samples) of a width x
+// height plane: sets bit k of `words` / `unstable` (n * n / 64 words, which the caller zeroed)
+// as hash_bit / hash_bit_unstable say. The CPU hash and the CUDA hash both finish with this.
+UPFRAME_HD inline void hash_from_cell_sums(const uint64_t* cell_sums, int width, int height, int n,
+                                           uint32_t unstable_margin, uint64_t* words,
+                                           uint64_t* unstable) {
+  const int cell_count = n * n;
+  const auto average = [&](int cell) {
+    const int cx = cell % n, cy = cell / n;
+    const int64_t rows = cell_begin(cy + 1, height, n) - cell_begin(cy, height, n);
+    const int64_t cols = cell_begin(cx + 1, width, n) - cell_begin(cx, width, n);
+    return cell_average(cell_sums[cell], rows * cols);
+  };
+  uint64_t sum_of_averages = 0;
+  for (int cell = 0; cell < cell_count; ++cell) sum_of_averages += average(cell);
+  for (int cell = 0; cell < cell_count; ++cell) {
+    const uint32_t avg = average(cell);
+    const uint64_t bit = uint64_t{1} << (cell % 64);
+    if (hash_bit(avg, sum_of_averages, cell_count)) words[cell / 64] |= bit;
+    if (hash_bit_unstable(avg, sum_of_averages, cell_count, unstable_margin))
+      unstable[cell / 64] |= bit;
+  }
+}
+
 UPFRAME_HD inline int popcount64(uint64_t word) {
 #if defined(__CUDA_ARCH__)
   return __popcll(word);

@@ -168,18 +168,22 @@ void copy_to_8bit(const LumaView& luma, uint8_t* out) {
   }
 }
 
-AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit,
-                          uint64_t* luma_sum) {
+void validate_hash_request(const LumaView& luma, int hash_size) {
   validate(luma);
   if (hash_size != 8 && hash_size != 16 && hash_size != 32)
     throw UsageError({}, "hash size must be 8, 16 or 32, got " + std::to_string(hash_size));
-  const int width = luma.width, height = luma.height;
-  if (width < hash_size || height < hash_size)
+  if (luma.width < hash_size || luma.height < hash_size)
     throw Error({},
-                "a " + std::to_string(width) + "x" + std::to_string(height) +
+                "a " + std::to_string(luma.width) + "x" + std::to_string(luma.height) +
                     " frame is too small for a " + std::to_string(hash_size) + "x" +
                     std::to_string(hash_size) + " hash",
                 ExitCode::kProcessingFailed, "detect");
+}
+
+AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit,
+                          uint64_t* luma_sum) {
+  validate_hash_request(luma, hash_size);
+  const int width = luma.width, height = luma.height;
   if (luma.bit_depth > 8) {
     // Scale to 8 bits once (into the copy the caller wants, or a temporary), then hash that.
     std::vector<uint8_t> temporary;
@@ -234,28 +238,10 @@ AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bi
     for (int cell = 0; cell < hash_size * hash_size; ++cell) *luma_sum += cell_sums[cell];
   }
 
-  const int cell_count = hash_size * hash_size;
-  uint32_t averages[32 * 32];
-  uint64_t sum_of_averages = 0;
-  for (int cy = 0; cy < hash_size; ++cy) {
-    const int64_t rows =
-        math::cell_begin(cy + 1, height, hash_size) - math::cell_begin(cy, height, hash_size);
-    for (int cx = 0; cx < hash_size; ++cx) {
-      const int64_t cols =
-          math::cell_begin(cx + 1, width, hash_size) - math::cell_begin(cx, width, hash_size);
-      const int cell = cy * hash_size + cx;
-      averages[cell] = math::cell_average(cell_sums[cell], rows * cols);
-      sum_of_averages += averages[cell];
-    }
-  }
   AverageHash hash;
   hash.size = hash_size;
-  for (int cell = 0; cell < cell_count; ++cell) {
-    const uint64_t bit = uint64_t{1} << (cell % 64);
-    if (math::hash_bit(averages[cell], sum_of_averages, cell_count)) hash.words[cell / 64] |= bit;
-    if (math::hash_bit_unstable(averages[cell], sum_of_averages, cell_count, kUnstableMargin))
-      hash.unstable[cell / 64] |= bit;
-  }
+  math::hash_from_cell_sums(cell_sums, width, height, hash_size, kUnstableMargin, hash.words.data(),
+                            hash.unstable.data());
   return hash;
 }
 
@@ -277,6 +263,10 @@ struct StopLimits {
   double max_mean_abs_diff;
   double max_block_mean_abs_diff;
 };
+
+StopLimits stop_limits(const Thresholds& thresholds) {
+  return {thresholds.max_mean_abs_diff, thresholds.max_block_mean_abs_diff};
+}
 
 bool over_limits(const DifferenceSums& sums, const StopLimits* limits) {
   if (!limits) return false;
@@ -531,21 +521,46 @@ math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t*
   return sums;
 }
 
+bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
+                        const Thresholds& thresholds) {
+  const double signed_mean =
+      static_cast<double>(static_cast<int64_t>(sum_a) - static_cast<int64_t>(sum_b)) /
+      static_cast<double>(pixel_count);
+  return !(std::fabs(signed_mean) > thresholds.max_abs_signed_mean_diff);
+}
+
+bool differences_within(const DifferenceSums& sums, const Thresholds& thresholds) {
+  const StopLimits limits = stop_limits(thresholds);
+  return !over_limits(sums, &limits);
+}
+
+bool motion_within(const math::MotionSums& sums, const Thresholds& thresholds) {
+  return math::motion_fit(sums).score <= thresholds.max_motion;
+}
+
+DifferenceMeasures measures_from_sums(const DifferenceSums& difference,
+                                      const math::MotionSums& motion) {
+  DifferenceMeasures m = difference.measures();
+  const math::MotionFit fit = math::motion_fit(motion);
+  m.motion_shift_x = fit.shift_x;
+  m.motion_shift_y = fit.shift_y;
+  m.motion_explained = fit.explained;
+  m.motion = fit.score;
+  return m;
+}
+
 bool confirm_duplicate_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
                             int width, int height, uint64_t sum_a, uint64_t sum_b,
                             const Thresholds& thresholds) {
-  const double pixels = static_cast<double>(width) * height;
-  // The signed mean comes from the hash pass's sums: free, so it is checked first.
-  const double signed_mean =
-      static_cast<double>(static_cast<int64_t>(sum_a) - static_cast<int64_t>(sum_b)) / pixels;
-  if (std::fabs(signed_mean) > thresholds.max_abs_signed_mean_diff) return false;
-  const StopLimits limits{thresholds.max_mean_abs_diff, thresholds.max_block_mean_abs_diff};
-  bool stopped = false;
-  const DifferenceSums sums = difference_8bit_impl(a, a_stride, b, b_stride, width, height, &sum_a,
-                                                   &sum_b, &limits, &stopped);
-  if (stopped || over_limits(sums, &limits)) return false;
-  return math::motion_fit(motion_sums_8bit(a, a_stride, b, b_stride, width, height)).score <=
-         thresholds.max_motion;
+  const StopLimits limits = stop_limits(thresholds);
+  return confirm_duplicate(
+      sum_a, sum_b, static_cast<int64_t>(width) * height, thresholds,
+      [&] {
+        bool stopped = false;  // a stopped pass's partial sums are already over a limit
+        return difference_8bit_impl(a, a_stride, b, b_stride, width, height, &sum_a, &sum_b,
+                                    &limits, &stopped);
+      },
+      [&] { return motion_sums_8bit(a, a_stride, b, b_stride, width, height); });
 }
 
 }  // namespace upframe::dedup::detail

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "dedup/hash_math.hpp"
+#include "hash_math.hpp"  // same folder: also found from the CUDA tests, which lack src/
 #include "upframe/dedup/detector.hpp"
 #include "upframe/dedup/hash.hpp"
 #include "upframe/dedup/luma.hpp"
@@ -16,11 +16,14 @@ namespace upframe::dedup::detail {
 // Throws upframe::Error if the view cannot be read (null data, bad size or bit depth).
 void validate(const LumaView& luma);
 
-// Average hash of `luma`; if `copy_8bit` is not null, also writes the luma scaled to 8 bits
-// there (width x height bytes, rows packed) in the same pass.
+// Also throws for a hash size other than 8, 16 or 32, or a plane smaller than the hash.
+void validate_hash_request(const LumaView& luma, int hash_size);
+
 // Writes `luma` scaled to 8 bits into `out` (width x height bytes, rows packed).
 void copy_to_8bit(const LumaView& luma, uint8_t* out);
 
+// Average hash of `luma`; if `copy_8bit` is not null, also writes the luma scaled to 8 bits
+// there (width x height bytes, rows packed) in the same pass.
 // `luma_sum`, if not null, receives the sum of all samples scaled to 8 bits.
 AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bit,
                           uint64_t* luma_sum = nullptr);
@@ -48,6 +51,32 @@ namespace upframe::dedup::detail {
 // The motion sums (hash_math.hpp) of two 8-bit planes of the same size.
 math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
                                   int width, int height);
+
+// The confirmation's decision, one step per measure; the CPU detector and the CUDA path
+// (src/dedup/cuda) both decide with these, so equal sums give equal decisions.
+// Step 1, |signed mean| from the planes' sample sums (the hash pass gives them).
+bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
+                        const Thresholds& thresholds);
+// Step 2, mean |a-b| and the largest block mean. The sums may be partial (a pass stopped early):
+// sums only grow, so partial sums over a limit give the full sums' answer.
+bool differences_within(const DifferenceSums& sums, const Thresholds& thresholds);
+// Step 3, the motion measure (math::motion_fit, host doubles).
+bool motion_within(const math::MotionSums& sums, const Thresholds& thresholds);
+
+// The three steps in order; `difference()` returns DifferenceSums and `motion()` MotionSums of
+// the kept frame a and the new frame b, each called only if the steps before accepted.
+template <class DifferencePass, class MotionPass>
+bool confirm_duplicate(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
+                       const Thresholds& thresholds, DifferencePass&& difference,
+                       MotionPass&& motion) {
+  if (!signed_mean_within(sum_a, sum_b, pixel_count, thresholds)) return false;
+  if (!differences_within(difference(), thresholds)) return false;
+  return motion_within(motion(), thresholds);
+}
+
+// All measures of measure_difference() from the full sums.
+DifferenceMeasures measures_from_sums(const DifferenceSums& difference,
+                                      const math::MotionSums& motion);
 
 // The duplicate confirmation of the detector: the three difference measures, stopping as
 // soon as one is certain to exceed its threshold (the sums only grow, so the decision is the
