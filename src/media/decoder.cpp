@@ -16,10 +16,12 @@
 #include <string>
 
 #include "media/libav_helpers.hpp"
+#include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
 
 extern "C" {
+#include <libavutil/hwcontext.h>
 #include <libavutil/pixdesc.h>
 }
 
@@ -62,6 +64,12 @@ struct VideoDecoder::Impl {
   double stream_duration = 0;     // seconds, 0 when unknown
   bool flushing = false;
   bool finished = false;
+  // NVDEC: the CUDA device context handed to libavcodec, and whether it is decoding (set by
+  // the get_format callback; libavcodec falls back to software by itself when it declines).
+  BufferRefPtr hw_device;
+  bool hw_active = false;
+  bool hw_fallback_logged = false;
+  PixelConverter download_converter;
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw Error(path, problem, ExitCode::kProcessingFailed, "decode", frames_out);
@@ -111,15 +119,73 @@ struct VideoDecoder::Impl {
       frame->chroma_location = info.chroma_location;
     if (!valid(frame->sample_aspect_ratio)) frame->sample_aspect_ratio = info.sample_aspect_ratio;
   }
+
+  // NVDEC frames are copied to host memory here, as the planar formats software decode gives
+  // (nv12 -> yuv420p, p010 -> yuv420p10le), so every later stage sees what CPU decode gives.
+  // Keeping them on the device through hashing and upscaling is not done yet (docs/GPU.md).
+  Frame from_device(Frame frame) {
+    if (!frame.on_device()) return frame;
+    Frame host = to_host(frame);
+    const int depth = pixel_format_bit_depth(host.format());
+    return download_converter.convert(host, depth > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
+  }
+
+  // Sets up NVDEC for `decoder` when asked (auto or cuda) and possible; otherwise logs the
+  // reason (SPEC section 6) and leaves the context for software decode.
+  void try_nvdec(AVCodecContext* ctx, const AVCodec* decoder, const std::string& device) {
+    if (device == "cpu") return;
+    const bool asked = device == "cuda";
+    auto fallback = [&](const std::string& why) {
+      if (asked || cuda_built())
+        spdlog::log(asked ? spdlog::level::warn : spdlog::level::info,
+                    "GPU decode unavailable ({}), using CPU decode", why);
+    };
+    if (!cuda_built()) return fallback("this build has no CUDA support");
+    CudaDeviceInfo gpu = cuda_device_info();
+    if (!gpu.available) return fallback(gpu.reason);
+    bool has_config = false;
+    for (int i = 0;; ++i) {
+      const AVCodecHWConfig* config = avcodec_get_hw_config(decoder, i);
+      if (!config) break;
+      if ((config->methods & AV_CODEC_HW_CONFIG_METHOD_HW_DEVICE_CTX) &&
+          config->device_type == AV_HWDEVICE_TYPE_CUDA)
+        has_config = true;
+    }
+    if (!has_config) return fallback(std::string("no NVDEC for ") + decoder->name);
+    AVBufferRef* raw = nullptr;
+    int err = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
+    if (err < 0) return fallback("cannot open the CUDA device: " + av_error_string(err));
+    hw_device.reset(raw);
+    ctx->hw_device_ctx = av_buffer_ref(raw);
+    ctx->opaque = this;
+    ctx->get_format = [](AVCodecContext* c, const AVPixelFormat* formats) {
+      auto* self = static_cast<Impl*>(c->opaque);
+      for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f)
+        if (*f == AV_PIX_FMT_CUDA) {
+          self->hw_active = true;
+          return *f;
+        }
+      self->hw_active = false;
+      if (!self->hw_fallback_logged) {
+        self->hw_fallback_logged = true;
+        spdlog::info("GPU decode unavailable (NVDEC cannot decode this stream's {} format), "
+                     "using CPU decode",
+                     av_get_pix_fmt_name(c->sw_pix_fmt));
+      }
+      // The first software format libavcodec offers: its own default choice.
+      for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f)
+        if (!(av_pix_fmt_desc_get(*f)->flags & AV_PIX_FMT_FLAG_HWACCEL)) return *f;
+      return AV_PIX_FMT_NONE;
+    };
+    hw_active = true;  // until get_format says otherwise
+  }
 };
 
 VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.path = path.string();
-  if (options.device == "cuda")
-    spdlog::warn("GPU decode unavailable (this build has no NVDEC support), using CPU decode");
-  else if (options.device != "cpu" && options.device != "auto")
+  if (options.device != "cpu" && options.device != "auto" && options.device != "cuda")
     throw UsageError(d.path, "unknown decode device '" + options.device + "'");
   d.input = open_input(path);
   AVFormatContext* fmt = d.input.get();
@@ -152,7 +218,22 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions opt
   ctx->pkt_timebase = d.stream->time_base;
   ctx->thread_count = options.threads;
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  d.try_nvdec(ctx, decoder, options.device);
   int err = avcodec_open2(ctx, decoder, nullptr);
+  if (err < 0 && d.hw_device) {
+    spdlog::warn("GPU decode unavailable (cannot open {} with NVDEC: {}), using CPU decode",
+                 decoder->name, av_error_string(err));
+    d.hw_device.reset();
+    d.hw_active = false;
+    d.codec.reset(avcodec_alloc_context3(decoder));
+    if (!d.codec) d.fail("out of memory allocating a decoder");
+    ctx = d.codec.get();
+    if (avcodec_parameters_to_context(ctx, par) < 0) d.fail("cannot set up the decoder");
+    ctx->pkt_timebase = d.stream->time_base;
+    ctx->thread_count = options.threads;
+    ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    err = avcodec_open2(ctx, decoder, nullptr);
+  }
   if (err < 0)
     d.fail(std::string("cannot open the ") + decoder->name + " decoder: " + av_error_string(err));
 
@@ -217,7 +298,7 @@ VideoDecoder::~VideoDecoder() = default;
 
 const VideoInfo& VideoDecoder::info() const { return impl_->info; }
 
-std::string VideoDecoder::backend() const { return "cpu"; }
+std::string VideoDecoder::backend() const { return impl_->hw_active ? "nvdec" : "cpu"; }
 
 std::optional<Frame> VideoDecoder::next() {
   Impl& d = *impl_;
@@ -230,7 +311,7 @@ std::optional<Frame> VideoDecoder::next() {
     if (err >= 0) {
       d.stamp(raw);
       ++d.frames_out;
-      return frame;
+      return d.from_device(std::move(frame));
     }
     if (err == AVERROR_EOF) {
       d.finished = true;

@@ -41,6 +41,11 @@ using PacketPtr = std::unique_ptr<AVPacket, PacketFreer>;
 
 PacketPtr make_packet();
 
+struct BufferRefUnref {
+  void operator()(AVBufferRef* ref) const { av_buffer_unref(&ref); }
+};
+using BufferRefPtr = std::unique_ptr<AVBufferRef, BufferRefUnref>;
+
 // Opens `path` for demuxing and reads the stream info. Throws upframe::Error (stage
 // "decode") for a missing, unreadable or non-media file.
 InputContextPtr open_input(const std::filesystem::path& path);

@@ -26,8 +26,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "media/libav_helpers.hpp"
+#include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
 
@@ -786,9 +789,50 @@ void VideoSink::abort() noexcept {
 
 }  // namespace
 
+NvencStatus nvenc_status(const std::string& encoder) {
+  static std::mutex mutex;
+  static std::map<std::string, NvencStatus> probed;
+  std::lock_guard lock(mutex);
+  if (auto it = probed.find(encoder); it != probed.end()) return it->second;
+  NvencStatus status;
+  const CudaDeviceInfo gpu = cuda_device_info();
+  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
+  if (!cuda_built()) {
+    status.reason = "this build has no CUDA support";
+  } else if (!gpu.available) {
+    status.reason = gpu.reason;
+  } else if (!codec) {
+    status.reason = "this FFmpeg has no " + encoder;
+  } else {
+    // The only sure test: open a session (an H100, for one, has no NVENC unit).
+    CodecContextPtr ctx(avcodec_alloc_context3(codec));
+    if (!ctx) throw Error({}, "out of memory probing " + encoder);
+    ctx->width = 256;
+    ctx->height = 256;
+    ctx->time_base = AVRational{1, 25};
+    ctx->pix_fmt = encoder == "hevc_nvenc" ? AV_PIX_FMT_P010LE : AV_PIX_FMT_YUV420P;
+    int err = avcodec_open2(ctx.get(), codec, nullptr);
+    status.usable = err >= 0;
+    if (!status.usable) status.reason = gpu.name + " cannot open " + encoder + ": " + av_error_string(err);
+  }
+  probed[encoder] = status;
+  return status;
+}
+
 std::string resolve_encoder(const std::string& requested, int bit_depth) {
   std::string name = requested;
-  if (name.empty() || name == "auto") name = bit_depth > 8 ? "libx265" : "libx264";
+  if (name.empty() || name == "auto") {
+    // SPEC section 8: NVENC where the card has it, else the CPU encoders.
+    const std::string nvenc = bit_depth > 8 ? "hevc_nvenc" : "h264_nvenc";
+    const std::string cpu = bit_depth > 8 ? "libx265" : "libx264";
+    const NvencStatus status = nvenc_status(nvenc);
+    name = status.usable ? nvenc : cpu;
+    static std::once_flag logged;
+    if (!status.usable && cuda_built() && cuda_device_info().available)
+      std::call_once(logged, [&] {
+        spdlog::info("GPU encode unavailable ({}), using {}", status.reason, cpu);
+      });
+  }
   if (std::find(kKnownEncoders.begin(), kKnownEncoders.end(), name) == kKnownEncoders.end())
     throw UsageError({}, "unknown encoder '" + name +
                              "' (libx264, libx265, libsvtav1, ffv1, h264_nvenc, hevc_nvenc)");

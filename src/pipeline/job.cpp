@@ -167,7 +167,9 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   auto start = Clock::now();
   JobStats stats;
   fill_common_stats(stats, s, upscaler, plan);
-  VideoDecoder decoder(s.input);
+  DecoderOptions decode_options;
+  decode_options.device = s.device;
+  VideoDecoder decoder(s.input, decode_options);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();
   // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
@@ -240,6 +242,8 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   config.already_written = already_written;
   try {
     pipeline::run_video_pipeline(decoder, upscaler, *sink, config, stats);
+    // NVDEC may have declined the stream's format once decoding began.
+    stats.decode_backend = decoder.backend();
     // Flushing the encoder (its look-ahead and B-frames) and the rename are save work too.
     auto finish_start = Clock::now();
     sink->finish();

@@ -1,6 +1,7 @@
 #include <filesystem>
 
 #include "media_test_util.hpp"
+#include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 
 extern "C" {
@@ -252,6 +253,19 @@ TEST(VideoSink, ShippedSampleWithAudio) {
   EXPECT_FALSE(any_note_contains(notes, "dropped"));
   EXPECT_EQ(packet_count(output, "a"), packet_count(input, "a"));
   EXPECT_EQ(decode_all(output).size(), decode_all(input).size());
+}
+
+// Without a CUDA device, auto must never pick NVENC, and the probe says why (SPEC section 6).
+TEST(ResolveEncoder, NvencNeedsADevice) {
+  const CudaDeviceInfo gpu = cuda_device_info();
+  if (gpu.available) GTEST_SKIP() << "a CUDA device is present (" << gpu.name << ")";
+  for (const char* encoder : {"h264_nvenc", "hevc_nvenc"}) {
+    const NvencStatus status = nvenc_status(encoder);
+    EXPECT_FALSE(status.usable) << encoder;
+    EXPECT_EQ(status.reason, gpu.reason) << encoder;
+  }
+  EXPECT_EQ(resolve_encoder("auto", 8), "libx264");
+  EXPECT_EQ(resolve_encoder("auto", 10), "libx265");
 }
 
 TEST(ResolveEncoder, AutoFollowsBitDepth) {

@@ -103,9 +103,20 @@ std::vector<std::string> join_video_segments(const std::filesystem::path& output
 // encoder (SPEC section 8, "null sink").
 std::unique_ptr<FrameSink> make_null_sink();
 
-// Which encoder `auto` picks for a source of this bit depth (SPEC section 8, CPU side).
-// Throws upframe::UsageError for an unknown encoder or one this FFmpeg lacks.
+// Which encoder `auto` picks for a source of this bit depth (SPEC section 8): h264_nvenc
+// (8-bit) or hevc_nvenc main10 (more) where a CUDA device can open an NVENC session, else
+// libx264 or libx265 (logging why once when a device is present). Throws upframe::UsageError for
+// an unknown encoder or one this FFmpeg lacks.
 std::string resolve_encoder(const std::string& requested, int bit_depth);
+
+// Whether `encoder` (h264_nvenc or hevc_nvenc) can be opened here: a CUDA device, the
+// encoder in FFmpeg, and a session the card accepts. Probed once per process; never throws for
+// an unusable card (the reason says why).
+struct NvencStatus {
+  bool usable = false;
+  std::string reason;
+};
+NvencStatus nvenc_status(const std::string& encoder);
 
 // Whether the container that `output`'s extension picks can hold `encoder`'s codec (false
 // for libsvtav1 into .avi, ...): batch mode then falls back to .mkv.
