@@ -3,10 +3,12 @@
 // every backend; a backend only supplies the ops (see src/nn/).
 #pragma once
 
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <string>
 
+#include "upframe/error.hpp"
 #include "upframe/nn/tensor.hpp"
 
 namespace upframe::nn {
@@ -56,5 +58,36 @@ class Executor {
 std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model, Precision precision,
                                             int threads = 0);
 bool cpu_supports_bf16();
+
+// CUDA backend (cuDNN convolutions, CUDA kernels for the other ops) on device `device`, with its
+// own CUDA stream: one executor per pipeline worker. Precision::kFp16 (SPEC's default on CUDA:
+// fp16 storage, fp32 arithmetic, tensor cores) or kFp32 (no TF32); kBf16 throws UsageError.
+// Weights are uploaded at construction. Throws upframe::Error when this upframe was built
+// without CUDA or the device cannot be used, CudaOutOfMemory when device memory runs out.
+std::unique_ptr<Executor> make_cuda_executor(std::shared_ptr<const Model> model,
+                                             Precision precision, int device = 0);
+
+// Device memory ran out (cudaErrorMemoryAllocation or a cuDNN allocation failure), while building
+// a plan for a new input shape or running it: the caller can retry with smaller tiles or fewer
+// workers (SPEC section 6). `bytes` is the size asked for (0 when cuDNN did not say).
+class CudaOutOfMemory : public Error {
+ public:
+  CudaOutOfMemory(const std::string& what, size_t bytes)
+      : Error("",
+              "out of GPU memory allocating " + what + " (" + std::to_string(bytes) + " bytes)"),
+        bytes_(bytes) {}
+  size_t bytes() const { return bytes_; }
+
+ private:
+  size_t bytes_;
+};
+
+// Device bytes per input pixel the CUDA executor needs for one input shape: the activations of
+// the graph's buffer plan at 2 (fp16) or 4 (fp32) bytes a value, the fp32 input and output
+// staging, interpolation temporaries, plus a workspace allowance for the convolutions (the
+// executor chooses cuDNN algorithms whose workspace fits it). Weights, the CUDA context and
+// cuDNN's own memory are fixed costs on top. For a memory manager sizing tiles from
+// cudaMemGetInfo; available without CUDA too (pure arithmetic on the graph).
+size_t cuda_bytes_per_input_pixel(const Model& model, Precision precision);
 
 }  // namespace upframe::nn

@@ -17,6 +17,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include "nn/graph.hpp"
+#include "nn/op_math.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
 
@@ -83,26 +84,6 @@ void zero_channel_padding(const Blocked& v) {
     }
 }
 
-float activate(const ActivationSpec& a, float v, int channel) {
-  switch (a.type) {
-    case Activation::kNone:
-      return v;
-    case Activation::kReLU:
-      return v > 0.f ? v : 0.f;
-    case Activation::kLeakyReLU:
-      return v > 0.f ? v : v * a.alpha;
-    case Activation::kClip:
-      return std::min(std::max(v, a.alpha), a.beta);
-    case Activation::kSigmoid:
-      return 1.f / (1.f + std::exp(-v));
-    case Activation::kPReLU: {
-      float s = a.prelu_slopes.size() == 1 ? a.prelu_slopes[0] : a.prelu_slopes[channel];
-      return v > 0.f ? v : v * s;
-    }
-  }
-  return v;
-}
-
 // Per-channel slope in place on a blocked image (one pass, vectorised over the block).
 template <int B>
 void prelu_blocked(const Blocked& v, const std::vector<float>& slopes_padded) {
@@ -132,85 +113,9 @@ void prelu_in_place(const Blob& b, const std::vector<float>& slopes) {
     prelu_blocked<1>(v, s);
 }
 
-float binary(BinaryKind k, float a, float b) {
-  switch (k) {
-    case BinaryKind::kAdd:
-      return a + b;
-    case BinaryKind::kSub:
-      return a - b;
-    case BinaryKind::kMul:
-      return a * b;
-    case BinaryKind::kDiv:
-      return a / b;
-    case BinaryKind::kMax:
-      return std::max(a, b);
-    case BinaryKind::kMin:
-      return std::min(a, b);
-    case BinaryKind::kPow:
-      return std::pow(a, b);
-    case BinaryKind::kRSub:
-      return b - a;
-    case BinaryKind::kRDiv:
-      return b / a;
-  }
-  return a;
-}
-
-// Resampling taps along one axis: out i reads in[index[i*T + t]] * weight[i*T + t].
-struct Taps {
-  int count = 1;
-  std::vector<int> index;
-  std::vector<float> weight;
-};
-
-Taps make_taps(int resize_type, int in, int out, float scale_param, bool size_given) {
-  Taps t;
-  auto clamp = [&](int i) { return std::min(std::max(i, 0), in - 1); };
-  if (resize_type == 1) {  // nearest, as ncnn: floor(out * in/out or 1/scale)
-    float step = size_given ? float(in) / out : 1.f / scale_param;
-    for (int i = 0; i < out; ++i) {
-      t.index.push_back(std::min(int(i * step), in - 1));
-      t.weight.push_back(1.f);
-    }
-    return t;
-  }
-  double scale = double(in) / out;
-  if (resize_type == 2) {  // bilinear, half-pixel centres, edge clamped
-    t.count = 2;
-    for (int i = 0; i < out; ++i) {
-      float f = float((i + 0.5) * scale - 0.5);
-      int s = int(std::floor(f));
-      f -= s;
-      if (s < 0) {
-        s = 0;
-        f = 0.f;
-      }
-      if (s >= in - 1) {
-        s = in - 1;
-        f = 0.f;
-      }
-      t.index.insert(t.index.end(), {s, clamp(s + 1)});
-      t.weight.insert(t.weight.end(), {1.f - f, f});
-    }
-    return t;
-  }
-  // bicubic, A = -0.75 (ncnn and PyTorch), half-pixel centres, edge pixels repeated
-  t.count = 4;
-  const float A = -0.75f;
-  for (int i = 0; i < out; ++i) {
-    float f = float((i + 0.5) * scale - 0.5);
-    int s = int(std::floor(f));
-    f -= s;
-    float x0 = f + 1, x1 = f, x2 = 1 - f;
-    float c0 = A * x0 * x0 * x0 - 5 * A * x0 * x0 + 8 * A * x0 - 4 * A;
-    float c1 = (A + 2) * x1 * x1 * x1 - (A + 3) * x1 * x1 + 1;
-    float c2 = (A + 2) * x2 * x2 * x2 - (A + 3) * x2 * x2 + 1;
-    float c3 = 1.f - c0 - c1 - c2;
-    t.index.insert(t.index.end(), {clamp(s - 1), clamp(s), clamp(s + 1), clamp(s + 2)});
-    t.weight.insert(t.weight.end(), {c0, c1, c2, c3});
-  }
-  return t;
-}
+using math::binary;
+using math::make_taps;
+using math::Taps;
 
 // Separable resampling of a blocked image: rows first into `tmp`, then columns.
 template <int B>
@@ -544,15 +449,18 @@ class CpuExecutor final : public Executor {
         a.alpha = op.relu_slope;
         a.prelu_slopes = op.slopes;
         plan->steps.push_back([in, out, a]() {
+          const math::ActivationArgs args = math::activation_args(a);
           if (in.shape.dims != 3) {
-            for (int i = 0; i < in.shape.w; ++i) out.data()[i] = activate(a, in.data()[i], i);
+            for (int i = 0; i < in.shape.w; ++i)
+              out.data()[i] = math::activate(args, in.data()[i], i);
             return;
           }
           Blocked s = view(in), d = view(out);
 #pragma omp parallel for collapse(2)
           for (int c = 0; c < s.channels; ++c)
             for (int y = 0; y < s.height; ++y)
-              for (int x = 0; x < s.width; ++x) d.at(c, y, x) = activate(a, s.at(c, y, x), c);
+              for (int x = 0; x < s.width; ++x)
+                d.at(c, y, x) = math::activate(args, s.at(c, y, x), c);
           zero_channel_padding(d);
         });
         break;
@@ -634,12 +542,7 @@ class CpuExecutor final : public Executor {
         PaddingParams p = op.padding;
         plan->steps.push_back([in, out, p]() {
           Blocked s = view(in), d = view(out);
-          auto source = [&](int i, int n) {  // -1: outside (constant padding)
-            if (i >= 0 && i < n) return i;
-            if (p.type == 0) return -1;
-            if (p.type == 1) return std::min(std::max(i, 0), n - 1);
-            return i < 0 ? -i : 2 * (n - 1) - i;  // reflect
-          };
+          auto source = [&](int i, int n) { return math::padding_source(i, n, p.type); };
 #pragma omp parallel for collapse(2)
           for (int cb = 0; cb < d.channel_blocks(); ++cb)
             for (int y = 0; y < d.height; ++y) {
@@ -684,6 +587,7 @@ class CpuExecutor final : public Executor {
         Blob out = new_blob(plan, op.outputs[0], out_shape, 0);
         const InnerProductParams* p = &op.inner;
         plan->steps.push_back([in, out, p]() {
+          const math::ActivationArgs args = math::activation_args(p->activation);
           size_t n = in.shape.elements();
           const float* x = in.data();
 #pragma omp parallel for
@@ -691,7 +595,7 @@ class CpuExecutor final : public Executor {
             const float* w = p->weights.data() + size_t(o) * n;
             float acc = p->bias_term ? p->bias[o] : 0.f;
             for (size_t i = 0; i < n; ++i) acc += w[i] * x[i];
-            out.data()[o] = activate(p->activation, acc, o);
+            out.data()[o] = math::activate(args, acc, o);
           }
         });
         break;
@@ -707,7 +611,7 @@ class CpuExecutor final : public Executor {
             for (int y = 0; y < s.height; ++y)
               for (int i = 0; i < r; ++i)
                 for (int j = 0; j < r; ++j) {
-                  int q = mode == 0 ? p * r * r + i * r + j : (i * r + j) * d.channels + p;
+                  int q = math::pixelshuffle_source_channel(p, i, j, r, d.channels, mode);
                   const float* src = s.pixel(q, y, 0);
                   float* dst = d.pixel(p, y * r + i, j);
                   for (int x = 0; x < s.width; ++x) dst[x * r] = src[x];
