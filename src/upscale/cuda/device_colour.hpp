@@ -1,0 +1,69 @@
+// Colour conversion for the network on the device: 4:2:0 YUV planes in device memory (yuv420p,
+// yuv420p10le, nv12, p010) to planar float RGB [0,1] (CHW, a device buffer) and back, with the
+// per-pixel functions of device_colour_math.hpp, which are the CPU reference's constexpr formulas
+// (upframe/upscale/colour.hpp) in colour.cpp's order of operations.
+//
+// Agreement with the CPU reference (frame_to_rgb / rgb_to_frame): the same formulas; a device
+// compile may fuse a multiply and an add (nvcc's default --fmad=true), so a float differs by a
+// few ulp (|difference| <= 1e-6 on RGB in [0,1]) and an output code by at most 1 level where
+// the exact value lies within that of a rounding midpoint. Compiled with --fmad=false the
+// results are the CPU's bit for bit (IEEE division and no reassociation on both sides).
+// Plain C++ header: host code includes it without nvcc.
+#pragma once
+
+#include <memory>
+
+#include "upframe/frame.hpp"
+#include "upframe/upscale/colour.hpp"
+
+namespace upframe::colour::cuda {
+
+enum class DeviceYuvFormat { kYuv420p, kYuv420p10le, kNv12, kP010 };
+
+// One 4:2:0 picture in device memory. Planar formats use data[0..2] (Y, Cb, Cr); nv12 and p010
+// use data[0] (Y) and data[1] (Cb, Cr pairs). Pitches in bytes.
+struct DeviceYuvFrame {
+  DeviceYuvFormat format = DeviceYuvFormat::kYuv420p;
+  int width = 0;
+  int height = 0;
+  void* data[3] = {nullptr, nullptr, nullptr};
+  int pitch[3] = {0, 0, 0};
+};
+
+// The device format of a pixel format; false where it is none of the four.
+bool device_yuv_format(AVPixelFormat format, DeviceYuvFormat* out);
+
+// The planes of a device frame (AV_PIX_FMT_CUDA, e.g. from NVDEC) whose data format is one of
+// the four; throws upframe::Error otherwise.
+DeviceYuvFrame device_yuv_frame(const Frame& frame);
+
+// Kernels on one CUDA stream with their scratch memory (grown as needed). Calls queue work on
+// the stream and return; synchronize() waits and reports a failure of the queued kernels.
+// `params` comes from colour_params(frame.av()) (it resolves device frames too) and must give
+// 4:2:0 chroma (factor 2 on both axes). Errors throw upframe::Error with stage "upscale".
+// Not thread-safe: one per worker/stream.
+class DeviceColour {
+ public:
+  explicit DeviceColour(void* stream = nullptr);  // a cudaStream_t; null: the default stream
+  ~DeviceColour();
+  DeviceColour(const DeviceColour&) = delete;
+  DeviceColour& operator=(const DeviceColour&) = delete;
+
+  // frame_to_rgb(): `rgb` (device) receives 3 x height x width floats, planes R, G, B.
+  void yuv_to_rgb(const DeviceYuvFrame& yuv, const ColourParams& params, float* rgb);
+
+  // rgb_to_frame()'s YUV part: `rgb` (device, 3 x height x width, values clamped to [0,1]) is
+  // written into `yuv`'s planes (device, yuv's size and format) with the tent-filter chroma
+  // downsampling and round-to-nearest codes of the CPU reference. Padding bits (p010's low 6)
+  // are written as zeros.
+  void rgb_to_yuv(const float* rgb, const DeviceYuvFrame& yuv, const ColourParams& params);
+
+  void synchronize();
+
+ private:
+  struct Scratch;
+  void* stream_ = nullptr;
+  std::unique_ptr<Scratch> scratch_;
+};
+
+}  // namespace upframe::colour::cuda
