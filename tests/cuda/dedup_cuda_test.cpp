@@ -17,10 +17,13 @@
 #include "upframe/cuda_device.hpp"
 #include "upframe/dedup/detector.hpp"
 #include "upframe/dedup/hash.hpp"
+#include "upframe/dedup/luma.hpp"
 #include "upframe/error.hpp"
 
 extern "C" {
 #include <libavutil/frame.h>
+#include <libavutil/hwcontext.h>
+#include <libavutil/pixdesc.h>
 }
 
 namespace upframe::dedup {
@@ -205,6 +208,54 @@ TEST(DedupCuda, DecisionsEqualTheCpuDetector) {
         }
       }
   EXPECT_GT(duplicates, 0);  // the on-twos clips gave some, so both outcomes were compared
+}
+
+// A host frame copied into a CUDA frame as FFmpeg's hwaccel gives it (AV_PIX_FMT_CUDA, the
+// host format as sw_format); an empty Frame with the failure in `why`.
+Frame cuda_frame_of(const Frame& host, std::string& why) {
+  AVBufferRef* device = nullptr;
+  int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
+  AVBufferRef* frames = err >= 0 ? av_hwframe_ctx_alloc(device) : nullptr;
+  AVFrame* frame = nullptr;
+  if (frames) {
+    auto* ctx = reinterpret_cast<AVHWFramesContext*>(frames->data);
+    ctx->format = AV_PIX_FMT_CUDA;
+    ctx->sw_format = host.format();
+    ctx->width = host.width();
+    ctx->height = host.height();
+    err = av_hwframe_ctx_init(frames);
+    frame = err >= 0 ? av_frame_alloc() : nullptr;
+    if (frame) err = av_hwframe_get_buffer(frames, frame, 0);
+    if (frame && err >= 0) err = av_hwframe_transfer_data(frame, host.av(), 0);
+  }
+  av_buffer_unref(&frames);
+  av_buffer_unref(&device);
+  if (err < 0 || !frame) {
+    why = "cannot make a CUDA frame: " + av_error_string(err);
+    av_frame_free(&frame);
+    return {};
+  }
+  return Frame::adopt(frame);
+}
+
+TEST(DedupCuda, DeviceFramesLikeNvdecGivesHashTheCpuGives) {
+  auto dev = upframe::cuda_device_info();
+  if (!dev.available) GTEST_SKIP() << dev.reason;
+  cuda::DeviceDedup gpu;
+  for (const AVPixelFormat format : {AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE, AV_PIX_FMT_YUV420P}) {
+    const Frame host = synth::render_frame(
+        123, 77, format, [](int x, int y) { return synth::scene_luma(3, x * 0.7, y * 0.9); });
+    std::string why;
+    const Frame device = cuda_frame_of(host, why);
+    ASSERT_TRUE(device) << why;
+    const LumaView view = cuda::device_luma_of(device);
+    EXPECT_EQ(view.bit_depth, luma_of(host).bit_depth);
+    for (const int n : {8, 16, 32})
+      EXPECT_EQ(gpu.average_hash(view, n).hash, average_hash(luma_of(host), n))
+          << av_get_pix_fmt_name(format) << " n=" << n;
+  }
+  const Frame host = synth::render_frame(64, 32, AV_PIX_FMT_YUV420P, [](int, int) { return 9; });
+  EXPECT_THROW(cuda::device_luma_of(host), Error);  // a host frame
 }
 
 TEST(DedupCuda, RejectsHostPlanesAndMismatchedSizes) {

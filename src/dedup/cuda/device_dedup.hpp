@@ -30,6 +30,11 @@ enum class LumaSamples {
 LumaView device_luma(const void* device_data, int pitch_bytes, int width, int height,
                      LumaSamples samples);
 
+// The luma plane of a device frame (AV_PIX_FMT_CUDA, e.g. from NVDEC) whose data format has a
+// plain luma plane (nv12, p010, yuv420p, yuv420p10le, p016, yuv444p...), read as luma_of()
+// reads the same format on the host. Throws upframe::Error for a host frame or another format.
+LumaView device_luma_of(const Frame& frame);
+
 struct DeviceHash {
   AverageHash hash;
   uint64_t luma_sum = 0;  // sum of the 8-bit samples (the confirmation's signed mean needs it)
