@@ -379,9 +379,7 @@ struct CudaExecutor::Impl {
       case OpType::kDeconvolution: {
         const ConvParams& c = op.conv;
         const Shape& in_shape = shapes[op.inputs[0]];
-        DeconvGeometry g{in_shape.c,   in_shape.h,   in_shape.w, out_shape.c, out_shape.h,
-                         out_shape.w,  c.kernel_h,   c.kernel_w, c.stride_h,  c.stride_w,
-                         c.dilation_h, c.dilation_w, c.pad_top,  c.pad_left,  c.groups};
+        const DeconvGeometry g = deconv_geometry(c, in_shape, out_shape);
         const LayerParams& p = params.at(op_index);
         const T* in = blob<T>(plan, op.inputs[0]);
         const T* w = p.weights.as<T>();
@@ -419,12 +417,7 @@ struct CudaExecutor::Impl {
       }
       case OpType::kInterp: {
         const Shape& in_shape = shapes[op.inputs[0]];
-        const InterpParams& ip = op.interp;
-        const bool sized = ip.output_height != 0 && ip.output_width != 0;
-        math::Taps xt =
-            math::make_taps(ip.resize_type, in_shape.w, out_shape.w, ip.width_scale, sized);
-        math::Taps yt =
-            math::make_taps(ip.resize_type, in_shape.h, out_shape.h, ip.height_scale, sized);
+        const auto [xt, yt] = interp_taps(op.interp, in_shape, out_shape);
         plan->scratch.push_back(upload_vector(xt.index, "resampling taps of " + name));
         const int* x_index = plan->scratch.back().as<int>();
         plan->scratch.push_back(upload_vector(xt.weight, "resampling taps of " + name));
@@ -437,8 +430,8 @@ struct CudaExecutor::Impl {
         const int xc = xt.count, yc = yt.count;
         plan->steps.push_back([=]() {
           resample_kernel<T><<<grid_for(n), kThreads, 0, s>>>(
-              in, out, in_shape.c, in_shape.h, in_shape.w, out_shape.h, out_shape.w, x_index,
-              x_weight, xc, y_index, y_weight, yc);
+              in, out, in_shape.c, in_shape.h, in_shape.w, out_shape.h, out_shape.w,
+              ResampleTaps{x_index, x_weight, xc, y_index, y_weight, yc});
           check_launch("interp kernel", name);
         });
         return;

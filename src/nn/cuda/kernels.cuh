@@ -1,8 +1,8 @@
 // CUDA kernels of the neural-network ops other than the cuDNN convolutions. Blobs are plain
-// NCHW (a vector is 1x1xW) in storage type T (float or __half); arithmetic is fp32 and the
-// per-element formulas come from nn/op_math.hpp, the ones the CPU backend uses. Every kernel is
-// a grid-stride loop (any size, any launch width); launchers queue on `stream` and check the
-// launch.
+// NCHW (a vector is 1x1xW) in storage type T (float or __half); arithmetic is fp32. The
+// per-element formulas come from nn/op_math.hpp (shared with the CPU backend) and the per-output
+// index arithmetic from element_ops.hpp (tested on the host). Every kernel is a grid-stride loop
+// over the output (any size, any launch width).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -11,13 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nn/cuda/element_ops.hpp"
 #include "nn/op_math.hpp"
 
 namespace upframe::nn::cuda {
 
-// Storage <-> fp32.
-__device__ inline float load(float v) { return v; }
-__device__ inline float load(__half v) { return __half2float(v); }
+// fp32 -> storage (load() is in element_ops.hpp).
 template <typename T>
 __device__ inline T store(float v);
 template <>
@@ -59,85 +58,28 @@ __global__ void bias_activation_kernel(const T* in, T* out, const float* bias,
   }
 }
 
-// ncnn Deconvolution as a gather: out[o][oy][ox] = bias[o] + sum over the group's inputs i and
-// taps (ky, kx) with oy = iy*stride + ky*dilation - pad_top (same for x) of
-// in[i][iy][ix] * w[g][o'][i'][ky][kx] (ncnn's order, unflipped), then the activation.
-struct DeconvGeometry {
-  int in_c, in_h, in_w, out_c, out_h, out_w;
-  int kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w, pad_top, pad_left;
-  int groups;
-};
-
 template <typename T>
 __global__ void deconv_kernel(const T* in, const T* w, const float* bias, math::ActivationArgs act,
                               T* out, DeconvGeometry g) {
   const size_t n = size_t(g.out_c) * g.out_h * g.out_w;
-  const int in_per_group = g.in_c / g.groups, out_per_group = g.out_c / g.groups;
-  UPFRAME_GRID_STRIDE(idx, n) {
-    const int ox = int(idx % g.out_w);
-    const int oy = int((idx / g.out_w) % g.out_h);
-    const int o = int(idx / (size_t(g.out_w) * g.out_h));
-    const int group = o / out_per_group, o_local = o % out_per_group;
-    float acc = bias ? bias[o] : 0.f;
-    for (int ky = 0; ky < g.kernel_h; ++ky) {
-      const int ty = oy + g.pad_top - ky * g.dilation_h;
-      if (ty < 0 || ty % g.stride_h != 0) continue;
-      const int iy = ty / g.stride_h;
-      if (iy >= g.in_h) continue;
-      for (int kx = 0; kx < g.kernel_w; ++kx) {
-        const int tx = ox + g.pad_left - kx * g.dilation_w;
-        if (tx < 0 || tx % g.stride_w != 0) continue;
-        const int ix = tx / g.stride_w;
-        if (ix >= g.in_w) continue;
-        for (int i = 0; i < in_per_group; ++i) {
-          const int channel = group * in_per_group + i;
-          const size_t wi =
-              (((size_t(group) * out_per_group + o_local) * in_per_group + i) * g.kernel_h + ky) *
-                  g.kernel_w +
-              kx;
-          acc += load(in[(size_t(channel) * g.in_h + iy) * g.in_w + ix]) * load(w[wi]);
-        }
-      }
-    }
-    out[idx] = store<T>(math::activate(act, acc, o));
-  }
+  UPFRAME_GRID_STRIDE(idx, n) { out[idx] = store<T>(deconv_element(in, w, bias, act, g, idx)); }
 }
 
 template <typename T>
 __global__ void pixelshuffle_kernel(const T* in, T* out, int out_c, int in_h, int in_w, int r,
                                     int mode) {
-  const int out_h = in_h * r, out_w = in_w * r;
-  const size_t n = size_t(out_c) * out_h * out_w;
+  const size_t n = size_t(out_c) * in_h * r * in_w * r;
   UPFRAME_GRID_STRIDE(idx, n) {
-    const int x = int(idx % out_w);
-    const int y = int((idx / out_w) % out_h);
-    const int p = int(idx / (size_t(out_w) * out_h));
-    const int q = math::pixelshuffle_source_channel(p, y % r, x % r, r, out_c, mode);
-    out[idx] = in[(size_t(q) * in_h + y / r) * in_w + x / r];
+    out[idx] = in[pixelshuffle_source(idx, out_c, in_h, in_w, r, mode)];
   }
 }
 
-// Separable resampling with the host-made taps (math::make_taps), summed as the CPU does: each
-// source row's horizontal sum in tap order, then those rows in tap order.
 template <typename T>
 __global__ void resample_kernel(const T* in, T* out, int channels, int in_h, int in_w, int out_h,
-                                int out_w, const int* x_index, const float* x_weight, int x_count,
-                                const int* y_index, const float* y_weight, int y_count) {
+                                int out_w, ResampleTaps taps) {
   const size_t n = size_t(channels) * out_h * out_w;
   UPFRAME_GRID_STRIDE(idx, n) {
-    const int x = int(idx % out_w);
-    const int y = int((idx / out_w) % out_h);
-    const int c = int(idx / (size_t(out_w) * out_h));
-    const T* plane = in + size_t(c) * in_h * in_w;
-    float acc = 0.f;
-    for (int ty = 0; ty < y_count; ++ty) {
-      const T* row = plane + size_t(y_index[y * y_count + ty]) * in_w;
-      float mid = 0.f;
-      for (int tx = 0; tx < x_count; ++tx)
-        mid += load(row[x_index[x * x_count + tx]]) * x_weight[x * x_count + tx];
-      acc += mid * y_weight[y * y_count + ty];
-    }
-    out[idx] = store<T>(acc);
+    out[idx] = store<T>(resample_element(in, in_h, in_w, out_h, out_w, taps, idx));
   }
 }
 
@@ -163,25 +105,9 @@ __global__ void binary_broadcast_kernel(const T* image, const T* small, T* out, 
   }
 }
 
-constexpr int kMaxEltwiseInputs = 16;
-template <typename T>
-struct EltwiseInputs {
-  const T* data[kMaxEltwiseInputs];
-  float coefficient[kMaxEltwiseInputs];
-  int count;
-};
-
-// ncnn Eltwise: 0 product, 1 sum (with coefficients), 2 max, in input order as the CPU.
 template <typename T>
 __global__ void eltwise_kernel(EltwiseInputs<T> ins, int kind, T* out, size_t n) {
-  UPFRAME_GRID_STRIDE(i, n) {
-    float v = kind == 1 ? load(ins.data[0][i]) * ins.coefficient[0] : load(ins.data[0][i]);
-    for (int k = 1; k < ins.count; ++k) {
-      const float x = load(ins.data[k][i]);
-      v = kind == 0 ? v * x : kind == 1 ? v + x * ins.coefficient[k] : math::max_of(v, x);
-    }
-    out[i] = store<T>(v);
-  }
+  UPFRAME_GRID_STRIDE(i, n) { out[i] = store<T>(eltwise_element(ins, kind, i)); }
 }
 
 template <typename T>
@@ -189,10 +115,7 @@ __global__ void crop_kernel(const T* in, T* out, int in_h, int in_w, int coffset
                             int woffset, int out_c, int out_h, int out_w) {
   const size_t n = size_t(out_c) * out_h * out_w;
   UPFRAME_GRID_STRIDE(idx, n) {
-    const int x = int(idx % out_w);
-    const int y = int((idx / out_w) % out_h);
-    const int c = int(idx / (size_t(out_w) * out_h));
-    out[idx] = in[(size_t(c + coffset) * in_h + y + hoffset) * in_w + x + woffset];
+    out[idx] = in[crop_source(idx, in_h, in_w, coffset, hoffset, woffset, out_h, out_w)];
   }
 }
 
@@ -203,12 +126,8 @@ __global__ void padding_kernel(const T* in, T* out, int channels, int in_h, int 
                                int left, int type, float value, int out_h, int out_w) {
   const size_t n = size_t(channels) * out_h * out_w;
   UPFRAME_GRID_STRIDE(idx, n) {
-    const int x = int(idx % out_w);
-    const int y = int((idx / out_w) % out_h);
-    const int c = int(idx / (size_t(out_w) * out_h));
-    const int sy = math::padding_source(y - top, in_h, type);
-    const int sx = math::padding_source(x - left, in_w, type);
-    out[idx] = sy < 0 || sx < 0 ? store<T>(value) : in[(size_t(c) * in_h + sy) * in_w + sx];
+    const long long src = padding_source_index(idx, in_h, in_w, top, left, type, out_h, out_w);
+    out[idx] = src < 0 ? store<T>(value) : in[src];
   }
 }
 
