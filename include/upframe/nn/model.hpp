@@ -72,9 +72,10 @@ std::unique_ptr<Executor> make_cuda_executor(std::shared_ptr<const Model> model,
 // workers (SPEC section 6). `bytes` is the size asked for (0 when cuDNN did not say).
 class CudaOutOfMemory : public Error {
  public:
+  // `what`: the allocation or the step that failed ("activation buffer 2 for input 1080x1920").
   CudaOutOfMemory(const std::string& what, size_t bytes)
-      : Error("",
-              "out of GPU memory allocating " + what + " (" + std::to_string(bytes) + " bytes)"),
+      : Error("", "out of GPU memory: " + what +
+                      (bytes ? " needs " + std::to_string(bytes) + " bytes" : std::string())),
         bytes_(bytes) {}
   size_t bytes() const { return bytes_; }
 

@@ -88,7 +88,11 @@ class DeviceBuffer {
     cudaError_t status = cudaMalloc(&ptr_, std::max<size_t>(bytes, 256));
     if (status != cudaSuccess) {
       ptr_ = nullptr;
-      fail_cuda(status, ("cudaMalloc for " + what).c_str(), {}, bytes);
+      if (status == cudaErrorMemoryAllocation) {
+        cudaGetLastError();  // not sticky: clear it so the caller can retry with smaller tiles
+        throw CudaOutOfMemory(what, bytes);
+      }
+      fail_cuda(status, ("cudaMalloc of " + what).c_str(), {}, bytes);
     }
   }
   ~DeviceBuffer() { release(); }
@@ -221,6 +225,7 @@ struct CudaExecutor::Impl {
   ~Impl() { release(); }
 
   void release() {
+    cudaSetDevice(device);  // the thread destroying it may have another device current
     if (stream) cudaStreamSynchronize(stream);
     plans.clear();
     params.clear();
