@@ -308,11 +308,27 @@ struct CudaExecutor::Impl {
       check_cuda(cudaStreamSynchronize(stream), "synchronise before freeing plans");
       plans.clear();
     }
-    auto plan = std::make_unique<Plan>();
-    if (precision == Precision::kFp16)
-      build<__half>(shape, plan.get());
-    else
-      build<float>(shape, plan.get());
+    auto build_plan = [&]() {
+      auto plan = std::make_unique<Plan>();
+      if (precision == Precision::kFp16)
+        build<__half>(shape, plan.get());
+      else
+        build<float>(shape, plan.get());
+      return plan;
+    };
+    std::unique_ptr<Plan> plan;
+    try {
+      plan = build_plan();
+    } catch (const CudaOutOfMemory&) {
+      if (plans.empty() && !workspace.get()) throw;
+      // Plans cached for other shapes (and the workspace sized for them) may hold the memory
+      // this one needs: free them and try once more, so a caller retrying with smaller tiles
+      // gets the memory back.
+      check_cuda(cudaStreamSynchronize(stream), "synchronise before freeing plans");
+      plans.clear();
+      workspace = DeviceBuffer();
+      plan = build_plan();
+    }
     return *plans.emplace(key, std::move(plan)).first->second;
   }
 
