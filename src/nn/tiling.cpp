@@ -91,11 +91,15 @@ size_t default_cpu_tile_budget_bytes() {
 }
 
 int auto_tile_size(const Model& model, size_t budget_bytes) {
+  return tile_for_budget(model, model_bytes_per_input_pixel(model), budget_bytes);
+}
+
+int tile_for_budget(const Model& model, size_t bytes_per_input_pixel, size_t budget_bytes) {
   bool global_context = false;
   const int radius = model.graph().receptive_radius(&global_context);
   if (global_context) return 0;
   const double window =
-      std::sqrt(double(budget_bytes) / double(model_bytes_per_input_pixel(model)));
+      std::sqrt(double(budget_bytes) / double(std::max<size_t>(1, bytes_per_input_pixel)));
   const int tile = (int(window) - 2 * radius) / 16 * 16;
   return std::max(tile, 32);
 }

@@ -8,6 +8,7 @@
 #include <set>
 #include <system_error>
 
+#include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/upscale/neural_upscaler.hpp"
@@ -57,7 +58,15 @@ std::string scales_text(const std::set<int>& scales) {
   return join(parts, ", ");
 }
 
-nn::Precision parse_precision(const std::string& precision) {
+// SPEC section 8: fp16 by default on CUDA, fp32 on the CPU; one the device lacks is an error.
+nn::Precision parse_precision(const std::string& precision, bool cuda) {
+  if (cuda) {
+    if (precision.empty() || precision == "fp16") return nn::Precision::kFp16;
+    if (precision == "fp32") return nn::Precision::kFp32;
+    if (precision == "bf16")
+      throw UsageError({}, "precision bf16 is not available on CUDA (use fp16 or fp32)");
+    throw UsageError({}, "unknown precision '" + precision + "' (use fp16 or fp32 on CUDA)");
+  }
   if (precision.empty() || precision == "fp32") return nn::Precision::kFp32;
   if (precision == "bf16") {
     if (!nn::cpu_supports_bf16())
@@ -72,7 +81,8 @@ nn::Precision parse_precision(const std::string& precision) {
 }
 
 std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
-                                      const UpscalerOptions& options, nn::Precision precision) {
+                                      const UpscalerOptions& options, nn::Precision precision,
+                                      bool cuda) {
   std::error_code ec;
   if (!fs::is_regular_file(param, ec)) throw Error(param.string(), "model file not found");
   fs::path bin = param;
@@ -86,7 +96,7 @@ std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
     throw UsageError(param.string(), "the model upscales x" + std::to_string(graph_scale) +
                                          " and cannot give --scale " + std::to_string(scale));
   return std::make_unique<NeuralUpscaler>(std::move(model), precision, options.tile,
-                                          options.threads);
+                                          options.threads, cuda);
 }
 
 }  // namespace
@@ -131,29 +141,40 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
     throw UsageError(
         {}, "threads must be positive or 0 (all cores), not " + std::to_string(options.threads));
 
-  if (options.device == "cuda")
-    throw UsageError({},
-                     "device cuda is not available: CUDA support not built into this upframe "
-                     "(use --device cpu or auto)");
-  if (options.device != "auto" && options.device != "cpu")
+  if (options.device != "auto" && options.device != "cpu" && options.device != "cuda")
     throw UsageError({}, "unknown device '" + options.device + "' (use auto, cpu or cuda)");
-  if (options.model == "lanczos" || options.model == "bicubic")
-    return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
-  const nn::Precision precision = parse_precision(options.precision);
+  const bool resampler = options.model == "lanczos" || options.model == "bicubic";
+  bool cuda = false;
+  if (options.device == "cuda") {
+    if (resampler)
+      throw UsageError({}, options.model + " runs on the CPU only (use --device cpu or auto)");
+    const CudaDeviceInfo gpu = cuda_device_info();
+    if (!gpu.available)
+      throw UsageError({}, "device cuda is not available: " + gpu.reason +
+                               " (use --device cpu or auto)");
+    cuda = true;
+  } else if (options.device == "auto" && !resampler && cuda_built()) {
+    const CudaDeviceInfo gpu = cuda_device_info();
+    cuda = gpu.available;
+    if (!cuda) spdlog::info("GPU upscaling unavailable ({}), using the CPU", gpu.reason);
+  }
+  if (resampler) return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
+  const nn::Precision precision = parse_precision(options.precision, cuda);
 
   const fs::path as_path(options.model);
   if (as_path.extension() == ".param" || options.model.find('/') != std::string::npos)
-    return load_neural(as_path, options.scale, options, precision);
+    return load_neural(as_path, options.scale, options, precision, cuda);
 
   // A NAME: NAME-x{scale}.param, else NAME.param, in the first folder that has either.
   const int scale = options.scale ? options.scale : 2;
   for (const fs::path& dir : model_search_dirs()) {
     const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ".param");
     std::error_code ec;
-    if (fs::is_regular_file(scaled, ec)) return load_neural(scaled, scale, options, precision);
+    if (fs::is_regular_file(scaled, ec))
+      return load_neural(scaled, scale, options, precision, cuda);
     const fs::path plain = dir / (options.model + ".param");
     if (fs::is_regular_file(plain, ec))
-      return load_neural(plain, options.scale, options, precision);
+      return load_neural(plain, options.scale, options, precision, cuda);
   }
   const auto models = scan_models();
   if (auto it = models.find(options.model); it != models.end())

@@ -34,5 +34,7 @@ size_t default_cpu_tile_budget_bytes();
 // tiling) for a model whose output depends on the whole image (global pooling), where tiles
 // would change the result.
 int auto_tile_size(const Model& model, size_t budget_bytes);
+// The same for another backend's bytes per input pixel (the CUDA executor's, fp16 or fp32).
+int tile_for_budget(const Model& model, size_t bytes_per_input_pixel, size_t budget_bytes);
 
 }  // namespace upframe::nn

@@ -11,26 +11,38 @@ namespace upframe {
 
 class NeuralUpscaler : public Upscaler {
  public:
-  // `tile`: -1 auto (nn::auto_tile_size with the CPU budget), 0 none, N input pixels.
-  // `threads`: 0 = all cores, shared among the workers by prepare(). The model's input and
-  // output must be 3-channel RGB; throws upframe::Error naming the model file otherwise.
+  // `tile`: -1 auto (the CPU: nn::auto_tile_size with the CPU budget; CUDA: from free VRAM
+  // and the worker count, in prepare()), 0 none, N input pixels.
+  // `threads`: 0 = all cores, shared among the workers by prepare() (CPU backend).
+  // `cuda`: run the network on CUDA device 0 (the caller checked cuda_device_info()); colour
+  // conversion and tiling stay on the host. The model's input and output must be 3-channel
+  // RGB; throws upframe::Error naming the model file otherwise.
   NeuralUpscaler(std::shared_ptr<const nn::Model> model, nn::Precision precision, int tile = -1,
-                 int threads = 0);
+                 int threads = 0, bool cuda = false);
 
   std::string name() const override;
   int scale() const override;
   std::string precision() const override;
+  std::string backend() const override { return cuda_ ? "cuda" : "cpu"; }
   int tile() const override { return tile_; }
-  // One worker using every core inside the convolutions measures fastest on the CPU.
-  int preferred_workers() const override { return 1; }
+  // CPU: one worker using every core inside the convolutions measures fastest. CUDA: as many
+  // streams (up to kMaxCudaWorkers) as free VRAM holds at the tile size.
+  int preferred_workers() const override;
+  int max_workers() const override;
   size_t worker_memory_bytes(int width, int height) const override;
   void prepare(int workers) override;
   std::unique_ptr<UpscaleWorker> create_worker() override;
 
   int threads_per_worker() const { return threads_per_worker_; }
   int overlap() const { return overlap_; }
+  static constexpr int kMaxCudaWorkers = 4;
 
  private:
+  // CUDA: device bytes one worker needs with tiles of `tile` (0: whole frames of the probe
+  // size), and the device memory the workers may share.
+  size_t cuda_worker_bytes(int tile) const;
+  size_t cuda_usable_bytes() const;
+
   std::shared_ptr<const nn::Model> model_;
   nn::Precision precision_;
   int tile_;
@@ -38,6 +50,9 @@ class NeuralUpscaler : public Upscaler {
   int total_threads_;
   int threads_per_worker_;
   size_t bytes_per_pixel_;
+  bool cuda_;
+  bool auto_tile_;
+  size_t cuda_free_bytes_ = 0;
 };
 
 }  // namespace upframe
