@@ -125,16 +125,24 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
-// Host data copied into a new device buffer (synchronous: used while building).
-DeviceBuffer upload(const void* host, size_t bytes, const std::string& what) {
+// Host data copied into a new device buffer, on the executor's stream, which is then
+// synchronised (used while building; the host data may be a temporary). Not cudaMemcpy: that
+// copies on the legacy default stream, which does not order with our non-blocking stream, and
+// from pageable memory it may return before the data has reached the device, so the first kernels
+// reading the weights or taps could see stale memory.
+DeviceBuffer upload(const void* host, size_t bytes, const std::string& what, cudaStream_t stream) {
   DeviceBuffer buffer(bytes, what);
-  if (bytes) check_cuda(cudaMemcpy(buffer.get(), host, bytes, cudaMemcpyHostToDevice), "upload");
+  if (bytes) {
+    check_cuda(cudaMemcpyAsync(buffer.get(), host, bytes, cudaMemcpyHostToDevice, stream),
+               ("upload of " + what).c_str());
+    check_cuda(cudaStreamSynchronize(stream), ("upload of " + what).c_str());
+  }
   return buffer;
 }
 
 template <typename V>
-DeviceBuffer upload_vector(const std::vector<V>& v, const std::string& what) {
-  return upload(v.data(), v.size() * sizeof(V), what);
+DeviceBuffer upload_vector(const std::vector<V>& v, const std::string& what, cudaStream_t stream) {
+  return upload(v.data(), v.size() * sizeof(V), what, stream);
 }
 
 // cuDNN descriptors, destroyed with their owner.
@@ -247,9 +255,9 @@ struct CudaExecutor::Impl {
     }
   }
 
-  static LayerParams activation_params(const ActivationSpec& spec, const std::string& name) {
+  LayerParams activation_params(const ActivationSpec& spec, const std::string& name) {
     LayerParams p;
-    p.slopes = upload_vector(spec.prelu_slopes, "PReLU slopes of " + name);
+    p.slopes = upload_vector(spec.prelu_slopes, "PReLU slopes of " + name, stream);
     p.act = {spec.type, spec.alpha, spec.beta, p.slopes.as<float>(), int(spec.prelu_slopes.size())};
     return p;
   }
@@ -262,15 +270,17 @@ struct CudaExecutor::Impl {
         case OpType::kConvolution:
         case OpType::kDeconvolution: {
           LayerParams p = activation_params(op.conv.activation, op.name);
-          p.weights = upload_vector(to_storage<T>(op.conv.weights), "weights of " + op.name);
-          if (op.conv.bias_term) p.bias = upload_vector(op.conv.bias, "bias of " + op.name);
+          p.weights =
+              upload_vector(to_storage<T>(op.conv.weights), "weights of " + op.name, stream);
+          if (op.conv.bias_term) p.bias = upload_vector(op.conv.bias, "bias of " + op.name, stream);
           params[int(i)] = std::move(p);
           break;
         }
         case OpType::kInnerProduct: {
           LayerParams p = activation_params(op.inner.activation, op.name);
-          p.weights = upload_vector(op.inner.weights, "weights of " + op.name);
-          if (op.inner.bias_term) p.bias = upload_vector(op.inner.bias, "bias of " + op.name);
+          p.weights = upload_vector(op.inner.weights, "weights of " + op.name, stream);
+          if (op.inner.bias_term)
+            p.bias = upload_vector(op.inner.bias, "bias of " + op.name, stream);
           params[int(i)] = std::move(p);
           break;
         }
@@ -439,13 +449,13 @@ struct CudaExecutor::Impl {
       case OpType::kInterp: {
         const Shape& in_shape = shapes[op.inputs[0]];
         const auto [xt, yt] = interp_taps(op.interp, in_shape, out_shape);
-        plan->scratch.push_back(upload_vector(xt.index, "resampling taps of " + name));
+        plan->scratch.push_back(upload_vector(xt.index, "resampling taps of " + name, stream));
         const int* x_index = plan->scratch.back().as<int>();
-        plan->scratch.push_back(upload_vector(xt.weight, "resampling taps of " + name));
+        plan->scratch.push_back(upload_vector(xt.weight, "resampling taps of " + name, stream));
         const float* x_weight = plan->scratch.back().as<float>();
-        plan->scratch.push_back(upload_vector(yt.index, "resampling taps of " + name));
+        plan->scratch.push_back(upload_vector(yt.index, "resampling taps of " + name, stream));
         const int* y_index = plan->scratch.back().as<int>();
-        plan->scratch.push_back(upload_vector(yt.weight, "resampling taps of " + name));
+        plan->scratch.push_back(upload_vector(yt.weight, "resampling taps of " + name, stream));
         const float* y_weight = plan->scratch.back().as<float>();
         const T* in = blob<T>(plan, op.inputs[0]);
         const int xc = xt.count, yc = yt.count;
