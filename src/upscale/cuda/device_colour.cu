@@ -133,8 +133,11 @@ struct DeviceColour::Scratch {
   float* memory = nullptr;
   size_t capacity = 0;  // floats
   ~Scratch() { cudaFree(memory); }
-  float* reserve(size_t floats) {
+  // Calls return with their kernels still queued: wait for the stream before freeing memory an
+  // earlier call's kernels may still be using (rather than rely on cudaFree synchronising).
+  float* reserve(size_t floats, cudaStream_t stream) {
     if (floats > capacity) {
+      if (memory) check(cudaStreamSynchronize(stream), "waiting before growing the scratch memory");
       cudaFree(memory);
       memory = nullptr;
       capacity = 0;
@@ -200,12 +203,12 @@ void DeviceColour::rgb_to_yuv(const float* rgb, const DeviceYuvFrame& yuv,
   if (!scratch_) scratch_ = std::make_unique<Scratch>();
   const size_t full = static_cast<size_t>(planes.width) * planes.height;
   const size_t rows = static_cast<size_t>(planes.chroma_width) * planes.height;
-  float* memory = scratch_->reserve(2 * full + 2 * rows);
+  const auto stream = static_cast<cudaStream_t>(stream_);
+  float* memory = scratch_->reserve(2 * full + 2 * rows, stream);
   float* cb_full = memory;
   float* cr_full = memory + full;
   float* cb_rows = memory + 2 * full;
   float* cr_rows = cb_rows + rows;
-  const auto stream = static_cast<cudaStream_t>(stream_);
   rgb_to_luma_kernel<<<grid_for(planes.width, planes.height), kBlock, 0, stream>>>(
       rgb, planes, params, cb_full, cr_full);
   check(cudaGetLastError(), "launching the RGB to luma kernel");
