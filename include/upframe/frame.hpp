@@ -25,6 +25,9 @@ class Frame {
   Frame ref() const;
   // A deep copy into new, writable host buffers.
   Frame clone() const;
+  // This frame itself when its planes are in host memory; else a host copy (data_format(),
+  // properties and side data copied). Throws upframe::Error when the copy fails.
+  Frame to_host() const;
 
   explicit operator bool() const { return frame_ != nullptr; }
   AVFrame* av() const { return frame_.get(); }

@@ -49,6 +49,16 @@ Frame Frame::clone() const {
   return out;
 }
 
+Frame Frame::to_host() const {
+  if (!frame_ || !on_device()) return *this;
+  Frame out = adopt(av_frame_alloc());
+  if (!out.av()) throw Error({}, "out of memory allocating a frame");
+  int err = av_hwframe_transfer_data(out.av(), frame_.get(), 0);
+  if (err >= 0) err = av_frame_copy_props(out.av(), frame_.get());
+  if (err < 0) throw Error({}, "cannot copy a frame from device memory: " + av_error_string(err));
+  return out;
+}
+
 AVPixelFormat Frame::data_format() const {
   if (on_device() && frame_->hw_frames_ctx) {
     auto* ctx = reinterpret_cast<AVHWFramesContext*>(frame_->hw_frames_ctx->data);

@@ -7,6 +7,10 @@
 #include "dedup/kernels.hpp"
 #include "upframe/error.hpp"
 
+#ifdef UPFRAME_HAVE_CUDA
+#include "dedup/cuda/device_dedup.hpp"
+#endif
+
 namespace upframe::dedup {
 
 Thresholds default_thresholds() {
@@ -61,9 +65,19 @@ struct DuplicateDetector::Impl {
     std::vector<uint8_t> copy;  // rows packed
     const uint8_t* data = nullptr;
     int stride = 0;
+    // A device frame (NVDEC): its luma plane in device memory, kept by reference in `frame`.
+    bool on_device = false;
+    LumaView device_luma;
   };
 
+  void check_order(int64_t index);
   Decision classify(int64_t index, const LumaView& luma, const Frame* frame);
+#ifdef UPFRAME_HAVE_CUDA
+  // The same decision on the device (SPEC section 8: bit-identical to the CPU's). Compiled,
+  // never run on a GPU (docs/GPU.md).
+  Decision classify_device(int64_t index, const Frame& frame);
+  std::unique_ptr<cuda::DeviceDedup> device;
+#endif
 
   DetectorOptions options;
   size_t window = 1;
@@ -95,6 +109,9 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
 DuplicateDetector::~DuplicateDetector() = default;
 
 Decision DuplicateDetector::classify(int64_t index, const Frame& frame) {
+#ifdef UPFRAME_HAVE_CUDA
+  if (frame.on_device()) return impl_->classify_device(index, frame);
+#endif
   const LumaView luma = luma_of(frame);
   return impl_->classify(index, luma, &frame);
 }
@@ -103,16 +120,56 @@ Decision DuplicateDetector::classify(int64_t index, const LumaView& luma) {
   return impl_->classify(index, luma, nullptr);
 }
 
-Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
-                                           const Frame* frame) {
+void DuplicateDetector::Impl::check_order(int64_t index) {
   if (any_frame && index <= last_index)
     throw Error({},
                 "frames must be classified in increasing order: " + std::to_string(index) +
                     " after " + std::to_string(last_index),
                 ExitCode::kProcessingFailed, "detect", index);
-  detail::validate(luma);
   any_frame = true;
   last_index = index;
+}
+
+#ifdef UPFRAME_HAVE_CUDA
+Decision DuplicateDetector::Impl::classify_device(int64_t index, const Frame& frame) {
+  check_order(index);
+  if (!device) device = std::make_unique<cuda::DeviceDedup>();
+  const LumaView luma = cuda::device_luma_of(frame);
+  const cuda::DeviceHash hashed = device->average_hash(luma, options.hash_size);
+  bool candidate = false;
+  for (const UniqueFrame& unique : uniques) {  // most recent first
+    if (!unique.on_device || unique.width != luma.width || unique.height != luma.height) continue;
+    if (hamming_distance(hashed.hash, unique.hash) > options.hash_threshold) continue;
+    candidate = true;
+    if (device->confirm_duplicate(unique.device_luma, unique.luma_sum, luma, hashed.luma_sum,
+                                  options.thresholds)) {
+      ++hash_candidates;
+      return Decision{true, unique.index};
+    }
+  }
+  if (candidate) {
+    ++hash_candidates;
+    ++rejected_by_confirmation;
+  }
+  if (uniques.size() >= window) uniques.pop_back();
+  UniqueFrame unique;
+  unique.index = index;
+  unique.hash = hashed.hash;
+  unique.luma_sum = hashed.luma_sum;
+  unique.width = luma.width;
+  unique.height = luma.height;
+  unique.frame = frame.ref();  // keeps the NVDEC surface (the decoder adds surfaces for these)
+  unique.on_device = true;
+  unique.device_luma = luma;
+  uniques.push_front(std::move(unique));
+  return Decision{false, -1};
+}
+#endif
+
+Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
+                                           const Frame* frame) {
+  check_order(index);
+  detail::validate(luma);
 
   // One pass over the frame: the hash, the sample sum, and the 8-bit copy only where one is
   // needed (more than 8 bits, or a plane the caller owns).
@@ -130,7 +187,7 @@ Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
 
   bool candidate = false;
   for (const UniqueFrame& unique : uniques) {  // most recent first
-    if (unique.width != luma.width || unique.height != luma.height) continue;
+    if (unique.on_device || unique.width != luma.width || unique.height != luma.height) continue;
     if (hamming_distance(hash, unique.hash) > options.hash_threshold) continue;
     candidate = true;
     // a = the kept frame, b = the new one: the motion is measured from the past to now.

@@ -70,6 +70,8 @@ struct VideoDecoder::Impl {
   bool hw_active = false;
   bool hw_fallback_logged = false;
   PixelConverter download_converter;
+  bool keep_on_device = false;
+  int held_device_frames = 0;
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw Error(path, problem, ExitCode::kProcessingFailed, "decode", frames_out);
@@ -124,7 +126,7 @@ struct VideoDecoder::Impl {
   // (nv12 -> yuv420p, p010 -> yuv420p10le), so every later stage sees what CPU decode gives.
   // Keeping them on the device through hashing and upscaling is not done yet (docs/GPU.md).
   Frame from_device(Frame frame) {
-    if (!frame.on_device()) return frame;
+    if (!frame.on_device() || keep_on_device) return frame;
     Frame host = to_host(frame);
     const int depth = pixel_format_bit_depth(host.format());
     return download_converter.convert(host, depth > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
@@ -157,6 +159,7 @@ struct VideoDecoder::Impl {
     if (err < 0) return fallback("cannot open the CUDA device: " + av_error_string(err));
     hw_device.reset(raw);
     ctx->hw_device_ctx = av_buffer_ref(raw);
+    if (keep_on_device) ctx->extra_hw_frames = std::max(0, held_device_frames);
     ctx->opaque = this;
     ctx->get_format = [](AVCodecContext* c, const AVPixelFormat* formats) {
       auto* self = static_cast<Impl*>(c->opaque);
@@ -218,6 +221,8 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions opt
   ctx->pkt_timebase = d.stream->time_base;
   ctx->thread_count = options.threads;
   ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  d.keep_on_device = options.keep_on_device;
+  d.held_device_frames = options.held_device_frames;
   d.try_nvdec(ctx, decoder, options.device);
   int err = avcodec_open2(ctx, decoder, nullptr);
   if (err < 0 && d.hw_device) {

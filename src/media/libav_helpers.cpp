@@ -115,16 +115,7 @@ void sanitize_colour_fields(AVFrame* frame) {
   clamp_enum(&frame->chroma_location, AVCHROMA_LOC_NB, AVCHROMA_LOC_UNSPECIFIED);
 }
 
-Frame to_host(const Frame& frame) {
-  if (!frame || !frame.on_device()) return frame;
-  AVFrame* host = av_frame_alloc();
-  if (!host) throw Error({}, "out of memory allocating a frame");
-  Frame out = Frame::adopt(host);
-  int err = av_hwframe_transfer_data(host, frame.av(), 0);
-  if (err >= 0) err = av_frame_copy_props(host, frame.av());
-  if (err < 0) throw Error({}, "cannot copy a frame from device memory: " + av_error_string(err));
-  return out;
-}
+Frame to_host(const Frame& frame) { return frame ? frame.to_host() : frame; }
 
 PixelConverter::~PixelConverter() { sws_freeContext(sws_); }
 

@@ -10,6 +10,7 @@
 #include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "pipeline/video_pipeline.hpp"
+#include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
 #include "upframe/media/frame_sink.hpp"
@@ -169,6 +170,11 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   fill_common_stats(stats, s, upscaler, plan);
   DecoderOptions decode_options;
   decode_options.device = s.device;
+  // NVDEC frames stay on the device when the upscaler runs there (the detector then hashes
+  // them on the device too); the decoder adds surfaces for every frame held downstream.
+  decode_options.keep_on_device = cuda_built() && upscaler.backend() == "cuda";
+  decode_options.held_device_frames = (s.dedup == "global" ? s.dedup_window : 1) +
+                                      s.preload_frames + upscaler.max_workers() + 4;
   VideoDecoder decoder(s.input, decode_options);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();

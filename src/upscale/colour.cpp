@@ -55,17 +55,7 @@ int alpha_component(const AVPixFmtDescriptor* desc) { return desc->nb_components
 // A host frame in a pixel format this file reads: device frames are downloaded, palette and
 // 1-bit formats converted with swscale.
 Frame readable_host_frame(const Frame& frame) {
-  Frame host = frame;
-  if (frame.on_device()) {
-    AVFrame* downloaded = av_frame_alloc();
-    int err = downloaded ? av_hwframe_transfer_data(downloaded, frame.av(), 0) : AVERROR(ENOMEM);
-    if (err >= 0) err = av_frame_copy_props(downloaded, frame.av());
-    if (err < 0) {
-      av_frame_free(&downloaded);
-      throw Error({}, "cannot copy a frame from the device: " + av_error_string(err));
-    }
-    host = Frame::adopt(downloaded);
-  }
+  const Frame host = frame.to_host();
   const AVPixelFormat format = host.format();
   const AVPixelFormat target = output_format_for(format);
   if (target == format) return host;

@@ -11,6 +11,13 @@
 #include "upframe/nn/tiling.hpp"
 #include "upframe/upscale/colour.hpp"
 
+#ifdef UPFRAME_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "nn/cuda/cuda_executor.hpp"
+#include "upscale/cuda/device_colour.hpp"
+#endif
+
 namespace upframe {
 
 namespace {
@@ -21,6 +28,97 @@ constexpr int kMinTile = 32;
 // The frame size CUDA workers are sized for before the first frame is known (1080p).
 constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 
+#ifdef UPFRAME_HAVE_CUDA
+// An NVDEC frame upscaled without leaving the device: colour conversion and the network on the
+// executor's stream, then one copy of the finished YUV frame (yuv420p or yuv420p10le, what the
+// host path gives) to the host. Whole frames only (no tiling). Compiled, never run on a GPU.
+class DeviceFramePath {
+ public:
+  explicit DeviceFramePath(nn::cuda::CudaExecutor& executor)
+      : executor_(executor), colour_(executor.stream()) {}
+  ~DeviceFramePath() {
+    for (void* buffer : {rgb_in_.data, rgb_out_.data, yuv_out_.data})
+      if (buffer) cudaFree(buffer);
+  }
+  DeviceFramePath(const DeviceFramePath&) = delete;
+  DeviceFramePath& operator=(const DeviceFramePath&) = delete;
+
+  Frame upscale(const Frame& input, int scale) {
+    const colour::cuda::DeviceYuvFrame yuv = colour::cuda::device_yuv_frame(input);
+    const colour::ColourParams params = colour::colour_params(input.av());
+    const int w = input.width(), h = input.height();
+    const nn::cuda::ImageShape shape = executor_.output_shape(3, h, w);
+    if (shape.channels != 3 || shape.width != w * scale || shape.height != h * scale)
+      throw Error({}, "the model gives " + std::to_string(shape.width) + "x" +
+                          std::to_string(shape.height) + " for a " + std::to_string(w) + "x" +
+                          std::to_string(h) + " frame");
+    const int out_w = shape.width, out_h = shape.height;
+    const bool deep = input.bit_depth() > 8;
+    const int sample = deep ? 2 : 1;
+    const int chroma_w = (out_w + 1) / 2, chroma_h = (out_h + 1) / 2;
+    const size_t luma_bytes = size_t(out_w) * sample * out_h;
+    const size_t chroma_bytes = size_t(chroma_w) * sample * chroma_h;
+    float* rgb_in = static_cast<float*>(reserve(rgb_in_, 3 * size_t(w) * h * sizeof(float)));
+    float* rgb_out =
+        static_cast<float*>(reserve(rgb_out_, 3 * size_t(out_w) * out_h * sizeof(float)));
+    auto* planes = static_cast<uint8_t*>(reserve(yuv_out_, luma_bytes + 2 * chroma_bytes));
+
+    colour::cuda::DeviceYuvFrame out_yuv;
+    out_yuv.format = deep ? colour::cuda::DeviceYuvFormat::kYuv420p10le
+                          : colour::cuda::DeviceYuvFormat::kYuv420p;
+    out_yuv.width = out_w;
+    out_yuv.height = out_h;
+    out_yuv.data[0] = planes;
+    out_yuv.data[1] = planes + luma_bytes;
+    out_yuv.data[2] = planes + luma_bytes + chroma_bytes;
+    out_yuv.pitch[0] = out_w * sample;
+    out_yuv.pitch[1] = out_yuv.pitch[2] = chroma_w * sample;
+
+    colour_.yuv_to_rgb(yuv, params, rgb_in);
+    executor_.run_device(rgb_in, 3, h, w, rgb_out);
+    colour_.rgb_to_yuv(rgb_out, out_yuv, params);  // clamps to [0,1] as the host path does
+
+    Frame out = Frame::allocate(out_w, out_h, deep ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
+    const int rows[3] = {out_h, chroma_h, chroma_h};
+    for (int p = 0; p < 3; ++p)
+      check(cudaMemcpy2DAsync(out.av()->data[p], out.av()->linesize[p], out_yuv.data[p],
+                              out_yuv.pitch[p], out_yuv.pitch[p], rows[p], cudaMemcpyDeviceToHost,
+                              executor_.stream()),
+            "copying the upscaled frame to the host");
+    colour_.synchronize();  // waits for the stream and reports a failed kernel
+    if (av_frame_copy_props(out.av(), input.av()) < 0)
+      throw Error({}, "cannot copy the frame properties");
+    colour::tag_resolved_colour(out.av(), params);
+    return out;
+  }
+
+ private:
+  struct DeviceBuffer {
+    void* data = nullptr;
+    size_t bytes = 0;
+  };
+  static void check(cudaError_t err, const char* what) {
+    if (err != cudaSuccess) throw Error({}, std::string(what) + ": " + cudaGetErrorString(err));
+  }
+  void* reserve(DeviceBuffer& buffer, size_t bytes) {
+    if (buffer.bytes >= bytes) return buffer.data;
+    if (buffer.data) check(cudaFree(buffer.data), "freeing a device buffer");
+    buffer = {};
+    if (cudaMalloc(&buffer.data, bytes) != cudaSuccess) {
+      cudaGetLastError();
+      buffer.data = nullptr;
+      throw nn::CudaOutOfMemory("a frame buffer", bytes);
+    }
+    buffer.bytes = bytes;
+    return buffer.data;
+  }
+
+  nn::cuda::CudaExecutor& executor_;
+  colour::cuda::DeviceColour colour_;
+  DeviceBuffer rgb_in_, rgb_out_, yuv_out_;
+};
+#endif
+
 class NeuralWorker : public UpscaleWorker {
  public:
   using ExecutorFactory = std::function<std::unique_ptr<nn::Executor>()>;
@@ -30,13 +128,22 @@ class NeuralWorker : public UpscaleWorker {
         tile_(tile),
         overlap_(overlap),
         scale_(scale) {}
+#ifdef UPFRAME_HAVE_CUDA
+  // The device path uses the executor's stream: it goes first.
+  ~NeuralWorker() override { device_path_.reset(); }
+#endif
 
   Frame upscale(const Frame& input) override {
     try {
-      const nn::Tensor rgb = colour::frame_to_rgb(input);
+#ifdef UPFRAME_HAVE_CUDA
+      if (input.on_device())
+        if (Frame out = upscale_on_device(input)) return out;
+#endif
+      const Frame host = input.to_host();  // rgb_to_frame copies the format of a host frame
+      const nn::Tensor rgb = colour::frame_to_rgb(host);
       nn::Tensor result = run_network(rgb);
       for (float& v : result.data) v = colour::clamp01(v);
-      return colour::rgb_to_frame(result, input);
+      return colour::rgb_to_frame(result, host);
     } catch (const Error& e) {
       if (!e.stage().empty()) throw;
       throw Error(e.file(), e.problem(), e.code(), "upscale", e.frame_index());
@@ -44,6 +151,30 @@ class NeuralWorker : public UpscaleWorker {
   }
 
  private:
+#ifdef UPFRAME_HAVE_CUDA
+  // The device-resident path for an NVDEC frame that fits one tile; an empty Frame where it
+  // does not apply (tiles, a CPU executor) or ran out of memory (then the host path's tiles,
+  // with their own retries, take over: one log line).
+  Frame upscale_on_device(const Frame& input) {
+    auto* executor = dynamic_cast<nn::cuda::CudaExecutor*>(executor_.get());
+    const bool whole = tile_ <= 0 || (input.width() <= tile_ && input.height() <= tile_);
+    if (!executor || !whole) return {};
+    try {
+      if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
+      return device_path_->upscale(input, scale_);
+    } catch (const nn::CudaOutOfMemory& e) {
+      spdlog::warn("{} upscaling a whole frame on the device; using host tiles", e.problem());
+      device_path_.reset();
+      executor_.reset();
+      executor_ = make_executor_();
+      if (tile_ <= 0 || tile_ >= std::max(input.width(), input.height()))
+        tile_ = std::max(kMinTile, std::max(input.width(), input.height()) / 2 / 16 * 16);
+      return {};
+    }
+  }
+  std::unique_ptr<DeviceFramePath> device_path_;
+#endif
+
   // Out of GPU memory (SPEC section 6): a fresh executor (the old one's cached plans freed)
   // with tiles half the size, down to kMinTile, before giving up. The tiled result equals the
   // untiled one, so the output does not change. Never raised by the CPU executor.
@@ -59,6 +190,9 @@ class NeuralWorker : public UpscaleWorker {
                               " pixels");
         spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(),
                      current, next);
+#ifdef UPFRAME_HAVE_CUDA
+        device_path_.reset();  // it refers to the executor
+#endif
         executor_.reset();
         executor_ = make_executor_();
         tile_ = next;

@@ -24,17 +24,7 @@ class SwscaleWorker : public UpscaleWorker {
   ~SwscaleWorker() override { sws_freeContext(context_); }
 
   Frame upscale(const Frame& input) override {
-    Frame host = input;
-    if (input.on_device()) {
-      AVFrame* downloaded = av_frame_alloc();
-      int err = downloaded ? av_hwframe_transfer_data(downloaded, input.av(), 0) : AVERROR(ENOMEM);
-      if (err < 0) {
-        av_frame_free(&downloaded);
-        throw Error({}, "cannot copy a frame from the device: " + av_error_string(err), {},
-                    "upscale");
-      }
-      host = Frame::adopt(downloaded);
-    }
+    const Frame host = input.to_host();
     const AVPixelFormat format = host.format();
     const int out_width = host.width() * scale_, out_height = host.height() * scale_;
     // Cached per worker: recreated only when the input size or format changes.

@@ -12,8 +12,16 @@ namespace upframe {
 
 struct DecoderOptions {
   int threads = 0;  // 0: libavcodec decides (all cores)
-  // "cpu" only for now; the CUDA issue adds "cuda" (NVDEC) with a logged fallback.
+  // "cpu", "auto" or "cuda": NVDEC through libavcodec's hwaccel where a CUDA device and the
+  // codec allow, else CPU decode with one log line saying why (SPEC section 6).
   std::string device = "cpu";
+  // NVDEC frames stay in device memory (AV_PIX_FMT_CUDA) when true; else they are copied to
+  // host memory as yuv420p / yuv420p10le, what CPU decode gives. Only for consumers that take
+  // device frames (the CUDA duplicate detector and upscaler).
+  bool keep_on_device = false;
+  // Surfaces NVDEC adds to its pool for frames held downstream (the detector's window, the
+  // pre-load window, the workers) when keep_on_device.
+  int held_device_frames = 0;
 };
 
 class VideoDecoder {
