@@ -33,6 +33,9 @@ namespace {
 
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
 
+// AV_CUDA_USE_PRIMARY_CONTEXT of libavutil/hwcontext_cuda.h, which needs cuda.h to include.
+constexpr int kCudaUsePrimaryContext = 1 << 0;
+
 // "00:00:02.000000000" (the DURATION tag Matroska muxers write per track) in seconds.
 double parse_duration_tag(const AVDictionary* metadata) {
   const AVDictionaryEntry* entry = av_dict_get(metadata, "DURATION", nullptr, 0);
@@ -155,7 +158,10 @@ struct VideoDecoder::Impl {
     }
     if (!has_config) return fallback(std::string("no NVDEC for ") + decoder->name);
     AVBufferRef* raw = nullptr;
-    int err = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
+    // The primary context: the one the CUDA runtime (detector, upscaler) uses, so device
+    // pointers of NVDEC surfaces are valid there.
+    int err = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr,
+                                     kCudaUsePrimaryContext);
     if (err < 0) return fallback("cannot open the CUDA device: " + av_error_string(err));
     hw_device.reset(raw);
     ctx->hw_device_ctx = av_buffer_ref(raw);
