@@ -169,6 +169,11 @@ Plane device_plane(const LumaView& luma, const char* which) {
   check(cudaPointerGetAttributes(&attributes, luma.data), "cudaPointerGetAttributes");
   if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
     fail(std::string(which) + " plane is not in device memory");
+  // Memory of another CUDA context (e.g. one FFmpeg created for NVDEC without
+  // AV_CUDA_USE_PRIMARY_CONTEXT) is device memory too, but kernels in this thread's context
+  // cannot address it: refuse it here rather than fault (a sticky error) in a kernel.
+  if (attributes.devicePointer == nullptr)
+    fail(std::string(which) + " plane is device memory the current CUDA context cannot address");
   return Plane{luma.data, luma.linesize, luma.width, luma.height, luma.bit_depth};
 }
 
