@@ -120,6 +120,15 @@ YuvPlanes planes_of(const DeviceYuvFrame& frame, const ColourParams& params) {
     if (p.bytes == 2 &&
         (reinterpret_cast<uintptr_t>(frame.data[i]) % 2 != 0 || frame.pitch[i] % 2 != 0))
       fail("plane " + std::to_string(i) + ": 16-bit samples need 2-byte aligned rows");
+    // Kernels can only address memory of this thread's CUDA context: refuse host memory, and
+    // memory of another context (e.g. one FFmpeg created for NVDEC without
+    // AV_CUDA_USE_PRIMARY_CONTEXT), rather than fault (a sticky error) in a kernel.
+    cudaPointerAttributes attributes{};
+    check(cudaPointerGetAttributes(&attributes, frame.data[i]), "cudaPointerGetAttributes");
+    if ((attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) ||
+        attributes.devicePointer == nullptr)
+      fail("plane " + std::to_string(i) +
+           " is not device memory the current CUDA context can address");
     p.data[i] = static_cast<uint8_t*>(frame.data[i]);
     p.pitch[i] = frame.pitch[i];
   }
