@@ -5,6 +5,12 @@
 #include <cstddef>
 #include <string>
 
+#include "upframe/frame.hpp"
+
+extern "C" {
+#include <libavutil/buffer.h>
+}
+
 namespace upframe {
 
 struct CudaDeviceInfo {
@@ -21,5 +27,17 @@ bool cuda_built();
 // Probes device `index` (cudaGetDeviceCount, properties, cudaMemGetInfo). Any error, a missing
 // driver included, is "not available" with the reason; never throws.
 CudaDeviceInfo cuda_device_info(int index = 0);
+
+// FFmpeg's CUDA device (for NVDEC, hw frames) on device 0. `share_runtime_context`: on the CUDA
+// runtime's primary context, so upframe's kernels can read its frames (FFmpeg then wants the
+// context's scheduling flag to be blocking sync, which cuda_device_info() sets before the
+// runtime starts it); else a private context, for frames that are only downloaded. Null, with
+// the reason in `why`, when it cannot be opened.
+AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why);
+
+// A copy of host frame `host` in device memory as FFmpeg's hwaccel gives it (AV_PIX_FMT_CUDA,
+// the host format as sw_format, properties copied), on the runtime's primary context. An empty
+// Frame, with the reason in `why`, where that fails. For tests and benchmarks.
+Frame upload_to_cuda_frame(const Frame& host, std::string* why);
 
 }  // namespace upframe

@@ -33,8 +33,6 @@ namespace {
 
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
 
-// AV_CUDA_USE_PRIMARY_CONTEXT of libavutil/hwcontext_cuda.h, which needs cuda.h to include.
-constexpr int kCudaUsePrimaryContext = 1 << 0;
 
 // "00:00:02.000000000" (the DURATION tag Matroska muxers write per track) in seconds.
 double parse_duration_tag(const AVDictionary* metadata) {
@@ -157,12 +155,17 @@ struct VideoDecoder::Impl {
         has_config = true;
     }
     if (!has_config) return fallback(std::string("no NVDEC for ") + decoder->name);
-    AVBufferRef* raw = nullptr;
-    // The primary context: the one the CUDA runtime (detector, upscaler) uses, so device
-    // pointers of NVDEC surfaces are valid there.
-    int err = av_hwdevice_ctx_create(&raw, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr,
-                                     kCudaUsePrimaryContext);
-    if (err < 0) return fallback("cannot open the CUDA device: " + av_error_string(err));
+    // Frames kept on the device need the runtime's primary context (the detector's and the
+    // upscaler's kernels read them); where FFmpeg cannot share it, a private context with
+    // frames copied to the host still decodes on the GPU.
+    std::string why;
+    AVBufferRef* raw = create_cuda_hwdevice(keep_on_device, &why);
+    if (!raw && keep_on_device) {
+      spdlog::info("NVDEC frames cannot stay on the device ({}); copying them to the host", why);
+      keep_on_device = false;
+      raw = create_cuda_hwdevice(false, &why);
+    }
+    if (!raw) return fallback(why);
     hw_device.reset(raw);
     ctx->hw_device_ctx = av_buffer_ref(raw);
     if (keep_on_device) ctx->extra_hw_frames = std::max(0, held_device_frames);

@@ -35,10 +35,13 @@ constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 class DeviceFramePath {
  public:
   explicit DeviceFramePath(nn::cuda::CudaExecutor& executor)
-      : executor_(executor), colour_(executor.stream()) {}
+      : executor_(executor), colour_(executor.stream()) {
+    check(cudaEventCreateWithFlags(&decoded_, cudaEventDisableTiming), "creating an event");
+  }
   ~DeviceFramePath() {
     for (void* buffer : {rgb_in_.data, rgb_out_.data, yuv_out_.data})
       if (buffer) cudaFree(buffer);
+    cudaEventDestroy(decoded_);
   }
   DeviceFramePath(const DeviceFramePath&) = delete;
   DeviceFramePath& operator=(const DeviceFramePath&) = delete;
@@ -74,6 +77,10 @@ class DeviceFramePath {
     out_yuv.pitch[0] = out_w * sample;
     out_yuv.pitch[1] = out_yuv.pitch[2] = chroma_w * sample;
 
+    // NVDEC copies frames into their surfaces on the legacy default stream, which the worker's
+    // non-blocking stream does not wait for by itself.
+    check(cudaEventRecord(decoded_, cudaStreamLegacy), "recording the decode event");
+    check(cudaStreamWaitEvent(executor_.stream(), decoded_, 0), "waiting for the decoder");
     colour_.yuv_to_rgb(yuv, params, rgb_in);
     executor_.run_device(rgb_in, 3, h, w, rgb_out);
     colour_.rgb_to_yuv(rgb_out, out_yuv, params);  // clamps to [0,1] as the host path does
@@ -115,6 +122,7 @@ class DeviceFramePath {
 
   nn::cuda::CudaExecutor& executor_;
   colour::cuda::DeviceColour colour_;
+  cudaEvent_t decoded_ = nullptr;
   DeviceBuffer rgb_in_, rgb_out_, yuv_out_;
 };
 #endif

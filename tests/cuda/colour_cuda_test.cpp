@@ -209,35 +209,6 @@ TEST(ColourCuda, RgbToYuvMatchesRgbToFrame) {
   EXPECT_LE(off_by_one * 100, codes);  // rounding-midpoint cases only: well under 1 %
 }
 
-// A host frame copied into a CUDA frame as FFmpeg's hwaccel gives it (AV_PIX_FMT_CUDA, the
-// host format as sw_format, the colour properties copied); empty with the failure in `why`.
-Frame cuda_frame_of(const Frame& host, std::string& why) {
-  AVBufferRef* device = nullptr;
-  int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
-  AVBufferRef* frames = err >= 0 ? av_hwframe_ctx_alloc(device) : nullptr;
-  AVFrame* frame = nullptr;
-  if (frames) {
-    auto* ctx = reinterpret_cast<AVHWFramesContext*>(frames->data);
-    ctx->format = AV_PIX_FMT_CUDA;
-    ctx->sw_format = host.format();
-    ctx->width = host.width();
-    ctx->height = host.height();
-    err = av_hwframe_ctx_init(frames);
-    frame = err >= 0 ? av_frame_alloc() : nullptr;
-    if (frame) err = av_hwframe_get_buffer(frames, frame, 0);
-    if (frame && err >= 0) err = av_hwframe_transfer_data(frame, host.av(), 0);
-    if (frame && err >= 0) err = av_frame_copy_props(frame, host.av());
-  }
-  av_buffer_unref(&frames);
-  av_buffer_unref(&device);
-  if (err < 0 || !frame) {
-    why = "cannot make a CUDA frame: " + av_error_string(err);
-    av_frame_free(&frame);
-    return {};
-  }
-  return Frame::adopt(frame);
-}
-
 TEST(ColourCuda, DeviceFramesLikeNvdecConvertAsOnTheHost) {
   auto dev = upframe::cuda_device_info();
   if (!dev.available) GTEST_SKIP() << dev.reason;
@@ -246,7 +217,7 @@ TEST(ColourCuda, DeviceFramesLikeNvdecConvertAsOnTheHost) {
   for (const AVPixelFormat format : {AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE}) {
     const Frame host = random_frame(99, 57, format, kSetups[0], rng);
     std::string why;
-    const Frame device = cuda_frame_of(host, why);
+    const Frame device = upload_to_cuda_frame(host, &why);
     ASSERT_TRUE(device) << why;
     const colour::ColourParams params = colour::colour_params(device.av());
     const nn::Tensor cpu = colour::frame_to_rgb(host);

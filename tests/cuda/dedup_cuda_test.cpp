@@ -210,34 +210,6 @@ TEST(DedupCuda, DecisionsEqualTheCpuDetector) {
   EXPECT_GT(duplicates, 0);  // the on-twos clips gave some, so both outcomes were compared
 }
 
-// A host frame copied into a CUDA frame as FFmpeg's hwaccel gives it (AV_PIX_FMT_CUDA, the
-// host format as sw_format); an empty Frame with the failure in `why`.
-Frame cuda_frame_of(const Frame& host, std::string& why) {
-  AVBufferRef* device = nullptr;
-  int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
-  AVBufferRef* frames = err >= 0 ? av_hwframe_ctx_alloc(device) : nullptr;
-  AVFrame* frame = nullptr;
-  if (frames) {
-    auto* ctx = reinterpret_cast<AVHWFramesContext*>(frames->data);
-    ctx->format = AV_PIX_FMT_CUDA;
-    ctx->sw_format = host.format();
-    ctx->width = host.width();
-    ctx->height = host.height();
-    err = av_hwframe_ctx_init(frames);
-    frame = err >= 0 ? av_frame_alloc() : nullptr;
-    if (frame) err = av_hwframe_get_buffer(frames, frame, 0);
-    if (frame && err >= 0) err = av_hwframe_transfer_data(frame, host.av(), 0);
-  }
-  av_buffer_unref(&frames);
-  av_buffer_unref(&device);
-  if (err < 0 || !frame) {
-    why = "cannot make a CUDA frame: " + av_error_string(err);
-    av_frame_free(&frame);
-    return {};
-  }
-  return Frame::adopt(frame);
-}
-
 TEST(DedupCuda, DeviceFramesLikeNvdecGivesHashTheCpuGives) {
   auto dev = upframe::cuda_device_info();
   if (!dev.available) GTEST_SKIP() << dev.reason;
@@ -246,7 +218,7 @@ TEST(DedupCuda, DeviceFramesLikeNvdecGivesHashTheCpuGives) {
     const Frame host = synth::render_frame(
         123, 77, format, [](int x, int y) { return synth::scene_luma(3, x * 0.7, y * 0.9); });
     std::string why;
-    const Frame device = cuda_frame_of(host, why);
+    const Frame device = upload_to_cuda_frame(host, &why);
     ASSERT_TRUE(device) << why;
     const LumaView view = cuda::device_luma_of(device);
     EXPECT_EQ(view.bit_depth, luma_of(host).bit_depth);
