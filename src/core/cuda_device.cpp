@@ -64,7 +64,7 @@ bool cuda_built() { return false; }
 
 CudaDeviceInfo cuda_device_info(int) {
   CudaDeviceInfo info;
-  info.reason = "CUDA support not built into this upframe (CMake found no nvcc/cuDNN)";
+  info.reason = "CUDA support not built into this upframe";
   return info;
 }
 

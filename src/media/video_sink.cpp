@@ -797,9 +797,7 @@ NvencStatus nvenc_status(const std::string& encoder) {
   NvencStatus status;
   const CudaDeviceInfo gpu = cuda_device_info();
   const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  if (!cuda_built()) {
-    status.reason = "this build has no CUDA support";
-  } else if (!gpu.available) {
+  if (!gpu.available) {  // no device, or no CUDA support built
     status.reason = gpu.reason;
   } else if (!codec) {
     status.reason = "this FFmpeg has no " + encoder;
