@@ -33,7 +33,6 @@ namespace {
 
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
 
-
 // "00:00:02.000000000" (the DURATION tag Matroska muxers write per track) in seconds.
 double parse_duration_tag(const AVDictionary* metadata) {
   const AVDictionaryEntry* entry = av_dict_get(metadata, "DURATION", nullptr, 0);
@@ -130,7 +129,8 @@ struct VideoDecoder::Impl {
     if (!frame.on_device() || keep_on_device) return frame;
     Frame host = to_host(frame);
     const int depth = pixel_format_bit_depth(host.format());
-    return download_converter.convert(host, depth > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
+    return download_converter.convert(host,
+                                      depth > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
   }
 
   // Sets up NVDEC for `decoder` when asked (auto or cuda) and possible; otherwise logs the
@@ -180,9 +180,10 @@ struct VideoDecoder::Impl {
       self->hw_active = false;
       if (!self->hw_fallback_logged) {
         self->hw_fallback_logged = true;
-        spdlog::info("GPU decode unavailable (NVDEC cannot decode this stream's {} format), "
-                     "using CPU decode",
-                     av_get_pix_fmt_name(c->sw_pix_fmt));
+        spdlog::info(
+            "GPU decode unavailable (NVDEC cannot decode this stream's {} format), "
+            "using CPU decode",
+            av_get_pix_fmt_name(c->sw_pix_fmt));
       }
       // The first software format libavcodec offers: its own default choice.
       for (const AVPixelFormat* f = formats; *f != AV_PIX_FMT_NONE; ++f)

@@ -811,7 +811,8 @@ NvencStatus nvenc_status(const std::string& encoder) {
     ctx->pix_fmt = encoder == "hevc_nvenc" ? AV_PIX_FMT_P010LE : AV_PIX_FMT_YUV420P;
     int err = avcodec_open2(ctx.get(), codec, nullptr);
     status.usable = err >= 0;
-    if (!status.usable) status.reason = gpu.name + " cannot open " + encoder + ": " + av_error_string(err);
+    if (!status.usable)
+      status.reason = gpu.name + " cannot open " + encoder + ": " + av_error_string(err);
   }
   probed[encoder] = status;
   return status;

@@ -150,8 +150,8 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
       throw UsageError({}, options.model + " runs on the CPU only (use --device cpu or auto)");
     const CudaDeviceInfo gpu = cuda_device_info();
     if (!gpu.available)
-      throw UsageError({}, "device cuda is not available: " + gpu.reason +
-                               " (use --device cpu or auto)");
+      throw UsageError(
+          {}, "device cuda is not available: " + gpu.reason + " (use --device cpu or auto)");
     cuda = true;
   } else if (options.device == "auto" && !resampler && cuda_built()) {
     const CudaDeviceInfo gpu = cuda_device_info();

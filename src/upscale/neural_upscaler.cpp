@@ -194,10 +194,10 @@ class NeuralWorker : public UpscaleWorker {
         const int current = tile_ > 0 ? tile_ : std::max(rgb.width, rgb.height);
         const int next = std::max(kMinTile, current / 2 / 16 * 16);
         if (current <= kMinTile)
-          throw Error({}, e.problem() + ", even with tiles of " + std::to_string(current) +
-                              " pixels");
-        spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(),
-                     current, next);
+          throw Error({},
+                      e.problem() + ", even with tiles of " + std::to_string(current) + " pixels");
+        spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(), current,
+                     next);
 #ifdef UPFRAME_HAVE_CUDA
         device_path_.reset();  // it refers to the executor
 #endif
@@ -264,15 +264,15 @@ int NeuralUpscaler::preferred_workers() const {
   if (!cuda_) return 1;
   // Tiles of at least 256 pixels (or the size asked for) for every worker.
   const size_t each = cuda_worker_bytes(auto_tile_ ? 256 : tile_);
-  return int(std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1,
-                                kMaxCudaWorkers));
+  return int(
+      std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1, kMaxCudaWorkers));
 }
 
 int NeuralUpscaler::max_workers() const {
   if (!cuda_) return 64;
   const size_t each = cuda_worker_bytes(auto_tile_ ? kMinTile : tile_);
-  return int(std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1,
-                                2 * kMaxCudaWorkers));
+  return int(
+      std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1, 2 * kMaxCudaWorkers));
 }
 
 size_t NeuralUpscaler::worker_memory_bytes(int width, int height) const {

@@ -180,8 +180,7 @@ TEST(VideoDecoder, FramesCarryColourAndHdrSideData) {
 // 5.1 stores unchecked. Rebuilt by hand (tests/fuzz_regressions/decoder/README.md). The
 // decoder must report it as unspecified, never as an out-of-range enum value.
 TEST(VideoDecoder, OutOfRangeChromaLocationIsUnspecified) {
-  fs::path file =
-      source_dir() / "tests/fuzz_regressions/decoder/h264-chroma-loc-out-of-range.h264";
+  fs::path file = source_dir() / "tests/fuzz_regressions/decoder/h264-chroma-loc-out-of-range.h264";
   VideoDecoder decoder(file);
   auto as_int = [](const AVChromaLocation& field) {
     int value = 0;

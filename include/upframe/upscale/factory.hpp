@@ -16,10 +16,11 @@ struct UpscalerOptions {
   // 0 = default: read from the graph for a .param path (or a NAME with a single .param),
   // else 2.
   int scale = 0;
-  std::string device = "auto";  // auto (CUDA for a neural model when a device is present), cpu, cuda
-  std::string precision;        // "" = the device's default (fp16 on CUDA, fp32 on the CPU)
-  int tile = -1;                // -1 auto, 0 none, N input pixels
-  int threads = 0;              // 0 = all cores
+  std::string device =
+      "auto";             // auto (CUDA for a neural model when a device is present), cpu, cuda
+  std::string precision;  // "" = the device's default (fp16 on CUDA, fp32 on the CPU)
+  int tile = -1;          // -1 auto, 0 none, N input pixels
+  int threads = 0;        // 0 = all cores
 };
 
 // Throws upframe::UsageError for a usage problem (unknown model name, with the list of what
