@@ -103,7 +103,7 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
       !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
-  impl_->options = std::move(options);
+  impl_->options = options;
 }
 
 DuplicateDetector::~DuplicateDetector() = default;

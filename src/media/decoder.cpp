@@ -194,7 +194,7 @@ struct VideoDecoder::Impl {
   }
 };
 
-VideoDecoder::VideoDecoder(const std::filesystem::path& path, DecoderOptions options)
+VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptions& options)
     : impl_(std::make_unique<Impl>()) {
   Impl& d = *impl_;
   d.path = path.string();

@@ -28,7 +28,7 @@ class VideoDecoder {
  public:
   // Opens and probes; throws upframe::Error naming the file for a missing, unreadable,
   // non-media or video-less input.
-  explicit VideoDecoder(const std::filesystem::path& path, DecoderOptions options = {});
+  explicit VideoDecoder(const std::filesystem::path& path, const DecoderOptions& options = {});
   ~VideoDecoder();
   VideoDecoder(const VideoDecoder&) = delete;
   VideoDecoder& operator=(const VideoDecoder&) = delete;
