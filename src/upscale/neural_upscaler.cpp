@@ -271,8 +271,8 @@ int NeuralUpscaler::preferred_workers() const {
 int NeuralUpscaler::max_workers() const {
   if (!cuda_) return 64;
   const size_t each = cuda_worker_bytes(auto_tile_ ? kMinTile : tile_);
-  return int(
-      std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1, 2 * kMaxCudaWorkers));
+  return int(std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1,
+                                2 * size_t(kMaxCudaWorkers)));
 }
 
 size_t NeuralUpscaler::worker_memory_bytes(int width, int height) const {
