@@ -19,6 +19,29 @@ int window_start(int begin, int overlap, int window, int extent) {
   return std::clamp(begin - overlap, 0, extent - window);
 }
 
+}  // namespace
+
+std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap) {
+  if (tile <= 0 || (width <= tile && height <= tile))
+    return {{0, 0, width, height, 0, 0, width, height}};
+  overlap = std::max(overlap, 0);
+  const int window_w = std::min(tile + 2 * overlap, width);
+  const int window_h = std::min(tile + 2 * overlap, height);
+  std::vector<TileWindow> windows;
+  for (int core_y = 0; core_y < height; core_y += tile) {
+    const int core_h = std::min(tile, height - core_y);
+    const int win_y = window_start(core_y, overlap, window_h, height);
+    for (int core_x = 0; core_x < width; core_x += tile) {
+      const int core_w = std::min(tile, width - core_x);
+      const int win_x = window_start(core_x, overlap, window_w, width);
+      windows.push_back({win_x, win_y, window_w, window_h, core_x, core_y, core_w, core_h});
+    }
+  }
+  return windows;
+}
+
+namespace {
+
 Tensor crop(const Tensor& input, int x0, int y0, int width, int height) {
   Tensor out(input.channels, height, width);
   for (int c = 0; c < input.channels; ++c)
@@ -42,32 +65,24 @@ Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap,
                           dims(result.width, result.height) + ", expected x" +
                           std::to_string(scale));
   };
-  if (tile <= 0 || (width <= tile && height <= tile)) {
+  const std::vector<TileWindow> windows = tile_windows(width, height, tile, overlap);
+  if (windows.size() == 1) {
     Tensor result = executor.run(input);
     check(result, width, height);
     return result;
   }
-  overlap = std::max(overlap, 0);
-  const int window_w = std::min(tile + 2 * overlap, width);
-  const int window_h = std::min(tile + 2 * overlap, height);
   Tensor output;
-  for (int core_y = 0; core_y < height; core_y += tile) {
-    const int core_h = std::min(tile, height - core_y);
-    const int win_y = window_start(core_y, overlap, window_h, height);
-    for (int core_x = 0; core_x < width; core_x += tile) {
-      const int core_w = std::min(tile, width - core_x);
-      const int win_x = window_start(core_x, overlap, window_w, width);
-      const Tensor result = executor.run(crop(input, win_x, win_y, window_w, window_h));
-      check(result, window_w, window_h);
-      if (output.data.empty()) output = Tensor(result.channels, height * scale, width * scale);
-      // Copy the core's part of the window's result.
-      const int src_x = (core_x - win_x) * scale, src_y = (core_y - win_y) * scale;
-      for (int c = 0; c < result.channels; ++c)
-        for (int y = 0; y < core_h * scale; ++y)
-          std::memcpy(&output.at(c, core_y * scale + y, core_x * scale),
-                      result.plane(c) + size_t(src_y + y) * result.width + src_x,
-                      sizeof(float) * core_w * scale);
-    }
+  for (const TileWindow& w : windows) {
+    const Tensor result = executor.run(crop(input, w.win_x, w.win_y, w.win_w, w.win_h));
+    check(result, w.win_w, w.win_h);
+    if (output.data.empty()) output = Tensor(result.channels, height * scale, width * scale);
+    // Copy the core's part of the window's result.
+    const int src_x = (w.core_x - w.win_x) * scale, src_y = (w.core_y - w.win_y) * scale;
+    for (int c = 0; c < result.channels; ++c)
+      for (int y = 0; y < w.core_h * scale; ++y)
+        std::memcpy(&output.at(c, w.core_y * scale + y, w.core_x * scale),
+                    result.plane(c) + size_t(src_y + y) * result.width + src_x,
+                    sizeof(float) * w.core_w * scale);
   }
   return output;
 }

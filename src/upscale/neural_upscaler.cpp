@@ -30,8 +30,9 @@ constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 
 #ifdef UPFRAME_HAVE_CUDA
 // An NVDEC frame upscaled without leaving the device: colour conversion and the network on the
-// executor's stream, then one copy of the finished YUV frame (yuv420p or yuv420p10le, what the
-// host path gives) to the host. Whole frames only (no tiling). Compiled, never run on a GPU.
+// executor's stream (tiled by the same window plan as run_tiled, windows cut and cores stitched
+// with device-to-device copies), then one copy of the finished YUV frame (yuv420p or
+// yuv420p10le, what the host path gives) to the host. Compiled, never run on a GPU.
 class DeviceFramePath {
  public:
   explicit DeviceFramePath(nn::cuda::CudaExecutor& executor)
@@ -39,23 +40,19 @@ class DeviceFramePath {
     check(cudaEventCreateWithFlags(&decoded_, cudaEventDisableTiming), "creating an event");
   }
   ~DeviceFramePath() {
-    for (void* buffer : {rgb_in_.data, rgb_out_.data, yuv_out_.data})
+    for (void* buffer :
+         {rgb_in_.data, rgb_out_.data, yuv_out_.data, window_in_.data, window_out_.data})
       if (buffer) cudaFree(buffer);
     cudaEventDestroy(decoded_);
   }
   DeviceFramePath(const DeviceFramePath&) = delete;
   DeviceFramePath& operator=(const DeviceFramePath&) = delete;
 
-  Frame upscale(const Frame& input, int scale) {
+  Frame upscale(const Frame& input, int scale, int tile, int overlap) {
     const colour::cuda::DeviceYuvFrame yuv = colour::cuda::device_yuv_frame(input);
     const colour::ColourParams params = colour::colour_params(input.av());
     const int w = input.width(), h = input.height();
-    const nn::cuda::ImageShape shape = executor_.output_shape(3, h, w);
-    if (shape.channels != 3 || shape.width != w * scale || shape.height != h * scale)
-      throw Error({}, "the model gives " + std::to_string(shape.width) + "x" +
-                          std::to_string(shape.height) + " for a " + std::to_string(w) + "x" +
-                          std::to_string(h) + " frame");
-    const int out_w = shape.width, out_h = shape.height;
+    const int out_w = w * scale, out_h = h * scale;
     const bool deep = input.bit_depth() > 8;
     const int sample = deep ? 2 : 1;
     const int chroma_w = (out_w + 1) / 2, chroma_h = (out_h + 1) / 2;
@@ -82,7 +79,7 @@ class DeviceFramePath {
     check(cudaEventRecord(decoded_, cudaStreamLegacy), "recording the decode event");
     check(cudaStreamWaitEvent(executor_.stream(), decoded_, 0), "waiting for the decoder");
     colour_.yuv_to_rgb(yuv, params, rgb_in);
-    executor_.run_device(rgb_in, 3, h, w, rgb_out);
+    run_network(rgb_in, w, h, rgb_out, scale, tile, overlap);
     colour_.rgb_to_yuv(rgb_out, out_yuv, params);  // clamps to [0,1] as the host path does
 
     Frame out = Frame::allocate(out_w, out_h, deep ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);
@@ -104,6 +101,51 @@ class DeviceFramePath {
     void* data = nullptr;
     size_t bytes = 0;
   };
+
+  void check_shape(int w, int h, int scale) {
+    const nn::cuda::ImageShape shape = executor_.output_shape(3, h, w);
+    if (shape.channels != 3 || shape.width != w * scale || shape.height != h * scale)
+      throw Error({}, "the model gives " + std::to_string(shape.width) + "x" +
+                          std::to_string(shape.height) + " for a " + std::to_string(w) + "x" +
+                          std::to_string(h) + " input, expected x" + std::to_string(scale));
+  }
+
+  // Copies a width x height rectangle of each of the 3 planes between planar float buffers
+  // on the device (pitches in floats), on the executor's stream.
+  void copy_planes(const float* src, int src_w, int src_h, int src_x, int src_y, float* dst,
+                   int dst_w, int dst_h, int dst_x, int dst_y, int width, int height) {
+    for (int c = 0; c < 3; ++c)
+      check(cudaMemcpy2DAsync(dst + (size_t(c) * dst_h + dst_y) * dst_w + dst_x,
+                              size_t(dst_w) * sizeof(float),
+                              src + (size_t(c) * src_h + src_y) * src_w + src_x,
+                              size_t(src_w) * sizeof(float), size_t(width) * sizeof(float), height,
+                              cudaMemcpyDeviceToDevice, executor_.stream()),
+            "copying a tile");
+  }
+
+  // nn::run_tiled on the device: the same windows (nn::tile_windows), run by run_device.
+  void run_network(const float* rgb_in, int w, int h, float* rgb_out, int scale, int tile,
+                   int overlap) {
+    const std::vector<nn::TileWindow> windows = nn::tile_windows(w, h, tile, overlap);
+    if (windows.size() == 1) {
+      check_shape(w, h, scale);
+      executor_.run_device(rgb_in, 3, h, w, rgb_out);
+      return;
+    }
+    const int win_w = windows.front().win_w, win_h = windows.front().win_h;
+    check_shape(win_w, win_h, scale);
+    auto* window_in =
+        static_cast<float*>(reserve(window_in_, 3 * size_t(win_w) * win_h * sizeof(float)));
+    auto* window_out = static_cast<float*>(
+        reserve(window_out_, 3 * size_t(win_w) * scale * win_h * scale * sizeof(float)));
+    for (const nn::TileWindow& t : windows) {
+      copy_planes(rgb_in, w, h, t.win_x, t.win_y, window_in, win_w, win_h, 0, 0, win_w, win_h);
+      executor_.run_device(window_in, 3, win_h, win_w, window_out);
+      copy_planes(window_out, win_w * scale, win_h * scale, (t.core_x - t.win_x) * scale,
+                  (t.core_y - t.win_y) * scale, rgb_out, w * scale, h * scale, t.core_x * scale,
+                  t.core_y * scale, t.core_w * scale, t.core_h * scale);
+    }
+  }
   static void check(cudaError_t err, const char* what) {
     if (err != cudaSuccess) throw Error({}, std::string(what) + ": " + cudaGetErrorString(err));
   }
@@ -123,7 +165,7 @@ class DeviceFramePath {
   nn::cuda::CudaExecutor& executor_;
   colour::cuda::DeviceColour colour_;
   cudaEvent_t decoded_ = nullptr;
-  DeviceBuffer rgb_in_, rgb_out_, yuv_out_;
+  DeviceBuffer rgb_in_, rgb_out_, yuv_out_, window_in_, window_out_;
 };
 #endif
 
@@ -160,24 +202,19 @@ class NeuralWorker : public UpscaleWorker {
 
  private:
 #ifdef UPFRAME_HAVE_CUDA
-  // The device-resident path for an NVDEC frame that fits one tile; an empty Frame where it
-  // does not apply (tiles, a CPU executor) or ran out of memory (then the host path's tiles,
-  // with their own retries, take over: one log line).
+  // The device-resident path for an NVDEC frame; an empty Frame where it does not apply (a
+  // CPU executor). Out of GPU memory: a fresh executor and tiles half the size, as on the
+  // host path, down to kMinTile.
   Frame upscale_on_device(const Frame& input) {
-    auto* executor = dynamic_cast<nn::cuda::CudaExecutor*>(executor_.get());
-    const bool whole = tile_ <= 0 || (input.width() <= tile_ && input.height() <= tile_);
-    if (!executor || !whole) return {};
-    try {
-      if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
-      return device_path_->upscale(input, scale_);
-    } catch (const nn::CudaOutOfMemory& e) {
-      spdlog::warn("{} upscaling a whole frame on the device; using host tiles", e.problem());
-      device_path_.reset();
-      executor_.reset();
-      executor_ = make_executor_();
-      if (tile_ <= 0 || tile_ >= std::max(input.width(), input.height()))
-        tile_ = std::max(kMinTile, std::max(input.width(), input.height()) / 2 / 16 * 16);
-      return {};
+    for (;;) {
+      auto* executor = dynamic_cast<nn::cuda::CudaExecutor*>(executor_.get());
+      if (!executor) return {};
+      try {
+        if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
+        return device_path_->upscale(input, scale_, tile_, overlap_);
+      } catch (const nn::CudaOutOfMemory& e) {
+        shrink_tiles(e, input.width(), input.height());
+      }
     }
   }
   std::unique_ptr<DeviceFramePath> device_path_;
@@ -191,21 +228,27 @@ class NeuralWorker : public UpscaleWorker {
       try {
         return nn::run_tiled(*executor_, rgb, tile_, overlap_, scale_);
       } catch (const nn::CudaOutOfMemory& e) {
-        const int current = tile_ > 0 ? tile_ : std::max(rgb.width, rgb.height);
-        const int next = std::max(kMinTile, current / 2 / 16 * 16);
-        if (current <= kMinTile)
-          throw Error({},
-                      e.problem() + ", even with tiles of " + std::to_string(current) + " pixels");
-        spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(), current,
-                     next);
-#ifdef UPFRAME_HAVE_CUDA
-        device_path_.reset();  // it refers to the executor
-#endif
-        executor_.reset();
-        executor_ = make_executor_();
-        tile_ = next;
+        shrink_tiles(e, rgb.width, rgb.height);
       }
     }
+  }
+
+  // After running out of GPU memory: tiles half the current size on a fresh executor (its
+  // cached plans and buffers freed), or the error when they are already kMinTile.
+  void shrink_tiles(const nn::CudaOutOfMemory& e, int width, int height) {
+    const int whole = std::max(width, height);
+    const int current = tile_ > 0 ? std::min(tile_, whole) : whole;
+    const int next = std::max(kMinTile, current / 2 / 16 * 16);
+    if (current <= kMinTile)
+      throw Error({}, e.problem() + ", even with tiles of " + std::to_string(current) + " pixels");
+    spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(), current,
+                 next);
+#ifdef UPFRAME_HAVE_CUDA
+    device_path_.reset();  // it refers to the executor
+#endif
+    executor_.reset();
+    executor_ = make_executor_();
+    tile_ = next;
   }
 
   ExecutorFactory make_executor_;

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <set>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "support/test_support.hpp"
 #include "test_frames.hpp"
@@ -80,6 +82,39 @@ TEST(Tiling, ZeroOrLargeTileRunsWhole) {
   run_tiled(exec, input, 32, 4, 2);
   EXPECT_EQ(exec.shapes, (std::set<std::pair<int, int>>{{20, 10}}));
   EXPECT_THROW(run_tiled(exec, input, 0, 4, 3), Error);  // a scale the executor does not give
+}
+
+// The window plan both tiling loops (host and device) follow: every pixel in exactly one core,
+// each core inside its window, all windows one size and inside the image.
+TEST(Tiling, WindowsCoverTheImageOnce) {
+  for (const auto& [width, height, tile, overlap] : std::vector<std::tuple<int, int, int, int>>{
+           {100, 37, 32, 5}, {64, 64, 32, 0}, {33, 200, 16, 20}, {20, 10, 32, 4}, {50, 40, 0, 3}}) {
+    const std::vector<TileWindow> windows = tile_windows(width, height, tile, overlap);
+    std::vector<int> covered(size_t(width) * height, 0);
+    for (const TileWindow& w : windows) {
+      EXPECT_EQ(w.win_w, windows.front().win_w);
+      EXPECT_EQ(w.win_h, windows.front().win_h);
+      EXPECT_GE(w.win_x, 0);
+      EXPECT_GE(w.win_y, 0);
+      EXPECT_LE(w.win_x + w.win_w, width);
+      EXPECT_LE(w.win_y + w.win_h, height);
+      EXPECT_GE(w.core_x, w.win_x);
+      EXPECT_GE(w.core_y, w.win_y);
+      EXPECT_LE(w.core_x + w.core_w, w.win_x + w.win_w);
+      EXPECT_LE(w.core_y + w.core_h, w.win_y + w.win_h);
+      // Context of `overlap` pixels on every side that is not the image edge.
+      EXPECT_TRUE(w.core_x - w.win_x >= std::min(overlap, w.core_x));
+      EXPECT_TRUE(w.win_x + w.win_w - w.core_x - w.core_w >=
+                  std::min(overlap, width - w.core_x - w.core_w));
+      for (int y = w.core_y; y < w.core_y + w.core_h; ++y)
+        for (int x = w.core_x; x < w.core_x + w.core_w; ++x) ++covered[size_t(y) * width + x];
+    }
+    EXPECT_TRUE(std::all_of(covered.begin(), covered.end(), [](int n) { return n == 1; }))
+        << width << "x" << height << " tile " << tile;
+    if (tile <= 0 || (width <= tile && height <= tile)) {
+      EXPECT_EQ(windows.size(), 1u);
+    }
+  }
 }
 
 std::shared_ptr<const Model> shipped_model(const std::string& stem) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tensor.hpp"
@@ -19,6 +20,16 @@ namespace upframe::nn {
 // the whole input. `scale` is the model's output/input size ratio; a result of another size
 // throws upframe::Error.
 Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale);
+
+// The windows run_tiled runs, in order: each a window (win_*) of the input that the executor
+// runs, and the core (core_*) of it whose result is kept; the cores cover the image once. One
+// window (the whole image) when `tile` <= 0 or the image fits a tile. Shared by the host and
+// device tiling loops.
+struct TileWindow {
+  int win_x, win_y, win_w, win_h;
+  int core_x, core_y, core_w, core_h;
+};
+std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap);
 
 // Bytes per input pixel of the biggest set of blobs alive at once while running `model`
 // (from the graph's buffer plan, fp32 activations).
