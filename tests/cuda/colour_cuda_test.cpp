@@ -29,12 +29,7 @@ namespace {
 
 using colour::cuda::DeviceYuvFrame;
 
-struct ColourSetup {
-  AVColorSpace space;
-  AVColorRange range;
-  AVChromaLocation location;
-};
-const ColourSetup kSetups[] = {
+const test::ColourSetup kSetups[] = {
     {AVCOL_SPC_BT709, AVCOL_RANGE_MPEG, AVCHROMA_LOC_UNSPECIFIED},
     {AVCOL_SPC_BT470BG, AVCOL_RANGE_JPEG, AVCHROMA_LOC_CENTER},
     {AVCOL_SPC_BT2020_NCL, AVCOL_RANGE_MPEG, AVCHROMA_LOC_TOPLEFT},
@@ -43,25 +38,6 @@ const ColourSetup kSetups[] = {
 const AVPixelFormat kFormats[] = {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE, AV_PIX_FMT_NV12,
                                   AV_PIX_FMT_P010LE};
 const int kSizes[][2] = {{37, 23}, {64, 36}, {1, 1}, {130, 3}};
-
-Frame random_frame(int width, int height, AVPixelFormat format, const ColourSetup& setup,
-                   std::mt19937& rng) {
-  Frame frame = test::zeroed_frame(width, height, format);
-  frame.av()->colorspace = setup.space;
-  frame.av()->color_range = setup.range;
-  frame.av()->chroma_location = setup.location;
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
-  std::uniform_int_distribution<int> code(0, (1 << desc->comp[0].depth) - 1);
-  for (int c = 0; c < 3; ++c) {
-    const int w = c == 0 ? width : (width + 1) / 2, h = c == 0 ? height : (height + 1) / 2;
-    std::vector<uint16_t> row(w);
-    for (int y = 0; y < h; ++y) {
-      for (auto& v : row) v = static_cast<uint16_t>(code(rng));
-      av_write_image_line2(row.data(), frame.av()->data, frame.av()->linesize, desc, 0, y, c, w, 2);
-    }
-  }
-  return frame;
-}
 
 // Bytes of a row of plane i and the plane's rows.
 std::pair<int, int> plane_shape(const Frame& frame, int i) {
@@ -126,12 +102,6 @@ struct DeviceFloats {
   size_t count;
 };
 
-std::string name_of(AVPixelFormat format, int width, int height, const ColourSetup& setup) {
-  return std::string(av_get_pix_fmt_name(format)) + " " + std::to_string(width) + "x" +
-         std::to_string(height) + " " + av_color_space_name(setup.space) + " " +
-         av_color_range_name(setup.range) + " " + av_chroma_location_name(setup.location);
-}
-
 TEST(ColourCuda, YuvToRgbMatchesFrameToRgb) {
   auto dev = upframe::cuda_device_info();
   if (!dev.available) GTEST_SKIP() << dev.reason;
@@ -140,8 +110,8 @@ TEST(ColourCuda, YuvToRgbMatchesFrameToRgb) {
   size_t values = 0, inexact = 0;
   for (const AVPixelFormat format : kFormats)
     for (const auto& size : kSizes)
-      for (const ColourSetup& setup : kSetups) {
-        const Frame host = random_frame(size[0], size[1], format, setup, rng);
+      for (const test::ColourSetup& setup : kSetups) {
+        const Frame host = test::random_yuv_frame(size[0], size[1], format, setup, rng);
         const nn::Tensor cpu = colour::frame_to_rgb(host);
         const DevicePlanes planes(host);
         DeviceFloats rgb(cpu.data.size());
@@ -157,7 +127,7 @@ TEST(ColourCuda, YuvToRgbMatchesFrameToRgb) {
           inexact += got[i] != cpu.data[i];
         }
         values += got.size();
-        EXPECT_LE(worst, 1e-6f) << name_of(format, size[0], size[1], setup);
+        EXPECT_LE(worst, 1e-6f) << test::describe_frame(format, size[0], size[1], setup);
       }
   std::printf("COLOUR_CUDA yuv->rgb: %zu of %zu values differ from the CPU bit pattern\n", inexact,
               values);
@@ -172,9 +142,9 @@ TEST(ColourCuda, RgbToYuvMatchesRgbToFrame) {
   size_t codes = 0, off_by_one = 0;
   for (const AVPixelFormat format : kFormats)
     for (const auto& size : kSizes)
-      for (const ColourSetup& setup : kSetups) {
+      for (const test::ColourSetup& setup : kSetups) {
         const int width = size[0], height = size[1];
-        const Frame like = random_frame(width, height, format, setup, rng);
+        const Frame like = test::random_yuv_frame(width, height, format, setup, rng);
         nn::Tensor rgb(3, height, width);
         for (float& v : rgb.data) v = value(rng);
         const Frame cpu = colour::rgb_to_frame(rgb, like);
@@ -190,7 +160,7 @@ TEST(ColourCuda, RgbToYuvMatchesRgbToFrame) {
         Frame got = test::zeroed_frame(width, height, format);
         planes.download(got);
 
-        const std::string what = name_of(format, width, height, setup);
+        const std::string what = test::describe_frame(format, width, height, setup);
         for (int c = 0; c < 3; ++c) {
           const int w = c == 0 ? width : (width + 1) / 2, h = c == 0 ? height : (height + 1) / 2;
           const std::vector<uint16_t> want = test::component_codes(cpu, c, w, h);
@@ -215,7 +185,7 @@ TEST(ColourCuda, DeviceFramesLikeNvdecConvertAsOnTheHost) {
   std::mt19937 rng(4);
   colour::cuda::DeviceColour gpu;
   for (const AVPixelFormat format : {AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE}) {
-    const Frame host = random_frame(99, 57, format, kSetups[0], rng);
+    const Frame host = test::random_yuv_frame(99, 57, format, kSetups[0], rng);
     std::string why;
     const Frame device = upload_to_cuda_frame(host, &why);
     ASSERT_TRUE(device) << why;
@@ -242,7 +212,7 @@ TEST(ColourCuda, RejectsBadInput) {
   params.chroma_x.factor = params.chroma_y.factor = 2;
   EXPECT_THROW(gpu.yuv_to_rgb(empty, params, nullptr), Error);
   std::mt19937 rng(3);
-  const Frame host = random_frame(16, 8, AV_PIX_FMT_NV12, kSetups[0], rng);
+  const Frame host = test::random_yuv_frame(16, 8, AV_PIX_FMT_NV12, kSetups[0], rng);
   const DevicePlanes planes(host);
   DeviceFloats rgb(3 * 16 * 8);
   colour::ColourParams full_chroma = colour::colour_params(host.av());

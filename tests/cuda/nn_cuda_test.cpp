@@ -31,50 +31,6 @@ using nn::Tensor;
 constexpr float kFp32Tolerance = 1e-4f;
 constexpr float kFp16Tolerance = 2e-2f;
 
-// The .param text for `layers` (counts filled in from the lines), as tests/nn/ops_test.cpp.
-std::string make_param(const std::vector<std::string>& layers) {
-  std::set<std::string> blobs;
-  for (const std::string& l : layers) {
-    std::istringstream ls(l);
-    std::string type, name, blob;
-    int nin = 0, nout = 0;
-    ls >> type >> name >> nin >> nout;
-    for (int i = 0; i < nin + nout; ++i) {
-      ls >> blob;
-      if (i >= nin) blobs.insert(blob);
-    }
-  }
-  std::string text =
-      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
-  for (const std::string& l : layers) text += l + "\n";
-  return text;
-}
-
-std::shared_ptr<const nn::Model> write_model(const std::string& name,
-                                             const std::vector<std::string>& layers,
-                                             const std::string& bin) {
-  fs::path dir = scratch_dir("nn-cuda-" + name);
-  write_file(dir / "m.param", make_param(layers));
-  write_file(dir / "m.bin", bin);
-  return nn::Model::load(dir / "m.param", dir / "m.bin");
-}
-
-Tensor random_tensor(int c, int h, int w, unsigned seed = 7) {
-  Tensor t(c, h, w);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (float& v : t.data) v = d(rng);
-  return t;
-}
-
-std::vector<float> random_values(size_t n, unsigned seed, float scale = 0.3f) {
-  std::vector<float> v(n);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-scale, scale);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
 float max_difference(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.channels, b.channels);
   EXPECT_EQ(a.height, b.height);
@@ -91,7 +47,7 @@ void expect_backends_agree(const std::string& name, const std::vector<std::strin
                            const std::string& bin, const Tensor& input,
                            float fp16_tolerance = kFp16Tolerance) {
   SCOPED_TRACE(name);
-  auto model = write_model(name, layers, bin);
+  auto model = write_model("nn-cuda-" + name, layers, bin);
   Tensor cpu = nn::make_cpu_executor(model, nn::Precision::kFp32)->run(input);
   Tensor fp32 = nn::make_cuda_executor(model, nn::Precision::kFp32)->run(input);
   EXPECT_LE(max_difference(fp32, cpu), kFp32Tolerance) << "fp32";
@@ -232,25 +188,16 @@ TEST(NnCuda, InterpNearestBilinearBicubic) {
 
 TEST(NnCuda, Bf16IsAUsageError) {
   // No device needed: the precision is refused before the device is touched.
-  auto model = write_model("bf16", {"Input in 0 1 data", "Sigmoid s 1 1 data out"}, "");
+  auto model = write_model("nn-cuda-bf16", {"Input in 0 1 data", "Sigmoid s 1 1 data out"}, "");
   EXPECT_THROW(nn::make_cuda_executor(model, nn::Precision::kBf16), UsageError);
 }
-
-struct GoldenCase {
-  std::string model_param;  // relative to the source tree
-  std::string input;
-  std::string reference;
-};
-
-void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.model_param; }
 
 class NnCudaGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(NnCudaGolden, Fp16And32MatchReference) {
   SKIP_WITHOUT_DEVICE();
   const GoldenCase& gc = GetParam();
-  fs::path param = source_dir() / gc.model_param;
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model(gc.model_param);
   Rgb8 input = read_png_rgb(source_dir() / "tests/golden" / gc.input);
   Rgb8 reference = read_png_rgb(source_dir() / "tests/golden" / gc.reference);
   for (nn::Precision precision : {nn::Precision::kFp32, nn::Precision::kFp16}) {
@@ -281,19 +228,13 @@ INSTANTIATE_TEST_SUITE_P(
                                  "mandel_256x144.animevideov3-x2.png"},
                       GoldenCase{"tests/models/realesrgan-x4plus-anime.param",
                                  "testsrc2_160x90.png", "testsrc2_160x90.x4plus-anime.png"}),
-    [](const auto& info) {
-      std::string n = fs::path(info.param.model_param).stem().string();
-      for (char& ch : n)
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return n;
-    });
+    golden_case_name);
 
 // Real-CUGAN up2x (Deconvolution, Crop, Pooling, InnerProduct, broadcast BinaryOp): CUDA
 // against the CPU executor on the same padded input.
 TEST(NnCuda, RealCuganMatchesCpu) {
   SKIP_WITHOUT_DEVICE();
-  fs::path param = source_dir() / "tests/models/realcugan/up2x-no-denoise.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("tests/models/realcugan/up2x-no-denoise.param");
   Tensor in = to_tensor(read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png"));
   const int pad = 18;
   Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
@@ -313,8 +254,7 @@ TEST(NnCuda, RealCuganMatchesCpu) {
 
 TEST(NnCuda, TiledEqualsUntiled) {
   SKIP_WITHOUT_DEVICE();
-  fs::path param = source_dir() / "models/realesr-animevideov3-x2.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("models/realesr-animevideov3-x2.param");
   Tensor input = to_tensor(read_png_rgb(source_dir() / "tests/golden/mandel_256x144.png"));
   const nn::ModelInfo& info = model->info();
   for (nn::Precision precision : {nn::Precision::kFp32, nn::Precision::kFp16}) {
@@ -335,8 +275,7 @@ TEST(NnCuda, TiledEqualsUntiled) {
 // The device entry point gives what run() gives.
 TEST(NnCuda, RunDeviceMatchesRun) {
   SKIP_WITHOUT_DEVICE();
-  fs::path param = source_dir() / "models/realesr-animevideov3-x2.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("models/realesr-animevideov3-x2.param");
   Tensor input = random_tensor(3, 40, 56, 99);
   for (float& v : input.data) v = 0.5f + 0.5f * v;
   nn::cuda::CudaExecutor exec(model, nn::Precision::kFp16, 0);
@@ -364,8 +303,7 @@ TEST(NnCuda, RunDeviceMatchesRun) {
 // CudaOutOfMemory, and the executor still works afterwards at a size that fits.
 TEST(NnCuda, OutOfMemoryIsReportedAndRecoverable) {
   SKIP_WITHOUT_DEVICE();
-  fs::path param = source_dir() / "models/realesr-animevideov3-x2.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("models/realesr-animevideov3-x2.param");
   nn::cuda::CudaExecutor exec(model, nn::Precision::kFp32, 0);
   try {
     exec.output_shape(3, 16384, 16384);
@@ -381,8 +319,7 @@ TEST(NnCuda, OutOfMemoryIsReportedAndRecoverable) {
 
 TEST(NnCuda, BytesPerInputPixelCoversAPlan) {
   // No device needed: arithmetic on the graph.
-  fs::path param = source_dir() / "models/realesr-animevideov3-x2.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("models/realesr-animevideov3-x2.param");
   size_t fp32 = nn::cuda_bytes_per_input_pixel(*model, nn::Precision::kFp32);
   size_t fp16 = nn::cuda_bytes_per_input_pixel(*model, nn::Precision::kFp16);
   EXPECT_GT(fp32, fp16);

@@ -17,24 +17,6 @@ namespace {
 using nn::Tensor;
 namespace cuda = nn::cuda;
 
-std::string param_text(const std::vector<std::string>& layers) {
-  std::set<std::string> blobs;
-  for (const std::string& l : layers) {
-    std::istringstream ls(l);
-    std::string type, name, blob;
-    int nin = 0, nout = 0;
-    ls >> type >> name >> nin >> nout;
-    for (int i = 0; i < nin + nout; ++i) {
-      ls >> blob;
-      if (i >= nin) blobs.insert(blob);
-    }
-  }
-  std::string text =
-      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
-  for (const std::string& l : layers) text += l + "\n";
-  return text;
-}
-
 // A model of `layers` whose last op is the one under test; its CPU result on `input`.
 struct Case {
   std::shared_ptr<const nn::Model> model;
@@ -47,30 +29,11 @@ struct Case {
 
 Case run_case(const std::string& name, const std::vector<std::string>& layers,
               const std::string& bin, const Tensor& input) {
-  fs::path dir = scratch_dir("nn-element-" + name);
-  write_file(dir / "m.param", param_text(layers));
-  write_file(dir / "m.bin", bin);
   Case c;
-  c.model = nn::Model::load(dir / "m.param", dir / "m.bin");
+  c.model = write_model("nn-element-" + name, layers, bin);
   c.cpu = nn::make_cpu_executor(c.model, nn::Precision::kFp32)->run(input);
   c.shapes = c.model->graph().infer_shapes({3, input.channels, input.height, input.width});
   return c;
-}
-
-Tensor random_tensor(int c, int h, int w, unsigned seed) {
-  Tensor t(c, h, w);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (float& v : t.data) v = d(rng);
-  return t;
-}
-
-std::vector<float> random_values(size_t n, unsigned seed) {
-  std::vector<float> v(n);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-0.3f, 0.3f);
-  for (float& x : v) x = d(rng);
-  return v;
 }
 
 // Runs `element(idx)` for every output index and compares with the CPU result.

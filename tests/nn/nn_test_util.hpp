@@ -8,10 +8,15 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <random>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "support/test_support.hpp"
+#include "upframe/nn/model.hpp"
 #include "upframe/nn/tensor.hpp"
 
 namespace upframe::test {
@@ -92,5 +97,74 @@ inline std::string floats(const std::vector<float>& v) {
   return s;
 }
 inline std::string flag_fp32() { return std::string(4, '\0'); }
+
+// The .param text for `layers` (layer and blob counts filled in from the lines).
+inline std::string make_param(const std::vector<std::string>& layers) {
+  std::set<std::string> blobs;
+  for (const std::string& l : layers) {
+    std::istringstream ls(l);
+    std::string type, name, blob;
+    int nin = 0, nout = 0;
+    ls >> type >> name >> nin >> nout;
+    for (int i = 0; i < nin + nout; ++i) {
+      ls >> blob;
+      if (i >= nin) blobs.insert(blob);
+    }
+  }
+  std::string text =
+      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
+  for (const std::string& l : layers) text += l + "\n";
+  return text;
+}
+
+// A hand-made model of `layers` and `bin` bytes, written to a scratch folder named `name`.
+inline std::shared_ptr<const nn::Model> write_model(const std::string& name,
+                                                    const std::vector<std::string>& layers,
+                                                    const std::string& bin) {
+  fs::path dir = scratch_dir(name);
+  write_file(dir / "m.param", make_param(layers));
+  write_file(dir / "m.bin", bin);
+  return nn::Model::load(dir / "m.param", dir / "m.bin");
+}
+
+// A model of the source tree, by its .param path relative to it (the .bin beside it).
+inline std::shared_ptr<const nn::Model> source_model(const std::string& param_path) {
+  const fs::path param = source_dir() / param_path;
+  return nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+}
+
+// Uniform in [-1, 1]: inputs for op tests.
+inline nn::Tensor random_tensor(int c, int h, int w, unsigned seed = 7) {
+  nn::Tensor t(c, h, w);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.f, 1.f);
+  for (float& v : t.data) v = d(rng);
+  return t;
+}
+
+// Uniform in [-scale, scale]: weights for op tests.
+inline std::vector<float> random_values(size_t n, unsigned seed, float scale = 0.3f) {
+  std::vector<float> v(n);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A shipped model, a golden input and the PyTorch reference output for it (tests/golden).
+struct GoldenCase {
+  std::string model_param;  // relative to the source tree
+  std::string input;
+  std::string reference;
+};
+// Keeps the test names ctest shows readable.
+inline void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.model_param; }
+// A test-name suffix: the model's file stem, non-alphanumerics as '_'.
+inline std::string golden_case_name(const ::testing::TestParamInfo<GoldenCase>& info) {
+  std::string n = fs::path(info.param.model_param).stem().string();
+  for (char& ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  return n;
+}
 
 }  // namespace upframe::test

@@ -13,48 +13,10 @@ namespace {
 
 using nn::Tensor;
 
-// The .param text for `layers` (counts filled in from the lines).
-std::string make_param(const std::vector<std::string>& layers) {
-  std::set<std::string> blobs;
-  for (const std::string& l : layers) {
-    std::istringstream ls(l);
-    std::string type, name, blob;
-    int nin = 0, nout = 0;
-    ls >> type >> name >> nin >> nout;
-    for (int i = 0; i < nin + nout; ++i) {
-      ls >> blob;
-      if (i >= nin) blobs.insert(blob);
-    }
-  }
-  std::string text =
-      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
-  for (const std::string& l : layers) text += l + "\n";
-  return text;
-}
-
 Tensor run_graph(const std::string& name, const std::vector<std::string>& layers,
                  const std::string& bin, const Tensor& input, int threads = 0) {
-  fs::path dir = scratch_dir("nn-op-" + name);
-  write_file(dir / "m.param", make_param(layers));
-  write_file(dir / "m.bin", bin);
-  auto model = nn::Model::load(dir / "m.param", dir / "m.bin");
+  auto model = write_model("nn-op-" + name, layers, bin);
   return nn::make_cpu_executor(model, nn::Precision::kFp32, threads)->run(input);
-}
-
-Tensor random_tensor(int c, int h, int w, unsigned seed = 7) {
-  Tensor t(c, h, w);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (float& v : t.data) v = d(rng);
-  return t;
-}
-
-std::vector<float> random_values(size_t n, unsigned seed, float scale = 0.3f) {
-  std::vector<float> v(n);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-scale, scale);
-  for (float& x : v) x = d(rng);
-  return v;
 }
 
 void expect_near(const Tensor& got, const Tensor& want, float tolerance) {

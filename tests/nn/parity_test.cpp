@@ -9,22 +9,11 @@
 namespace upframe::test {
 namespace {
 
-struct ParityCase {
-  std::string model_param;  // relative to the source tree
-  std::string input;
-  std::string reference;
-};
-
-// Keeps the test names ctest shows readable.
-void PrintTo(const ParityCase& c, std::ostream* os) { *os << c.model_param; }
-
-class Parity : public ::testing::TestWithParam<ParityCase> {};
+class Parity : public ::testing::TestWithParam<GoldenCase> {};
 
 TEST_P(Parity, Fp32MatchesReference) {
-  const ParityCase& pc = GetParam();
-  fs::path param = source_dir() / pc.model_param;
-  fs::path bin = fs::path(param).replace_extension(".bin");
-  auto model = nn::Model::load(param, bin);
+  const GoldenCase& pc = GetParam();
+  auto model = source_model(pc.model_param);
   auto exec = nn::make_cpu_executor(model, nn::Precision::kFp32);
   Rgb8 input = read_png_rgb(source_dir() / "tests/golden" / pc.input);
   Rgb8 reference = read_png_rgb(source_dir() / "tests/golden" / pc.reference);
@@ -50,18 +39,13 @@ TEST_P(Parity, Fp32MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Golden, Parity,
-    ::testing::Values(ParityCase{"models/realesr-animevideov3-x2.param", "mandel_256x144.png",
+    ::testing::Values(GoldenCase{"models/realesr-animevideov3-x2.param", "mandel_256x144.png",
                                  "mandel_256x144.animevideov3-x2.png"},
-                      ParityCase{"models/realesr-animevideov3-x4.param", "testsrc2_160x90.png",
+                      GoldenCase{"models/realesr-animevideov3-x4.param", "testsrc2_160x90.png",
                                  "testsrc2_160x90.animevideov3-x4.png"},
-                      ParityCase{"tests/models/realesrgan-x4plus-anime.param",
+                      GoldenCase{"tests/models/realesrgan-x4plus-anime.param",
                                  "testsrc2_160x90.png", "testsrc2_160x90.x4plus-anime.png"}),
-    [](const auto& info) {
-      std::string n = fs::path(info.param.model_param).stem().string();
-      for (char& ch : n)
-        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
-      return n;
-    });
+    golden_case_name);
 
 }  // namespace
 }  // namespace upframe::test
@@ -73,8 +57,7 @@ namespace {
 // (input padded by 18 px each side, the graph trims 36 px at 2x), the result must be a 2x
 // image close to a bicubic 2x of the input, far closer than a wrong network would be.
 TEST(RealCugan, Up2xGivesAPlausibleImage) {
-  fs::path param = source_dir() / "tests/models/realcugan/up2x-no-denoise.param";
-  auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+  auto model = source_model("tests/models/realcugan/up2x-no-denoise.param");
   EXPECT_EQ(model->info().scale, 2);
   Rgb8 input = read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png");
   nn::Tensor in = to_tensor(input);

@@ -41,13 +41,7 @@ dm::YuvPlanes planes_of(const Frame& frame) {
   return p;
 }
 
-struct ColourSetup {
-  AVColorSpace space;
-  AVColorRange range;
-  AVChromaLocation location;
-};
-
-const ColourSetup kSetups[] = {
+const test::ColourSetup kSetups[] = {
     {AVCOL_SPC_BT709, AVCOL_RANGE_MPEG, AVCHROMA_LOC_UNSPECIFIED},
     {AVCOL_SPC_BT470BG, AVCOL_RANGE_JPEG, AVCHROMA_LOC_CENTER},
     {AVCOL_SPC_BT2020_NCL, AVCOL_RANGE_MPEG, AVCHROMA_LOC_TOPLEFT},
@@ -58,37 +52,12 @@ const AVPixelFormat kFormats[] = {AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE, AV
                                   AV_PIX_FMT_P010LE};
 const int kSizes[][2] = {{37, 23}, {64, 36}, {2, 2}, {1, 1}, {5, 8}};
 
-Frame random_frame(int width, int height, AVPixelFormat format, const ColourSetup& setup,
-                   std::mt19937& rng) {
-  Frame frame = test::zeroed_frame(width, height, format);
-  frame.av()->colorspace = setup.space;
-  frame.av()->color_range = setup.range;
-  frame.av()->chroma_location = setup.location;
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
-  std::uniform_int_distribution<int> code(0, (1 << desc->comp[0].depth) - 1);
-  for (int c = 0; c < 3; ++c) {
-    const int w = c == 0 ? width : (width + 1) / 2, h = c == 0 ? height : (height + 1) / 2;
-    std::vector<uint16_t> row(w);
-    for (int y = 0; y < h; ++y) {
-      for (auto& v : row) v = static_cast<uint16_t>(code(rng));
-      av_write_image_line2(row.data(), frame.av()->data, frame.av()->linesize, desc, 0, y, c, w, 2);
-    }
-  }
-  return frame;
-}
-
-std::string name_of(AVPixelFormat format, int width, int height, const ColourSetup& setup) {
-  return std::string(av_get_pix_fmt_name(format)) + " " + std::to_string(width) + "x" +
-         std::to_string(height) + " " + av_color_space_name(setup.space) + " " +
-         av_color_range_name(setup.range) + " " + av_chroma_location_name(setup.location);
-}
-
 TEST(ColourDeviceMath, YuvToRgbPerPixelIsFrameToRgbExactly) {
   std::mt19937 rng(1);
   for (const AVPixelFormat format : kFormats)
     for (const auto& size : kSizes)
-      for (const ColourSetup& setup : kSetups) {
-        const Frame frame = random_frame(size[0], size[1], format, setup, rng);
+      for (const test::ColourSetup& setup : kSetups) {
+        const Frame frame = test::random_yuv_frame(size[0], size[1], format, setup, rng);
         const nn::Tensor cpu = colour::frame_to_rgb(frame);
         const colour::ColourParams params = colour::colour_params(frame.av());
         const dm::YuvPlanes planes = planes_of(frame);
@@ -102,7 +71,7 @@ TEST(ColourDeviceMath, YuvToRgbPerPixelIsFrameToRgbExactly) {
               mismatches += std::memcmp(&got[c], &want, sizeof want) != 0;
             }
           }
-        EXPECT_EQ(mismatches, 0) << name_of(format, size[0], size[1], setup);
+        EXPECT_EQ(mismatches, 0) << test::describe_frame(format, size[0], size[1], setup);
       }
 }
 
@@ -111,9 +80,9 @@ TEST(ColourDeviceMath, RgbToYuvPassesAreRgbToFrameExactly) {
   std::uniform_real_distribution<float> value(-0.1f, 1.1f);  // clamping is exercised too
   for (const AVPixelFormat format : kFormats)
     for (const auto& size : kSizes)
-      for (const ColourSetup& setup : kSetups) {
+      for (const test::ColourSetup& setup : kSetups) {
         const int width = size[0], height = size[1];
-        const Frame like = random_frame(width, height, format, setup, rng);
+        const Frame like = test::random_yuv_frame(width, height, format, setup, rng);
         nn::Tensor rgb(3, height, width);
         for (float& v : rgb.data) v = value(rng);
         const Frame cpu = colour::rgb_to_frame(rgb, like);
@@ -150,7 +119,7 @@ TEST(ColourDeviceMath, RgbToYuvPassesAreRgbToFrameExactly) {
                                  dm::tent_filter(&cr_rows[i], cw, j, params.chroma_y, height), q));
           }
 
-        const std::string what = name_of(format, width, height, setup);
+        const std::string what = test::describe_frame(format, width, height, setup);
         EXPECT_EQ(test::component_codes(dev, 0, width, height),
                   test::component_codes(cpu, 0, width, height))
             << what;

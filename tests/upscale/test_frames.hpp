@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,41 @@ inline Frame zeroed_frame(int width, int height, AVPixelFormat format) {
   Frame frame = Frame::allocate(width, height, format);
   for (AVBufferRef* buf : frame.av()->buf)
     if (buf) std::memset(buf->data, 0, buf->size);
+  return frame;
+}
+
+// The colour description a test frame carries.
+struct ColourSetup {
+  AVColorSpace space;
+  AVColorRange range;
+  AVChromaLocation location;
+};
+
+// "nv12 37x23 bt709 tv left": for failure messages.
+inline std::string describe_frame(AVPixelFormat format, int width, int height,
+                                  const ColourSetup& setup) {
+  return std::string(av_get_pix_fmt_name(format)) + " " + std::to_string(width) + "x" +
+         std::to_string(height) + " " + av_color_space_name(setup.space) + " " +
+         av_color_range_name(setup.range) + " " + av_chroma_location_name(setup.location);
+}
+
+// A 4:2:0 frame of `format` with uniformly random codes in every component, tagged `setup`.
+inline Frame random_yuv_frame(int width, int height, AVPixelFormat format, const ColourSetup& setup,
+                              std::mt19937& rng) {
+  Frame frame = zeroed_frame(width, height, format);
+  frame.av()->colorspace = setup.space;
+  frame.av()->color_range = setup.range;
+  frame.av()->chroma_location = setup.location;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  std::uniform_int_distribution<int> code(0, (1 << desc->comp[0].depth) - 1);
+  for (int c = 0; c < 3; ++c) {
+    const int w = c == 0 ? width : (width + 1) / 2, h = c == 0 ? height : (height + 1) / 2;
+    std::vector<uint16_t> row(w);
+    for (int y = 0; y < h; ++y) {
+      for (auto& v : row) v = static_cast<uint16_t>(code(rng));
+      av_write_image_line2(row.data(), frame.av()->data, frame.av()->linesize, desc, 0, y, c, w, 2);
+    }
+  }
   return frame;
 }
 

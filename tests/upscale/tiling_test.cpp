@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "nn/nn_test_util.hpp"
 #include "support/test_support.hpp"
 #include "test_frames.hpp"
 #include "upframe/error.hpp"
@@ -117,16 +118,11 @@ TEST(Tiling, WindowsCoverTheImageOnce) {
   }
 }
 
-std::shared_ptr<const Model> shipped_model(const std::string& stem) {
-  const auto dir = test::source_dir() / "models";
-  return Model::load(dir / (stem + ".param"), dir / (stem + ".bin"));
-}
-
 // The real model, fp32: tiles in both directions give the untiled result.
 TEST(Tiling, AnimeVideoV3TiledEqualsUntiled) {
   // x2: the x4 network plus a bicubic down-scale, the harder case for stitching.
   for (const char* stem : {"realesr-animevideov3-x2"}) {
-    auto model = shipped_model(stem);
+    auto model = test::source_model(std::string("models/") + stem + ".param");
     const int scale = model->info().scale;
     const int overlap = model->info().receptive_radius;
     EXPECT_GE(overlap, 18) << stem;  // 18 chained 3x3 convolutions
@@ -141,7 +137,7 @@ TEST(Tiling, AnimeVideoV3TiledEqualsUntiled) {
 }
 
 TEST(Tiling, AutoTileFollowsTheBudget) {
-  auto model = shipped_model("realesr-animevideov3-x2");
+  auto model = test::source_model("models/realesr-animevideov3-x2.param");
   const size_t per_pixel = model_bytes_per_input_pixel(*model);
   EXPECT_GE(per_pixel, size_t(64 * 4));  // at least one 64-channel fp32 blob
   const int big = auto_tile_size(*model, size_t(1) << 30);
