@@ -71,6 +71,15 @@ struct DuplicateDetector::Impl {
   };
 
   void check_order(int64_t index);
+  // The most recent kept unique frame of the same size and memory (host or device) whose hash
+  // matches `hash` and that `confirm(unique)` accepts; -1 when none. Counts the candidates and
+  // the rejections.
+  template <typename Confirm>
+  int64_t find_source(const AverageHash& hash, const LumaView& luma, bool on_device,
+                      Confirm confirm);
+  // A unique frame to keep, with what both kinds record.
+  static UniqueFrame kept(int64_t index, const AverageHash& hash, uint64_t luma_sum,
+                          const LumaView& luma);
   Decision classify(int64_t index, const LumaView& luma, const Frame* frame);
 #ifdef UPFRAME_HAVE_CUDA
   // The same decision on the device (SPEC section 8: bit-identical to the CPU's). Compiled,
@@ -130,34 +139,53 @@ void DuplicateDetector::Impl::check_order(int64_t index) {
   last_index = index;
 }
 
-#ifdef UPFRAME_HAVE_CUDA
-Decision DuplicateDetector::Impl::classify_device(int64_t index, const Frame& frame) {
-  check_order(index);
-  if (!device) device = std::make_unique<cuda::DeviceDedup>();
-  const LumaView luma = cuda::device_luma_of(frame);
-  const cuda::DeviceHash hashed = device->average_hash(luma, options.hash_size);
+template <typename Confirm>
+int64_t DuplicateDetector::Impl::find_source(const AverageHash& hash, const LumaView& luma,
+                                             bool on_device, Confirm confirm) {
   bool candidate = false;
   for (const UniqueFrame& unique : uniques) {  // most recent first
-    if (!unique.on_device || unique.width != luma.width || unique.height != luma.height) continue;
-    if (hamming_distance(hashed.hash, unique.hash) > options.hash_threshold) continue;
+    if (unique.on_device != on_device || unique.width != luma.width || unique.height != luma.height)
+      continue;
+    if (hamming_distance(hash, unique.hash) > options.hash_threshold) continue;
     candidate = true;
-    if (device->confirm_duplicate(unique.device_luma, unique.luma_sum, luma, hashed.luma_sum,
-                                  options.thresholds)) {
+    if (confirm(unique)) {
       ++hash_candidates;
-      return Decision{true, unique.index};
+      return unique.index;
     }
   }
   if (candidate) {
     ++hash_candidates;
     ++rejected_by_confirmation;
   }
-  if (uniques.size() >= window) uniques.pop_back();
+  return -1;
+}
+
+DuplicateDetector::Impl::UniqueFrame DuplicateDetector::Impl::kept(int64_t index,
+                                                                   const AverageHash& hash,
+                                                                   uint64_t luma_sum,
+                                                                   const LumaView& luma) {
   UniqueFrame unique;
   unique.index = index;
-  unique.hash = hashed.hash;
-  unique.luma_sum = hashed.luma_sum;
+  unique.hash = hash;
+  unique.luma_sum = luma_sum;
   unique.width = luma.width;
   unique.height = luma.height;
+  return unique;
+}
+
+#ifdef UPFRAME_HAVE_CUDA
+Decision DuplicateDetector::Impl::classify_device(int64_t index, const Frame& frame) {
+  check_order(index);
+  if (!device) device = std::make_unique<cuda::DeviceDedup>();
+  const LumaView luma = cuda::device_luma_of(frame);
+  const cuda::DeviceHash hashed = device->average_hash(luma, options.hash_size);
+  const int64_t source = find_source(hashed.hash, luma, true, [&](const UniqueFrame& unique) {
+    return device->confirm_duplicate(unique.device_luma, unique.luma_sum, luma, hashed.luma_sum,
+                                     options.thresholds);
+  });
+  if (source >= 0) return Decision{true, source};
+  if (uniques.size() >= window) uniques.pop_back();
+  UniqueFrame unique = kept(index, hashed.hash, hashed.luma_sum, luma);
   unique.frame = frame.ref();  // keeps the NVDEC surface (the decoder adds surfaces for these)
   unique.on_device = true;
   unique.device_luma = luma;
@@ -185,23 +213,13 @@ Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
   const AverageHash hash = detail::hash_and_copy(
       luma, options.hash_size, keep_reference ? nullptr : pending.data(), &luma_sum);
 
-  bool candidate = false;
-  for (const UniqueFrame& unique : uniques) {  // most recent first
-    if (unique.on_device || unique.width != luma.width || unique.height != luma.height) continue;
-    if (hamming_distance(hash, unique.hash) > options.hash_threshold) continue;
-    candidate = true;
+  const int64_t source = find_source(hash, luma, false, [&](const UniqueFrame& unique) {
     // a = the kept frame, b = the new one: the motion is measured from the past to now.
-    if (detail::confirm_duplicate_8bit(unique.data, unique.stride, data, stride, luma.width,
-                                       luma.height, unique.luma_sum, luma_sum,
-                                       options.thresholds)) {
-      ++hash_candidates;
-      return Decision{true, unique.index};
-    }
-  }
-  if (candidate) {
-    ++hash_candidates;
-    ++rejected_by_confirmation;
-  }
+    return detail::confirm_duplicate_8bit(unique.data, unique.stride, data, stride, luma.width,
+                                          luma.height, unique.luma_sum, luma_sum,
+                                          options.thresholds);
+  });
+  if (source >= 0) return Decision{true, source};
 
   // A unique frame: keep it; the oldest beyond the window gives its copy buffer back.
   std::vector<uint8_t> freed;
@@ -209,12 +227,7 @@ Decision DuplicateDetector::Impl::classify(int64_t index, const LumaView& luma,
     freed = std::move(uniques.back().copy);
     uniques.pop_back();
   }
-  UniqueFrame unique;
-  unique.index = index;
-  unique.hash = hash;
-  unique.luma_sum = luma_sum;
-  unique.width = luma.width;
-  unique.height = luma.height;
+  UniqueFrame unique = kept(index, hash, luma_sum, luma);
   if (keep_reference) {
     unique.frame = frame->ref();
     unique.data = luma.data;
