@@ -182,6 +182,24 @@ std::vector<int> Graph::last_uses() const {
   return last;
 }
 
+bool is_activation(OpType type) {
+  return type == OpType::kPReLU || type == OpType::kReLU || type == OpType::kSigmoid;
+}
+
+ActivationSpec activation_of(const Op& op) {
+  ActivationSpec a;
+  if (op.type == OpType::kPReLU) {
+    a.type = Activation::kPReLU;
+    a.prelu_slopes = op.slopes;
+  } else if (op.type == OpType::kReLU) {
+    a.type = op.relu_slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
+    a.alpha = op.relu_slope;
+  } else {
+    a.type = Activation::kSigmoid;
+  }
+  return a;
+}
+
 void Graph::simplify() {
   // Splits: readers of a Split output read the Split's input instead.
   std::vector<int> alias(blob_names.size());
@@ -207,26 +225,17 @@ void Graph::simplify() {
   std::vector<bool> removed(ops.size(), false);
   for (size_t i = 0; i < ops.size(); ++i) {
     Op& act = ops[i];
-    bool is_act =
-        act.type == OpType::kPReLU || act.type == OpType::kReLU || act.type == OpType::kSigmoid;
-    if (!is_act) continue;
+    if (!is_activation(act.type)) continue;
     int src = act.inputs[0];
     auto it = producer.find(src);
     if (it == producer.end() || readers[src] != 1) continue;
     Op& conv = ops[it->second];
     if (conv.type != OpType::kConvolution && conv.type != OpType::kDeconvolution) continue;
-    ActivationSpec& a = conv.conv.activation;
-    if (a.type != Activation::kNone) continue;
-    if (act.type == OpType::kPReLU) {
-      if (act.slopes.size() != 1 && int(act.slopes.size()) != conv.conv.num_output) continue;
-      a.type = Activation::kPReLU;
-      a.prelu_slopes = act.slopes;
-    } else if (act.type == OpType::kReLU) {
-      a.type = act.relu_slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
-      a.alpha = act.relu_slope;
-    } else {
-      a.type = Activation::kSigmoid;
-    }
+    if (conv.conv.activation.type != Activation::kNone) continue;
+    if (act.type == OpType::kPReLU && act.slopes.size() != 1 &&
+        int(act.slopes.size()) != conv.conv.num_output)
+      continue;
+    conv.conv.activation = activation_of(act);
     conv.outputs[0] = act.outputs[0];
     producer[act.outputs[0]] = it->second;
     removed[i] = true;

@@ -131,6 +131,12 @@ struct Op {
   InnerProductParams inner;
 };
 
+// True for the standalone activation layers: PReLU, ReLU (LeakyReLU with a slope), Sigmoid.
+bool is_activation(OpType type);
+// What such a layer applies, as the activation a convolution can carry fused (ReLU with slope 0
+// is kReLU, with another slope kLeakyReLU).
+ActivationSpec activation_of(const Op& op);
+
 // Limits on every blob shape, checked by Graph::infer_shapes (the input included): each side
 // (channels, height, width; a vector's length) at most kMaxShapeSide, and at most
 // kMaxShapeElements values per blob. Beyond them a shape is a corrupt model (or a nonsense

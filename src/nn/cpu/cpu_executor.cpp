@@ -442,12 +442,7 @@ class CpuExecutor final : public Executor {
       case OpType::kSigmoid: {
         Blob in = plan->blobs[op.inputs[0]];
         Blob out = new_blob(plan, op.outputs[0], out_shape, in.block);
-        ActivationSpec a;
-        a.type = op.type == OpType::kSigmoid ? Activation::kSigmoid
-                 : op.type == OpType::kPReLU ? Activation::kPReLU
-                                             : Activation::kLeakyReLU;
-        a.alpha = op.relu_slope;
-        a.prelu_slopes = op.slopes;
+        const ActivationSpec a = activation_of(op);
         plan->steps.push_back([in, out, a]() {
           const math::ActivationArgs args = math::activation_args(a);
           if (in.shape.dims != 3) {

@@ -287,13 +287,7 @@ struct CudaExecutor::Impl {
         case OpType::kPReLU:
         case OpType::kReLU:
         case OpType::kSigmoid: {
-          ActivationSpec a;
-          a.type = op.type == OpType::kSigmoid ? Activation::kSigmoid
-                   : op.type == OpType::kPReLU ? Activation::kPReLU
-                                               : Activation::kLeakyReLU;
-          a.alpha = op.relu_slope;
-          a.prelu_slopes = op.slopes;
-          params[int(i)] = activation_params(a, op.name);
+          params[int(i)] = activation_params(activation_of(op), op.name);
           break;
         }
         default:
