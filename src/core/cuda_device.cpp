@@ -16,16 +16,24 @@ namespace upframe {
 
 #ifdef UPFRAME_HAVE_CUDA
 
-bool cuda_built() { return true; }
+namespace {
 
-CudaDeviceInfo cuda_device_info(int index) {
-  // FFmpeg 5.1 shares the primary context only when its flags are exactly blocking sync
-  // (hwcontext_cuda.c); set them before anything starts the context. Blocking sync also lets
-  // host threads sleep, not spin, while they wait for a stream.
+// FFmpeg 5.1 shares the primary context only when its flags are exactly blocking sync
+// (hwcontext_cuda.c); set them before anything starts the context. Blocking sync also lets host
+// threads sleep, not spin, while they wait for a stream.
+void set_primary_context_flags() {
   static std::once_flag flags_set;
   std::call_once(flags_set, [] {
     if (cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess) cudaGetLastError();
   });
+}
+
+}  // namespace
+
+bool cuda_built() { return true; }
+
+CudaDeviceInfo cuda_device_info(int index) {
+  set_primary_context_flags();
   CudaDeviceInfo info;
   int count = 0;
   // Without a driver this is an error ("CUDA driver version is insufficient"), not 0 devices.
@@ -60,6 +68,10 @@ CudaDeviceInfo cuda_device_info(int index) {
 
 #else
 
+namespace {
+void set_primary_context_flags() {}
+}  // namespace
+
 bool cuda_built() { return false; }
 
 CudaDeviceInfo cuda_device_info(int) {
@@ -76,7 +88,7 @@ constexpr int kCudaUsePrimaryContext = 1 << 0;
 }  // namespace
 
 AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why) {
-  if (share_runtime_context) cuda_device_info();  // sets the primary context's flags first
+  if (share_runtime_context) set_primary_context_flags();
   AVBufferRef* device = nullptr;
   int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr,
                                    share_runtime_context ? kCudaUsePrimaryContext : 0);

@@ -294,28 +294,25 @@ size_t NeuralUpscaler::cuda_usable_bytes() const {
   return cuda_free_bytes_ / 5 * 4;
 }
 
-size_t NeuralUpscaler::cuda_worker_bytes(int tile) const {
+int NeuralUpscaler::cuda_workers_fitting(int tile, int cap) const {
   size_t window_w = kProbeWidth, window_h = kProbeHeight;
   if (tile > 0) {
     window_w = std::min<size_t>(window_w, tile + 2 * overlap_);
     window_h = std::min<size_t>(window_h, tile + 2 * overlap_);
   }
-  return bytes_per_pixel_ * window_w * window_h;
+  const size_t each = std::max<size_t>(1, bytes_per_pixel_ * window_w * window_h);
+  return int(std::clamp<size_t>(cuda_usable_bytes() / each, 1, size_t(cap)));
 }
 
 int NeuralUpscaler::preferred_workers() const {
   if (!cuda_) return 1;
   // Tiles of at least 256 pixels (or the size asked for) for every worker.
-  const size_t each = cuda_worker_bytes(auto_tile_ ? 256 : tile_);
-  return int(
-      std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1, kMaxCudaWorkers));
+  return cuda_workers_fitting(auto_tile_ ? 256 : tile_, kMaxCudaWorkers);
 }
 
 int NeuralUpscaler::max_workers() const {
   if (!cuda_) return 64;
-  const size_t each = cuda_worker_bytes(auto_tile_ ? kMinTile : tile_);
-  return int(std::clamp<size_t>(cuda_usable_bytes() / std::max<size_t>(1, each), 1,
-                                2 * size_t(kMaxCudaWorkers)));
+  return cuda_workers_fitting(auto_tile_ ? kMinTile : tile_, 2 * kMaxCudaWorkers);
 }
 
 size_t NeuralUpscaler::worker_memory_bytes(int width, int height) const {

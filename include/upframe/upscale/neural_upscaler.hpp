@@ -38,9 +38,10 @@ class NeuralUpscaler : public Upscaler {
   static constexpr int kMaxCudaWorkers = 4;
 
  private:
-  // CUDA: device bytes one worker needs with tiles of `tile` (0: whole frames of the probe
-  // size), and the device memory the workers may share.
-  size_t cuda_worker_bytes(int tile) const;
+  // CUDA: how many workers (1 to `cap`) fit the device memory the workers may share, each with
+  // tiles of `tile` (0: whole frames of the probe size).
+  int cuda_workers_fitting(int tile, int cap) const;
+  // The device memory the workers share (a fifth of the free memory left aside).
   size_t cuda_usable_bytes() const;
 
   std::shared_ptr<const nn::Model> model_;
