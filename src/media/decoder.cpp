@@ -122,9 +122,9 @@ struct VideoDecoder::Impl {
     if (!valid(frame->sample_aspect_ratio)) frame->sample_aspect_ratio = info.sample_aspect_ratio;
   }
 
-  // NVDEC frames are copied to host memory here, as the planar formats software decode gives
-  // (nv12 -> yuv420p, p010 -> yuv420p10le), so every later stage sees what CPU decode gives.
-  // Keeping them on the device through hashing and upscaling is not done yet (docs/GPU.md).
+  // NVDEC frames stay on the device when asked (keep_on_device: the CUDA detector and upscaler
+  // take them); otherwise they are copied to host memory here, as the planar formats software
+  // decode gives (nv12 -> yuv420p, p010 -> yuv420p10le), what every CPU stage expects.
   Frame from_device(Frame frame) {
     if (!frame.on_device() || keep_on_device) return frame;
     Frame host = to_host(frame);
@@ -143,8 +143,7 @@ struct VideoDecoder::Impl {
         spdlog::log(asked ? spdlog::level::warn : spdlog::level::info,
                     "GPU decode unavailable ({}), using CPU decode", why);
     };
-    if (!cuda_built()) return fallback("this build has no CUDA support");
-    CudaDeviceInfo gpu = cuda_device_info();
+    const CudaDeviceInfo gpu = cuda_device_info();
     if (!gpu.available) return fallback(gpu.reason);
     bool has_config = false;
     for (int i = 0;; ++i) {
@@ -224,13 +223,18 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   const AVCodecParameters* par = d.stream->codecpar;
   const AVCodec* decoder = avcodec_find_decoder(par->codec_id);
   if (!decoder) d.fail(std::string("no decoder for the codec ") + avcodec_get_name(par->codec_id));
-  d.codec.reset(avcodec_alloc_context3(decoder));
-  if (!d.codec) d.fail("out of memory allocating a decoder");
-  AVCodecContext* ctx = d.codec.get();
-  if (avcodec_parameters_to_context(ctx, par) < 0) d.fail("cannot set up the decoder");
-  ctx->pkt_timebase = d.stream->time_base;
-  ctx->thread_count = options.threads;
-  ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+  // A fresh software-decoding context (made again if NVDEC fails to open).
+  auto new_context = [&] {
+    d.codec.reset(avcodec_alloc_context3(decoder));
+    if (!d.codec) d.fail("out of memory allocating a decoder");
+    AVCodecContext* ctx = d.codec.get();
+    if (avcodec_parameters_to_context(ctx, par) < 0) d.fail("cannot set up the decoder");
+    ctx->pkt_timebase = d.stream->time_base;
+    ctx->thread_count = options.threads;
+    ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    return ctx;
+  };
+  AVCodecContext* ctx = new_context();
   d.keep_on_device = options.keep_on_device;
   d.held_device_frames = options.held_device_frames;
   d.try_nvdec(ctx, decoder, options.device);
@@ -240,13 +244,7 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
                  decoder->name, av_error_string(err));
     d.hw_device.reset();
     d.hw_active = false;
-    d.codec.reset(avcodec_alloc_context3(decoder));
-    if (!d.codec) d.fail("out of memory allocating a decoder");
-    ctx = d.codec.get();
-    if (avcodec_parameters_to_context(ctx, par) < 0) d.fail("cannot set up the decoder");
-    ctx->pkt_timebase = d.stream->time_base;
-    ctx->thread_count = options.threads;
-    ctx->thread_type = FF_THREAD_FRAME | FF_THREAD_SLICE;
+    ctx = new_context();
     err = avcodec_open2(ctx, decoder, nullptr);
   }
   if (err < 0)
