@@ -127,7 +127,7 @@ struct VideoDecoder::Impl {
   // decode gives (nv12 -> yuv420p, p010 -> yuv420p10le), what every CPU stage expects.
   Frame from_device(Frame frame) {
     if (!frame.on_device() || keep_on_device) return frame;
-    Frame host = to_host(frame);
+    Frame host = frame.to_host();
     const int depth = pixel_format_bit_depth(host.format());
     return download_converter.convert(host,
                                       depth > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P);

@@ -115,8 +115,6 @@ void sanitize_colour_fields(AVFrame* frame) {
   clamp_enum(&frame->chroma_location, AVCHROMA_LOC_NB, AVCHROMA_LOC_UNSPECIFIED);
 }
 
-Frame to_host(const Frame& frame) { return frame ? frame.to_host() : frame; }
-
 PixelConverter::~PixelConverter() { sws_freeContext(sws_); }
 
 namespace {
@@ -143,7 +141,7 @@ bool is_full_range(AVPixelFormat format, AVColorRange range) {
 }  // namespace
 
 Frame PixelConverter::convert(const Frame& input, AVPixelFormat format) {
-  Frame frame = to_host(input);
+  Frame frame = input.to_host();
   if (frame.format() == format) return frame;
   const AVFrame* src = frame.av();
   sws_ = sws_getCachedContext(

@@ -57,9 +57,6 @@ InputContextPtr open_input(const std::filesystem::path& path);
 void sanitize_colour_fields(AVCodecParameters* par);
 void sanitize_colour_fields(AVFrame* frame);
 
-// A host copy of `frame` when its planes live in device memory, else the frame itself.
-Frame to_host(const Frame& frame);
-
 // Converts frames to one pixel format (and optionally size) with swscale, reusing the
 // scaler between calls. Colour matrix and range come from the frames' properties.
 class PixelConverter {

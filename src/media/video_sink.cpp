@@ -647,7 +647,7 @@ void VideoSink::append_segment(const fs::path& segment) {
 void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
   if (finished_ || mode_ == SinkMode::kJoin) fail("write after finish", index);
   if (!frame) fail("internal: no upscaled pixels for this frame", index);
-  if (!encoder_) open_encoder(to_host(frame));
+  if (!encoder_) open_encoder(frame.to_host());
   if (frame.width() != encoder_->width || frame.height() != encoder_->height)
     fail("frame size changed from " + std::to_string(encoder_->width) + "x" +
              std::to_string(encoder_->height) + " to " + std::to_string(frame.width()) + "x" +
@@ -796,6 +796,7 @@ NvencStatus nvenc_status(const std::string& encoder) {
   if (auto it = probed.find(encoder); it != probed.end()) return it->second;
   NvencStatus status;
   const CudaDeviceInfo gpu = cuda_device_info();
+  status.device_present = gpu.available;
   const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
   if (!gpu.available) {  // no device, or no CUDA support built
     status.reason = gpu.reason;
@@ -827,7 +828,7 @@ std::string resolve_encoder(const std::string& requested, int bit_depth) {
     const NvencStatus status = nvenc_status(nvenc);
     name = status.usable ? nvenc : cpu;
     static std::once_flag logged;
-    if (!status.usable && cuda_built() && cuda_device_info().available)
+    if (!status.usable && status.device_present)
       std::call_once(logged, [&] {
         spdlog::info("GPU encode unavailable ({}), using {}", status.reason, cpu);
       });

@@ -114,6 +114,7 @@ std::string resolve_encoder(const std::string& requested, int bit_depth);
 // an unusable card (the reason says why).
 struct NvencStatus {
   bool usable = false;
+  bool device_present = false;  // a CUDA device answered (then a fallback is worth a log line)
   std::string reason;
 };
 NvencStatus nvenc_status(const std::string& encoder);
