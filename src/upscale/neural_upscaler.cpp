@@ -14,6 +14,7 @@
 #ifdef UPFRAME_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#include "core/cuda_check.hpp"
 #include "nn/cuda/cuda_executor.hpp"
 #include "upscale/cuda/device_colour.hpp"
 #endif
@@ -147,7 +148,7 @@ class DeviceFramePath {
     }
   }
   static void check(cudaError_t err, const char* what) {
-    if (err != cudaSuccess) throw Error({}, std::string(what) + ": " + cudaGetErrorString(err));
+    check_cuda(err, "CUDA upscaling", what, "upscale");
   }
   void* reserve(DeviceBuffer& buffer, size_t bytes) {
     if (buffer.bytes >= bytes) return buffer.data;

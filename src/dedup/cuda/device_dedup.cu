@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "core/cuda_check.hpp"
 #include "device_dedup_math.hpp"
 #include "upframe/error.hpp"
 
@@ -147,16 +148,12 @@ __global__ void motion_kernel(Plane a, Plane b, ull* out) {
 
 // --- Host side -----------------------------------------------------------------------------
 
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();  // clear a non-sticky error for later calls
-  throw Error(
-      {}, std::string("CUDA duplicate detection: ") + what + " failed: " + cudaGetErrorString(err),
-      ExitCode::kProcessingFailed, "detect");
-}
+constexpr const char* kSubsystem = "CUDA duplicate detection";
+
+void check(cudaError_t err, const char* what) { check_cuda(err, kSubsystem, what, "detect"); }
 
 [[noreturn]] void fail(const std::string& problem) {
-  throw Error({}, "CUDA duplicate detection: " + problem, ExitCode::kProcessingFailed, "detect");
+  throw Error({}, std::string(kSubsystem) + ": " + problem, ExitCode::kProcessingFailed, "detect");
 }
 
 // A LumaView that must be a device plane the kernels can read.
@@ -165,15 +162,8 @@ Plane device_plane(const LumaView& luma, const char* which) {
   if (luma.bit_depth > 8 &&
       (reinterpret_cast<uintptr_t>(luma.data) % 2 != 0 || luma.linesize % 2 != 0))
     fail(std::string(which) + " plane: 16-bit samples need 2-byte aligned data and an even pitch");
-  cudaPointerAttributes attributes{};
-  check(cudaPointerGetAttributes(&attributes, luma.data), "cudaPointerGetAttributes");
-  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
-    fail(std::string(which) + " plane is not in device memory");
-  // Memory of another CUDA context (e.g. one FFmpeg created for NVDEC without
-  // AV_CUDA_USE_PRIMARY_CONTEXT) is device memory too, but kernels in this thread's context
-  // cannot address it: refuse it here rather than fault (a sticky error) in a kernel.
-  if (attributes.devicePointer == nullptr)
-    fail(std::string(which) + " plane is device memory the current CUDA context cannot address");
+  if (!kernel_addressable(luma.data, kSubsystem, "detect"))
+    fail(std::string(which) + " plane is not device memory the current CUDA context can address");
   return Plane{luma.data, luma.linesize, luma.width, luma.height, luma.bit_depth};
 }
 

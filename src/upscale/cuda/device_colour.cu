@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "core/cuda_check.hpp"
 #include "device_colour_math.hpp"
 #include "upframe/error.hpp"
 
@@ -79,16 +80,12 @@ __global__ void tent_y_kernel(YuvPlanes yuv, ColourParams params, const float* c
   device_math::write_chroma(yuv, 1, i, j, code_from_chroma(cr, q));
 }
 
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  cudaGetLastError();  // clear a non-sticky error for later calls
-  throw Error(
-      {}, std::string("CUDA colour conversion: ") + what + " failed: " + cudaGetErrorString(err),
-      ExitCode::kProcessingFailed, "upscale");
-}
+constexpr const char* kSubsystem = "CUDA colour conversion";
+
+void check(cudaError_t err, const char* what) { check_cuda(err, kSubsystem, what, "upscale"); }
 
 [[noreturn]] void fail(const std::string& problem) {
-  throw Error({}, "CUDA colour conversion: " + problem, ExitCode::kProcessingFailed, "upscale");
+  throw Error({}, std::string(kSubsystem) + ": " + problem, ExitCode::kProcessingFailed, "upscale");
 }
 
 YuvPlanes planes_of(const DeviceYuvFrame& frame, const ColourParams& params) {
@@ -120,13 +117,7 @@ YuvPlanes planes_of(const DeviceYuvFrame& frame, const ColourParams& params) {
     if (p.bytes == 2 &&
         (reinterpret_cast<uintptr_t>(frame.data[i]) % 2 != 0 || frame.pitch[i] % 2 != 0))
       fail("plane " + std::to_string(i) + ": 16-bit samples need 2-byte aligned rows");
-    // Kernels can only address memory of this thread's CUDA context: refuse host memory, and
-    // memory of another context (e.g. one FFmpeg created for NVDEC without
-    // AV_CUDA_USE_PRIMARY_CONTEXT), rather than fault (a sticky error) in a kernel.
-    cudaPointerAttributes attributes{};
-    check(cudaPointerGetAttributes(&attributes, frame.data[i]), "cudaPointerGetAttributes");
-    if ((attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) ||
-        attributes.devicePointer == nullptr)
+    if (!kernel_addressable(frame.data[i], kSubsystem, "upscale"))
       fail("plane " + std::to_string(i) +
            " is not device memory the current CUDA context can address");
     p.data[i] = static_cast<uint8_t*>(frame.data[i]);
