@@ -36,7 +36,8 @@ struct Settings {
   double dedup_max_mean_diff = -1;
   double dedup_max_signed_mean_diff = -1;
   double dedup_max_block_diff = -1;
-  double dedup_max_motion = -1;  // pixels
+  double dedup_max_motion = -1;        // pixels
+  double dedup_max_local_motion = -1;  // pixels
 
   // Pipeline and mode selection (SPEC section 3).
   bool enable_gpu_pipeline = true;

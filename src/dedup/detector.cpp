@@ -20,6 +20,8 @@ Thresholds default_thresholds() {
   t.max_abs_signed_mean_diff = 0.6;
   t.max_block_mean_abs_diff = 11.0;
   t.max_motion = 0.095;
+  t.max_local_motion = 0.7;
+  t.local_motion_min_rms = 8.5;
   return t;
 }
 
@@ -43,15 +45,11 @@ DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b) {
   };
   const auto [pa, sa] = as_8bit(a, a8);
   const auto [pb, sb] = as_8bit(b, b8);
-  DifferenceMeasures m = detail::difference_8bit(pa, sa, pb, sb, a.width, a.height).measures();
   // Motion from a to b: the same orientation as the detector (the kept frame to the new one).
-  const math::MotionFit fit =
-      math::motion_fit(detail::motion_sums_8bit(pa, sa, pb, sb, a.width, a.height));
-  m.motion_shift_x = fit.shift_x;
-  m.motion_shift_y = fit.shift_y;
-  m.motion_explained = fit.explained;
-  m.motion = fit.score;
-  return m;
+  detail::MotionField field;
+  detail::motion_field_8bit(pa, sa, pb, sb, a.width, a.height, field);
+  return detail::measures_from_sums(detail::difference_8bit(pa, sa, pb, sb, a.width, a.height),
+                                    field, a.width, a.height, default_thresholds());
 }
 
 struct DuplicateDetector::Impl {
@@ -109,7 +107,8 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
     throw UsageError({}, "dedup window must be at least 1, got " + std::to_string(options.window));
   const Thresholds& t = options.thresholds;
   if (!(t.max_mean_abs_diff >= 0) || !(t.max_abs_signed_mean_diff >= 0) ||
-      !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0))
+      !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0) ||
+      !(t.max_local_motion >= 0) || !(t.local_motion_min_rms >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
   impl_->options = options;

@@ -447,51 +447,55 @@ int64_t horizontal_sum_epi32(__m128i v) {
   return static_cast<int64_t>(lanes[0]) + lanes[1] + lanes[2] + lanes[3];
 }
 
-// Samples x in [1, returned x) of one row, 8 at a time with pmaddwd (16 x 16 -> 32-bit pair
-// sums). |gx|, |gy| <= 2040 and |d| <= 255, so a 32-bit lane gains at most 2 * 2040^2 per
-// step: flushed to 64 bits every 128 steps (< 2^31).
-int motion_row_sse2(const int16_t* smooth, const int16_t* diff, const uint8_t* a, const uint8_t* b,
-                    int width, math::MotionSums& sums) {
+// The six pmaddwd lane accumulators of one 8-sample column group (gxx, gxy, gyy, gxd, gyd, dd).
+struct GroupLanes {
+  __m128i v[6];
+};
+
+// Samples [x, x + 8) of one row (1 <= x, x + 8 <= width - 1) into a group's lanes. Each lane
+// gains at most 2 * 2040^2 per row: a block row (< 16 rows) stays far below 2^31.
+inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, const uint8_t* a,
+                              const uint8_t* b, int x, GroupLanes& lanes) {
   const __m128i zero = _mm_setzero_si128();
-  int x = 1;
-  while (x + 8 <= width - 1) {
-    __m128i xx = zero, xy = zero, yy = zero, xd = zero, yd = zero, dd = zero;
-    for (int step = 0; step < 128 && x + 8 <= width - 1; ++step, x += 8) {
-      const auto load = [](const int16_t* p) {
-        return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-      };
-      const __m128i gx = _mm_sub_epi16(load(smooth + x + 1), load(smooth + x - 1));
-      const __m128i gy = _mm_add_epi16(_mm_add_epi16(load(diff + x - 1), load(diff + x + 1)),
-                                       _mm_add_epi16(load(diff + x), load(diff + x)));
-      const __m128i va =
-          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + x)), zero);
-      const __m128i vb =
-          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + x)), zero);
-      const __m128i d = _mm_sub_epi16(vb, va);
-      xx = _mm_add_epi32(xx, _mm_madd_epi16(gx, gx));
-      xy = _mm_add_epi32(xy, _mm_madd_epi16(gx, gy));
-      yy = _mm_add_epi32(yy, _mm_madd_epi16(gy, gy));
-      xd = _mm_add_epi32(xd, _mm_madd_epi16(gx, d));
-      yd = _mm_add_epi32(yd, _mm_madd_epi16(gy, d));
-      dd = _mm_add_epi32(dd, _mm_madd_epi16(d, d));
-    }
-    sums.gxx += horizontal_sum_epi32(xx);
-    sums.gxy += horizontal_sum_epi32(xy);
-    sums.gyy += horizontal_sum_epi32(yy);
-    sums.gxd += horizontal_sum_epi32(xd);
-    sums.gyd += horizontal_sum_epi32(yd);
-    sums.dd += horizontal_sum_epi32(dd);
-  }
-  return x;
+  const auto load = [](const int16_t* p) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  };
+  const __m128i gx = _mm_sub_epi16(load(smooth + x + 1), load(smooth + x - 1));
+  const __m128i gy = _mm_add_epi16(_mm_add_epi16(load(diff + x - 1), load(diff + x + 1)),
+                                   _mm_add_epi16(load(diff + x), load(diff + x)));
+  const __m128i va =
+      _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + x)), zero);
+  const __m128i vb =
+      _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + x)), zero);
+  const __m128i d = _mm_sub_epi16(vb, va);
+  lanes.v[0] = _mm_add_epi32(lanes.v[0], _mm_madd_epi16(gx, gx));
+  lanes.v[1] = _mm_add_epi32(lanes.v[1], _mm_madd_epi16(gx, gy));
+  lanes.v[2] = _mm_add_epi32(lanes.v[2], _mm_madd_epi16(gy, gy));
+  lanes.v[3] = _mm_add_epi32(lanes.v[3], _mm_madd_epi16(gx, d));
+  lanes.v[4] = _mm_add_epi32(lanes.v[4], _mm_madd_epi16(gy, d));
+  lanes.v[5] = _mm_add_epi32(lanes.v[5], _mm_madd_epi16(d, d));
+}
+
+void flush_group(GroupLanes& lanes, math::MotionSums& into) {
+  into.gxx += horizontal_sum_epi32(lanes.v[0]);
+  into.gxy += horizontal_sum_epi32(lanes.v[1]);
+  into.gyy += horizontal_sum_epi32(lanes.v[2]);
+  into.gxd += horizontal_sum_epi32(lanes.v[3]);
+  into.gyd += horizontal_sum_epi32(lanes.v[4]);
+  into.dd += horizontal_sum_epi32(lanes.v[5]);
+  for (__m128i& v : lanes.v) v = _mm_setzero_si128();
 }
 #endif  // __SSE2__
 
 }  // namespace
 
-math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
-                                  int width, int height) {
-  math::MotionSums sums;
-  if (width < 3 || height < 3) return sums;  // no interior sample
+void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int width,
+                       int height, MotionField& field) {
+  field.blocks_x = math::block_count(width);
+  field.blocks_y = math::block_count(height);
+  field.blocks.assign(static_cast<size_t>(field.blocks_x) * field.blocks_y, math::MotionSums{});
+  field.total = {};
+  if (width < 3 || height < 3) return;  // no interior sample
   // Rolling rows of m (y-1, y, y+1) and the row's Sobel column terms: 5 rows of int16, in L1.
   std::vector<int16_t> buffer(static_cast<size_t>(width) * 5);
   int16_t* m[3] = {buffer.data(), buffer.data() + width, buffer.data() + 2 * width};
@@ -500,8 +504,24 @@ math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t*
   const auto row = [](const uint8_t* plane, int stride, int y) {
     return plane + static_cast<ptrdiff_t>(y) * stride;
   };
+  // Block column of each sample column (blocks of 8 to 15 samples, cell_begin bounds).
+  std::vector<int> column_block(width);
+  for (int bx = 0; bx < field.blocks_x; ++bx)
+    for (int x = math::cell_begin(bx, width, field.blocks_x);
+         x < math::cell_begin(bx + 1, width, field.blocks_x); ++x)
+      column_block[x] = bx;
+#if defined(__SSE2__)
+  // Blocks exactly 8 wide: one SSE2 group a block; the first and last groups hold the
+  // non-interior columns 0 and width - 1 and take the scalar loop.
+  const bool groups = cells_aligned_to_groups(width, field.blocks_x) && field.blocks_x >= 3;
+  std::vector<GroupLanes> lanes(groups ? field.blocks_x : 0);
+  for (GroupLanes& l : lanes)
+    for (__m128i& v : l.v) v = _mm_setzero_si128();
+#endif
   sum_rows(row(a, a_stride, 0), row(b, b_stride, 0), m[0], 0, width);
   sum_rows(row(a, a_stride, 1), row(b, b_stride, 1), m[1], 0, width);
+  int block_row = 0;
+  int block_row_end = math::cell_begin(1, height, field.blocks_y);
   for (int y = 1; y < height - 1; ++y) {
     const uint8_t* next_a = row(a, a_stride, y + 1);
     const uint8_t* next_b = row(b, b_stride, y + 1);
@@ -510,15 +530,96 @@ math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t*
     sobel_columns(m[0], m[1], m[2], smooth, diff, done, width);
     const uint8_t* ra = row(a, a_stride, y);
     const uint8_t* rb = row(b, b_stride, y);
-    int x = 1;
+    math::MotionSums* block_sums =
+        field.blocks.data() + static_cast<ptrdiff_t>(block_row) * field.blocks_x;
 #if defined(__SSE2__)
-    x = motion_row_sse2(smooth, diff, ra, rb, width, sums);
+    if (groups) {
+      motion_row_scalar(smooth, diff, ra, rb, 1, 8, block_sums[0]);
+      for (int g = 1; g + 1 < field.blocks_x; ++g)
+        motion_group_sse2(smooth, diff, ra, rb, 8 * g, lanes[g]);
+      motion_row_scalar(smooth, diff, ra, rb, width - 8, width - 1,
+                        block_sums[field.blocks_x - 1]);
+    } else
 #endif
-    motion_row_scalar(smooth, diff, ra, rb, x, width - 1, sums);
+    {
+      for (int x = 1; x < width - 1;) {  // one run of columns a block at a time
+        const int bx = column_block[x];
+        const int end = std::min(width - 1, math::cell_begin(bx + 1, width, field.blocks_x));
+        motion_row_scalar(smooth, diff, ra, rb, x, end, block_sums[bx]);
+        x = end;
+      }
+    }
+    if (y + 1 == block_row_end || y + 1 == height - 1) {  // the block row is complete
+#if defined(__SSE2__)
+      for (int g = 1; groups && g + 1 < field.blocks_x; ++g) flush_group(lanes[g], block_sums[g]);
+#endif
+      ++block_row;
+      block_row_end = math::cell_begin(block_row + 1, height, field.blocks_y);
+    }
     std::swap(m[0], m[1]);  // rows move up: y -> y-1, y+1 -> y
     std::swap(m[1], m[2]);
   }
-  return sums;
+  for (const math::MotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
+}
+
+math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                                  int width, int height) {
+  MotionField field;
+  motion_field_8bit(a, a_stride, b, b_stride, width, height, field);
+  return field.total;
+}
+
+double local_motion(const MotionField& field, int width, int height, double min_rms) {
+  const int bx_n = field.blocks_x, by_n = field.blocks_y;
+  if (bx_n <= 0 || by_n <= 0 || width < 3 || height < 3) return 0;
+  // Interior samples per block column / row (the sums cover 1 <= x < W-1, 1 <= y < H-1).
+  const auto interior = [](int i, int extent, int n) {
+    const int lo = std::max(1, math::cell_begin(i, extent, n));
+    const int hi = std::min(extent - 1, math::cell_begin(i + 1, extent, n));
+    return std::max(0, hi - lo);
+  };
+  // Windows of 2x2 blocks (one block where the frame has a single block on an axis), sliding
+  // by one block: 16x16 samples a step of 8, so any change of up to 8 samples across lies
+  // whole inside some window.
+  const int span_x = std::min(2, bx_n), span_y = std::min(2, by_n);
+  const int windows_x = bx_n - span_x + 1, windows_y = by_n - span_y + 1;
+  struct Window {
+    math::MotionSums sums;
+    double mean_square = 0;  // mean (b - a)^2 over the window's samples
+  };
+  std::vector<Window> windows(static_cast<size_t>(windows_x) * windows_y);
+  std::vector<double> mean_squares;
+  mean_squares.reserve(windows.size());
+  for (int wy = 0; wy < windows_y; ++wy)
+    for (int wx = 0; wx < windows_x; ++wx) {
+      Window& w = windows[static_cast<size_t>(wy) * windows_x + wx];
+      int64_t area = 0;
+      for (int j = 0; j < span_y; ++j)
+        for (int i = 0; i < span_x; ++i) {
+          math::add_motion_sums(
+              w.sums, field.blocks[static_cast<size_t>(wy + j) * bx_n + wx + i]);
+          area += static_cast<int64_t>(interior(wx + i, width, bx_n)) *
+                  interior(wy + j, height, by_n);
+        }
+      w.mean_square = area > 0 ? static_cast<double>(w.sums.dd) / static_cast<double>(area) : 0;
+      mean_squares.push_back(w.mean_square);
+    }
+  // The pair's noise: the median window's mean square, so a few moving things do not raise it.
+  auto middle = mean_squares.begin() + static_cast<ptrdiff_t>(mean_squares.size() / 2);
+  std::nth_element(mean_squares.begin(), middle, mean_squares.end());
+  const double floor_square = std::max(min_rms * min_rms, kLocalNoiseFactor * *middle);
+  double largest = 0;
+  for (const Window& w : windows) {
+    if (!(w.mean_square > floor_square)) continue;
+    const int64_t gradient = w.sums.gxx + w.sums.gyy;
+    if (gradient <= 0) continue;
+    const math::MotionFit fit = math::motion_fit(w.sums);
+    // Energy of (b - a) a local translation explains, against the window's gradient energy:
+    // about the displacement in pixels (gx, gy are 16x the average picture's gradient).
+    const double explained = fit.explained * static_cast<double>(w.sums.dd);
+    largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
+  }
+  return largest;
 }
 
 bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
@@ -534,18 +635,22 @@ bool differences_within(const DifferenceSums& sums, const Thresholds& thresholds
   return !over_limits(sums, &limits);
 }
 
-bool motion_within(const math::MotionSums& sums, const Thresholds& thresholds) {
-  return math::motion_fit(sums).score <= thresholds.max_motion;
+bool motion_within(const MotionField& field, int width, int height,
+                   const Thresholds& thresholds) {
+  return math::motion_fit(field.total).score <= thresholds.max_motion &&
+         local_motion(field, width, height, thresholds.local_motion_min_rms) <=
+             thresholds.max_local_motion;
 }
 
-DifferenceMeasures measures_from_sums(const DifferenceSums& difference,
-                                      const math::MotionSums& motion) {
+DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const MotionField& motion,
+                                      int width, int height, const Thresholds& thresholds) {
   DifferenceMeasures m = difference.measures();
-  const math::MotionFit fit = math::motion_fit(motion);
+  const math::MotionFit fit = math::motion_fit(motion.total);
   m.motion_shift_x = fit.shift_x;
   m.motion_shift_y = fit.shift_y;
   m.motion_explained = fit.explained;
   m.motion = fit.score;
+  m.local_motion = local_motion(motion, width, height, thresholds.local_motion_min_rms);
   return m;
 }
 
@@ -554,13 +659,17 @@ bool confirm_duplicate_8bit(const uint8_t* a, int a_stride, const uint8_t* b, in
                             const Thresholds& thresholds) {
   const StopLimits limits = stop_limits(thresholds);
   return confirm_duplicate(
-      sum_a, sum_b, static_cast<int64_t>(width) * height, thresholds,
+      sum_a, sum_b, width, height, thresholds,
       [&] {
         bool stopped = false;  // a stopped pass's partial sums are already over a limit
         return difference_8bit_impl(a, a_stride, b, b_stride, width, height, &sum_a, &sum_b,
                                     &limits, &stopped);
       },
-      [&] { return motion_sums_8bit(a, a_stride, b, b_stride, width, height); });
+      [&] {
+        MotionField field;
+        motion_field_8bit(a, a_stride, b, b_stride, width, height, field);
+        return field;
+      });
 }
 
 }  // namespace upframe::dedup::detail

@@ -48,9 +48,30 @@ DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b,
 
 namespace upframe::dedup::detail {
 
-// The motion sums (hash_math.hpp) of two 8-bit planes of the same size.
+// The motion sums (hash_math.hpp) of two 8-bit planes of the same size, per confirmation
+// block (block_count / cell_begin bounds, as the difference blocks) and in total. Each block's
+// sums cover its interior samples (1 <= x < W-1, 1 <= y < H-1), so the total is the frame's.
+struct MotionField {
+  int blocks_x = 0, blocks_y = 0;
+  std::vector<math::MotionSums> blocks;  // row-major
+  math::MotionSums total;
+};
+void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int width,
+                       int height, MotionField& field);
+// The field's total only.
 math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
                                   int width, int height);
+
+// The pair's noise floor for the local measure: windows louder than this many times the
+// median window's mean square (or than min_rms) count; 8 = (2.83 x the median RMS)^2.
+inline constexpr double kLocalNoiseFactor = 8.0;
+
+// Local motion (docs/DEDUP.md): over windows of 2x2 confirmation blocks (16x16 samples, a
+// step of 8), among those whose RMS change exceeds max(min_rms, the pair's noise floor), the
+// largest displacement (pixels) a local translation explains. A small object or particles
+// moving a pixel give about 1; re-coding noise, even at strong edges, stays well under 0.7.
+// Host doubles from the integer sums: the CPU and CUDA fields give the same value.
+double local_motion(const MotionField& field, int width, int height, double min_rms);
 
 // The confirmation's decision, one step per measure; the CPU detector and the CUDA path
 // (src/dedup/cuda) both decide with these, so equal sums give equal decisions.
@@ -60,23 +81,26 @@ bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
 // Step 2, mean |a-b| and the largest block mean. The sums may be partial (a pass stopped early):
 // sums only grow, so partial sums over a limit give the full sums' answer.
 bool differences_within(const DifferenceSums& sums, const Thresholds& thresholds);
-// Step 3, the motion measure (math::motion_fit, host doubles).
-bool motion_within(const math::MotionSums& sums, const Thresholds& thresholds);
+// Step 3, the global motion measure (math::motion_fit, host doubles) and the local one.
+bool motion_within(const MotionField& field, int width, int height, const Thresholds& thresholds);
 
-// The three steps in order; `difference()` returns DifferenceSums and `motion()` MotionSums of
-// the kept frame a and the new frame b, each called only if the steps before accepted.
+// The three steps in order; `difference()` returns DifferenceSums and `motion()` the
+// MotionField of the kept frame a and the new frame b, each called only if the steps before
+// accepted.
 template <class DifferencePass, class MotionPass>
-bool confirm_duplicate(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
+bool confirm_duplicate(uint64_t sum_a, uint64_t sum_b, int width, int height,
                        const Thresholds& thresholds, DifferencePass&& difference,
                        MotionPass&& motion) {
-  if (!signed_mean_within(sum_a, sum_b, pixel_count, thresholds)) return false;
+  if (!signed_mean_within(sum_a, sum_b, static_cast<int64_t>(width) * height, thresholds))
+    return false;
   if (!differences_within(difference(), thresholds)) return false;
-  return motion_within(motion(), thresholds);
+  return motion_within(motion(), width, height, thresholds);
 }
 
-// All measures of measure_difference() from the full sums.
-DifferenceMeasures measures_from_sums(const DifferenceSums& difference,
-                                      const math::MotionSums& motion);
+// All measures of measure_difference() from the full sums (the local measure with the
+// thresholds' min_rms).
+DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const MotionField& motion,
+                                      int width, int height, const Thresholds& thresholds);
 
 // The duplicate confirmation of the detector: the three difference measures, stopping as
 // soon as one is certain to exceed its threshold (the sums only grow, so the decision is the

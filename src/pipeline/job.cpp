@@ -91,6 +91,7 @@ dedup::DetectorOptions detector_options(const Settings& s) {
     o.thresholds.max_abs_signed_mean_diff = s.dedup_max_signed_mean_diff;
   if (s.dedup_max_block_diff >= 0) o.thresholds.max_block_mean_abs_diff = s.dedup_max_block_diff;
   if (s.dedup_max_motion >= 0) o.thresholds.max_motion = s.dedup_max_motion;
+  if (s.dedup_max_local_motion >= 0) o.thresholds.max_local_motion = s.dedup_max_local_motion;
   return o;
 }
 
@@ -150,6 +151,7 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
       {"dedup_max_signed_mean_diff", thresholds.max_abs_signed_mean_diff},
       {"dedup_max_block_diff", thresholds.max_block_mean_abs_diff},
       {"dedup_max_motion", thresholds.max_motion},
+      {"dedup_max_local_motion", thresholds.max_local_motion},
   };
   if (plan.kind == OutputKind::kFramesFolder) {
     o["format"] = plan.format;

@@ -158,11 +158,18 @@ TEST(DedupCuda, SumsAndMeasuresEqualTheCpu) {
           EXPECT_EQ(got.pixel_count, cpu.pixel_count) << what;
           EXPECT_EQ(got.max_block_abs_sum, cpu.max_block_abs_sum) << what;
           EXPECT_EQ(got.max_block_area, cpu.max_block_area) << what;
-          const math::MotionSums cpu_motion =
-              detail::motion_sums_8bit(a8.data(), a.width, b8.data(), b.width, a.width, a.height);
-          const math::MotionSums got_motion =
-              gpu.motion_sums(planes[i - 1]->device(), planes[i]->device());
-          EXPECT_EQ(std::memcmp(&got_motion, &cpu_motion, sizeof cpu_motion), 0) << what;
+          detail::MotionField cpu_motion;
+          detail::motion_field_8bit(a8.data(), a.width, b8.data(), b.width, a.width, a.height,
+                                    cpu_motion);
+          const detail::MotionField got_motion =
+              gpu.motion_field(planes[i - 1]->device(), planes[i]->device());
+          EXPECT_EQ(std::memcmp(&got_motion.total, &cpu_motion.total, sizeof cpu_motion.total), 0)
+              << what;
+          ASSERT_EQ(got_motion.blocks.size(), cpu_motion.blocks.size()) << what;
+          EXPECT_EQ(std::memcmp(got_motion.blocks.data(), cpu_motion.blocks.data(),
+                                cpu_motion.blocks.size() * sizeof(math::MotionSums)),
+                    0)
+              << what;
           const DifferenceMeasures cpu_m = measure_difference(a, b);
           const DifferenceMeasures got_m =
               gpu.measure_difference(planes[i - 1]->device(), planes[i]->device());

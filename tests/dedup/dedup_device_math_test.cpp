@@ -122,23 +122,21 @@ detail::DifferenceSums emulate_difference(const dm::Plane& a, const dm::Plane& b
   return sums;
 }
 
-math::MotionSums emulate_motion(const dm::Plane& a, const dm::Plane& b) {
-  math::MotionSums total;
-  if (a.width < 3 || a.height < 3) return total;
-  // Per "thread block" partial sums, added together at the end, like the kernel's atomics.
-  math::MotionSums part;
-  int in_part = 0;
-  for (int y = a.height - 2; y >= 1; --y)
-    for (int x = 1; x < a.width - 1; ++x) {
-      dm::add_motion_at(a, b, x, y, part);
-      if (++in_part == 97) {
-        math::add_motion_sums(total, part);
-        part = {};
-        in_part = 0;
-      }
-    }
-  math::add_motion_sums(total, part);
-  return total;
+// The motion kernel: one thread per confirmation block, in a shuffled order; the host adds
+// the blocks for the total.
+detail::MotionField emulate_motion(const dm::Plane& a, const dm::Plane& b, std::mt19937& rng) {
+  detail::MotionField field;
+  field.blocks_x = math::block_count(a.width);
+  field.blocks_y = math::block_count(a.height);
+  field.blocks.assign(static_cast<size_t>(field.blocks_x) * field.blocks_y, math::MotionSums{});
+  if (a.width < 3 || a.height < 3) return field;
+  std::vector<int> order(field.blocks.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::shuffle(order.begin(), order.end(), rng);
+  for (const int i : order)
+    field.blocks[i] = dm::block_motion(a, b, i % field.blocks_x, i / field.blocks_x);
+  for (const math::MotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
+  return field;
 }
 
 void expect_same_sums(const detail::DifferenceSums& x, const detail::DifferenceSums& y) {
@@ -156,6 +154,14 @@ void expect_same_motion(const math::MotionSums& x, const math::MotionSums& y) {
   EXPECT_EQ(x.gxd, y.gxd);
   EXPECT_EQ(x.gyd, y.gyd);
   EXPECT_EQ(x.dd, y.dd);
+}
+
+void expect_same_field(const detail::MotionField& x, const detail::MotionField& y) {
+  ASSERT_EQ(x.blocks_x, y.blocks_x);
+  ASSERT_EQ(x.blocks_y, y.blocks_y);
+  ASSERT_EQ(x.blocks.size(), y.blocks.size());
+  for (size_t i = 0; i < x.blocks.size(); ++i) expect_same_motion(x.blocks[i], y.blocks[i]);
+  expect_same_motion(x.total, y.total);
 }
 
 // A textured scene sampled at a sub-pixel offset, in 10-bit levels.
@@ -225,9 +231,10 @@ TEST(DedupDeviceMath, DifferenceAndMotionGridsGiveTheCpuSums) {
     const detail::DifferenceSums cpu =
         detail::difference_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height);
     expect_same_sums(emulate_difference(a.plane(), b.plane(), rng), cpu);
-    expect_same_motion(
-        emulate_motion(a.plane(), b.plane()),
-        detail::motion_sums_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height));
+    detail::MotionField cpu_field;
+    detail::motion_field_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height,
+                              cpu_field);
+    expect_same_field(emulate_motion(a.plane(), b.plane(), rng), cpu_field);
   }
 }
 
@@ -272,15 +279,15 @@ TEST(DedupDeviceMath, SharedDecisionGivesTheCpuDecisionAndMeasures) {
       const bool cpu =
           detail::confirm_duplicate_8bit(a8.data(), w, b8.data(), w, w, h, sum_a, sum_b, t);
       const bool dev = detail::confirm_duplicate(
-          sum_a, sum_b, int64_t{w} * h, t,
+          sum_a, sum_b, w, h, t,
           [&] { return emulate_difference(base.plane(), other.plane(), rng); },
-          [&] { return emulate_motion(base.plane(), other.plane()); });
+          [&] { return emulate_motion(base.plane(), other.plane(), rng); });
       EXPECT_EQ(dev, cpu);
       (cpu ? duplicates : changes)++;
       const DifferenceMeasures cpu_m = measure_difference(base.view, other.view);
       const DifferenceMeasures dev_m =
           detail::measures_from_sums(emulate_difference(base.plane(), other.plane(), rng),
-                                     emulate_motion(base.plane(), other.plane()));
+                                     emulate_motion(base.plane(), other.plane(), rng), w, h, t);
       EXPECT_EQ(std::memcmp(&cpu_m, &dev_m, sizeof cpu_m), 0);
     }
   }

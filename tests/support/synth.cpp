@@ -179,6 +179,144 @@ std::vector<Frame> blinking_square_clip(const ClipSpec& spec, int size, double c
   });
 }
 
+std::vector<Frame> particles_clip(const ClipSpec& spec, int count, int size, int step,
+                                  double contrast) {
+  struct Particle {
+    int x, y;
+  };
+  std::vector<Particle> particles;
+  for (int k = 0; k < count; ++k) {
+    const uint32_t h = mix(spec.seed * 7919 + static_cast<uint32_t>(k));
+    particles.push_back({static_cast<int>(h % static_cast<uint32_t>(spec.width - size)),
+                         static_cast<int>((h >> 12) % static_cast<uint32_t>(spec.height))});
+  }
+  return render_clip(spec, [&](int i, int x, int y) {
+    const double v = scene_luma(spec.seed, x, y);
+    for (const Particle& p : particles) {
+      const int top = (p.y + i * step) % spec.height;
+      if (x >= p.x && x < p.x + size && (y - top + spec.height) % spec.height < size)
+        return over(v, contrast);
+    }
+    return v;
+  });
+}
+
+std::vector<Frame> push_in_clip(const ClipSpec& spec, double rate) {
+  // The scene on a half-pixel grid once (with a border for the box filter); frames sample it
+  // bilinearly at the four quarter-pixel points of each pixel.
+  const int grid_w = 2 * spec.width + 4, grid_h = 2 * spec.height + 4;
+  std::vector<double> grid(static_cast<size_t>(grid_w) * grid_h);
+  for (int j = 0; j < grid_h; ++j)
+    for (int i = 0; i < grid_w; ++i)
+      grid[static_cast<size_t>(j) * grid_w + i] = scene_luma(spec.seed, 0.5 * i - 1, 0.5 * j - 1);
+  const auto scene = [&](double x, double y) {  // bilinear, scene coordinates
+    const double gx = std::clamp(2 * (x + 1), 0.0, grid_w - 1.001);
+    const double gy = std::clamp(2 * (y + 1), 0.0, grid_h - 1.001);
+    const int ix = static_cast<int>(gx), iy = static_cast<int>(gy);
+    const double tx = gx - ix, ty = gy - iy;
+    const double* r0 = &grid[static_cast<size_t>(iy) * grid_w + ix];
+    const double* r1 = r0 + grid_w;
+    return (r0[0] * (1 - tx) + r0[1] * tx) * (1 - ty) + (r1[0] * (1 - tx) + r1[1] * tx) * ty;
+  };
+  const double cx = spec.width / 2.0, cy = spec.height / 2.0;
+  return render_clip(spec, [&](int i, int x, int y) {
+    const double zoom = std::pow(1 + rate, i);
+    double sum = 0;
+    for (const double oy : {0.25, 0.75})
+      for (const double ox : {0.25, 0.75})
+        sum += scene(cx + (x + ox - cx) / zoom, cy + (y + oy - cy) / zoom);
+    return sum / 4;
+  });
+}
+
+std::vector<Frame> mouth_flap_clip(const ClipSpec& spec, int hold) {
+  const double s = spec.height / 180.0;
+  const double cx = spec.width * 0.5, cy = spec.height * 0.5, face = 60 * s;
+  static constexpr double kMouthHeights[] = {1.0, 5.0, 3.0, 1.0, 6.0, 2.0};  // one per drawing
+  return render_clip(spec, [&](int i, int x, int y) {
+    double v = 0.6 * scene_luma(spec.seed, x, y) + 40;  // a muted still background
+    const double dx = x - cx, dy = y - cy;
+    if (std::hypot(dx, dy * 0.85) < face) {
+      v = 190 + 6 * std::sin(0.05 * x) * std::cos(0.04 * y);  // skin, gently shaded
+      for (const double ex : {-22.0, 22.0})
+        if (std::hypot(dx - ex * s, dy + 15 * s) < 6 * s) v = 40;  // eyes
+      const double mouth = kMouthHeights[(i / hold) % 6] * s;
+      if (std::abs(dx) < 14 * s && std::abs(dy - 25 * s) < mouth / 2 + 0.5) v = 60;
+    }
+    return clamp_level(v);
+  });
+}
+
+std::vector<Frame> screen_recording_clip(const ClipSpec& spec) {
+  const double s = spec.height / 180.0;
+  // Where the pointer's tip is at frame i: moves 3 px a frame over frames 6..11, 1 px a frame
+  // over frames 30..35, and rests elsewhere.
+  const auto pointer_at = [&](int i) {
+    double px = 0.6 * spec.width, py = 0.5 * spec.height;
+    for (int f = 1; f <= i; ++f) {
+      if (f >= 6 && f < 12) px += 3, py += 1;
+      if (f >= 30 && f < 36) px -= 1;
+    }
+    return std::pair<double, double>(px, py);
+  };
+  const int text_lines = 6;
+  const double line_h = 14 * s, left = 20 * s, top = 30 * s;
+  return render_clip(spec, [&](int i, int x, int y) {
+    double v = 232;  // window background
+    if (y < 16 * s) v = 70;  // title bar
+    // Text: glyph-like strokes (2 px wide, 9 px tall) at pseudo-random cells of each line.
+    const int line = static_cast<int>((y - top) / line_h);
+    if (y >= top && line < text_lines) {
+      const double in_line = y - top - line * line_h;
+      const int cell = static_cast<int>((x - left) / (7 * s));
+      const double in_cell = x - left - cell * 7 * s;
+      const int cells = static_cast<int>((0.7 - 0.08 * line) * spec.width / (7 * s));
+      if (x >= left && cell < cells && in_line < 9 * s &&
+          (mix(spec.seed * 131 + line * 977 + cell) & 3) != 0 && in_cell < 2 * s)
+        v = 35;
+      if (x >= left && cell < cells && in_line >= 4 * s && in_line < 5.5 * s &&
+          in_cell < 5 * s && (mix(spec.seed + line * 31 + cell) & 1))
+        v = 35;
+    }
+    // The caret after the last line, visible for 12 frames, hidden for 12.
+    const double caret_x = left + 0.3 * spec.width, caret_y = top + text_lines * line_h;
+    if ((i / 12) % 2 == 0 && x >= caret_x && x < caret_x + 2 * s && y >= caret_y &&
+        y < caret_y + 12 * s)
+      v = 20;
+    // The pointer: a dark arrow with a light outline.
+    const auto [px, py] = pointer_at(i);
+    const double ax = x - px, ay = y - py;
+    if (ay >= 0 && ay < 16 * s && ax >= 0 && ax <= ay * 0.6) v = ax >= ay * 0.6 - 1.5 ? 250 : 10;
+    return v;
+  });
+}
+
+std::vector<Frame> grainy_on_twos_clip(const ClipSpec& spec, int hold, double grain) {
+  const std::vector<Frame> clean = on_twos_clip(spec, hold);
+  const uint32_t seed = spec.seed;
+  std::vector<Frame> frames;
+  for (int i = 0; i < spec.frames; ++i) {
+    const Frame& base = clean[i];
+    const LumaFunction noisy = [&](int, int x, int y) {
+      const AVFrame* f = base.av();
+      const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(base.format());
+      const int depth = desc->comp[0].depth;
+      double sample = 0;
+      if (depth > 8)
+        sample = reinterpret_cast<const uint16_t*>(f->data[0] + y * f->linesize[0])[x] /
+                 std::ldexp(1.0, depth - 8);
+      else
+        sample = f->data[0][y * f->linesize[0] + x];
+      const uint32_t drawing = static_cast<uint32_t>(i / hold);
+      return clamp_level(sample + grain * lattice_noise(seed + 5000 + drawing, x, y));
+    };
+    ClipSpec one = spec;
+    one.frames = 1;
+    frames.push_back(std::move(render_clip(one, noisy).front()));
+  }
+  return frames;
+}
+
 std::vector<Frame> distinct_clip(const ClipSpec& spec) {
   return render_clip(spec, [&](int i, int x, int y) {
     return scene_luma(spec.seed + 1 + static_cast<uint32_t>(i), x, y);

@@ -53,6 +53,25 @@ std::vector<Frame> moving_object_clip(const ClipSpec& spec, int size = 6, int st
                                       double contrast = 80);
 // A cursor-like `size` x `size` square that blinks: visible on even frames only.
 std::vector<Frame> blinking_square_clip(const ClipSpec& spec, int size = 6, double contrast = 80);
+// Small local motion (issue 9: each must stay unique). `count` particles (snowflakes or rain
+// drops), `size` x `size` px, `contrast` levels off the scene, fall `step` px a frame over a
+// still background (wrapping at the bottom); positions are fixed for spec.seed.
+std::vector<Frame> particles_clip(const ClipSpec& spec, int count = 40, int size = 2, int step = 1,
+                                  double contrast = 60);
+// The camera pushes in towards the centre by `rate` a frame (0.002: 0.2 %), the scene sampled
+// with a 2x2 box filter per pixel (a zoom moves every pixel but the centre by a fraction of a
+// pixel).
+std::vector<Frame> push_in_clip(const ClipSpec& spec, double rate = 0.002);
+// A still face whose mouth changes shape (closed, half open, open) every `hold` frames; the
+// frames in between are exact repeats. Sizes follow the frame height (180 px: a 14 px mouth).
+std::vector<Frame> mouth_flap_clip(const ClipSpec& spec, int hold = 3);
+// A screen recording: a flat window with a title bar and lines of glyph-like strokes, a caret
+// that blinks every 12 frames and a pointer that moves on some frames only (3 px, then 1 px a
+// frame) and rests on the others. Frames where nothing moved are exact repeats.
+std::vector<Frame> screen_recording_clip(const ClipSpec& spec);
+// on_twos_clip with film grain (+-`grain` levels) drawn into each drawing: held frames repeat
+// the drawing and its grain exactly, a new drawing has new grain.
+std::vector<Frame> grainy_on_twos_clip(const ClipSpec& spec, int hold = 2, double grain = 4);
 // spec.frames entirely different pictures (scene seed + index).
 std::vector<Frame> distinct_clip(const ClipSpec& spec);
 // Frame i repeats frame i-1 exactly where repeats_previous[i] (a new reference to the same

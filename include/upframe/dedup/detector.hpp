@@ -22,6 +22,11 @@ struct Thresholds {
   // |shift| * sqrt(R^2) of a global translation fitted to the difference, in pixels: a slow
   // pan (even sub-pixel, even after lossy coding) is a translation, coding noise is not.
   double max_motion = 0;
+  // Local motion: the largest displacement (pixels) a translation explains in a 16x16 window
+  // whose RMS change is above local_motion_min_rms (levels) and the pair's own noise floor: a
+  // small object or a few particles moving while the rest of the frame stands still.
+  double max_local_motion = 0;
+  double local_motion_min_rms = 0;
 };
 Thresholds default_thresholds();
 
@@ -35,6 +40,8 @@ struct DifferenceMeasures {
   double motion_shift_y = 0;
   double motion_explained = 0;
   double motion = 0;
+  // The local motion measure (Thresholds::max_local_motion), with the default min_rms.
+  double local_motion = 0;
 };
 // Both views must have the same size; samples are compared scaled to 8 bits.
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);

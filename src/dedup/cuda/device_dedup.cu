@@ -24,7 +24,6 @@ using ull = unsigned long long;
 
 constexpr int kThreads = 256;     // threads per block of the hash, difference, motion kernels
 constexpr int kMaxThreads = 512;  // the block-max reduction (one block)
-constexpr int kMaxMotionBlocks = 2048;
 
 // --- Device side ---------------------------------------------------------------------------
 
@@ -130,20 +129,11 @@ __global__ void block_max_kernel(const ull* block_abs, int width, int height, in
   }
 }
 
-// out[0..5] = gxx, gxy, gyy, gxd, gyd, dd (two's complement).
-__global__ void motion_kernel(Plane a, Plane b, ull* out) {
-  const int inner_width = a.width - 2;
-  const long long count = static_cast<long long>(inner_width) * (a.height - 2);
-  math::MotionSums sums;
-  for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
-    device_math::add_motion_at(a, b, 1 + static_cast<int>(i % inner_width),
-                               1 + static_cast<int>(i / inner_width), sums);
-  const int64_t values[6] = {sums.gxx, sums.gxy, sums.gyy, sums.gxd, sums.gyd, sums.dd};
-  for (int k = 0; k < 6; ++k) {
-    const ull total = block_sum(static_cast<ull>(values[k]));
-    if (threadIdx.x == 0 && total != 0) atomicAdd(&out[k], total);
-  }
+// One thread per confirmation block: its motion sums (detail::MotionField's blocks).
+__global__ void motion_kernel(Plane a, Plane b, int blocks_x, int block_total,
+                              math::MotionSums* out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < block_total) out[i] = device_math::block_motion(a, b, i % blocks_x, i / blocks_x);
 }
 
 // --- Host side -----------------------------------------------------------------------------
@@ -181,14 +171,14 @@ struct DeviceDedup::Buffers {
   HashResult* hash = nullptr;
   ull* totals = nullptr;  // 2
   device_math::BlockMax* block_max = nullptr;
-  ull* motion = nullptr;  // 6
   ull* block_abs = nullptr;
-  size_t block_abs_capacity = 0;
+  math::MotionSums* block_motion = nullptr;
+  size_t block_capacity = 0;
   void* fixed = nullptr;  // one allocation for all but block_abs
 
   Buffers() {
     const size_t bytes = 32 * 32 * sizeof(ull) + sizeof(HashResult) + 2 * sizeof(ull) +
-                         sizeof(device_math::BlockMax) + 6 * sizeof(ull);
+                         sizeof(device_math::BlockMax);
     check(cudaMalloc(&fixed, bytes), "allocating scratch memory");
     auto* at = static_cast<unsigned char*>(fixed);  // every part is 8-byte aligned
     cell_sums = reinterpret_cast<ull*>(at);
@@ -198,24 +188,29 @@ struct DeviceDedup::Buffers {
     totals = reinterpret_cast<ull*>(at);
     at += 2 * sizeof(ull);
     block_max = reinterpret_cast<device_math::BlockMax*>(at);
-    at += sizeof(device_math::BlockMax);
-    motion = reinterpret_cast<ull*>(at);
   }
   ~Buffers() {
     cudaFree(block_abs);
+    cudaFree(block_motion);
     cudaFree(fixed);
   }
   Buffers(const Buffers&) = delete;
   Buffers& operator=(const Buffers&) = delete;
 
+  // Per-block scratch of both passes. The stream is synchronised at the end of every call,
+  // so no kernel still uses the memory freed here.
   void reserve_blocks(size_t count) {
-    if (count <= block_abs_capacity) return;
+    if (count <= block_capacity) return;
     cudaFree(block_abs);
+    cudaFree(block_motion);
     block_abs = nullptr;
-    block_abs_capacity = 0;
+    block_motion = nullptr;
+    block_capacity = 0;
     check(cudaMalloc(reinterpret_cast<void**>(&block_abs), count * sizeof(ull)),
           "allocating the block sums");
-    block_abs_capacity = count;
+    check(cudaMalloc(reinterpret_cast<void**>(&block_motion), count * sizeof(math::MotionSums)),
+          "allocating the block motion sums");
+    block_capacity = count;
   }
 };
 
@@ -316,43 +311,42 @@ detail::DifferenceSums DeviceDedup::difference_sums(const LumaView& a, const Lum
   return sums;
 }
 
-math::MotionSums DeviceDedup::motion_sums(const LumaView& a, const LumaView& b) {
+detail::MotionField DeviceDedup::motion_field(const LumaView& a, const LumaView& b) {
   const Plane pa = device_plane(a, "first");
   const Plane pb = device_plane(b, "second");
   check_same_size(a, b);
-  math::MotionSums sums;
-  if (pa.width < 3 || pa.height < 3) return sums;  // no interior sample, as on the CPU
+  detail::MotionField field;
+  field.blocks_x = math::block_count(pa.width);
+  field.blocks_y = math::block_count(pa.height);
+  const int block_total = field.blocks_x * field.blocks_y;
+  field.blocks.assign(static_cast<size_t>(block_total), math::MotionSums{});
+  if (pa.width < 3 || pa.height < 3) return field;  // no interior sample, as on the CPU
   if (!buffers_) buffers_ = std::make_unique<Buffers>();
+  buffers_->reserve_blocks(static_cast<size_t>(block_total));
   const auto stream = static_cast<cudaStream_t>(stream_);
-  check(cudaMemsetAsync(buffers_->motion, 0, 6 * sizeof(ull), stream), "clearing the sums");
-  const long long samples = static_cast<long long>(pa.width - 2) * (pa.height - 2);
-  const long long wanted = (samples + kThreads - 1) / kThreads;
-  const int blocks = static_cast<int>(wanted < kMaxMotionBlocks ? wanted : kMaxMotionBlocks);
-  motion_kernel<<<blocks, kThreads, 0, stream>>>(pa, pb, buffers_->motion);
+  motion_kernel<<<(block_total + kThreads - 1) / kThreads, kThreads, 0, stream>>>(
+      pa, pb, field.blocks_x, block_total, buffers_->block_motion);
   check(cudaGetLastError(), "launching the motion kernel");
-  ull values[6] = {};
-  check(cudaMemcpyAsync(values, buffers_->motion, sizeof values, cudaMemcpyDeviceToHost, stream),
+  check(cudaMemcpyAsync(field.blocks.data(), buffers_->block_motion,
+                        field.blocks.size() * sizeof(math::MotionSums), cudaMemcpyDeviceToHost,
+                        stream),
         "copying the motion sums back");
   check(cudaStreamSynchronize(stream), "running the motion kernel");
-  sums.gxx = static_cast<int64_t>(values[0]);
-  sums.gxy = static_cast<int64_t>(values[1]);
-  sums.gyy = static_cast<int64_t>(values[2]);
-  sums.gxd = static_cast<int64_t>(values[3]);
-  sums.gyd = static_cast<int64_t>(values[4]);
-  sums.dd = static_cast<int64_t>(values[5]);
-  return sums;
+  for (const math::MotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
+  return field;
 }
 
 DifferenceMeasures DeviceDedup::measure_difference(const LumaView& a, const LumaView& b) {
-  return detail::measures_from_sums(difference_sums(a, b), motion_sums(a, b));
+  return detail::measures_from_sums(difference_sums(a, b), motion_field(a, b), a.width, a.height,
+                                    default_thresholds());
 }
 
 bool DeviceDedup::confirm_duplicate(const LumaView& a, uint64_t sum_a, const LumaView& b,
                                     uint64_t sum_b, const Thresholds& thresholds) {
   check_same_size(a, b);
   return detail::confirm_duplicate(
-      sum_a, sum_b, static_cast<int64_t>(a.width) * a.height, thresholds,
-      [&] { return difference_sums(a, b); }, [&] { return motion_sums(a, b); });
+      sum_a, sum_b, a.width, a.height, thresholds, [&] { return difference_sums(a, b); },
+      [&] { return motion_field(a, b); });
 }
 
 }  // namespace upframe::dedup::cuda

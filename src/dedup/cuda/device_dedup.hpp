@@ -57,9 +57,9 @@ class DeviceDedup {
   DeviceHash average_hash(const LumaView& luma, int hash_size);
 
   // The full sums of the difference measures and of the motion fit, equal to
-  // detail::difference_8bit / detail::motion_sums_8bit on the 8-bit planes.
+  // detail::difference_8bit / detail::motion_field_8bit on the 8-bit planes.
   detail::DifferenceSums difference_sums(const LumaView& a, const LumaView& b);
-  math::MotionSums motion_sums(const LumaView& a, const LumaView& b);
+  detail::MotionField motion_field(const LumaView& a, const LumaView& b);
 
   // measure_difference() of the CPU (same measures, from the same host code).
   DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);

@@ -125,4 +125,18 @@ UPFRAME_HD inline void add_motion_at(const Plane& a, const Plane& b, int x, int 
                           sample8(b, x, y) - sample8(a, x, y));
 }
 
+// One thread per confirmation block (block_count / cell_begin bounds, as block_difference):
+// the motion sums of the block's interior samples, as detail::motion_field_8bit's blocks.
+UPFRAME_HD inline math::MotionSums block_motion(const Plane& a, const Plane& b, int bx, int by) {
+  const int blocks_x = math::block_count(a.width), blocks_y = math::block_count(a.height);
+  const int x0 = math::cell_begin(bx, a.width, blocks_x);
+  const int x1 = math::cell_begin(bx + 1, a.width, blocks_x);
+  const int y0 = math::cell_begin(by, a.height, blocks_y);
+  const int y1 = math::cell_begin(by + 1, a.height, blocks_y);
+  math::MotionSums sums;
+  for (int y = y0 > 1 ? y0 : 1; y < y1 && y < a.height - 1; ++y)
+    for (int x = x0 > 1 ? x0 : 1; x < x1 && x < a.width - 1; ++x) add_motion_at(a, b, x, y, sums);
+  return sums;
+}
+
 }  // namespace upframe::dedup::device_math
