@@ -255,5 +255,118 @@ TEST(DedupClips, LossySlowVerticalPanHasNoDuplicates) {
                        synth::round_trip(dir / "pan.mp4", smooth_pan_clip(spec(), 0, 1), x264(28)));
 }
 
+// --- Issue 9: small local motion, and the classes that must keep passing ------------------
+
+// What a frame pair of `source` is: a duplicate exactly where the source frame repeats the one
+// before it sample for sample.
+std::vector<bool> source_repeats(const std::vector<Frame>& source) {
+  std::vector<bool> repeats(source.size(), false);
+  for (size_t i = 1; i < source.size(); ++i) {
+    const LumaView a = luma_of(source[i - 1]), b = luma_of(source[i]);
+    bool same = true;
+    for (int y = 0; same && y < a.height; ++y)
+      same = std::equal(a.data + static_cast<ptrdiff_t>(y) * a.linesize,
+                        a.data + static_cast<ptrdiff_t>(y) * a.linesize + a.width * (a.bit_depth > 8 ? 2 : 1),
+                        b.data + static_cast<ptrdiff_t>(y) * b.linesize);
+    repeats[i] = same;
+  }
+  return repeats;
+}
+
+// The detector on `frames` (the source, or it after lossy coding) against the source's own
+// repeats: no frame that changed in the source may be called a duplicate; at most
+// `missed_allowed` true repeats may be missed (a missed duplicate only costs time).
+void expect_source_duplicates(const std::string& name, const std::vector<Frame>& source,
+                              const std::vector<Frame>& frames, int missed_allowed = 0) {
+  ASSERT_EQ(source.size(), frames.size()) << name;
+  const std::vector<bool> repeats = source_repeats(source);
+  print_margins(name, measure_margins(frames, [&](size_t i) { return !repeats[i]; }));
+  const Run run = classify_all(frames);
+  int64_t expected = 0, missed = 0, last_unique = -1;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    expected += repeats[i];
+    if (repeats[i] && !run.decisions[i].duplicate) ++missed;
+    if (!repeats[i]) {
+      EXPECT_FALSE(run.decisions[i].duplicate) << name << " frame " << i << " froze";
+    }
+    if (run.decisions[i].duplicate) {  // consecutive scope: the hold's kept frame
+      EXPECT_EQ(run.decisions[i].source_index, last_unique) << name << " " << i;
+    } else {
+      last_unique = static_cast<int64_t>(i);
+    }
+  }
+  EXPECT_LE(missed, missed_allowed) << name;
+  EXPECT_EQ(run.duplicates, expected - missed) << name;
+  std::printf("CLASS %-34s %2lld of %2lld repeats found, %lld missed\n", name.c_str(),
+              static_cast<long long>(run.duplicates), static_cast<long long>(expected),
+              static_cast<long long>(missed));
+}
+
+synth::ClipSpec spec_hd(int frames = 24) {
+  synth::ClipSpec s;
+  s.width = 1280;
+  s.height = 720;
+  s.frames = frames;
+  return s;
+}
+
+// Raw, and through x264 CRF 23 and 28 (keyframes every 5 frames, as above).
+void expect_motion_kept(const std::string& name, const std::vector<Frame>& source) {
+  const auto dir = test::scratch_dir("dedup-local");
+  expect_source_duplicates(name + " (raw)", source, source);
+  for (const int crf : {23, 28})
+    expect_source_duplicates(name + " (x264 crf" + std::to_string(crf) + ")", source,
+                             synth::round_trip(dir / "clip.mp4", source, x264(crf)));
+}
+
+TEST(DedupClips, SmallObjectMovingOnePixelIsNeverFrozen) {
+  expect_motion_kept("6px object 1px/frame 320", synth::moving_object_clip(spec(), 6, 1, 80));
+  expect_motion_kept("6px object 1px/frame 720p", synth::moving_object_clip(spec_hd(), 6, 1, 80));
+}
+
+TEST(DedupClips, FallingParticlesAreNeverFrozen) {
+  expect_motion_kept("40 particles 1px/frame 320", synth::particles_clip(spec()));
+  expect_motion_kept("40 particles 1px/frame 720p", synth::particles_clip(spec_hd()));
+}
+
+TEST(DedupClips, MouthFlapOnAStillFaceKeepsItsDuplicates) {
+  const auto dir = test::scratch_dir("dedup-mouth");
+  const auto source = synth::mouth_flap_clip(spec(), 3);
+  expect_source_duplicates("mouth flap on threes (raw)", source, source);
+  for (const int crf : {23, 28})
+    expect_source_duplicates("mouth flap on threes (x264 crf" + std::to_string(crf) + ")", source,
+                             synth::round_trip(dir / "clip.mp4", source, x264(crf)));
+}
+
+TEST(DedupClips, ScreenRecordingKeepsPointerAndCaretAndItsDuplicates) {
+  const auto dir = test::scratch_dir("dedup-screen");
+  const auto source = synth::screen_recording_clip(spec());
+  expect_source_duplicates("screen recording (raw)", source, source);
+  expect_source_duplicates("screen recording (x264 crf23)", source,
+                           synth::round_trip(dir / "clip.mp4", source, x264(23)));
+  // One held frame re-coded as a keyframe is missed at CRF 28 (docs/DEDUP.md), as before.
+  expect_source_duplicates("screen recording (x264 crf28)", source,
+                           synth::round_trip(dir / "clip.mp4", source, x264(28)), 1);
+}
+
+TEST(DedupClips, GrainyDrawingsOnTwosAtCrf30KeepTheirDuplicates) {
+  const auto dir = test::scratch_dir("dedup-grain");
+  const auto source = synth::grainy_on_twos_clip(spec());
+  synth::EncodeOptions o = x264(30);
+  expect_source_duplicates("grainy on twos (x264 crf30)", source,
+                           synth::round_trip(dir / "clip.mp4", source, o));
+}
+
+TEST(DedupClips, OnThreesThroughX264KeepsItsDuplicates) {
+  const auto dir = test::scratch_dir("dedup-threes");
+  const auto source = synth::on_twos_clip(spec(), 3);
+  // Holds of three with a keyframe every 5 frames: 2 to 3 of the 32 repeats re-coded as
+  // keyframes are missed (the block measure at the character's edges), as before this change.
+  expect_source_duplicates("on threes (x264 crf23)", source,
+                           synth::round_trip(dir / "clip.mp4", source, x264(23)), 2);
+  expect_source_duplicates("on threes (x264 crf28)", source,
+                           synth::round_trip(dir / "clip.mp4", source, x264(28)), 3);
+}
+
 }  // namespace
 }  // namespace upframe::dedup

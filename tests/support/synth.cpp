@@ -79,6 +79,14 @@ void check(const std::filesystem::path& path, const std::string& what, int err) 
 
 }  // namespace
 
+std::vector<double> still_scene(const ClipSpec& spec) {
+  std::vector<double> scene(static_cast<size_t>(spec.width) * spec.height);
+  for (int y = 0; y < spec.height; ++y)
+    for (int x = 0; x < spec.width; ++x)
+      scene[static_cast<size_t>(y) * spec.width + x] = scene_luma(spec.seed, x, y);
+  return scene;
+}
+
 double scene_luma(uint32_t seed, double x, double y) {
   const double phase = (seed % 97) * 0.37;
   double v = 130 + 55 * std::sin(0.011 * x + phase) + 25 * std::cos(0.017 * y + 2 * phase);
@@ -160,8 +168,9 @@ std::vector<Frame> on_twos_clip(const ClipSpec& spec, int hold) {
 }
 
 std::vector<Frame> moving_object_clip(const ClipSpec& spec, int size, int step, double contrast) {
+  const std::vector<double> scene = still_scene(spec);
   return render_clip(spec, [&](int i, int x, int y) {
-    const double v = scene_luma(spec.seed, x, y);
+    const double v = scene[static_cast<size_t>(y) * spec.width + x];
     const int travel = std::max(1, spec.width - 2 * size - 16);
     const int ox = 8 + (i * step) % travel, oy = spec.height / 3;
     if (x >= ox && x < ox + size && y >= oy && y < oy + size) return over(v, contrast);
@@ -190,14 +199,22 @@ std::vector<Frame> particles_clip(const ClipSpec& spec, int count, int size, int
     particles.push_back({static_cast<int>(h % static_cast<uint32_t>(spec.width - size)),
                          static_cast<int>((h >> 12) % static_cast<uint32_t>(spec.height))});
   }
+  const std::vector<double> scene = still_scene(spec);
+  // Where the particles are in the frame being rendered (frames render in order).
+  std::vector<uint8_t> covered(scene.size());
+  int covered_frame = -1;
   return render_clip(spec, [&](int i, int x, int y) {
-    const double v = scene_luma(spec.seed, x, y);
-    for (const Particle& p : particles) {
-      const int top = (p.y + i * step) % spec.height;
-      if (x >= p.x && x < p.x + size && (y - top + spec.height) % spec.height < size)
-        return over(v, contrast);
+    if (i != covered_frame) {
+      std::fill(covered.begin(), covered.end(), uint8_t{0});
+      for (const Particle& p : particles)
+        for (int dy = 0; dy < size; ++dy)
+          for (int dx = 0; dx < size; ++dx)
+            covered[static_cast<size_t>((p.y + i * step + dy) % spec.height) * spec.width + p.x +
+                    dx] = 1;
+      covered_frame = i;
     }
-    return v;
+    const size_t at = static_cast<size_t>(y) * spec.width + x;
+    return covered[at] ? over(scene[at], contrast) : scene[at];
   });
 }
 

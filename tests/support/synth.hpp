@@ -40,6 +40,10 @@ Frame render_frame(int width, int height, AVPixelFormat pix_fmt,
 // texture is fixed to the scene so a pan moves it). Deterministic for a seed.
 double scene_luma(uint32_t seed, double x, double y);
 
+// scene_luma at every pixel of a spec.width x spec.height frame (row-major), computed once for
+// the clips whose background stands still.
+std::vector<double> still_scene(const ClipSpec& spec);
+
 // The camera pans `pixels_per_frame` to the right every frame (never a duplicate).
 std::vector<Frame> pan_clip(const ClipSpec& spec, int pixels_per_frame = 1);
 // The scene darkens `levels_per_frame` every frame (never a duplicate).

@@ -23,8 +23,9 @@ struct Thresholds {
   // pan (even sub-pixel, even after lossy coding) is a translation, coding noise is not.
   double max_motion = 0;
   // Local motion: the largest displacement (pixels) a translation explains in a 16x16 window
-  // whose RMS change is above local_motion_min_rms (levels) and the pair's own noise floor: a
-  // small object or a few particles moving while the rest of the frame stands still.
+  // holding an 8x8 block whose RMS change is above local_motion_min_rms (levels) and the pair's
+  // own noise floor: a small object or particles moving while the rest of the frame stands
+  // still.
   double max_local_motion = 0;
   double local_motion_min_rms = 0;
 };
