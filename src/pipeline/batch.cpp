@@ -148,7 +148,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale) {
 
 BatchResult run_batch(const Settings& settings, const ProgressCallback& progress) {
   auto start = pipeline::Clock::now();
-  // The model (and scale) is checked once, before any work.
+  // The settings, the model and the scale are checked once, before any work.
+  validate_settings(settings);
   const int scale = pipeline::create_upscaler(settings)->scale();
   std::vector<BatchItem> items = plan_batch(settings, scale);
   if (items.empty()) throw Error(settings.input.string(), "no image or video files in this folder");

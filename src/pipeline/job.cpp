@@ -276,6 +276,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 }  // namespace
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
+  validate_settings(settings);
   pipeline::check_input(settings.input);
   std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(settings);
   OutputPlan plan = plan_output(settings, upscaler->scale());
