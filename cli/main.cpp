@@ -228,7 +228,8 @@ int main(int argc, char** argv) {
       return int(batch.failed() ? ExitCode::kBatchHadFailures : ExitCode::kOk);
     }
     upframe::JobStats stats = upframe::run_job(settings, std::ref(printer));
-    if (!settings.quiet && !settings.progress_json) print_summary(stats);
+    // An already complete job said so in its one info line: there is nothing to sum up.
+    if (!settings.quiet && !settings.progress_json && !stats.already_complete) print_summary(stats);
     return 0;
   } catch (const upframe::Error& e) {
     if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)
