@@ -302,8 +302,11 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
     input_id = pipeline::input_identity(settings.input);
     options = output_options(settings, *upscaler, plan, settings.encoder);
   }
+  // (An empty folder is no finished frames folder, and check_output lets a job write there.)
   std::error_code ec;
-  if (settings.resume && plan.kind != OutputKind::kNull && fs::exists(plan.path, ec) &&
+  const bool output_there = fs::exists(plan.path, ec) &&
+                            !(fs::is_directory(plan.path, ec) && fs::is_empty(plan.path, ec));
+  if (settings.resume && plan.kind != OutputKind::kNull && output_there &&
       !fs::exists(pipeline::partial_folder(plan.path), ec)) {
     const std::string mismatch = pipeline::finished_output_mismatch(plan.path, input_id, options);
     if (mismatch.empty()) {

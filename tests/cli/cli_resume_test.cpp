@@ -465,6 +465,12 @@ TEST(CliResume, FinishedFramesFolderAndImageAreAlreadyComplete) {
   EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
   EXPECT_EQ(read_file(other / "notes.txt"), "keep me");
   EXPECT_FALSE(fs::exists(dir / "other.upframe-partial"));
+  // An empty folder is no finished job: --resume writes the frames there as without it.
+  auto empty = dir / "empty";
+  fs::create_directories(empty);
+  r = run_upframe(in, empty, kFramesArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_TRUE(fs::exists(empty / "00000024.png"));
 
   // An image.
   auto image = dir / "a.png";
