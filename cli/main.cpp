@@ -37,6 +37,58 @@ std::string flag_list(const upframe::SettingSpec& spec) {
   return flags;
 }
 
+// How --help shows a setting's value after its flag: the choices ("auto|cpu|cuda"), a range
+// ("1..16"), "N|auto", or what kind of value it is.
+std::string value_form(const upframe::SettingSpec& spec) {
+  using K = upframe::SettingKind;
+  switch (spec.kind) {
+    case K::kChoice: {
+      std::vector<std::string> choices;
+      for (const std::string& c : spec.choices)
+        if (!c.empty()) choices.push_back(c);
+      return CLI::detail::join(choices, "|");
+    }
+    case K::kInt:
+      return spec.max >= (1L << 30) ? "N"
+                                    : std::to_string(spec.min) + ".." + std::to_string(spec.max);
+    case K::kIntOrAuto:
+      return "N|auto";
+    case K::kDouble:
+      return "NUMBER";
+    case K::kString:
+      return "NAME";
+    case K::kPath:
+      return "PATH";
+    case K::kBool:
+      break;
+  }
+  return {};
+}
+
+// --help lines as "--device auto|cpu|cuda   where to run [default: auto]": the value's form
+// (CLI11's type name) after the flag, the default (CLI11's default string) after the text.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  // "--parallel,--no-parallel" (CLI11 would add "{false}" to the negative form).
+  std::string make_option_name(const CLI::Option* opt, bool is_positional) const override {
+    std::string name = CLI::Formatter::make_option_name(opt, is_positional);
+    for (size_t at; (at = name.find("{false}")) != std::string::npos;) name.erase(at, 7);
+    return name;
+  }
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    std::string out;
+    if (opt->get_type_size() != 0 && !opt->get_type_name().empty())
+      out += " " + opt->get_type_name();
+    if (opt->get_required()) out += " " + get_label("REQUIRED");
+    return out;
+  }
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    std::string desc = opt->get_description();
+    if (!opt->get_default_str().empty()) desc += " [default: " + opt->get_default_str() + "]";
+    return desc;
+  }
+};
+
 class ProgressPrinter {
  public:
   ProgressPrinter(bool json, bool quiet) : json_(json), quiet_(quiet), tty_(isatty(2)) {}
@@ -98,30 +150,38 @@ void print_batch_summary(const upframe::BatchResult& batch) {
 
 int main(int argc, char** argv) {
   CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
+  app.formatter(std::make_shared<HelpFormatter>());
+  app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");
   std::string input, config_file;
-  app.add_option("input", input, "input video or image")->required();
-  app.add_option("--config", config_file, "TOML config file (default: ./upframe.toml if present)");
+  app.add_option("input", input, "input video or image, or a folder of them")
+      ->required()
+      ->type_name("PATH");
+  app.add_option("--config", config_file, "TOML config file")
+      ->type_name("FILE")
+      ->default_str("./upframe.toml if present");
 
-  // Values in command-line order, applied after the config file so flags override it.
+  // Values in command-line order, applied after the config file so flags override it. The
+  // values are checked by upframe::set_setting (the same checks as a config file's).
   std::vector<std::pair<std::string, std::string>> given;
-  const upframe::Settings defaults;
   for (const upframe::SettingSpec& spec : upframe::setting_specs()) {
-    std::string help = spec.help;
-    std::string def = upframe::get_setting(defaults, spec.key);
-    if (!def.empty() && spec.kind != upframe::SettingKind::kBool) help += " [default: " + def + "]";
+    CLI::Option* option = nullptr;
     if (spec.kind == upframe::SettingKind::kBool) {
-      app.add_flag_function(
+      option = app.add_flag_function(
           flag_list(spec),
           [&given, key = spec.key](int64_t count) {
             given.emplace_back(key, count > 0 ? "true" : "false");
           },
-          help + (def == "true" ? " [default: on]" : ""));
+          spec.help);
     } else {
-      app.add_option_function<std::string>(
-          flag_list(spec),
-          [&given, key = spec.key](const std::string& v) { given.emplace_back(key, v); }, help);
+      option =
+          app.add_option_function<std::string>(
+                 flag_list(spec),
+                 [&given, key = spec.key](const std::string& v) { given.emplace_back(key, v); },
+                 spec.help)
+              ->type_name(value_form(spec));
     }
+    option->default_str(upframe::default_text(spec.key));
   }
 
   try {
@@ -144,7 +204,7 @@ int main(int argc, char** argv) {
       config_file = found->string();
     }
     for (const auto& [key, value] : given)
-      upframe::set_setting(settings, key, value, "command line");
+      upframe::set_setting(settings, key, value, upframe::kCommandLine);
     settings.input = input;
   } catch (const upframe::Error& e) {
     print_error(e.what());
@@ -168,7 +228,8 @@ int main(int argc, char** argv) {
       return int(batch.failed() ? ExitCode::kBatchHadFailures : ExitCode::kOk);
     }
     upframe::JobStats stats = upframe::run_job(settings, std::ref(printer));
-    if (!settings.quiet && !settings.progress_json) print_summary(stats);
+    // An already complete job said so in its one info line: there is nothing to sum up.
+    if (!settings.quiet && !settings.progress_json && !stats.already_complete) print_summary(stats);
     return 0;
   } catch (const upframe::Error& e) {
     if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)

@@ -20,11 +20,11 @@ struct Settings {
 
   // Upscaler.
   std::string model = "realesr-animevideov3";  // NAME, PATH.param, lanczos, bicubic
-  int scale = 0;                               // 0: 2, or read from the graph of a PATH model
-  std::string device = "auto";                 // auto, cpu, cuda
-  std::string precision;                       // "": fp16 on CUDA, fp32 on CPU
-  int tile = -1;                               // -1: auto, 0: no tiling
-  int workers = 0;                             // 0: auto
+  int scale = 0;  // 0: not given (2, or read from the graph of a PATH model); else 1..16
+  std::string device = "auto";  // auto, cpu, cuda
+  std::string precision;        // "": fp16 on CUDA, fp32 on CPU
+  int tile = -1;                // -1: auto, 0: no tiling
+  int workers = 0;              // 0: auto
 
   // Duplicate detection.
   bool skip_duplicates = true;
@@ -76,12 +76,26 @@ const std::vector<SettingSpec>& setting_specs();
 const SettingSpec* find_setting(const std::string& key);
 std::string flag_name(const SettingSpec& spec);  // "--hash-size"
 
+// The `origin` of values given as command-line flags: their errors name the flag
+// ("--hash-size"), those of a config file the key ('hash_size').
+inline constexpr const char* kCommandLine = "command line";
+
 // Sets `key` from its text form ("true"/"false" for booleans, "auto" where allowed).
-// Throws UsageError naming `origin` (the config file or "command line") and the key.
+// Throws UsageError naming `origin` (the config file or kCommandLine), the setting, the value
+// and what is allowed.
 void set_setting(Settings& settings, const std::string& key, const std::string& value,
                  const std::string& origin);
-// The current value of `key` as text (for --help defaults and the stats).
+// The current value of `key` as text, in the form set_setting reads back.
 std::string get_setting(const Settings& settings, const std::string& key);
+// The default of `key` as a user reads it (--help): "auto", "on"/"off", "18", or what a
+// value decided later stands for ("2, or a PATH.param model's own", "fp16 on CUDA, fp32 on
+// the CPU", the detector's own thresholds).
+std::string default_text(const std::string& key);
+
+// Checks what no single setting can: the crf against the encoder's range. The scale is
+// checked against the model by make_upscaler. Throws UsageError. run_job and run_batch call
+// it before any work.
+void validate_settings(const Settings& settings);
 
 // Applies a TOML file; unknown keys and bad values are UsageErrors naming the file and key.
 void apply_config_file(Settings& settings, const std::filesystem::path& file);

@@ -1,12 +1,15 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <variant>
 
 #include <toml++/toml.h>
 
 #include "upframe/config.hpp"
+#include "upframe/dedup/detector.hpp"
 #include "upframe/error.hpp"
 
 namespace upframe {
@@ -19,31 +22,33 @@ using Member = std::variant<bool Settings::*, int Settings::*, double Settings::
 struct Entry {
   SettingSpec spec;
   Member member;
+  // The default as --help shows it where the stored default is a stand-in ("" or 0 for
+  // "decided later"); empty: the stored default's own text.
+  std::string shown_default = {};
 };
 
 const std::vector<Entry>& entries() {
   using K = SettingKind;
   static const std::vector<Entry> table = {
-      {{"output", "-o", K::kPath,
-        "output file or folder (default: NAME_x{scale}.EXT beside the input)"},
-       &Settings::output},
+      {{"output", "-o", K::kPath, "output file or folder"},
+       &Settings::output,
+       "NAME_x{scale}.EXT beside the input"},
       {{"overwrite", "-y", K::kBool, "overwrite an existing output"}, &Settings::overwrite},
       {{"scale",
         "",
         K::kInt,
-        "upscale factor (0: 2, or the graph's own for a .param path)",
+        "upscale factor: one the model has (realesr-animevideov3: 2, 3, 4; a PATH.param model: "
+        "its own), any for lanczos and bicubic",
         {},
-        0,
+        1,
         16},
-       &Settings::scale},
+       &Settings::scale,
+       "2, or a PATH.param model's own"},
       {{"model", "", K::kString, "model NAME, PATH.param, lanczos or bicubic"}, &Settings::model},
       {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
-      {{"precision",
-        "",
-        K::kChoice,
-        "network precision (default: fp16 on CUDA, fp32 on CPU)",
-        {"", "fp32", "bf16", "fp16"}},
-       &Settings::precision},
+      {{"precision", "", K::kChoice, "network precision", {"", "fp32", "bf16", "fp16"}},
+       &Settings::precision,
+       "fp16 on CUDA, fp32 on the CPU"},
       {{"tile", "", K::kIntOrAuto, "tile side in input pixels (0: no tiling)", {}, 0, 1 << 16},
        &Settings::tile},
       {{"workers", "", K::kIntOrAuto, "upscale workers", {}, 1, 256}, &Settings::workers},
@@ -62,9 +67,10 @@ const std::vector<Entry>& entries() {
         63},
        &Settings::crf},
       {{"format", "", K::kChoice, "frames-folder or image format", {"", "png", "jpg", "webp"}},
-       &Settings::format},
+       &Settings::format,
+       "the output's extension"},
       {{"quality", "", K::kInt, "jpg/webp quality", {}, 1, 100}, &Settings::quality},
-      {{"stats", "", K::kPath, "write the stats JSON to FILE"}, &Settings::stats},
+      {{"stats", "", K::kPath, "write the stats JSON to FILE"}, &Settings::stats, "none"},
       {{"parallel", "", K::kBool, "allow the streamed parallel pipeline"}, &Settings::parallel},
       {{"skip_duplicates", "", K::kBool, "upscale each duplicate frame only once"},
        &Settings::skip_duplicates},
@@ -128,9 +134,26 @@ const Entry* find_entry(const std::string& key) {
   return nullptr;
 }
 
-[[noreturn]] void bad_value(const std::string& origin, const std::string& key,
+// Names the setting as the user wrote it: the flag on the command line, the key in a file.
+std::string setting_name(const std::string& origin, const SettingSpec& spec) {
+  return origin == kCommandLine ? flag_name(spec) : "'" + spec.key + "'";
+}
+
+[[noreturn]] void bad_value(const std::string& origin, const SettingSpec& spec,
                             const std::string& why) {
-  throw UsageError(origin, "bad value for '" + key + "': " + why);
+  throw UsageError(origin, "bad value for " + setting_name(origin, spec) + ": " + why);
+}
+
+// Shortest text that reads back as the same number ("4.5", "-1", "0.095").
+std::string number_text(double v) {
+  std::ostringstream ss;
+  for (int digits = 1; digits <= 17; ++digits) {
+    ss.str({});
+    ss.precision(digits);
+    ss << v;
+    if (std::strtod(ss.str().c_str(), nullptr) == v) break;
+  }
+  return ss.str();
 }
 
 std::optional<long> parse_long(const std::string& text) {
@@ -171,9 +194,10 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
   const SettingSpec& spec = e->spec;
   auto in_range = [&](long v) {
     if (v < spec.min || v > spec.max)
-      bad_value(origin, key,
+      bad_value(origin, spec,
                 "'" + value + "' is outside " + std::to_string(spec.min) + ".." +
-                    std::to_string(spec.max));
+                    std::to_string(spec.max) +
+                    (spec.kind == SettingKind::kIntOrAuto ? " (or auto)" : ""));
     return static_cast<int>(v);
   };
   switch (spec.kind) {
@@ -183,11 +207,11 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
       else if (value == "false" || value == "0")
         settings.*std::get<bool Settings::*>(e->member) = false;
       else
-        bad_value(origin, key, "'" + value + "' is not true or false");
+        bad_value(origin, spec, "'" + value + "' is not true or false");
       return;
     case SettingKind::kInt: {
       auto v = parse_long(value);
-      if (!v) bad_value(origin, key, "'" + value + "' is not a whole number");
+      if (!v) bad_value(origin, spec, "'" + value + "' is not a whole number");
       settings.*std::get<int Settings::*>(e->member) = in_range(*v);
       return;
     }
@@ -198,7 +222,7 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
         return;
       }
       auto v = parse_long(value);
-      if (!v) bad_value(origin, key, "'" + value + "' is neither auto nor a whole number");
+      if (!v) bad_value(origin, spec, "'" + value + "' is neither auto nor a whole number");
       field = in_range(*v);
       return;
     }
@@ -206,7 +230,7 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
       char* end = nullptr;
       double v = std::strtod(value.c_str(), &end);
       if (value.empty() || end != value.c_str() + value.size() || !std::isfinite(v))
-        bad_value(origin, key, "'" + value + "' is not a number");
+        bad_value(origin, spec, "'" + value + "' is not a number");
       settings.*std::get<double Settings::*>(e->member) = v;
       return;
     }
@@ -217,7 +241,7 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
         if (c == value) ok = true;
         if (!c.empty()) allowed += (allowed.empty() ? "" : ", ") + c;
       }
-      if (!ok || value.empty()) bad_value(origin, key, "'" + value + "' is not one of " + allowed);
+      if (!ok || value.empty()) bad_value(origin, spec, "'" + value + "' is not one of " + allowed);
       if (auto* int_member = std::get_if<int Settings::*>(&e->member))
         settings.** int_member = static_cast<int>(*parse_long(value));
       else
@@ -225,11 +249,11 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
       return;
     }
     case SettingKind::kString:
-      if (value.empty()) bad_value(origin, key, "empty");
+      if (value.empty()) bad_value(origin, spec, "empty");
       settings.*std::get<std::string Settings::*>(e->member) = value;
       return;
     case SettingKind::kPath:
-      if (value.empty()) bad_value(origin, key, "empty path");
+      if (value.empty()) bad_value(origin, spec, "empty path");
       settings.*std::get<std::filesystem::path Settings::*>(e->member) = value;
       return;
   }
@@ -250,15 +274,42 @@ std::string get_setting(const Settings& settings, const std::string& key) {
           return v ? "true" : "false";
         else if constexpr (std::is_same_v<T, int>)
           return std::to_string(v);
-        else if constexpr (std::is_same_v<T, double>) {
-          std::string s = std::to_string(v);
-          return s;
-        } else if constexpr (std::is_same_v<T, std::filesystem::path>)
+        else if constexpr (std::is_same_v<T, double>)
+          return number_text(v);
+        else if constexpr (std::is_same_v<T, std::filesystem::path>)
           return v.string();
         else
           return v;
       },
       e->member);
+}
+
+std::string default_text(const std::string& key) {
+  const Entry* e = find_entry(key);
+  if (!e) return {};
+  if (!e->shown_default.empty()) return e->shown_default;
+  if (e->spec.kind == SettingKind::kBool)
+    return get_setting(Settings{}, key) == "true" ? "on" : "off";
+  // The confirmation thresholds: a negative setting stands for the detector's own value.
+  const dedup::Thresholds t = dedup::default_thresholds();
+  const std::map<std::string, double> detector = {
+      {"dedup_max_mean_diff", t.max_mean_abs_diff},
+      {"dedup_max_signed_mean_diff", t.max_abs_signed_mean_diff},
+      {"dedup_max_block_diff", t.max_block_mean_abs_diff},
+      {"dedup_max_motion", t.max_motion},
+      {"dedup_max_local_motion", t.max_local_motion}};
+  if (auto it = detector.find(key); it != detector.end()) return number_text(it->second);
+  return get_setting(Settings{}, key);
+}
+
+void validate_settings(const Settings& s) {
+  // What one setting alone cannot say. x264, x265 and NVENC's cq stop at 51 (and "auto" picks
+  // one of them); the range of the crf setting itself is that of libsvtav1. ffv1 ignores crf.
+  static const std::set<std::string> crf_to_51 = {"auto", "libx264", "libx265", "h264_nvenc",
+                                                  "hevc_nvenc"};
+  if (s.crf > 51 && crf_to_51.count(s.encoder))
+    throw UsageError({}, "bad value for crf: " + std::to_string(s.crf) +
+                             " is outside 0..51, the range of encoder " + s.encoder);
 }
 
 void apply_config_file(Settings& settings, const std::filesystem::path& file) {

@@ -6,7 +6,6 @@
 #include <map>
 
 #include "pipeline/output_checks.hpp"
-#include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
@@ -148,7 +147,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale) {
 
 BatchResult run_batch(const Settings& settings, const ProgressCallback& progress) {
   auto start = pipeline::Clock::now();
-  // The model (and scale) is checked once, before any work.
+  // The settings, the model and the scale are checked once, before any work.
+  validate_settings(settings);
   const int scale = pipeline::create_upscaler(settings)->scale();
   std::vector<BatchItem> items = plan_batch(settings, scale);
   if (items.empty()) throw Error(settings.input.string(), "no image or video files in this folder");
@@ -168,20 +168,14 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
     one.output = item.output;
     one.stats.clear();
     if (!is_image_path(item.input)) one.format.clear();  // --format is for images here
-    // With --resume, an output that exists without a partial run beside it is complete.
-    if (settings.resume && fs::exists(item.output) &&
-        !fs::exists(pipeline::partial_folder(item.output))) {
-      spdlog::info("batch: {} is complete: skipped", item.output.string());
-      file.ok = true;
-      file.skipped = true;
-      result.files.push_back(std::move(file));
-      continue;
-    }
     try {
       fs::create_directories(item.output.parent_path());
       spdlog::info("batch: {} -> {}", item.input.string(), item.output.string());
+      // With --resume, an output a finished job recorded as its own is skipped (run_job says
+      // so); any other existing output is an error as without --resume.
       file.stats = run_job(one, progress);
       file.ok = true;
+      file.skipped = file.stats.already_complete;
     } catch (const Interrupted&) {
       file.error = "interrupted";
       result.files.push_back(file);

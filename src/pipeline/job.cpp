@@ -131,16 +131,26 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 
 // The settings that change a video job's output, resolved ("auto" as decided), for the
 // resume manifest: a resumed run must make the same output as an uninterrupted one.
+// Also the record of a finished job (any output kind), with the encoder as asked.
 nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const OutputPlan& plan,
                               const std::string& encoder) {
-  const dedup::Thresholds thresholds = detector_options(s).thresholds;
   nlohmann::json o = {
-      {"output_kind", plan.kind == OutputKind::kFramesFolder ? "frames" : "video"},
+      {"output_kind", plan.kind == OutputKind::kFramesFolder ? "frames"
+                      : plan.kind == OutputKind::kImage      ? "image"
+                                                             : "video"},
       {"model", upscaler.name()},
       {"scale", upscaler.scale()},
       {"tile", upscaler.tile()},
       {"precision", upscaler.precision()},
       {"upscale_backend", upscaler.backend()},
+  };
+  if (plan.kind == OutputKind::kImage) {
+    o["format"] = plan.format;
+    o["quality"] = s.quality;
+    return o;
+  }
+  const dedup::Thresholds thresholds = detector_options(s).thresholds;
+  o.update({
       {"skip_duplicates", s.skip_duplicates},
       {"dedup", s.dedup},
       {"hash_size", s.hash_size},
@@ -152,7 +162,8 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
       {"dedup_max_block_diff", thresholds.max_block_mean_abs_diff},
       {"dedup_max_motion", thresholds.max_motion},
       {"dedup_max_local_motion", thresholds.max_local_motion},
-  };
+      {"dedup_local_motion_min_rms", thresholds.local_motion_min_rms},
+  });
   if (plan.kind == OutputKind::kFramesFolder) {
     o["format"] = plan.format;
     o["quality"] = s.quality;
@@ -278,19 +289,52 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 }  // namespace
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
+  validate_settings(settings);
   pipeline::check_input(settings.input);
   std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(settings);
   OutputPlan plan = plan_output(settings, upscaler->scale());
-  pipeline::check_output(plan, settings.input, settings.overwrite);
   if (!settings.stats.empty()) {
     fs::path folder = settings.stats.parent_path();
     if (folder.empty()) folder = ".";
     if (!fs::is_directory(folder) || access(folder.c_str(), W_OK) != 0)
       throw Error(settings.stats.string(), "stats folder is missing or not writable");
   }
+  // What a finished job records on its output, so that --resume knows it finished.
+  nlohmann::json input_id, options;
+  if (plan.kind != OutputKind::kNull) {
+    input_id = pipeline::input_identity(settings.input);
+    options = output_options(settings, *upscaler, plan, settings.encoder);
+  }
+  // (An empty folder is no finished frames folder, and check_output lets a job write there.)
+  std::error_code ec;
+  const bool output_there = fs::exists(plan.path, ec) &&
+                            !(fs::is_directory(plan.path, ec) && fs::is_empty(plan.path, ec));
+  if (settings.resume && plan.kind != OutputKind::kNull && output_there &&
+      !fs::exists(pipeline::partial_folder(plan.path), ec)) {
+    const std::string mismatch = pipeline::finished_output_mismatch(plan.path, input_id, options);
+    if (mismatch.empty()) {
+      spdlog::info(
+          "{}: already complete (a finished job with this input and these options): "
+          "nothing to do",
+          plan.path.string());
+      JobStats stats;
+      fill_common_stats(stats, settings, *upscaler, plan);
+      stats.already_complete = true;
+      stats.mode = "none";
+      stats.mode_reason = "already complete";
+      if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());
+      return stats;
+    }
+    if (!settings.overwrite)
+      throw UsageError(plan.path.string(), "output exists and is not this job's finished result (" +
+                                               mismatch + "): use -y to overwrite");
+  }
+  pipeline::check_output(plan, settings.input, settings.overwrite);
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan)
                        : run_video_job(settings, *upscaler, plan, progress);
+  if (plan.kind != OutputKind::kNull)
+    pipeline::record_finished_output(plan.path, input_id, options);
   if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());
   return stats;
 }

@@ -2,9 +2,13 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <vector>
 
@@ -84,7 +88,79 @@ std::string options_hash(const nlohmann::json& options) {
   return hex;
 }
 
+// "hash_threshold was 0, now 3, crf was 18, now 23": the options that differ.
+std::string option_differences(const nlohmann::json& before, const nlohmann::json& now) {
+  std::string differences;
+  std::set<std::string> keys;
+  for (auto it = before.begin(); it != before.end(); ++it) keys.insert(it.key());
+  for (auto it = now.begin(); it != now.end(); ++it) keys.insert(it.key());
+  for (const std::string& key : keys) {
+    nlohmann::json a = before.contains(key) ? before[key] : nlohmann::json();
+    nlohmann::json b = now.contains(key) ? now[key] : nlohmann::json();
+    if (a != b)
+      differences += (differences.empty() ? "" : ", ") + key + " was " + value_text(a) + ", now " +
+                     value_text(b);
+  }
+  return differences;
+}
+
+constexpr const char* kRecordAttribute = "user.upframe.job";
+constexpr int kRecordVersion = 1;
+
+// What identifies a finished output: a file as an input is identified; a folder by a hash of
+// its files' names, sizes and modification times.
+nlohmann::json output_identity(const fs::path& output) {
+  std::error_code ec;
+  if (!fs::is_directory(output, ec)) return input_identity(output);
+  std::vector<std::string> lines;
+  for (const auto& entry : fs::directory_iterator(output, ec)) {
+    const uintmax_t size = entry.is_regular_file() ? entry.file_size(ec) : 0;
+    const auto mtime = entry.last_write_time(ec).time_since_epoch().count();
+    lines.push_back(entry.path().filename().string() + " " + std::to_string(size) + " " +
+                    std::to_string(int64_t(mtime)));
+  }
+  if (ec) throw Error(output.string(), "cannot list the folder: " + ec.message());
+  std::sort(lines.begin(), lines.end());
+  nlohmann::json listing = lines;
+  return {{"files", lines.size()}, {"listing_sha256", options_hash(listing)}};
+}
+
 }  // namespace
+
+void record_finished_output(const fs::path& output, const nlohmann::json& input,
+                            const nlohmann::json& options) noexcept {
+  try {
+    const std::string record = nlohmann::json{
+        {"version", kRecordVersion},
+        {"input", input},
+        {"options", options},
+        {"output",
+         output_identity(output)}}.dump();
+    if (setxattr(output.c_str(), kRecordAttribute, record.data(), record.size(), 0) != 0)
+      spdlog::debug("{}: cannot record the finished job ({}); --resume will not know it",
+                    output.string(), std::strerror(errno));
+  } catch (const std::exception& e) {
+    spdlog::debug("{}: cannot record the finished job: {}", output.string(), e.what());
+  }
+}
+
+std::string finished_output_mismatch(const fs::path& output, const nlohmann::json& input,
+                                     const nlohmann::json& options) {
+  nlohmann::json record;
+  const ssize_t size = getxattr(output.c_str(), kRecordAttribute, nullptr, 0);
+  if (size > 0) {
+    std::string text(size_t(size), '\0');
+    const ssize_t read = getxattr(output.c_str(), kRecordAttribute, text.data(), text.size());
+    if (read > 0) record = nlohmann::json::parse(text.substr(0, size_t(read)), nullptr, false);
+  }
+  if (!record.is_object() || record.value("version", 0) != kRecordVersion)
+    return "it holds no record of a finished upframe job";
+  if (record["input"] != input) return "it was made from another input, or the input changed";
+  if (record["options"] != options)
+    return "it was made with other options: " + option_differences(record["options"], options);
+  if (record["output"] != output_identity(output)) return "it changed since it was written";
+  return {};
+}
 
 PartialRun::PartialRun(const fs::path& final_output, const nlohmann::json& input,
                        const nlohmann::json& options, bool resume, bool overwrite)
@@ -116,23 +192,11 @@ PartialRun::PartialRun(const fs::path& final_output, const nlohmann::json& input
         throw UsageError(where,
                          "the input changed since the partial run (size, time or "
                          "content): remove the folder, or use -y without --resume");
-      if (old["options_hash"] != options_hash(options)) {
-        std::string differences;
-        const nlohmann::json& before = old["options"];
-        std::set<std::string> keys;
-        for (auto it = before.begin(); it != before.end(); ++it) keys.insert(it.key());
-        for (auto it = options.begin(); it != options.end(); ++it) keys.insert(it.key());
-        for (const std::string& key : keys) {
-          nlohmann::json a = before.contains(key) ? before[key] : nlohmann::json();
-          nlohmann::json b = options.contains(key) ? options[key] : nlohmann::json();
-          if (a != b)
-            differences += (differences.empty() ? "" : ", ") + key + " was " + value_text(a) +
-                           ", now " + value_text(b);
-        }
-        throw UsageError(where, "--resume with other options than the partial run (" + differences +
+      if (old["options_hash"] != options_hash(options))
+        throw UsageError(where, "--resume with other options than the partial run (" +
+                                    option_differences(old["options"], options) +
                                     "): use the same options, or -y without --resume to start "
                                     "over");
-      }
       manifest_ = old;
       for (const auto& seg : manifest_["segments"])
         segments_[seg["index"].get<int64_t>()] = seg["frames"].get<int64_t>();

@@ -56,6 +56,19 @@ class PartialRun {
   bool resumed_ = false;
 };
 
+// A finished job's record (SPEC section 8, resume): the input's identity, the options that
+// made the output and the output's own identity (size, time and first and last MiB of a file;
+// names, sizes and times of a folder's files), kept on the output itself as the extended
+// attribute `user.upframe.job`, so nothing else is left beside it. A copy of the output without
+// its extended attributes, or a file system without them, simply has no record.
+void record_finished_output(const std::filesystem::path& output, const nlohmann::json& input,
+                            const nlohmann::json& options) noexcept;
+// Empty when `output` is the unchanged result of a finished job with this input and these
+// options; otherwise why not ("no record of a finished upframe job", "the input changed", the
+// options that differ, "changed since it was written").
+std::string finished_output_mismatch(const std::filesystem::path& output,
+                                     const nlohmann::json& input, const nlohmann::json& options);
+
 // A video output written as segments of `segment_frames` frames into `run`'s folder (each by
 // a fresh encoder), finished segments recorded in the manifest, joined into `output` by
 // finish(), which then removes the folder. Frames of finished segments come as keep_written().

@@ -38,6 +38,7 @@ nlohmann::json JobStats::to_json() const {
       {"notes", notes},
   };
   if (!encoder.empty()) j["encoder"] = encoder;
+  if (already_complete) j["already_complete"] = true;
   return j;
 }
 

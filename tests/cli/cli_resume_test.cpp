@@ -122,6 +122,12 @@ size_t count_stream_lines(const std::vector<std::string>& lines, const std::stri
 
 nlohmann::json stats_of(const fs::path& file) { return nlohmann::json::parse(read_file(file)); }
 
+fs::path pipeline_partial(const fs::path& out) {
+  fs::path p = out;
+  p += ".upframe-partial";
+  return p;
+}
+
 // Only the final output and the partial folder: no temporary files beside them.
 void expect_no_temporaries(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir))
@@ -335,6 +341,159 @@ TEST(CliResume, ResumeWithoutPartialRunStartsNormally) {
   EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], 0);
   EXPECT_EQ(count_stream_lines(framemd5(out), "0"), 24u);
   EXPECT_FALSE(fs::exists(dir / "out.mkv.upframe-partial"));
+}
+
+// Lines of `text` that contain `needle`.
+int count_lines_with(const std::string& text, const std::string& needle) {
+  std::istringstream in(text);
+  int n = 0;
+  for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+fs::path make_small_input(const fs::path& dir) {
+  auto in = dir / "in.mp4";
+  auto r = run_command(
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=96x64:rate=24:duration=1 "
+      "-c:v libx264 -pix_fmt yuv420p " +
+      quote(in.string()));
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  return in;
+}
+
+// Checks that a finished job run again with --resume says it is already complete (one info
+// line), exits 0, does no work and leaves the output as it was (same bytes, same time).
+void expect_already_complete(const fs::path& in, const fs::path& out,
+                             const std::vector<std::string>& args, const fs::path& probe_file,
+                             const fs::path& stats_file) {
+  const auto time_before = fs::last_write_time(probe_file);
+  const std::string bytes_before = read_file(probe_file);
+  auto r = run_upframe(in, out, args, "--resume --stats " + quote(stats_file.string()));
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(count_lines_with(r.stderr_text, "already complete"), 1) << r.stderr_text;
+  EXPECT_EQ(count_lines_with(r.stderr_text, out.string() + ": already complete"), 1)
+      << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("mode:"), std::string::npos) << "work started: " << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("error"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(fs::last_write_time(probe_file), time_before);
+  EXPECT_EQ(read_file(probe_file), bytes_before);
+  auto stats = stats_of(stats_file);
+  EXPECT_EQ(stats["already_complete"], true);
+  EXPECT_EQ(stats["total_frames"], 0);  // written by this run
+  EXPECT_FALSE(fs::exists(pipeline_partial(out)));
+}
+
+// A finished video job run again with --resume is already complete. What is not this job's
+// finished result is still refused: other options, an output changed since, a file upframe did
+// not write (even a byte-identical copy of a finished output: no record of the job on it).
+TEST(CliResume, FinishedVideoJobIsAlreadyComplete) {
+  auto dir = scratch_dir("cli-resume-finished");
+  auto in = make_small_input(dir);
+  auto out = dir / "out.mkv";
+  auto r = run_upframe(in, out, kVideoArgs);
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  ASSERT_TRUE(fs::exists(out));
+  expect_already_complete(in, out, kVideoArgs, out, dir / "s.json");
+  // -y with --resume: still nothing to redo.
+  expect_already_complete(
+      in, out, {"--model", "lanczos", "--encoder", "ffv1", "--segment-frames", "10", "-y"}, out,
+      dir / "s2.json");
+
+  const std::string bytes = read_file(out);
+  const auto time = fs::last_write_time(out);
+  // Other options: refused naming what differs; the output untouched.
+  r = run_upframe(in, out, kVideoArgs, "--resume --hash-threshold 3");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("upframe: error: " + out.string() + ": output exists"),
+            std::string::npos)
+      << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("hash_threshold was 0, now 3"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(read_file(out), bytes);
+  EXPECT_EQ(fs::last_write_time(out), time);
+
+  // A stray file at the output path: refused, kept.
+  auto stray = dir / "stray.mkv";
+  std::ofstream(stray) << "keep me";
+  r = run_upframe(in, stray, kVideoArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(stray.string() + ": output exists"), std::string::npos)
+      << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("no record of a finished upframe job"), std::string::npos)
+      << r.stderr_text;
+  EXPECT_EQ(read_file(stray), "keep me");
+  EXPECT_FALSE(fs::exists(dir / "stray.mkv.upframe-partial"));
+
+  // A copy of the finished output (without its record): not known to be finished.
+  auto copy = dir / "copy.mkv";
+  fs::copy_file(out, copy);
+  r = run_upframe(in, copy, kVideoArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("output exists"), std::string::npos) << r.stderr_text;
+
+  // The finished output changed afterwards (here: appended to): not complete any more.
+  std::ofstream(out, std::ios::app) << "x";
+  r = run_upframe(in, out, kVideoArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("changed since it was written"), std::string::npos) << r.stderr_text;
+  // -y redoes it.
+  r = run_upframe(in, out, kVideoArgs, "--resume -y");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(count_lines_with(r.stderr_text, "already complete"), 0) << r.stderr_text;
+  EXPECT_EQ(count_stream_lines(framemd5(out), "0"), 24u);
+}
+
+// Frames-folder and image outputs behave the same: finished -> already complete; a folder or
+// image upframe did not finish -> refused.
+TEST(CliResume, FinishedFramesFolderAndImageAreAlreadyComplete) {
+  auto dir = scratch_dir("cli-resume-finished-frames");
+  auto in = make_small_input(dir);
+  auto frames = dir / "frames";
+  auto r = run_upframe(in, frames, kFramesArgs);
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  ASSERT_TRUE(fs::exists(frames / "00000024.png"));
+  expect_already_complete(in, frames, kFramesArgs, frames / "00000001.png", dir / "s.json");
+  // A frame removed since: not complete.
+  fs::remove(frames / "00000024.png");
+  r = run_upframe(in, frames, kFramesArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("changed since it was written"), std::string::npos) << r.stderr_text;
+  // A folder of someone else's files: refused, untouched.
+  auto other = dir / "other";
+  fs::create_directories(other);
+  std::ofstream(other / "notes.txt") << "keep me";
+  r = run_upframe(in, other, kFramesArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_EQ(read_file(other / "notes.txt"), "keep me");
+  EXPECT_FALSE(fs::exists(dir / "other.upframe-partial"));
+  // An empty folder is no finished job: --resume writes the frames there as without it.
+  auto empty = dir / "empty";
+  fs::create_directories(empty);
+  r = run_upframe(in, empty, kFramesArgs, "--resume");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_TRUE(fs::exists(empty / "00000024.png"));
+
+  // An image.
+  auto image = dir / "a.png";
+  auto made = run_command(
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i "
+      "testsrc2=size=64x48 -frames:v 1 " +
+      quote(image.string()));
+  ASSERT_EQ(made.exit_status, 0) << made.stderr_text;
+  const std::vector<std::string> image_args = {"--model", "lanczos"};
+  auto big = dir / "big.png";
+  r = run_upframe(image, big, image_args);
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  expect_already_complete(image, big, image_args, big, dir / "i.json");
+  // Another scale: refused naming it.
+  r = run_upframe(image, big, {"--model", "lanczos", "--scale", "3"}, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("scale was 2, now 3"), std::string::npos) << r.stderr_text;
+  // Another image at the output path.
+  auto stray = dir / "stray.png";
+  fs::copy_file(image, stray);
+  r = run_upframe(image, stray, image_args, "--resume");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_EQ(read_file(stray), read_file(image));
 }
 
 }  // namespace

@@ -5,9 +5,11 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "support/test_support.hpp"
+#include "upframe/config.hpp"
 
 namespace upframe::test {
 namespace {
@@ -51,6 +53,144 @@ TEST(Cli, HelpListsFlagsWithDefaults) {
                            "--enable-gpu-pipeline", "--no-skip-duplicates", "--preload-frames"})
     EXPECT_NE(r.stdout_text.find(flag), std::string::npos) << flag;
   EXPECT_NE(r.stdout_text.find("default: 50"), std::string::npos);
+}
+
+// The help entry of `flag`: from the flag to the next option's line.
+std::string help_entry(const std::string& help, const std::string& flag) {
+  size_t at = help.find("  " + flag + " ");
+  if (at == std::string::npos) at = help.find(", " + flag + " ");
+  if (at == std::string::npos) at = help.find(flag);
+  if (at == std::string::npos) return {};
+  size_t end = help.find("\n  -", at);
+  return help.substr(at, end == std::string::npos ? std::string::npos : end - at);
+}
+
+// Each value's form (choices, range, N|auto) after its flag, and every default as a user reads
+// it: words for the values decided later, integers without decimals, no "-1.000000".
+TEST(Cli, HelpShowsChoicesAndReadableDefaults) {
+  auto r = run_cli("--help");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  const std::string& help = r.stdout_text;
+  for (const char* text :
+       {"--device auto|cpu|cuda", "--precision fp32|bf16|fp16", "--dedup consecutive|global",
+        "--hash-size 8|16|32", "--format png|jpg|webp", "--workers N|auto", "--tile N|auto",
+        "--scale 1..16", "--crf 0..63", "--quality 1..100", "--encoder auto|libx264",
+        "--parallel,--no-parallel ", "--model NAME", "-o,--output PATH", "--config FILE"})
+    EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;
+  const std::vector<std::pair<std::string, std::string>> defaults = {
+      {"--device", "[default: auto]"},
+      {"--precision", "[default: fp16 on CUDA, fp32 on the CPU]"},
+      {"--scale", "[default: 2, or a PATH.param model's own]"},
+      {"--model", "[default: realesr-animevideov3]"},
+      {"--workers", "[default: auto]"},
+      {"--tile", "[default: auto]"},
+      {"--crf", "[default: 18]"},
+      {"--quality", "[default: 95]"},
+      {"--hash-size", "[default: 8]"},
+      {"--dedup", "[default: consecutive]"},
+      {"--pipeline-min-frames", "[default: 50]"},
+      {"--parallel", "[default: on]"},
+      {"--resume", "[default: off]"},
+      {"--format", "[default: the output's extension]"},
+      {"--output", "[default: NAME_x{scale}.EXT beside the input]"}};
+  for (const auto& [flag, text] : defaults)
+    EXPECT_NE(help_entry(help, flag).find(text), std::string::npos)
+        << flag << ": " << help_entry(help, flag);
+  // The confirmation thresholds show the detector's own values, not the -1 that stands for them.
+  for (const char* flag : {"--dedup-max-mean-diff", "--dedup-max-signed-mean-diff",
+                           "--dedup-max-block-diff", "--dedup-max-motion"})
+    EXPECT_TRUE(
+        std::regex_search(help_entry(help, flag), std::regex(R"(\[default: [0-9]+(\.[0-9]+)?\])")))
+        << help_entry(help, flag);
+  // Every setting shows its default; none as a six-decimal float or a negative stand-in.
+  for (const SettingSpec& spec : setting_specs())
+    EXPECT_NE(help_entry(help, flag_name(spec)).find("[default: "), std::string::npos)
+        << flag_name(spec) << ": " << help_entry(help, flag_name(spec));
+  EXPECT_FALSE(std::regex_search(help, std::regex(R"([0-9]\.[0-9]{6})"))) << help;
+  EXPECT_EQ(help.find("default: -"), std::string::npos) << help;
+  EXPECT_EQ(help.find("{false}"), std::string::npos) << help;
+}
+
+// Exactly one line `upframe: error: ...` (info lines aside), naming `names`; exit status 2;
+// nothing at `output` nor beside it.
+void expect_one_usage_error(const CommandResult& r, const std::string& names,
+                            const fs::path& output, const std::string& what) {
+  EXPECT_EQ(r.exit_status, 2) << what << "\n" << r.stderr_text;
+  std::istringstream lines(r.stderr_text);
+  int errors = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("upframe: error: ", 0) == 0)
+      ++errors;
+    else
+      EXPECT_EQ(line.rfind("upframe: info: ", 0), 0u) << what << ": unexpected line: " << line;
+  }
+  EXPECT_EQ(errors, 1) << what << "\n" << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find(names), std::string::npos) << what << "\n" << r.stderr_text;
+  EXPECT_FALSE(fs::exists(output)) << what;
+  for (const auto& e : fs::directory_iterator(output.parent_path()))
+    EXPECT_EQ(e.path().filename().string().find("upframe-"), std::string::npos)
+        << what << ": " << e.path();
+}
+
+// Scales the model cannot give and numbers out of range, as flags and as config keys: one
+// error line naming the setting, the value and what is allowed; status 2; nothing written.
+TEST(CliBadInput, ScaleAndNumbersOutOfRange) {
+  auto dir = scratch_dir("cli-values");
+  auto in = make_clip(dir / "in.mp4", "testsrc2=size=64x48:rate=24:duration=0.5",
+                      "-c:v libx264 -pix_fmt yuv420p");
+  fs::copy_file(source_dir() / "models" / "realesr-animevideov3-x2.param", dir / "m.param");
+  fs::copy_file(source_dir() / "models" / "realesr-animevideov3-x2.bin", dir / "m.bin");
+  auto out = dir / "out.mkv";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--scale 0", "bad value for --scale: '0' is outside 1..16"},
+      {"--scale -2", "bad value for --scale: '-2' is outside 1..16"},
+      {"--scale 17 --model lanczos", "bad value for --scale: '17' is outside 1..16"},
+      {"--scale 5", "model realesr-animevideov3 cannot give --scale 5 (it has x2, x3, x4)"},
+      {"--scale 1", "model realesr-animevideov3 cannot give --scale 1 (it has x2, x3, x4)"},
+      {"--scale 4 --model " + quote((dir / "m.param").string()),
+       "the model upscales x2 and cannot give --scale 4"},
+      {"--workers -1", "bad value for --workers: '-1' is outside 1..256 (or auto)"},
+      {"--workers 0", "bad value for --workers: '0' is outside 1..256 (or auto)"},
+      {"--tile -5", "bad value for --tile: '-5' is outside 0..65536 (or auto)"},
+      {"--crf 64", "bad value for --crf: '64' is outside 0..63"},
+      {"--crf -1", "bad value for --crf: '-1' is outside 0..63"},
+      {"--crf 52 --encoder libx264", "crf: 52 is outside 0..51, the range of encoder libx264"},
+      {"--crf 60", "crf: 60 is outside 0..51, the range of encoder auto"},
+      {"--hash-size 12", "bad value for --hash-size: '12' is not one of 8, 16, 32"},
+      {"--quality 0", "bad value for --quality: '0' is outside 1..100"},
+      {"--quality 101", "bad value for --quality: '101' is outside 1..100"},
+      {"--preload-frames 0", "bad value for --preload-frames: '0' is outside 1..256"},
+      {"--dedup-window 0", "bad value for --dedup-window: '0' is outside 1..4096"},
+      {"--hash-threshold -1", "bad value for --hash-threshold: '-1' is outside 0..1024"},
+      {"--segment-frames 0", "bad value for --segment-frames: '0' is outside 1..1073741824"},
+      {"--dedup-max-motion nan", "bad value for --dedup-max-motion: 'nan' is not a number"},
+  };
+  for (const auto& [args, names] : cases)
+    expect_one_usage_error(run_cli(quote(in.string()) + " -o " + quote(out.string()) + " " + args),
+                           names, out, args);
+  // A valid run with an accepted scale still works (the rule is not too strict).
+  auto r = run_cli(quote(in.string()) + " --model lanczos --scale 3 -o " + quote(out.string()));
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  fs::remove(out);
+
+  // The same rules for config keys, named as keys with the file.
+  auto config = dir / "c.toml";
+  const std::vector<std::pair<std::string, std::string>> config_cases = {
+      {"scale = 0", "c.toml: bad value for 'scale': '0' is outside 1..16"},
+      {"scale = 5", "cannot give --scale 5 (it has x2, x3, x4)"},
+      {"workers = -1", "c.toml: bad value for 'workers': '-1' is outside 1..256 (or auto)"},
+      {"crf = 70", "c.toml: bad value for 'crf': '70' is outside 0..63"},
+      {"crf = 55\nencoder = \"libx265\"", "crf: 55 is outside 0..51, the range of encoder libx265"},
+      {"hash_size = 12", "c.toml: bad value for 'hash_size': '12' is not one of 8, 16, 32"},
+      {"quality = 0", "c.toml: bad value for 'quality': '0' is outside 1..100"},
+      {"tile = -3", "c.toml: bad value for 'tile': '-3' is outside 0..65536 (or auto)"},
+  };
+  for (const auto& [text, names] : config_cases) {
+    std::ofstream(config) << text << "\n";
+    expect_one_usage_error(run_cli(quote(in.string()) + " --config " + quote(config.string()) +
+                                   " -o " + quote(out.string())),
+                           names, out, text);
+  }
 }
 
 TEST(CliBadInput, MissingFile) {
@@ -127,7 +267,7 @@ TEST(CliBadInput, UnwritableFolder) {
 
 TEST(CliBadInput, BadFlagValues) {
   auto in = sample_clip().string();
-  expect_error(run_cli(quote(in) + " --hash-size 12"), 2, "hash_size");
+  expect_error(run_cli(quote(in) + " --hash-size 12"), 2, "--hash-size");
   expect_error(run_cli(quote(in) + " --workers 0"), 2, "workers");
   expect_error(run_cli(quote(in) + " --crf lots"), 2, "crf");
   expect_error(run_cli(quote(in) + " --dedup sometimes"), 2, "dedup");

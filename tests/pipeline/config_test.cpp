@@ -112,5 +112,67 @@ TEST(Config, SetSettingValidatesFlagValues) {
   EXPECT_EQ(s.hash_size, 32);
 }
 
+// The problem text of set_setting's error (empty if it did not throw).
+std::string set_error(const std::string& key, const std::string& value, const std::string& origin) {
+  Settings s;
+  try {
+    set_setting(s, key, value, origin);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return {};
+}
+
+TEST(Config, ScaleZeroAndOtherNonsenseAreRefusedNamingFlagOrKey) {
+  EXPECT_EQ(set_error("scale", "0", kCommandLine),
+            "command line: bad value for --scale: '0' is outside 1..16");
+  EXPECT_EQ(set_error("scale", "0", "u.toml"),
+            "u.toml: bad value for 'scale': '0' is outside 1..16");
+  EXPECT_EQ(set_error("workers", "-1", kCommandLine),
+            "command line: bad value for --workers: '-1' is outside 1..256 (or auto)");
+  EXPECT_EQ(set_error("hash_size", "12", "u.toml"),
+            "u.toml: bad value for 'hash_size': '12' is not one of 8, 16, 32");
+  EXPECT_EQ(set_error("scale", "16", kCommandLine), "");
+  EXPECT_EQ(set_error("scale", "1", kCommandLine), "");  // lanczos and bicubic can
+}
+
+TEST(Config, CrfIsCheckedAgainstTheEncoder) {
+  Settings s;
+  s.crf = 51;
+  EXPECT_NO_THROW(validate_settings(s));
+  s.crf = 52;
+  EXPECT_THROW(validate_settings(s), UsageError);  // auto: x264, x265 or NVENC
+  for (const char* encoder : {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}) {
+    s.encoder = encoder;
+    EXPECT_THROW(validate_settings(s), UsageError) << encoder;
+  }
+  s.crf = 63;
+  for (const char* encoder : {"libsvtav1", "ffv1"}) {
+    s.encoder = encoder;
+    EXPECT_NO_THROW(validate_settings(s)) << encoder;
+  }
+}
+
+TEST(Config, DefaultTextIsReadable) {
+  EXPECT_EQ(default_text("scale"), "2, or a PATH.param model's own");
+  EXPECT_EQ(default_text("precision"), "fp16 on CUDA, fp32 on the CPU");
+  EXPECT_EQ(default_text("workers"), "auto");
+  EXPECT_EQ(default_text("tile"), "auto");
+  EXPECT_EQ(default_text("crf"), "18");
+  EXPECT_EQ(default_text("parallel"), "on");
+  EXPECT_EQ(default_text("resume"), "off");
+  for (const char* key : {"dedup_max_mean_diff", "dedup_max_signed_mean_diff",
+                          "dedup_max_block_diff", "dedup_max_motion"}) {
+    const std::string text = default_text(key);
+    EXPECT_GT(std::stod(text), 0) << key << ": " << text;
+    EXPECT_EQ(text.find("000"), std::string::npos) << key << ": " << text;
+  }
+  // get_setting reads back through set_setting, doubles without trailing zeros.
+  Settings s;
+  set_setting(s, "dedup_max_block_diff", "4.5", kCommandLine);
+  EXPECT_EQ(get_setting(s, "dedup_max_block_diff"), "4.5");
+  EXPECT_EQ(get_setting(Settings{}, "dedup_max_motion"), "-1");
+}
+
 }  // namespace
 }  // namespace upframe

@@ -40,6 +40,9 @@ struct JobStats {
   std::string output;
   std::string encoder;  // video output only
   std::vector<std::string> notes;
+  // --resume found the output already finished by an earlier run with the same input and
+  // options: nothing was done (every count is 0).
+  bool already_complete = false;
 
   double duplicate_percentage() const;
   double fps() const;
