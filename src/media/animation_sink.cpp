@@ -14,14 +14,16 @@
 //   (absolute times, so the total duration is kept within 10 ms).
 // - APNG: libavcodec's apng encoder and muxer, rgba (rgb24 without alpha; 16-bit for deeper
 //   sources), looping forever like a GIF.
-// - WebP: libwebp's WebPAnimEncoder (FFmpeg's libwebp_anim wrapper cannot be told the last
-//   frame's duration), lossless at --quality 100, else lossy with that quality; alpha kept.
-//   libwebp stores a frame identical to the one before it as a longer frame: the animation
-//   shows the same pictures for the same times, but with fewer frames in the file.
+// - WebP: each frame encoded whole by libwebp (lossless at --quality 100, else lossy with that
+//   quality; alpha kept) and assembled with WebPMux, every frame with its own duration in ms
+//   (absolute times rounded, so the total is kept). Not FFmpeg's libwebp_anim nor libwebp's
+//   WebPAnimEncoder: both fold a frame identical to the one before it (a duplicate) into a
+//   longer previous frame, so the file would hold fewer frames than the clip.
 #include <spdlog/spdlog.h>
 #include <webp/encode.h>
 #include <webp/mux.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -161,6 +163,7 @@ class AnimationSink final : public FrameSink {
   void open_muxer(const AVCodecContext* encoder);
   void encode(AVFrame* frame, int64_t index);
   void add_webp(const Frame& frame, int64_t index);
+  void push_webp(int64_t end_ms);
   void finish_webp();
   int64_t to_ms(int64_t pts) const { return av_rescale_q(pts, time_base_, AVRational{1, 1000}); }
 
@@ -186,9 +189,11 @@ class AnimationSink final : public FrameSink {
   CodecContextPtr encoder_;
   AVFormatContext* out_ = nullptr;
   PacketPtr packet_ = make_packet();
-  // WebP
-  WebPAnimEncoder* webp_ = nullptr;
+  // WebP: the animation so far, and the last frame, pushed once its duration is known.
+  WebPMux* webp_ = nullptr;
   WebPConfig webp_config_{};
+  std::string webp_pending_;
+  int64_t webp_pending_ms_ = 0;
   bool finished_ = false;
   std::vector<std::string> notes_;
 };
@@ -228,16 +233,12 @@ void AnimationSink::start(const Frame& first) {
       fail("cannot write in " + final_.parent_path().string() + ": " + std::strerror(errno));
   } else {
     frame_format_ = AV_PIX_FMT_RGBA;
-    WebPAnimEncoderOptions options;
-    if (!WebPAnimEncoderOptionsInit(&options) || !WebPConfigInit(&webp_config_))
-      fail("libwebp version mismatch");
-    options.anim_params.loop_count = 0;  // forever, like GIF
-    options.allow_mixed = 0;
+    if (!WebPConfigInit(&webp_config_)) fail("libwebp version mismatch");
     webp_config_.lossless = options_.quality >= 100;
     webp_config_.quality = float(options_.quality >= 100 ? 75 : options_.quality);
-    webp_ = WebPAnimEncoderNew(width_, height_, &options);
-    if (!webp_) fail("libwebp cannot start an animation of " + std::to_string(width_) + "x" +
-                     std::to_string(height_));
+    webp_config_.exact = 1;  // keep the colour under transparent pixels
+    webp_ = WebPMuxNew();
+    if (!webp_) fail("out of memory");
   }
   notes_.front() = "animated " + options_.format + " output (" +
                    av_get_pix_fmt_name(options_.format == "gif" ? AV_PIX_FMT_PAL8 : frame_format_) +
@@ -311,28 +312,54 @@ void AnimationSink::encode(AVFrame* frame, int64_t index) {
   }
 }
 
+void AnimationSink::push_webp(int64_t end_ms) {
+  if (webp_pending_.empty()) return;
+  WebPMuxFrameInfo info{};
+  info.bitstream.bytes = reinterpret_cast<const uint8_t*>(webp_pending_.data());
+  info.bitstream.size = webp_pending_.size();
+  info.id = WEBP_CHUNK_ANMF;
+  info.duration = int(std::clamp<int64_t>(end_ms - webp_pending_ms_, 1, (1 << 24) - 1));
+  info.dispose_method = WEBP_MUX_DISPOSE_NONE;
+  info.blend_method = WEBP_MUX_NO_BLEND;  // each frame replaces the canvas, alpha included
+  if (WebPMuxPushFrame(webp_, &info, 1) != WEBP_MUX_OK) fail("libwebp cannot add a frame");
+  webp_pending_.clear();
+}
+
 void AnimationSink::add_webp(const Frame& frame, int64_t index) {
+  const AVFrame* f = frame.av();
+  const int64_t ms = to_ms(f->pts);
+  push_webp(ms);
   WebPPicture picture;
   if (!WebPPictureInit(&picture)) fail("libwebp version mismatch");
   picture.use_argb = 1;
   picture.width = width_;
   picture.height = height_;
-  const AVFrame* f = frame.av();
-  bool ok = WebPPictureImportRGBA(&picture, f->data[0], f->linesize[0]) &&
-            WebPAnimEncoderAdd(webp_, &picture, int(to_ms(f->pts)), &webp_config_);
+  WebPMemoryWriter writer;
+  WebPMemoryWriterInit(&writer);
+  picture.writer = WebPMemoryWrite;
+  picture.custom_ptr = &writer;
+  const bool ok = WebPPictureImportRGBA(&picture, f->data[0], f->linesize[0]) &&
+                  WebPEncode(&webp_config_, &picture);
+  const int error = picture.error_code;
   WebPPictureFree(&picture);
-  if (!ok)
-    fail(std::string("libwebp cannot add the frame: ") + WebPAnimEncoderGetError(webp_), index);
+  if (ok) webp_pending_.assign(reinterpret_cast<const char*>(writer.mem), writer.size);
+  WebPMemoryWriterClear(&writer);
+  if (!ok) fail("libwebp cannot encode the frame (error " + std::to_string(error) + ")", index);
+  webp_pending_ms_ = ms;
 }
 
 void AnimationSink::finish_webp() {
-  // The end of the last frame: its pts plus its own duration.
-  const int end_ms = int(to_ms(last_pts_ + std::max<int64_t>(1, last_duration_)));
+  // The last frame lasts its own duration.
+  push_webp(to_ms(last_pts_ + std::max<int64_t>(1, last_duration_)));
+  WebPMuxAnimParams params{};
+  params.bgcolor = 0x00000000;  // transparent
+  params.loop_count = 0;        // forever, like GIF
   WebPData data;
   WebPDataInit(&data);
-  if (!WebPAnimEncoderAdd(webp_, nullptr, end_ms, nullptr) ||
-      !WebPAnimEncoderAssemble(webp_, &data))
-    fail(std::string("libwebp cannot finish the animation: ") + WebPAnimEncoderGetError(webp_));
+  if (WebPMuxSetAnimationParams(webp_, &params) != WEBP_MUX_OK ||
+      WebPMuxSetCanvasSize(webp_, width_, height_) != WEBP_MUX_OK ||
+      WebPMuxAssemble(webp_, &data) != WEBP_MUX_OK)
+    fail("libwebp cannot assemble the animation");
   try {
     write_file(temporary_, std::string(reinterpret_cast<const char*>(data.bytes), data.size));
   } catch (...) {
@@ -348,7 +375,7 @@ void AnimationSink::finish() {
   const int64_t last = std::max<int64_t>(1, last_duration_);
   if (options_.format == "webp") {
     finish_webp();
-    WebPAnimEncoderDelete(webp_);
+    WebPMuxDelete(webp_);
     webp_ = nullptr;
   } else {
     if (options_.format == "gif") {
@@ -435,7 +462,7 @@ void AnimationSink::abort() noexcept {
     avformat_free_context(out_);
     out_ = nullptr;
   }
-  if (webp_) WebPAnimEncoderDelete(webp_);
+  if (webp_) WebPMuxDelete(webp_);
   webp_ = nullptr;
   std::error_code ec;
   fs::remove(temporary_, ec);
