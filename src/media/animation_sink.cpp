@@ -90,8 +90,7 @@ class FilterChain {
   }
   // `frame` null: the end of that input.
   void push(size_t input, AVFrame* frame) {
-    check(av_buffersrc_add_frame_flags(sources_[input], frame, AV_BUFFERSRC_FLAG_KEEP_REF),
-          "feed");
+    check(av_buffersrc_add_frame_flags(sources_[input], frame, AV_BUFFERSRC_FLAG_KEEP_REF), "feed");
   }
   // The next output frame, or an empty Frame when the graph needs more input or has ended.
   Frame pull() {
@@ -119,9 +118,8 @@ class FilterChain {
 
 std::string buffer_args(int width, int height, AVPixelFormat format, AVRational time_base) {
   return "video_size=" + std::to_string(width) + "x" + std::to_string(height) +
-         ":pix_fmt=" + av_get_pix_fmt_name(format) + ":time_base=" +
-         std::to_string(time_base.num) + "/" + std::to_string(time_base.den) +
-         ":pixel_aspect=1/1";
+         ":pix_fmt=" + av_get_pix_fmt_name(format) + ":time_base=" + std::to_string(time_base.num) +
+         "/" + std::to_string(time_base.den) + ":pixel_aspect=1/1";
 }
 
 class AnimationSink final : public FrameSink {
@@ -247,8 +245,8 @@ void AnimationSink::start(const Frame& first) {
 
 void AnimationSink::open_muxer(const AVCodecContext* encoder) {
   const char* muxer = options_.format == "gif" ? "gif" : "apng";
-  int err = avformat_alloc_output_context2(&out_, av_guess_format(muxer, nullptr, nullptr),
-                                           nullptr, temporary_.c_str());
+  int err = avformat_alloc_output_context2(&out_, av_guess_format(muxer, nullptr, nullptr), nullptr,
+                                           temporary_.c_str());
   if (err < 0 || !out_) fail("cannot set up the output: " + av_error_string(err));
   AVStream* st = avformat_new_stream(out_, nullptr);
   if (!st || avcodec_parameters_from_context(st->codecpar, encoder) < 0)
@@ -429,13 +427,12 @@ void AnimationSink::finish() {
       std::fclose(spool_);
       spool_ = nullptr;
       fs::remove(spool_path_);
-      const int64_t end_cs = av_rescale_q_rnd(last_pts_ + last, time_base_, AVRational{1, 100},
-                                              AV_ROUND_NEAR_INF);
-      av_opt_set_int(out_->priv_data, "final_delay", std::max<int64_t>(1, end_cs - previous_cs),
-                     0);
+      const int64_t end_cs =
+          av_rescale_q_rnd(last_pts_ + last, time_base_, AVRational{1, 100}, AV_ROUND_NEAR_INF);
+      av_opt_set_int(out_->priv_data, "final_delay", std::max<int64_t>(1, end_cs - previous_cs), 0);
     } else {
-      const AVRational seconds = av_mul_q(AVRational{int(std::min<int64_t>(last, INT32_MAX)), 1},
-                                          time_base_);
+      const AVRational seconds =
+          av_mul_q(AVRational{int(std::min<int64_t>(last, INT32_MAX)), 1}, time_base_);
       av_opt_set_q(out_->priv_data, "final_delay", seconds, 0);
     }
     encode(nullptr, -1);

@@ -48,10 +48,9 @@ double parse_duration_tag(const AVDictionary* metadata) {
 // what the duplicate detector reads (src/dedup/luma.cpp has the same rule).
 bool has_plain_luma_plane(AVPixelFormat format) {
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
-  if (!desc ||
-      (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
-                      AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_FLOAT |
-                      AV_PIX_FMT_FLAG_BAYER)))
+  if (!desc || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL |
+                               AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL |
+                               AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BAYER)))
     return false;
   if (!(desc->flags & AV_PIX_FMT_FLAG_PLANAR) && desc->nb_components > 2) return false;
   const AVComponentDescriptor& y = desc->comp[0];
@@ -73,7 +72,8 @@ AVPixelFormat luma_frame_format(AVPixelFormat format) {
   // A palette may hold transparency (GIF); RGB keeps full chroma resolution (4:4:4).
   const bool alpha = desc && (desc->flags & (AV_PIX_FMT_FLAG_ALPHA | AV_PIX_FMT_FLAG_PAL));
   int depth = 0;
-  for (int c = 0; desc && c < desc->nb_components; ++c) depth = std::max(depth, desc->comp[c].depth);
+  for (int c = 0; desc && c < desc->nb_components; ++c)
+    depth = std::max(depth, desc->comp[c].depth);
   const bool deep = depth > 8;
   const bool gray = desc && desc->nb_components <= 2 && !(desc->flags & AV_PIX_FMT_FLAG_PAL);
   if (gray && !alpha) return deep ? AV_PIX_FMT_GRAY16LE : AV_PIX_FMT_GRAY8;
@@ -81,11 +81,11 @@ AVPixelFormat luma_frame_format(AVPixelFormat format) {
   const bool rgb = !desc || (desc->flags & AV_PIX_FMT_FLAG_RGB);
   if (rgb) return deep ? AV_PIX_FMT_YUV444P10LE : AV_PIX_FMT_YUV444P;
   // Packed or big-endian YUV: the same chroma layout, planar.
-  static const AVPixelFormat kPlanar[] = {
-      AV_PIX_FMT_YUV420P,     AV_PIX_FMT_YUV422P,     AV_PIX_FMT_YUV444P,
-      AV_PIX_FMT_YUV420P10LE, AV_PIX_FMT_YUV422P10LE, AV_PIX_FMT_YUV444P10LE,
-      AV_PIX_FMT_YUV420P16LE, AV_PIX_FMT_YUV422P16LE, AV_PIX_FMT_YUV444P16LE,
-      AV_PIX_FMT_NONE};
+  static const AVPixelFormat kPlanar[] = {AV_PIX_FMT_YUV420P,     AV_PIX_FMT_YUV422P,
+                                          AV_PIX_FMT_YUV444P,     AV_PIX_FMT_YUV420P10LE,
+                                          AV_PIX_FMT_YUV422P10LE, AV_PIX_FMT_YUV444P10LE,
+                                          AV_PIX_FMT_YUV420P16LE, AV_PIX_FMT_YUV422P16LE,
+                                          AV_PIX_FMT_YUV444P16LE, AV_PIX_FMT_NONE};
   AVPixelFormat best = avcodec_find_best_pix_fmt_of_list(kPlanar, format, 0, nullptr);
   return best == AV_PIX_FMT_NONE ? AV_PIX_FMT_YUV444P : best;
 }

@@ -52,9 +52,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::array<const char*, 8> kKnownEncoders = {
-    "libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9", "ffv1", "h264_nvenc",
-    "hevc_nvenc"};
+constexpr std::array<const char*, 8> kKnownEncoders = {"libx264",    "libx265",    "libsvtav1",
+                                                       "libaom-av1", "libvpx-vp9", "ffv1",
+                                                       "h264_nvenc", "hevc_nvenc"};
 constexpr const char* kKnownEncoderList =
     "libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc";
 
@@ -243,18 +243,16 @@ class AudioTranscoder {
     av_channel_layout_describe(&dec_->ch_layout, layout, sizeof layout);
     const std::string in_args =
         "time_base=" + std::to_string(from_->time_base.num) + "/" +
-        std::to_string(from_->time_base.den) + ":sample_rate=" +
-        std::to_string(dec_->sample_rate) + ":sample_fmt=" +
-        av_get_sample_fmt_name(dec_->sample_fmt) + ":channel_layout=" + layout;
+        std::to_string(from_->time_base.den) + ":sample_rate=" + std::to_string(dec_->sample_rate) +
+        ":sample_fmt=" + av_get_sample_fmt_name(dec_->sample_fmt) + ":channel_layout=" + layout;
     check(avfilter_graph_create_filter(&src_, avfilter_get_by_name("abuffer"), "in",
                                        in_args.c_str(), nullptr, graph_.get()),
           "abuffer");
     char out_layout[128] = {0};
     av_channel_layout_describe(&enc_->ch_layout, out_layout, sizeof out_layout);
-    const std::string format_args = std::string("sample_fmts=") +
-                                    av_get_sample_fmt_name(enc_->sample_fmt) +
-                                    ":sample_rates=" + std::to_string(enc_->sample_rate) +
-                                    ":channel_layouts=" + out_layout;
+    const std::string format_args =
+        std::string("sample_fmts=") + av_get_sample_fmt_name(enc_->sample_fmt) +
+        ":sample_rates=" + std::to_string(enc_->sample_rate) + ":channel_layouts=" + out_layout;
     AVFilterContext* resample = nullptr;
     AVFilterContext* format = nullptr;
     check(avfilter_graph_create_filter(&resample, avfilter_get_by_name("aresample"), "resample",
@@ -263,15 +261,14 @@ class AudioTranscoder {
     check(avfilter_graph_create_filter(&format, avfilter_get_by_name("aformat"), "format",
                                        format_args.c_str(), nullptr, graph_.get()),
           "aformat");
-    check(avfilter_graph_create_filter(&sink_, avfilter_get_by_name("abuffersink"), "out",
-                                       nullptr, nullptr, graph_.get()),
+    check(avfilter_graph_create_filter(&sink_, avfilter_get_by_name("abuffersink"), "out", nullptr,
+                                       nullptr, graph_.get()),
           "abuffersink");
     check(avfilter_link(src_, 0, resample, 0), "link");
     check(avfilter_link(resample, 0, format, 0), "link");
     check(avfilter_link(format, 0, sink_, 0), "link");
     check(avfilter_graph_config(graph_.get(), nullptr), "configure");
-    if (enc_->frame_size > 0 &&
-        !(enc_->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE))
+    if (enc_->frame_size > 0 && !(enc_->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE))
       av_buffersink_set_frame_size(sink_, unsigned(enc_->frame_size));
   }
   void pull(const std::function<void(AVPacket*)>& write) {
@@ -302,8 +299,7 @@ class AudioTranscoder {
     if (err < 0) fail("cannot " + what + ": " + av_error_string(err));
   }
   [[noreturn]] void fail(const std::string& problem) const {
-    throw Error(file_,
-                "re-encoding audio stream #" + std::to_string(from_->index) + ": " + problem,
+    throw Error(file_, "re-encoding audio stream #" + std::to_string(from_->index) + ": " + problem,
                 ExitCode::kProcessingFailed, "save");
   }
   std::string file_;
@@ -1073,8 +1069,7 @@ std::string resolve_encoder(const std::string& requested, int bit_depth, const f
 std::string container_refusal(const fs::path& output, const std::string& encoder) {
   const AVOutputFormat* format = av_guess_format(nullptr, output.c_str(), nullptr);
   const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  if (!format)
-    return "no container for the extension '" + output.extension().string() + "'";
+  if (!format) return "no container for the extension '" + output.extension().string() + "'";
   std::string problem = std::string("the ") + format->name + " container cannot hold " +
                         (codec ? avcodec_get_name(codec->id) : encoder.c_str()) +
                         " video (encoder " + encoder + "); ";

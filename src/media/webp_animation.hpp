@@ -32,7 +32,7 @@ class WebpAnimationReader {
   int width() const;
   int height() const;
   int64_t frame_count() const;
-  int64_t duration_ms() const;   // sum of the frames' durations
+  int64_t duration_ms() const;  // sum of the frames' durations
   bool variable_durations() const;
   // The next frame (rgba, pts/pkt_duration in ms), nullopt after the last one.
   std::optional<Frame> next();

@@ -78,7 +78,7 @@ nlohmann::json totals_json(const BatchResult& r) {
 bool is_video_path(const fs::path& path) {
   static const char* kVideoExtensions[] = {".mp4",  ".mkv",  ".mov", ".avi", ".webm", ".m4v",
                                            ".ts",   ".m2ts", ".mts", ".flv", ".wmv",  ".mpg",
-                                           ".mpeg", ".3gp",  ".ogv", ".y4m", ".gif", ".apng"};
+                                           ".mpeg", ".3gp",  ".ogv", ".y4m", ".gif",  ".apng"};
   std::string ext = lower_extension(path);
   return std::any_of(std::begin(kVideoExtensions), std::end(kVideoExtensions),
                      [&](const char* e) { return ext == e; });

@@ -180,6 +180,14 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   VideoDecoder decoder(s.input, decode_options);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();
+  if (plan.kind == OutputKind::kVideo) {
+    // An encoder the container cannot hold is refused before anything is written or logged.
+    const std::string encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
+    if (!container_accepts_encoder(plan.path, encoder))
+      throw UsageError(plan.path.string(), container_refusal(plan.path, encoder));
+    if (const std::string note = alpha_note(info.pixel_format, encoder); !note.empty())
+      spdlog::info("{}: {}", plan.path.string(), note);
+  }
   // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
   if (!s.no_space_check && plan.kind != OutputKind::kNull) {
     std::error_code size_error;
@@ -207,9 +215,10 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     // One pass, no partial folder: a GIF's palette spans the clip and a WebP animation is
     // assembled at the end, so segments could not be joined without re-encoding.
     if (s.resume)
-      spdlog::info("--resume: an animated {} is written in one pass and cannot be resumed; "
-                   "starting from the first frame",
-                   plan.format);
+      spdlog::info(
+          "--resume: an animated {} is written in one pass and cannot be resumed; "
+          "starting from the first frame",
+          plan.format);
     AnimationOptions ao;
     ao.format = plan.format;
     ao.quality = s.quality;
@@ -237,11 +246,6 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     vo.crf = s.crf;
     vo.overwrite = s.overwrite;
     stats.encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
-    // Refused before the partial folder exists: nothing is left behind.
-    if (!container_accepts_encoder(plan.path, stats.encoder))
-      throw UsageError(plan.path.string(), container_refusal(plan.path, stats.encoder));
-    if (const std::string note = alpha_note(info.pixel_format, stats.encoder); !note.empty())
-      spdlog::info("{}: {}", plan.path.string(), note);
     partial = std::make_unique<pipeline::PartialRun>(
         plan.path, pipeline::input_identity(s.input),
         output_options(s, upscaler, plan, stats.encoder), s.resume, s.overwrite);
