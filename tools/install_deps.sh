@@ -1,13 +1,16 @@
 #!/bin/sh
 # Installs what upframe needs to build, test and benchmark on Debian 12 (as root).
 # ocl-icd-opencl-dev and opencl-c-headers: Debian's oneDNN CMake config requires OpenCL.
+# libavfilter-dev: GIF output (palettegen/paletteuse) and audio re-encoding (resampling).
+# libwebp-dev: animated WebP input (FFmpeg 5.1 decodes still WebP only).
 # clang-14 and libclang-rt-14-dev (libFuzzer, ASan, UBSan runtimes): the fuzz targets (fuzz/run.sh).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
-  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg \
+  libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg \
+  libwebp-dev \
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev \
   libgtest-dev libbenchmark-dev \

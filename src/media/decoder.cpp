@@ -16,6 +16,7 @@
 #include <string>
 
 #include "media/libav_helpers.hpp"
+#include "media/webp_animation.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
@@ -43,11 +44,51 @@ double parse_duration_tag(const AVDictionary* metadata) {
   return hours * 3600.0 + minutes * 60.0 + seconds;
 }
 
+// Planar (or semi-planar) formats whose first plane is the luma, little-endian, 8 to 16 bits:
+// what the duplicate detector reads (src/dedup/luma.cpp has the same rule).
+bool has_plain_luma_plane(AVPixelFormat format) {
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  if (!desc || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL |
+                               AV_PIX_FMT_FLAG_BITSTREAM | AV_PIX_FMT_FLAG_HWACCEL |
+                               AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_FLOAT | AV_PIX_FMT_FLAG_BAYER)))
+    return false;
+  if (!(desc->flags & AV_PIX_FMT_FLAG_PLANAR) && desc->nb_components > 2) return false;
+  const AVComponentDescriptor& y = desc->comp[0];
+  if (y.plane != 0 || y.offset != 0) return false;
+  const int bytes = y.depth > 8 ? 2 : 1;
+  return y.step == bytes && y.depth >= 8 && y.depth <= 16 && y.shift + y.depth <= 8 * bytes;
+}
+
 bool is_image_demuxer(const std::string& name) {
   return name == "image2" || (name.size() > 5 && name.compare(name.size() - 5, 5, "_pipe") == 0);
 }
 
 }  // namespace
+
+AVPixelFormat luma_frame_format(AVPixelFormat format) {
+  if (format == AV_PIX_FMT_NONE || has_plain_luma_plane(format)) return format;
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  if (desc && (desc->flags & AV_PIX_FMT_FLAG_HWACCEL)) return format;  // downloaded later
+  // A palette may hold transparency (GIF); RGB keeps full chroma resolution (4:4:4).
+  const bool alpha = desc && (desc->flags & (AV_PIX_FMT_FLAG_ALPHA | AV_PIX_FMT_FLAG_PAL));
+  int depth = 0;
+  for (int c = 0; desc && c < desc->nb_components; ++c)
+    depth = std::max(depth, desc->comp[c].depth);
+  const bool deep = depth > 8;
+  const bool gray = desc && desc->nb_components <= 2 && !(desc->flags & AV_PIX_FMT_FLAG_PAL);
+  if (gray && !alpha) return deep ? AV_PIX_FMT_GRAY16LE : AV_PIX_FMT_GRAY8;
+  if (alpha) return deep ? AV_PIX_FMT_YUVA444P10LE : AV_PIX_FMT_YUVA444P;
+  const bool rgb = !desc || (desc->flags & AV_PIX_FMT_FLAG_RGB);
+  if (rgb) return deep ? AV_PIX_FMT_YUV444P10LE : AV_PIX_FMT_YUV444P;
+  // Packed or big-endian YUV: the same chroma layout, planar.
+  static const AVPixelFormat kPlanar[] = {AV_PIX_FMT_YUV420P,     AV_PIX_FMT_YUV422P,
+                                          AV_PIX_FMT_YUV444P,     AV_PIX_FMT_YUV420P10LE,
+                                          AV_PIX_FMT_YUV422P10LE, AV_PIX_FMT_YUV444P10LE,
+                                          AV_PIX_FMT_YUV420P16LE, AV_PIX_FMT_YUV422P16LE,
+                                          AV_PIX_FMT_YUV444P16LE, AV_PIX_FMT_NONE};
+  AVPixelFormat best = avcodec_find_best_pix_fmt_of_list(kPlanar, format, 0, nullptr);
+  return best == AV_PIX_FMT_NONE ? AV_PIX_FMT_YUV444P : best;
+}
 
 struct VideoDecoder::Impl {
   std::string path;
@@ -72,6 +113,38 @@ struct VideoDecoder::Impl {
   PixelConverter download_converter;
   bool keep_on_device = false;
   int held_device_frames = 0;
+  // luma_frames: the one conversion of frames the detector cannot read.
+  bool luma_frames = false;
+  PixelConverter luma_converter;
+  // Animated WebP: libwebp decodes, not libavcodec.
+  std::unique_ptr<WebpAnimationReader> webp;
+
+  Frame to_luma_format(Frame frame) {
+    if (!luma_frames || frame.on_device()) return frame;
+    const AVPixelFormat target = luma_frame_format(frame.format());
+    if (target == frame.format()) return frame;
+    return luma_converter.convert(frame, target);
+  }
+
+  void open_webp_animation(const std::filesystem::path& file) {
+    webp = std::make_unique<WebpAnimationReader>(file);
+    info.path = path;
+    info.container = "webp";
+    info.codec = "webp";
+    info.stream_index = 0;
+    info.width = webp->width();
+    info.height = webp->height();
+    info.pixel_format = info.stream_pixel_format = AV_PIX_FMT_RGBA;
+    info.time_base = AVRational{1, 1000};
+    info.frame_count = webp->frame_count();
+    info.duration_seconds = double(webp->duration_ms()) / 1000.0;
+    if (webp->duration_ms() > 0)
+      av_reduce(&info.avg_frame_rate.num, &info.avg_frame_rate.den, webp->frame_count() * 1000,
+                webp->duration_ms(), 1 << 30);
+    info.variable_frame_rate = webp->variable_durations();
+    info.sample_aspect_ratio = AVRational{1, 1};
+    info.color_range = AVCOL_RANGE_JPEG;
+  }
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw Error(path, problem, ExitCode::kProcessingFailed, "decode", frames_out);
@@ -109,6 +182,7 @@ struct VideoDecoder::Impl {
     }
     frame->pts = pts;
     last_duration = frame->pkt_duration > 0 ? frame->pkt_duration : default_duration;
+    frame->pkt_duration = last_duration;  // sinks that store durations (GIF, APNG) read it
     last_pts = pts;
     sanitize_colour_fields(frame);
     // The container may describe colour the bitstream does not.
@@ -199,6 +273,13 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   d.path = path.string();
   if (options.device != "cpu" && options.device != "auto" && options.device != "cuda")
     throw UsageError(d.path, "unknown decode device '" + options.device + "'");
+  d.luma_frames = options.luma_frames;
+  if (is_animated_webp(path)) {
+    d.open_webp_animation(path);
+    if (d.luma_frames) d.info.pixel_format = luma_frame_format(d.info.pixel_format);
+    d.info.bit_depth = pixel_format_bit_depth(d.info.pixel_format);
+    return;
+  }
   d.input = open_input(path);
   AVFormatContext* fmt = d.input.get();
 
@@ -262,6 +343,14 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   if (info.pixel_format == AV_PIX_FMT_NONE || info.width <= 0)
     d.fail("not a valid " + info.codec +
            " stream: its picture size and pixel format cannot be read");
+  info.stream_pixel_format = info.pixel_format;
+  if (d.luma_frames) {
+    const AVPixelFormat native = info.pixel_format;
+    info.pixel_format = luma_frame_format(native);
+    if (info.pixel_format != native)
+      spdlog::info("{}: {} frames converted to {} for duplicate detection and upscaling", d.path,
+                   av_get_pix_fmt_name(native), av_get_pix_fmt_name(info.pixel_format));
+  }
   info.bit_depth = pixel_format_bit_depth(info.pixel_format);
   info.time_base = d.stream->time_base;
   info.avg_frame_rate = valid(d.stream->avg_frame_rate) ? d.stream->avg_frame_rate
@@ -316,6 +405,15 @@ std::string VideoDecoder::backend() const { return impl_->hw_active ? "nvdec" : 
 std::optional<Frame> VideoDecoder::next() {
   Impl& d = *impl_;
   if (d.finished) return std::nullopt;
+  if (d.webp) {
+    std::optional<Frame> frame = d.webp->next();
+    if (!frame) {
+      d.finished = true;
+      return std::nullopt;
+    }
+    ++d.frames_out;
+    return d.to_luma_format(std::move(*frame));
+  }
   AVFrame* raw = av_frame_alloc();
   if (!raw) d.fail("out of memory allocating a frame");
   Frame frame = Frame::adopt(raw);
@@ -324,7 +422,7 @@ std::optional<Frame> VideoDecoder::next() {
     if (err >= 0) {
       d.stamp(raw);
       ++d.frames_out;
-      return d.from_device(std::move(frame));
+      return d.to_luma_format(d.from_device(std::move(frame)));
     }
     if (err == AVERROR_EOF) {
       d.finished = true;

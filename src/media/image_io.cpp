@@ -2,6 +2,7 @@
 #include "upframe/media/image_io.hpp"
 
 #include "media/libav_helpers.hpp"
+#include "media/webp_animation.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
 
@@ -9,6 +10,8 @@ namespace upframe {
 
 using namespace media;
 namespace fs = std::filesystem;
+
+bool is_animated_image(const fs::path& path) { return is_apng(path) || is_animated_webp(path); }
 
 Frame read_image(const fs::path& path) {
   DecoderOptions options;

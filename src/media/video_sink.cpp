@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
 
@@ -35,6 +36,9 @@
 #include "upframe/media/frame_sink.hpp"
 
 extern "C" {
+#include <libavfilter/avfilter.h>
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
 #include <libavutil/avstring.h>
 #include <libavutil/mastering_display_metadata.h>
 #include <libavutil/opt.h>
@@ -48,8 +52,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::array<const char*, 6> kKnownEncoders = {"libx264", "libx265",    "libsvtav1",
-                                                       "ffv1",    "h264_nvenc", "hevc_nvenc"};
+constexpr std::array<const char*, 8> kKnownEncoders = {"libx264",    "libx265",    "libsvtav1",
+                                                       "libaom-av1", "libvpx-vp9", "ffv1",
+                                                       "h264_nvenc", "hevc_nvenc"};
+constexpr const char* kKnownEncoderList =
+    "libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc";
 
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
 
@@ -61,8 +68,19 @@ bool codec_takes(const AVCodec* codec, AVPixelFormat format) {
 }
 
 // The input's format when the encoder takes it, else the closest it does (depth and alpha
-// kept where possible: 10-bit 4:2:2 into libsvtav1 becomes yuv420p10le).
-AVPixelFormat encoder_pixel_format(const AVCodec* codec, AVPixelFormat source) {
+// kept where possible: 10-bit 4:2:2 into libsvtav1 becomes yuv420p10le). A stream that was
+// RGB or a palette (GIF, APNG, WebP; decoded to 4:4:4 for the pipeline) goes to 4:2:0 for a
+// delivery codec, which players decode everywhere (4:4:4 H.264 or VP9 profile 1 often not);
+// ffv1 keeps 4:4:4 and alpha.
+AVPixelFormat encoder_pixel_format(const AVCodec* codec, AVPixelFormat source,
+                                   AVPixelFormat stream_format = AV_PIX_FMT_NONE) {
+  const AVPixFmtDescriptor* stream = av_pix_fmt_desc_get(stream_format);
+  if (stream && (stream->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) &&
+      codec->id != AV_CODEC_ID_FFV1) {
+    const AVPixelFormat planar =
+        pixel_format_bit_depth(source) > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P;
+    if (codec_takes(codec, planar)) return planar;
+  }
   if (codec_takes(codec, source)) return source;
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(source);
   const bool alpha = desc && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
@@ -138,6 +156,160 @@ std::vector<StreamSideData> hdr_side_data(const AVFrame* frame) {
   }
   return out;
 }
+
+// --- audio re-encoding, for a container that cannot hold the source's codec ---
+
+struct GraphFreer {
+  void operator()(AVFilterGraph* g) const { avfilter_graph_free(&g); }
+};
+
+// The encoder a container takes for audio: its default audio codec (webm: Opus, mp4: AAC),
+// by the libraries' names where FFmpeg's own encoder is experimental (opus, vorbis).
+const AVCodec* audio_encoder_for(const AVOutputFormat* format) {
+  if (format->audio_codec == AV_CODEC_ID_OPUS) return avcodec_find_encoder_by_name("libopus");
+  if (format->audio_codec == AV_CODEC_ID_VORBIS) return avcodec_find_encoder_by_name("libvorbis");
+  if (format->audio_codec == AV_CODEC_ID_NONE) return nullptr;
+  return avcodec_find_encoder(format->audio_codec);
+}
+
+// Decode -> resample/reformat/re-frame (libavfilter: aresample, aformat, the encoder's frame
+// size at the sink) -> encode, one input audio stream into one output stream.
+class AudioTranscoder {
+ public:
+  AudioTranscoder(const std::string& file, const AVStream* from, const AVCodec* encoder,
+                  bool global_header)
+      : file_(file), from_(from) {
+    const AVCodec* decoder = avcodec_find_decoder(from->codecpar->codec_id);
+    if (!decoder) fail("no decoder for it");
+    dec_.reset(avcodec_alloc_context3(decoder));
+    if (!dec_ || avcodec_parameters_to_context(dec_.get(), from->codecpar) < 0)
+      fail("cannot set up its decoder");
+    dec_->pkt_timebase = from->time_base;
+    check(avcodec_open2(dec_.get(), decoder, nullptr), "open its decoder");
+
+    enc_.reset(avcodec_alloc_context3(encoder));
+    if (!enc_) fail("out of memory");
+    int rate = dec_->sample_rate > 0 ? dec_->sample_rate : 48000;
+    if (encoder->supported_samplerates) {
+      int best = encoder->supported_samplerates[0];
+      for (const int* r = encoder->supported_samplerates; *r; ++r)
+        if (*r == 48000 || *r == rate) best = *r;
+      for (const int* r = encoder->supported_samplerates; *r; ++r)
+        if (*r == rate) best = rate;
+      rate = best;
+    }
+    enc_->sample_rate = rate;
+    enc_->sample_fmt = encoder->sample_fmts ? encoder->sample_fmts[0] : dec_->sample_fmt;
+    if (dec_->ch_layout.nb_channels > 0 && dec_->ch_layout.nb_channels <= 2)
+      av_channel_layout_copy(&enc_->ch_layout, &dec_->ch_layout);
+    else
+      av_channel_layout_default(&enc_->ch_layout, 2);  // more than stereo: downmixed
+    if (enc_->ch_layout.order != AV_CHANNEL_ORDER_NATIVE)
+      av_channel_layout_default(&enc_->ch_layout, enc_->ch_layout.nb_channels);
+    enc_->bit_rate = 64000LL * enc_->ch_layout.nb_channels;
+    enc_->time_base = AVRational{1, rate};
+    if (global_header) enc_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    check(avcodec_open2(enc_.get(), encoder, nullptr), std::string("open ") + encoder->name);
+    set_up_graph();
+  }
+  const AVCodecContext* encoder() const { return enc_.get(); }
+
+  // Feeds one packet (null: the end) and writes every finished output packet.
+  void send(const AVPacket* packet, const std::function<void(AVPacket*)>& write) {
+    int err = avcodec_send_packet(dec_.get(), packet);
+    if (err < 0 && err != AVERROR_EOF) {
+      if (packet) return;  // a damaged audio packet: skipped, as a player would
+    }
+    AVFrame* frame = av_frame_alloc();
+    Frame owner = Frame::adopt(frame);
+    while (avcodec_receive_frame(dec_.get(), frame) >= 0) {
+      frame->pts = frame->best_effort_timestamp;
+      check(av_buffersrc_add_frame(src_, frame), "filter");
+      pull(write);
+    }
+    if (!packet) {
+      check(av_buffersrc_add_frame(src_, nullptr), "filter");
+      pull(write);
+      avcodec_send_frame(enc_.get(), nullptr);
+      drain(write);
+    }
+  }
+
+ private:
+  void set_up_graph() {
+    graph_.reset(avfilter_graph_alloc());
+    if (!graph_) fail("out of memory");
+    char layout[128] = {0};
+    av_channel_layout_describe(&dec_->ch_layout, layout, sizeof layout);
+    const std::string in_args =
+        "time_base=" + std::to_string(from_->time_base.num) + "/" +
+        std::to_string(from_->time_base.den) + ":sample_rate=" + std::to_string(dec_->sample_rate) +
+        ":sample_fmt=" + av_get_sample_fmt_name(dec_->sample_fmt) + ":channel_layout=" + layout;
+    check(avfilter_graph_create_filter(&src_, avfilter_get_by_name("abuffer"), "in",
+                                       in_args.c_str(), nullptr, graph_.get()),
+          "abuffer");
+    char out_layout[128] = {0};
+    av_channel_layout_describe(&enc_->ch_layout, out_layout, sizeof out_layout);
+    const std::string format_args =
+        std::string("sample_fmts=") + av_get_sample_fmt_name(enc_->sample_fmt) +
+        ":sample_rates=" + std::to_string(enc_->sample_rate) + ":channel_layouts=" + out_layout;
+    AVFilterContext* resample = nullptr;
+    AVFilterContext* format = nullptr;
+    check(avfilter_graph_create_filter(&resample, avfilter_get_by_name("aresample"), "resample",
+                                       nullptr, nullptr, graph_.get()),
+          "aresample");
+    check(avfilter_graph_create_filter(&format, avfilter_get_by_name("aformat"), "format",
+                                       format_args.c_str(), nullptr, graph_.get()),
+          "aformat");
+    check(avfilter_graph_create_filter(&sink_, avfilter_get_by_name("abuffersink"), "out", nullptr,
+                                       nullptr, graph_.get()),
+          "abuffersink");
+    check(avfilter_link(src_, 0, resample, 0), "link");
+    check(avfilter_link(resample, 0, format, 0), "link");
+    check(avfilter_link(format, 0, sink_, 0), "link");
+    check(avfilter_graph_config(graph_.get(), nullptr), "configure");
+    if (enc_->frame_size > 0 && !(enc_->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE))
+      av_buffersink_set_frame_size(sink_, unsigned(enc_->frame_size));
+  }
+  void pull(const std::function<void(AVPacket*)>& write) {
+    AVFrame* frame = av_frame_alloc();
+    Frame owner = Frame::adopt(frame);
+    for (;;) {
+      int err = av_buffersink_get_frame(sink_, frame);
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
+      check(err, "filter");
+      if (frame->pts != AV_NOPTS_VALUE)
+        frame->pts = av_rescale_q(frame->pts, av_buffersink_get_time_base(sink_), enc_->time_base);
+      check(avcodec_send_frame(enc_.get(), frame), "encode");
+      av_frame_unref(frame);
+      drain(write);
+    }
+  }
+  void drain(const std::function<void(AVPacket*)>& write) {
+    PacketPtr packet = make_packet();
+    for (;;) {
+      int err = avcodec_receive_packet(enc_.get(), packet.get());
+      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
+      check(err, "encode");
+      write(packet.get());
+      av_packet_unref(packet.get());
+    }
+  }
+  void check(int err, const std::string& what) const {
+    if (err < 0) fail("cannot " + what + ": " + av_error_string(err));
+  }
+  [[noreturn]] void fail(const std::string& problem) const {
+    throw Error(file_, "re-encoding audio stream #" + std::to_string(from_->index) + ": " + problem,
+                ExitCode::kProcessingFailed, "save");
+  }
+  std::string file_;
+  const AVStream* from_;
+  CodecContextPtr dec_;
+  CodecContextPtr enc_;
+  std::unique_ptr<AVFilterGraph, GraphFreer> graph_;
+  AVFilterContext* src_ = nullptr;
+  AVFilterContext* sink_ = nullptr;
+};
 
 // --- segment files ---
 
@@ -291,6 +463,7 @@ class VideoSink final : public FrameSink {
   void encode(int64_t index, const Frame& frame, int64_t pts);
   void drain(int64_t index);
   void copy_until(int64_t ts, AVRational time_base);
+  void transcode(int input_index, const AVPacket* packet);
   void close_output() noexcept;
 
   SinkMode mode_;
@@ -316,6 +489,8 @@ class VideoSink final : public FrameSink {
   // The second demuxer that feeds the copied streams; copy_map_[input] = output index or -1.
   InputContextPtr copy_input_;
   std::vector<int> copy_map_;
+  // Audio streams the container cannot hold as they are, by input index: re-encoded.
+  std::map<int, std::unique_ptr<AudioTranscoder>> transcoders_;
   PacketPtr copy_packet_ = make_packet();
   bool copy_pending_ = false;
   bool copy_done_ = true;
@@ -344,12 +519,10 @@ VideoSink::VideoSink(SinkMode mode, const fs::path& output, const fs::path& cont
   if (!format)
     throw UsageError(container.string(),
                      "no container for the extension '" + container.extension().string() + "'");
-  encoder_name_ = resolve_encoder(options_.encoder, in_.bit_depth);
+  encoder_name_ = resolve_encoder(options_.encoder, in_.bit_depth, container);
   codec_ = avcodec_find_encoder_by_name(encoder_name_.c_str());
   if (avformat_query_codec(format, codec_->id, FF_COMPLIANCE_NORMAL) == 0)
-    throw UsageError(final_.string(), std::string("the ") + format->name +
-                                          " container cannot hold " + avcodec_get_name(codec_->id) +
-                                          " video (encoder " + encoder_name_ + "); use .mkv");
+    throw UsageError(final_.string(), container_refusal(container, encoder_name_));
   notes_.push_back("encoder " + encoder_name_);
   if (mode_ == SinkMode::kSegment) {
     segment_file_ = std::fopen(temporary_.c_str(), "wb");
@@ -431,7 +604,28 @@ void VideoSink::set_up_copies() {
       drop("a data stream (not copied)");
       continue;
     } else if (avformat_query_codec(out_->oformat, par->codec_id, FF_COMPLIANCE_NORMAL) != 1) {
-      drop("the " + container + " container cannot hold " + codec);
+      const AVCodec* audio = par->codec_type == AVMEDIA_TYPE_AUDIO && !cover
+                                 ? audio_encoder_for(out_->oformat)
+                                 : nullptr;
+      if (!audio) {
+        drop("the " + container + " container cannot hold " + codec);
+        continue;
+      }
+      // Re-encoded (the one log line is this note, logged with the job's notes).
+      auto transcoder = std::make_unique<AudioTranscoder>(
+          final_.string(), from, audio, (out_->oformat->flags & AVFMT_GLOBALHEADER) != 0);
+      AVStream* to = avformat_new_stream(out_, nullptr);
+      if (!to || avcodec_parameters_from_context(to->codecpar, transcoder->encoder()) < 0)
+        fail("cannot set up the re-encoded stream #" + std::to_string(i));
+      to->time_base = transcoder->encoder()->time_base;
+      to->disposition = from->disposition;
+      copy_metadata(&to->metadata, from->metadata);
+      notes_.push_back("stream #" + std::to_string(i) + " (" + codec + ") re-encoded to " +
+                       audio->name + ": the " + container + " container cannot hold " + codec);
+      transcoders_[int(i)] = std::move(transcoder);
+      from->discard = AVDISCARD_DEFAULT;
+      copy_map_[i] = to->index;
+      copy_done_ = false;
       continue;
     }
     AVStream* to = avformat_new_stream(out_, nullptr);
@@ -460,7 +654,7 @@ void VideoSink::open_encoder(const Frame& first) {
                   first.height(), width_, height_);
   ctx->width = first.width();
   ctx->height = first.height();
-  ctx->pix_fmt = encoder_pixel_format(codec_, first.data_format());
+  ctx->pix_fmt = encoder_pixel_format(codec_, first.data_format(), in_.stream_pixel_format);
   ctx->time_base = valid(in_.time_base) ? in_.time_base : AVRational{1, 90000};
   if (valid(in_.avg_frame_rate)) ctx->framerate = in_.avg_frame_rate;
   ctx->sample_aspect_ratio =
@@ -487,6 +681,14 @@ void VideoSink::open_encoder(const Frame& first) {
   const std::string crf = std::to_string(options_.crf);
   if (encoder_name_ == "libx264" || encoder_name_ == "libsvtav1") {
     av_dict_set(&opts, "crf", crf.c_str(), 0);
+  } else if (encoder_name_ == "libvpx-vp9" || encoder_name_ == "libaom-av1") {
+    // Constant quality (b:v 0 lifts the default bitrate cap); row threads; a speed preset
+    // near each library's real-time end (upscaled content, not archival masters).
+    av_dict_set(&opts, "crf", crf.c_str(), 0);
+    av_dict_set(&opts, "b", "0", 0);
+    av_dict_set(&opts, "row-mt", "1", 0);
+    av_dict_set(&opts, "cpu-used", encoder_name_ == "libvpx-vp9" ? "4" : "6", 0);
+    if (encoder_name_ == "libvpx-vp9") av_dict_set(&opts, "deadline", "good", 0);
   } else if (encoder_name_ == "libx265") {
     av_dict_set(&opts, "crf", crf.c_str(), 0);
     av_dict_set(&opts, "x265-params", ("log-level=error:" + x265_hdr_params(f)).c_str(), 0);
@@ -692,6 +894,7 @@ void VideoSink::copy_until(int64_t ts, AVRational time_base) {
         if (err != AVERROR_EOF)
           spdlog::warn("{}: stopped copying the other streams: {}", in_.path, av_error_string(err));
         copy_done_ = true;
+        for (auto& [index, transcoder] : transcoders_) transcode(index, nullptr);
         return;
       }
       if (copy_packet_->stream_index >= static_cast<int>(copy_map_.size()) ||
@@ -707,6 +910,12 @@ void VideoSink::copy_until(int64_t ts, AVRational time_base) {
     if (pkt_ts != AV_NOPTS_VALUE && ts != INT64_MAX &&
         av_compare_ts(pkt_ts, from->time_base, ts, time_base) > 0)
       return;  // later than the video written so far: keep it for later
+    if (transcoders_.count(pkt->stream_index)) {
+      copy_pending_ = false;
+      transcode(pkt->stream_index, pkt);
+      av_packet_unref(pkt);
+      continue;
+    }
     AVStream* to = out_->streams[copy_map_[pkt->stream_index]];
     pkt->stream_index = to->index;
     av_packet_rescale_ts(pkt, from->time_base, to->time_base);
@@ -715,6 +924,17 @@ void VideoSink::copy_until(int64_t ts, AVRational time_base) {
     int err = av_interleaved_write_frame(out_, pkt);
     if (err < 0) fail("cannot write a copied packet: " + av_error_string(err));
   }
+}
+
+void VideoSink::transcode(int input_index, const AVPacket* packet) {
+  AudioTranscoder& transcoder = *transcoders_.at(input_index);
+  AVStream* to = out_->streams[copy_map_[input_index]];
+  transcoder.send(packet, [&](AVPacket* out) {
+    av_packet_rescale_ts(out, transcoder.encoder()->time_base, to->time_base);
+    out->stream_index = to->index;
+    int err = av_interleaved_write_frame(out_, out);
+    if (err < 0) fail("cannot write a re-encoded audio packet: " + av_error_string(err));
+  });
 }
 
 void VideoSink::finish() {
@@ -777,6 +997,7 @@ void VideoSink::close_output() noexcept {
   avformat_free_context(out_);
   out_ = nullptr;
   encoder_.reset();
+  transcoders_.clear();
   copy_input_.reset();
 }
 
@@ -819,9 +1040,14 @@ NvencStatus nvenc_status(const std::string& encoder) {
   return status;
 }
 
-std::string resolve_encoder(const std::string& requested, int bit_depth) {
+std::string resolve_encoder(const std::string& requested, int bit_depth, const fs::path& output) {
   std::string name = requested;
-  if (name.empty() || name == "auto") {
+  const AVOutputFormat* format =
+      output.empty() ? nullptr : av_guess_format(nullptr, output.c_str(), nullptr);
+  if ((name.empty() || name == "auto") && format && std::string(format->name) == "webm") {
+    // WebM holds VP8/VP9/AV1 only: VP9 (profile 2 above 8 bits), the widely decoded one.
+    name = "libvpx-vp9";
+  } else if (name.empty() || name == "auto") {
     // SPEC section 8: NVENC where the card has it, else the CPU encoders.
     const std::string nvenc = bit_depth > 8 ? "hevc_nvenc" : "h264_nvenc";
     const std::string cpu = bit_depth > 8 ? "libx265" : "libx264";
@@ -834,11 +1060,31 @@ std::string resolve_encoder(const std::string& requested, int bit_depth) {
       });
   }
   if (std::find(kKnownEncoders.begin(), kKnownEncoders.end(), name) == kKnownEncoders.end())
-    throw UsageError({}, "unknown encoder '" + name +
-                             "' (libx264, libx265, libsvtav1, ffv1, h264_nvenc, hevc_nvenc)");
+    throw UsageError({}, "unknown encoder '" + name + "' (" + kKnownEncoderList + ")");
   if (!avcodec_find_encoder_by_name(name.c_str()))
     throw UsageError({}, "the encoder " + name + " is not available in this FFmpeg build");
   return name;
+}
+
+std::string container_refusal(const fs::path& output, const std::string& encoder) {
+  const AVOutputFormat* format = av_guess_format(nullptr, output.c_str(), nullptr);
+  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
+  if (!format) return "no container for the extension '" + output.extension().string() + "'";
+  std::string problem = std::string("the ") + format->name + " container cannot hold " +
+                        (codec ? avcodec_get_name(codec->id) : encoder.c_str()) +
+                        " video (encoder " + encoder + "); ";
+  if (std::string(format->name) == "webm")
+    return problem + "use --encoder libvpx-vp9, libaom-av1 or libsvtav1, or .mkv";
+  return problem + "use .mkv";
+}
+
+std::string alpha_note(AVPixelFormat source, const std::string& encoder) {
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(source);
+  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
+  if (!desc || !codec || !(desc->flags & AV_PIX_FMT_FLAG_ALPHA)) return {};
+  const AVPixFmtDescriptor* chosen = av_pix_fmt_desc_get(encoder_pixel_format(codec, source));
+  if (chosen && (chosen->flags & AV_PIX_FMT_FLAG_ALPHA)) return {};
+  return "alpha channel dropped: " + encoder + " video cannot hold it";
 }
 
 bool container_accepts_encoder(const fs::path& output, const std::string& encoder) {

@@ -31,7 +31,8 @@ fs::path output_for(const Settings& settings, const fs::path& relative, bool ima
     if (!settings.format.empty()) out.replace_extension("." + settings.format);
     return out;
   }
-  std::string encoder = resolve_encoder(settings.encoder, 8);
+  if (!animation_format_of(out).empty()) return out;  // gif, apng, webp: kept as they are
+  std::string encoder = resolve_encoder(settings.encoder, 8, out);
   if (!container_accepts_encoder(out, encoder)) {
     spdlog::warn("{}: the {} container cannot hold {} output: writing .mkv", relative.string(),
                  out.extension().string(), encoder);
@@ -76,7 +77,7 @@ nlohmann::json totals_json(const BatchResult& r) {
 bool is_video_path(const fs::path& path) {
   static const char* kVideoExtensions[] = {".mp4",  ".mkv",  ".mov", ".avi", ".webm", ".m4v",
                                            ".ts",   ".m2ts", ".mts", ".flv", ".wmv",  ".mpg",
-                                           ".mpeg", ".3gp",  ".ogv", ".y4m", ".gif"};
+                                           ".mpeg", ".3gp",  ".ogv", ".y4m", ".gif",  ".apng"};
   std::string ext = lower_extension(path);
   return std::any_of(std::begin(kVideoExtensions), std::end(kVideoExtensions),
                      [&](const char* e) { return ext == e; });

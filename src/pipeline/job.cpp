@@ -183,6 +183,8 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   fill_common_stats(stats, s, upscaler, plan);
   DecoderOptions decode_options;
   decode_options.device = s.device;
+  // GIF, APNG, WebP and RGB sources become YUV (alpha kept) the detector can read.
+  decode_options.luma_frames = true;
   // NVDEC frames stay on the device when the upscaler runs there (the detector then hashes
   // them on the device too); the decoder adds surfaces for every frame held downstream.
   decode_options.keep_on_device = cuda_built() && upscaler.backend() == "cuda";
@@ -191,6 +193,14 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   VideoDecoder decoder(s.input, decode_options);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();
+  if (plan.kind == OutputKind::kVideo) {
+    // An encoder the container cannot hold is refused before anything is written or logged.
+    const std::string encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
+    if (!container_accepts_encoder(plan.path, encoder))
+      throw UsageError(plan.path.string(), container_refusal(plan.path, encoder));
+    if (const std::string note = alpha_note(info.pixel_format, encoder); !note.empty())
+      spdlog::info("{}: {}", plan.path.string(), note);
+  }
   // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
   if (!s.no_space_check && plan.kind != OutputKind::kNull) {
     std::error_code size_error;
@@ -214,6 +224,19 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   std::unique_ptr<FrameSink> sink;
   if (plan.kind == OutputKind::kNull) {
     sink = make_null_sink();
+  } else if (plan.kind == OutputKind::kAnimation) {
+    // One pass, no partial folder: a GIF's palette spans the clip and a WebP animation is
+    // assembled at the end, so segments could not be joined without re-encoding.
+    if (s.resume)
+      spdlog::info(
+          "--resume: an animated {} is written in one pass and cannot be resumed; "
+          "starting from the first frame",
+          plan.format);
+    AnimationOptions ao;
+    ao.format = plan.format;
+    ao.quality = s.quality;
+    ao.overwrite = s.overwrite;
+    sink = make_animation_sink(plan.path, info, ao);
   } else if (plan.kind == OutputKind::kFramesFolder) {
     partial = std::make_unique<pipeline::PartialRun>(plan.path, pipeline::input_identity(s.input),
                                                      output_options(s, upscaler, plan, ""),
@@ -235,7 +258,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     vo.encoder = s.encoder;
     vo.crf = s.crf;
     vo.overwrite = s.overwrite;
-    stats.encoder = resolve_encoder(s.encoder, info.bit_depth);
+    stats.encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
     partial = std::make_unique<pipeline::PartialRun>(
         plan.path, pipeline::input_identity(s.input),
         output_options(s, upscaler, plan, stats.encoder), s.resume, s.overwrite);

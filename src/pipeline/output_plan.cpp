@@ -6,6 +6,8 @@
 
 #include "pipeline/output_checks.hpp"
 #include "upframe/error.hpp"
+#include "upframe/media/frame_sink.hpp"
+#include "upframe/media/image_io.hpp"
 #include "upframe/pipeline/job.hpp"
 
 namespace upframe {
@@ -38,7 +40,8 @@ OutputPlan plan_output(const Settings& settings, int scale) {
   const fs::path& input = settings.input;
   const std::string suffix = "_x" + std::to_string(scale);
   OutputPlan plan;
-  if (is_image_path(input)) {
+  // An animated PNG or WebP is a clip: it goes through the video pipeline.
+  if (is_image_path(input) && !is_animated_image(input)) {
     plan.kind = OutputKind::kImage;
     fs::path out = settings.output;
     std::string format = settings.format;
@@ -70,6 +73,8 @@ OutputPlan plan_output(const Settings& settings, int scale) {
     plan.path = out.empty() ? input.parent_path() /
                                   (input.stem().string() + suffix + input.extension().string())
                             : out;
+    plan.format = animation_format_of(plan.path);
+    if (!plan.format.empty()) plan.kind = OutputKind::kAnimation;
   }
   return plan;
 }

@@ -66,6 +66,16 @@ OutputEstimate estimate_output(const VideoInfo& info, uint64_t input_file_bytes,
   const double out_pixels = double(info.width) * info.height * scale2;  // a frame
   const double frames = frame_count(info);
 
+  if (kind == OutputKind::kAnimation) {
+    if (frames <= 0 || out_pixels <= 0) return e;
+    const double factor = format == "apng" ? 0.5 : format == "webp" ? 0.1 : 0.25;
+    e.output_bytes = to_bytes(out_pixels * 3 * frames * factor);
+    // A GIF spools its frames raw (bgra) for the palette's second pass.
+    e.peak_bytes =
+        saturating_add(e.output_bytes, format == "gif" ? to_bytes(out_pixels * 4 * frames) : 0);
+    e.known = true;
+    return e;
+  }
   if (kind == OutputKind::kImage || kind == OutputKind::kFramesFolder) {
     double n = kind == OutputKind::kImage ? 1.0 : frames;
     if (n <= 0 || out_pixels <= 0) return e;

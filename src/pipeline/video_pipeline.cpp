@@ -23,6 +23,7 @@ std::atomic<int> g_stop_signal{0};
 struct FrameEntry {
   int64_t index = 0;
   int64_t pts = 0;
+  int64_t duration = 0;  // in the input time base, as the decoder stamped it
   bool duplicate = false;
   int64_t source_index = -1;  // for a duplicate
   bool kept = false;          // written by an earlier run (resume): not upscaled, not written
@@ -127,7 +128,7 @@ class Runner {
   }
 
   FrameEntry detect_one(int64_t index, const Frame& frame) {
-    FrameEntry entry{index, frame.pts()};
+    FrameEntry entry{index, frame.pts(), frame.av()->pkt_duration};
     entry.kept = config_.already_written && config_.already_written(index);
     if (!config_.skip_duplicates) return entry;
     if (config_.reset_detector_every > 0 && index > 0 && index % config_.reset_detector_every == 0)
@@ -159,6 +160,7 @@ class Runner {
   void save_one(const FrameEntry& entry, const Frame& upscaled) {
     check_stop();
     save_timer_.time([&] {
+      sink_.set_duration(entry.index, entry.duration);
       if (entry.kept) {
         sink_.keep_written(entry.index, entry.pts);
         ++frames_kept_;

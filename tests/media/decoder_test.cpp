@@ -200,3 +200,24 @@ TEST(VideoDecoder, OutOfRangeChromaLocationIsUnspecified) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// DecoderOptions::luma_frames: formats without a plain luma plane go to the nearest planar
+// YUV the duplicate detector reads, alpha (or a palette, which may hold it) kept.
+TEST(VideoDecoder, LumaFrameFormatIsTheNearestPlanarYuv) {
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_YUV420P), AV_PIX_FMT_YUV420P);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_YUV420P10LE), AV_PIX_FMT_YUV420P10LE);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_NV12), AV_PIX_FMT_NV12);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_PAL8), AV_PIX_FMT_YUVA444P);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_BGRA), AV_PIX_FMT_YUVA444P);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_RGB24), AV_PIX_FMT_YUV444P);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_RGB48BE), AV_PIX_FMT_YUV444P10LE);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_RGBA64BE), AV_PIX_FMT_YUVA444P10LE);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_YUYV422), AV_PIX_FMT_YUV422P);
+  EXPECT_EQ(luma_frame_format(AV_PIX_FMT_YA8), AV_PIX_FMT_YUVA444P);
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -1,4 +1,5 @@
-// Demux + decode of the best video stream of any file FFmpeg reads, multithreaded.
+// Demux + decode of the best video stream of any file FFmpeg reads, multithreaded; animated
+// WebP through libwebp (FFmpeg 5.1 reads still WebP only).
 #pragma once
 
 #include <filesystem>
@@ -22,7 +23,15 @@ struct DecoderOptions {
   // Surfaces NVDEC adds to its pool for frames held downstream (the detector's window, the
   // pre-load window, the workers) when keep_on_device.
   int held_device_frames = 0;
+  // Frames in a pixel format without a plain luma plane (rgb, bgra, pal8 from GIF, APNG or
+  // WebP, packed YUV...) are converted once here (swscale) to the nearest format the duplicate
+  // detector and upscalers read: yuv444p, yuva444p (alpha kept) or their 10-bit forms, and
+  // info().pixel_format says so. Off for still images, which keep their native format.
+  bool luma_frames = false;
 };
+
+// The pixel format `luma_frames` converts `format` to (itself when it has a plain luma plane).
+AVPixelFormat luma_frame_format(AVPixelFormat format);
 
 class VideoDecoder {
  public:

@@ -27,6 +27,10 @@ class FrameSink {
   virtual void finish() = 0;
   // Removes everything written so far (the final path is never touched).
   virtual void abort() noexcept = 0;
+  // Frame `index` lasts `duration` (input time base) until the next one: called just before it
+  // is written. Formats that store per-frame durations (GIF, APNG, WebP) use it for the last
+  // frame; the others follow the timestamps alone.
+  virtual void set_duration(int64_t /*index*/, int64_t /*duration*/) {}
   // Frame `index` was written by an earlier, interrupted run (resume, SPEC section 8): it is
   // not written again, only accounted for (a frames folder lists its timestamp).
   virtual void keep_written(int64_t /*index*/, int64_t /*pts*/) {}
@@ -38,7 +42,8 @@ class FrameSink {
 };
 
 struct VideoSinkOptions {
-  std::string encoder = "auto";  // auto, libx264, libx265, libsvtav1, ffv1
+  // auto, libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc
+  std::string encoder = "auto";
   int crf = 18;
   int threads = 0;
   bool copy_other_streams = true;  // audio, subtitles, attachments, data
@@ -99,15 +104,43 @@ std::vector<std::string> join_video_segments(const std::filesystem::path& output
                                              const std::vector<std::filesystem::path>& segments,
                                              const VideoInfo& in, const VideoSinkOptions& options);
 
+struct AnimationOptions {
+  std::string format = "gif";  // gif, apng, webp
+  int quality = 95;            // webp: 1..99 lossy, 100 lossless
+  bool overwrite = false;
+};
+
+// The animation format an output path's extension names: "gif" (.gif), "apng" (.apng, .png),
+// "webp" (.webp); empty for any other.
+std::string animation_format_of(const std::filesystem::path& output);
+
+// An animated GIF (one palette for the clip: palettegen/paletteuse), APNG or animated WebP at
+// `output`, every frame at its input timestamp with its own duration (the last one from
+// set_duration), alpha kept (GIF: one bit). Built under a temporary name and renamed by
+// finish(); written in one pass, not as resumable segments.
+std::unique_ptr<FrameSink> make_animation_sink(const std::filesystem::path& output,
+                                               const VideoInfo& in,
+                                               const AnimationOptions& options);
+
 // Counts frames and writes nothing: `-o /dev/null`, for benchmarks that must not measure an
 // encoder (SPEC section 8, "null sink").
 std::unique_ptr<FrameSink> make_null_sink();
 
 // Which encoder `auto` picks for a source of this bit depth (SPEC section 8): h264_nvenc
 // (8-bit) or hevc_nvenc main10 (more) where a CUDA device can open an NVENC session, else
-// libx264 or libx265 (logging why once when a device is present). Throws upframe::UsageError for
-// an unknown encoder or one this FFmpeg lacks.
-std::string resolve_encoder(const std::string& requested, int bit_depth);
+// libx264 or libx265 (logging why once when a device is present); for an `output` in WebM,
+// libvpx-vp9 (profile 2, yuv420p10le, above 8 bits). Throws upframe::UsageError for an unknown
+// encoder or one this FFmpeg lacks.
+std::string resolve_encoder(const std::string& requested, int bit_depth,
+                            const std::filesystem::path& output = {});
+
+// The problem, for an error line, when `output`'s container cannot hold `encoder`'s codec
+// ("the webm container cannot hold h264 video (encoder libx264); use --encoder libvpx-vp9, ...").
+std::string container_refusal(const std::filesystem::path& output, const std::string& encoder);
+
+// "alpha channel dropped: ..." when frames of `source` format carry alpha that `encoder`
+// cannot store (H.264, H.265, VP9, AV1); empty when there is none or it is kept (ffv1).
+std::string alpha_note(AVPixelFormat source, const std::string& encoder);
 
 // Whether `encoder` (h264_nvenc or hevc_nvenc) can be opened here: a CUDA device, the
 // encoder in FFmpeg, and a session the card accepts. Probed once per process; never throws for

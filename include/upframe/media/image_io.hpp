@@ -8,6 +8,10 @@
 
 namespace upframe {
 
+// Whether `path` holds an animation in an image format: an APNG (acTL chunk) or an animated
+// WebP (VP8X animation flag). Reads the file's first bytes only.
+bool is_animated_image(const std::filesystem::path& path);
+
 // Decodes the single image at `path` in its native pixel format (alpha kept).
 Frame read_image(const std::filesystem::path& path);
 // Encodes `frame` to `path`; format from `format` ("png", "jpg", "webp") or, when empty, the

@@ -19,6 +19,9 @@ struct VideoInfo {
   int width = 0;
   int height = 0;
   AVPixelFormat pixel_format = AV_PIX_FMT_NONE;  // of the decoded frames (host)
+  // As the stream stores it (rgba, pal8...), when the decoder converts
+  // (DecoderOptions::luma_frames).
+  AVPixelFormat stream_pixel_format = AV_PIX_FMT_NONE;
   int bit_depth = 8;
   AVRational time_base{0, 1};       // of the input stream; frame pts are in it
   AVRational avg_frame_rate{0, 1};  // may be 0/1 when unknown

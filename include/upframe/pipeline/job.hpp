@@ -24,11 +24,12 @@ void clear_stop_request();
 
 // Where the output of `settings` goes and in what form.
 // kNull: `-o /dev/null`, frames are processed and counted but nothing is written.
-enum class OutputKind { kVideo, kFramesFolder, kImage, kNull };
+// kAnimation: an animated GIF, APNG (.apng, or .png from a video or animated input) or WebP.
+enum class OutputKind { kVideo, kFramesFolder, kImage, kNull, kAnimation };
 struct OutputPlan {
   std::filesystem::path path;
   OutputKind kind = OutputKind::kVideo;
-  std::string format;  // image / frames format (png, jpg, webp)
+  std::string format;  // image / frames format (png, jpg, webp); animation: gif, apng, webp
 };
 bool is_image_path(const std::filesystem::path& path);
 OutputPlan plan_output(const Settings& settings, int scale);
