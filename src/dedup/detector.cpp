@@ -22,6 +22,7 @@ Thresholds default_thresholds() {
   t.max_motion = 0.095;
   t.max_local_motion = 0.7;
   t.local_motion_min_rms = 13.0;
+  t.max_zoom_motion = 0.11;
   return t;
 }
 
@@ -108,7 +109,8 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
   const Thresholds& t = options.thresholds;
   if (!(t.max_mean_abs_diff >= 0) || !(t.max_abs_signed_mean_diff >= 0) ||
       !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0) ||
-      !(t.max_local_motion >= 0) || !(t.local_motion_min_rms >= 0))
+      !(t.max_local_motion >= 0) || !(t.local_motion_min_rms >= 0) ||
+      !(t.max_zoom_motion >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
   impl_->options = options;

@@ -637,9 +637,61 @@ bool differences_within(const DifferenceSums& sums, const Thresholds& thresholds
   return !over_limits(sums, &limits);
 }
 
+double zoom_motion(const MotionField& field, int width, int height) {
+  const math::MotionSums& t = field.total;
+  if (t.dd <= 0 || field.blocks.empty()) return 0;
+  // Normal equations of d ~ p gx + q gy + z (X gx + Y gy), X, Y from the frame's centre, with
+  // each block's samples at the block's centre (the block sums are all there is).
+  double m02 = 0, m12 = 0, m22 = 0, v2 = 0, radius_square = 0;
+  int64_t samples = 0;
+  for (int by = 0; by < field.blocks_y; ++by) {
+    const int y0 = math::cell_begin(by, height, field.blocks_y);
+    const int y1 = math::cell_begin(by + 1, height, field.blocks_y);
+    const double y = 0.5 * (y0 + y1 - 1) - 0.5 * (height - 1);
+    for (int bx = 0; bx < field.blocks_x; ++bx) {
+      const int x0 = math::cell_begin(bx, width, field.blocks_x);
+      const int x1 = math::cell_begin(bx + 1, width, field.blocks_x);
+      const double x = 0.5 * (x0 + x1 - 1) - 0.5 * (width - 1);
+      const math::MotionSums& s = field.blocks[static_cast<size_t>(by) * field.blocks_x + bx];
+      const double xx = static_cast<double>(s.gxx), xy = static_cast<double>(s.gxy),
+                   yy = static_cast<double>(s.gyy);
+      m02 += x * xx + y * xy;
+      m12 += x * xy + y * yy;
+      m22 += x * x * xx + 2 * x * y * xy + y * y * yy;
+      v2 += x * static_cast<double>(s.gxd) + y * static_cast<double>(s.gyd);
+      const int64_t area = static_cast<int64_t>(x1 - x0) * (y1 - y0);
+      radius_square += (x * x + y * y) * static_cast<double>(area);
+      samples += area;
+    }
+  }
+  const double m00 = static_cast<double>(t.gxx), m01 = static_cast<double>(t.gxy),
+               m11 = static_cast<double>(t.gyy), v0 = static_cast<double>(t.gxd),
+               v1 = static_cast<double>(t.gyd);
+  // 3x3 solve by Cramer's rule (symmetric matrix).
+  const double det = m00 * (m11 * m22 - m12 * m12) - m01 * (m01 * m22 - m12 * m02) +
+                     m02 * (m01 * m12 - m11 * m02);
+  if (!(std::fabs(det) > 1e-12 * m00 * m11 * m22)) return 0;
+  const double p = (v0 * (m11 * m22 - m12 * m12) - m01 * (v1 * m22 - m12 * v2) +
+                    m02 * (v1 * m12 - m11 * v2)) / det;
+  const double q = (m00 * (v1 * m22 - m12 * v2) - v0 * (m01 * m22 - m12 * m02) +
+                    m02 * (m01 * v2 - v1 * m02)) / det;
+  const double z = (m00 * (m11 * v2 - v1 * m12) - m01 * (m01 * v2 - v1 * m02) +
+                    v0 * (m01 * m12 - m11 * m02)) / det;
+  // The energy the zoom explains beyond the best translation alone.
+  const math::MotionFit translation = math::motion_fit(t);
+  const double dd = static_cast<double>(t.dd);
+  const double gained = (p * v0 + q * v1 + z * v2) / dd - translation.explained;
+  if (!(gained > 0)) return 0;
+  // As for the translation: gx = 16 x the picture's gradient, so z * 16 is the zoom's
+  // displacement per pixel from the centre; taken at the RMS radius of the frame.
+  const double rms_radius = std::sqrt(radius_square / static_cast<double>(samples));
+  return 16.0 * std::fabs(z) * rms_radius * std::sqrt(std::min(1.0, gained));
+}
+
 bool motion_within(const MotionField& field, int width, int height,
                    const Thresholds& thresholds) {
   return math::motion_fit(field.total).score <= thresholds.max_motion &&
+         zoom_motion(field, width, height) <= thresholds.max_zoom_motion &&
          local_motion(field, width, height, thresholds.local_motion_min_rms) <=
              thresholds.max_local_motion;
 }
@@ -653,6 +705,7 @@ DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const Mo
   m.motion_explained = fit.explained;
   m.motion = fit.score;
   m.local_motion = local_motion(motion, width, height, thresholds.local_motion_min_rms);
+  m.zoom_motion = zoom_motion(motion, width, height);
   return m;
 }
 

@@ -73,6 +73,13 @@ inline constexpr double kLocalNoiseFactor = 8.0;
 // Host doubles from the integer sums: the CPU and CUDA fields give the same value.
 double local_motion(const MotionField& field, int width, int height, double min_rms);
 
+// Zoom (docs/DEDUP.md): a fit of d to a translation plus a zoom about the frame's centre from
+// the blocks' sums (each block's samples taken at its centre); the zoom's displacement at the
+// frame's RMS radius (pixels) times sqrt(the fraction of sum(d^2) the zoom explains beyond the
+// translation alone). A slow push-in moves no part of the frame far enough for the other
+// measures, but every part of it radially.
+double zoom_motion(const MotionField& field, int width, int height);
+
 // The confirmation's decision, one step per measure; the CPU detector and the CUDA path
 // (src/dedup/cuda) both decide with these, so equal sums give equal decisions.
 // Step 1, |signed mean| from the planes' sample sums (the hash pass gives them).

@@ -27,6 +27,8 @@ struct Thresholds {
   // own noise floor: a small object or particles moving while the rest of the frame stands
   // still.
   double max_local_motion = 0;
+  // Zoom: a push-in or pull-out about the centre, |zoom| x RMS radius x sqrt(R^2 gained), px.
+  double max_zoom_motion = 0;
   double local_motion_min_rms = 0;
 };
 Thresholds default_thresholds();
@@ -43,6 +45,7 @@ struct DifferenceMeasures {
   double motion = 0;
   // The local motion measure (Thresholds::max_local_motion), with the default min_rms.
   double local_motion = 0;
+  double zoom_motion = 0;  // Thresholds::max_zoom_motion
 };
 // Both views must have the same size; samples are compared scaled to 8 bits.
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);
