@@ -26,6 +26,8 @@ Thresholds default_thresholds() {
   return t;
 }
 
+Thresholds exact_thresholds() { return Thresholds{}; }
+
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b) {
   detail::validate(a);
   detail::validate(b);
@@ -108,9 +110,8 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
     throw UsageError({}, "dedup window must be at least 1, got " + std::to_string(options.window));
   const Thresholds& t = options.thresholds;
   if (!(t.max_mean_abs_diff >= 0) || !(t.max_abs_signed_mean_diff >= 0) ||
-      !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0) ||
-      !(t.max_local_motion >= 0) || !(t.local_motion_min_rms >= 0) ||
-      !(t.max_zoom_motion >= 0))
+      !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0) || !(t.max_local_motion >= 0) ||
+      !(t.local_motion_min_rms >= 0) || !(t.max_zoom_motion >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
   impl_->options = options;

@@ -537,8 +537,7 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
       motion_row_scalar(smooth, diff, ra, rb, 1, 8, block_sums[0]);
       for (int g = 1; g + 1 < field.blocks_x; ++g)
         motion_group_sse2(smooth, diff, ra, rb, 8 * g, lanes[g]);
-      motion_row_scalar(smooth, diff, ra, rb, width - 8, width - 1,
-                        block_sums[field.blocks_x - 1]);
+      motion_row_scalar(smooth, diff, ra, rb, width - 8, width - 1, block_sums[field.blocks_x - 1]);
     } else
 #endif
     {
@@ -600,8 +599,8 @@ double local_motion(const MotionField& field, int width, int height, double min_
           const int64_t area =
               static_cast<int64_t>(interior(wx + i, width, bx_n)) * interior(wy + j, height, by_n);
           if (area > 0)
-            w.mean_square = std::max(w.mean_square, static_cast<double>(block.dd) /
-                                                        static_cast<double>(area));
+            w.mean_square =
+                std::max(w.mean_square, static_cast<double>(block.dd) / static_cast<double>(area));
         }
       mean_squares.push_back(w.mean_square);
     }
@@ -668,15 +667,18 @@ double zoom_motion(const MotionField& field, int width, int height) {
                m11 = static_cast<double>(t.gyy), v0 = static_cast<double>(t.gxd),
                v1 = static_cast<double>(t.gyd);
   // 3x3 solve by Cramer's rule (symmetric matrix).
-  const double det = m00 * (m11 * m22 - m12 * m12) - m01 * (m01 * m22 - m12 * m02) +
-                     m02 * (m01 * m12 - m11 * m02);
+  const double det =
+      m00 * (m11 * m22 - m12 * m12) - m01 * (m01 * m22 - m12 * m02) + m02 * (m01 * m12 - m11 * m02);
   if (!(std::fabs(det) > 1e-12 * m00 * m11 * m22)) return 0;
-  const double p = (v0 * (m11 * m22 - m12 * m12) - m01 * (v1 * m22 - m12 * v2) +
-                    m02 * (v1 * m12 - m11 * v2)) / det;
-  const double q = (m00 * (v1 * m22 - m12 * v2) - v0 * (m01 * m22 - m12 * m02) +
-                    m02 * (m01 * v2 - v1 * m02)) / det;
-  const double z = (m00 * (m11 * v2 - v1 * m12) - m01 * (m01 * v2 - v1 * m02) +
-                    v0 * (m01 * m12 - m11 * m02)) / det;
+  const double p =
+      (v0 * (m11 * m22 - m12 * m12) - m01 * (v1 * m22 - m12 * v2) + m02 * (v1 * m12 - m11 * v2)) /
+      det;
+  const double q =
+      (m00 * (v1 * m22 - m12 * v2) - v0 * (m01 * m22 - m12 * m02) + m02 * (m01 * v2 - v1 * m02)) /
+      det;
+  const double z =
+      (m00 * (m11 * v2 - v1 * m12) - m01 * (m01 * v2 - v1 * m02) + v0 * (m01 * m12 - m11 * m02)) /
+      det;
   // The energy the zoom explains beyond the best translation alone.
   const math::MotionFit translation = math::motion_fit(t);
   const double dd = static_cast<double>(t.dd);
@@ -688,8 +690,7 @@ double zoom_motion(const MotionField& field, int width, int height) {
   return 16.0 * std::fabs(z) * rms_radius * std::sqrt(std::min(1.0, gained));
 }
 
-bool motion_within(const MotionField& field, int width, int height,
-                   const Thresholds& thresholds) {
+bool motion_within(const MotionField& field, int width, int height, const Thresholds& thresholds) {
   return math::motion_fit(field.total).score <= thresholds.max_motion &&
          zoom_motion(field, width, height) <= thresholds.max_zoom_motion &&
          local_motion(field, width, height, thresholds.local_motion_min_rms) <=

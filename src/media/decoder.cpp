@@ -335,6 +335,9 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   info.path = d.path;
   info.container = fmt->iformat->name;
   info.codec = avcodec_get_name(par->codec_id);
+  if (const AVCodecDescriptor* desc = avcodec_descriptor_get(par->codec_id))
+    info.lossless_codec =
+        (desc->props & AV_CODEC_PROP_LOSSLESS) && !(desc->props & AV_CODEC_PROP_LOSSY);
   info.stream_index = index;
   info.width = par->width;
   info.height = par->height;

@@ -95,6 +95,24 @@ dedup::DetectorOptions detector_options(const Settings& s) {
   return o;
 }
 
+// A source without coding noise needs no tolerance: a repeat decodes to the same samples, so
+// only an equal luma is a duplicate (a faint local change of a few pixels, below every
+// noise-tolerant measure, stays unique). Thresholds the user set are kept.
+dedup::DetectorOptions detector_options(const Settings& s, const VideoInfo& info) {
+  dedup::DetectorOptions o = detector_options(s);
+  const bool user_thresholds = s.dedup_max_mean_diff >= 0 || s.dedup_max_signed_mean_diff >= 0 ||
+                               s.dedup_max_block_diff >= 0 || s.dedup_max_motion >= 0 ||
+                               s.dedup_max_local_motion >= 0;
+  if (info.lossless_codec && !user_thresholds && s.skip_duplicates) {
+    o.thresholds = dedup::exact_thresholds();
+    spdlog::info(
+        "{}: {} is a lossless codec: only frames equal to the one they repeat are "
+        "duplicates",
+        info.path, info.codec);
+  }
+  return o;
+}
+
 void fill_common_stats(JobStats& stats, const Settings& s, const Upscaler& upscaler,
                        const OutputPlan& plan) {
   stats.input = s.input.string();
@@ -277,7 +295,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   config.workers = mode.workers;
   config.preload_frames = s.preload_frames;
   config.skip_duplicates = s.skip_duplicates;
-  config.detector = detector_options(s);
+  config.detector = detector_options(s, info);
   config.frames_total = info.frame_count;
   config.progress = progress;
   if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;

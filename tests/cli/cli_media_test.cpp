@@ -36,6 +36,37 @@ nlohmann::json run_ok(const std::string& args, const fs::path& stats) {
   return nlohmann::json::parse(read_file(stats));
 }
 
+// A lossless source carries no coding noise: a faint change of a dozen pixels (a clock digit,
+// 18 levels), far below the noise-tolerant measures, keeps its frame, while exact repeats
+// are still found. The same picture through x264 keeps the tolerant measures.
+TEST(CliMedia, LosslessSourceDuplicatesMustBeExact) {
+  auto dir = scratch_dir("cli-lossless-dedup");
+  synth::ClipSpec spec;
+  spec.width = 48;
+  spec.height = 32;
+  spec.frames = 12;
+  // The digit's strokes change on frames 2, 5, 8 and 11; the other frames repeat.
+  auto frames = synth::render_clip(spec, [](int i, int x, int y) {
+    double v = 60 + 2.0 * x + y;
+    const int digit = (i + 1) / 3;
+    if (x >= 20 + 2 * (digit % 3) && x < 22 + 2 * (digit % 3) && y >= 10 && y < 16) v += 18;
+    return v;
+  });
+  synth::EncodeOptions ffv1;
+  ffv1.codec = "ffv1";
+  const auto in = dir / "digits.mkv";
+  synth::encode_clip(in, frames, ffv1);
+  auto r =
+      run_cli(quote(in.string()) + " --model lanczos --encoder ffv1 -o " +
+              quote((dir / "out.mkv").string()) + " --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_NE(r.stderr_text.find("is a lossless codec: only frames equal"), std::string::npos)
+      << r.stderr_text;
+  const auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
+  EXPECT_EQ(stats["total_frames"], 12);
+  EXPECT_EQ(stats["duplicate_frames"], 7);  // 1, 3, 4, 6, 7, 9, 10 repeat; 2, 5, 8, 11 change
+}
+
 // Variable frame rate stays variable: every output frame keeps its input time.
 TEST(CliMedia, VariableFrameRateKeptFrameForFrame) {
   auto dir = scratch_dir("cli-vfr");

@@ -275,9 +275,10 @@ std::vector<bool> source_repeats(const std::vector<Frame>& source) {
     const LumaView a = luma_of(source[i - 1]), b = luma_of(source[i]);
     bool same = true;
     for (int y = 0; same && y < a.height; ++y)
-      same = std::equal(a.data + static_cast<ptrdiff_t>(y) * a.linesize,
-                        a.data + static_cast<ptrdiff_t>(y) * a.linesize + a.width * (a.bit_depth > 8 ? 2 : 1),
-                        b.data + static_cast<ptrdiff_t>(y) * b.linesize);
+      same = std::equal(
+          a.data + static_cast<ptrdiff_t>(y) * a.linesize,
+          a.data + static_cast<ptrdiff_t>(y) * a.linesize + a.width * (a.bit_depth > 8 ? 2 : 1),
+          b.data + static_cast<ptrdiff_t>(y) * b.linesize);
     repeats[i] = same;
   }
   return repeats;

@@ -232,8 +232,7 @@ TEST(DedupDeviceMath, DifferenceAndMotionGridsGiveTheCpuSums) {
         detail::difference_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height);
     expect_same_sums(emulate_difference(a.plane(), b.plane(), rng), cpu);
     detail::MotionField cpu_field;
-    detail::motion_field_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height,
-                              cpu_field);
+    detail::motion_field_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height, cpu_field);
     expect_same_field(emulate_motion(a.plane(), b.plane(), rng), cpu_field);
   }
 }

@@ -279,7 +279,7 @@ std::vector<Frame> screen_recording_clip(const ClipSpec& spec) {
   const int text_lines = 6;
   const double line_h = 14 * s, left = 20 * s, top = 30 * s;
   return render_clip(spec, [&](int i, int x, int y) {
-    double v = 232;  // window background
+    double v = 232;          // window background
     if (y < 16 * s) v = 70;  // title bar
     // Text: glyph-like strokes (2 px wide, 9 px tall) at pseudo-random cells of each line.
     const int line = static_cast<int>((y - top) / line_h);
@@ -291,8 +291,8 @@ std::vector<Frame> screen_recording_clip(const ClipSpec& spec) {
       if (x >= left && cell < cells && in_line < 9 * s &&
           (mix(spec.seed * 131 + line * 977 + cell) & 3) != 0 && in_cell < 2 * s)
         v = 35;
-      if (x >= left && cell < cells && in_line >= 4 * s && in_line < 5.5 * s &&
-          in_cell < 5 * s && (mix(spec.seed + line * 31 + cell) & 1))
+      if (x >= left && cell < cells && in_line >= 4 * s && in_line < 5.5 * s && in_cell < 5 * s &&
+          (mix(spec.seed + line * 31 + cell) & 1))
         v = 35;
     }
     // The caret after the last line, visible for 12 frames, hidden for 12.

@@ -32,6 +32,8 @@ struct Thresholds {
   double local_motion_min_rms = 0;
 };
 Thresholds default_thresholds();
+// All zero: only a luma equal to the kept frame's confirms (sources without coding noise).
+Thresholds exact_thresholds();
 
 struct DifferenceMeasures {
   double mean_abs_diff = 0;

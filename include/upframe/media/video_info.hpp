@@ -36,6 +36,9 @@ struct VideoInfo {
   AVChromaLocation chroma_location = AVCHROMA_LOC_UNSPECIFIED;
   int64_t bit_rate = 0;   // of the video stream, 0 if unknown
   bool is_image = false;  // a single still image (png, jpg, webp, ...)
+  // The codec cannot code lossily (ffv1, png/apng, gif, rawvideo, utvideo...): the decoded
+  // frames carry no coding noise, so a repeated picture decodes to the same samples.
+  bool lossless_codec = false;
 };
 
 }  // namespace upframe
