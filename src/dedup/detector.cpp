@@ -21,7 +21,7 @@ Thresholds default_thresholds() {
   t.max_block_mean_abs_diff = 11.0;
   t.max_motion = 0.095;
   t.max_local_motion = 0.7;
-  t.local_motion_min_rms = 13.0;
+  t.local_motion_min_rms = 13.5;
   t.max_zoom_motion = 0.11;
   return t;
 }

@@ -584,7 +584,9 @@ double local_motion(const MotionField& field, int width, int height, double min_
   const int windows_x = bx_n - span_x + 1, windows_y = by_n - span_y + 1;
   struct Window {
     math::MotionSums sums;
-    double mean_square = 0;  // mean (b - a)^2 over the loudest of the window's blocks
+    // Sum of (b - a)^2 over the window per block of it: the mean square one block would have
+    // if all the window's change were in it (a small mover, wherever the grid cuts it).
+    double mean_square = 0;
   };
   std::vector<Window> windows(static_cast<size_t>(windows_x) * windows_y);
   std::vector<double> mean_squares;
@@ -592,20 +594,20 @@ double local_motion(const MotionField& field, int width, int height, double min_
   for (int wy = 0; wy < windows_y; ++wy)
     for (int wx = 0; wx < windows_x; ++wx) {
       Window& w = windows[static_cast<size_t>(wy) * windows_x + wx];
+      int64_t area = 0;
       for (int j = 0; j < span_y; ++j)
         for (int i = 0; i < span_x; ++i) {
-          const math::MotionSums& block = field.blocks[static_cast<size_t>(wy + j) * bx_n + wx + i];
-          math::add_motion_sums(w.sums, block);
-          const int64_t area =
+          math::add_motion_sums(w.sums, field.blocks[static_cast<size_t>(wy + j) * bx_n + wx + i]);
+          area +=
               static_cast<int64_t>(interior(wx + i, width, bx_n)) * interior(wy + j, height, by_n);
-          if (area > 0)
-            w.mean_square =
-                std::max(w.mean_square, static_cast<double>(block.dd) / static_cast<double>(area));
         }
+      if (area > 0)
+        w.mean_square =
+            static_cast<double>(w.sums.dd) * (span_x * span_y) / static_cast<double>(area);
       mean_squares.push_back(w.mean_square);
     }
-  // The pair's noise: the median window's (loudest block) mean square, so a few moving things
-  // do not raise it; a keyframe re-coding the whole picture does.
+  // The pair's noise: the median window's, so a few moving things do not raise it; a keyframe
+  // re-coding the whole picture does.
   auto middle = mean_squares.begin() + static_cast<ptrdiff_t>(mean_squares.size() / 2);
   std::nth_element(mean_squares.begin(), middle, mean_squares.end());
   const double floor_square = std::max(min_rms * min_rms, kLocalNoiseFactor * *middle);

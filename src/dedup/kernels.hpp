@@ -62,12 +62,12 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
 math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
                                   int width, int height);
 
-// The pair's noise floor for the local measure: a window counts when its loudest block's
-// mean square exceeds this many times the median window's (or min_rms^2); 8 = (2.83 x RMS)^2.
+// The pair's noise floor for the local measure: a window counts when its change energy per
+// block exceeds this many times the median window's (or min_rms^2); 8 = (2.83 x RMS)^2.
 inline constexpr double kLocalNoiseFactor = 8.0;
 
 // Local motion (docs/DEDUP.md): over windows of 2x2 confirmation blocks (16x16 samples, a
-// step of 8) holding a block whose RMS change exceeds max(min_rms, the pair's noise floor),
+// step of 8) whose change energy per block, as RMS, exceeds max(min_rms, the pair's floor),
 // the largest displacement (pixels) a translation of the window explains. A small object or
 // particles moving a pixel give about 1; re-coding noise, even at strong edges, stays under 0.7.
 // Host doubles from the integer sums: the CPU and CUDA fields give the same value.

@@ -23,9 +23,9 @@ struct Thresholds {
   // pan (even sub-pixel, even after lossy coding) is a translation, coding noise is not.
   double max_motion = 0;
   // Local motion: the largest displacement (pixels) a translation explains in a 16x16 window
-  // holding an 8x8 block whose RMS change is above local_motion_min_rms (levels) and the pair's
-  // own noise floor: a small object or particles moving while the rest of the frame stands
-  // still.
+  // whose change, gathered in one 8x8 block, has an RMS above local_motion_min_rms (levels)
+  // and the pair's own noise floor: a small object or particles moving while the rest of the
+  // frame stands still.
   double max_local_motion = 0;
   // Zoom: a push-in or pull-out about the centre, |zoom| x RMS radius x sqrt(R^2 gained), px.
   double max_zoom_motion = 0;
