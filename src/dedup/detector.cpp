@@ -49,7 +49,7 @@ DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b) {
   const auto [pa, sa] = as_8bit(a, a8);
   const auto [pb, sb] = as_8bit(b, b8);
   // Motion from a to b: the same orientation as the detector (the kept frame to the new one).
-  detail::MotionField field;
+  thread_local detail::MotionField field;  // reused: its blocks keep their capacity
   detail::motion_field_8bit(pa, sa, pb, sb, a.width, a.height, field);
   return detail::measures_from_sums(detail::difference_8bit(pa, sa, pb, sb, a.width, a.height),
                                     field, a.width, a.height, default_thresholds());

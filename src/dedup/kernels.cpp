@@ -441,11 +441,6 @@ void motion_row_scalar(const int16_t* smooth, const int16_t* diff, const uint8_t
 }
 
 #if defined(__SSE2__)
-int64_t horizontal_sum_epi32(__m128i v) {
-  int32_t lanes[4];
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), v);
-  return static_cast<int64_t>(lanes[0]) + lanes[1] + lanes[2] + lanes[3];
-}
 
 // The six pmaddwd lane accumulators of one 8-sample column group (gxx, gxy, gyy, gxd, gyd, dd).
 struct GroupLanes {
@@ -476,14 +471,26 @@ inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, const 
   lanes.v[5] = _mm_add_epi32(lanes.v[5], _mm_madd_epi16(d, d));
 }
 
-void flush_group(GroupLanes& lanes, math::MotionSums& into) {
-  into.gxx += horizontal_sum_epi32(lanes.v[0]);
-  into.gxy += horizontal_sum_epi32(lanes.v[1]);
-  into.gyy += horizontal_sum_epi32(lanes.v[2]);
-  into.gxd += horizontal_sum_epi32(lanes.v[3]);
-  into.gyd += horizontal_sum_epi32(lanes.v[4]);
-  into.dd += horizontal_sum_epi32(lanes.v[5]);
-  for (__m128i& v : lanes.v) v = _mm_setzero_si128();
+// Adds a group's lanes to a block's sums. A lane holds at most 15 rows x 2 x 2040^2 (< 2^27)
+// in magnitude, so four lanes add up in 32 bits: two transposing adds give all six totals.
+void flush_group(const GroupLanes& lanes, math::MotionSums& into) {
+  const auto pair_sums = [](__m128i x, __m128i y) {  // x0+x2, y0+y2, x1+x3, y1+y3
+    return _mm_add_epi32(_mm_unpacklo_epi32(x, y), _mm_unpackhi_epi32(x, y));
+  };
+  const __m128i ab = pair_sums(lanes.v[0], lanes.v[1]);
+  const __m128i cd = pair_sums(lanes.v[2], lanes.v[3]);
+  const __m128i ef = pair_sums(lanes.v[4], lanes.v[5]);
+  int32_t totals[8];
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(totals),
+                   _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(totals + 4),
+                   _mm_add_epi32(ef, _mm_srli_si128(ef, 8)));
+  into.gxx += totals[0];
+  into.gxy += totals[1];
+  into.gyy += totals[2];
+  into.gxd += totals[3];
+  into.gyd += totals[4];
+  into.dd += totals[5];
 }
 #endif  // __SSE2__
 
@@ -493,14 +500,32 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
                        int height, MotionField& field) {
   field.blocks_x = math::block_count(width);
   field.blocks_y = math::block_count(height);
-  field.blocks.assign(static_cast<size_t>(field.blocks_x) * field.blocks_y, math::MotionSums{});
   field.total = {};
-  if (width < 3 || height < 3) return;  // no interior sample
-  // Rolling rows of m (y-1, y, y+1) and the row's Sobel column terms: 5 rows of int16, in L1.
-  std::vector<int16_t> buffer(static_cast<size_t>(width) * 5);
+  if (width < 3 || height < 3) {  // no interior sample
+    field.blocks.assign(static_cast<size_t>(field.blocks_x) * field.blocks_y, {});
+    return;
+  }
+  // Every block is written once, when its block row is complete (no clearing pass).
+  field.blocks.resize(static_cast<size_t>(field.blocks_x) * field.blocks_y);
+  // The current block row's sums, 64-bit while it fills.
+  thread_local std::vector<math::MotionSums> row_sums;
+  row_sums.assign(static_cast<size_t>(field.blocks_x), math::MotionSums{});
+  // Rolling rows of m (y-1, y, y+1), and the Sobel column terms (smooth, diff) of every row of
+  // the current block row (at most 15): the SSE2 groups then run down a block's rows with
+  // their sums in registers. About 120 KB at 1920 wide: in L2.
+  constexpr int kMaxBlockRows = 16;
+  thread_local std::vector<int16_t> buffer;
+  buffer.resize(static_cast<size_t>(width) * (3 + 2 * kMaxBlockRows));
   int16_t* m[3] = {buffer.data(), buffer.data() + width, buffer.data() + 2 * width};
-  int16_t* smooth = buffer.data() + 3 * width;
-  int16_t* diff = buffer.data() + 4 * width;
+  const auto smooth_row = [&](int k) {
+    return buffer.data() + static_cast<ptrdiff_t>(3 + k) * width;
+  };
+  const auto diff_row = [&](int k) {
+    return buffer.data() + static_cast<ptrdiff_t>(3 + kMaxBlockRows + k) * width;
+  };
+  const uint8_t* band_a[kMaxBlockRows];
+  const uint8_t* band_b[kMaxBlockRows];
+  int band_rows = 0;
   const auto row = [](const uint8_t* plane, int stride, int y) {
     return plane + static_cast<ptrdiff_t>(y) * stride;
   };
@@ -514,9 +539,6 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
   // Blocks exactly 8 wide: one SSE2 group a block; the first and last groups hold the
   // non-interior columns 0 and width - 1 and take the scalar loop.
   const bool groups = cells_aligned_to_groups(width, field.blocks_x) && field.blocks_x >= 3;
-  std::vector<GroupLanes> lanes(groups ? field.blocks_x : 0);
-  for (GroupLanes& l : lanes)
-    for (__m128i& v : l.v) v = _mm_setzero_si128();
 #endif
   sum_rows(row(a, a_stride, 0), row(b, b_stride, 0), m[0], 0, width);
   sum_rows(row(a, a_stride, 1), row(b, b_stride, 1), m[1], 0, width);
@@ -525,18 +547,20 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
   for (int y = 1; y < height - 1; ++y) {
     const uint8_t* next_a = row(a, a_stride, y + 1);
     const uint8_t* next_b = row(b, b_stride, y + 1);
+    int16_t* smooth = smooth_row(band_rows);
+    int16_t* diff = diff_row(band_rows);
     const int done = next_row_columns(next_a, next_b, m[0], m[1], m[2], smooth, diff, width);
     sum_rows(next_a, next_b, m[2], done, width);
     sobel_columns(m[0], m[1], m[2], smooth, diff, done, width);
     const uint8_t* ra = row(a, a_stride, y);
     const uint8_t* rb = row(b, b_stride, y);
-    math::MotionSums* block_sums =
-        field.blocks.data() + static_cast<ptrdiff_t>(block_row) * field.blocks_x;
+    band_a[band_rows] = ra;
+    band_b[band_rows] = rb;
+    ++band_rows;
+    math::MotionSums* block_sums = row_sums.data();
 #if defined(__SSE2__)
-    if (groups) {
+    if (groups) {  // the middle groups run when the block row is complete (below)
       motion_row_scalar(smooth, diff, ra, rb, 1, 8, block_sums[0]);
-      for (int g = 1; g + 1 < field.blocks_x; ++g)
-        motion_group_sse2(smooth, diff, ra, rb, 8 * g, lanes[g]);
       motion_row_scalar(smooth, diff, ra, rb, width - 8, width - 1, block_sums[field.blocks_x - 1]);
     } else
 #endif
@@ -550,15 +574,28 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
     }
     if (y + 1 == block_row_end || y + 1 == height - 1) {  // the block row is complete
 #if defined(__SSE2__)
-      for (int g = 1; groups && g + 1 < field.blocks_x; ++g) flush_group(lanes[g], block_sums[g]);
+      for (int g = 1; groups && g + 1 < field.blocks_x; ++g) {
+        GroupLanes lanes;
+        for (__m128i& v : lanes.v) v = _mm_setzero_si128();
+        for (int k = 0; k < band_rows; ++k)
+          motion_group_sse2(smooth_row(k), diff_row(k), band_a[k], band_b[k], 8 * g, lanes);
+        flush_group(lanes, block_sums[g]);
+      }
 #endif
+      math::BlockMotionSums* out =
+          field.blocks.data() + static_cast<ptrdiff_t>(block_row) * field.blocks_x;
+      for (int bx = 0; bx < field.blocks_x; ++bx) {
+        out[bx] = math::block_sums_of(block_sums[bx]);
+        math::add_motion_sums(field.total, block_sums[bx]);
+        block_sums[bx] = {};
+      }
+      band_rows = 0;
       ++block_row;
       block_row_end = math::cell_begin(block_row + 1, height, field.blocks_y);
     }
     std::swap(m[0], m[1]);  // rows move up: y -> y-1, y+1 -> y
     std::swap(m[1], m[2]);
   }
-  for (const math::MotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
 }
 
 math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
@@ -568,60 +605,84 @@ math::MotionSums motion_sums_8bit(const uint8_t* a, int a_stride, const uint8_t*
   return field.total;
 }
 
+namespace {
+
+// Interior samples of each block column (or row): the sums cover 1 <= x < W-1 (1 <= y < H-1).
+const std::vector<int>& interior_extents(int extent, int n, std::vector<int>& out) {
+  out.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int lo = std::max(1, math::cell_begin(i, extent, n));
+    const int hi = std::min(extent - 1, math::cell_begin(i + 1, extent, n));
+    out[static_cast<size_t>(i)] = std::max(0, hi - lo);
+  }
+  return out;
+}
+
+}  // namespace
+
 double local_motion(const MotionField& field, int width, int height, double min_rms) {
   const int bx_n = field.blocks_x, by_n = field.blocks_y;
   if (bx_n <= 0 || by_n <= 0 || width < 3 || height < 3) return 0;
-  // Interior samples per block column / row (the sums cover 1 <= x < W-1, 1 <= y < H-1).
-  const auto interior = [](int i, int extent, int n) {
-    const int lo = std::max(1, math::cell_begin(i, extent, n));
-    const int hi = std::min(extent - 1, math::cell_begin(i + 1, extent, n));
-    return std::max(0, hi - lo);
-  };
+  // Reused from call to call (a stream's true duplicates come every other frame or so).
+  thread_local std::vector<int> columns, rows;
+  thread_local std::vector<double> loudness, sorted;
+  interior_extents(width, bx_n, columns);
+  interior_extents(height, by_n, rows);
   // Windows of 2x2 blocks (one block where the frame has a single block on an axis), sliding
   // by one block: 16x16 samples a step of 8, so any change of up to 8 samples across lies
   // whole inside some window.
   const int span_x = std::min(2, bx_n), span_y = std::min(2, by_n);
   const int windows_x = bx_n - span_x + 1, windows_y = by_n - span_y + 1;
-  struct Window {
-    math::MotionSums sums;
-    // Sum of (b - a)^2 over the window per block of it: the mean square one block would have
-    // if all the window's change were in it (a small mover, wherever the grid cuts it).
-    double mean_square = 0;
+  const auto block = [&](int bx, int by) -> const math::BlockMotionSums& {
+    return field.blocks[static_cast<size_t>(by) * bx_n + bx];
   };
-  std::vector<Window> windows(static_cast<size_t>(windows_x) * windows_y);
-  std::vector<double> mean_squares;
-  mean_squares.reserve(windows.size());
-  for (int wy = 0; wy < windows_y; ++wy)
+  // Loudness: the window's sum of (b - a)^2 per block of it, the mean square one block would
+  // have if all the window's change were in it (a small mover, wherever the grid cuts it).
+  // Window sums from sums of horizontal block pairs; window areas are products (separable).
+  thread_local std::vector<int64_t> pairs;  // two rows of horizontal pair sums of dd
+  pairs.assign(static_cast<size_t>(windows_x) * 2, 0);
+  const auto pair_row = [&](int by, int64_t* out) {
+    const math::BlockMotionSums* r = &field.blocks[static_cast<size_t>(by) * bx_n];
+    for (int wx = 0; wx < windows_x; ++wx)
+      out[wx] = span_x == 2 ? int64_t{r[wx].dd} + r[wx + 1].dd : int64_t{r[wx].dd};
+  };
+  loudness.resize(static_cast<size_t>(windows_x) * windows_y);
+  int64_t* upper = pairs.data();
+  int64_t* lower = pairs.data() + windows_x;
+  pair_row(0, upper);
+  const double blocks_per_window = span_x * span_y;
+  for (int wy = 0; wy < windows_y; ++wy) {
+    if (span_y == 2) pair_row(wy + 1, lower);
+    const int64_t rows_area = span_y == 2 ? rows[wy] + rows[wy + 1] : rows[wy];
+    double* out = &loudness[static_cast<size_t>(wy) * windows_x];
     for (int wx = 0; wx < windows_x; ++wx) {
-      Window& w = windows[static_cast<size_t>(wy) * windows_x + wx];
-      int64_t area = 0;
-      for (int j = 0; j < span_y; ++j)
-        for (int i = 0; i < span_x; ++i) {
-          math::add_motion_sums(w.sums, field.blocks[static_cast<size_t>(wy + j) * bx_n + wx + i]);
-          area +=
-              static_cast<int64_t>(interior(wx + i, width, bx_n)) * interior(wy + j, height, by_n);
-        }
-      if (area > 0)
-        w.mean_square =
-            static_cast<double>(w.sums.dd) * (span_x * span_y) / static_cast<double>(area);
-      mean_squares.push_back(w.mean_square);
+      const int64_t dd = span_y == 2 ? upper[wx] + lower[wx] : upper[wx];
+      const int64_t area = (span_x == 2 ? columns[wx] + columns[wx + 1] : columns[wx]) * rows_area;
+      out[wx] =
+          area > 0 ? static_cast<double>(dd) * blocks_per_window / static_cast<double>(area) : 0;
     }
+    std::swap(upper, lower);
+  }
   // The pair's noise: the median window's, so a few moving things do not raise it; a keyframe
   // re-coding the whole picture does.
-  auto middle = mean_squares.begin() + static_cast<ptrdiff_t>(mean_squares.size() / 2);
-  std::nth_element(mean_squares.begin(), middle, mean_squares.end());
+  sorted = loudness;
+  auto middle = sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
   const double floor_square = std::max(min_rms * min_rms, kLocalNoiseFactor * *middle);
   double largest = 0;
-  for (const Window& w : windows) {
-    if (!(w.mean_square > floor_square)) continue;
-    const int64_t gradient = w.sums.gxx + w.sums.gyy;
-    if (gradient <= 0) continue;
-    const math::MotionFit fit = math::motion_fit(w.sums);
-    // Energy of (b - a) a local translation explains, against the window's gradient energy:
-    // about the displacement in pixels (gx, gy are 16x the average picture's gradient).
-    const double explained = fit.explained * static_cast<double>(w.sums.dd);
-    largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
-  }
+  for (int wy = 0; wy < windows_y; ++wy)
+    for (int wx = 0; wx < windows_x; ++wx) {
+      if (!(loudness[static_cast<size_t>(wy) * windows_x + wx] > floor_square)) continue;
+      math::MotionSums sums;
+      for (int j = 0; j < span_y; ++j)
+        for (int i = 0; i < span_x; ++i) math::add_motion_sums(sums, block(wx + i, wy + j));
+      const int64_t gradient = sums.gxx + sums.gyy;
+      if (gradient <= 0) continue;
+      // Energy of (b - a) a translation of the window explains, against its gradient energy:
+      // about the displacement in pixels (gx, gy are 16x the average picture's gradient).
+      const double explained = math::motion_fit(sums).explained * static_cast<double>(sums.dd);
+      largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
+    }
   return largest;
 }
 
@@ -643,24 +704,34 @@ double zoom_motion(const MotionField& field, int width, int height) {
   if (t.dd <= 0 || field.blocks.empty()) return 0;
   // Normal equations of d ~ p gx + q gy + z (X gx + Y gy), X, Y from the frame's centre, with
   // each block's samples at the block's centre (the block sums are all there is).
+  thread_local std::vector<double> centre_x, centre_y;
+  thread_local std::vector<int> size_x, size_y;
+  const auto centres = [](int extent, int n, std::vector<double>& centre, std::vector<int>& size) {
+    centre.resize(static_cast<size_t>(n));
+    size.resize(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      const int lo = math::cell_begin(i, extent, n), hi = math::cell_begin(i + 1, extent, n);
+      centre[static_cast<size_t>(i)] = 0.5 * (lo + hi - 1) - 0.5 * (extent - 1);
+      size[static_cast<size_t>(i)] = hi - lo;
+    }
+  };
+  centres(width, field.blocks_x, centre_x, size_x);
+  centres(height, field.blocks_y, centre_y, size_y);
   double m02 = 0, m12 = 0, m22 = 0, v2 = 0, radius_square = 0;
   int64_t samples = 0;
   for (int by = 0; by < field.blocks_y; ++by) {
-    const int y0 = math::cell_begin(by, height, field.blocks_y);
-    const int y1 = math::cell_begin(by + 1, height, field.blocks_y);
-    const double y = 0.5 * (y0 + y1 - 1) - 0.5 * (height - 1);
+    const double y = centre_y[static_cast<size_t>(by)];
     for (int bx = 0; bx < field.blocks_x; ++bx) {
-      const int x0 = math::cell_begin(bx, width, field.blocks_x);
-      const int x1 = math::cell_begin(bx + 1, width, field.blocks_x);
-      const double x = 0.5 * (x0 + x1 - 1) - 0.5 * (width - 1);
-      const math::MotionSums& s = field.blocks[static_cast<size_t>(by) * field.blocks_x + bx];
+      const double x = centre_x[static_cast<size_t>(bx)];
+      const math::BlockMotionSums& s = field.blocks[static_cast<size_t>(by) * field.blocks_x + bx];
       const double xx = static_cast<double>(s.gxx), xy = static_cast<double>(s.gxy),
                    yy = static_cast<double>(s.gyy);
       m02 += x * xx + y * xy;
       m12 += x * xy + y * yy;
       m22 += x * x * xx + 2 * x * y * xy + y * y * yy;
       v2 += x * static_cast<double>(s.gxd) + y * static_cast<double>(s.gyd);
-      const int64_t area = static_cast<int64_t>(x1 - x0) * (y1 - y0);
+      const int64_t area =
+          static_cast<int64_t>(size_x[static_cast<size_t>(bx)]) * size_y[static_cast<size_t>(by)];
       radius_square += (x * x + y * y) * static_cast<double>(area);
       samples += area;
     }
@@ -723,8 +794,8 @@ bool confirm_duplicate_8bit(const uint8_t* a, int a_stride, const uint8_t* b, in
         return difference_8bit_impl(a, a_stride, b, b_stride, width, height, &sum_a, &sum_b,
                                     &limits, &stopped);
       },
-      [&] {
-        MotionField field;
+      [&]() -> const MotionField& {
+        thread_local MotionField field;  // reused: its blocks keep their capacity
         motion_field_8bit(a, a_stride, b, b_stride, width, height, field);
         return field;
       });

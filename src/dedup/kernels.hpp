@@ -53,7 +53,7 @@ namespace upframe::dedup::detail {
 // sums cover its interior samples (1 <= x < W-1, 1 <= y < H-1), so the total is the frame's.
 struct MotionField {
   int blocks_x = 0, blocks_y = 0;
-  std::vector<math::MotionSums> blocks;  // row-major
+  std::vector<math::BlockMotionSums> blocks;  // row-major
   math::MotionSums total;
 };
 void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int width,

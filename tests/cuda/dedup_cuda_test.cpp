@@ -167,7 +167,7 @@ TEST(DedupCuda, SumsAndMeasuresEqualTheCpu) {
               << what;
           ASSERT_EQ(got_motion.blocks.size(), cpu_motion.blocks.size()) << what;
           EXPECT_EQ(std::memcmp(got_motion.blocks.data(), cpu_motion.blocks.data(),
-                                cpu_motion.blocks.size() * sizeof(math::MotionSums)),
+                                cpu_motion.blocks.size() * sizeof(math::BlockMotionSums)),
                     0)
               << what;
           const DifferenceMeasures cpu_m = measure_difference(a, b);

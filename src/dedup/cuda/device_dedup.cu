@@ -131,9 +131,10 @@ __global__ void block_max_kernel(const ull* block_abs, int width, int height, in
 
 // One thread per confirmation block: its motion sums (detail::MotionField's blocks).
 __global__ void motion_kernel(Plane a, Plane b, int blocks_x, int block_total,
-                              math::MotionSums* out) {
+                              math::BlockMotionSums* out) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < block_total) out[i] = device_math::block_motion(a, b, i % blocks_x, i / blocks_x);
+  if (i < block_total)
+    out[i] = math::block_sums_of(device_math::block_motion(a, b, i % blocks_x, i / blocks_x));
 }
 
 // --- Host side -----------------------------------------------------------------------------
@@ -172,7 +173,7 @@ struct DeviceDedup::Buffers {
   ull* totals = nullptr;  // 2
   device_math::BlockMax* block_max = nullptr;
   ull* block_abs = nullptr;
-  math::MotionSums* block_motion = nullptr;
+  math::BlockMotionSums* block_motion = nullptr;
   size_t block_capacity = 0;
   void* fixed = nullptr;  // one allocation for all but block_abs
 
@@ -208,8 +209,9 @@ struct DeviceDedup::Buffers {
     block_capacity = 0;
     check(cudaMalloc(reinterpret_cast<void**>(&block_abs), count * sizeof(ull)),
           "allocating the block sums");
-    check(cudaMalloc(reinterpret_cast<void**>(&block_motion), count * sizeof(math::MotionSums)),
-          "allocating the block motion sums");
+    check(
+        cudaMalloc(reinterpret_cast<void**>(&block_motion), count * sizeof(math::BlockMotionSums)),
+        "allocating the block motion sums");
     block_capacity = count;
   }
 };
@@ -311,15 +313,16 @@ detail::DifferenceSums DeviceDedup::difference_sums(const LumaView& a, const Lum
   return sums;
 }
 
-detail::MotionField DeviceDedup::motion_field(const LumaView& a, const LumaView& b) {
+const detail::MotionField& DeviceDedup::motion_field(const LumaView& a, const LumaView& b) {
   const Plane pa = device_plane(a, "first");
   const Plane pb = device_plane(b, "second");
   check_same_size(a, b);
-  detail::MotionField field;
+  detail::MotionField& field = field_;
   field.blocks_x = math::block_count(pa.width);
   field.blocks_y = math::block_count(pa.height);
   const int block_total = field.blocks_x * field.blocks_y;
-  field.blocks.assign(static_cast<size_t>(block_total), math::MotionSums{});
+  field.blocks.assign(static_cast<size_t>(block_total), math::BlockMotionSums{});
+  field.total = {};
   if (pa.width < 3 || pa.height < 3) return field;  // no interior sample, as on the CPU
   if (!buffers_) buffers_ = std::make_unique<Buffers>();
   buffers_->reserve_blocks(static_cast<size_t>(block_total));
@@ -328,11 +331,11 @@ detail::MotionField DeviceDedup::motion_field(const LumaView& a, const LumaView&
       pa, pb, field.blocks_x, block_total, buffers_->block_motion);
   check(cudaGetLastError(), "launching the motion kernel");
   check(cudaMemcpyAsync(field.blocks.data(), buffers_->block_motion,
-                        field.blocks.size() * sizeof(math::MotionSums), cudaMemcpyDeviceToHost,
+                        field.blocks.size() * sizeof(math::BlockMotionSums), cudaMemcpyDeviceToHost,
                         stream),
         "copying the motion sums back");
   check(cudaStreamSynchronize(stream), "running the motion kernel");
-  for (const math::MotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
+  for (const math::BlockMotionSums& s : field.blocks) math::add_motion_sums(field.total, s);
   return field;
 }
 
@@ -346,7 +349,7 @@ bool DeviceDedup::confirm_duplicate(const LumaView& a, uint64_t sum_a, const Lum
   check_same_size(a, b);
   return detail::confirm_duplicate(
       sum_a, sum_b, a.width, a.height, thresholds, [&] { return difference_sums(a, b); },
-      [&] { return motion_field(a, b); });
+      [&]() -> const detail::MotionField& { return motion_field(a, b); });
 }
 
 }  // namespace upframe::dedup::cuda

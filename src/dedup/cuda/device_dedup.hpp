@@ -59,7 +59,8 @@ class DeviceDedup {
   // The full sums of the difference measures and of the motion fit, equal to
   // detail::difference_8bit / detail::motion_field_8bit on the 8-bit planes.
   detail::DifferenceSums difference_sums(const LumaView& a, const LumaView& b);
-  detail::MotionField motion_field(const LumaView& a, const LumaView& b);
+  // The field lives in this object until the next call (its memory is reused).
+  const detail::MotionField& motion_field(const LumaView& a, const LumaView& b);
 
   // measure_difference() of the CPU (same measures, from the same host code).
   DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);
@@ -74,6 +75,7 @@ class DeviceDedup {
   struct Buffers;
   void* stream_ = nullptr;
   std::unique_ptr<Buffers> buffers_;
+  detail::MotionField field_;  // motion_field's result, its memory reused
 };
 
 }  // namespace upframe::dedup::cuda
