@@ -516,7 +516,8 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
   constexpr int kMaxBlockRows = 16;
   thread_local std::vector<int16_t> buffer;
   buffer.resize(static_cast<size_t>(width) * (3 + 2 * kMaxBlockRows));
-  int16_t* m[3] = {buffer.data(), buffer.data() + width, buffer.data() + 2 * width};
+  int16_t* m[3] = {buffer.data(), buffer.data() + width,
+                   buffer.data() + static_cast<ptrdiff_t>(2) * width};
   const auto smooth_row = [&](int k) {
     return buffer.data() + static_cast<ptrdiff_t>(3 + k) * width;
   };
