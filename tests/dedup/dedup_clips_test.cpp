@@ -94,10 +94,10 @@ void print_margins(const std::string& name, const Margins& m) {
       m.smallest_local_on_changes, m.smallest_zoom_on_changes);
 }
 
-synth::ClipSpec spec(int frames = 48) {
+synth::ClipSpec spec(int frames = 48, int width = 320, int height = 180) {
   synth::ClipSpec s;
-  s.width = 320;
-  s.height = 180;
+  s.width = width;
+  s.height = height;
   s.frames = frames;
   return s;
 }
@@ -313,13 +313,7 @@ void expect_source_duplicates(const std::string& name, const std::vector<Frame>&
               static_cast<long long>(missed));
 }
 
-synth::ClipSpec spec_hd(int frames = 24) {
-  synth::ClipSpec s;
-  s.width = 1280;
-  s.height = 720;
-  s.frames = frames;
-  return s;
-}
+synth::ClipSpec spec_hd() { return spec(24, 1280, 720); }
 
 // Raw, and through x264 CRF 23 and 28 (keyframes every 5 frames, as above).
 void expect_motion_kept(const std::string& name, const std::vector<Frame>& source) {
