@@ -135,15 +135,6 @@ UPFRAME_HD inline void add_motion_sample(MotionSums& s, int gx, int gy, int d) {
   s.dd += static_cast<int64_t>(d) * d;
 }
 
-UPFRAME_HD inline void add_motion_sums(MotionSums& into, const MotionSums& s) {
-  into.gxx += s.gxx;
-  into.gxy += s.gxy;
-  into.gyy += s.gyy;
-  into.gxd += s.gxd;
-  into.gyd += s.gyd;
-  into.dd += s.dd;
-}
-
 // One confirmation block's motion sums: a block holds at most 15x15 interior samples, and
 // |gx|, |gy| <= 2040, |d| <= 255, so each sum fits in 32 bits (225 * 2040^2 < 2^31); half the
 // memory of MotionSums, which matters for a 1080p frame's 32400 blocks.
@@ -162,7 +153,9 @@ UPFRAME_HD inline BlockMotionSums block_sums_of(const MotionSums& s) {
   return b;
 }
 
-UPFRAME_HD inline void add_motion_sums(MotionSums& into, const BlockMotionSums& s) {
+// Adds a frame part's or a block's sums (MotionSums or BlockMotionSums) to 64-bit sums.
+template <class Sums>
+UPFRAME_HD inline void add_motion_sums(MotionSums& into, const Sums& s) {
   into.gxx += s.gxx;
   into.gxy += s.gxy;
   into.gyy += s.gyy;
