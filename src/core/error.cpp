@@ -1,9 +1,5 @@
 #include "upframe/error.hpp"
 
-extern "C" {
-#include <libavutil/error.h>
-}
-
 namespace upframe {
 
 namespace {
@@ -31,11 +27,5 @@ Error::Error(std::string file, std::string problem, ExitCode code, std::string s
       stage_(std::move(stage)),
       frame_index_(frame_index),
       code_(code) {}
-
-std::string av_error_string(int errnum) {
-  char buf[AV_ERROR_MAX_STRING_SIZE] = {};
-  av_strerror(errnum, buf, sizeof(buf));
-  return buf;
-}
 
 }  // namespace upframe

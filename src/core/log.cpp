@@ -53,4 +53,23 @@ void set_log_level(LogLevel level) {
   av_log_set_callback(libav_to_spdlog);
 }
 
+void log_message(LogLevel level, const std::string& message) {
+  switch (level) {
+    case LogLevel::kDebug:
+      spdlog::debug("{}", message);
+      break;
+    case LogLevel::kInfo:
+      spdlog::info("{}", message);
+      break;
+    case LogLevel::kWarning:
+      spdlog::warn("{}", message);
+      break;
+    case LogLevel::kError:
+      spdlog::error("{}", message);
+      break;
+    case LogLevel::kOff:
+      break;
+  }
+}
+
 }  // namespace upframe

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "upframe/error.hpp"
+#include "upframe/frame.hpp"
 
 extern "C" {
 #include <libavutil/pixdesc.h>

@@ -1,12 +1,11 @@
 #include "upframe/nn/model.hpp"
 
-#include <spdlog/spdlog.h>
-
 #include <cmath>
 
 #include "nn/graph.hpp"
 #include "nn/reader.hpp"
 #include "upframe/error.hpp"
+#include "upframe/log.hpp"
 
 namespace upframe::nn {
 
@@ -45,7 +44,8 @@ int find_scale(const Graph& g, int channels) {
       Shape b = g.infer_shapes(Shape{3, channels, 2 * base, 2 * base})[g.output_blob];
       int dw = b.w - a.w, dh = b.h - a.h;
       if (dw != dh || dw % base != 0 || a.dims != 3)
-        spdlog::debug("{}: the graph does not scale by one whole factor", g.param_path);
+        log_message(LogLevel::kDebug,
+                    g.param_path + ": the graph does not scale by one whole factor");
       return std::max(1, int(std::lround(double(dw) / base)));
     } catch (const Error& e) {
       // Too small for the graph (crops, strides)? Try larger; else report the first problem.
@@ -64,13 +64,18 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& param_path
     throw Error(param_path.string(), "model description (.param) not found");
   if (!std::filesystem::is_regular_file(bin_path, ec))
     throw Error(bin_path.string(), "model weights (.bin) not found");
+  Graph graph = read_ncnn_model(param_path, bin_path);
+  graph.simplify();
+  return from_graph(std::move(graph), param_path.stem().string());
+}
+
+std::shared_ptr<const Model> Model::from_graph(Graph graph, std::string name) {
   std::shared_ptr<Model> model(new Model());
   Graph& g = model->impl_->graph;
-  g = read_ncnn_model(param_path, bin_path);
-  g.simplify();
+  g = std::move(graph);
 
   ModelInfo& info = model->impl_->info;
-  info.name = param_path.stem().string();
+  info.name = std::move(name);
   // Input channels: declared by the Input layer, else implied by the first layer's weights.
   info.input_channels = 0;
   for (const Op& op : g.ops) {
@@ -91,9 +96,10 @@ std::shared_ptr<const Model> Model::load(const std::filesystem::path& param_path
   info.scale = find_scale(g, info.input_channels);
   info.output_channels = g.infer_shapes(Shape{3, info.input_channels, 256, 256})[g.output_blob].c;
   info.receptive_radius = g.receptive_radius(&info.global_context);
-  spdlog::debug("model {}: {} ops, scale {}, receptive radius {} px{}", info.name, g.ops.size(),
-                info.scale, info.receptive_radius,
-                info.global_context ? " (plus global pooling)" : "");
+  log_message(LogLevel::kDebug, "model " + info.name + ": " + std::to_string(g.ops.size()) +
+                                    " ops, scale " + std::to_string(info.scale) +
+                                    ", receptive radius " + std::to_string(info.receptive_radius) +
+                                    " px" + (info.global_context ? " (plus global pooling)" : ""));
   return model;
 }
 

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "nn/memory_policy.hpp"
 #include "pipeline/bounded_queue.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "upframe/error.hpp"
@@ -251,10 +252,11 @@ class Runner {
   }
 
   void run_streamed() {
-    const int workers = std::max(1, config_.workers);
-    upscaler_.prepare(workers);
-    std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers;
-    for (int i = 0; i < workers; ++i) upscale_workers.push_back(upscaler_.create_worker());
+    upscaler_.prepare(std::max(1, config_.workers));
+    // Out of GPU memory while creating them: fewer workers (one line logged), SPEC section 6.
+    std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers =
+        nn::make_workers_fitting(config_.workers, [this] { return upscaler_.create_worker(); });
+    const int workers = int(upscale_workers.size());
 
     std::vector<std::thread> threads;
     threads.push_back(stage_thread([this] {

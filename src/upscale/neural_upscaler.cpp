@@ -6,6 +6,7 @@
 #include <functional>
 #include <thread>
 
+#include "nn/memory_policy.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/tiling.hpp"
@@ -16,16 +17,14 @@
 
 #include "core/cuda_check.hpp"
 #include "nn/cuda/cuda_executor.hpp"
-#include "upscale/cuda/device_colour.hpp"
+#include "upscale/cuda/device_yuv_frame.hpp"
 #endif
 
 namespace upframe {
 
 namespace {
 
-// Frames under this many input pixels a side are not tiled smaller after running out of GPU
-// memory: the overlap would dominate.
-constexpr int kMinTile = 32;
+constexpr int kMinTile = nn::kMinOomTile;
 // The frame size CUDA workers are sized for before the first frame is known (1080p).
 constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 
@@ -237,10 +236,10 @@ class NeuralWorker : public UpscaleWorker {
   // After running out of GPU memory: tiles half the current size on a fresh executor (its
   // cached plans and buffers freed), or the error when they are already kMinTile.
   void shrink_tiles(const nn::CudaOutOfMemory& e, int width, int height) {
-    const int whole = std::max(width, height);
-    const int current = tile_ > 0 ? std::min(tile_, whole) : whole;
-    const int next = std::max(kMinTile, current / 2 / 16 * 16);
-    if (current <= kMinTile)
+    const int current =
+        tile_ > 0 ? std::min(tile_, std::max(width, height)) : std::max(width, height);
+    const int next = nn::smaller_tile_after_oom(tile_, width, height);
+    if (next == 0)
       throw Error({}, e.problem() + ", even with tiles of " + std::to_string(current) + " pixels");
     spdlog::warn("{} with tiles of {} pixels; retrying with tiles of {}", e.problem(), current,
                  next);

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "../../src/upscale/cuda/device_colour.hpp"
+#include "../../src/upscale/cuda/device_yuv_frame.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/upscale/colour.hpp"

@@ -4,7 +4,11 @@
 
 #include <cstdint>
 
-#include "upframe/frame.hpp"
+namespace upframe {
+// upframe/frame.hpp (FFmpeg's AVFrame): only the functions taking a Frame need it, so the
+// CUDA-only device-check kit can use the views and the detection maths without FFmpeg.
+class Frame;
+}  // namespace upframe
 
 namespace upframe::dedup {
 

@@ -34,6 +34,10 @@ class Model {
   // Throws upframe::Error naming the file (and line) for a missing or corrupt model.
   static std::shared_ptr<const Model> load(const std::filesystem::path& param_path,
                                            const std::filesystem::path& bin_path);
+  // A model of an already built graph (finalized, simplified): a part of a loaded model, as
+  // the device-check kit runs one op at a time (src/nn/subgraph.hpp). `name` names it in
+  // messages. Throws upframe::Error for a graph that cannot take an image.
+  static std::shared_ptr<const Model> from_graph(Graph graph, std::string name);
   ~Model();
   const ModelInfo& info() const;
   const Graph& graph() const;

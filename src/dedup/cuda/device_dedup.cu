@@ -11,10 +11,6 @@
 #include "device_dedup_math.hpp"
 #include "upframe/error.hpp"
 
-extern "C" {
-#include <libavutil/pixdesc.h>
-}
-
 namespace upframe::dedup::cuda {
 
 namespace {
@@ -224,27 +220,6 @@ LumaView device_luma(const void* device_data, int pitch_bytes, int width, int he
   view.width = width;
   view.height = height;
   view.bit_depth = samples == LumaSamples::k8Bit ? 8 : samples == LumaSamples::kP010 ? 16 : 10;
-  return view;
-}
-
-LumaView device_luma_of(const Frame& frame) {
-  if (!frame || !frame.on_device()) fail("device_luma_of needs a device (CUDA) frame");
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(frame.data_format());
-  const bool plain =
-      desc &&
-      !(desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_BITSTREAM |
-                       AV_PIX_FMT_FLAG_HWACCEL | AV_PIX_FMT_FLAG_BE | AV_PIX_FMT_FLAG_FLOAT)) &&
-      desc->comp[0].plane == 0 && desc->comp[0].offset == 0 && desc->comp[0].depth >= 8 &&
-      desc->comp[0].step == (desc->comp[0].depth + desc->comp[0].shift > 8 ? 2 : 1);
-  if (!plain)
-    fail(std::string("device frames in ") + (desc ? desc->name : "an unknown format") +
-         " have no luma plane the detector reads");
-  LumaView view;
-  view.data = frame.av()->data[0];
-  view.linesize = frame.av()->linesize[0];
-  view.width = frame.width();
-  view.height = frame.height();
-  view.bit_depth = desc->comp[0].depth + desc->comp[0].shift;  // P010: 16, >> 8 as on the host
   return view;
 }
 

@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "nn/cuda/cuda_executor.hpp"
-#include "nn/cuda/host_log.hpp"
 #include "nn/cuda/kernels.cuh"
 #include "nn/graph.hpp"
 #include "nn/op_math.hpp"
 #include "upframe/error.hpp"
+#include "upframe/log.hpp"
 #include "upframe/nn/model.hpp"
 
 namespace upframe::nn::cuda {
@@ -378,12 +378,13 @@ struct CudaExecutor::Impl {
       convert_kernel<T, float><<<grid_for(out_n), kThreads, 0, stream>>>(output, dst, out_n);
       check_launch("output conversion", {});
     };
-    log_debug("nn cuda plan " + std::to_string(input_shape.c) + "x" +
-              std::to_string(input_shape.h) + "x" + std::to_string(input_shape.w) + " (" +
-              precision_name(precision) + "): " + std::to_string(plan->steps.size()) + " steps, " +
-              std::to_string(buffers.slot_bytes.size()) + " buffers, " +
-              std::to_string(buffers.total_bytes() >> 20) + " MiB, workspace " +
-              std::to_string(workspace.bytes() >> 20) + " MiB");
+    log_message(LogLevel::kDebug,
+                "nn cuda plan " + std::to_string(input_shape.c) + "x" +
+                    std::to_string(input_shape.h) + "x" + std::to_string(input_shape.w) + " (" +
+                    precision_name(precision) + "): " + std::to_string(plan->steps.size()) +
+                    " steps, " + std::to_string(buffers.slot_bytes.size()) + " buffers, " +
+                    std::to_string(buffers.total_bytes() >> 20) + " MiB, workspace " +
+                    std::to_string(workspace.bytes() >> 20) + " MiB");
   }
 
   template <typename T>
@@ -717,8 +718,9 @@ struct CudaExecutor::Impl {
     check_cudnn(cudnnGetConvolutionForwardWorkspaceSize(cudnn, st->x.d, st->w.d, st->conv.d,
                                                         st->y.d, st->algo, &st->workspace_bytes),
                 "workspace size", name);
-    log_debug("nn cuda layer " + name + ": algorithm " + std::to_string(int(st->algo)) +
-              ", workspace " + std::to_string(st->workspace_bytes) + " bytes");
+    log_message(LogLevel::kDebug, "nn cuda layer " + name + ": algorithm " +
+                                      std::to_string(int(st->algo)) + ", workspace " +
+                                      std::to_string(st->workspace_bytes) + " bytes");
   }
 
   void run_steps(Plan& plan) {

@@ -17,8 +17,7 @@
 
 #include <memory>
 
-#include "upframe/frame.hpp"
-#include "upframe/upscale/colour.hpp"
+#include "upframe/upscale/colour_math.hpp"
 
 namespace upframe::colour::cuda {
 
@@ -33,13 +32,6 @@ struct DeviceYuvFrame {
   void* data[3] = {nullptr, nullptr, nullptr};
   int pitch[3] = {0, 0, 0};
 };
-
-// The device format of a pixel format; false where it is none of the four.
-bool device_yuv_format(AVPixelFormat format, DeviceYuvFormat* out);
-
-// The planes of a device frame (AV_PIX_FMT_CUDA, e.g. from NVDEC) whose data format is one of
-// the four; throws upframe::Error otherwise.
-DeviceYuvFrame device_yuv_frame(const Frame& frame);
 
 // Kernels on one CUDA stream with their scratch memory (grown as needed). Calls queue work on
 // the stream and return; synchronize() waits and reports a failure of the queued kernels.

@@ -1,5 +1,5 @@
 // What one CUDA thread of the colour conversion computes (device_colour.cu), as plain C++ built
-// from the constexpr reference functions of upframe/upscale/colour.hpp, in the same order of
+// from the constexpr reference functions of upframe/upscale/colour_math.hpp, in the same order of
 // operations as src/upscale/colour.cpp. The kernels call these per pixel; tests/upscale runs
 // them over whole frames on the CPU and requires frame_to_rgb()/rgb_to_frame()'s exact values,
 // so the composition is checked where no GPU is present.
@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "upframe/upscale/colour.hpp"
+#include "upframe/upscale/colour_math.hpp"
 
 #if defined(__CUDACC__)
 #define UPFRAME_COLOUR_HD __host__ __device__

@@ -1,0 +1,524 @@
+// upframe_device_refs: writes the reference files the device-check kit carries to the GPU
+// machine (tools/device-check/refs), or checks that the checked-in ones are what this build
+// computes. Everything here runs on the CPU with the full library (FFmpeg decodes the golden
+// PNGs, oneDNN runs the reference ops, the CPU detector and colour code give the expected
+// results); the kit on the GPU machine has none of these and compares against the files.
+//
+//   upframe_device_refs OUT_DIR        write ops.ref, golden.ref, dedup.ref, colour.ref
+//   upframe_device_refs --check DIR    recompute and compare (exit 1 on a difference)
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dedup/kernels.hpp"
+#include "device-check/ref_archive.hpp"
+#include "nn/graph.hpp"
+#include "nn/subgraph.hpp"
+#include "upframe/dedup/hash.hpp"
+#include "upframe/error.hpp"
+#include "upframe/frame.hpp"
+#include "upframe/media/image_io.hpp"
+#include "upframe/nn/model.hpp"
+#include "upframe/upscale/colour.hpp"
+
+namespace fs = std::filesystem;
+using upframe::device_check::RefArchive;
+using upframe::device_check::RefArray;
+using upframe::device_check::RefType;
+namespace nn = upframe::nn;
+namespace dedup = upframe::dedup;
+
+namespace {
+
+const fs::path kSource = UPFRAME_SOURCE_DIR;
+
+// The per-op inputs: a patch of a golden input (real image statistics through the network),
+// small so the files stay small, not square and not a power of two.
+constexpr int kOpPatchHeight = 6;
+constexpr int kOpPatchWidth = 10;
+constexpr int kOpPatchY = 60;
+constexpr int kOpPatchX = 120;
+
+struct Rgb8 {
+  int width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // rgb24, rows packed
+};
+
+Rgb8 read_rgb8(const fs::path& png) {
+  const nn::Tensor t = upframe::colour::frame_to_rgb(upframe::read_image(png));
+  Rgb8 img{t.width, t.height, std::vector<uint8_t>(size_t(t.width) * t.height * 3)};
+  for (int y = 0; y < t.height; ++y)
+    for (int x = 0; x < t.width; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.pixels[(size_t(y) * t.width + x) * 3 + c] =
+            uint8_t(std::lround(std::clamp(t.at(c, y, x), 0.f, 1.f) * 255.f));
+  return img;
+}
+
+nn::Tensor to_tensor(const Rgb8& img, int y0, int x0, int h, int w) {
+  nn::Tensor t(3, h, w);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        t.at(c, y, x) = img.pixels[(size_t(y0 + y) * img.width + x0 + x) * 3 + c] / 255.f;
+  return t;
+}
+
+void put_tensor(RefArchive& a, const std::string& name, const nn::Tensor& t) {
+  a.put(name, t.data, {t.channels, t.height, t.width});
+}
+
+void put_string(RefArchive& a, const std::string& name, const std::string& s) {
+  a.put(name, std::vector<uint8_t>(s.begin(), s.end()));
+}
+
+std::vector<fs::path> shipped_models() {
+  std::vector<fs::path> params;
+  for (const auto& entry : fs::directory_iterator(kSource / "models"))
+    if (entry.path().extension() == ".param") params.push_back(entry.path());
+  std::sort(params.begin(), params.end());
+  return params;
+}
+
+// --- ops.ref: each op of each shipped model alone, CPU fp32 --------------------------------
+
+nn::Tensor run_cpu(const nn::Graph& graph, const std::string& name, const nn::Tensor& input) {
+  auto model = nn::Model::from_graph(graph, name);
+  return nn::make_cpu_executor(model, nn::Precision::kFp32)->run(input);
+}
+
+RefArchive make_op_refs(const Rgb8& image) {
+  RefArchive a;
+  const nn::Tensor patch = to_tensor(image, kOpPatchY, kOpPatchX, kOpPatchHeight, kOpPatchWidth);
+  for (const fs::path& param : shipped_models()) {
+    auto model = nn::Model::load(param, fs::path(param).replace_extension(".bin"));
+    const nn::Graph& g = model->graph();
+    const std::string stem = param.stem().string();
+    const auto shapes = g.infer_shapes(nn::Shape{3, 3, kOpPatchHeight, kOpPatchWidth});
+    // Every blob the ops read, as the CPU computes it from the patch.
+    std::vector<nn::Tensor> blobs(g.blob_names.size());
+    blobs[g.input_blob] = patch;
+    int count = 0;
+    for (size_t k = 0; k < g.ops.size(); ++k) {
+      const nn::Op& op = g.ops[k];
+      if (op.type == nn::OpType::kInput) continue;
+      const int channels = nn::packed_input_channels(g, int(k), shapes);
+      nn::Tensor packed(channels, shapes[op.inputs[0]].h, shapes[op.inputs[0]].w);
+      size_t at = 0;
+      for (int in : op.inputs) {
+        if (blobs[in].data.empty()) blobs[in] = run_cpu(nn::prefix_graph(g, in), stem, patch);
+        std::copy(blobs[in].data.begin(), blobs[in].data.end(), packed.data.begin() + long(at));
+        at += blobs[in].data.size();
+      }
+      const nn::Tensor out = run_cpu(nn::single_op_graph(g, int(k), shapes), stem, packed);
+      char index[24];
+      std::snprintf(index, sizeof index, "%03zu", k);
+      const std::string prefix = "ops/" + stem + "/" + index + "/";
+      put_tensor(a, prefix + "in", packed);
+      put_tensor(a, prefix + "out", out);
+      put_string(a, prefix + "layer", std::string(nn::op_type_name(op.type)) + " " + op.name);
+      ++count;
+    }
+    a.put("models/" + stem + "/op_count", std::vector<int64_t>{count});
+    a.put("models/" + stem + "/patch", std::vector<int64_t>{kOpPatchHeight, kOpPatchWidth});
+    put_string(a, "models/" + stem + "/param", "models/" + param.filename().string());
+  }
+  return a;
+}
+
+// --- golden.ref: the golden inputs and outputs as raw RGB ------------------------------------
+
+struct GoldenCase {
+  std::string name;
+  std::string param;      // relative to the source tree
+  std::string input;      // tests/golden/...
+  std::string reference;  // tests/golden/... (PyTorch fp32), or empty: the CPU executor's output
+};
+
+RefArchive make_golden_refs() {
+  const std::vector<GoldenCase> cases = {
+      {"animevideov3-x2", "models/realesr-animevideov3-x2.param", "mandel_256x144.png",
+       "mandel_256x144.animevideov3-x2.png"},
+      {"animevideov3-x3", "models/realesr-animevideov3-x3.param", "mandel_256x144.png", ""},
+      {"animevideov3-x4", "models/realesr-animevideov3-x4.param", "testsrc2_160x90.png",
+       "testsrc2_160x90.animevideov3-x4.png"},
+      {"x4plus-anime", "tests/models/realesrgan-x4plus-anime.param", "testsrc2_160x90.png",
+       "testsrc2_160x90.x4plus-anime.png"},
+  };
+  RefArchive a;
+  for (const GoldenCase& c : cases) {
+    const Rgb8 in = read_rgb8(kSource / "tests/golden" / c.input);
+    Rgb8 ref;
+    if (!c.reference.empty()) {
+      ref = read_rgb8(kSource / "tests/golden" / c.reference);
+    } else {
+      // No PyTorch output for this model: the CPU executor's (which is held to the PyTorch
+      // references at >= 50 dB by test_nn) stands in, and the kit says so.
+      auto model =
+          nn::Model::load(kSource / c.param, fs::path(kSource / c.param).replace_extension(".bin"));
+      const nn::Tensor out = nn::make_cpu_executor(model, nn::Precision::kFp32)
+                                 ->run(to_tensor(in, 0, 0, in.height, in.width));
+      ref = Rgb8{out.width, out.height, std::vector<uint8_t>(size_t(out.width) * out.height * 3)};
+      for (int y = 0; y < out.height; ++y)
+        for (int x = 0; x < out.width; ++x)
+          for (int ch = 0; ch < 3; ++ch)
+            ref.pixels[(size_t(y) * out.width + x) * 3 + ch] =
+                uint8_t(std::lround(std::clamp(out.at(ch, y, x), 0.f, 1.f) * 255.f));
+    }
+    const std::string prefix = "golden/" + c.name + "/";
+    put_string(a, prefix + "param", c.param);
+    put_string(a, prefix + "reference_kind", c.reference.empty() ? "cpu-fp32" : "pytorch-fp32");
+    a.put(prefix + "input", in.pixels, {in.height, in.width, 3});
+    a.put(prefix + "reference", ref.pixels, {ref.height, ref.width, 3});
+  }
+  return a;
+}
+
+// --- dedup.ref: luma plane pairs and the CPU detector's sums, measures and decisions --------
+
+// The planes: a crop of the golden input (not a multiple of the 8x8 blocks, so partial blocks
+// at the right and bottom edges are covered), as studio-range luma.
+constexpr int kDedupX = 60, kDedupY = 30, kDedupWidth = 132, kDedupHeight = 90;
+
+std::vector<uint8_t> luma_of_rgb(const Rgb8& img) {
+  std::vector<uint8_t> y(size_t(kDedupWidth) * kDedupHeight);
+  for (int row = 0; row < kDedupHeight; ++row)
+    for (int col = 0; col < kDedupWidth; ++col) {
+      const uint8_t* p = &img.pixels[(size_t(row + kDedupY) * img.width + col + kDedupX) * 3];
+      y[size_t(row) * kDedupWidth + col] =
+          uint8_t((66 * p[0] + 129 * p[1] + 25 * p[2] + 128) / 256 + 16);
+    }
+  return y;
+}
+
+struct PlanePair {
+  std::string name;
+  std::vector<uint8_t> a, b;
+};
+
+std::vector<PlanePair> plane_pairs(const std::vector<uint8_t>& base, int w, int h) {
+  std::mt19937 rng(20261205);
+  auto at = [&](std::vector<uint8_t>& p, int x, int y) -> uint8_t& { return p[size_t(y) * w + x]; };
+  std::vector<PlanePair> pairs;
+  pairs.push_back({"identical", base, base});
+  {
+    PlanePair p{"coding-noise", base, base};
+    for (uint8_t& v : p.b)
+      if (rng() % 3 == 0) v = uint8_t(std::clamp(int(v) + int(rng() % 3) - 1, 0, 255));
+    pairs.push_back(p);
+  }
+  {
+    PlanePair p{"pan-1px", base, base};
+    for (int y = 0; y < h; ++y)
+      for (int x = w - 1; x > 0; --x) at(p.b, x, y) = at(p.a, x - 1, y);
+    pairs.push_back(p);
+  }
+  {
+    PlanePair p{"fade-1-level", base, base};
+    for (uint8_t& v : p.b) v = uint8_t(std::max(0, int(v) - 1));
+    pairs.push_back(p);
+  }
+  {
+    PlanePair p{"small-object", base, base};
+    for (int y = 40; y < 48; ++y)
+      for (int x = 100; x < 108; ++x) at(p.b, x, y) = uint8_t(std::min(255, at(p.a, x, y) + 40));
+    pairs.push_back(p);
+  }
+  {
+    PlanePair p{"cursor-blink", base, base};
+    for (int y = 20; y < 30; ++y)
+      for (int x = 120; x < 122; ++x) at(p.b, x, y) = 235;
+    pairs.push_back(p);
+  }
+  {
+    PlanePair p{"different", base, base};
+    for (int y = 0; y < h; ++y)
+      for (int x = 0; x < w; ++x) at(p.b, x, y) = at(p.a, w - 1 - x, h - 1 - y);
+    pairs.push_back(p);
+  }
+  return pairs;
+}
+
+// The three storages of a luma plane the device detector reads (device_dedup.hpp).
+enum class Storage { k8Bit, kP010, k10BitLow };
+const char* storage_name(Storage s) {
+  return s == Storage::k8Bit ? "8bit" : s == Storage::kP010 ? "p010" : "10bit-low";
+}
+
+// 8-bit samples widened: 10-bit = v * 4 + low bits (dither, so the 8-bit scaling matters).
+std::vector<uint16_t> widen(const std::vector<uint8_t>& v, Storage s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const int ten = v[i] * 4 + int(rng() % 4);
+    out[i] = uint16_t(s == Storage::kP010 ? ten << 6 : ten);
+  }
+  return out;
+}
+
+void put_hash(RefArchive& a, const std::string& name, const dedup::AverageHash& h) {
+  std::vector<int64_t> v;
+  for (uint64_t w : h.words) v.push_back(int64_t(w));
+  for (uint64_t w : h.unstable) v.push_back(int64_t(w));
+  a.put(name, v);
+}
+
+std::vector<int64_t> motion_values(const dedup::math::MotionSums& s) {
+  return {s.gxx, s.gxy, s.gyy, s.gxd, s.gyd, s.dd};
+}
+
+RefArchive make_dedup_refs(const Rgb8& image) {
+  RefArchive a;
+  const int w = kDedupWidth, h = kDedupHeight;
+  const std::vector<uint8_t> base = luma_of_rgb(image);
+  uint32_t seed = 1;
+  for (const PlanePair& pair : plane_pairs(base, w, h)) {
+    for (Storage storage : {Storage::k8Bit, Storage::kP010, Storage::k10BitLow}) {
+      const std::string prefix = "dedup/" + pair.name + "/" + storage_name(storage) + "/";
+      std::vector<uint16_t> wide_a, wide_b;
+      dedup::LumaView va{pair.a.data(), w, w, h, 8}, vb{pair.b.data(), w, w, h, 8};
+      if (storage == Storage::k8Bit) {
+        a.put(prefix + "a", pair.a, {h, w});
+        a.put(prefix + "b", pair.b, {h, w});
+      } else {
+        wide_a = widen(pair.a, storage, seed++);
+        wide_b = pair.name == "identical" ? wide_a : widen(pair.b, storage, seed++);
+        const int depth = storage == Storage::kP010 ? 16 : 10;
+        va = {reinterpret_cast<const uint8_t*>(wide_a.data()), 2 * w, w, h, depth};
+        vb = {reinterpret_cast<const uint8_t*>(wide_b.data()), 2 * w, w, h, depth};
+        a.put(prefix + "a", wide_a, {h, w});
+        a.put(prefix + "b", wide_b, {h, w});
+      }
+      std::vector<uint8_t> copy_a(size_t(w) * h), copy_b(size_t(w) * h);
+      uint64_t sum_a = 0, sum_b = 0;
+      put_hash(a, prefix + "hash8_a", dedup::detail::hash_and_copy(va, 8, copy_a.data(), &sum_a));
+      put_hash(a, prefix + "hash8_b", dedup::detail::hash_and_copy(vb, 8, copy_b.data(), &sum_b));
+      put_hash(a, prefix + "hash16_b", dedup::average_hash(vb, 16));
+      a.put(prefix + "luma_sums", std::vector<int64_t>{int64_t(sum_a), int64_t(sum_b)});
+      const auto d = dedup::detail::difference_8bit(copy_a.data(), w, copy_b.data(), w, w, h);
+      a.put(prefix + "difference_sums",
+            std::vector<int64_t>{int64_t(d.abs_sum), d.signed_sum, d.pixel_count,
+                                 int64_t(d.max_block_abs_sum), d.max_block_area});
+      dedup::detail::MotionField field;
+      dedup::detail::motion_field_8bit(copy_a.data(), w, copy_b.data(), w, w, h, field);
+      std::vector<int64_t> blocks;
+      for (const auto& b : field.blocks)
+        for (int32_t v : {b.gxx, b.gxy, b.gyy, b.gxd, b.gyd, b.dd}) blocks.push_back(v);
+      a.put(prefix + "motion_blocks", blocks, {field.blocks_y, field.blocks_x, 6});
+      a.put(prefix + "motion_total", motion_values(field.total));
+      const dedup::DifferenceMeasures m = dedup::measure_difference(va, vb);
+      a.put(prefix + "measures",
+            std::vector<double>{m.mean_abs_diff, m.signed_mean_diff, m.max_block_mean_abs_diff,
+                                m.motion_shift_x, m.motion_shift_y, m.motion_explained, m.motion,
+                                m.local_motion, m.zoom_motion});
+      const bool dup_default = dedup::detail::confirm_duplicate_8bit(
+          copy_a.data(), w, copy_b.data(), w, w, h, sum_a, sum_b, dedup::default_thresholds());
+      const bool dup_exact = dedup::detail::confirm_duplicate_8bit(
+          copy_a.data(), w, copy_b.data(), w, w, h, sum_a, sum_b, dedup::exact_thresholds());
+      a.put(prefix + "decisions", std::vector<int64_t>{dup_default, dup_exact});
+    }
+  }
+  return a;
+}
+
+// --- colour.ref: YUV frames, the CPU reference's RGB and its YUV codes back ------------------
+
+struct ColourCase {
+  std::string name;
+  AVPixelFormat format;
+  AVColorSpace space;
+  AVColorRange range;
+  AVChromaLocation siting;
+};
+
+// The planes of a host 4:2:0 frame, rows packed: Y, then Cb and Cr (planar) or CbCr pairs.
+template <class Sample>
+std::vector<Sample> packed_planes(const upframe::Frame& f, bool semi_planar) {
+  const int cw = (f.width() + 1) / 2, ch = (f.height() + 1) / 2;
+  std::vector<Sample> out;
+  auto copy_plane = [&](int plane, int samples_per_row, int rows) {
+    for (int y = 0; y < rows; ++y) {
+      const auto* row = reinterpret_cast<const Sample*>(f.av()->data[plane] +
+                                                        ptrdiff_t(y) * f.av()->linesize[plane]);
+      out.insert(out.end(), row, row + samples_per_row);
+    }
+  };
+  copy_plane(0, f.width(), f.height());
+  if (semi_planar) {
+    copy_plane(1, 2 * cw, ch);
+  } else {
+    copy_plane(1, cw, ch);
+    copy_plane(2, cw, ch);
+  }
+  return out;
+}
+
+RefArchive make_colour_refs() {
+  const std::vector<ColourCase> cases = {
+      {"yuv420p-bt601-limited-left", AV_PIX_FMT_YUV420P, AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG,
+       AVCHROMA_LOC_LEFT},
+      {"yuv420p10le-bt2020-limited-topleft", AV_PIX_FMT_YUV420P10LE, AVCOL_SPC_BT2020_NCL,
+       AVCOL_RANGE_MPEG, AVCHROMA_LOC_TOPLEFT},
+      {"nv12-bt709-full-center", AV_PIX_FMT_NV12, AVCOL_SPC_BT709, AVCOL_RANGE_JPEG,
+       AVCHROMA_LOC_CENTER},
+      {"p010-bt709-limited-left", AV_PIX_FMT_P010LE, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG,
+       AVCHROMA_LOC_LEFT},
+      {"yuv420p-bt709-full-bottom", AV_PIX_FMT_YUV420P, AVCOL_SPC_BT709, AVCOL_RANGE_JPEG,
+       AVCHROMA_LOC_BOTTOM},
+  };
+  constexpr int kWidth = 61, kHeight = 35;  // odd: the last chroma sample covers one column/row
+  RefArchive a;
+  std::mt19937 rng(7);
+  for (const ColourCase& c : cases) {
+    upframe::Frame frame = upframe::Frame::allocate(kWidth, kHeight, c.format);
+    AVFrame* av = frame.av();
+    av->colorspace = c.space;
+    av->color_range = c.range;
+    av->chroma_location = c.siting;
+    const bool semi = c.format == AV_PIX_FMT_NV12 || c.format == AV_PIX_FMT_P010LE;
+    const int bits = upframe::pixel_format_bit_depth(c.format);
+    const int shift = c.format == AV_PIX_FMT_P010LE ? 6 : 0;
+    const int max_code = (1 << bits) - 1;
+    // Smooth ramps with noise over the whole code range (super-black and -white included).
+    auto code = [&](int x, int y, int plane) {
+      const double ramp = plane == 0 ? double(x + y) / (kWidth + kHeight) : double(y) / kHeight;
+      const int v = int(ramp * max_code) + int(rng() % 33) - 16;
+      return std::clamp(v, 0, max_code) << shift;
+    };
+    const int cw = (kWidth + 1) / 2, ch = (kHeight + 1) / 2;
+    for (int plane = 0; plane < (semi ? 2 : 3); ++plane) {
+      const int rows = plane == 0 ? kHeight : ch;
+      const int cols = plane == 0 ? kWidth : semi ? 2 * cw : cw;
+      for (int y = 0; y < rows; ++y)
+        for (int x = 0; x < cols; ++x) {
+          uint8_t* row = av->data[plane] + ptrdiff_t(y) * av->linesize[plane];
+          if (bits > 8)
+            reinterpret_cast<uint16_t*>(row)[x] = uint16_t(code(x, y, plane));
+          else
+            row[x] = uint8_t(code(x, y, plane));
+        }
+    }
+    const upframe::colour::ColourParams params = upframe::colour::colour_params(av);
+    const nn::Tensor rgb = upframe::colour::frame_to_rgb(frame);
+    const upframe::Frame back = upframe::colour::rgb_to_frame(rgb, frame);
+    const std::string prefix = "colour/" + c.name + "/";
+    a.put(prefix + "size", std::vector<int64_t>{kWidth, kHeight, bits, semi, shift});
+    a.put(prefix + "params",
+          std::vector<double>{double(params.matrix), double(params.full_range),
+                              double(params.chroma_x.factor), params.chroma_x.offset,
+                              double(params.chroma_y.factor), params.chroma_y.offset});
+    if (bits > 8) {
+      a.put(prefix + "yuv", packed_planes<uint16_t>(frame, semi));
+      a.put(prefix + "yuv_back", packed_planes<uint16_t>(back, semi));
+    } else {
+      a.put(prefix + "yuv", packed_planes<uint8_t>(frame, semi));
+      a.put(prefix + "yuv_back", packed_planes<uint8_t>(back, semi));
+    }
+    put_tensor(a, prefix + "rgb", rgb);
+  }
+  return a;
+}
+
+// --- check mode ----------------------------------------------------------------------------
+
+// Values that come from oneDNN (ops, the CPU-made golden) may differ in the last bits between
+// CPUs (AVX2, AVX-512 sum in other orders); everything else must be equal.
+bool same_array(const std::string& name, const RefArray& want, const RefArray& got,
+                std::string* why) {
+  if (want.type != got.type || want.dims != got.dims || want.bytes.size() != got.bytes.size()) {
+    *why = "type, shape or size differs";
+    return false;
+  }
+  if (want.type == RefType::kF32 && name.rfind("ops/", 0) == 0) {
+    const auto a = want.values<float>(), b = got.values<float>();
+    for (size_t i = 0; i < a.size(); ++i)
+      if (std::abs(a[i] - b[i]) > 1e-5f * std::max(1.f, std::abs(a[i]))) {
+        *why = "value " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " +
+               std::to_string(b[i]);
+        return false;
+      }
+    return true;
+  }
+  if (name.rfind("golden/animevideov3-x3/reference", 0) == 0) {
+    for (size_t i = 0; i < want.bytes.size(); ++i)
+      if (std::abs(int(want.bytes[i]) - int(got.bytes[i])) > 1) {
+        *why = "value " + std::to_string(i) + " differs by more than 1 level";
+        return false;
+      }
+    return true;
+  }
+  if (want.bytes != got.bytes) {
+    *why = "values differ";
+    return false;
+  }
+  return true;
+}
+
+int check(const fs::path& dir, const std::string& file, const RefArchive& fresh) {
+  const RefArchive old = RefArchive::load((dir / file).string());
+  int problems = 0;
+  for (const auto& [name, array] : fresh.arrays()) {
+    std::string why;
+    if (!old.has(name)) {
+      why = "missing from the checked-in file";
+    } else if (same_array(name, old.at(name), array, &why)) {
+      continue;
+    }
+    if (++problems <= 5)
+      std::fprintf(stderr, "%s: %s: %s\n", file.c_str(), name.c_str(), why.c_str());
+  }
+  for (const auto& [name, array] : old.arrays())
+    if (!fresh.has(name) && ++problems <= 5)
+      std::fprintf(stderr, "%s: %s: no longer produced\n", file.c_str(), name.c_str());
+  std::printf("%s: %zu arrays, %s\n", file.c_str(), fresh.arrays().size(),
+              problems ? "OUT OF DATE" : "up to date");
+  return problems;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool check_mode = argc == 3 && std::string(argv[1]) == "--check";
+  if (!(argc == 2 && argv[1][0] != '-') && !check_mode) {
+    std::fprintf(stderr,
+                 "usage: upframe_device_refs OUT_DIR | upframe_device_refs --check DIR\n"
+                 "Writes (or checks) the device-check kit's reference files.\n");
+    return 2;
+  }
+  const fs::path dir = argv[argc - 1];
+  try {
+    const Rgb8 mandel = read_rgb8(kSource / "tests/golden/mandel_256x144.png");
+    const std::vector<std::pair<std::string, RefArchive>> files = {
+        {"ops.ref", make_op_refs(mandel)},
+        {"golden.ref", make_golden_refs()},
+        {"dedup.ref", make_dedup_refs(mandel)},
+        {"colour.ref", make_colour_refs()},
+    };
+    int problems = 0;
+    for (const auto& [file, archive] : files) {
+      if (check_mode) {
+        problems += check(dir, file, archive);
+      } else {
+        fs::create_directories(dir);
+        archive.save((dir / file).string());
+        std::printf("%s: %zu arrays, %ju bytes\n", (dir / file).c_str(), archive.arrays().size(),
+                    uintmax_t(fs::file_size(dir / file)));
+      }
+    }
+    if (problems) {
+      std::fprintf(stderr,
+                   "upframe_device_refs: the reference files in %s are out of date; regenerate "
+                   "them with: build/upframe_device_refs tools/device-check/refs\n",
+                   dir.c_str());
+      return 1;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "upframe_device_refs: error: %s\n", e.what());
+    return 1;
+  }
+}
