@@ -10,7 +10,9 @@
 #
 # Options: --out DIR (default $OUT, else ./device-check-out), --build-dir DIR (default
 # build-kit), --arch LIST (CUDA architectures; default native on a GPU, 90 for a dry run),
-# --seconds S (per throughput configuration, default 1), --sections a,b (see the kit's usage).
+# --seconds S (per throughput configuration, default 1), --sections a,b (see the kit's usage),
+# --prebuilt BIN (run a kit built elsewhere, e.g. here with --arch 90 and carried, instead of
+# building; it needs the GPU machine's CUDA 13 runtime and cuDNN 9 libraries).
 # Writes DIR/device-check.json (the kit's report), DIR/device-check.log (everything printed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,7 @@ bundle_only=0
 out_dir="${OUT:-device-check-out}"
 build_dir=build-kit
 arch=""
+prebuilt=""
 kit_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +31,7 @@ while [ $# -gt 0 ]; do
     --out) out_dir="$2"; shift ;;
     --build-dir) build_dir="$2"; shift ;;
     --arch) arch="$2"; shift ;;
+    --prebuilt) prebuilt="$2"; shift ;;
     --seconds|--sections|--max-streams) kit_args+=("$1" "$2"); shift ;;
     *) echo "device-check: unknown option $1 (see the top of $0)" >&2; exit 2 ;;
   esac
@@ -107,6 +111,11 @@ if [ "$dry_run" = 1 ]; then
   bundle_check || status=1
 fi
 
+kit="$build_dir/upframe_device_check"
+if [ -n "$prebuilt" ]; then
+  echo "== prebuilt kit: $prebuilt (not built here)"
+  kit=$prebuilt
+else
 echo "== build (CUDA-only kit: -DUPFRAME_DEVICE_KIT=ON)"
 if [ -z "$arch" ]; then
   if [ "$dry_run" = 1 ]; then arch=90; else arch=native; fi
@@ -123,12 +132,13 @@ if ! cmake "${cmake_args[@]}" || ! cmake --build "$build_dir" --target upframe_d
   echo "FAIL build: the kit did not build (see above)"
   exit 1
 fi
-echo "built in $(( $(date +%s) - build_start )) s: $(ls -la "$build_dir/upframe_device_check" | awk '{print $5}') bytes"
+echo "built in $(( $(date +%s) - build_start )) s: $(stat -c %s "$kit") bytes"
+fi
 
 echo "== checks"
 run_args=(--source . --json "$out_dir/device-check.json" "${kit_args[@]}")
 [ "$dry_run" = 1 ] && run_args+=(--cpu-dry-run)
-"$build_dir/upframe_device_check" "${run_args[@]}" || status=1
+"$kit" "${run_args[@]}" || status=1
 
 echo "== done in $(( $(date +%s) - start )) s, status $status; report: $out_dir/device-check.json"
 exit $status
