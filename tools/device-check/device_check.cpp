@@ -399,7 +399,8 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
     const int h = int(in_array.dims[0]), w = int(in_array.dims[1]);
     const std::string kind = string_of(refs, prefix + "reference_kind");
     guarded(report, "golden", name + kHostHalf, [&] {
-      if (ref_array.dims[0] != h * info.scale || ref_array.dims[1] != w * info.scale)
+      if (ref_array.dims[0] != int64_t(h) * info.scale ||
+          ref_array.dims[1] != int64_t(w) * info.scale)
         throw std::runtime_error("the reference is not the input times the model's scale " +
                                  std::to_string(info.scale));
       if (!dev.available)
@@ -853,8 +854,8 @@ double conv_flops(const nn::Graph& g, int w, int h) {
     if (op.type != nn::OpType::kConvolution) continue;
     const nn::Shape& in = shapes[op.inputs[0]];
     const nn::Shape& out = shapes[op.outputs[0]];
-    flops +=
-        2.0 * out.c * out.h * out.w * (in.c / op.conv.groups) * op.conv.kernel_h * op.conv.kernel_w;
+    const int inputs_per_output = in.c / op.conv.groups;  // whole: groups divide the channels
+    flops += 2.0 * out.c * out.h * out.w * inputs_per_output * op.conv.kernel_h * op.conv.kernel_w;
   }
   return flops;
 }
@@ -865,7 +866,8 @@ void check_throughput(const Options& o, const Device& dev, Report& report) {
        {"models/realesr-animevideov3-x2.param", "models/realesr-animevideov3-x4.param"}) {
     auto model = load_model(o, param);
     const std::string stem = model->info().name;
-    for (const auto& [w, h] : {std::pair{480, 270}, std::pair{1920, 1080}}) {
+    for (const auto& size : {std::pair{480, 270}, std::pair{1920, 1080}}) {
+      const int w = size.first, h = size.second;  // not a structured binding: lambdas use them
       const double flops = conv_flops(model->graph(), w, h);
       for (nn::Precision p : {nn::Precision::kFp16, nn::Precision::kFp32}) {
         const std::string base =
@@ -916,6 +918,7 @@ void check_throughput(const Options& o, const Device& dev, Report& report) {
               }
             });
             std::vector<std::thread> threads;
+            threads.reserve(size_t(streams));
             std::vector<std::string> errors(streams);
             for (int s = 0; s < streams; ++s)
               threads.emplace_back([&, s] {
@@ -1023,7 +1026,7 @@ int usage() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run_checks(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -1092,4 +1095,13 @@ int main(int argc, char** argv) {
               report.count("fail"), report.count("skip"), seconds,
               o.json.empty() ? "" : (", report " + o.json.string()).c_str());
   return report.count("fail") ? 1 : 0;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run_checks(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "upframe_device_check: error: %s\n", e.what());
+    return 1;
+  }
 }
