@@ -98,6 +98,7 @@ class Runner {
       run_streamed();
     else
       run_sequential();
+    if (workers_run_ > 0) stats.workers = workers_run_;  // fewer where GPU memory ran out
     stats.extraction_time = decode_timer_.seconds();
     stats.detection_time = detect_timer_.seconds();
     stats.upscale_time = upscale_timer_.wall_seconds();
@@ -257,6 +258,7 @@ class Runner {
     std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers =
         nn::make_workers_fitting(config_.workers, [this] { return upscaler_.create_worker(); });
     const int workers = int(upscale_workers.size());
+    workers_run_ = workers;
 
     std::vector<std::thread> threads;
     threads.push_back(stage_thread([this] {
@@ -335,6 +337,7 @@ class Runner {
   // Unique frames between detect and save (queued, being upscaled, or upscaled and waiting
   // for an earlier frame): at most the pre-load window plus one per worker, so a slow frame
   // cannot let the others pile up results.
+  int workers_run_ = 0;  // upscale workers the streamed mode really created
   Slots slots_{size_t(std::max(1, config_.preload_frames) + std::max(1, config_.workers))};
   std::mutex results_mutex_;
   std::condition_variable results_ready_;
