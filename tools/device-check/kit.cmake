@@ -19,7 +19,8 @@ set(kit_sources
   src/nn/cuda/cuda_executor.cu
   src/dedup/hash.cpp src/dedup/kernels.cpp src/dedup/measures.cpp src/dedup/cuda/device_dedup.cu
   src/upscale/cuda/device_colour.cu
-  tools/device-check/device_check.cpp tools/device-check/kit_log.cpp)
+  tools/device-check/device_check.cpp tools/device-check/kit_log.cpp
+  tools/device-check/nvdec_decode.cpp)
 
 # A proof that nothing above includes FFmpeg, oneDNN or spdlog even where they are installed
 # (CI's machine): each of their headers found on this machine is shadowed by one that stops
@@ -46,6 +47,8 @@ message(STATUS "upframe: device-check kit only; ${poisoned} FFmpeg/oneDNN/spdlog
 add_executable(upframe_device_check ${kit_sources})
 target_include_directories(upframe_device_check BEFORE PRIVATE ${poison_dir})
 target_include_directories(upframe_device_check PRIVATE include src tools)
+# NVDEC without FFmpeg: nv-codec-headers' declarations and loader (vendored, MIT; see there).
+target_include_directories(upframe_device_check SYSTEM PRIVATE tools/device-check/third_party)
 target_compile_options(upframe_device_check PRIVATE ${UPFRAME_WARNINGS})
 target_compile_definitions(upframe_device_check PRIVATE UPFRAME_DEVICE_KIT=1)
 # No fused multiply-add in the colour kernels: the same float results as the CPU reference.

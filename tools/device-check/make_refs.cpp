@@ -4,12 +4,13 @@
 // PNGs, oneDNN runs the reference ops, the CPU detector and colour code give the expected
 // results); the kit on the GPU machine has none of these and compares against the files.
 //
-//   upframe_device_refs OUT_DIR        write ops.ref, golden.ref, dedup.ref, colour.ref
+//   upframe_device_refs OUT_DIR        write ops.ref, golden.ref, dedup.ref, colour.ref, nvdec.ref
 //   upframe_device_refs --check DIR    recompute and compare (exit 1 on a difference)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@
 #include "upframe/media/image_io.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/upscale/colour.hpp"
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavutil/opt.h>
+}
 
 namespace fs = std::filesystem;
 using upframe::device_check::RefArchive;
@@ -423,6 +429,155 @@ RefArchive make_colour_refs() {
   return a;
 }
 
+// --- nvdec.ref: elementary streams and the frames libavcodec decodes from them ---------------
+
+struct NvdecCase {
+  std::string name;
+  const char* encoder;
+  AVCodecID codec;
+  AVPixelFormat format;  // the encoder's input and the software decoder's output
+};
+
+[[noreturn]] void av_fail(const std::string& what, int err) {
+  throw upframe::Error({}, what + ": " + upframe::av_error_string(err));
+}
+
+// A moving pattern with B-frames and two keyframes, so the decoder reorders and restarts.
+std::vector<uint8_t> encode_stream(const NvdecCase& c, int w, int h, int frames) {
+  const AVCodec* codec = avcodec_find_encoder_by_name(c.encoder);
+  if (!codec) throw upframe::Error({}, std::string("no encoder ") + c.encoder);
+  AVCodecContext* enc = avcodec_alloc_context3(codec);
+  enc->width = w;
+  enc->height = h;
+  enc->pix_fmt = c.format;
+  enc->time_base = {1, 25};
+  enc->gop_size = 8;
+  enc->max_b_frames = 2;
+  enc->thread_count = 1;
+  av_opt_set(enc->priv_data, "preset", "fast", 0);
+  if (c.codec == AV_CODEC_ID_HEVC) av_opt_set(enc->priv_data, "x265-params", "log-level=error", 0);
+  if (int err = avcodec_open2(enc, codec, nullptr); err < 0) av_fail("opening the encoder", err);
+  std::vector<uint8_t> stream;
+  AVPacket* pkt = av_packet_alloc();
+  auto drain = [&] {
+    while (avcodec_receive_packet(enc, pkt) == 0) {
+      stream.insert(stream.end(), pkt->data, pkt->data + pkt->size);
+      av_packet_unref(pkt);
+    }
+  };
+  const bool wide = upframe::pixel_format_bit_depth(c.format) > 8;
+  for (int i = 0; i < frames; ++i) {
+    upframe::Frame f = upframe::Frame::allocate(w, h, c.format);
+    for (int plane = 0; plane < 3; ++plane) {
+      const int pw = plane ? w / 2 : w, ph = plane ? h / 2 : h;
+      for (int y = 0; y < ph; ++y)
+        for (int x = 0; x < pw; ++x) {
+          const int v = plane ? 96 + (x + i) % 64 : 16 + (x * 3 + y * 2 + i * 5) % 200;
+          uint8_t* row = f.av()->data[plane] + ptrdiff_t(y) * f.av()->linesize[plane];
+          if (wide)
+            reinterpret_cast<uint16_t*>(row)[x] = uint16_t(v * 4 + (x & 3));
+          else
+            row[x] = uint8_t(v);
+        }
+    }
+    f.av()->pts = i;
+    if (int err = avcodec_send_frame(enc, f.av()); err < 0) av_fail("encoding", err);
+    drain();
+  }
+  avcodec_send_frame(enc, nullptr);
+  drain();
+  av_packet_free(&pkt);
+  avcodec_free_context(&enc);
+  return stream;
+}
+
+// The stream decoded by FFmpeg's software decoder, laid out as NVDEC's surfaces are: NV12
+// (8-bit) or P016 (10 bits in the high bits): Y rows, then interleaved CbCr rows.
+template <class Sample>
+std::vector<Sample> decode_stream(const std::vector<uint8_t>& stream, AVCodecID id, int* count) {
+  const AVCodec* codec = avcodec_find_decoder(id);
+  AVCodecContext* dec = avcodec_alloc_context3(codec);
+  dec->thread_count = 1;
+  if (int err = avcodec_open2(dec, codec, nullptr); err < 0) av_fail("opening the decoder", err);
+  AVCodecParserContext* parser = av_parser_init(int(id));
+  AVPacket* pkt = av_packet_alloc();
+  AVFrame* frame = av_frame_alloc();
+  std::vector<Sample> out;
+  *count = 0;
+  const int shift = sizeof(Sample) == 2 ? 6 : 0;
+  auto receive = [&] {
+    while (avcodec_receive_frame(dec, frame) == 0) {
+      const int w = frame->width, h = frame->height;
+      for (int y = 0; y < h; ++y) {
+        const auto* row =
+            reinterpret_cast<const Sample*>(frame->data[0] + ptrdiff_t(y) * frame->linesize[0]);
+        for (int x = 0; x < w; ++x) out.push_back(Sample(row[x] << shift));
+      }
+      for (int y = 0; y < h / 2; ++y) {
+        const auto* u =
+            reinterpret_cast<const Sample*>(frame->data[1] + ptrdiff_t(y) * frame->linesize[1]);
+        const auto* v =
+            reinterpret_cast<const Sample*>(frame->data[2] + ptrdiff_t(y) * frame->linesize[2]);
+        for (int x = 0; x < w / 2; ++x) {
+          out.push_back(Sample(u[x] << shift));
+          out.push_back(Sample(v[x] << shift));
+        }
+      }
+      ++*count;
+      av_frame_unref(frame);
+    }
+  };
+  // The elementary stream is cut into packets by FFmpeg's parser, as a demuxer would.
+  const uint8_t* data = stream.data();
+  int left = int(stream.size());
+  for (bool flushed = false; !flushed;) {
+    flushed = left == 0;
+    const int used = av_parser_parse2(parser, dec, &pkt->data, &pkt->size, flushed ? nullptr : data,
+                                      left, AV_NOPTS_VALUE, AV_NOPTS_VALUE, 0);
+    if (used < 0) av_fail("parsing", used);
+    data += used;
+    left -= used;
+    if (pkt->size && avcodec_send_packet(dec, pkt) == 0) receive();
+  }
+  avcodec_send_packet(dec, nullptr);
+  receive();
+  av_frame_free(&frame);
+  av_packet_free(&pkt);
+  av_parser_close(parser);
+  avcodec_free_context(&dec);
+  return out;
+}
+
+// `existing`: the checked-in archive, whose streams are decoded again (check mode: an encoder
+// need not give the same bytes on every machine; a decoder must give the same frames).
+RefArchive make_nvdec_refs(const RefArchive* existing) {
+  const std::vector<NvdecCase> cases = {
+      {"h264-8bit", "libx264", AV_CODEC_ID_H264, AV_PIX_FMT_YUV420P},
+      {"hevc-10bit", "libx265", AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV420P10LE}};
+  constexpr int kWidth = 176, kHeight = 144, kFrames = 12;  // HEVC on NVDEC: 144x144 at least
+  RefArchive a;
+  for (const NvdecCase& c : cases) {
+    const std::string prefix = "nvdec/" + c.name + "/";
+    const std::vector<uint8_t> stream = existing ? existing->get<uint8_t>(prefix + "stream")
+                                                 : encode_stream(c, kWidth, kHeight, kFrames);
+    const int bits = upframe::pixel_format_bit_depth(c.format);
+    int count = 0;
+    a.put(prefix + "stream", stream);
+    if (bits > 8)
+      a.put(prefix + "frames", decode_stream<uint16_t>(stream, c.codec, &count),
+            {kFrames, kHeight * 3 / 2, kWidth});
+    else
+      a.put(prefix + "frames", decode_stream<uint8_t>(stream, c.codec, &count),
+            {kFrames, kHeight * 3 / 2, kWidth});
+    if (count != kFrames)
+      throw upframe::Error({}, c.name + ": decoded " + std::to_string(count) + " of " +
+                                   std::to_string(kFrames) + " frames");
+    a.put(prefix + "size", std::vector<int64_t>{kWidth, kHeight, bits, kFrames,
+                                                c.codec == AV_CODEC_ID_H264 ? 0 : 1});
+  }
+  return a;
+}
+
 // --- check mode ----------------------------------------------------------------------------
 
 // Values that come from oneDNN (ops, the CPU-made golden) may differ in the last bits between
@@ -492,11 +647,16 @@ int main(int argc, char** argv) {
   const fs::path dir = argv[argc - 1];
   try {
     const Rgb8 mandel = read_rgb8(kSource / "tests/golden/mandel_256x144.png");
+    // Check mode decodes the checked-in streams again rather than encoding new ones.
+    std::unique_ptr<RefArchive> old_nvdec;
+    if (check_mode && fs::exists(dir / "nvdec.ref"))
+      old_nvdec = std::make_unique<RefArchive>(RefArchive::load((dir / "nvdec.ref").string()));
     const std::vector<std::pair<std::string, RefArchive>> files = {
         {"ops.ref", make_op_refs(mandel)},
         {"golden.ref", make_golden_refs()},
         {"dedup.ref", make_dedup_refs(mandel)},
         {"colour.ref", make_colour_refs()},
+        {"nvdec.ref", make_nvdec_refs(old_nvdec.get())},
     };
     int problems = 0;
     for (const auto& [file, archive] : files) {
