@@ -72,6 +72,15 @@ struct Comparison {
   int max_difference = 0;
 };
 
+// The largest |a - b| of two tensors of the same size (a failure where the sizes differ).
+inline float max_abs_difference(const nn::Tensor& a, const nn::Tensor& b) {
+  EXPECT_EQ(a.data.size(), b.data.size());
+  float worst = 0;
+  for (size_t i = 0; i < std::min(a.data.size(), b.data.size()); ++i)
+    worst = std::max(worst, std::abs(a.data[i] - b.data[i]));
+  return worst;
+}
+
 inline Comparison compare(const Rgb8& a, const Rgb8& b) {
   Comparison r;
   double sse = 0;

@@ -13,14 +13,6 @@ namespace {
 
 using nn::Tensor;
 
-float max_abs_difference(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.data.size(), b.data.size());
-  float worst = 0;
-  for (size_t i = 0; i < std::min(a.data.size(), b.data.size()); ++i)
-    worst = std::max(worst, std::abs(a.data[i] - b.data[i]));
-  return worst;
-}
-
 Tensor run_part(const nn::Graph& part, const Tensor& input) {
   auto model = nn::Model::from_graph(part, "part");
   return nn::make_cpu_executor(model, nn::Precision::kFp32, 1)->run(input);

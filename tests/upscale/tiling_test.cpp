@@ -17,6 +17,8 @@
 namespace upframe::nn {
 namespace {
 
+using test::max_abs_difference;
+
 // A small real network in plain C++: two 3x3 box blurs with zero padding (receptive radius 2),
 // then nearest x2. Enough to show seams when the overlap is too small, and it records the
 // shapes it was run on.
@@ -51,14 +53,6 @@ class BlurUpscaleExecutor : public Executor {
     return out;
   }
 };
-
-float max_abs_difference(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.data.size(), b.data.size());
-  float worst = 0;
-  for (size_t i = 0; i < std::min(a.data.size(), b.data.size()); ++i)
-    worst = std::max(worst, std::abs(a.data[i] - b.data[i]));
-  return worst;
-}
 
 TEST(Tiling, StitchedEqualsWholeWithEnoughOverlap) {
   const Tensor input = test::smooth_rgb(53, 37);
