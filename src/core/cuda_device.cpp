@@ -10,6 +10,8 @@
 
 extern "C" {
 #include <libavutil/hwcontext.h>
+#include <libavutil/imgutils.h>
+#include <libavutil/pixdesc.h>
 }
 
 namespace upframe {
@@ -125,6 +127,97 @@ Frame upload_to_cuda_frame(const Frame& host, std::string* why) {
     return {};
   }
   return Frame::adopt(frame);
+}
+
+struct DeviceFrameCopier::Impl {
+  AVBufferRef* pool = nullptr;  // our CUDA frames context, for the current size and format
+#ifdef UPFRAME_HAVE_CUDA
+  cudaEvent_t copied = nullptr;
+#endif
+  ~Impl() {
+    av_buffer_unref(&pool);
+#ifdef UPFRAME_HAVE_CUDA
+    if (copied) cudaEventDestroy(copied);
+#endif
+  }
+
+  [[noreturn]] static void fail(const std::string& problem) {
+    throw Error({}, "copying an NVDEC frame out of its surface: " + problem,
+                ExitCode::kProcessingFailed, "decode");
+  }
+
+  // The frames context for `source`'s device, sw_format and size (made anew when they change).
+  AVBufferRef* pool_for(const AVFrame* source) {
+    const auto* source_ctx =
+        reinterpret_cast<const AVHWFramesContext*>(source->hw_frames_ctx->data);
+    if (pool) {
+      const auto* ctx = reinterpret_cast<const AVHWFramesContext*>(pool->data);
+      if (ctx->device_ref->data == source_ctx->device_ref->data &&
+          ctx->sw_format == source_ctx->sw_format && ctx->width == source->width &&
+          ctx->height == source->height)
+        return pool;
+      av_buffer_unref(&pool);
+    }
+    pool = av_hwframe_ctx_alloc(source_ctx->device_ref);
+    if (!pool) fail("out of memory");
+    auto* ctx = reinterpret_cast<AVHWFramesContext*>(pool->data);
+    ctx->format = AV_PIX_FMT_CUDA;
+    ctx->sw_format = source_ctx->sw_format;
+    ctx->width = source->width;
+    ctx->height = source->height;
+    // initial_pool_size stays 0: FFmpeg's CUDA frame pool then grows on demand.
+    if (const int err = av_hwframe_ctx_init(pool); err < 0) {
+      av_buffer_unref(&pool);
+      fail("cannot make a CUDA frames context: " + av_error_string(err));
+    }
+    return pool;
+  }
+};
+
+DeviceFrameCopier::DeviceFrameCopier() : impl_(std::make_unique<Impl>()) {}
+DeviceFrameCopier::~DeviceFrameCopier() = default;
+
+Frame DeviceFrameCopier::copy(const Frame& frame) {
+#ifdef UPFRAME_HAVE_CUDA
+  const AVFrame* source = frame.av();
+  if (!frame || !frame.on_device() || !source->hw_frames_ctx) Impl::fail("not a device frame");
+  const AVPixelFormat format = frame.data_format();
+  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
+  int row_bytes[4] = {0, 0, 0, 0};
+  if (!desc || av_image_fill_linesizes(row_bytes, format, frame.width()) < 0)
+    Impl::fail("unknown data format");
+  AVBufferRef* pool = impl_->pool_for(source);
+  Frame out = Frame::adopt(av_frame_alloc());
+  if (!out.av()) Impl::fail("out of memory");
+  if (const int err = av_hwframe_get_buffer(pool, out.av(), 0); err < 0)
+    Impl::fail("no device buffer: " + av_error_string(err));
+  auto check = [](cudaError_t err, const char* what) {
+    if (err == cudaSuccess) return;
+    cudaGetLastError();
+    Impl::fail(std::string(what) + " failed: " + cudaGetErrorString(err));
+  };
+  if (!impl_->copied)
+    check(cudaEventCreateWithFlags(&impl_->copied, cudaEventDisableTiming), "cudaEventCreate");
+  // NVDEC's mapping (post-processing into the output surface) runs on the device context's
+  // stream, which FFmpeg leaves null: the legacy default stream. Copying there orders the copy
+  // after it; waiting for the copy lets the caller release the surface.
+  for (int p = 0; p < av_pix_fmt_count_planes(format); ++p) {
+    const int rows =
+        p == 0 || p == 3 ? frame.height() : AV_CEIL_RSHIFT(frame.height(), desc->log2_chroma_h);
+    check(cudaMemcpy2DAsync(out.av()->data[p], out.av()->linesize[p], source->data[p],
+                            source->linesize[p], row_bytes[p], rows, cudaMemcpyDeviceToDevice,
+                            cudaStreamLegacy),
+          "cudaMemcpy2DAsync");
+  }
+  check(cudaEventRecord(impl_->copied, cudaStreamLegacy), "cudaEventRecord");
+  check(cudaEventSynchronize(impl_->copied), "copying the frame");
+  if (const int err = av_frame_copy_props(out.av(), source); err < 0)
+    Impl::fail("cannot copy the frame properties: " + av_error_string(err));
+  return out;
+#else
+  (void)frame;
+  Impl::fail("CUDA support not built into this upframe");
+#endif
 }
 
 }  // namespace upframe
