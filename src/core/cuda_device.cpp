@@ -6,6 +6,8 @@
 
 #ifdef UPFRAME_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <spdlog/spdlog.h>
 #endif
 
 extern "C" {
@@ -28,6 +30,39 @@ void set_primary_context_flags() {
   std::call_once(flags_set, [] {
     if (cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess) cudaGetLastError();
   });
+}
+
+// "9.19.0" from cuDNN 9's version number (major * 10000 + minor * 100 + patch).
+std::string cudnn_version_text(size_t version) {
+  return std::to_string(version / 10000) + "." + std::to_string(version / 100 % 100) + "." +
+         std::to_string(version % 100);
+}
+
+// The cuDNN loaded at run time against the one upframe was compiled with: another major version
+// is unusable (its API and ABI differ); an older minor may lack what the headers promised
+// (cuDNN 9 guarantees newer libraries run older applications, not the reverse), so it is
+// logged once. Empty when usable, else why not.
+std::string cudnn_problem() {
+  const size_t loaded = cudnnGetVersion();
+  if (loaded / 10000 != CUDNN_MAJOR)
+    return "cuDNN " + std::to_string(loaded) + " is loaded, upframe was built with cuDNN " +
+           cudnn_version_text(CUDNN_VERSION) + " (another major version)";
+  static std::once_flag logged;
+  std::call_once(logged, [loaded] {
+    int driver = 0, runtime = 0;
+    cudaDriverGetVersion(&driver);
+    cudaRuntimeGetVersion(&runtime);
+    spdlog::debug("CUDA driver {}, runtime {}, cuDNN {} (built with {}, for CUDA {})", driver,
+                  runtime, cudnn_version_text(loaded), cudnn_version_text(CUDNN_VERSION),
+                  cudnnGetCudartVersion());
+    if (loaded < CUDNN_VERSION)
+      spdlog::warn(
+          "cuDNN {} is older than the {} upframe was built with; if a convolution "
+          "fails, install cuDNN {} or newer",
+          cudnn_version_text(loaded), cudnn_version_text(CUDNN_VERSION),
+          cudnn_version_text(CUDNN_VERSION));
+  });
+  return {};
 }
 
 }  // namespace
@@ -59,6 +94,10 @@ CudaDeviceInfo cuda_device_info(int index) {
     info.reason = std::string("CUDA device ") + std::to_string(index) +
                   " cannot be used: " + cudaGetErrorString(err);
     cudaGetLastError();
+    return info;
+  }
+  if (std::string problem = cudnn_problem(); !problem.empty()) {
+    info.reason = std::move(problem);
     return info;
   }
   info.available = true;
