@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -244,13 +245,22 @@ struct CudaExecutor::Impl {
     stream = nullptr;
   }
 
+  // Weights in storage type T. fp16 holds magnitudes up to 65504: a larger weight would become
+  // infinity (and every output it touches NaN), so it is refused with the way out.
   template <typename T>
-  static std::vector<T> to_storage(const std::vector<float>& v) {
+  std::vector<T> to_storage(const std::vector<float>& v, const std::string& layer) const {
     if constexpr (std::is_same_v<T, float>) {
       return v;
     } else {
+      constexpr float kHalfMax = 65504.f;
       std::vector<T> out(v.size());
-      for (size_t i = 0; i < v.size(); ++i) out[i] = __float2half_rn(v[i]);
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (!(std::abs(v[i]) <= kHalfMax))
+          throw Error(graph.param_path, "layer " + layer + ": weight " + std::to_string(v[i]) +
+                                            " does not fit fp16 (at most 65504); use --precision "
+                                            "fp32");
+        out[i] = __float2half_rn(v[i]);
+      }
       return out;
     }
   }
@@ -270,8 +280,8 @@ struct CudaExecutor::Impl {
         case OpType::kConvolution:
         case OpType::kDeconvolution: {
           LayerParams p = activation_params(op.conv.activation, op.name);
-          p.weights =
-              upload_vector(to_storage<T>(op.conv.weights), "weights of " + op.name, stream);
+          p.weights = upload_vector(to_storage<T>(op.conv.weights, op.name),
+                                    "weights of " + op.name, stream);
           if (op.conv.bias_term) p.bias = upload_vector(op.conv.bias, "bias of " + op.name, stream);
           params[int(i)] = std::move(p);
           break;
