@@ -695,7 +695,11 @@ struct CudaExecutor::Impl {
   }
 
   // The fastest algorithm (cuDNN's heuristics) whose workspace fits `limit`; for fp32 only ones
-  // that do not use tensor cores (TF32 would lose the fp32 accuracy).
+  // that do not use tensor cores (TF32 would lose the fp32 accuracy), run with CUDNN_FMA_MATH.
+  // A candidate counts only once cuDNN sizes its workspace, under the math type it will run
+  // with, within the limit: the heuristics' `memory` is an estimate for the candidate's own
+  // math type, and an algorithm the final descriptor does not support fails the size query
+  // here rather than the first convolution.
   void choose_algorithm(ConvState* st, bool fp16, cudnnMathType_t math_type, size_t limit,
                         const std::string& name) {
     int max_count = 0;
@@ -713,10 +717,14 @@ struct CudaExecutor::Impl {
       const bool tensor_ops = candidate.mathType == CUDNN_TENSOR_OP_MATH ||
                               candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
       if (!fp16 && tensor_ops) continue;
+      check_cudnn(cudnnSetConvolutionMathType(st->conv.d, fp16 ? candidate.mathType : math_type),
+                  "set math type", name);
+      size_t bytes = 0;
+      if (cudnnGetConvolutionForwardWorkspaceSize(cudnn, st->x.d, st->w.d, st->conv.d, st->y.d,
+                                                  candidate.algo, &bytes) != CUDNN_STATUS_SUCCESS ||
+          bytes > limit)
+        continue;
       st->algo = candidate.algo;
-      if (fp16)
-        check_cudnn(cudnnSetConvolutionMathType(st->conv.d, candidate.mathType), "set math type",
-                    name);
       found = true;
     }
     if (!found) {
