@@ -37,7 +37,9 @@ Frame Frame::ref() const {
     av_frame_free(&copy);
     throw Error({}, "out of memory referencing a frame");
   }
-  return adopt(copy);
+  Frame out = adopt(copy);
+  out.pending_ = pending_;
+  return out;
 }
 
 Frame Frame::clone() const {
