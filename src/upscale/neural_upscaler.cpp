@@ -215,22 +215,26 @@ class DeviceFramePath {
       pinned_fallback_logged_ = true;
       out = Frame::allocate(out_w, out_h, out_format);
     }
-    const int rows[3] = {out_h, chroma_h, chroma_h};
-    for (int p = 0; p < 3; ++p)
-      check_upscale(cudaMemcpy2DAsync(out.av()->data[p], out.av()->linesize[p], out_yuv.data[p],
-                                      out_yuv.pitch[p], out_yuv.pitch[p], rows[p],
-                                      cudaMemcpyDeviceToHost, copy_stream_),
-                    "copying the upscaled frame to the host");
-    check_upscale(cudaEventRecord(slot.downloaded, copy_stream_), "recording the download event");
-    slot.used = true;
-    cudaEvent_t done = nullptr;
-    check_upscale(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "creating an event");
-    auto pending = std::make_shared<DownloadPending>(done, input);
-    check_upscale(cudaEventRecord(done, copy_stream_), "recording the download event");
     if (av_frame_copy_props(out.av(), input.av()) < 0)
       throw Error({}, "cannot copy the frame properties");
     colour::tag_resolved_colour(out.av(), params);
-    out.set_pending(std::move(pending));
+    cudaEvent_t done = nullptr;
+    check_upscale(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "creating an event");
+    out.set_pending(std::make_shared<DownloadPending>(done, input));
+    try {
+      const int rows[3] = {out_h, chroma_h, chroma_h};
+      for (int p = 0; p < 3; ++p)
+        check_upscale(cudaMemcpy2DAsync(out.av()->data[p], out.av()->linesize[p], out_yuv.data[p],
+                                        out_yuv.pitch[p], out_yuv.pitch[p], rows[p],
+                                        cudaMemcpyDeviceToHost, copy_stream_),
+                      "copying the upscaled frame to the host");
+      check_upscale(cudaEventRecord(slot.downloaded, copy_stream_), "recording the download event");
+      slot.used = true;
+      check_upscale(cudaEventRecord(done, copy_stream_), "recording the download event");
+    } catch (...) {
+      wait_idle_quietly();  // no copy may still write the buffer when `out` gives it back
+      throw;
+    }
     return out;
   }
 
