@@ -1,7 +1,7 @@
-// The CUDA upscaler's device-resident path: device frames (yuv420p uploads, as NVDEC gives nv12)
-// upscaled with several downloads in flight at once give what the same worker gives for the host
-// copies of those frames, each its own (the two device output buffers alternate; the third frame
-// reuses the first's). Runs only where a CUDA device is present.
+// The CUDA upscaler's device-resident path: device frames (yuv420p uploads; NVDEC gives nv12,
+// which the colour tests cover) upscaled with several downloads in flight at once give what the
+// same worker gives for the host copies of those frames, each its own (the two device output
+// buffers alternate; the third frame reuses the first's). Runs only where a device is present.
 #include <gtest/gtest.h>
 
 #include <algorithm>
