@@ -10,7 +10,7 @@
 #include <cstring>
 #include <map>
 
-#include "pipeline/video_pipeline.hpp"
+#include "../../src/pipeline/video_pipeline.hpp"
 #include "support/synth.hpp"
 #include "support/test_support.hpp"
 #include "upframe/error.hpp"
