@@ -44,6 +44,7 @@ Frame Frame::ref() const {
 
 Frame Frame::clone() const {
   if (!frame_) return {};
+  wait_ready();  // the copy reads the pixels
   Frame out = allocate(width(), height(), format());
   int err = av_frame_copy(out.av(), frame_.get());
   if (err >= 0) err = av_frame_copy_props(out.av(), frame_.get());
