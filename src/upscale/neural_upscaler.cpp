@@ -20,6 +20,7 @@
 
 extern "C" {
 #include <libavutil/buffer.h>
+#include <libavutil/imgutils.h>
 #include <libavutil/macros.h>
 }
 #endif
@@ -148,23 +149,33 @@ class DeviceFramePath {
     for (OutputSlot& slot : slots_)
       check_upscale(cudaEventCreateWithFlags(&slot.downloaded, cudaEventDisableTiming),
                     "creating an event");
+    check_upscale(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming),
+                  "creating an event");
     check_upscale(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking),
                   "creating the download stream");
   }
   ~DeviceFramePath() {
     wait_idle_quietly();
     for (DeviceBuffer* buffer :
-         {&rgb_in_, &rgb_out_, &window_in_, &window_out_, &slots_[0].yuv, &slots_[1].yuv})
+         {&yuv_in_, &rgb_in_, &rgb_out_, &window_in_, &window_out_, &slots_[0].yuv, &slots_[1].yuv})
       if (buffer->data) cudaFree(buffer->data);
-    for (cudaEvent_t event : {decoded_, converted_, slots_[0].downloaded, slots_[1].downloaded})
+    if (staging_) cudaFreeHost(staging_);
+    for (cudaEvent_t event :
+         {decoded_, converted_, uploaded_, slots_[0].downloaded, slots_[1].downloaded})
       if (event) cudaEventDestroy(event);
     if (copy_stream_) cudaStreamDestroy(copy_stream_);
   }
   DeviceFramePath(const DeviceFramePath&) = delete;
   DeviceFramePath& operator=(const DeviceFramePath&) = delete;
 
+  // Host frames this path takes (uploaded once); others go through run_tiled.
+  static bool takes_host_frame(const Frame& frame) {
+    return frame.format() == AV_PIX_FMT_YUV420P || frame.format() == AV_PIX_FMT_YUV420P10LE;
+  }
+
   Frame upscale(const Frame& input, int scale, int tile, int overlap) {
-    const colour::cuda::DeviceYuvFrame yuv = colour::cuda::device_yuv_frame(input);
+    const colour::cuda::DeviceYuvFrame yuv =
+        input.on_device() ? colour::cuda::device_yuv_frame(input) : upload(input);
     const colour::ColourParams params = colour::colour_params(input.av());
     const int w = input.width(), h = input.height();
     const int out_w = w * scale, out_h = h * scale;
@@ -295,6 +306,58 @@ class DeviceFramePath {
     }
   }
 
+  // A host yuv420p / yuv420p10le frame (what CPU decode gives) as a device picture, uploaded
+  // once on the worker's stream: 1.5 or 3 bytes a pixel, where run_tiled moves float RGB
+  // tensors both ways. Through a page-locked staging buffer: an upload from pageable memory
+  // may wait for the stream, i.e. for the previous frame's network.
+  colour::cuda::DeviceYuvFrame upload(const Frame& host) {
+    const bool deep = host.format() == AV_PIX_FMT_YUV420P10LE;
+    const int sample = deep ? 2 : 1;
+    const int w = host.width(), h = host.height(), chroma_w = (w + 1) / 2;
+    const int chroma_h = (h + 1) / 2;
+    const size_t luma_bytes = size_t(w) * sample * h;
+    const size_t chroma_bytes = size_t(chroma_w) * sample * chroma_h;
+    const size_t bytes = luma_bytes + 2 * chroma_bytes;
+    auto* device = static_cast<uint8_t*>(reserve(yuv_in_, bytes));
+    // The previous upload (the first step of the previous frame) is over before the staging
+    // buffer is overwritten; by now it nearly always is.
+    if (uploaded_once_)
+      check_upscale(cudaEventSynchronize(uploaded_), "waiting for the previous upload");
+    if (staging_bytes_ < bytes) {
+      if (staging_) cudaFreeHost(staging_);
+      staging_ = nullptr;
+      staging_bytes_ = 0;
+      if (cudaHostAlloc(&staging_, bytes, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError();
+        staging_ = nullptr;
+        throw Error({}, "cannot allocate " + std::to_string(bytes) +
+                            " bytes of page-locked host memory to upload a frame");
+      }
+      staging_bytes_ = bytes;
+    }
+    colour::cuda::DeviceYuvFrame picture;
+    picture.format = deep ? colour::cuda::DeviceYuvFormat::kYuv420p10le
+                          : colour::cuda::DeviceYuvFormat::kYuv420p;
+    picture.width = w;
+    picture.height = h;
+    const size_t offsets[3] = {0, luma_bytes, luma_bytes + chroma_bytes};
+    const int widths[3] = {w * sample, chroma_w * sample, chroma_w * sample};
+    const int rows[3] = {h, chroma_h, chroma_h};
+    auto* staged = static_cast<uint8_t*>(staging_);
+    for (int p = 0; p < 3; ++p) {
+      av_image_copy_plane(staged + offsets[p], widths[p], host.av()->data[p],
+                          host.av()->linesize[p], widths[p], rows[p]);
+      picture.data[p] = device + offsets[p];
+      picture.pitch[p] = widths[p];
+    }
+    check_upscale(
+        cudaMemcpyAsync(device, staged, bytes, cudaMemcpyHostToDevice, executor_.stream()),
+        "uploading the frame");
+    check_upscale(cudaEventRecord(uploaded_, executor_.stream()), "recording the upload event");
+    uploaded_once_ = true;
+    return picture;
+  }
+
   // Work from earlier calls may still use any buffer (upscale() returns with it queued).
   void wait_idle() {
     check_upscale(cudaStreamSynchronize(executor_.stream()), "waiting for the worker's stream");
@@ -325,8 +388,11 @@ class DeviceFramePath {
   nn::cuda::CudaExecutor& executor_;
   colour::cuda::DeviceColour colour_;
   cudaStream_t copy_stream_ = nullptr;
-  cudaEvent_t decoded_ = nullptr, converted_ = nullptr;
-  DeviceBuffer rgb_in_, rgb_out_, window_in_, window_out_;
+  cudaEvent_t decoded_ = nullptr, converted_ = nullptr, uploaded_ = nullptr;
+  DeviceBuffer yuv_in_, rgb_in_, rgb_out_, window_in_, window_out_;
+  void* staging_ = nullptr;  // page-locked, for upload()
+  size_t staging_bytes_ = 0;
+  bool uploaded_once_ = false;
   OutputSlot slots_[2];
   int next_slot_ = 0;
   PinnedFramePool pinned_;
@@ -363,7 +429,7 @@ class NeuralWorker : public UpscaleWorker {
   Frame upscale_started(const Frame& input) override {
     try {
 #ifdef UPFRAME_HAVE_CUDA
-      if (input.on_device())
+      if (input.on_device() || (!host_frames_tiled_ && DeviceFramePath::takes_host_frame(input)))
         if (Frame out = upscale_on_device(input)) return out;
 #endif
       const Frame host = input.to_host();  // rgb_to_frame copies the format of a host frame
@@ -379,9 +445,9 @@ class NeuralWorker : public UpscaleWorker {
 
  private:
 #ifdef UPFRAME_HAVE_CUDA
-  // The device-resident path for an NVDEC frame; an empty Frame where it does not apply (a
-  // CPU executor). Out of GPU memory: a fresh executor and tiles half the size, as on the
-  // host path, down to kMinTile.
+  // The device-resident path for an NVDEC frame or a host yuv420p(10le) frame; an empty Frame
+  // where it does not apply (a CPU executor). Out of GPU memory: a fresh executor and tiles
+  // half the size, as on the host path, down to kMinTile.
   Frame upscale_on_device(const Frame& input) {
     for (;;) {
       auto* executor = dynamic_cast<nn::cuda::CudaExecutor*>(executor_.get());
@@ -390,11 +456,20 @@ class NeuralWorker : public UpscaleWorker {
         if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
         return device_path_->upscale(input, scale_, tile_, overlap_);
       } catch (const nn::CudaOutOfMemory& e) {
+        if (!input.on_device()) {
+          // The path's whole-frame buffers may be what does not fit; run_tiled needs none.
+          spdlog::warn("{}; host frames are upscaled tile by tile through host memory from now on",
+                       e.problem());
+          device_path_.reset();
+          host_frames_tiled_ = true;
+          return {};
+        }
         shrink_tiles(e, input.width(), input.height());
       }
     }
   }
   std::unique_ptr<DeviceFramePath> device_path_;
+  bool host_frames_tiled_ = false;  // a host frame ran out of memory on the device path
 #endif
 
   // Out of GPU memory (SPEC section 6): a fresh executor (the old one's cached plans freed)

@@ -1,7 +1,8 @@
-// The CUDA upscaler's device-resident path: device frames (yuv420p uploads; NVDEC gives nv12,
-// which the colour tests cover) upscaled with several downloads in flight at once give what the
-// same worker gives for the host copies of those frames, each its own (the two device output
-// buffers alternate; the third frame reuses the first's). Runs only where a device is present.
+// The CUDA upscaler's device-resident path, with several downloads in flight at once (the two
+// device output buffers alternate; the third frame reuses the first's): device frames (yuv420p
+// uploads; NVDEC's nv12 is covered by the colour tests) and host yuv420p frames (uploaded by
+// the path) each give the host route's result for their own frame: colour on the host, the same
+// CUDA network, within one code. Runs only where a CUDA device is present.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 
 #include "nn/nn_test_util.hpp"
 #include "upframe/cuda_device.hpp"
+#include "upframe/nn/model.hpp"
+#include "upframe/upscale/colour.hpp"
 #include "upframe/upscale/neural_upscaler.hpp"
 #include "upscale/test_frames.hpp"
 
@@ -34,13 +37,14 @@ int worst_code_difference(const Frame& a, const Frame& b) {
   return worst;
 }
 
-TEST(DeviceFramePath, FramesInFlightEachMatchTheHostPath) {
+TEST(DeviceFramePath, FramesInFlightEachMatchTheHostRoute) {
   const CudaDeviceInfo dev = cuda_device_info();
   if (!dev.available) GTEST_SKIP() << dev.reason;
-  NeuralUpscaler upscaler(source_model("models/realesr-animevideov3-x2.param"),
-                          nn::Precision::kFp32, 0, 1, true);
+  const auto model = source_model("models/realesr-animevideov3-x2.param");
+  NeuralUpscaler upscaler(model, nn::Precision::kFp32, 0, 1, true);
   upscaler.prepare(1);
   std::unique_ptr<UpscaleWorker> worker = upscaler.create_worker();
+  const auto executor = nn::make_cuda_executor(model, nn::Precision::kFp32);
   std::mt19937 rng(21);
   const ColourSetup setup{AVCOL_SPC_BT709, AVCOL_RANGE_MPEG, AVCHROMA_LOC_LEFT};
   std::vector<Frame> host, in_flight;
@@ -50,13 +54,17 @@ TEST(DeviceFramePath, FramesInFlightEachMatchTheHostPath) {
     const Frame device = upload_to_cuda_frame(host.back(), &why);
     ASSERT_TRUE(device) << why;
     in_flight.push_back(worker->upscale_started(device));
+    in_flight.push_back(worker->upscale_started(host.back()));
   }
-  for (int i = 0; i < 3; ++i) {
-    SCOPED_TRACE("frame " + std::to_string(i));
+  for (size_t i = 0; i < in_flight.size(); ++i) {
+    SCOPED_TRACE(std::string(i % 2 ? "host" : "device") + " frame " + std::to_string(i / 2));
     in_flight[i].wait_ready();
     ASSERT_FALSE(in_flight[i].on_device());
     EXPECT_EQ(in_flight[i].format(), AV_PIX_FMT_YUV420P);
-    const Frame expected = worker->upscale(host[i]);  // colour on the host, same network
+    const Frame& source = host[i / 2];
+    nn::Tensor rgb = executor->run(colour::frame_to_rgb(source));
+    for (float& v : rgb.data) v = colour::clamp01(v);
+    const Frame expected = colour::rgb_to_frame(rgb, source);
     // The colour kernels agree with the host conversion within one code (device_colour.hpp).
     EXPECT_LE(worst_code_difference(in_flight[i], expected), 1);
   }
