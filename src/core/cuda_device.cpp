@@ -236,7 +236,8 @@ Frame DeviceFrameCopier::copy(const Frame& frame) {
     Impl::fail(std::string(what) + " failed: " + cudaGetErrorString(err));
   };
   if (!impl_->copied)
-    check(cudaEventCreateWithFlags(&impl_->copied, cudaEventDisableTiming), "cudaEventCreate");
+    check(cudaEventCreateWithFlags(&impl_->copied, cudaEventDisableTiming | cudaEventBlockingSync),
+          "cudaEventCreate");  // the decode thread sleeps rather than spins while it waits
   // NVDEC's mapping (post-processing into the output surface) runs on the device context's
   // stream, which FFmpeg leaves null: the legacy default stream. Copying there orders the copy
   // after it; waiting for the copy lets the caller release the surface.

@@ -36,6 +36,11 @@ constexpr int kMinTile = 32;
 constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 
 #ifdef UPFRAME_HAVE_CUDA
+// Events a host thread waits for (cudaEventSynchronize): cudaEventBlockingSync makes the wait
+// sleep; without it the thread may spin, and on a card without NVENC the encoder needs every
+// CPU core.
+constexpr unsigned kHostWaitedEvent = cudaEventDisableTiming | cudaEventBlockingSync;
+
 void check_upscale(cudaError_t err, const char* what) {
   check_cuda(err, "CUDA upscaling", what, "upscale");
 }
@@ -149,8 +154,7 @@ class DeviceFramePath {
     for (OutputSlot& slot : slots_)
       check_upscale(cudaEventCreateWithFlags(&slot.downloaded, cudaEventDisableTiming),
                     "creating an event");
-    check_upscale(cudaEventCreateWithFlags(&uploaded_, cudaEventDisableTiming),
-                  "creating an event");
+    check_upscale(cudaEventCreateWithFlags(&uploaded_, kHostWaitedEvent), "creating an event");
     check_upscale(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking),
                   "creating the download stream");
   }
@@ -230,7 +234,7 @@ class DeviceFramePath {
       throw Error({}, "cannot copy the frame properties");
     colour::tag_resolved_colour(out.av(), params);
     cudaEvent_t done = nullptr;
-    check_upscale(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "creating an event");
+    check_upscale(cudaEventCreateWithFlags(&done, kHostWaitedEvent), "creating an event");
     out.set_pending(std::make_shared<DownloadPending>(done, input));
     try {
       const int rows[3] = {out_h, chroma_h, chroma_h};
