@@ -115,8 +115,8 @@ struct VideoDecoder::Impl {
   bool hw_fallback_logged = false;
   PixelConverter download_converter;
   bool keep_on_device = false;
-  std::unique_ptr<DeviceFrameCopier> device_copier;  // frames kept on the device leave NVDEC's
-                                                     // surfaces through it
+  // Frames kept on the device leave NVDEC's surfaces through it.
+  std::unique_ptr<DeviceFrameCopier> device_copier;
   // luma_frames: the one conversion of frames the detector cannot read.
   bool luma_frames = false;
   PixelConverter luma_converter;
