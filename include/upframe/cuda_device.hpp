@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 
 #include "upframe/frame.hpp"
@@ -39,5 +40,28 @@ AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why);
 // the host format as sw_format, properties copied), on the runtime's primary context. An empty
 // Frame, with the reason in `why`, where that fails. For tests and benchmarks.
 Frame upload_to_cuda_frame(const Frame& host, std::string* why);
+
+// Copies NVDEC frames out of the decoder's surfaces. In FFmpeg 5.1 an NVDEC frame is the
+// decoder's own surface, mapped; the surfaces are a fixed pool (the DPB plus extra_hw_frames
+// plus one per frame thread) that cuvidCreateDecoder caps at 32, and a frame held downstream
+// keeps its surface. A copy into a growable pool of device buffers releases the surface at
+// once, so the frames the pipeline holds (the detector's window, the pre-load window, the
+// workers) cost device memory, not surfaces. Not thread-safe: one per decoder.
+class DeviceFrameCopier {
+ public:
+  DeviceFrameCopier();
+  ~DeviceFrameCopier();
+  DeviceFrameCopier(const DeviceFrameCopier&) = delete;
+  DeviceFrameCopier& operator=(const DeviceFrameCopier&) = delete;
+
+  // A device frame (same device context, sw_format, size and properties) holding a copy of
+  // `frame`, complete on return (copied on the legacy default stream, where NVDEC's mapping
+  // runs, then waited for). Throws upframe::Error (stage "decode") when the copy fails.
+  Frame copy(const Frame& frame);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace upframe

@@ -13,6 +13,15 @@ extern "C" {
 
 namespace upframe {
 
+// Work still writing a frame's pixels (a device-to-host copy in flight on a CUDA stream), which
+// Frame::wait_ready() waits for. wait() must be idempotent; it throws upframe::Error when the
+// work failed. Destroying it without wait() must still let the pixel buffers be freed safely.
+class FramePending {
+ public:
+  virtual ~FramePending() = default;
+  virtual void wait() = 0;
+};
+
 class Frame {
  public:
   Frame() = default;
@@ -21,7 +30,7 @@ class Frame {
   // A new host frame with buffers (32-byte aligned linesizes); throws upframe::Error on OOM.
   static Frame allocate(int width, int height, AVPixelFormat format);
 
-  // A new reference to the same buffers (cheap); properties are copied.
+  // A new reference to the same buffers (cheap); properties (and any pending work) are copied.
   Frame ref() const;
   // A deep copy into new, writable host buffers.
   Frame clone() const;
@@ -41,11 +50,21 @@ class Frame {
   int bit_depth() const;
   int64_t pts() const { return frame_->pts; }
 
+  // A frame whose pixels are still being written (UpscaleWorker::upscale_started): readers call
+  // wait_ready() first. Frames without pending work are ready; wait_ready() is then free.
+  void set_pending(std::shared_ptr<FramePending> pending) { pending_ = std::move(pending); }
+  void wait_ready() const {
+    if (pending_) pending_->wait();
+  }
+
  private:
   struct Deleter {
     void operator()(AVFrame* f) const { av_frame_free(&f); }
   };
   std::shared_ptr<AVFrame> frame_;
+  // Declared after frame_, so destroyed before it: the pending work is finished (or waited
+  // for) before the pixel buffers can go back to their pool.
+  std::shared_ptr<FramePending> pending_;
 };
 
 // Bits per component of a pixel format's first component.

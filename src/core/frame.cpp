@@ -37,11 +37,14 @@ Frame Frame::ref() const {
     av_frame_free(&copy);
     throw Error({}, "out of memory referencing a frame");
   }
-  return adopt(copy);
+  Frame out = adopt(copy);
+  out.pending_ = pending_;
+  return out;
 }
 
 Frame Frame::clone() const {
   if (!frame_) return {};
+  wait_ready();  // the copy reads the pixels
   Frame out = allocate(width(), height(), format());
   int err = av_frame_copy(out.av(), frame_.get());
   if (err >= 0) err = av_frame_copy_props(out.av(), frame_.get());

@@ -59,6 +59,9 @@ bool has_plain_luma_plane(AVPixelFormat format) {
   return y.step == bytes && y.depth >= 8 && y.depth <= 16 && y.shift + y.depth <= 8 * bytes;
 }
 
+// Frame threads when NVDEC decodes (see try_nvdec).
+constexpr int kNvdecFrameThreads = 4;
+
 bool is_image_demuxer(const std::string& name) {
   return name == "image2" || (name.size() > 5 && name.compare(name.size() - 5, 5, "_pipe") == 0);
 }
@@ -112,7 +115,8 @@ struct VideoDecoder::Impl {
   bool hw_fallback_logged = false;
   PixelConverter download_converter;
   bool keep_on_device = false;
-  int held_device_frames = 0;
+  // Frames kept on the device leave NVDEC's surfaces through it.
+  std::unique_ptr<DeviceFrameCopier> device_copier;
   // luma_frames: the one conversion of frames the detector cannot read.
   bool luma_frames = false;
   PixelConverter luma_converter;
@@ -197,10 +201,15 @@ struct VideoDecoder::Impl {
   }
 
   // NVDEC frames stay on the device when asked (keep_on_device: the CUDA detector and upscaler
-  // take them); otherwise they are copied to host memory here, as the planar formats software
-  // decode gives (nv12 -> yuv420p, p010 -> yuv420p10le), what every CPU stage expects.
+  // take them), copied out of the decoder's surface (DeviceFrameCopier says why); otherwise
+  // they are copied to host memory here, as the planar formats software decode gives
+  // (nv12 -> yuv420p, p010 -> yuv420p10le), what every CPU stage expects.
   Frame from_device(Frame frame) {
-    if (!frame.on_device() || keep_on_device) return frame;
+    if (!frame.on_device()) return frame;
+    if (keep_on_device) {
+      if (!device_copier) device_copier = std::make_unique<DeviceFrameCopier>();
+      return device_copier->copy(frame);
+    }
     Frame host = frame.to_host();
     const int depth = pixel_format_bit_depth(host.format());
     return download_converter.convert(host,
@@ -241,7 +250,12 @@ struct VideoDecoder::Impl {
     if (!raw) return fallback(why);
     hw_device.reset(raw);
     ctx->hw_device_ctx = av_buffer_ref(raw);
-    if (keep_on_device) ctx->extra_hw_frames = std::max(0, held_device_frames);
+    // FFmpeg 5.1 gives NVDEC a surface per frame thread on top of the DPB and 5 more, and
+    // cuvidCreateDecoder refuses more than 32: with libavcodec's automatic 16 threads a stream
+    // with 12 reference frames would silently fall back to CPU decode. On NVDEC the threads only
+    // parse; 4 leave room for a DPB of up to 23 and still help a CPU fallback.
+    if (ctx->thread_count <= 0 || ctx->thread_count > kNvdecFrameThreads)
+      ctx->thread_count = kNvdecFrameThreads;
     ctx->opaque = this;
     ctx->get_format = [](AVCodecContext* c, const AVPixelFormat* formats) {
       auto* self = static_cast<Impl*>(c->opaque);
@@ -253,9 +267,11 @@ struct VideoDecoder::Impl {
       self->hw_active = false;
       if (!self->hw_fallback_logged) {
         self->hw_fallback_logged = true;
+        // libavcodec also lands here when creating the NVDEC decoder failed (its own log says
+        // why), having dropped the CUDA format from the list.
         spdlog::info(
-            "GPU decode unavailable (NVDEC cannot decode this stream's {} format), "
-            "using CPU decode",
+            "GPU decode unavailable (NVDEC cannot decode this stream, {}, or its decoder could "
+            "not be created), using CPU decode",
             av_get_pix_fmt_name(c->sw_pix_fmt));
       }
       // The first software format libavcodec offers: its own default choice.
@@ -317,7 +333,6 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   };
   AVCodecContext* ctx = new_context();
   d.keep_on_device = options.keep_on_device;
-  d.held_device_frames = options.held_device_frames;
   d.try_nvdec(ctx, decoder, options.device);
   int err = avcodec_open2(ctx, decoder, nullptr);
   if (err < 0 && d.hw_device) {

@@ -204,10 +204,8 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   // GIF, APNG, WebP and RGB sources become YUV (alpha kept) the detector can read.
   decode_options.luma_frames = true;
   // NVDEC frames stay on the device when the upscaler runs there (the detector then hashes
-  // them on the device too); the decoder adds surfaces for every frame held downstream.
+  // them on the device too).
   decode_options.keep_on_device = cuda_built() && upscaler.backend() == "cuda";
-  decode_options.held_device_frames =
-      (s.dedup == "global" ? s.dedup_window : 1) + s.preload_frames + upscaler.max_workers() + 4;
   VideoDecoder decoder(s.input, decode_options);
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();

@@ -148,15 +148,26 @@ class Runner {
     return entry;
   }
 
-  Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame) {
+  // `started`: the result may still be in flight (UpscaleWorker::upscale_started); the save
+  // stage waits for it (wait_upscaled).
+  Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame,
+                    bool started = false) {
     check_stop();
     return upscale_timer_.time([&] {
       try {
-        return worker.upscale(frame);
+        return started ? worker.upscale_started(frame) : worker.upscale(frame);
       } catch (const Error& e) {
         throw Error(e.file(), e.problem(), e.code(), "upscale", index);
       }
     });
+  }
+
+  static void wait_upscaled(const Frame& upscaled, int64_t index) {
+    try {
+      upscaled.wait_ready();
+    } catch (const Error& e) {
+      throw Error(e.file(), e.problem(), e.code(), "upscale", index);
+    }
   }
 
   void save_one(const FrameEntry& entry, const Frame& upscaled) {
@@ -282,7 +293,7 @@ class Runner {
     for (int i = 0; i < workers; ++i) {
       threads.push_back(stage_thread([this, worker = upscale_workers[i].get()] {
         while (std::optional<Decoded> d = unique_.pop()) {
-          Frame upscaled = upscale_one(*worker, d->index, d->frame);
+          Frame upscaled = upscale_one(*worker, d->index, d->frame, true);
           d->frame = Frame();
           std::lock_guard lock(results_mutex_);
           results_.emplace(d->index, std::move(upscaled));
@@ -304,6 +315,7 @@ class Runner {
           upscaled = std::move(it->second);
           results_.erase(it);
         }
+        if (upscaled_here) wait_upscaled(upscaled, entry->index);  // not counted as saving
         save_one(*entry, upscaled);
         if (upscaled_here) slots_.release();
       }

@@ -16,13 +16,11 @@ struct DecoderOptions {
   // "cpu", "auto" or "cuda": NVDEC through libavcodec's hwaccel where a CUDA device and the
   // codec allow, else CPU decode with one log line saying why (SPEC section 6).
   std::string device = "cpu";
-  // NVDEC frames stay in device memory (AV_PIX_FMT_CUDA) when true; else they are copied to
-  // host memory as yuv420p / yuv420p10le, what CPU decode gives. Only for consumers that take
-  // device frames (the CUDA duplicate detector and upscaler).
+  // NVDEC frames stay in device memory (AV_PIX_FMT_CUDA) when true, each copied out of the
+  // decoder's surface so that frames held downstream do not hold NVDEC's fixed surfaces; else
+  // they are copied to host memory as yuv420p / yuv420p10le, what CPU decode gives. Only for
+  // consumers that take device frames (the CUDA duplicate detector and upscaler).
   bool keep_on_device = false;
-  // Surfaces NVDEC adds to its pool for frames held downstream (the detector's window, the
-  // pre-load window, the workers) when keep_on_device.
-  int held_device_frames = 0;
   // Frames in a pixel format without a plain luma plane (rgb, bgra, pal8 from GIF, APNG or
   // WebP, packed YUV...) are converted once here (swscale) to the nearest format the duplicate
   // detector and upscalers read: yuv444p, yuva444p (alpha kept) or their 10-bit forms, and

@@ -18,6 +18,10 @@ class UpscaleWorker {
   // Upscales one frame; the result has the input's pixel format and colour properties and
   // is width*scale x height*scale. Throws upframe::Error.
   virtual Frame upscale(const Frame& input) = 0;
+  // As upscale(), but the result's pixels may still be in flight (the CUDA device path returns
+  // once the download of the finished frame is queued, so the next frame's work overlaps it):
+  // call wait_ready() on the result before reading its pixels. Default: upscale().
+  virtual Frame upscale_started(const Frame& input) { return upscale(input); }
   // Several frames at once (a backend that batches overrides this).
   virtual std::vector<Frame> upscale_batch(std::span<const Frame> inputs);
 };

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -244,13 +245,22 @@ struct CudaExecutor::Impl {
     stream = nullptr;
   }
 
+  // Weights in storage type T. fp16 holds magnitudes up to 65504: a larger weight would become
+  // infinity (and every output it touches NaN), so it is refused with the way out.
   template <typename T>
-  static std::vector<T> to_storage(const std::vector<float>& v) {
+  std::vector<T> to_storage(const std::vector<float>& v, const std::string& layer) const {
     if constexpr (std::is_same_v<T, float>) {
       return v;
     } else {
+      constexpr float kHalfMax = 65504.f;
       std::vector<T> out(v.size());
-      for (size_t i = 0; i < v.size(); ++i) out[i] = __float2half_rn(v[i]);
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (!(std::abs(v[i]) <= kHalfMax))
+          throw Error(graph.param_path, "layer " + layer + ": weight " + std::to_string(v[i]) +
+                                            " does not fit fp16 (at most 65504); use --precision "
+                                            "fp32");
+        out[i] = __float2half_rn(v[i]);
+      }
       return out;
     }
   }
@@ -270,8 +280,8 @@ struct CudaExecutor::Impl {
         case OpType::kConvolution:
         case OpType::kDeconvolution: {
           LayerParams p = activation_params(op.conv.activation, op.name);
-          p.weights =
-              upload_vector(to_storage<T>(op.conv.weights), "weights of " + op.name, stream);
+          p.weights = upload_vector(to_storage<T>(op.conv.weights, op.name),
+                                    "weights of " + op.name, stream);
           if (op.conv.bias_term) p.bias = upload_vector(op.conv.bias, "bias of " + op.name, stream);
           params[int(i)] = std::move(p);
           break;
@@ -686,7 +696,11 @@ struct CudaExecutor::Impl {
   }
 
   // The fastest algorithm (cuDNN's heuristics) whose workspace fits `limit`; for fp32 only ones
-  // that do not use tensor cores (TF32 would lose the fp32 accuracy).
+  // that do not use tensor cores (TF32 would lose the fp32 accuracy), run with CUDNN_FMA_MATH.
+  // A candidate counts only once cuDNN sizes its workspace, under the math type it will run
+  // with, within the limit: the heuristics' `memory` is an estimate for the candidate's own
+  // math type, and an algorithm the final descriptor does not support fails the size query
+  // here rather than the first convolution.
   void choose_algorithm(ConvState* st, bool fp16, cudnnMathType_t math_type, size_t limit,
                         const std::string& name) {
     int max_count = 0;
@@ -704,10 +718,14 @@ struct CudaExecutor::Impl {
       const bool tensor_ops = candidate.mathType == CUDNN_TENSOR_OP_MATH ||
                               candidate.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
       if (!fp16 && tensor_ops) continue;
+      check_cudnn(cudnnSetConvolutionMathType(st->conv.d, fp16 ? candidate.mathType : math_type),
+                  "set math type", name);
+      size_t bytes = 0;
+      if (cudnnGetConvolutionForwardWorkspaceSize(cudnn, st->x.d, st->w.d, st->conv.d, st->y.d,
+                                                  candidate.algo, &bytes) != CUDNN_STATUS_SUCCESS ||
+          bytes > limit)
+        continue;
       st->algo = candidate.algo;
-      if (fp16)
-        check_cudnn(cudnnSetConvolutionMathType(st->conv.d, candidate.mathType), "set math type",
-                    name);
       found = true;
     }
     if (!found) {

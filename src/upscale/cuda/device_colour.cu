@@ -10,6 +10,7 @@
 #include "core/cuda_check.hpp"
 #include "device_colour_math.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/model.hpp"
 
 namespace upframe::colour::cuda {
 
@@ -137,8 +138,14 @@ struct DeviceColour::Scratch {
       cudaFree(memory);
       memory = nullptr;
       capacity = 0;
-      check(cudaMalloc(reinterpret_cast<void**>(&memory), floats * sizeof(float)),
-            "allocating scratch memory");
+      const cudaError_t err = cudaMalloc(reinterpret_cast<void**>(&memory), floats * sizeof(float));
+      if (err == cudaErrorMemoryAllocation) {
+        // As the executor's buffers: the upscaler retries with a fresh worker and smaller tiles.
+        cudaGetLastError();
+        memory = nullptr;
+        throw nn::CudaOutOfMemory("the colour conversion's scratch memory", floats * sizeof(float));
+      }
+      check(err, "allocating scratch memory");
       capacity = floats;
     }
     return memory;
