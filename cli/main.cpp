@@ -16,6 +16,7 @@
 #include "upframe/log.hpp"
 #include "upframe/pipeline/batch.hpp"
 #include "upframe/pipeline/job.hpp"
+#include "scale_commands.hpp"
 
 namespace {
 
@@ -149,6 +150,8 @@ void print_batch_summary(const upframe::BatchResult& batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // plan, run-segment, join, submit, status: distributed jobs (cli/scale_commands.cpp).
+  if (int status = upframe::cli::run_scale_command(argc, argv); status >= 0) return status;
   CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->column_width(40);
