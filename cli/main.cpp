@@ -11,12 +11,12 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "scale_commands.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/log.hpp"
 #include "upframe/pipeline/batch.hpp"
 #include "upframe/pipeline/job.hpp"
-#include "scale_commands.hpp"
 
 namespace {
 

@@ -225,21 +225,21 @@ int run_scale_command(int argc, char** argv) {
         return 0;
       }
       for (const auto& seg : s["list"])
-        std::printf("segment %lld: %s, %lld/%lld frames%s\n", (long long)seg["index"].get<int64_t>(),
-                    seg["state"].get<std::string>().c_str(),
+        std::printf("segment %lld: %s, %lld/%lld frames%s\n",
+                    (long long)seg["index"].get<int64_t>(), seg["state"].get<std::string>().c_str(),
                     (long long)seg["frames_done"].get<int64_t>(),
                     (long long)seg["frames"].get<int64_t>(),
                     seg.contains("host") ? (" on " + seg["host"].get<std::string>()).c_str() : "");
-      std::printf("%lld/%lld segments done, %lld running, %lld missing; frames %lld/%lld; %.1f fps; "
-                  "ETA %s\n",
-                  (long long)s["segments_done"].get<int64_t>(),
-                  (long long)s["segments"].get<int64_t>(),
-                  (long long)s["segments_running"].get<int64_t>(),
-                  (long long)s["segments_missing"].get<int64_t>(),
-                  (long long)s["frames_done"].get<int64_t>(),
-                  (long long)s["frames_total"].get<int64_t>(), s["fps"].get<double>(),
-                  s["eta_s"].is_null() ? "unknown (no worker running)"
-                                       : (std::to_string(int(s["eta_s"].get<double>())) + "s").c_str());
+      std::printf(
+          "%lld/%lld segments done, %lld running, %lld missing; frames %lld/%lld; %.1f fps; "
+          "ETA %s\n",
+          (long long)s["segments_done"].get<int64_t>(), (long long)s["segments"].get<int64_t>(),
+          (long long)s["segments_running"].get<int64_t>(),
+          (long long)s["segments_missing"].get<int64_t>(),
+          (long long)s["frames_done"].get<int64_t>(), (long long)s["frames_total"].get<int64_t>(),
+          s["fps"].get<double>(),
+          s["eta_s"].is_null() ? "unknown (no worker running)"
+                               : (std::to_string(int(s["eta_s"].get<double>())) + "s").c_str());
       return 0;
     });
   }

@@ -95,7 +95,8 @@ namespace {
 
 // The best video stream that is not cover art; -1 if none.
 int best_video_stream(const AVFormatContext* fmt) {
-  int index = av_find_best_stream(const_cast<AVFormatContext*>(fmt), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  int index = av_find_best_stream(const_cast<AVFormatContext*>(fmt), AVMEDIA_TYPE_VIDEO, -1, -1,
+                                  nullptr, 0);
   if (index >= 0 && (fmt->streams[index]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
     index = -1;
     for (unsigned i = 0; i < fmt->nb_streams; ++i) {
@@ -417,9 +418,10 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
     // To the keyframe at or before the start; frames before it are dropped in next().
     err = av_seek_frame(fmt, index, *d.start_pts, AVSEEK_FLAG_BACKWARD);
     if (err < 0)
-      spdlog::info("{}: cannot seek to pts {} ({}): decoding from the start and dropping the "
-                   "frames before it",
-                   d.path, *d.start_pts, av_error_string(err));
+      spdlog::info(
+          "{}: cannot seek to pts {} ({}): decoding from the start and dropping the "
+          "frames before it",
+          d.path, *d.start_pts, av_error_string(err));
     else
       avcodec_flush_buffers(ctx);
   }
@@ -439,7 +441,8 @@ VideoPacketIndex index_video_packets(const std::filesystem::path& path) {
   for (;;) {
     const int err = av_read_frame(fmt, packet.get());
     if (err == AVERROR_EOF) break;
-    if (err < 0) throw Error(name, "cannot read (truncated or damaged file?): " + av_error_string(err));
+    if (err < 0)
+      throw Error(name, "cannot read (truncated or damaged file?): " + av_error_string(err));
     if (packet->stream_index == index) {
       const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
       if (pts == AV_NOPTS_VALUE)

@@ -18,11 +18,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -57,8 +57,7 @@ std::string host_name() {
 }
 
 double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // Writes `text` to `path` under a temporary name, synced, then renamed into place.
@@ -134,14 +133,18 @@ struct Resolved {
   OutputPlan plan;
   json options;
 };
+void require_video_output(const OutputPlan& plan) {
+  if (plan.kind != OutputKind::kVideo)
+    throw UsageError(plan.path.string(),
+                     "a distributed job writes video files: frames folders, images, animations "
+                     "and -o /dev/null are not supported");
+}
+
 Resolved resolve(const Settings& s, const VideoInfo& info) {
   Resolved r;
   r.upscaler = pipeline::create_upscaler(s);
   r.plan = plan_output(s, r.upscaler->scale());
-  if (r.plan.kind != OutputKind::kVideo)
-    throw UsageError(r.plan.path.string(),
-                     "a distributed job writes video files: frames folders, images, animations "
-                     "and -o /dev/null are not supported");
+  require_video_output(r.plan);
   const std::string encoder = resolve_encoder(s.encoder, info.bit_depth, r.plan.path);
   if (!container_accepts_encoder(r.plan.path, encoder))
     throw UsageError(r.plan.path.string(), container_refusal(r.plan.path, encoder));
@@ -172,7 +175,8 @@ std::vector<int64_t> segment_starts(const VideoPacketIndex& index, const PlanOpt
     for (int64_t key : keys) {
       const int64_t at = std::lower_bound(frames.begin(), frames.end(), key) - frames.begin();
       if (at <= 0) continue;  // the first segment starts at the first frame anyway
-      if (std::llabs(at - target) < best_distance) best = key, best_distance = std::llabs(at - target);
+      if (std::llabs(at - target) < best_distance)
+        best = key, best_distance = std::llabs(at - target);
     }
     if (best >= 0 && (starts.empty() || best > starts.back())) starts.push_back(best);
   }
@@ -239,27 +243,25 @@ std::string segment_problem(const json& segment, const json& file) {
   return {};
 }
 
-// Whether the first frame at or after `start` repeats the frame just before it, as the
-// detector of a one-process run without a segment start there would find: the duplicate a
-// segment start costs (it is upscaled and encoded as a unique frame).
-bool start_repeats_previous(const Settings& s, const json& segment) {
+// Whether a one-process run without a segment start here would find the segment's first frame
+// a duplicate: the duplicate the start costs (that frame is upscaled and encoded as unique).
+// Estimated by running the detector from the keyframe before the start: exact unless a run of
+// duplicates reaches further back than that keyframe.
+bool start_costs_duplicate(const Settings& s, const json& segment) {
   DecoderOptions o;
   o.luma_frames = true;
   o.start_pts = segment["lookback_pts"].get<int64_t>();
+  o.end_pts =
+      segment["end_pts"].is_null() ? std::optional<int64_t>() : segment["end_pts"].get<int64_t>();
   const int64_t start = segment["start_pts"].get<int64_t>();
   VideoDecoder decoder(s.input, o);
-  std::optional<Frame> previous;
-  while (std::optional<Frame> frame = decoder.next()) {
-    if (frame->pts() < start) {
-      previous = std::move(frame);
-      continue;
-    }
-    if (!previous) return false;
-    dedup::DuplicateDetector detector(detector_options(s, decoder.info()));
-    detector.classify(0, *previous);
-    return detector.classify(1, *frame).duplicate;
+  dedup::DuplicateDetector detector(detector_options(s, decoder.info()));
+  for (int64_t index = 0;; ++index) {
+    std::optional<Frame> frame = decoder.next();
+    if (!frame) return false;
+    const bool duplicate = detector.classify(index, *frame).duplicate;
+    if (frame->pts() >= start) return duplicate;
   }
-  return false;
 }
 
 std::string shell_quote(const std::string& word) {
@@ -291,8 +293,7 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
     const int scale = pipeline::create_upscaler(settings)->scale();
     for (const BatchItem& item : plan_batch(settings, scale)) {
       if (is_image_path(item.input) && !is_video_path(item.input)) {
-        spdlog::info("{}: an image, not planned (run it with plain upframe)",
-                     item.input.string());
+        spdlog::info("{}: an image, not planned (run it with plain upframe)", item.input.string());
         continue;
       }
       items.emplace_back(fs::absolute(item.input), fs::absolute(item.output));
@@ -300,17 +301,17 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
     if (items.empty()) throw UsageError(settings.input.string(), "no video to plan in the folder");
   } else {
     pipeline::check_input(settings.input);
-    Settings one = settings;
-    const int scale = pipeline::create_upscaler(settings)->scale();
-    items.emplace_back(fs::absolute(settings.input), fs::absolute(plan_output(one, scale).path));
+    const OutputPlan plan = plan_output(settings, pipeline::create_upscaler(settings)->scale());
+    require_video_output(plan);
+    items.emplace_back(fs::absolute(settings.input), fs::absolute(plan.path));
   }
 
   fs::path job = options.job_folder;
   if (job.empty()) {
-    fs::path out = folder ? fs::absolute(settings.output.empty()
-                                             ? fs::path(items.front().second).parent_path()
-                                             : settings.output)
-                          : items.front().second;
+    fs::path out =
+        folder ? fs::absolute(settings.output.empty() ? fs::path(items.front().second).parent_path()
+                                                      : settings.output)
+               : items.front().second;
     if (!out.has_filename()) out = out.parent_path();
     job = out;
     job += ".upframe-job";
@@ -318,15 +319,22 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
   job = fs::absolute(job).lexically_normal();
   if (fs::exists(job, ec)) {
     if (!settings.overwrite)
-      throw UsageError(job.string(), "a job folder exists here: use -y to plan again (its "
-                                     "segments are removed), or --job-folder elsewhere");
+      throw UsageError(job.string(),
+                       "a job folder exists here: use -y to plan again (its "
+                       "segments are removed), or --job-folder elsewhere");
     fs::remove_all(job, ec);
     if (ec) throw Error(job.string(), "cannot remove the old job folder: " + ec.message());
   }
 
   json carried = json::object();
-  for (const SettingSpec& spec : setting_specs())
-    if (!kLocalSettings.count(spec.key)) carried[spec.key] = get_setting(settings, spec.key);
+  // The settings given (those that differ from the defaults); the workers start from the
+  // defaults too.
+  const Settings defaults;
+  for (const SettingSpec& spec : setting_specs()) {
+    const std::string value = get_setting(settings, spec.key);
+    if (!kLocalSettings.count(spec.key) && value != get_setting(defaults, spec.key))
+      carried[spec.key] = value;
+  }
 
   json files = json::array(), segments = json::array();
   for (size_t f = 0; f < items.size(); ++f) {
@@ -354,15 +362,16 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
     for (size_t k = 0; k <= starts.size(); ++k) {
       json start = k == 0 ? json() : json(starts[k - 1]);
       json end = k == starts.size() ? json() : json(starts[k]);
-      const auto from = k == 0 ? index.pts.begin()
-                               : std::lower_bound(index.pts.begin(), index.pts.end(), starts[k - 1]);
+      const auto from = k == 0
+                            ? index.pts.begin()
+                            : std::lower_bound(index.pts.begin(), index.pts.end(), starts[k - 1]);
       const auto to = k == starts.size()
                           ? index.pts.end()
                           : std::lower_bound(index.pts.begin(), index.pts.end(), starts[k]);
       json lookback;  // the keyframe before the start: where the frame before it is decoded from
       if (k > 0) {
-        auto key = std::lower_bound(index.keyframe_pts.begin(), index.keyframe_pts.end(),
-                                    starts[k - 1]);
+        auto key =
+            std::lower_bound(index.keyframe_pts.begin(), index.keyframe_pts.end(), starts[k - 1]);
         lookback = key == index.keyframe_pts.begin() ? json(index.pts.front()) : json(*(key - 1));
       }
       const int64_t number = int64_t(segments.size());
@@ -384,12 +393,9 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
     files.push_back(file);
   }
 
-  const json manifest = {{"kind", kManifestKind},
-                         {"version", kManifestVersion},
-                         {"job_folder", job.string()},
-                         {"created", int64_t(now_seconds())},
-                         {"settings", carried},
-                         {"files", files},
+  const json manifest = {{"kind", kManifestKind},      {"version", kManifestVersion},
+                         {"job_folder", job.string()}, {"created", int64_t(now_seconds())},
+                         {"settings", carried},        {"files", files},
                          {"segments", segments}};
   fs::create_directories(job, ec);
   if (ec) throw Error(job.string(), "cannot create the job folder: " + ec.message());
@@ -418,9 +424,9 @@ SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
   const json m = load_manifest(manifest_path);
   const json& segments = m["segments"];
   if (index < 0 || index >= int64_t(segments.size()))
-    throw UsageError(manifest_path.string(),
-                     "segment index " + std::to_string(index) + " is outside 0.." +
-                         std::to_string(int64_t(segments.size()) - 1));
+    throw UsageError(manifest_path.string(), "segment index " + std::to_string(index) +
+                                                 " is outside 0.." +
+                                                 std::to_string(int64_t(segments.size()) - 1));
   const json& segment = segments[size_t(index)];
   const json& file = m["files"][segment["file"].get<size_t>()];
   Settings s = settings_of(m, file, manifest_path);
@@ -487,8 +493,8 @@ SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
                   where + ": decoded " + std::to_string(result.stats.total_frames) +
                       " frames, the plan expects " + std::to_string(range.frames),
                   ExitCode::kProcessingFailed, "decode");
-    const bool start_cost =
-        s.skip_duplicates && !segment["lookback_pts"].is_null() && start_repeats_previous(s, segment);
+    const bool start_cost = s.skip_duplicates && !segment["lookback_pts"].is_null() &&
+                            start_costs_duplicate(s, segment);
     const json record = {{"index", index},
                          {"frames", result.stats.total_frames},
                          {"unique", result.stats.unique_frames},
@@ -509,8 +515,8 @@ SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
         fs::remove(files.running, ec);
         return {SegmentOutcome::kTakenByOtherWorker, {}};
       }
-      throw Error(files.upseg.string(), std::string("cannot name the segment: ") +
-                                            std::strerror(error));
+      throw Error(files.upseg.string(),
+                  std::string("cannot name the segment: ") + std::strerror(error));
     }
     fs::remove(work, ec);
     write_atomically(files.record, record.dump(2) + "\n");
@@ -540,8 +546,8 @@ nlohmann::json join_job(const fs::path& manifest_path, const fs::path& stats_fil
     const std::string problem = segment_problem(segment, file);
     if (!problem.empty())
       problems.push_back("segment " + std::to_string(segment["index"].get<int64_t>()) + " (" +
-                         fs::path(segment["path"].get<std::string>()).filename().string() +
-                         ") " + problem);
+                         fs::path(segment["path"].get<std::string>()).filename().string() + ") " +
+                         problem);
   }
   if (!problems.empty()) {
     std::string text;
@@ -550,8 +556,11 @@ nlohmann::json join_job(const fs::path& manifest_path, const fs::path& stats_fil
   }
 
   const auto start = pipeline::Clock::now();
-  json totals = {{"frames", 0},           {"unique_frames", 0},   {"duplicate_frames", 0},
-                 {"segment_start_duplicates_lost", 0}, {"segment_seconds", 0.0}};
+  json totals = {{"frames", 0},
+                 {"unique_frames", 0},
+                 {"duplicate_frames", 0},
+                 {"segment_start_duplicates_lost", 0},
+                 {"segment_seconds", 0.0}};
   json outputs = json::array();
   for (const json& file : m["files"]) {
     Settings s = settings_of(m, file, manifest_path);
@@ -562,7 +571,9 @@ nlohmann::json join_job(const fs::path& manifest_path, const fs::path& stats_fil
     pipeline::check_output(plan, s.input, s.overwrite);
     std::vector<fs::path> parts;
     const int64_t first = file["first_segment"].get<int64_t>();
-    json per_file = {{"frames", 0}, {"unique_frames", 0}, {"duplicate_frames", 0},
+    json per_file = {{"frames", 0},
+                     {"unique_frames", 0},
+                     {"duplicate_frames", 0},
                      {"segment_start_duplicates_lost", 0}};
     for (int64_t k = first; k < first + file["segments"].get<int64_t>(); ++k) {
       const json& segment = m["segments"][size_t(k)];
@@ -589,10 +600,11 @@ nlohmann::json join_job(const fs::path& manifest_path, const fs::path& stats_fil
     const VideoInfo info = VideoDecoder(s.input).info();
     for (const std::string& note : join_video_segments(plan.path, parts, info, vo))
       spdlog::info("{}", note);
-    spdlog::info("{}: joined {} segment(s), {} frames; segment starts cost {} duplicate(s) "
-                 "against a one-process run",
-                 plan.path.string(), parts.size(), per_file["frames"].get<int64_t>(),
-                 per_file["segment_start_duplicates_lost"].get<int64_t>());
+    spdlog::info(
+        "{}: joined {} segment(s), {} frames; segment starts cost {} duplicate(s) "
+        "against a one-process run",
+        plan.path.string(), parts.size(), per_file["frames"].get<int64_t>(),
+        per_file["segment_start_duplicates_lost"].get<int64_t>());
     per_file["input"] = file["input"];
     per_file["output"] = plan.path.string();
     per_file["segments"] = parts.size();
@@ -683,13 +695,14 @@ SlurmScripts write_slurm_scripts(const fs::path& manifest_path, const SlurmOptio
       (options.max_running > 0 ? "%" + std::to_string(options.max_running) : std::string()) +
       "\n#SBATCH --output=" + (job / "logs" / "segment_%a.log").string() + "\n" + segment_lines +
       "exec " + shell_quote(program) + " run-segment " + shell_quote(manifest.string()) + "\n";
-  scripts.join_text = "#!/bin/sh\n"
-                      "# upframe: joins the segments once every array task succeeded (afterok).\n"
-                      "#SBATCH --job-name=upframe-join\n"
-                      "#SBATCH --output=" +
-                      (job / "logs" / "join.log").string() + "\n" + common + "exec " +
-                      shell_quote(program) + " join " + shell_quote(manifest.string()) +
-                      " --stats " + shell_quote((job / "stats.json").string()) + "\n";
+  scripts.join_text =
+      "#!/bin/sh\n"
+      "# upframe: joins the segments once every array task succeeded (afterok).\n"
+      "#SBATCH --job-name=upframe-join\n"
+      "#SBATCH --output=" +
+      (job / "logs" / "join.log").string() + "\n" + common + "exec " + shell_quote(program) +
+      " join " + shell_quote(manifest.string()) + " --stats " +
+      shell_quote((job / "stats.json").string()) + "\n";
   std::error_code ec;
   fs::create_directories(job / "slurm", ec);
   write_atomically(scripts.segments, scripts.segments_text);
@@ -719,9 +732,9 @@ std::string run_sbatch(const std::string& command, const fs::path& script) {
 std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts) {
   const std::string array =
       run_sbatch("sbatch --parsable " + shell_quote(scripts.segments.string()), scripts.segments);
-  const std::string join = run_sbatch("sbatch --parsable --dependency=afterok:" + array + " " +
-                                          shell_quote(scripts.join.string()),
-                                      scripts.join);
+  const std::string join = run_sbatch(
+      "sbatch --parsable --dependency=afterok:" + array + " " + shell_quote(scripts.join.string()),
+      scripts.join);
   return {array, join};
 }
 
@@ -760,7 +773,8 @@ std::pair<fs::path, std::string> write_kubernetes_manifest(const fs::path& manif
   auto pod = [&](const std::string& args, bool gpu) {
     std::string volume =
         options.claim.empty()
-            ? "        - name: shared\n          hostPath:\n            path: " + quoted(mount) + "\n"
+            ? "        - name: shared\n          hostPath:\n            path: " + quoted(mount) +
+                  "\n"
             : "        - name: shared\n          persistentVolumeClaim:\n            claimName: " +
                   quoted(options.claim) + "\n";
     std::string resources;

@@ -344,7 +344,6 @@ int count_lines_with(const std::string& text, const std::string& needle) {
   return n;
 }
 
-
 // Checks that a finished job run again with --resume says it is already complete (one info
 // line), exits 0, does no work and leaves the output as it was (same bytes, same time).
 void expect_already_complete(const fs::path& in, const fs::path& out,

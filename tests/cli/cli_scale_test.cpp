@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -21,8 +22,7 @@ namespace {
 using namespace std::chrono_literals;
 
 // `frames` frames drawn on threes (each picture held 3 frames, exact through lossless x264)
-// with a keyframe every `keyint` frames and an audio track. With keyint 10 the segment starts
-// 10 and 20 fall inside a held picture (each costs one duplicate), 30 does not.
+// with a keyframe every `keyint` frames and an audio track.
 fs::path make_clip(const fs::path& dir, const std::string& size, int frames, int keyint) {
   fs::path in = dir / "in.mkv";
   auto r = run_command(
@@ -37,13 +37,18 @@ fs::path make_clip(const fs::path& dir, const std::string& size, int frames, int
 
 const std::string kOptions = " --model lanczos --quiet";
 
-// The one-process run cutting at the same frames.
+// The one-process run cutting at the same frames (its stats in OUT.json).
 fs::path one_process_run(const fs::path& in, const fs::path& dir, int segment_frames) {
-  const fs::path out = dir / "reference.mkv";
-  auto r = run_cli(quote(in.string()) + " -o " + quote(out.string()) + kOptions +
-                   " --segment-frames " + std::to_string(segment_frames));
+  const fs::path out = dir / ("reference_" + std::to_string(segment_frames) + ".mkv");
+  auto r =
+      run_cli(quote(in.string()) + " -o " + quote(out.string()) + kOptions + " --segment-frames " +
+              std::to_string(segment_frames) + " --stats " + quote(out.string() + ".json"));
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
   return out;
+}
+
+int64_t unique_frames_of(const fs::path& run) {
+  return nlohmann::json::parse(read_file(run.string() + ".json"))["unique_frames"].get<int64_t>();
 }
 
 fs::path plan(const fs::path& in, const fs::path& out, int segments) {
@@ -93,12 +98,14 @@ TEST(Scale, PlanCutsAtKeyframes) {
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
   EXPECT_NE(r.stderr_text.find("4 keyframe-aligned segment(s), not 9"), std::string::npos)
       << r.stderr_text;
-  // --segment-seconds: 40 frames at 24 fps in 0.5 s pieces, at the nearest keyframes.
+  // --segment-seconds: 40 frames at 24 fps cut every 0.4 s (9.6 frames) at the nearest
+  // keyframes: 10, 20, 30 (38.4 falls nearest to 30 again).
   r = run_cli("plan " + quote(in.string()) + " -o " + quote((dir / "c.mkv").string()) +
-              " --model lanczos --segment-seconds 0.8");
+              " --model lanczos --segment-seconds 0.4");
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
   const auto c = nlohmann::json::parse(read_file(dir / "c.mkv.upframe-job" / "manifest.json"));
-  EXPECT_EQ(c["segments"].size(), 2u);  // 0.8 s = 19.2 frames: the keyframe at 20
+  ASSERT_EQ(c["segments"].size(), 4u);
+  for (int k = 0; k < 4; ++k) EXPECT_EQ(c["segments"][k]["first_frame"], 10 * k) << k;
 
   // Bad input and options: one error line, status 2, no job folder.
   r = run_cli("plan " + quote((dir / "missing.mkv").string()) + " --segments 2");
@@ -120,8 +127,8 @@ TEST(Scale, PlanCutsAtKeyframes) {
       << r.stderr_text;
   EXPECT_FALSE(fs::exists(dir / "d.mkv.upframe-job"));
   // An existing job folder is kept unless -y.
-  r = run_cli("plan " + quote(in.string()) + " -o " + quote((dir / "out.mkv").string()) +
-              kOptions + " --segments 4");
+  r = run_cli("plan " + quote(in.string()) + " -o " + quote((dir / "out.mkv").string()) + kOptions +
+              " --segments 4");
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_NE(r.stderr_text.find("a job folder exists here"), std::string::npos);
 }
@@ -150,11 +157,15 @@ TEST(Scale, ShellLoopEqualsOneProcessRun) {
   const auto stats = nlohmann::json::parse(read_file(dir / "stats.json"));
   EXPECT_EQ(stats["totals"]["frames"], 40);
   EXPECT_EQ(stats["totals"]["segments"], 4);
-  // Starts 10 and 20 fall inside a held picture, 30 at a new one.
-  EXPECT_EQ(stats["totals"]["segment_start_duplicates_lost"], 2);
-  EXPECT_EQ(stats["totals"]["unique_frames"].get<int>() +
-                stats["totals"]["duplicate_frames"].get<int>(),
-            40);
+  EXPECT_EQ(stats["totals"]["unique_frames"], unique_frames_of(reference));
+  EXPECT_EQ(
+      stats["totals"]["unique_frames"].get<int>() + stats["totals"]["duplicate_frames"].get<int>(),
+      40);
+  // What the segment starts cost: the unique frames a one-process run without them has fewer.
+  const fs::path whole = one_process_run(in, dir, 1000);
+  const int64_t cost = unique_frames_of(reference) - unique_frames_of(whole);
+  EXPECT_GT(cost, 0);
+  EXPECT_EQ(stats["totals"]["segment_start_duplicates_lost"], cost);
 }
 
 TEST(Scale, RunSegmentIsIdempotentAndChecksThePlan) {
@@ -210,9 +221,7 @@ TEST(Scale, RunSegmentIsIdempotentAndChecksThePlan) {
   // Other settings on the worker than in the plan, a changed input: refused, nothing written.
   auto m = nlohmann::json::parse(read_file(manifest));
   m["settings"]["crf"] = "30";
-  {
-    std::ofstream(job / "other.json") << m.dump();
-  }
+  { std::ofstream(job / "other.json") << m.dump(); }
   r = run_cli("run-segment " + quote((job / "other.json").string()) + " --index 0");
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_NE(r.stderr_text.find("crf was 18, now 30"), std::string::npos) << r.stderr_text;
@@ -288,9 +297,7 @@ assert seg["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["
 assert join["spec"]["template"]["spec"]["containers"][0]["command"][:4] == ["upframe", "join", sys.argv[2], "--wait"]
 print("ok")
 )";
-  {
-    std::ofstream(dir / "check.py") << check;
-  }
+  { std::ofstream(dir / "check.py") << check; }
   r = run_command("/usr/bin/python3 " + quote((dir / "check.py").string()) + " " +
                   quote(yaml.string()) + " " + quote(fs::absolute(manifest).string()) + " " +
                   quote(fs::absolute(in).string()));
@@ -324,8 +331,8 @@ TEST(Scale, SlurmJobArrayEqualsOneProcessRun) {
 
   const pid_t worker = fork();
   if (worker == 0) {
-    execl(cli_path().c_str(), "upframe", "run-segment", manifest.c_str(), "--index", "1",
-          "--quiet", static_cast<char*>(nullptr));
+    execl(cli_path().c_str(), "upframe", "run-segment", manifest.c_str(), "--index", "1", "--quiet",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   const auto start = std::chrono::steady_clock::now();

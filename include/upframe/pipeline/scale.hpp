@@ -22,8 +22,8 @@ inline constexpr int kManifestVersion = 1;
 inline constexpr const char* kManifestName = "manifest.json";
 
 struct PlanOptions {
-  int segments = 0;              // > 0: this many segments per file (fewer if it has fewer keyframes)
-  double segment_seconds = 0;    // > 0: segments of about this length
+  int segments = 0;            // > 0: this many segments per file (fewer if it has fewer keyframes)
+  double segment_seconds = 0;  // > 0: segments of about this length
   std::filesystem::path job_folder;  // empty: OUTPUT.upframe-job beside the output
 };
 
@@ -39,8 +39,8 @@ std::filesystem::path plan_job(const Settings& settings, const PlanOptions& opti
 std::optional<int64_t> index_from_environment();
 
 enum class SegmentOutcome {
-  kDone,              // upscaled and written by this call
-  kAlreadyDone,       // finished earlier: nothing to do
+  kDone,               // upscaled and written by this call
+  kAlreadyDone,        // finished earlier: nothing to do
   kTakenByOtherWorker  // another worker holds it (or finished it first): nothing written
 };
 struct SegmentResult {
@@ -73,19 +73,19 @@ struct SlurmOptions {
   std::string partition;
   std::string gres;  // e.g. gpu:1
   int cpus_per_task = 0;
-  std::string mem;   // e.g. 8G
-  std::string time;  // e.g. 02:00:00
-  int max_running = 0;  // %N on the array: at most N segments at once
+  std::string mem;                 // e.g. 8G
+  std::string time;                // e.g. 02:00:00
+  int max_running = 0;             // %N on the array: at most N segments at once
   std::vector<std::string> extra;  // more #SBATCH lines, e.g. "--account=X"
-  std::string upframe;  // the program the jobs run (default: this one)
+  std::string upframe;             // the program the jobs run (default: this one)
 };
 struct KubernetesOptions {
   std::string image = "upframe:latest";
   std::string claim;  // the PersistentVolumeClaim holding the input, job folder and output
-  std::filesystem::path mount;  // where it is mounted (the same path on every node); default:
-                                // the folder holding the input, job folder and output
-  int parallelism = 0;          // pods at once (default: every segment)
-  std::string name;             // Job name prefix (default: upframe-<job folder's name>)
+  std::filesystem::path mount;      // where it is mounted (the same path on every node); default:
+                                    // the folder holding the input, job folder and output
+  int parallelism = 0;              // pods at once (default: every segment)
+  std::string name;                 // Job name prefix (default: upframe-<job folder's name>)
   std::string upframe = "upframe";  // the program inside the image
   std::string gpu;                  // e.g. "1": nvidia.com/gpu limit
 };
@@ -95,7 +95,8 @@ struct SlurmScripts {
   std::string segments_text, join_text;
 };
 // Writes the array script (one task per segment) and the join script into JOB/slurm/.
-SlurmScripts write_slurm_scripts(const std::filesystem::path& manifest, const SlurmOptions& options);
+SlurmScripts write_slurm_scripts(const std::filesystem::path& manifest,
+                                 const SlurmOptions& options);
 // Submits them with sbatch (the join with --dependency=afterok on the array); returns the two
 // job ids. Throws Error with sbatch's message when it fails.
 std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts);
