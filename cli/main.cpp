@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "report_error.hpp"
 #include "scale_commands.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
@@ -235,11 +236,7 @@ int main(int argc, char** argv) {
     if (!settings.quiet && !settings.progress_json && !stats.already_complete) print_summary(stats);
     return 0;
   } catch (const upframe::Error& e) {
-    if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)
-      std::fprintf(stderr, "upframe: interrupted\n");
-    else
-      print_error(e.what());
-    return int(e.code());
+    return upframe::cli::report_error(e);
   } catch (const std::exception& e) {
     print_error(std::string(input) + ": " + e.what());
     return int(ExitCode::kProcessingFailed);

@@ -2,6 +2,8 @@
 // upframe::scale (src/pipeline/scale.cpp).
 #include "scale_commands.hpp"
 
+#include "report_error.hpp"
+
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -128,11 +130,7 @@ int guarded(const std::function<int()>& body) {
   try {
     return body();
   } catch (const Error& e) {
-    if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)
-      std::fprintf(stderr, "upframe: interrupted\n");
-    else
-      print_error(e.what());
-    return int(e.code());
+    return report_error(e);
   } catch (const std::exception& e) {
     print_error(e.what());
     return int(ExitCode::kProcessingFailed);

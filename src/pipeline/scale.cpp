@@ -343,6 +343,8 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
     s.output = items[f].second;
     VideoInfo info = VideoDecoder(s.input).info();
     Resolved r = resolve(s, info);
+    // A folder's outputs keep its sub-folders, made here as a batch makes them.
+    if (folder) fs::create_directories(r.plan.path.parent_path(), ec);
     pipeline::check_output(r.plan, s.input, s.overwrite);
     const VideoPacketIndex index = index_video_packets(s.input);
     const std::vector<int64_t> starts = segment_starts(index, options);
