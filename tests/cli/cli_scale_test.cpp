@@ -168,6 +168,11 @@ TEST(Scale, ShellLoopEqualsOneProcessRun) {
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   nlohmann::json status = status_of(manifest);
   EXPECT_EQ(status["segments_done"], 4);
+  r = run_cli("status " + quote(manifest.string()));
+  EXPECT_NE(r.stdout_text.find("segment 3: done, 10/10 frames\n4/4 segments done, 0 running, 0 "
+                               "missing; frames 40/40"),
+            std::string::npos)
+      << r.stdout_text;
   EXPECT_EQ(status["frames_done"], 40);
   EXPECT_EQ(status["eta_s"], 0.0);
   r = run_cli("join " + quote(manifest.string()) + " --stats " +
@@ -374,6 +379,16 @@ print("ok")
                   quote(fs::absolute(in).string()));
   EXPECT_EQ(r.exit_status, 0) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.stdout_text, "ok\n");
+
+  // --slurm --print: the scripts on stdout, nothing submitted (no cluster here: sbatch would
+  // fail).
+  r = run_command("SLURM_CONF=/nonexistent " + quote(cli_path().string()) + " submit " +
+                  quote(manifest.string()) + " --slurm --print --gres gpu:1 --max-running 2");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  for (const std::string line : {"#SBATCH --array=0-3%2\n", "#SBATCH --gres=gpu:1\n",
+                                 " run-segment " + quote(fs::absolute(manifest).string()) + "\n",
+                                 " join " + quote(fs::absolute(manifest).string())})
+    EXPECT_NE(r.stdout_text.find(line), std::string::npos) << line << r.stdout_text;
 }
 
 // A real one-node Slurm cluster (slurmctld, slurmd and munged on 127.0.0.1, started and stopped
