@@ -289,8 +289,13 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
 
   // Every video of the job, with its output.
   std::vector<std::pair<fs::path, fs::path>> items;
+  fs::path output_root;  // a folder input's output folder (plan_batch's default)
   if (folder) {
     const int scale = pipeline::create_upscaler(settings)->scale();
+    const fs::path clean =
+        settings.input.filename().empty() ? settings.input.parent_path() : settings.input;
+    output_root = settings.output.empty() ? fs::path(clean.string() + "_x" + std::to_string(scale))
+                                          : settings.output;
     for (const BatchItem& item : plan_batch(settings, scale)) {
       if (is_image_path(item.input) && !is_video_path(item.input)) {
         spdlog::info("{}: an image, not planned (run it with plain upframe)", item.input.string());
@@ -308,10 +313,7 @@ fs::path plan_job(const Settings& settings, const PlanOptions& options) {
 
   fs::path job = options.job_folder;
   if (job.empty()) {
-    fs::path out =
-        folder ? fs::absolute(settings.output.empty() ? fs::path(items.front().second).parent_path()
-                                                      : settings.output)
-               : items.front().second;
+    fs::path out = fs::absolute(folder ? output_root : items.front().second);
     if (!out.has_filename()) out = out.parent_path();
     job = out;
     job += ".upframe-job";

@@ -299,7 +299,7 @@ TEST(Scale, FolderInputPlansEveryVideo) {
   const fs::path videos = dir / "videos";
   fs::create_directories(videos / "a");
   fs::rename(make_clip(dir, "64x36", 20, 10), videos / "a" / "one.mkv");
-  fs::rename(make_clip(dir, "48x32", 30, 10), videos / "two.mkv");
+  fs::rename(make_clip(dir, "48x32", 20, 10), videos / "two.mkv");
   auto r = run_command("ffmpeg -v error -f lavfi -i testsrc2=size=32x32 -frames:v 1 " +
                        quote((videos / "still.png").string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
@@ -385,9 +385,10 @@ print("ok")
   r = run_command("SLURM_CONF=/nonexistent " + quote(cli_path().string()) + " submit " +
                   quote(manifest.string()) + " --slurm --print --gres gpu:1 --max-running 2");
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-  for (const std::string line : {"#SBATCH --array=0-3%2\n", "#SBATCH --gres=gpu:1\n",
-                                 " run-segment " + quote(fs::absolute(manifest).string()) + "\n",
-                                 " join " + quote(fs::absolute(manifest).string())})
+  for (const std::string& line :
+       std::vector<std::string>{"#SBATCH --array=0-3%2\n", "#SBATCH --gres=gpu:1\n",
+                                " run-segment " + quote(fs::absolute(manifest).string()) + "\n",
+                                " join " + quote(fs::absolute(manifest).string())})
     EXPECT_NE(r.stdout_text.find(line), std::string::npos) << line << r.stdout_text;
 }
 

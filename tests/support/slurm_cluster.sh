@@ -10,6 +10,12 @@ action=$1
 dir=$2
 
 stop() {
+  # Jobs of this cluster still running (a test that failed part way) go first: their steps
+  # outlive slurmd.
+  if [ -s "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    SLURM_CONF="$dir/slurm.conf" scancel --full --user="$(id -un)" 2>/dev/null || true
+    sleep 1
+  fi
   for name in slurmd slurmctld munged; do
     pidfile="$dir/$name.pid"
     [ -s "$pidfile" ] || continue
