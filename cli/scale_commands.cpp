@@ -258,7 +258,9 @@ int run_scale_command(int argc, char** argv) {
   app.add_option("--max-running", so.max_running, "at most N segments at once (array %N)")
       ->type_name("N");
   app.add_option("--sbatch", so.extra, "another #SBATCH line, e.g. --sbatch=--account=A")
-      ->type_name("ARG");
+      ->type_name("ARG")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--upframe", so.upframe, "the upframe program the jobs run [default: this one]")
       ->type_name("PATH");
   app.add_option("--image", ko.image, "Kubernetes: container image")

@@ -383,12 +383,13 @@ print("ok")
   // --slurm --print: the scripts on stdout, nothing submitted (no cluster here: sbatch would
   // fail).
   r = run_command("SLURM_CONF=/nonexistent " + quote(cli_path().string()) + " submit " +
-                  quote(manifest.string()) + " --slurm --print --gres gpu:1 --max-running 2");
+                  quote(manifest.string()) +
+                  " --slurm --print --gres gpu:1 --max-running 2 --sbatch=--account=A");
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-  for (const std::string& line :
-       std::vector<std::string>{"#SBATCH --array=0-3%2\n", "#SBATCH --gres=gpu:1\n",
-                                " run-segment " + quote(fs::absolute(manifest).string()) + "\n",
-                                " join " + quote(fs::absolute(manifest).string())})
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --array=0-3%2\n", "#SBATCH --gres=gpu:1\n", "#SBATCH --account=A\n",
+           " run-segment " + quote(fs::absolute(manifest).string()) + "\n",
+           " join " + quote(fs::absolute(manifest).string())})
     EXPECT_NE(r.stdout_text.find(line), std::string::npos) << line << r.stdout_text;
 }
 
