@@ -157,6 +157,8 @@ int main(int argc, char** argv) {
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");
+  app.footer(
+      "Distributed jobs: upframe plan | run-segment | join | submit | status (docs/SCALE.md)");
   std::string input, config_file;
   app.add_option("input", input, "input video or image, or a folder of them")
       ->required()
