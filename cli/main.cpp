@@ -11,6 +11,8 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "report_error.hpp"
+#include "scale_commands.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/log.hpp"
@@ -149,10 +151,14 @@ void print_batch_summary(const upframe::BatchResult& batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // plan, run-segment, join, submit, status: distributed jobs (cli/scale_commands.cpp).
+  if (int status = upframe::cli::run_scale_command(argc, argv); status >= 0) return status;
   CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");
+  app.footer(
+      "Distributed jobs: upframe plan | run-segment | join | submit | status (docs/SCALE.md)");
   std::string input, config_file;
   app.add_option("input", input, "input video or image, or a folder of them")
       ->required()
@@ -232,11 +238,7 @@ int main(int argc, char** argv) {
     if (!settings.quiet && !settings.progress_json && !stats.already_complete) print_summary(stats);
     return 0;
   } catch (const upframe::Error& e) {
-    if (e.code() == ExitCode::kInterruptedSigint || e.code() == ExitCode::kInterruptedSigterm)
-      std::fprintf(stderr, "upframe: interrupted\n");
-    else
-      print_error(e.what());
-    return int(e.code());
+    return upframe::cli::report_error(e);
   } catch (const std::exception& e) {
     print_error(std::string(input) + ": " + e.what());
     return int(ExitCode::kProcessingFailed);

@@ -11,6 +11,7 @@
 //    frames ending before 90% of the stream's duration (minus two frames).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -93,6 +94,28 @@ AVPixelFormat luma_frame_format(AVPixelFormat format) {
   return best == AV_PIX_FMT_NONE ? AV_PIX_FMT_YUV444P : best;
 }
 
+namespace {
+
+// The best video stream that is not cover art; -1 if none.
+int best_video_stream(const AVFormatContext* fmt) {
+  int index = av_find_best_stream(const_cast<AVFormatContext*>(fmt), AVMEDIA_TYPE_VIDEO, -1, -1,
+                                  nullptr, 0);
+  if (index >= 0 && (fmt->streams[index]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+    index = -1;
+    for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+      const AVStream* s = fmt->streams[i];
+      if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+          !(s->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+        index = static_cast<int>(i);
+        break;
+      }
+    }
+  }
+  return index;
+}
+
+}  // namespace
+
 struct VideoDecoder::Impl {
   std::string path;
   InputContextPtr input;
@@ -108,6 +131,10 @@ struct VideoDecoder::Impl {
   double stream_duration = 0;     // seconds, 0 when unknown
   bool flushing = false;
   bool finished = false;
+  // DecoderOptions::start_pts / end_pts.
+  std::optional<int64_t> start_pts, end_pts;
+
+  std::optional<Frame> next_frame();
   // NVDEC: the CUDA device context handed to libavcodec, and whether it is decoding (set by
   // the get_format callback; libavcodec falls back to software by itself when it declines).
   BufferRefPtr hw_device;
@@ -299,19 +326,7 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   d.input = open_input(path);
   AVFormatContext* fmt = d.input.get();
 
-  // The best video stream that is not cover art.
-  int index = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (index >= 0 && (fmt->streams[index]->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
-    index = -1;
-    for (unsigned i = 0; i < fmt->nb_streams; ++i) {
-      const AVStream* s = fmt->streams[i];
-      if (s->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
-          !(s->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
-        index = static_cast<int>(i);
-        break;
-      }
-    }
-  }
+  const int index = best_video_stream(fmt);
   if (index < 0) d.fail("no video stream");
   d.stream = fmt->streams[index];
   for (unsigned i = 0; i < fmt->nb_streams; ++i)
@@ -412,6 +427,50 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
     d.container_frames = -1;
     d.stream_duration = 0;
   }
+  d.start_pts = options.start_pts;
+  d.end_pts = options.end_pts;
+  if (d.start_pts) {
+    // To the keyframe at or before the start; frames before it are dropped in next().
+    err = av_seek_frame(fmt, index, *d.start_pts, AVSEEK_FLAG_BACKWARD);
+    if (err < 0)
+      spdlog::info(
+          "{}: cannot seek to pts {} ({}): decoding from the start and dropping the "
+          "frames before it",
+          d.path, *d.start_pts, av_error_string(err));
+    else
+      avcodec_flush_buffers(ctx);
+  }
+}
+
+VideoPacketIndex index_video_packets(const std::filesystem::path& path) {
+  const std::string name = path.string();
+  InputContextPtr input = open_input(path);
+  AVFormatContext* fmt = input.get();
+  const int index = best_video_stream(fmt);
+  if (index < 0) throw Error(name, "no video stream");
+  for (unsigned i = 0; i < fmt->nb_streams; ++i)
+    if (static_cast<int>(i) != index) fmt->streams[i]->discard = AVDISCARD_ALL;
+  VideoPacketIndex result;
+  result.time_base = fmt->streams[index]->time_base;
+  PacketPtr packet = make_packet();
+  for (;;) {
+    const int err = av_read_frame(fmt, packet.get());
+    if (err == AVERROR_EOF) break;
+    if (err < 0)
+      throw Error(name, "cannot read (truncated or damaged file?): " + av_error_string(err));
+    if (packet->stream_index == index) {
+      const int64_t pts = packet->pts != AV_NOPTS_VALUE ? packet->pts : packet->dts;
+      if (pts == AV_NOPTS_VALUE)
+        throw Error(name, "video packets without timestamps: cannot cut the stream at keyframes");
+      result.pts.push_back(pts);
+      if (packet->flags & AV_PKT_FLAG_KEY) result.keyframe_pts.push_back(pts);
+    }
+    av_packet_unref(packet.get());
+  }
+  std::sort(result.pts.begin(), result.pts.end());
+  std::sort(result.keyframe_pts.begin(), result.keyframe_pts.end());
+  if (result.pts.empty()) throw Error(name, "no video frames");
+  return result;
 }
 
 VideoDecoder::~VideoDecoder() = default;
@@ -422,6 +481,19 @@ std::string VideoDecoder::backend() const { return impl_->hw_active ? "nvdec" : 
 
 std::optional<Frame> VideoDecoder::next() {
   Impl& d = *impl_;
+  for (;;) {
+    std::optional<Frame> frame = d.next_frame();
+    if (!frame) return frame;
+    if (d.end_pts && frame->pts() >= *d.end_pts) {
+      d.finished = true;
+      return std::nullopt;
+    }
+    if (!d.start_pts || frame->pts() >= *d.start_pts) return frame;
+  }
+}
+
+std::optional<Frame> VideoDecoder::Impl::next_frame() {
+  Impl& d = *this;
   if (d.finished) return std::nullopt;
   if (d.webp) {
     std::optional<Frame> frame = d.webp->next();
@@ -444,7 +516,7 @@ std::optional<Frame> VideoDecoder::next() {
     }
     if (err == AVERROR_EOF) {
       d.finished = true;
-      d.check_complete();
+      if (!d.start_pts && !d.end_pts) d.check_complete();
       return std::nullopt;
     }
     if (err != AVERROR(EAGAIN))

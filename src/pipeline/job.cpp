@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "pipeline/job_internal.hpp"
 #include "pipeline/output_checks.hpp"
 #include "pipeline/resume.hpp"
 #include "pipeline/stage_clock.hpp"
@@ -95,9 +96,8 @@ dedup::DetectorOptions detector_options(const Settings& s) {
   return o;
 }
 
-// A source without coding noise needs no tolerance: a repeat decodes to the same samples, so
-// only an equal luma is a duplicate (a faint local change of a few pixels, below every
-// noise-tolerant measure, stays unique). Thresholds the user set are kept.
+}  // namespace
+
 dedup::DetectorOptions detector_options(const Settings& s, const VideoInfo& info) {
   dedup::DetectorOptions o = detector_options(s);
   const bool user_thresholds = s.dedup_max_mean_diff >= 0 || s.dedup_max_signed_mean_diff >= 0 ||
@@ -112,6 +112,8 @@ dedup::DetectorOptions detector_options(const Settings& s, const VideoInfo& info
   }
   return o;
 }
+
+namespace {
 
 void fill_common_stats(JobStats& stats, const Settings& s, const Upscaler& upscaler,
                        const OutputPlan& plan) {
@@ -147,9 +149,8 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   return stats;
 }
 
-// The settings that change a video job's output, resolved ("auto" as decided), for the
-// resume manifest: a resumed run must make the same output as an uninterrupted one.
-// Also the record of a finished job (any output kind), with the encoder as asked.
+}  // namespace
+
 nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const OutputPlan& plan,
                               const std::string& encoder) {
   nlohmann::json o = {
@@ -193,12 +194,9 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
   return o;
 }
 
-JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
-                       const ProgressCallback& progress) {
-  using pipeline::Clock;
-  auto start = Clock::now();
-  JobStats stats;
-  fill_common_stats(stats, s, upscaler, plan);
+namespace {
+
+DecoderOptions video_decoder_options(const Settings& s, const Upscaler& upscaler) {
   DecoderOptions decode_options;
   decode_options.device = s.device;
   // GIF, APNG, WebP and RGB sources become YUV (alpha kept) the detector can read.
@@ -206,7 +204,39 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   // NVDEC frames stay on the device when the upscaler runs there (the detector then hashes
   // them on the device too).
   decode_options.keep_on_device = cuda_built() && upscaler.backend() == "cuda";
-  VideoDecoder decoder(s.input, decode_options);
+  return decode_options;
+}
+
+// Mode selection (logged, and written to the stats) and the pipeline's configuration.
+pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const VideoInfo& info,
+                                                    int64_t frames_total, const Upscaler& upscaler,
+                                                    const ProgressCallback& progress,
+                                                    JobStats& stats) {
+  VideoInfo counted = info;
+  counted.frame_count = frames_total;
+  ModeChoice mode = choose_mode(s, counted, upscaler);
+  stats.mode = mode.streamed ? "pipeline" : "sequential";
+  stats.mode_reason = mode.reason;
+  stats.workers = mode.workers;
+  spdlog::info("mode: {} ({})", stats.mode, stats.mode_reason);
+  pipeline::VideoPipelineConfig config;
+  config.streamed = mode.streamed;
+  config.workers = mode.workers;
+  config.preload_frames = s.preload_frames;
+  config.skip_duplicates = s.skip_duplicates;
+  config.detector = detector_options(s, info);
+  config.frames_total = frames_total;
+  config.progress = progress;
+  return config;
+}
+
+JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
+                       const ProgressCallback& progress) {
+  using pipeline::Clock;
+  auto start = Clock::now();
+  JobStats stats;
+  fill_common_stats(stats, s, upscaler, plan);
+  VideoDecoder decoder(s.input, video_decoder_options(s, upscaler));
   const VideoInfo& info = decoder.info();
   stats.decode_backend = decoder.backend();
   if (plan.kind == OutputKind::kVideo) {
@@ -226,11 +256,8 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
                                            plan.kind, plan.format, s.encoder));
   }
 
-  ModeChoice mode = choose_mode(s, info, upscaler);
-  stats.mode = mode.streamed ? "pipeline" : "sequential";
-  stats.mode_reason = mode.reason;
-  stats.workers = mode.workers;
-  spdlog::info("mode: {} ({})", stats.mode, stats.mode_reason);
+  pipeline::VideoPipelineConfig config =
+      video_pipeline_config(s, info, info.frame_count, upscaler, progress, stats);
 
   const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
   // Everything but the null output is built in OUTPUT.upframe-partial/ (SPEC section 8), so an
@@ -288,14 +315,6 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     sink = make_segmented_video_sink(*partial, plan.path, info, out_w, out_h, vo, s.segment_frames);
   }
 
-  pipeline::VideoPipelineConfig config;
-  config.streamed = mode.streamed;
-  config.workers = mode.workers;
-  config.preload_frames = s.preload_frames;
-  config.skip_duplicates = s.skip_duplicates;
-  config.detector = detector_options(s, info);
-  config.frames_total = info.frame_count;
-  config.progress = progress;
   if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
   config.already_written = already_written;
   try {
@@ -326,6 +345,45 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 }
 
 }  // namespace
+
+namespace pipeline {
+
+JobStats run_video_range(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
+                         const VideoRange& range, const fs::path& segment_file,
+                         const ProgressCallback& progress) {
+  auto start = Clock::now();
+  JobStats stats;
+  fill_common_stats(stats, s, upscaler, plan);
+  DecoderOptions decode_options = video_decoder_options(s, upscaler);
+  decode_options.start_pts = range.start_pts;
+  decode_options.end_pts = range.end_pts;
+  VideoDecoder decoder(s.input, decode_options);
+  const VideoInfo& info = decoder.info();
+  stats.decode_backend = decoder.backend();
+  stats.encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
+  VideoPipelineConfig config =
+      video_pipeline_config(s, info, range.frames, upscaler, progress, stats);
+  VideoSinkOptions vo;
+  vo.encoder = s.encoder;
+  vo.crf = s.crf;
+  std::unique_ptr<FrameSink> sink =
+      make_video_segment_sink(segment_file, plan.path, info, info.width * upscaler.scale(),
+                              info.height * upscaler.scale(), vo);
+  try {
+    run_video_pipeline(decoder, upscaler, *sink, config, stats);
+    auto finish_start = Clock::now();
+    sink->finish();
+    stats.save_time += seconds_since(finish_start);
+  } catch (...) {
+    // A segment is whole or absent, interrupted or not.
+    sink->abort();
+    throw;
+  }
+  stats.total_time = seconds_since(start);
+  return stats;
+}
+
+}  // namespace pipeline
 
 JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   validate_settings(settings);

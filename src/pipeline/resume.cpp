@@ -27,7 +27,8 @@ namespace {
 constexpr int kManifestVersion = 1;
 constexpr size_t kHashedBytes = 1 << 20;  // first and last MiB of the input
 
-// fsync of a file or folder by path (a rename is durable once its folder is synced).
+}  // namespace
+
 bool sync_path(const fs::path& path) {
   int fd = open(path.c_str(), O_RDONLY);
   if (fd < 0) return false;
@@ -35,6 +36,8 @@ bool sync_path(const fs::path& path) {
   close(fd);
   return ok;
 }
+
+namespace {
 
 std::string value_text(const nlohmann::json& v) {
   return v.is_null() ? "(none)" : v.is_string() ? v.get<std::string>() : v.dump();
@@ -74,8 +77,6 @@ nlohmann::json input_identity(const fs::path& input) {
   return {{"size", size}, {"mtime", int64_t(mtime)}, {"sha256_first_last_mib", hex}};
 }
 
-namespace {
-
 std::string options_hash(const nlohmann::json& options) {
   const std::string text = options.dump();
   AVHashContext* hash = nullptr;
@@ -103,6 +104,8 @@ std::string option_differences(const nlohmann::json& before, const nlohmann::jso
   }
   return differences;
 }
+
+namespace {
 
 constexpr const char* kRecordAttribute = "user.upframe.job";
 constexpr int kRecordVersion = 1;

@@ -19,6 +19,13 @@ namespace upframe::pipeline {
 // `OUTPUT.upframe-partial` beside the final output (a folder output without its trailing /).
 std::filesystem::path partial_folder(const std::filesystem::path& final_output);
 
+// fsync of a file or folder by path (a rename is durable once its folder is synced).
+bool sync_path(const std::filesystem::path& path);
+// SHA-256 of the options' JSON text.
+std::string options_hash(const nlohmann::json& options);
+// "hash_threshold was 0, now 3, crf was 18, now 23": the options that differ.
+std::string option_differences(const nlohmann::json& before, const nlohmann::json& now);
+
 // What identifies an input without reading it all: size, modification time and a SHA-256 of
 // its first and last MiB.
 nlohmann::json input_identity(const std::filesystem::path& input);

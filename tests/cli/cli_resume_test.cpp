@@ -102,18 +102,6 @@ int stop_with(pid_t pid, int signal) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Every decoded frame of every stream: pts, duration, size and MD5 of its data.
-std::vector<std::string> framemd5(const fs::path& file) {
-  auto r = run_command("ffmpeg -hide_banner -v error -i " + quote(file.string()) +
-                       " -map 0 -f framemd5 -");
-  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
-  std::vector<std::string> lines;
-  std::istringstream in(r.stdout_text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') lines.push_back(line);
-  return lines;
-}
-
 size_t count_stream_lines(const std::vector<std::string>& lines, const std::string& stream) {
   size_t n = 0;
   for (const std::string& l : lines) n += l.rfind(stream + ",", 0) == 0;
@@ -355,7 +343,6 @@ int count_lines_with(const std::string& text, const std::string& needle) {
   for (std::string line; std::getline(in, line);) n += line.find(needle) != std::string::npos;
   return n;
 }
-
 
 // Checks that a finished job run again with --resume says it is already complete (one info
 // line), exits 0, does no work and leaves the output as it was (same bytes, same time).

@@ -64,4 +64,15 @@ CommandResult run_cli(const std::string& args) {
   return run_command(quote(cli_path().string()) + " " + args);
 }
 
+std::vector<std::string> framemd5(const fs::path& file) {
+  auto r = run_command("ffmpeg -hide_banner -v error -i " + quote(file.string()) +
+                       " -map 0 -f framemd5 -");
+  if (r.exit_status != 0) return {"ffmpeg failed: " + r.stderr_text};
+  std::vector<std::string> lines;
+  std::istringstream in(r.stdout_text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  return lines;
+}
+
 }  // namespace upframe::test

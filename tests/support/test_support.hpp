@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace upframe::test {
 
@@ -29,5 +30,9 @@ CommandResult run_command(const std::string& command);
 CommandResult run_cli(const std::string& args);
 // Shell-quotes a path or word.
 std::string quote(const std::string& word);
+
+// Every decoded frame of every stream of `file` (ffmpeg's framemd5): stream, pts, duration,
+// size and MD5 of its data, one line each. One "ffmpeg failed: ..." line when it cannot read it.
+std::vector<std::string> framemd5(const fs::path& file);
 
 }  // namespace upframe::test

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "upframe/frame.hpp"
 #include "upframe/media/video_info.hpp"
@@ -26,10 +27,28 @@ struct DecoderOptions {
   // detector and upscalers read: yuv444p, yuva444p (alpha kept) or their 10-bit forms, and
   // info().pixel_format says so. Off for still images, which keep their native format.
   bool luma_frames = false;
+  // One segment of the stream (a distributed job's unit): the decoder seeks to the keyframe at
+  // or before start_pts and returns only the frames with start_pts <= pts < end_pts, in
+  // info().time_base; unset: from the first frame / to the last. The check for a truncated
+  // stream applies to whole streams only.
+  std::optional<int64_t> start_pts;
+  std::optional<int64_t> end_pts;
 };
 
 // The pixel format `luma_frames` converts `format` to (itself when it has a plain luma plane).
 AVPixelFormat luma_frame_format(AVPixelFormat format);
+
+// The timestamps of the video stream VideoDecoder reads, from its packets (demuxed, not
+// decoded): every packet's pts in presentation order and the keyframes' pts, in time_base.
+// Cheap next to decoding; what a distributed job's plan cuts at.
+struct VideoPacketIndex {
+  AVRational time_base{1, 1};
+  std::vector<int64_t> pts;           // sorted
+  std::vector<int64_t> keyframe_pts;  // sorted
+};
+// Throws upframe::Error naming the file for an unreadable input or packets without
+// timestamps.
+VideoPacketIndex index_video_packets(const std::filesystem::path& path);
 
 class VideoDecoder {
  public:

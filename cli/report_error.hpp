@@ -1,0 +1,12 @@
+// How every upframe command ends on an error: "upframe: interrupted" for SIGINT/SIGTERM, else
+// the error line `upframe: error: FILE: problem` (SPEC section 8), and the exit status.
+#pragma once
+
+#include "upframe/error.hpp"
+
+namespace upframe::cli {
+
+// Prints the line for `error` to stderr; returns its exit status.
+int report_error(const Error& error);
+
+}  // namespace upframe::cli

@@ -1,0 +1,839 @@
+// Distributed jobs (docs/SCALE.md): the plan, one segment, the join, the status, and the
+// scripts for Slurm and Kubernetes. A segment is made by run_video_range(), the code that makes
+// each segment of a resumable job, and joined by join_video_segments(), so a distributed job's
+// output is that of one process cutting at the same frames.
+//
+// The job folder holds, per segment k (file f):
+//   f_NNNN/seg_KKKKKK.upseg    the finished segment (present only when whole)
+//   f_NNNN/seg_KKKKKK.json     its record: frames, options hash, stats (written after the .upseg)
+//   f_NNNN/seg_KKKKKK.lock     the worker's lock (fcntl; a killed worker's lock goes with it)
+//   f_NNNN/seg_KKKKKK.running  the running worker's progress (host, pid, frames done, fps)
+#include "upframe/pipeline/scale.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "pipeline/job_internal.hpp"
+#include "pipeline/output_checks.hpp"
+#include "pipeline/resume.hpp"
+#include "pipeline/stage_clock.hpp"
+#include "upframe/error.hpp"
+#include "upframe/media/decoder.hpp"
+#include "upframe/media/frame_sink.hpp"
+#include "upframe/pipeline/batch.hpp"
+#include "upframe/upscale/factory.hpp"
+
+namespace upframe::scale {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kManifestKind = "upframe distributed job";
+
+// Settings that do not change what a worker makes: not carried to the workers.
+const std::set<std::string> kLocalSettings = {"input",  "output",        "stats",
+                                              "resume", "progress_json", "quiet"};
+
+std::string host_name() {
+  char name[256] = {};
+  gethostname(name, sizeof name - 1);
+  return name;
+}
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Writes `text` to `path` under a temporary name, synced, then renamed into place.
+void write_atomically(const fs::path& path, const std::string& text) {
+  fs::path temporary = path.parent_path() /
+                       ("." + path.filename().string() + "." + std::to_string(getpid()) + ".tmp");
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw Error(path.string(), "cannot write the file");
+  }
+  pipeline::sync_path(temporary);
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    throw Error(path.string(), "cannot write the file: " + ec.message());
+  }
+}
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  return json::parse(in, nullptr, false);
+}
+
+json load_manifest(const fs::path& manifest) {
+  json m = read_json(manifest);
+  if (m.is_discarded() || !m.is_object() || m.value("kind", "") != kManifestKind)
+    throw UsageError(manifest.string(), "not a readable upframe job manifest");
+  if (m.value("version", 0) != kManifestVersion)
+    throw UsageError(manifest.string(), "manifest version " + m["version"].dump() +
+                                            ": this upframe reads version " +
+                                            std::to_string(kManifestVersion));
+  return m;
+}
+
+// The settings a worker runs with: the plan's, for one of its files.
+Settings settings_of(const json& m, const json& file, const fs::path& manifest) {
+  Settings s;
+  for (auto it = m["settings"].begin(); it != m["settings"].end(); ++it)
+    set_setting(s, it.key(), it.value().get<std::string>(), manifest.string());
+  s.input = file["input"].get<std::string>();
+  s.output = file["output"].get<std::string>();
+  return s;
+}
+
+std::string segment_stem(int64_t index) {
+  char name[32];
+  std::snprintf(name, sizeof name, "seg_%06lld", static_cast<long long>(index));
+  return name;
+}
+
+// A segment's files in the job folder.
+struct SegmentFiles {
+  fs::path upseg, record, lock, running;
+};
+SegmentFiles segment_files(const json& segment) {
+  const fs::path upseg = segment["path"].get<std::string>();
+  const fs::path base = upseg.parent_path() / upseg.stem();
+  auto with = [&](const char* ext) {
+    fs::path p = base;
+    p += ext;
+    return p;
+  };
+  return {upseg, with(".json"), with(".lock"), with(".running")};
+}
+
+// The file's resolved options, as a worker on this machine resolves them, and the output plan.
+struct Resolved {
+  std::unique_ptr<Upscaler> upscaler;
+  OutputPlan plan;
+  json options;
+};
+void require_video_output(const OutputPlan& plan) {
+  if (plan.kind != OutputKind::kVideo)
+    throw UsageError(plan.path.string(),
+                     "a distributed job writes video files: frames folders, images, animations "
+                     "and -o /dev/null are not supported");
+}
+
+Resolved resolve(const Settings& s, const VideoInfo& info) {
+  Resolved r;
+  r.upscaler = pipeline::create_upscaler(s);
+  r.plan = plan_output(s, r.upscaler->scale());
+  require_video_output(r.plan);
+  const std::string encoder = resolve_encoder(s.encoder, info.bit_depth, r.plan.path);
+  if (!container_accepts_encoder(r.plan.path, encoder))
+    throw UsageError(r.plan.path.string(), container_refusal(r.plan.path, encoder));
+  r.options = output_options(s, *r.upscaler, r.plan, encoder);
+  return r;
+}
+
+// Segment starts (pts) for one file: keyframes nearest to evenly spaced targets.
+std::vector<int64_t> segment_starts(const VideoPacketIndex& index, const PlanOptions& options) {
+  const std::vector<int64_t>& frames = index.pts;
+  const std::vector<int64_t>& keys = index.keyframe_pts;
+  std::vector<int64_t> targets;  // frame indices
+  const int64_t total = int64_t(frames.size());
+  if (options.segments > 0) {
+    for (int k = 1; k < options.segments; ++k) targets.push_back(k * total / options.segments);
+  } else {
+    const double tb = av_q2d(index.time_base);
+    for (int k = 1;; ++k) {
+      const int64_t pts = frames.front() + std::llround(k * options.segment_seconds / tb);
+      if (pts > frames.back()) break;
+      targets.push_back(std::lower_bound(frames.begin(), frames.end(), pts) - frames.begin());
+    }
+  }
+  std::vector<int64_t> starts;
+  for (int64_t target : targets) {
+    // The keyframe whose frame index is nearest the target.
+    int64_t best = -1, best_distance = total + 1;
+    for (int64_t key : keys) {
+      const int64_t at = std::lower_bound(frames.begin(), frames.end(), key) - frames.begin();
+      if (at <= 0) continue;  // the first segment starts at the first frame anyway
+      if (std::llabs(at - target) < best_distance)
+        best = key, best_distance = std::llabs(at - target);
+    }
+    if (best >= 0 && (starts.empty() || best > starts.back())) starts.push_back(best);
+  }
+  return starts;
+}
+
+// The lock of a segment, held while this process runs it (fcntl record locks: released by the
+// kernel when the process dies, and seen across NFS clients).
+class SegmentLock {
+ public:
+  explicit SegmentLock(const fs::path& path) {
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error(path.string(), "cannot open the segment's lock file");
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (fcntl(fd_, F_SETLK, &lock) == 0) {
+      held_ = true;
+    } else if (errno != EAGAIN && errno != EACCES) {
+      // No locks on this file system: the final link still lets only one worker win.
+      spdlog::info("{}: file locks unavailable ({}): relying on the atomic link alone",
+                   path.string(), std::strerror(errno));
+      held_ = true;
+    }
+  }
+  ~SegmentLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+  SegmentLock(const SegmentLock&) = delete;
+  SegmentLock& operator=(const SegmentLock&) = delete;
+  bool held() const { return held_; }
+
+ private:
+  int fd_ = -1;
+  bool held_ = false;
+};
+
+// Whether a live process holds the lock at `path` (without taking it).
+bool lock_held_by_other(const fs::path& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  const bool held = fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
+  close(fd);
+  return held;
+}
+
+// Empty when the segment is finished and matches the plan; else why not.
+std::string segment_problem(const json& segment, const json& file) {
+  const SegmentFiles files = segment_files(segment);
+  std::error_code ec;
+  if (!fs::exists(files.upseg, ec)) return "missing";
+  const json record = read_json(files.record);
+  if (record.is_discarded() || !record.is_object()) return "has no record (unfinished)";
+  if (record.value("options_hash", "") != file.value("options_hash", ""))
+    return "made with other settings";
+  if (record.value("input", json()) != file["identity"]) return "made from another input";
+  const int64_t frames = record.value("frames", int64_t(-1));
+  const int64_t planned = segment["frames"].get<int64_t>();
+  if (frames != planned)
+    return "holds " + std::to_string(frames) + " frames, the plan " + std::to_string(planned);
+  return {};
+}
+
+// Whether a one-process run without a segment start here would find the segment's first frame
+// a duplicate: the duplicate the start costs (that frame is upscaled and encoded as unique).
+// Estimated by running the detector from the keyframe before the start: exact unless a run of
+// duplicates reaches further back than that keyframe.
+bool start_costs_duplicate(const Settings& s, const json& segment) {
+  DecoderOptions o;
+  o.luma_frames = true;
+  o.start_pts = segment["lookback_pts"].get<int64_t>();
+  o.end_pts =
+      segment["end_pts"].is_null() ? std::optional<int64_t>() : segment["end_pts"].get<int64_t>();
+  const int64_t start = segment["start_pts"].get<int64_t>();
+  VideoDecoder decoder(s.input, o);
+  dedup::DuplicateDetector detector(detector_options(s, decoder.info()));
+  for (int64_t index = 0;; ++index) {
+    std::optional<Frame> frame = decoder.next();
+    if (!frame) return false;
+    const bool duplicate = detector.classify(index, *frame).duplicate;
+    if (frame->pts() >= start) return duplicate;
+  }
+}
+
+std::string shell_quote(const std::string& word) {
+  std::string out = "'";
+  for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+fs::path this_program() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("upframe") : self;
+}
+
+}  // namespace
+
+fs::path plan_job(const Settings& settings, const PlanOptions& options) {
+  if ((options.segments > 0) == (options.segment_seconds > 0))
+    throw UsageError({}, "plan: give one of --segments N or --segment-seconds S");
+  validate_settings(settings);
+  std::error_code ec;
+  if (!fs::exists(settings.input, ec))
+    throw Error(settings.input.string(), "no such file or folder", ExitCode::kUsage);
+  const bool folder = fs::is_directory(settings.input, ec);
+
+  // Every video of the job, with its output.
+  std::vector<std::pair<fs::path, fs::path>> items;
+  fs::path output_root;  // a folder input's output folder (plan_batch's default)
+  if (folder) {
+    const int scale = pipeline::create_upscaler(settings)->scale();
+    const fs::path clean =
+        settings.input.filename().empty() ? settings.input.parent_path() : settings.input;
+    output_root = settings.output.empty() ? fs::path(clean.string() + "_x" + std::to_string(scale))
+                                          : settings.output;
+    for (const BatchItem& item : plan_batch(settings, scale)) {
+      if (is_image_path(item.input) && !is_video_path(item.input)) {
+        spdlog::info("{}: an image, not planned (run it with plain upframe)", item.input.string());
+        continue;
+      }
+      items.emplace_back(fs::absolute(item.input), fs::absolute(item.output));
+    }
+    if (items.empty()) throw UsageError(settings.input.string(), "no video to plan in the folder");
+  } else {
+    pipeline::check_input(settings.input);
+    const OutputPlan plan = plan_output(settings, pipeline::create_upscaler(settings)->scale());
+    require_video_output(plan);
+    items.emplace_back(fs::absolute(settings.input), fs::absolute(plan.path));
+  }
+
+  fs::path job = options.job_folder;
+  if (job.empty()) {
+    fs::path out = fs::absolute(folder ? output_root : items.front().second);
+    if (!out.has_filename()) out = out.parent_path();
+    job = out;
+    job += ".upframe-job";
+  }
+  job = fs::absolute(job).lexically_normal();
+  if (fs::exists(job, ec)) {
+    if (!settings.overwrite)
+      throw UsageError(job.string(),
+                       "a job folder exists here: use -y to plan again (its "
+                       "segments are removed), or --job-folder elsewhere");
+    fs::remove_all(job, ec);
+    if (ec) throw Error(job.string(), "cannot remove the old job folder: " + ec.message());
+  }
+
+  json carried = json::object();
+  // The settings given (those that differ from the defaults); the workers start from the
+  // defaults too.
+  const Settings defaults;
+  for (const SettingSpec& spec : setting_specs()) {
+    const std::string value = get_setting(settings, spec.key);
+    if (!kLocalSettings.count(spec.key) && value != get_setting(defaults, spec.key))
+      carried[spec.key] = value;
+  }
+
+  json files = json::array(), segments = json::array();
+  for (size_t f = 0; f < items.size(); ++f) {
+    Settings s = settings;
+    s.input = items[f].first;
+    s.output = items[f].second;
+    VideoInfo info = VideoDecoder(s.input).info();
+    Resolved r = resolve(s, info);
+    // A folder's outputs keep its sub-folders, made here as a batch makes them.
+    if (folder) fs::create_directories(r.plan.path.parent_path(), ec);
+    pipeline::check_output(r.plan, s.input, s.overwrite);
+    const VideoPacketIndex index = index_video_packets(s.input);
+    const std::vector<int64_t> starts = segment_starts(index, options);
+    char folder_name[32];
+    std::snprintf(folder_name, sizeof folder_name, "f_%04zu", f);
+    const fs::path file_folder = job / folder_name;
+    json file = {{"input", s.input.string()},
+                 {"output", r.plan.path.string()},
+                 {"identity", pipeline::input_identity(s.input)},
+                 {"options", r.options},
+                 {"options_hash", pipeline::options_hash(r.options)},
+                 {"time_base", {index.time_base.num, index.time_base.den}},
+                 {"frames", index.pts.size()},
+                 {"folder", file_folder.string()},
+                 {"first_segment", segments.size()},
+                 {"segments", starts.size() + 1}};
+    for (size_t k = 0; k <= starts.size(); ++k) {
+      json start = k == 0 ? json() : json(starts[k - 1]);
+      json end = k == starts.size() ? json() : json(starts[k]);
+      const auto from = k == 0
+                            ? index.pts.begin()
+                            : std::lower_bound(index.pts.begin(), index.pts.end(), starts[k - 1]);
+      const auto to = k == starts.size()
+                          ? index.pts.end()
+                          : std::lower_bound(index.pts.begin(), index.pts.end(), starts[k]);
+      json lookback;  // the keyframe before the start: where the frame before it is decoded from
+      if (k > 0) {
+        auto key =
+            std::lower_bound(index.keyframe_pts.begin(), index.keyframe_pts.end(), starts[k - 1]);
+        lookback = key == index.keyframe_pts.begin() ? json(index.pts.front()) : json(*(key - 1));
+      }
+      const int64_t number = int64_t(segments.size());
+      segments.push_back({{"index", number},
+                          {"file", f},
+                          {"start_pts", start},
+                          {"end_pts", end},
+                          {"lookback_pts", lookback},
+                          {"first_frame", from - index.pts.begin()},
+                          {"frames", to - from},
+                          {"path", (file_folder / (segment_stem(number) + ".upseg")).string()}});
+    }
+    const size_t wanted = options.segments > 0 ? size_t(options.segments) : 0;
+    if (wanted && starts.size() + 1 < wanted)
+      spdlog::info("{}: {} keyframe-aligned segment(s), not {}: the input has too few keyframes",
+                   s.input.string(), starts.size() + 1, wanted);
+    spdlog::info("{}: {} frames in {} segment(s) -> {}", s.input.string(), index.pts.size(),
+                 starts.size() + 1, r.plan.path.string());
+    files.push_back(file);
+  }
+
+  const json manifest = {{"kind", kManifestKind},      {"version", kManifestVersion},
+                         {"job_folder", job.string()}, {"created", int64_t(now_seconds())},
+                         {"settings", carried},        {"files", files},
+                         {"segments", segments}};
+  fs::create_directories(job, ec);
+  if (ec) throw Error(job.string(), "cannot create the job folder: " + ec.message());
+  for (const json& file : files) fs::create_directories(file["folder"].get<std::string>(), ec);
+  fs::create_directories(job / "logs", ec);
+  const fs::path path = job / kManifestName;
+  write_atomically(path, manifest.dump(2) + "\n");
+  return path;
+}
+
+std::optional<int64_t> index_from_environment() {
+  for (const char* name : {"SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"}) {
+    const char* value = std::getenv(name);
+    if (!value || !*value) continue;
+    char* end = nullptr;
+    const long long index = std::strtoll(value, &end, 10);
+    if (*end || index < 0)
+      throw UsageError({}, std::string(name) + " is '" + value + "', not a segment index");
+    return index;
+  }
+  return std::nullopt;
+}
+
+SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
+                          const ProgressCallback& progress) {
+  const json m = load_manifest(manifest_path);
+  const json& segments = m["segments"];
+  if (index < 0 || index >= int64_t(segments.size()))
+    throw UsageError(manifest_path.string(), "segment index " + std::to_string(index) +
+                                                 " is outside 0.." +
+                                                 std::to_string(int64_t(segments.size()) - 1));
+  const json& segment = segments[size_t(index)];
+  const json& file = m["files"][segment["file"].get<size_t>()];
+  Settings s = settings_of(m, file, manifest_path);
+  const std::string where = "segment " + std::to_string(index);
+
+  if (pipeline::input_identity(s.input) != file["identity"])
+    throw UsageError(s.input.string(),
+                     "the input changed since the plan (size, time or content): plan again");
+  VideoInfo info = VideoDecoder(s.input).info();
+  Resolved r = resolve(s, info);
+  if (r.options != file["options"])
+    throw UsageError(manifest_path.string(),
+                     where + ": this worker resolves other settings than the plan (" +
+                         pipeline::option_differences(file["options"], r.options) +
+                         "): give them explicitly to upframe plan");
+
+  const SegmentFiles files = segment_files(segment);
+  SegmentLock lock(files.lock);
+  if (!lock.held()) {
+    spdlog::info("{}: another worker is running it; leaving it to that one", where);
+    return {SegmentOutcome::kTakenByOtherWorker, {}};
+  }
+  if (segment_problem(segment, file).empty()) {
+    spdlog::info("{}: already finished ({})", where, files.upseg.string());
+    return {SegmentOutcome::kAlreadyDone, {}};
+  }
+  // What a killed worker left: its half-written files, a segment without its record.
+  std::error_code ec;
+  const std::string stem = segment_stem(index);
+  for (const auto& entry : fs::directory_iterator(files.upseg.parent_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool ours = name.starts_with(stem + ".") || name.starts_with("." + stem + ".");
+    if (ours && entry.path() != files.lock) fs::remove(entry.path(), ec);
+  }
+
+  const fs::path work = files.upseg.parent_path() /
+                        (stem + "." + host_name() + "-" + std::to_string(getpid()) + ".upseg");
+  const double started = now_seconds();
+  auto report = [&](const Progress& p) {
+    try {
+      write_atomically(files.running, json{{"host", host_name()},
+                                           {"pid", getpid()},
+                                           {"started", started},
+                                           {"frames_done", p.frames_done},
+                                           {"frames", segment["frames"]},
+                                           {"fps", p.fps}}
+                                          .dump());
+    } catch (const Error&) {
+      // Progress is advisory; the segment itself is what matters.
+    }
+    if (progress) progress(p);
+  };
+  pipeline::VideoRange range;
+  if (!segment["start_pts"].is_null()) range.start_pts = segment["start_pts"].get<int64_t>();
+  if (!segment["end_pts"].is_null()) range.end_pts = segment["end_pts"].get<int64_t>();
+  range.frames = segment["frames"].get<int64_t>();
+  spdlog::info("{}: {} frames of {} on {} (pid {})", where, range.frames, s.input.string(),
+               host_name(), getpid());
+  SegmentResult result;
+  try {
+    result.stats = pipeline::run_video_range(s, *r.upscaler, r.plan, range, work, report);
+    if (result.stats.total_frames != range.frames)
+      throw Error(s.input.string(),
+                  where + ": decoded " + std::to_string(result.stats.total_frames) +
+                      " frames, the plan expects " + std::to_string(range.frames),
+                  ExitCode::kProcessingFailed, "decode");
+    const bool start_cost = s.skip_duplicates && !segment["lookback_pts"].is_null() &&
+                            start_costs_duplicate(s, segment);
+    const json record = {{"index", index},
+                         {"frames", result.stats.total_frames},
+                         {"unique", result.stats.unique_frames},
+                         {"duplicates", result.stats.duplicate_frames},
+                         {"start_duplicate_lost", start_cost ? 1 : 0},
+                         {"options_hash", file["options_hash"]},
+                         {"input", file["identity"]},
+                         {"host", host_name()},
+                         {"seconds", result.stats.total_time},
+                         {"finished", now_seconds()}};
+    // The segment's name is taken by link(), which never replaces: of two workers that both
+    // got here (a file system without locks), the second loses.
+    if (link(work.c_str(), files.upseg.c_str()) != 0) {
+      const int error = errno;
+      fs::remove(work, ec);
+      if (error == EEXIST) {
+        spdlog::info("{}: another worker finished it first; this copy is dropped", where);
+        fs::remove(files.running, ec);
+        return {SegmentOutcome::kTakenByOtherWorker, {}};
+      }
+      throw Error(files.upseg.string(),
+                  std::string("cannot name the segment: ") + std::strerror(error));
+    }
+    fs::remove(work, ec);
+    write_atomically(files.record, record.dump(2) + "\n");
+    pipeline::sync_path(files.upseg.parent_path());
+  } catch (...) {
+    fs::remove(work, ec);
+    fs::remove(files.running, ec);
+    throw;
+  }
+  fs::remove(files.running, ec);
+  spdlog::info("{}: done in {:.2f}s -> {}", where, result.stats.total_time, files.upseg.string());
+  return result;
+}
+
+nlohmann::json join_job(const fs::path& manifest_path, const fs::path& stats_file,
+                        double wait_seconds) {
+  const json m = load_manifest(manifest_path);
+  // Kubernetes has no "after the other Job succeeded": the join Job waits for the segments.
+  for (const auto deadline = now_seconds() + wait_seconds;;) {
+    const json status = job_status(manifest_path);
+    if (status["segments_done"] == status["segments"] || now_seconds() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+  }
+  std::vector<std::string> problems;
+  for (const json& segment : m["segments"]) {
+    const json& file = m["files"][segment["file"].get<size_t>()];
+    const std::string problem = segment_problem(segment, file);
+    if (!problem.empty())
+      problems.push_back("segment " + std::to_string(segment["index"].get<int64_t>()) + " (" +
+                         fs::path(segment["path"].get<std::string>()).filename().string() + ") " +
+                         problem);
+  }
+  if (!problems.empty()) {
+    std::string text;
+    for (const std::string& p : problems) text += (text.empty() ? "" : "; ") + p;
+    throw Error(manifest_path.string(), "cannot join: " + text);
+  }
+
+  const auto start = pipeline::Clock::now();
+  json totals = {{"frames", 0},
+                 {"unique_frames", 0},
+                 {"duplicate_frames", 0},
+                 {"segment_start_duplicates_lost", 0},
+                 {"segment_seconds", 0.0}};
+  json outputs = json::array();
+  for (const json& file : m["files"]) {
+    Settings s = settings_of(m, file, manifest_path);
+    if (pipeline::input_identity(s.input) != file["identity"])
+      throw UsageError(s.input.string(),
+                       "the input changed since the plan (size, time or content): plan again");
+    const OutputPlan plan{s.output, OutputKind::kVideo, {}};
+    pipeline::check_output(plan, s.input, s.overwrite);
+    std::vector<fs::path> parts;
+    const int64_t first = file["first_segment"].get<int64_t>();
+    json per_file = {{"frames", 0},
+                     {"unique_frames", 0},
+                     {"duplicate_frames", 0},
+                     {"segment_start_duplicates_lost", 0}};
+    for (int64_t k = first; k < first + file["segments"].get<int64_t>(); ++k) {
+      const json& segment = m["segments"][size_t(k)];
+      const SegmentFiles files = segment_files(segment);
+      parts.push_back(files.upseg);
+      const json record = read_json(files.record);
+      for (json* sum : {&totals, &per_file}) {
+        (*sum)["frames"] = (*sum)["frames"].get<int64_t>() + record["frames"].get<int64_t>();
+        (*sum)["unique_frames"] =
+            (*sum)["unique_frames"].get<int64_t>() + record["unique"].get<int64_t>();
+        (*sum)["duplicate_frames"] =
+            (*sum)["duplicate_frames"].get<int64_t>() + record["duplicates"].get<int64_t>();
+        (*sum)["segment_start_duplicates_lost"] =
+            (*sum)["segment_start_duplicates_lost"].get<int64_t>() +
+            record["start_duplicate_lost"].get<int64_t>();
+      }
+      totals["segment_seconds"] =
+          totals["segment_seconds"].get<double>() + record["seconds"].get<double>();
+    }
+    VideoSinkOptions vo;
+    vo.encoder = s.encoder;
+    vo.crf = s.crf;
+    vo.overwrite = s.overwrite;
+    const VideoInfo info = VideoDecoder(s.input).info();
+    for (const std::string& note : join_video_segments(plan.path, parts, info, vo))
+      spdlog::info("{}", note);
+    spdlog::info(
+        "{}: joined {} segment(s), {} frames; segment starts cost {} duplicate(s) "
+        "against a one-process run",
+        plan.path.string(), parts.size(), per_file["frames"].get<int64_t>(),
+        per_file["segment_start_duplicates_lost"].get<int64_t>());
+    per_file["input"] = file["input"];
+    per_file["output"] = plan.path.string();
+    per_file["segments"] = parts.size();
+    outputs.push_back(per_file);
+  }
+  totals["join_seconds"] = pipeline::seconds_since(start);
+  totals["segments"] = m["segments"].size();
+  const json stats = {{"manifest", manifest_path.string()}, {"files", outputs}, {"totals", totals}};
+  if (!stats_file.empty()) pipeline::write_stats_file(stats_file, stats);
+  return stats;
+}
+
+nlohmann::json job_status(const fs::path& manifest_path) {
+  const json m = load_manifest(manifest_path);
+  json list = json::array();
+  int64_t done = 0, running = 0, missing = 0, frames_done = 0, frames_total = 0;
+  double fps = 0;
+  for (const json& segment : m["segments"]) {
+    const json& file = m["files"][segment["file"].get<size_t>()];
+    const SegmentFiles files = segment_files(segment);
+    const int64_t frames = segment["frames"].get<int64_t>();
+    frames_total += frames;
+    json entry = {{"index", segment["index"]}, {"frames", frames}};
+    if (segment_problem(segment, file).empty()) {
+      entry["state"] = "done";
+      entry["frames_done"] = frames;
+      frames_done += frames;
+      ++done;
+    } else if (lock_held_by_other(files.lock)) {
+      const json progress = read_json(files.running);
+      const int64_t so_far = progress.is_object() ? progress.value("frames_done", int64_t(0)) : 0;
+      entry["state"] = "running";
+      entry["frames_done"] = so_far;
+      if (progress.is_object()) {
+        entry["host"] = progress.value("host", "");
+        entry["pid"] = progress.value("pid", 0);
+        fps += progress.value("fps", 0.0);
+      }
+      frames_done += so_far;
+      ++running;
+    } else {
+      entry["state"] = "missing";
+      entry["frames_done"] = 0;
+      ++missing;
+    }
+    list.push_back(entry);
+  }
+  json eta = nullptr;
+  if (frames_done == frames_total)
+    eta = 0.0;
+  else if (fps > 0)
+    eta = double(frames_total - frames_done) / fps;
+  return {{"segments", m["segments"].size()},
+          {"segments_done", done},
+          {"segments_running", running},
+          {"segments_missing", missing},
+          {"frames_done", frames_done},
+          {"frames_total", frames_total},
+          {"fps", fps},
+          {"eta_s", eta},
+          {"list", list}};
+}
+
+SlurmScripts write_slurm_scripts(const fs::path& manifest_path, const SlurmOptions& options) {
+  const json m = load_manifest(manifest_path);
+  const fs::path manifest = fs::absolute(manifest_path);
+  const fs::path job = m["job_folder"].get<std::string>();
+  const std::string program = options.upframe.empty() ? this_program().string() : options.upframe;
+  const size_t count = m["segments"].size();
+  std::string common;
+  if (!options.partition.empty()) common += "#SBATCH --partition=" + options.partition + "\n";
+  if (!options.mem.empty()) common += "#SBATCH --mem=" + options.mem + "\n";
+  if (!options.time.empty()) common += "#SBATCH --time=" + options.time + "\n";
+  for (const std::string& line : options.extra) common += "#SBATCH " + line + "\n";
+  std::string segment_lines = common;
+  if (!options.gres.empty()) segment_lines += "#SBATCH --gres=" + options.gres + "\n";
+  if (options.cpus_per_task > 0)
+    segment_lines += "#SBATCH --cpus-per-task=" + std::to_string(options.cpus_per_task) + "\n";
+  SlurmScripts scripts;
+  scripts.segments = job / "slurm" / "segments.sbatch";
+  scripts.join = job / "slurm" / "join.sbatch";
+  scripts.segments_text =
+      "#!/bin/sh\n"
+      "# upframe: one array task per segment (SLURM_ARRAY_TASK_ID is the segment index).\n"
+      "#SBATCH --job-name=upframe-segments\n"
+      "#SBATCH --array=0-" +
+      std::to_string(count - 1) +
+      (options.max_running > 0 ? "%" + std::to_string(options.max_running) : std::string()) +
+      "\n#SBATCH --output=" + (job / "logs" / "segment_%a.log").string() + "\n" + segment_lines +
+      "exec " + shell_quote(program) + " run-segment " + shell_quote(manifest.string()) + "\n";
+  scripts.join_text =
+      "#!/bin/sh\n"
+      "# upframe: joins the segments once every array task succeeded (afterok).\n"
+      "#SBATCH --job-name=upframe-join\n"
+      "#SBATCH --output=" +
+      (job / "logs" / "join.log").string() + "\n" + common + "exec " + shell_quote(program) +
+      " join " + shell_quote(manifest.string()) + " --stats " +
+      shell_quote((job / "stats.json").string()) + "\n";
+  std::error_code ec;
+  fs::create_directories(job / "slurm", ec);
+  write_atomically(scripts.segments, scripts.segments_text);
+  write_atomically(scripts.join, scripts.join_text);
+  return scripts;
+}
+
+namespace {
+
+// Runs a command line, returning its stdout; throws with its output when it fails.
+std::string run_sbatch(const std::string& command, const fs::path& script) {
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw Error(script.string(), "cannot run sbatch");
+  std::string out;
+  char buffer[512];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
+  const int status = pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (status != 0) throw Error(script.string(), "sbatch failed: " + out);
+  // --parsable: "ID" or "ID;cluster".
+  const std::string id = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
+  return id.substr(0, id.find(';'));
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts) {
+  const std::string array =
+      run_sbatch("sbatch --parsable " + shell_quote(scripts.segments.string()), scripts.segments);
+  const std::string join = run_sbatch(
+      "sbatch --parsable --dependency=afterok:" + array + " " + shell_quote(scripts.join.string()),
+      scripts.join);
+  return {array, join};
+}
+
+std::pair<fs::path, std::string> write_kubernetes_manifest(const fs::path& manifest_path,
+                                                           const KubernetesOptions& options) {
+  const json m = load_manifest(manifest_path);
+  const fs::path manifest = fs::absolute(manifest_path);
+  const fs::path job = m["job_folder"].get<std::string>();
+  // The shared volume holds the inputs, the job folder and the outputs, mounted at the same
+  // path as here so the manifest's paths hold in every pod.
+  fs::path mount = options.mount;
+  if (mount.empty()) {
+    std::vector<fs::path> paths = {job};
+    for (const json& file : m["files"]) {
+      paths.push_back(fs::path(file["input"].get<std::string>()).parent_path());
+      paths.push_back(fs::path(file["output"].get<std::string>()).parent_path());
+    }
+    mount = paths.front();
+    for (const fs::path& p : paths) {
+      fs::path common;
+      auto a = mount.begin(), b = p.begin();
+      for (; a != mount.end() && b != p.end() && *a == *b; ++a, ++b) common /= *a;
+      mount = common;
+    }
+  }
+  std::string name = options.name;
+  if (name.empty()) {
+    name = "upframe-";
+    for (char c : job.filename().string())
+      name += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
+    while (name.size() > 40 || name.back() == '-') name.pop_back();
+  }
+  const size_t count = m["segments"].size();
+  const int parallelism = options.parallelism > 0 ? options.parallelism : int(count);
+  auto quoted = [](const std::string& s) { return json(s).dump(); };  // JSON strings are YAML
+  auto pod = [&](const std::string& args, bool gpu) {
+    std::string volume =
+        options.claim.empty()
+            ? "        - name: shared\n          hostPath:\n            path: " + quoted(mount) +
+                  "\n"
+            : "        - name: shared\n          persistentVolumeClaim:\n            claimName: " +
+                  quoted(options.claim) + "\n";
+    std::string resources;
+    if (gpu && !options.gpu.empty())
+      resources = "          resources:\n            limits:\n              nvidia.com/gpu: " +
+                  quoted(options.gpu) + "\n";
+    return "      restartPolicy: Never\n"
+           "      containers:\n"
+           "        - name: upframe\n"
+           "          image: " +
+           quoted(options.image) + "\n          command: [" + quoted(options.upframe) + ", " +
+           args + "]\n" + resources +
+           "          volumeMounts:\n"
+           "            - name: shared\n"
+           "              mountPath: " +
+           quoted(mount) + "\n      volumes:\n" + volume;
+  };
+  const std::string text =
+      "# upframe: one pod per segment (JOB_COMPLETION_INDEX is the segment index), then the join.\n"
+      "# Kubernetes has no dependency between Jobs: the join Job waits for the segments itself.\n"
+      "apiVersion: batch/v1\n"
+      "kind: Job\n"
+      "metadata:\n"
+      "  name: " +
+      quoted(name + "-segments") +
+      "\n"
+      "spec:\n"
+      "  completionMode: Indexed\n"
+      "  completions: " +
+      std::to_string(count) + "\n  parallelism: " + std::to_string(parallelism) +
+      "\n  backoffLimitPerIndex: 3\n"
+      "  template:\n"
+      "    spec:\n" +
+      pod(quoted("run-segment") + ", " + quoted(manifest.string()), true) +
+      "---\n"
+      "apiVersion: batch/v1\n"
+      "kind: Job\n"
+      "metadata:\n"
+      "  name: " +
+      quoted(name + "-join") +
+      "\n"
+      "spec:\n"
+      "  completions: 1\n"
+      "  backoffLimit: 2\n"
+      "  template:\n"
+      "    spec:\n" +
+      pod(quoted("join") + ", " + quoted(manifest.string()) + ", " + quoted("--wait") + ", " +
+              quoted("86400") + ", " + quoted("--stats") + ", " +
+              quoted((job / "stats.json").string()),
+          false);
+  const fs::path path = job / "k8s" / "job.yaml";
+  std::error_code ec;
+  fs::create_directories(path.parent_path(), ec);
+  write_atomically(path, text);
+  return {path, text};
+}
+
+}  // namespace upframe::scale
