@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "serve_command.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/log.hpp"
@@ -149,7 +150,12 @@ void print_batch_summary(const upframe::BatchResult& batch) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
+  if (argc > 1 && std::string_view(argv[1]) == "serve")
+    return run_serve_command(argc - 1, argv + 1);
+  CLI::App app{
+      "upframe: upscale videos and images, each duplicate frame upscaled once\n"
+      "Subcommand: upframe serve [--host H] [--port N] [--root DIR]... [--token T]  (a local "
+      "web UI; see upframe serve --help)"};
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");

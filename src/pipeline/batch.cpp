@@ -146,7 +146,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale) {
   return items;
 }
 
-BatchResult run_batch(const Settings& settings, const ProgressCallback& progress) {
+BatchResult run_batch(const Settings& settings, const ProgressCallback& progress,
+                      const StopFlag* stop) {
   auto start = pipeline::Clock::now();
   // The settings, the model and the scale are checked once, before any work.
   validate_settings(settings);
@@ -174,7 +175,7 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
       spdlog::info("batch: {} -> {}", item.input.string(), item.output.string());
       // With --resume, an output a finished job recorded as its own is skipped (run_job says
       // so); any other existing output is an error as without --resume.
-      file.stats = run_job(one, progress);
+      file.stats = run_job(one, progress, stop);
       file.ok = true;
       file.skipped = file.stats.already_complete;
     } catch (const Interrupted&) {

@@ -194,7 +194,7 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
 }
 
 JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
-                       const ProgressCallback& progress) {
+                       const ProgressCallback& progress, const StopFlag* stop) {
   using pipeline::Clock;
   auto start = Clock::now();
   JobStats stats;
@@ -300,6 +300,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   config.progress = progress;
   if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
   config.already_written = already_written;
+  config.stop = stop;
   try {
     pipeline::run_video_pipeline(decoder, upscaler, *sink, config, stats);
     // NVDEC may have declined the stream's format once decoding began.
@@ -329,7 +330,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 
 }  // namespace
 
-JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
+JobStats run_job(const Settings& settings, const ProgressCallback& progress, const StopFlag* stop) {
   validate_settings(settings);
   pipeline::check_input(settings.input);
   std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(settings);
@@ -373,7 +374,7 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   pipeline::check_output(plan, settings.input, settings.overwrite);
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan)
-                       : run_video_job(settings, *upscaler, plan, progress);
+                       : run_video_job(settings, *upscaler, plan, progress, stop);
   if (plan.kind != OutputKind::kNull)
     pipeline::record_finished_output(plan.path, input_id, options);
   if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());

@@ -114,10 +114,12 @@ class Runner {
  private:
   // --- stage bodies, shared by both modes ---
 
-  // Throws Interrupted once SIGINT/SIGTERM asked to stop (checked before each decode, upscale
-  // and save, so a stop takes at most one frame's work).
-  static void check_stop() {
-    if (int sig = g_stop_signal.load())
+  // Throws Interrupted once SIGINT/SIGTERM or this job's own stop request asked to stop
+  // (checked before each decode, upscale and save, so a stop takes at most one frame's work).
+  void check_stop() const {
+    int sig = g_stop_signal.load();
+    if (!sig && config_.stop) sig = config_.stop->load();
+    if (sig)
       throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
   }
 
@@ -358,5 +360,6 @@ namespace upframe {
 
 void request_stop(int signal) { pipeline::g_stop_signal.store(signal); }
 void clear_stop_request() { pipeline::g_stop_signal.store(0); }
+int stop_requested() { return pipeline::g_stop_signal.load(); }
 
 }  // namespace upframe
