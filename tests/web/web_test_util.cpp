@@ -224,6 +224,21 @@ void Browser::type(const std::string& css, const std::string& text) {
   command("POST", "/session/" + session_ + "/element/" + id + "/value", {{"text", text}});
 }
 
+void Browser::drag(const std::string& css, int from_x, int to_x) {
+  const json origin = {{kElementKey, find(css)}};
+  const json actions = {
+      {"actions",
+       {{{"type", "pointer"},
+         {"id", "mouse"},
+         {"parameters", {{"pointerType", "mouse"}}},
+         {"actions",
+          {{{"type", "pointerMove"}, {"origin", origin}, {"x", from_x}, {"y", 0}},
+           {{"type", "pointerDown"}, {"button", 0}},
+           {{"type", "pointerMove"}, {"origin", origin}, {"x", to_x}, {"y", 0}, {"duration", 100}},
+           {{"type", "pointerUp"}, {"button", 0}}}}}}}};
+  command("POST", "/session/" + session_ + "/actions", actions);
+}
+
 std::string Browser::text(const std::string& css) {
   return command("GET", "/session/" + session_ + "/element/" + find(css) + "/text");
 }

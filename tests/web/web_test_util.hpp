@@ -79,6 +79,9 @@ class Browser {
   std::string find(const std::string& css);
   void click(const std::string& css);
   void type(const std::string& css, const std::string& text);
+  // A mouse drag across the element matching `css`, from one horizontal offset from its
+  // centre to another (CSS pixels), with the WebDriver actions API.
+  void drag(const std::string& css, int from_x, int to_x);
   std::string text(const std::string& css);
   // Runs `script` (a function body: `return ...;`) in the page.
   nlohmann::json run(const std::string& script);

@@ -205,6 +205,15 @@ function watchJob(id) {
   $("job-id").textContent = id;
   $("log").textContent = "";
   $("stats").hidden = true;
+  // Nothing of the job shown before stays on screen until this one's snapshot arrives.
+  $("job-state").textContent = "";
+  $("job-error").textContent = "";
+  $("job-buttons").replaceChildren();
+  $("frames-bar").style.width = "0";
+  $("frames-text").textContent = "";
+  for (const id of ["unique", "duplicates"]) $(id).textContent = "0";
+  for (const id of ["fps", "eta"]) $(id).textContent = "-";
+  $("stage-bars").replaceChildren();
   for (const row of document.querySelectorAll("#jobs tr.current")) row.classList.remove("current");
   const row = $("job-row-" + id);
   if (row) row.classList.add("current");
