@@ -4,6 +4,8 @@
 # libavfilter-dev: GIF output (palettegen/paletteuse) and audio re-encoding (resampling).
 # libwebp-dev: animated WebP input (FFmpeg 5.1 decodes still WebP only).
 # clang-14 and libclang-rt-14-dev (libFuzzer, ASan, UBSan runtimes): the fuzz targets (fuzz/run.sh).
+# libcpp-httplib-dev: the HTTP server of `upframe serve`; chromium and chromium-driver: its
+# browser tests (tests/web, headless, through WebDriver).
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -14,4 +16,5 @@ apt-get install -y -qq --no-install-recommends \
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev \
   libgtest-dev libbenchmark-dev \
-  clang-14 libclang-rt-14-dev >/dev/null
+  clang-14 libclang-rt-14-dev \
+  libcpp-httplib-dev chromium chromium-driver >/dev/null

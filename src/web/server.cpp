@@ -442,6 +442,13 @@ void WebServer::add_routes() {
 int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
   add_routes();
   server_.set_payload_max_length(options_.max_upload_bytes);
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind a port already
+  // in use (the two then split the connections); SO_REUSEADDR alone still allows a quick
+  // restart.
+  server_.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   // Event streams hold a thread each while a job runs.
   server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
   int port = options_.port;

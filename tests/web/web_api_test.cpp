@@ -112,6 +112,15 @@ TEST(WebApi, AnotherAddressThanLoopbackNeedsAToken) {
                 "upframe: error: 0.0.0.0: serving another address than loopback needs --token"),
             std::string::npos)
       << r.stderr_text;
+  // A port already taken is refused (cpp-httplib's default SO_REUSEPORT would share it).
+  Folders f = make_folders("web-port-taken");
+  ServeProcess first(f.root);
+  r = run_cli("serve --port " + std::to_string(first.port()) + " --root " + quote(f.root.string()));
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(
+      r.stderr_text.find("127.0.0.1:" + std::to_string(first.port()) + ": cannot listen there"),
+      std::string::npos)
+      << r.stderr_text;
   r = run_cli("serve --port 0 --root /nonexistent-folder");
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_NE(r.stderr_text.find("/nonexistent-folder: --root is not an existing folder"),
