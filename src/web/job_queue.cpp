@@ -64,7 +64,6 @@ struct JobQueue::Job {
   std::string error;
   std::vector<std::string> log;
   size_t log_dropped = 0;  // lines dropped from the front (kMaxLogLines)
-  bool partial_kept = false;
 };
 
 JobQueue::JobQueue() {
@@ -179,22 +178,20 @@ void JobQueue::run_one(Job& job) {
     error = e.what();
     spdlog::error("job {}: {}", job.id, error);
   }
-  std::error_code ec;
   std::lock_guard lock(mutex_);
   job.state = end;
   job.stats = stats;
   job.error = error;
-  // What the page's Resume continues (SPEC section 8: OUTPUT.upframe-partial/).
-  if (!job.stats.is_null() && job.stats.contains("output")) {
-    fs::path partial = job.stats["output"].get<std::string>();
-    partial += ".upframe-partial";
-    job.partial_kept = fs::exists(partial, ec);
-  } else if (job.request.contains("output_path")) {
-    fs::path partial = job.request["output_path"].get<std::string>();
-    partial += ".upframe-partial";
-    job.partial_kept = fs::exists(partial, ec);
-  }
   changed_.notify_all();
+}
+
+// Whether the partial run a stopped or failed job leaves (SPEC section 8:
+// OUTPUT.upframe-partial/) is there now, for the page's Resume; a later run may have finished
+// or removed it.
+bool JobQueue::partial_run_kept(const Job& job) {
+  if (job.state != JobState::kCancelled && job.state != JobState::kFailed) return false;
+  std::error_code ec;
+  return fs::exists(job.request.value("output_path", "") + ".upframe-partial", ec);
 }
 
 nlohmann::json JobQueue::describe_locked(const Job& job, bool with_log) const {
@@ -207,7 +204,7 @@ nlohmann::json JobQueue::describe_locked(const Job& job, bool with_log) const {
       {"progress", job.progress},
       {"stats", job.stats},
       {"error", job.error.empty() ? nlohmann::json() : nlohmann::json(job.error)},
-      {"partial_kept", job.partial_kept},
+      {"partial_kept", partial_run_kept(job)},
   };
   if (with_log) j["log"] = job.log;
   return j;

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <thread>
 
 #include "support/synth.hpp"
 #include "support/test_support.hpp"
@@ -305,7 +306,19 @@ TEST(WebApi, SigintStopsTheRunningJobKeepingItsPartialRun) {
   ASSERT_EQ(status_of(res), 201);
   json job = serve.wait_job(json::parse(res->body)["id"], some_segments_done, 120s);
   ASSERT_EQ(job["state"], "running") << job.dump();
+  // A page watching the job: its event stream ends with the job's end, not with a hang.
+  std::string stream;
+  std::thread watcher([&] {
+    serve.client().Get("/api/jobs/1/events", [&](const char* data, size_t size) {
+      stream.append(data, size);
+      return true;
+    });
+  });
+  std::this_thread::sleep_for(300ms);
   EXPECT_EQ(serve.stop(SIGINT), 130);
+  watcher.join();
+  EXPECT_NE(stream.find("event: end\ndata: {\"error\":\"stopped\""), std::string::npos)
+      << stream.substr(0, 300);
   EXPECT_NE(serve.log().find("job 1: stopped"), std::string::npos) << serve.log();
   EXPECT_NE(serve.log().find("upframe: interrupted"), std::string::npos);
   EXPECT_GE(finished_segments(f.root / "long_x2.mp4.upframe-partial"), 1u);
@@ -333,6 +346,24 @@ TEST(WebApi, EventsStreamProgressThenTheEnd) {
   EXPECT_NE(stream.find("\"frames_done\":24"), std::string::npos);
 }
 
+TEST(WebApi, AFolderInputRunsABatch) {
+  Folders f = make_folders("web-batch");
+  fs::create_directory(f.root / "in");
+  fs::copy_file(f.root / "clip.mp4", f.root / "in" / "a.mp4");
+  fs::copy_file(f.root / "clip.mp4", f.root / "in" / "b.mp4");
+  ServeProcess serve(f.root);
+  auto res = serve.post_json("/api/jobs", {{"input", "in"}, {"model", "lanczos"}});
+  ASSERT_EQ(status_of(res), 201) << res->body;
+  EXPECT_EQ(json::parse(res->body)["output"], (f.root / "in_x2").string());
+  json job = serve.wait_job(json::parse(res->body)["id"], job_ended, 60s);
+  ASSERT_EQ(job["state"], "done") << job.dump();
+  EXPECT_EQ(job["stats"]["files"].size(), 2u);
+  EXPECT_TRUE(fs::exists(f.root / "in_x2" / "a.mp4"));
+  EXPECT_TRUE(fs::exists(f.root / "in_x2" / "b.mp4"));
+  // The same folder again: its output folder exists now.
+  EXPECT_EQ(status_of(serve.post_json("/api/jobs", {{"input", "in"}, {"model", "lanczos"}})), 409);
+}
+
 TEST(WebApi, PreviewGivesTheFrameAndItsUpscaleAsPng) {
   Folders f = make_folders("web-preview");
   ServeProcess serve(f.root);
@@ -352,6 +383,14 @@ TEST(WebApi, PreviewGivesTheFrameAndItsUpscaleAsPng) {
   };
   EXPECT_EQ(png_size(before->body), std::make_pair(64u, 36u));
   EXPECT_EQ(png_size(after->body), std::make_pair(128u, 72u));
+  // By time: the first frame shown at or after it (frame 12 of a 24 fps clip at 0.5 s).
+  auto frame12 =
+      serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"frame", 12}, {"original", true}});
+  auto at_half =
+      serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"time", 0.5}, {"original", true}});
+  ASSERT_EQ(status_of(at_half), 200);
+  EXPECT_EQ(at_half->body, frame12->body);
+  EXPECT_NE(at_half->body, before->body);
   auto past =
       serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"frame", 500}, {"original", true}});
   EXPECT_EQ(status_of(past), 400);

@@ -74,6 +74,7 @@ class JobQueue {
 
  private:
   struct Job;
+  static bool partial_run_kept(const Job& job);
   void run_jobs();
   void run_one(Job& job);
   nlohmann::json describe_locked(const Job& job, bool with_log) const;
