@@ -432,10 +432,18 @@ void WebServer::add_routes() {
                  send_json(res, 200, *queue_.describe(id, false));
                }));
   server_.Post("/api/preview", guarded([this](const auto& req, auto& res) { preview(req, res); }));
-  // Anything else under /api is a JSON 404 too (the page reads .error).
-  server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty() && req.path.starts_with("/api/"))
-      send_error(res, res.status, req.method + " " + req.path + ": no such endpoint");
+  // httplib's own answers (no route, a body over the limit) in JSON too: the page reads .error.
+  server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty() || !req.path.starts_with("/api/")) return;
+    const std::string what = req.method + " " + req.path;
+    if (res.status == 404)
+      send_error(res, 404, what + ": no such endpoint");
+    else if (res.status == 413)
+      send_error(res, 413,
+                 what + ": the body is larger than the limit (--max-upload-mb " +
+                     std::to_string(options_.max_upload_bytes >> 20) + ")");
+    else
+      send_error(res, res.status, what + ": refused (HTTP " + std::to_string(res.status) + ")");
   });
 }
 

@@ -155,7 +155,9 @@ TEST(WebApi, BadRequestsGetAJsonErrorNamingTheProblem) {
   EXPECT_EQ(status_of(res), 400);
   EXPECT_EQ(serve.get_json("/api/jobs")["jobs"].size(), 0u);
   // An unknown endpoint under /api answers JSON too.
-  EXPECT_EQ(status_of(serve.client().Get("/api/nothing")), 404);
+  res = serve.client().Get("/api/nothing");
+  EXPECT_EQ(status_of(res), 404);
+  EXPECT_EQ(error_of(res), "GET /api/nothing: no such endpoint");
 }
 
 TEST(WebApi, UnknownJob) {
@@ -200,7 +202,10 @@ TEST(WebApi, UploadsAreCheckedAndLimited) {
   res = upload("notes.txt", clip);
   EXPECT_EQ(status_of(res), 415);
   EXPECT_EQ(status_of(upload("../escape.mp4", clip)), 400);
-  EXPECT_EQ(status_of(upload("big.mp4", std::string(2 << 20, 'x'))), 413);
+  res = upload("big.mp4", std::string(2 << 20, 'x'));
+  EXPECT_EQ(status_of(res), 413);
+  EXPECT_EQ(error_of(res),
+            "POST /api/upload: the body is larger than the limit (--max-upload-mb 1)");
   res = upload("new.mp4", clip);
   ASSERT_EQ(status_of(res), 201) << (res ? res->body : "");
   EXPECT_EQ(read_file(f.root / "new.mp4"), clip);
