@@ -480,7 +480,9 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
   // Signal handlers only set the stop flag (async-signal-safe); this thread acts on it.
   while (stop_requested() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const int signal = stop_requested();
-  spdlog::info("stopping: the running job is stopped, its partial run kept for --resume");
+  spdlog::info(
+      "stopping: a running job stops (its partial run kept for --resume), queued ones are "
+      "cancelled");
   queue_.shutdown();
   stopping_ = true;
   queue_.wake_watchers();
