@@ -7,6 +7,7 @@
 
 #include "pipeline/output_checks.hpp"
 #include "pipeline/stage_clock.hpp"
+#include "pipeline/video_pipeline.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
 
@@ -171,6 +172,8 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
     one.stats.clear();
     if (!is_image_path(item.input)) one.format.clear();  // --format is for images here
     try {
+      // Between files too: an image job has no frame loop that would see the stop.
+      pipeline::throw_if_stopped(stop);
       fs::create_directories(item.output.parent_path());
       spdlog::info("batch: {} -> {}", item.input.string(), item.output.string());
       // With --resume, an output a finished job recorded as its own is skipped (run_job says

@@ -116,12 +116,7 @@ class Runner {
 
   // Throws Interrupted once SIGINT/SIGTERM or this job's own stop request asked to stop
   // (checked before each decode, upscale and save, so a stop takes at most one frame's work).
-  void check_stop() const {
-    int sig = g_stop_signal.load();
-    if (!sig && config_.stop) sig = config_.stop->load();
-    if (sig)
-      throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
-  }
+  void check_stop() const { throw_if_stopped(config_.stop); }
 
   std::optional<Frame> decode_one(int64_t index) {
     check_stop();
@@ -347,6 +342,13 @@ class Runner {
 }  // namespace
 
 int stop_signal() { return g_stop_signal.load(); }
+
+void throw_if_stopped(const StopFlag* stop) {
+  int sig = g_stop_signal.load();
+  if (!sig && stop) sig = stop->load();
+  if (sig)
+    throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
+}
 
 void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
                         const VideoPipelineConfig& config, JobStats& stats) {

@@ -41,5 +41,7 @@ void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& si
 
 // The signal a stop was requested with, 0 if none (see request_stop()).
 int stop_signal();
+// Throws Interrupted (status 128 + signal) when request_stop() or `stop` asked to stop.
+void throw_if_stopped(const StopFlag* stop);
 
 }  // namespace upframe::pipeline

@@ -75,7 +75,6 @@ JobQueue::JobQueue() {
 
 JobQueue::~JobQueue() {
   shutdown();
-  if (runner_.joinable()) runner_.join();
   auto& sinks = spdlog::default_logger()->sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), log_sink_), sinks.end());
 }
@@ -108,12 +107,16 @@ bool JobQueue::cancel(int64_t id) {
 }
 
 void JobQueue::shutdown() {
-  std::lock_guard lock(mutex_);
-  stopping_ = true;
-  for (int64_t id : waiting_) jobs_[id]->state = JobState::kCancelled;
-  waiting_.clear();
-  if (running_) running_->stop.store(SIGINT);
-  changed_.notify_all();
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    for (int64_t id : waiting_) jobs_[id]->state = JobState::kCancelled;
+    waiting_.clear();
+    if (running_) running_->stop.store(SIGINT);
+    changed_.notify_all();
+  }
+  // The running job ends at its next frame; its end is then there for every watcher.
+  if (runner_.joinable()) runner_.join();
 }
 
 void JobQueue::wake_watchers() {

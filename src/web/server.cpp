@@ -375,10 +375,6 @@ void WebServer::job_events(const httplib::Request& req, httplib::Response& res) 
       *sent_snapshot = true;
       if (!send("snapshot", *now)) return false;
     }
-    if (stopping_) {
-      sink.done();
-      return true;
-    }
     std::optional<JobNews> news = queue_.wait_for_news(id, *cursor, std::chrono::milliseconds(500));
     if (!news) return false;
     for (const std::string& line : news->log_lines)
@@ -386,6 +382,11 @@ void WebServer::job_events(const httplib::Request& req, httplib::Response& res) 
     if (news->progress && !send("progress", *news->progress)) return false;
     if (news->finished) {
       send("end", *news->finished);
+      sink.done();
+      return true;
+    }
+    // The server stops only once every job has ended, so each watcher got its end above.
+    if (stopping_) {
       sink.done();
       return true;
     }

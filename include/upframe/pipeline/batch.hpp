@@ -17,8 +17,8 @@ struct BatchFileResult {
   std::filesystem::path output;
   bool ok = false;
   bool skipped = false;  // --resume found its output complete
-  std::string error;     // when !ok
-  JobStats stats;        // when ok
+  std::string error;  // when !ok
+  JobStats stats;     // when ok
 };
 
 struct BatchResult {

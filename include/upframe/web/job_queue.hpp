@@ -55,7 +55,8 @@ class JobQueue {
   // A queued job is cancelled at once; a running one stops at its next frame (its partial
   // run kept for --resume). False for an unknown id.
   bool cancel(int64_t id);
-  // Cancels the queued jobs and stops the running one; no job starts after it.
+  // Cancels the queued jobs, stops the running one and waits for it to end; no job starts
+  // after it.
   void shutdown();
 
   // {"id", "state", "input", "output", "request", "progress", "stats", "error",
