@@ -137,6 +137,7 @@ class WebServer {
   JobQueue queue_;
   PreviewCache previews_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int> open_streams_{0};
 };
 
 bool WebServer::allowed(const httplib::Request& req, httplib::Response& res) const {
@@ -362,38 +363,44 @@ void WebServer::job_events(const httplib::Request& req, httplib::Response& res) 
   res.set_header("Cache-Control", "no-cache");
   auto cursor = std::make_shared<JobCursor>();
   auto sent_snapshot = std::make_shared<bool>(false);
-  res.set_chunked_content_provider("text/event-stream", [this, id, cursor, sent_snapshot](
-                                                            size_t, httplib::DataSink& sink) {
-    auto send = [&sink](const std::string& event, const json& data) {
-      const std::string text = "event: " + event + "\ndata: " + data.dump() + "\n\n";
-      return sink.write(text.data(), text.size());
-    };
-    if (!*sent_snapshot) {
-      // The whole job first (log so far included), then only what is new.
-      std::optional<json> now = queue_.describe(id);
-      cursor->log_lines = (*now)["log"].size();
-      *sent_snapshot = true;
-      if (!send("snapshot", *now)) return false;
-    }
-    std::optional<JobNews> news = queue_.wait_for_news(id, *cursor, std::chrono::milliseconds(500));
-    if (!news) return false;
-    for (const std::string& line : news->log_lines)
-      if (!send("log", {{"line", line}})) return false;
-    if (news->progress && !send("progress", *news->progress)) return false;
-    if (news->finished) {
-      send("end", *news->finished);
-      sink.done();
-      return true;
-    }
-    // The server stops only once every job has ended, so each watcher got its end above.
-    if (stopping_) {
-      sink.done();
-      return true;
-    }
-    // A comment line now and then: a closed connection shows up as a failed write.
-    static const std::string ping = ": ping\n\n";
-    return sink.write(ping.data(), ping.size());
-  });
+  // Counts the open streams until httplib drops the provider, so that a stopping server
+  // waits for each to send its job's end.
+  ++open_streams_;
+  std::shared_ptr<void> open_stream(nullptr, [this](void*) { --open_streams_; });
+  res.set_chunked_content_provider(
+      "text/event-stream",
+      [this, id, cursor, sent_snapshot, open_stream](size_t, httplib::DataSink& sink) {
+        auto send = [&sink](const std::string& event, const json& data) {
+          const std::string text = "event: " + event + "\ndata: " + data.dump() + "\n\n";
+          return sink.write(text.data(), text.size());
+        };
+        if (!*sent_snapshot) {
+          // The whole job first (log so far included), then only what is new.
+          std::optional<json> now = queue_.describe(id);
+          cursor->log_lines = (*now)["log"].size();
+          *sent_snapshot = true;
+          if (!send("snapshot", *now)) return false;
+        }
+        std::optional<JobNews> news =
+            queue_.wait_for_news(id, *cursor, std::chrono::milliseconds(500));
+        if (!news) return false;
+        for (const std::string& line : news->log_lines)
+          if (!send("log", {{"line", line}})) return false;
+        if (news->progress && !send("progress", *news->progress)) return false;
+        if (news->finished) {
+          send("end", *news->finished);
+          sink.done();
+          return true;
+        }
+        // The server stops only once every job has ended, so each watcher got its end above.
+        if (stopping_) {
+          sink.done();
+          return true;
+        }
+        // A comment line now and then: a closed connection shows up as a failed write.
+        static const std::string ping = ": ping\n\n";
+        return sink.write(ping.data(), ping.size());
+      });
 }
 
 void WebServer::add_routes() {
@@ -487,6 +494,10 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
   queue_.shutdown();
   stopping_ = true;
   queue_.wake_watchers();
+  // Every job has ended: each open event stream sends that end and closes (a stream whose
+  // client is gone fails its next write). httplib would cut them short once stopped.
+  for (int i = 0; i < 50 && open_streams_ > 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   server_.stop();
   listener.join();
   return signal;
