@@ -13,6 +13,7 @@
 
 #include "report_error.hpp"
 #include "scale_commands.hpp"
+#include "serve_command.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/log.hpp"
@@ -153,7 +154,12 @@ void print_batch_summary(const upframe::BatchResult& batch) {
 int main(int argc, char** argv) {
   // plan, run-segment, join, submit, status: distributed jobs (cli/scale_commands.cpp).
   if (int status = upframe::cli::run_scale_command(argc, argv); status >= 0) return status;
-  CLI::App app{"upframe: upscale videos and images, each duplicate frame upscaled once"};
+  if (argc > 1 && std::string_view(argv[1]) == "serve")
+    return run_serve_command(argc - 1, argv + 1);
+  CLI::App app{
+      "upframe: upscale videos and images, each duplicate frame upscaled once\n"
+      "Subcommand: upframe serve [--host H] [--port N] [--root DIR]... [--token T]  (a local "
+      "web UI; see upframe serve --help)"};
   app.formatter(std::make_shared<HelpFormatter>());
   app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");

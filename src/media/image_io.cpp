@@ -23,19 +23,23 @@ Frame read_image(const fs::path& path) {
   return *frame;
 }
 
-void write_image(const fs::path& path, const Frame& frame, const std::string& format, int quality) {
-  const std::string chosen = format.empty() ? path.extension().string() : format;
-  const std::string encoder_name = image_encoder_name(chosen);
+std::string encode_image(const Frame& frame, const std::string& format, int quality,
+                         const std::string& name) {
+  const std::string encoder_name = image_encoder_name(format);
   if (encoder_name.empty())
-    throw UsageError(path.string(),
-                     "unknown image format '" + chosen + "' (png, jpg, webp, bmp, tiff)");
-  ImageEncoder encoder(encoder_name, quality, 1, path.string());
+    throw UsageError(name, "unknown image format '" + format + "' (png, jpg, webp, bmp, tiff)");
+  ImageEncoder encoder(encoder_name, quality, 1, name);
   encoder.send(frame);
   encoder.flush();
   std::string bytes;
   if (!encoder.receive(bytes))
-    throw Error(path.string(), "the encoder produced no image", ExitCode::kProcessingFailed,
-                "save");
+    throw Error(name, "the encoder produced no image", ExitCode::kProcessingFailed, "save");
+  return bytes;
+}
+
+void write_image(const fs::path& path, const Frame& frame, const std::string& format, int quality) {
+  const std::string bytes = encode_image(frame, format.empty() ? path.extension().string() : format,
+                                         quality, path.string());
   // Written under a temporary name so the final path never holds a partial image.
   const fs::path temporary = temporary_sibling(path);
   try {

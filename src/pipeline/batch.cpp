@@ -7,6 +7,7 @@
 
 #include "pipeline/output_checks.hpp"
 #include "pipeline/stage_clock.hpp"
+#include "pipeline/video_pipeline.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
 
@@ -146,7 +147,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale) {
   return items;
 }
 
-BatchResult run_batch(const Settings& settings, const ProgressCallback& progress) {
+BatchResult run_batch(const Settings& settings, const ProgressCallback& progress,
+                      const StopFlag* stop) {
   auto start = pipeline::Clock::now();
   // The settings, the model and the scale are checked once, before any work.
   validate_settings(settings);
@@ -170,11 +172,13 @@ BatchResult run_batch(const Settings& settings, const ProgressCallback& progress
     one.stats.clear();
     if (!is_image_path(item.input)) one.format.clear();  // --format is for images here
     try {
+      // Between files too: an image job has no frame loop that would see the stop.
+      pipeline::throw_if_stopped(stop);
       fs::create_directories(item.output.parent_path());
       spdlog::info("batch: {} -> {}", item.input.string(), item.output.string());
       // With --resume, an output a finished job recorded as its own is skipped (run_job says
       // so); any other existing output is an error as without --resume.
-      file.stats = run_job(one, progress);
+      file.stats = run_job(one, progress, stop);
       file.ok = true;
       file.skipped = file.stats.already_complete;
     } catch (const Interrupted&) {

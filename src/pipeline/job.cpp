@@ -231,7 +231,7 @@ pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const Vid
 }
 
 JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
-                       const ProgressCallback& progress) {
+                       const ProgressCallback& progress, const StopFlag* stop) {
   using pipeline::Clock;
   auto start = Clock::now();
   JobStats stats;
@@ -317,6 +317,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
 
   if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
   config.already_written = already_written;
+  config.stop = stop;
   try {
     pipeline::run_video_pipeline(decoder, upscaler, *sink, config, stats);
     // NVDEC may have declined the stream's format once decoding began.
@@ -385,7 +386,7 @@ JobStats run_video_range(const Settings& s, Upscaler& upscaler, const OutputPlan
 
 }  // namespace pipeline
 
-JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
+JobStats run_job(const Settings& settings, const ProgressCallback& progress, const StopFlag* stop) {
   validate_settings(settings);
   pipeline::check_input(settings.input);
   std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(settings);
@@ -429,7 +430,7 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress) {
   pipeline::check_output(plan, settings.input, settings.overwrite);
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan)
-                       : run_video_job(settings, *upscaler, plan, progress);
+                       : run_video_job(settings, *upscaler, plan, progress, stop);
   if (plan.kind != OutputKind::kNull)
     pipeline::record_finished_output(plan.path, input_id, options);
   if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());

@@ -116,12 +116,9 @@ class Runner {
  private:
   // --- stage bodies, shared by both modes ---
 
-  // Throws Interrupted once SIGINT/SIGTERM asked to stop (checked before each decode, upscale
-  // and save, so a stop takes at most one frame's work).
-  static void check_stop() {
-    if (int sig = g_stop_signal.load())
-      throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
-  }
+  // Throws Interrupted once SIGINT/SIGTERM or this job's own stop request asked to stop
+  // (checked before each decode, upscale and save, so a stop takes at most one frame's work).
+  void check_stop() const { throw_if_stopped(config_.stop); }
 
   std::optional<Frame> decode_one(int64_t index) {
     check_stop();
@@ -363,6 +360,13 @@ class Runner {
 
 int stop_signal() { return g_stop_signal.load(); }
 
+void throw_if_stopped(const StopFlag* stop) {
+  int sig = g_stop_signal.load();
+  if (!sig && stop) sig = stop->load();
+  if (sig)
+    throw Interrupted(sig == 15 ? ExitCode::kInterruptedSigterm : ExitCode::kInterruptedSigint);
+}
+
 void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
                         const VideoPipelineConfig& config, JobStats& stats) {
   Runner runner(decoder, upscaler, sink, config);
@@ -375,5 +379,6 @@ namespace upframe {
 
 void request_stop(int signal) { pipeline::g_stop_signal.store(signal); }
 void clear_stop_request() { pipeline::g_stop_signal.store(0); }
+int stop_requested() { return pipeline::g_stop_signal.load(); }
 
 }  // namespace upframe

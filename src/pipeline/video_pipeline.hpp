@@ -30,6 +30,8 @@ struct VideoPipelineConfig {
   // decision is the one an uninterrupted run makes) but neither upscaled nor written again:
   // the sink gets keep_written(). Counted in the stats' resumed_frames.
   std::function<bool(int64_t)> already_written;
+  // This job's own stop request (a server's cancel), checked with the process-wide one.
+  const StopFlag* stop = nullptr;
 };
 
 // Runs the stages; fills the frame counts and stage times of `stats`. Throws on the first
@@ -39,5 +41,7 @@ void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& si
 
 // The signal a stop was requested with, 0 if none (see request_stop()).
 int stop_signal();
+// Throws Interrupted (status 128 + signal) when request_stop() or `stop` asked to stop.
+void throw_if_stopped(const StopFlag* stop);
 
 }  // namespace upframe::pipeline

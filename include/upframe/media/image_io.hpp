@@ -18,5 +18,9 @@ Frame read_image(const std::filesystem::path& path);
 // extension. Converts the pixel format as the codec needs (keeping alpha where it can).
 void write_image(const std::filesystem::path& path, const Frame& frame,
                  const std::string& format = {}, int quality = 95);
+// The bytes of `frame` coded as an image file of `format` ("png", "jpg", "webp"); `name` is
+// what errors name (a web preview has no file).
+std::string encode_image(const Frame& frame, const std::string& format, int quality = 95,
+                         const std::string& name = {});
 
 }  // namespace upframe

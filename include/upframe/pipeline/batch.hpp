@@ -44,7 +44,8 @@ std::vector<BatchItem> plan_batch(const Settings& settings, int scale);
 // Runs every file; never throws for a failed file (it is reported in the result), only for
 // usage errors found before any work and for an interruption. Writes settings.stats whenever
 // it finishes.
-BatchResult run_batch(const Settings& settings, const ProgressCallback& progress = {});
+BatchResult run_batch(const Settings& settings, const ProgressCallback& progress = {},
+                      const StopFlag* stop = nullptr);
 
 bool is_video_path(const std::filesystem::path& path);
 

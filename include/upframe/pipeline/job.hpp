@@ -2,6 +2,7 @@
 // SPEC section 2 (or the sequential mode of section 3).
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 
@@ -12,15 +13,24 @@ namespace upframe {
 
 using ProgressCallback = std::function<void(const Progress&)>;
 
+// A stop request for one job (a server cancels one of its jobs and leaves the others): the
+// signal number the job stops as, 0 while none. Checked alongside the process-wide request of
+// request_stop(), at the same points, with the same effect.
+using StopFlag = std::atomic<int>;
+
 // Runs the job described by `settings`; returns its stats (and writes them to
 // settings.stats when set). Throws upframe::Error (with its exit code) on failure, after
-// removing whatever it wrote; nothing is left at the final output path.
-JobStats run_job(const Settings& settings, const ProgressCallback& progress = {});
+// removing whatever it wrote; nothing is left at the final output path. A stop (`stop` or
+// request_stop()) throws Interrupted and keeps the partial run for --resume.
+JobStats run_job(const Settings& settings, const ProgressCallback& progress = {},
+                 const StopFlag* stop = nullptr);
 
-// Asks a running job to stop (async-signal-safe): it throws Interrupted with exit status
+// Asks every running job to stop (async-signal-safe): it throws Interrupted with exit status
 // 128 + signal at the next frame.
 void request_stop(int signal);
 void clear_stop_request();
+// The signal request_stop() was given, 0 if none.
+int stop_requested();
 
 // Where the output of `settings` goes and in what form.
 // kNull: `-o /dev/null`, frames are processed and counted but nothing is written.

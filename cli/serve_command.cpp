@@ -1,0 +1,75 @@
+#include "serve_command.hpp"
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "upframe/error.hpp"
+#include "upframe/log.hpp"
+#include "upframe/pipeline/job.hpp"
+#include "upframe/web/server.hpp"
+
+namespace {
+
+void on_serve_signal(int sig) { upframe::request_stop(sig); }
+
+}  // namespace
+
+int run_serve_command(int argc, char** argv) {
+  CLI::App app{
+      "upframe serve: a local web UI (browse, upload, start jobs, live progress, before/after)"};
+  app.name("upframe serve");
+  upframe::web::ServeOptions options;
+  std::vector<std::string> roots;
+  uint64_t max_upload_mib = options.max_upload_bytes >> 20;
+  app.add_option("--host", options.host,
+                 "address to listen on (another than loopback needs --token)")
+      ->capture_default_str();
+  app.add_option("--port", options.port, "port (0: any free one; the printed URL says which)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--root", roots,
+                 "folder the UI may browse, read and write under (repeatable) [default: the "
+                 "working folder]")
+      ->type_name("DIR");
+  app.add_option("--token", options.token,
+                 "secret every request must carry (the printed URL has it); at least 16 of "
+                 "[A-Za-z0-9_-]")
+      ->type_name("TOKEN");
+  app.add_option("--max-upload-mb", max_upload_mib, "largest upload, MiB")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "upframe: error: %s\n", e.what());
+    return int(upframe::ExitCode::kUsage);
+  }
+  for (const std::string& root : roots) options.roots.emplace_back(root);
+  options.max_upload_bytes = max_upload_mib << 20;
+
+  auto logger = spdlog::stderr_color_mt("upframe");
+  logger->set_pattern("upframe: %^%l%$: %v");
+  spdlog::set_default_logger(logger);
+  upframe::set_log_level(upframe::LogLevel::kInfo);
+  std::signal(SIGINT, on_serve_signal);
+  std::signal(SIGTERM, on_serve_signal);
+  try {
+    const int signal = upframe::web::serve(options, [](const std::string& url) {
+      // The URL alone on stdout, for scripts and tests; the log goes to stderr.
+      std::cout << url << std::endl;
+    });
+    std::fprintf(stderr, "upframe: interrupted\n");
+    return 128 + signal;
+  } catch (const upframe::Error& e) {
+    std::fprintf(stderr, "upframe: error: %s\n", e.what());
+    return int(e.code());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "upframe: error: serve: %s\n", e.what());
+    return int(upframe::ExitCode::kProcessingFailed);
+  }
+}

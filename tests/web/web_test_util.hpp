@@ -1,0 +1,103 @@
+// Helpers of the web tests: a real `upframe serve` process on a free loopback port, an HTTP
+// client for its API, and a minimal W3C WebDriver client for Debian's chromium-driver.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace upframe::test {
+
+namespace fs = std::filesystem;
+
+// A child process with its stdout's first line read (the URL `upframe serve` prints).
+class ChildProcess {
+ public:
+  // Runs `argv` (argv[0] a path), stderr to `log_file`. Throws if it cannot start.
+  ChildProcess(const std::vector<std::string>& argv, const fs::path& log_file);
+  ~ChildProcess();  // SIGKILL if still running
+  // The first line it prints on stdout, waiting up to `timeout` (empty if none came).
+  std::string first_line(std::chrono::milliseconds timeout);
+  // Sends `signal` and waits up to `timeout`; the exit status (128 + signal if killed by
+  // one), or -1 if it did not end in time.
+  int stop(int signal, std::chrono::milliseconds timeout);
+  // Waits for the end without sending anything.
+  int wait(std::chrono::milliseconds timeout);
+
+ private:
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  int status_ = -1;
+};
+
+// `upframe serve --port 0 --root ROOT [extra...]`, ready to take requests.
+class ServeProcess {
+ public:
+  ServeProcess(const fs::path& root, const std::vector<std::string>& extra = {});
+  const std::string& url() const { return url_; }  // "http://127.0.0.1:PORT/" (+ ?token=)
+  int port() const { return port_; }
+  // The page's token (what its state-changing requests send).
+  const std::string& token() const { return token_; }
+  httplib::Client client() const;
+  // POST with the page's token header.
+  httplib::Result post_json(const std::string& path, const nlohmann::json& body) const;
+  nlohmann::json get_json(const std::string& path) const;
+  // Polls GET /api/jobs/ID until `done(job)` or the timeout; returns the last answer.
+  nlohmann::json wait_job(int64_t id, const std::function<bool(const nlohmann::json&)>& done,
+                          std::chrono::seconds timeout) const;
+  int stop(int signal) { return process_.stop(signal, std::chrono::seconds(30)); }
+  std::string log() const;
+
+ private:
+  fs::path log_file_;
+  ChildProcess process_;
+  std::string url_, token_;
+  int port_ = 0;
+};
+
+// A free TCP port on 127.0.0.1 (bound, read and released).
+int free_port();
+
+bool job_ended(const nlohmann::json& job);
+
+// A headless Chromium session through chromedriver's W3C WebDriver protocol.
+class Browser {
+ public:
+  // Throws std::runtime_error when chromedriver or chromium cannot start.
+  Browser();
+  ~Browser();
+  void open(const std::string& url);
+  // The WebDriver id of the element matching `css` (throws if none).
+  std::string find(const std::string& css);
+  void click(const std::string& css);
+  void type(const std::string& css, const std::string& text);
+  // A mouse drag across the element matching `css`, from one horizontal offset from its
+  // centre to another (CSS pixels), with the WebDriver actions API.
+  void drag(const std::string& css, int from_x, int to_x);
+  std::string text(const std::string& css);
+  // Runs `script` (a function body: `return ...;`) in the page.
+  nlohmann::json run(const std::string& script);
+  // Polls `condition` (a JS expression) until truthy; false after `timeout`.
+  bool wait_for(const std::string& condition, std::chrono::seconds timeout);
+  // The page as PNG bytes.
+  std::string screenshot();
+
+  static bool available();
+
+ private:
+  nlohmann::json command(const std::string& method, const std::string& path,
+                         const nlohmann::json& body = nullptr);
+  std::unique_ptr<ChildProcess> driver_;
+  std::unique_ptr<httplib::Client> http_;
+  std::string session_;
+};
+
+}  // namespace upframe::test
