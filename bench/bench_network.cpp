@@ -4,7 +4,7 @@
 // alternate within each iteration so both see the same machine load; medians are reported.
 //
 //   bench_network [--model=NAME|PATH.param] [--width=480] [--height=270]
-//                 [--precision=fp32|bf16|both] [--threads=N] [--iterations=5]
+//                 [--precision=fp32|bf16|both] [--threads=N] [--iterations=5] [--verbose]
 //
 // NAME is a model of models/ (default realesr-animevideov3-x2). GFLOP/s counts convolution
 // FLOPs only (2*KH*KW*IC/groups*OC per output value). bf16 runs where oneDNN's ISA has it
@@ -14,6 +14,7 @@
 #include <omp.h>
 #include <time.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -105,12 +106,19 @@ class RawConvolutions {
       convs_.push_back(std::move(p));
     }
   }
-  void run() {
-    for (auto& p : convs_)
+  // `per_layer_ms` (optional) receives each layer's time.
+  void run(std::vector<double>* per_layer_ms = nullptr) {
+    for (auto& p : convs_) {
+      const auto t0 = std::chrono::steady_clock::now();
       p.conv.execute(stream_, {{DNNL_ARG_SRC, p.src},
                                {DNNL_ARG_WEIGHTS, p.weights},
                                {DNNL_ARG_BIAS, p.bias},
                                {DNNL_ARG_DST, p.dst}});
+      if (!per_layer_ms) continue;
+      stream_.wait();
+      per_layer_ms->push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    }
     stream_.wait();
   }
   double flops() const { return flops_; }
@@ -163,6 +171,11 @@ Result measure(const Options& o, const std::shared_ptr<const nn::Model>& model,
     network_cpu.push_back(c1 - c0);
     convs_cpu.push_back(c2 - c1);
   }
+  if (spdlog::get_level() <= spdlog::level::debug) {  // --verbose: the raw layers one by one
+    std::vector<double> ms;
+    raw.run(&ms);
+    for (size_t i = 0; i < ms.size(); ++i) spdlog::debug("raw convolution {}: {:.2f} ms", i, ms[i]);
+  }
   const Result r{median(network), median(convs)};
   std::printf(
       "%s: network %.3f s/frame (%.1f GFLOP/s), raw convolutions %.3f s/frame (%.1f GFLOP/s, "
@@ -202,6 +215,8 @@ int main(int argc, char** argv) {
       o.precision = v;
     else if (take(argv[i], "--threads", &v))
       o.threads = std::atoi(v.c_str());
+    else if (std::strcmp(argv[i], "--verbose") == 0)
+      spdlog::set_level(spdlog::level::debug);  // the layers' oneDNN implementations
     else if (take(argv[i], "--iterations", &v))
       o.iterations = std::max(1, std::atoi(v.c_str()));
     else {

@@ -107,6 +107,13 @@ void zero_channel_padding(const Blocked& v) {
     }
 }
 
+// PReLU of one value, without a branch: max(v,0) + slope*min(v,0) is v for v > 0 and v*slope
+// otherwise, exactly, and compiles to vector selects. (The `v > 0 ? v : v*slope` form became a
+// branch per value here: 20 ms instead of 0.6 ms for a 64x270x480 blob of mixed signs.)
+inline float prelu_value(float v, float slope) {
+  return (v > 0.f ? v : 0.f) + slope * (v < 0.f ? v : 0.f);
+}
+
 // Per-channel slope in place on a blocked image (one pass, vectorised over the block).
 template <int B>
 void prelu_blocked(const Blocked& v, const std::vector<float>& slopes_padded) {
@@ -119,7 +126,7 @@ void prelu_blocked(const Blocked& v, const std::vector<float>& slopes_padded) {
       const float* s = slopes_padded.data() + cb * B;
       for (int x = 0; x < v.width; ++x, p += B)
 #pragma omp simd
-        for (int i = 0; i < B; ++i) p[i] = p[i] > 0.f ? p[i] : p[i] * s[i];
+        for (int i = 0; i < B; ++i) p[i] = prelu_value(p[i], s[i]);
     }
 }
 
@@ -135,7 +142,7 @@ std::vector<float> padded_slopes(const std::vector<float>& slopes, int channels,
 void prelu_nhwc(float* p, size_t pixels, int channels, const float* slopes) {
   for (size_t i = 0; i < pixels; ++i, p += channels)
 #pragma omp simd
-    for (int c = 0; c < channels; ++c) p[c] = p[c] > 0.f ? p[c] : p[c] * slopes[c];
+    for (int c = 0; c < channels; ++c) p[c] = prelu_value(p[c], slopes[c]);
 }
 
 // The same, reading fp32 and writing bf16 (`slopes` null: conversion only).
@@ -144,7 +151,7 @@ void prelu_nhwc_to_bf16(const float* p, uint16_t* out, size_t pixels, int channe
   for (size_t i = 0; i < pixels; ++i, p += channels, out += channels) {
     if (slopes) {
 #pragma omp simd
-      for (int c = 0; c < channels; ++c) out[c] = to_bf16(p[c] > 0.f ? p[c] : p[c] * slopes[c]);
+      for (int c = 0; c < channels; ++c) out[c] = to_bf16(prelu_value(p[c], slopes[c]));
     } else {
 #pragma omp simd
       for (int c = 0; c < channels; ++c) out[c] = to_bf16(p[c]);
@@ -241,8 +248,9 @@ std::vector<bool> conv_only_readers(const Graph& graph) {
 }
 
 // Bytes of fp32 output per band of a banded convolution: small enough that a band is still in
-// cache when its PReLU runs (measured: docs/BENCHMARKS.md); UPFRAME_NN_BAND_BYTES overrides it
-// (0: whole image at once), for measuring.
+// cache when its PReLU runs (measured: docs/BENCHMARKS.md); UPFRAME_NN_BAND_BYTES overrides it,
+// for measuring (0: no bands, each convolution on the whole image with all threads, then its
+// PReLU as a separate pass).
 size_t band_bytes_setting() {
   const char* env = std::getenv("UPFRAME_NN_BAND_BYTES");
   return env ? size_t(std::strtoull(env, nullptr, 10)) : kBandBytes;
@@ -257,7 +265,11 @@ class CpuExecutor final : public Executor {
         threads_(threads),
         engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_),
-        conv_only_readers_(conv_only_readers(graph_)) {}
+        conv_only_readers_(conv_only_readers(graph_)) {
+    // One stream per thread for the banded convolutions (a stream is not thread-safe).
+    const int n = std::max(threads_, omp_get_max_threads());
+    for (int t = 0; t < n; ++t) streams_.emplace_back(engine_);
+  }
 
   Precision precision() const override { return precision_; }
 
@@ -487,7 +499,7 @@ class CpuExecutor final : public Executor {
     const bool prelu = a.type == Activation::kPReLU;
     const memory::desc nhwc_src = image_desc(in, in.c, compute);
     const bool banded = !deconv && c.stride_h == 1 && c.dilation_h == 1 && block == out.c &&
-                        pd.src_desc(0) == nhwc_src && out.h > 1;
+                        pd.src_desc(0) == nhwc_src && out.h > 1 && band_bytes_ > 0;
     if (banded) {
       build_banded_conv(plan, op_index, in, out, compute, src, bias, attr, wdims, wtag, strides,
                         dilates, pads);
@@ -513,26 +525,31 @@ class CpuExecutor final : public Executor {
   struct ConvBand {
     dnnl::primitive prim;
     memory weights;
-    memory src, dst;  // views of the band; data handles set at each run
+    memory::desc src_md, dst_md, scratchpad_md;
     int out_y0, out_rows, in_y0;
   };
 
-  // A stride-1 convolution between nhwc tensors, run band by band; each band's output gets
-  // its PReLU (and, for a bf16 blob, its conversion) while it is in cache.
+  // A stride-1 convolution between nhwc tensors, run as bands of output rows handed out to the
+  // threads one at a time (schedule dynamic: a thread the machine slows down takes fewer). Each
+  // band runs single-threaded in the thread that then applies its PReLU (and, for a bf16 blob,
+  // the conversion), while the band is in that core's cache; one parallel region per layer.
   void build_banded_conv(Plan* plan, int op_index, const Shape& in, const Shape& out, dt compute,
-                         memory src, memory bias, const dnnl::primitive_attr& attr,
-                         const dims& wdims, tag wtag, const dims& strides, const dims& dilates,
-                         const ConvPads& pads) {
+                         memory src, memory bias, dnnl::primitive_attr attr, const dims& wdims,
+                         tag wtag, const dims& strides, const dims& dilates, const ConvPads& pads) {
     const Op& op = graph_.ops[op_index];
     const ConvParams& c = op.conv;
     const bool bf16_out = compute == dt::bf16 && conv_only_readers_[op.outputs[0]];
     const int rows = band_rows(out);
+    // Each thread passes its own scratchpad: the bands run concurrently.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     struct Geometry {
       dnnl::primitive prim;
       memory weights;
+      memory::desc scratchpad_md;
     };
     // By band geometry (output rows, top pad, bottom pad): at most a few per layer.
     std::map<std::tuple<int, int, int>, Geometry> geometries;
+    size_t scratchpad_bytes = 0;
     auto bands = std::make_shared<std::vector<ConvBand>>();
     for (int y0 = 0; y0 < out.h; y0 += rows) {
       const int out_rows = std::min(rows, out.h - y0);
@@ -551,60 +568,70 @@ class CpuExecutor final : public Executor {
             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_md,
             b_md, dst_md, strides, dilates, dims{pad_top, pads.left}, dims{pad_bottom, pads.right});
         dnnl::convolution_forward::primitive_desc pd(d, attr, engine_);
+        scratchpad_bytes = std::max(scratchpad_bytes, pd.scratchpad_desc().get_size());
+        spdlog::debug("nn {}: bands of {} rows (pads {}, {}): {}", op.name, out_rows, pad_top,
+                      pad_bottom, pd.impl_info_str());
         g = {dnnl::convolution_forward(pd),
-             prepared_weights(op_index, pd.weights_desc(), wdims, wtag)};
+             prepared_weights(op_index, pd.weights_desc(), wdims, wtag), pd.scratchpad_desc()};
       }
-      bands->push_back({g.prim, g.weights, memory(src_md, engine_, DNNL_MEMORY_NONE),
-                        memory(dst_md, engine_, DNNL_MEMORY_NONE), y0, out_rows, in_y0});
+      bands->push_back({g.prim, g.weights, src_md, dst_md, g.scratchpad_md, y0, out_rows, in_y0});
     }
     Blob& dst_blob = new_blob(plan, op.outputs[0], out, out.c, bf16_out ? dt::bf16 : dt::f32);
     memory dst = dst_blob.mem;
-    // bf16 blobs: each band in fp32 here first (one band buffer, reused: it stays in cache).
-    auto band_f32 =
-        bf16_out ? std::make_shared<AlignedBuffer>(size_t(rows) * out.w * out.c * sizeof(float))
-                 : nullptr;
+    // Per thread: its scratchpad, and for bf16 blobs the band in fp32 before its conversion.
+    const size_t band_f32_bytes = bf16_out ? size_t(rows) * out.w * out.c * sizeof(float) : 0;
+    auto buffers = std::make_shared<std::vector<std::unique_ptr<AlignedBuffer>>>();
+    for (size_t t = 0; t < streams_.size(); ++t)
+      buffers->push_back(std::make_unique<AlignedBuffer>(scratchpad_bytes + band_f32_bytes));
     std::vector<float> slopes;
     if (c.activation.type == Activation::kPReLU)
       slopes = padded_slopes(c.activation.prelu_slopes, out.c, out.c);
     const size_t src_row_bytes = size_t(in.w) * in.c * memory::data_type_size(compute);
+    const size_t scratchpad_offset = (band_f32_bytes + 63) / 64 * 64;
     const int channels = out.c, width = out.w;
-    plan->steps.push_back([this, bands, src, bias, dst, band_f32, slopes, src_row_bytes, channels,
-                           width, bf16_out]() {
+    plan->steps.push_back([this, bands, buffers, src, bias, dst, slopes, src_row_bytes,
+                           scratchpad_offset, channels, width, bf16_out]() {
       auto* src_base = static_cast<char*>(src.get_data_handle());
       auto* dst_base = static_cast<char*>(dst.get_data_handle());
       const float* s = slopes.empty() ? nullptr : slopes.data();
-      for (ConvBand& b : *bands) {
-        const size_t first_value = size_t(b.out_y0) * width * channels;
-        b.src.set_data_handle(src_base + size_t(b.in_y0) * src_row_bytes);
-        b.dst.set_data_handle(bf16_out ? band_f32->ptr : dst_base + first_value * sizeof(float));
-        std::unordered_map<int, memory> args{
-            {DNNL_ARG_SRC, b.src}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, b.dst}};
-        if (bias) args[DNNL_ARG_BIAS] = bias;
-        exec(b.prim, args);
-        if (!bf16_out && !s) continue;
-        auto* band = static_cast<float*>(b.dst.get_data_handle());
-        const size_t pixels = size_t(b.out_rows) * width;
-#pragma omp parallel
-        {  // the band's pixels split over the threads
-          const int n = omp_get_num_threads(), t = omp_get_thread_num();
-          const size_t from = pixels * t / n, to = pixels * (t + 1) / n;
-          float* p = band + from * channels;
+      const int count = int(bands->size());
+      const int threads = std::min<int>(int(streams_.size()), omp_get_max_threads());
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num();
+        dnnl::stream& stream = streams_[t];
+        char* own = static_cast<char*>((*buffers)[t]->ptr);
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < count; ++i) {
+          const ConvBand& b = (*bands)[i];
+          const size_t first_value = size_t(b.out_y0) * width * channels;
+          auto* band =
+              reinterpret_cast<float*>(bf16_out ? own : dst_base) + (bf16_out ? 0 : first_value);
+          memory band_src(b.src_md, engine_, src_base + size_t(b.in_y0) * src_row_bytes);
+          memory band_dst(b.dst_md, engine_, band);
+          memory scratchpad(b.scratchpad_md, engine_, own + scratchpad_offset);
+          std::unordered_map<int, memory> args{{DNNL_ARG_SRC, band_src},
+                                               {DNNL_ARG_WEIGHTS, b.weights},
+                                               {DNNL_ARG_DST, band_dst},
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad}};
+          if (bias) args[DNNL_ARG_BIAS] = bias;
+          // Inside a parallel region oneDNN runs the primitive on this thread alone.
+          b.prim.execute(stream, args);
+          stream.wait();
+          const size_t pixels = size_t(b.out_rows) * width;
           if (bf16_out)
-            prelu_nhwc_to_bf16(
-                p, reinterpret_cast<uint16_t*>(dst_base) + first_value + from * channels, to - from,
-                channels, s);
-          else
-            prelu_nhwc(p, to - from, channels, s);
+            prelu_nhwc_to_bf16(band, reinterpret_cast<uint16_t*>(dst_base) + first_value, pixels,
+                               channels, s);
+          else if (s)
+            prelu_nhwc(band, pixels, channels, s);
         }
       }
     });
   }
 
-  // Output rows per band: about kBandBytes of fp32 output (UPFRAME_NN_BAND_BYTES overrides it,
-  // for measuring), whole image when 0.
+  // Output rows per band: about band_bytes_ of fp32 output.
   int band_rows(const Shape& out) const {
     const size_t row = size_t(out.w) * out.c * sizeof(float);
-    if (band_bytes_ == 0) return out.h;
     return int(std::clamp<size_t>(band_bytes_ / row, 1, size_t(out.h)));
   }
 
@@ -923,6 +950,7 @@ class CpuExecutor final : public Executor {
   std::map<int, memory> weights_;
   // Per blob: every reader is a convolution (and it is not the output), so it may be bf16.
   std::vector<bool> conv_only_readers_;
+  std::vector<dnnl::stream> streams_;
   bool warned_ref_ = false;
   bool profile_ = std::getenv("UPFRAME_NN_PROFILE") != nullptr;
   size_t band_bytes_ = band_bytes_setting();
