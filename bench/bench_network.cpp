@@ -21,7 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <map>
+#include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <random>
 #include <string>
@@ -139,57 +139,79 @@ class RawConvolutions {
   std::string implementation_;
 };
 
-struct Result {
-  double network_s, raw_s;  // wall time per frame, medians
+// One precision's network and raw convolutions, with their times per iteration.
+struct Case {
+  nn::Precision precision;
+  std::unique_ptr<nn::Executor> executor;
+  std::unique_ptr<RawConvolutions> raw;
+  std::vector<double> network, convs, network_cpu, convs_cpu;
 };
 
-Result measure(const Options& o, const std::shared_ptr<const nn::Model>& model,
-               nn::Precision precision) {
-  const std::string name = nn::precision_name(precision);
-  auto executor = nn::make_cpu_executor(model, precision, o.threads);
-  const nn::Shape shape{3, 3, o.height, o.width};
-  RawConvolutions raw(model->graph(), shape, precision);
+// Every case's network and raw convolutions run one after the other in each iteration, so all
+// see the same machine load (the ratios, bf16 against fp32 included, are side by side).
+void measure(const Options& o, const std::shared_ptr<const nn::Model>& model,
+             std::vector<Case>& cases) {
   nn::Tensor input(3, o.height, o.width);
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(0.f, 1.f);
   for (float& v : input.data) v = dist(rng);
-  executor->run(input);  // plan, primitives and weights prepared outside the timing
-  raw.run();
+  for (Case& c : cases) {
+    c.executor = nn::make_cpu_executor(model, c.precision, o.threads);
+    c.raw = std::make_unique<RawConvolutions>(model->graph(), nn::Shape{3, 3, o.height, o.width},
+                                              c.precision);
+    c.executor->run(input);  // plan, primitives and weights prepared outside the timing
+    c.raw->run();
+  }
   const double load_before = load_average();
-  std::vector<double> network, convs, network_cpu, convs_cpu;
-  for (int i = 0; i < o.iterations; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = process_cpu_seconds();
-    nn::Tensor out = executor->run(input);
-    const auto t1 = std::chrono::steady_clock::now();
-    const double c1 = process_cpu_seconds();
-    raw.run();
-    const auto t2 = std::chrono::steady_clock::now();
-    const double c2 = process_cpu_seconds();
-    network.push_back(std::chrono::duration<double>(t1 - t0).count());
-    convs.push_back(std::chrono::duration<double>(t2 - t1).count());
-    network_cpu.push_back(c1 - c0);
-    convs_cpu.push_back(c2 - c1);
+  for (int i = 0; i < o.iterations; ++i)
+    for (Case& c : cases) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = process_cpu_seconds();
+      nn::Tensor out = c.executor->run(input);
+      const auto t1 = std::chrono::steady_clock::now();
+      const double c1 = process_cpu_seconds();
+      c.raw->run();
+      const auto t2 = std::chrono::steady_clock::now();
+      const double c2 = process_cpu_seconds();
+      c.network.push_back(std::chrono::duration<double>(t1 - t0).count());
+      c.convs.push_back(std::chrono::duration<double>(t2 - t1).count());
+      c.network_cpu.push_back(c1 - c0);
+      c.convs_cpu.push_back(c2 - c1);
+    }
+  const double load_after = load_average();
+  for (Case& c : cases) {
+    if (spdlog::get_level() <= spdlog::level::debug) {  // --verbose: the raw layers one by one
+      std::vector<double> ms;
+      c.raw->run(&ms);
+      for (size_t i = 0; i < ms.size(); ++i)
+        spdlog::debug("raw convolution {}: {:.2f} ms", i, ms[i]);
+    }
+    const double network = median(c.network), convs = median(c.convs);
+    const double flops = c.raw->flops();
+    std::printf(
+        "%s: network %.3f s/frame (%.1f GFLOP/s), raw convolutions %.3f s/frame (%.1f GFLOP/s, "
+        "%zu layers, %s): network at %.1f%% of the raw convolution rate (%.1f%% by CPU time; "
+        "median of %d, load %.2f -> %.2f)\n",
+        nn::precision_name(c.precision), network, flops / network / 1e9, convs, flops / convs / 1e9,
+        c.raw->count(), c.raw->implementation().c_str(), 100.0 * convs / network,
+        100.0 * median(c.convs_cpu) / median(c.network_cpu), o.iterations, load_before, load_after);
+    if (c.raw->skipped_deconvolutions() > 0)
+      std::printf("  (%d deconvolution layers are in the network time, not in the raw one)\n",
+                  c.raw->skipped_deconvolutions());
   }
-  if (spdlog::get_level() <= spdlog::level::debug) {  // --verbose: the raw layers one by one
-    std::vector<double> ms;
-    raw.run(&ms);
-    for (size_t i = 0; i < ms.size(); ++i) spdlog::debug("raw convolution {}: {:.2f} ms", i, ms[i]);
+  if (cases.size() == 2) {
+    // Per iteration (both ran back to back), then the median of those ratios.
+    std::vector<double> network, convs;
+    for (int i = 0; i < o.iterations; ++i) {
+      network.push_back(cases[0].network[i] / cases[1].network[i]);
+      convs.push_back(cases[0].convs[i] / cases[1].convs[i]);
+    }
+    std::printf(
+        "bf16 vs fp32: network %.2fx faster, raw convolutions %.2fx faster (medians of "
+        "the per-iteration ratios)\n",
+        median(network), median(convs));
   }
-  const Result r{median(network), median(convs)};
-  std::printf(
-      "%s: network %.3f s/frame (%.1f GFLOP/s), raw convolutions %.3f s/frame (%.1f GFLOP/s, "
-      "%zu layers, %s): network at %.1f%% of the raw convolution rate (%.1f%% by CPU time; "
-      "median of %d, load %.2f -> %.2f)\n",
-      name.c_str(), r.network_s, raw.flops() / r.network_s / 1e9, r.raw_s,
-      raw.flops() / r.raw_s / 1e9, raw.count(), raw.implementation().c_str(),
-      100.0 * r.raw_s / r.network_s, 100.0 * median(convs_cpu) / median(network_cpu), o.iterations,
-      load_before, load_average());
-  if (raw.skipped_deconvolutions() > 0)
-    std::printf("  (%d deconvolution layers are in the network time, not in the raw one)\n",
-                raw.skipped_deconvolutions());
   std::fflush(stdout);
-  return r;
 }
 
 bool take(const char* arg, const char* flag, std::string* value) {
@@ -235,18 +257,14 @@ int main(int argc, char** argv) {
                 model->info().name.c_str(), o.width, o.height,
                 o.threads > 0 ? o.threads : omp_get_max_threads(), dnnl_version()->major,
                 dnnl_version()->minor, dnnl_version()->patch, nn::cpu_isa_name().c_str());
-    std::map<std::string, Result> results;
-    if (o.precision == "fp32" || o.precision == "both")
-      results["fp32"] = measure(o, model, nn::Precision::kFp32);
+    std::vector<Case> cases;
+    if (o.precision == "fp32" || o.precision == "both") cases.push_back({nn::Precision::kFp32});
     if (o.precision == "bf16" || (o.precision == "both" && bf16))
-      results["bf16"] = measure(o, model, nn::Precision::kBf16);
+      cases.push_back({nn::Precision::kBf16});
     else if (o.precision == "both")
       std::printf("bf16: skipped, oneDNN's ISA here (%s) has neither avx512_bf16 nor AMX\n",
                   nn::cpu_isa_name().c_str());
-    if (results.count("fp32") && results.count("bf16"))
-      std::printf("bf16 vs fp32: network %.2fx faster, raw convolutions %.2fx faster\n",
-                  results["fp32"].network_s / results["bf16"].network_s,
-                  results["fp32"].raw_s / results["bf16"].raw_s);
+    measure(o, model, cases);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_network: error: %s\n", e.what());
     return 1;
