@@ -141,6 +141,7 @@ class RawConvolutions {
 
 // One precision's network and raw convolutions, with their times per iteration.
 struct Case {
+  explicit Case(nn::Precision p) : precision(p) {}
   nn::Precision precision;
   std::unique_ptr<nn::Executor> executor;
   std::unique_ptr<RawConvolutions> raw;
@@ -258,9 +259,9 @@ int main(int argc, char** argv) {
                 o.threads > 0 ? o.threads : omp_get_max_threads(), dnnl_version()->major,
                 dnnl_version()->minor, dnnl_version()->patch, nn::cpu_isa_name().c_str());
     std::vector<Case> cases;
-    if (o.precision == "fp32" || o.precision == "both") cases.push_back({nn::Precision::kFp32});
+    if (o.precision == "fp32" || o.precision == "both") cases.emplace_back(nn::Precision::kFp32);
     if (o.precision == "bf16" || (o.precision == "both" && bf16))
-      cases.push_back({nn::Precision::kBf16});
+      cases.emplace_back(nn::Precision::kBf16);
     else if (o.precision == "both")
       std::printf("bf16: skipped, oneDNN's ISA here (%s) has neither avx512_bf16 nor AMX\n",
                   nn::cpu_isa_name().c_str());
