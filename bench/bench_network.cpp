@@ -10,7 +10,7 @@
 // FLOPs only (2*KH*KW*IC/groups*OC per output value). bf16 runs where oneDNN's ISA has it
 // ("both", the default, runs fp32 and bf16 there, fp32 alone elsewhere, saying so). Uses the
 // library's public executor API and the graph header only, so the same file builds against an
-// older commit for before/after figures (bench/compare_network.sh).
+// older commit for before/after figures (bench/compare_builds.sh).
 #include <omp.h>
 #include <time.h>
 

@@ -959,29 +959,21 @@ class CpuExecutor final : public Executor {
 }  // namespace
 
 std::string cpu_isa_name() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_mic:
-    case dnnl::cpu_isa::avx512_mic_4ops:
-      return "avx512_mic";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    default:
-      return "isa " + std::to_string(static_cast<int>(dnnl::get_effective_cpu_isa()));
-  }
+  using isa = dnnl::cpu_isa;
+  static const std::pair<isa, const char*> names[] = {{isa::sse41, "sse41"},
+                                                      {isa::avx, "avx"},
+                                                      {isa::avx2, "avx2"},
+                                                      {isa::avx2_vnni, "avx2_vnni"},
+                                                      {isa::avx512_mic, "avx512_mic"},
+                                                      {isa::avx512_mic_4ops, "avx512_mic_4ops"},
+                                                      {isa::avx512_core, "avx512_core"},
+                                                      {isa::avx512_core_vnni, "avx512_core_vnni"},
+                                                      {isa::avx512_core_bf16, "avx512_core_bf16"},
+                                                      {isa::avx512_core_amx, "avx512_core_amx"}};
+  const isa effective = dnnl::get_effective_cpu_isa();
+  for (const auto& [value, name] : names)
+    if (value == effective) return name;
+  return "isa " + std::to_string(static_cast<int>(effective));
 }
 
 bool cpu_supports_bf16() {
