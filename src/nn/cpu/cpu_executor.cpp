@@ -578,19 +578,17 @@ class CpuExecutor final : public Executor {
     }
     Blob& dst_blob = new_blob(plan, op.outputs[0], out, out.c, bf16_out ? dt::bf16 : dt::f32);
     memory dst = dst_blob.mem;
-    // Per thread: its scratchpad, and for bf16 blobs the band in fp32 before its conversion.
+    // Per thread: for bf16 blobs the band in fp32 before its conversion, then the scratchpad.
     const size_t band_f32_bytes = bf16_out ? size_t(rows) * out.w * out.c * sizeof(float) : 0;
-    auto buffers = std::make_shared<std::vector<std::unique_ptr<AlignedBuffer>>>();
-    for (size_t t = 0; t < streams_.size(); ++t)
-      buffers->push_back(std::make_unique<AlignedBuffer>(scratchpad_bytes + band_f32_bytes));
+    const size_t scratchpad_offset = (band_f32_bytes + 63) / 64 * 64;
+    reserve_thread_buffers(scratchpad_offset + scratchpad_bytes);
     std::vector<float> slopes;
     if (c.activation.type == Activation::kPReLU)
       slopes = padded_slopes(c.activation.prelu_slopes, out.c, out.c);
     const size_t src_row_bytes = size_t(in.w) * in.c * memory::data_type_size(compute);
-    const size_t scratchpad_offset = (band_f32_bytes + 63) / 64 * 64;
     const int channels = out.c, width = out.w;
-    plan->steps.push_back([this, bands, buffers, src, bias, dst, slopes, src_row_bytes,
-                           scratchpad_offset, channels, width, bf16_out]() {
+    plan->steps.push_back([this, bands, src, bias, dst, slopes, src_row_bytes, scratchpad_offset,
+                           channels, width, bf16_out]() {
       auto* src_base = static_cast<char*>(src.get_data_handle());
       auto* dst_base = static_cast<char*>(dst.get_data_handle());
       const float* s = slopes.empty() ? nullptr : slopes.data();
@@ -600,7 +598,7 @@ class CpuExecutor final : public Executor {
       {
         const int t = omp_get_thread_num();
         dnnl::stream& stream = streams_[t];
-        char* own = static_cast<char*>((*buffers)[t]->ptr);
+        char* own = static_cast<char*>(thread_buffers_[t]->ptr);
 #pragma omp for schedule(dynamic, 1)
         for (int i = 0; i < count; ++i) {
           const ConvBand& b = (*bands)[i];
@@ -627,6 +625,15 @@ class CpuExecutor final : public Executor {
         }
       }
     });
+  }
+
+  // Grows each thread's buffer (shared by every banded convolution: steps run one at a time)
+  // to at least `bytes`.
+  void reserve_thread_buffers(size_t bytes) {
+    thread_buffers_.resize(streams_.size());
+    for (auto& buffer : thread_buffers_)
+      if (!buffer || buffer_bytes_ < bytes) buffer = std::make_unique<AlignedBuffer>(bytes);
+    buffer_bytes_ = std::max(buffer_bytes_, bytes);
   }
 
   // Output rows per band: about band_bytes_ of fp32 output.
@@ -951,6 +958,10 @@ class CpuExecutor final : public Executor {
   // Per blob: every reader is a convolution (and it is not the output), so it may be bf16.
   std::vector<bool> conv_only_readers_;
   std::vector<dnnl::stream> streams_;
+  // Per thread, for the banded convolutions: the band in fp32 (bf16 layers), then the
+  // primitive's scratchpad.
+  std::vector<std::unique_ptr<AlignedBuffer>> thread_buffers_;
+  size_t buffer_bytes_ = 0;
   bool warned_ref_ = false;
   bool profile_ = std::getenv("UPFRAME_NN_PROFILE") != nullptr;
   size_t band_bytes_ = band_bytes_setting();
