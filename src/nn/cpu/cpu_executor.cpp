@@ -40,7 +40,7 @@ using dt = memory::data_type;
 // Tiling gives up to four shapes per frame size (inner, right, bottom, corner tiles).
 constexpr int kMaxCachedShapes = 8;
 // Default bytes of fp32 output per band of a banded convolution (see band_bytes_setting).
-constexpr size_t kBandBytes = size_t(2) << 20;
+constexpr size_t kBandBytes = size_t(512) << 10;
 
 struct AlignedBuffer {
   void* ptr = nullptr;
