@@ -46,7 +46,12 @@ const std::vector<Entry>& entries() {
        "2, or a PATH.param model's own"},
       {{"model", "", K::kString, "model NAME, PATH.param, lanczos or bicubic"}, &Settings::model},
       {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
-      {{"precision", "", K::kChoice, "network precision", {"", "fp32", "bf16", "fp16"}},
+      {{"precision",
+        "",
+        K::kChoice,
+        "network precision (auto: fp16 on CUDA, bf16 on a CPU with avx512_bf16 or AMX, else "
+        "fp32)",
+        {"", "fp32", "bf16", "fp16", "auto"}},
        &Settings::precision,
        "fp16 on CUDA, fp32 on the CPU"},
       {{"tile", "", K::kIntOrAuto, "tile side in input pixels (0: no tiling)", {}, 0, 1 << 16},

@@ -59,9 +59,18 @@ std::string scales_text(const std::set<int>& scales) {
 }
 
 // SPEC section 8: fp16 by default on CUDA, fp32 on the CPU; one the device lacks is an error.
+// "auto" is the fastest the device has: fp16 on CUDA; bf16 on a CPU where oneDNN runs
+// avx512_bf16 or AMX, else fp32 (saying why).
 nn::Precision parse_precision(const std::string& precision, bool cuda) {
+  if (precision == "auto" && !cuda) {
+    if (nn::cpu_supports_bf16()) return nn::Precision::kBf16;
+    spdlog::info("precision auto: fp32, since this CPU ({}) has neither avx512_bf16 nor AMX",
+                 nn::cpu_isa_name());
+    return nn::Precision::kFp32;
+  }
   if (cuda) {
-    if (precision.empty() || precision == "fp16") return nn::Precision::kFp16;
+    if (precision.empty() || precision == "fp16" || precision == "auto")
+      return nn::Precision::kFp16;
     if (precision == "fp32") return nn::Precision::kFp32;
     if (precision == "bf16")
       throw UsageError({}, "precision bf16 is not available on CUDA (use fp16 or fp32)");

@@ -300,3 +300,52 @@ TEST(NnOps, BroadcastThatDoesNotFitIsABadShape) {
 
 }  // namespace
 }  // namespace upframe::test
+
+namespace upframe::test {
+namespace {
+
+// The CPU executor runs stride-1 convolutions between nhwc blobs in bands of output rows
+// (UPFRAME_NN_BAND_BYTES sets their size; 0: no bands), with the PReLU and, in bf16, the
+// conversion applied per band. One-row bands (the top and bottom ones padded, a 5x5 kernel
+// reaching two rows out) must give the direct formula, as whole-image convolutions do.
+TEST(NnOps, BandedConvolutionsMatchWholeImage) {
+  const int h = 11, w = 19, c = 32;
+  Tensor in = random_tensor(3, h, w);
+  auto w1 = random_values(size_t(c) * 3 * 9, 41), w2 = random_values(size_t(c) * c * 25, 42, 0.1f);
+  auto s1 = random_values(c, 43, 1.f), s2 = random_values(c, 44, 1.f);
+  auto model = write_model(
+      "nn-op-banded",
+      {"Input in 0 1 data", "Convolution c1 1 1 data a 0=32 1=3 4=1 6=864", "PReLU p1 1 1 a b 0=32",
+       "Convolution c2 1 1 b d 0=32 1=5 4=2 6=25600", "PReLU p2 1 1 d out 0=32"},
+      flag_fp32() + floats(w1) + floats(s1) + flag_fp32() + floats(w2) + floats(s2));
+  auto prelu = [](Tensor t, const std::vector<float>& slopes) {
+    for (int ch = 0; ch < t.channels; ++ch)
+      for (int y = 0; y < t.height; ++y)
+        for (int x = 0; x < t.width; ++x)
+          if (t.at(ch, y, x) < 0) t.at(ch, y, x) *= slopes[ch];
+    return t;
+  };
+  Tensor want = prelu(ref_conv(prelu(ref_conv(in, w1, {}, c, 3, 1, 1, 1, 1, h, w), s1), w2, {}, c,
+                               5, 1, 1, 2, 2, h, w),
+                      s2);
+  auto run = [&](const char* band_bytes, nn::Precision precision) {
+    setenv("UPFRAME_NN_BAND_BYTES", band_bytes, 1);
+    Tensor out = nn::make_cpu_executor(model, precision)->run(in);
+    unsetenv("UPFRAME_NN_BAND_BYTES");
+    return out;
+  };
+  const std::string one_row = std::to_string(w * c * sizeof(float));
+  expect_near(run(one_row.c_str(), nn::Precision::kFp32), want, 1e-4f);
+  expect_near(run("0", nn::Precision::kFp32), want, 1e-4f);
+  if (!nn::cpu_supports_bf16()) {
+    std::printf("bf16 part skipped: this CPU (%s) has neither avx512_bf16 nor AMX\n",
+                nn::cpu_isa_name().c_str());
+    return;
+  }
+  // bf16: inputs and weights rounded to 8 significant bits, sums over up to 800 products.
+  expect_near(run(one_row.c_str(), nn::Precision::kBf16), want, 0.1f);
+  expect_near(run(one_row.c_str(), nn::Precision::kBf16), run("0", nn::Precision::kBf16), 0.02f);
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -37,6 +37,31 @@ TEST_P(Parity, Fp32MatchesReference) {
   }
 }
 
+// bf16 (SPEC 8: at least 40 dB) against the fp32 result and the reference, on the CPUs where
+// oneDNN runs bf16 (avx512_bf16 or AMX); skipped, saying so, elsewhere.
+TEST_P(Parity, Bf16MatchesFp32AndReference) {
+  if (!nn::cpu_supports_bf16())
+    GTEST_SKIP() << "this CPU (oneDNN ISA " << nn::cpu_isa_name()
+                 << ") has neither avx512_bf16 nor AMX: bf16 does not run here";
+  const GoldenCase& pc = GetParam();
+  auto model = source_model(pc.model_param);
+  Rgb8 input = read_png_rgb(source_dir() / "tests/golden" / pc.input);
+  Rgb8 reference = read_png_rgb(source_dir() / "tests/golden" / pc.reference);
+  auto bf16 = nn::make_cpu_executor(model, nn::Precision::kBf16);
+  EXPECT_EQ(bf16->precision(), nn::Precision::kBf16);
+  Rgb8 out = to_rgb8(bf16->run(to_tensor(input)));
+  Rgb8 fp32 = to_rgb8(nn::make_cpu_executor(model, nn::Precision::kFp32)->run(to_tensor(input)));
+  ASSERT_EQ(out.pixels.size(), reference.pixels.size());
+  Comparison vs_fp32 = compare(out, fp32), vs_reference = compare(out, reference);
+  std::printf(
+      "%s on %s, bf16: PSNR %.2f dB against fp32 (max difference %d), %.2f dB against "
+      "the reference\n",
+      pc.model_param.c_str(), pc.input.c_str(), vs_fp32.psnr, vs_fp32.max_difference,
+      vs_reference.psnr);
+  EXPECT_GE(vs_fp32.psnr, 40.0);
+  EXPECT_GE(vs_reference.psnr, 40.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Golden, Parity,
     ::testing::Values(GoldenCase{"models/realesr-animevideov3-x2.param", "mandel_256x144.png",

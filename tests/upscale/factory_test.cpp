@@ -150,6 +150,9 @@ TEST(Factory, DeviceAndPrecisionErrors) {
   } else {
     EXPECT_TRUE(contains(error_of<UsageError>(options).what(), "avx512_bf16"));
   }
+  // auto: bf16 where the CPU has it, else fp32 (with a log line), never an error.
+  options.precision = "auto";
+  EXPECT_EQ(make_upscaler(options)->precision(), nn::cpu_supports_bf16() ? "bf16" : "fp32");
   options.precision = "";
   options.tile = -2;
   EXPECT_THROW(make_upscaler(options), UsageError);

@@ -62,6 +62,8 @@ class Executor {
 std::unique_ptr<Executor> make_cpu_executor(std::shared_ptr<const Model> model, Precision precision,
                                             int threads = 0);
 bool cpu_supports_bf16();
+// The instruction set oneDNN runs on here (dnnl_get_effective_cpu_isa), e.g. "avx512_core_bf16".
+std::string cpu_isa_name();
 
 // CUDA backend (cuDNN convolutions, CUDA kernels for the other ops) on device `device`, with its
 // own CUDA stream: one executor per pipeline worker. Precision::kFp16 (SPEC's default on CUDA:

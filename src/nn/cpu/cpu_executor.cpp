@@ -1,15 +1,22 @@
 // oneDNN backend. Convolutions and deconvolutions are oneDNN primitives (format_tag::any, fused
 // eltwise post-ops), created once per input shape and kept; weights are reordered once. Blobs
-// stay in oneDNN's channel-blocked layout (nChw8c / nChw16c, or plain nchw) between ops; the
-// other ops are OpenMP loops written for any of those layouts (a "pixel" is a block of B
-// channels). PReLU runs as its own pass over the convolution output: oneDNN 2.6's prelu
-// post-op drops to the reference implementation (see shared/notes/onednn.md).
+// stay in the layout oneDNN picks (nhwc for its fast brgconv kernels, nChw8c / nChw16c, or
+// plain nchw) between ops; the other ops are OpenMP loops written for any of those layouts (a
+// "pixel" is a block of B channels; nhwc is one block holding every channel).
+//
+// A stride-1 convolution between nhwc blobs runs in bands of output rows (a band's rows are
+// contiguous in nhwc, so a band is a dense tensor at an offset): PReLU is applied to each band
+// while it is still in cache, since oneDNN 2.6's prelu post-op drops to the reference
+// implementation and a post-op chain cannot express max(x,0) + a*min(x,0) per channel (see
+// shared/notes/onednn.md). In bf16, a band is computed in fp32 into a small buffer and written
+// to the blob as bf16 by the same pass, when only convolutions read that blob.
 #include <omp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -32,6 +39,8 @@ using dt = memory::data_type;
 
 // Tiling gives up to four shapes per frame size (inner, right, bottom, corner tiles).
 constexpr int kMaxCachedShapes = 8;
+// Default bytes of fp32 output per band of a banded convolution (see band_bytes_setting).
+constexpr size_t kBandBytes = size_t(512) << 10;
 
 struct AlignedBuffer {
   void* ptr = nullptr;
@@ -44,12 +53,26 @@ struct AlignedBuffer {
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
 
-tag block_tag(int block) {
-  return block == 16 ? tag::nChw16c : block == 8 ? tag::nChw8c : tag::nchw;
+// The channel block of a layout: 1 nchw, 8 nChw8c, 16 nChw16c; `channels` (any other count)
+// nhwc. 8 or 16 channels in one block are the same bytes as nhwc.
+bool layout_fits(int block, int channels) {
+  return block == 1 || block == 8 || block == 16 || block == channels;
 }
 
 memory::desc image_desc(const Shape& s, int block, dt type = dt::f32) {
-  return memory::desc({1, s.c, s.h, s.w}, type, block_tag(block));
+  const tag t = block == s.c && s.c > 1 ? tag::nhwc
+                : block == 16           ? tag::nChw16c
+                : block == 8            ? tag::nChw8c
+                                        : tag::nchw;
+  return memory::desc({1, s.c, s.h, s.w}, type, t);
+}
+
+// fp32 -> bf16, rounding to nearest even (what oneDNN's reorders do for finite values).
+inline uint16_t to_bf16(float v) {
+  uint32_t u;
+  std::memcpy(&u, &v, sizeof(u));
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
 }
 
 // A blob as stored: shape, channel block (0 for vectors) and its oneDNN memory.
@@ -84,6 +107,13 @@ void zero_channel_padding(const Blocked& v) {
     }
 }
 
+// PReLU of one value, without a branch: max(v,0) + slope*min(v,0) is v for v > 0 and v*slope
+// otherwise, exactly, and compiles to vector selects. (The `v > 0 ? v : v*slope` form became a
+// branch per value here: 20 ms instead of 0.6 ms for a 64x270x480 blob of mixed signs.)
+inline float prelu_value(float v, float slope) {
+  return (v > 0.f ? v : 0.f) + slope * (v < 0.f ? v : 0.f);
+}
+
 // Per-channel slope in place on a blocked image (one pass, vectorised over the block).
 template <int B>
 void prelu_blocked(const Blocked& v, const std::vector<float>& slopes_padded) {
@@ -96,21 +126,53 @@ void prelu_blocked(const Blocked& v, const std::vector<float>& slopes_padded) {
       const float* s = slopes_padded.data() + cb * B;
       for (int x = 0; x < v.width; ++x, p += B)
 #pragma omp simd
-        for (int i = 0; i < B; ++i) p[i] = p[i] > 0.f ? p[i] : p[i] * s[i];
+        for (int i = 0; i < B; ++i) p[i] = prelu_value(p[i], s[i]);
     }
+}
+
+// The slopes of a PReLU for every channel (one shared slope repeated), padded with zeros to
+// whole channel blocks.
+std::vector<float> padded_slopes(const std::vector<float>& slopes, int channels, int block) {
+  std::vector<float> s(size_t((channels + block - 1) / block) * block, 0.f);
+  for (int c = 0; c < channels; ++c) s[c] = slopes.size() == 1 ? slopes[0] : slopes[c];
+  return s;
+}
+
+// PReLU over `pixels` nhwc pixels of `channels` values (serial: called per band, in parallel).
+void prelu_nhwc(float* p, size_t pixels, int channels, const float* slopes) {
+  for (size_t i = 0; i < pixels; ++i, p += channels)
+#pragma omp simd
+    for (int c = 0; c < channels; ++c) p[c] = prelu_value(p[c], slopes[c]);
+}
+
+// The same, reading fp32 and writing bf16 (`slopes` null: conversion only).
+void prelu_nhwc_to_bf16(const float* p, uint16_t* out, size_t pixels, int channels,
+                        const float* slopes) {
+  for (size_t i = 0; i < pixels; ++i, p += channels, out += channels) {
+    if (slopes) {
+#pragma omp simd
+      for (int c = 0; c < channels; ++c) out[c] = to_bf16(prelu_value(p[c], slopes[c]));
+    } else {
+#pragma omp simd
+      for (int c = 0; c < channels; ++c) out[c] = to_bf16(p[c]);
+    }
+  }
 }
 
 void prelu_in_place(const Blob& b, const std::vector<float>& slopes) {
   Blocked v = view(b);
-  int padded = v.channel_blocks() * v.block;
-  std::vector<float> s(padded, 0.f);
-  for (int c = 0; c < v.channels; ++c) s[c] = slopes.size() == 1 ? slopes[0] : slopes[c];
-  if (v.block == 16)
+  std::vector<float> s = padded_slopes(slopes, v.channels, v.block);
+  if (v.block == 16) {
     prelu_blocked<16>(v, s);
-  else if (v.block == 8)
+  } else if (v.block == 8) {
     prelu_blocked<8>(v, s);
-  else
+  } else if (v.block == 1) {
     prelu_blocked<1>(v, s);
+  } else {  // nhwc
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < v.height; ++y)
+      prelu_nhwc(v.pixel(0, y, 0), size_t(v.width), v.channels, s.data());
+  }
 }
 
 using math::binary;
@@ -172,6 +234,28 @@ void resample_any(const Blocked& src, const Blocked& dst, const Taps& xt, const 
     resample<1>(src, dst, xt, yt, tmp);
 }
 
+// Per blob: read by at least one op, all of them convolutions, and not the graph's output.
+std::vector<bool> conv_only_readers(const Graph& graph) {
+  std::vector<bool> only(graph.blob_names.size(), true), read(graph.blob_names.size(), false);
+  for (const Op& op : graph.ops)
+    for (int b : op.inputs) {
+      read[b] = true;
+      if (op.type != OpType::kConvolution && op.type != OpType::kDeconvolution) only[b] = false;
+    }
+  for (size_t b = 0; b < only.size(); ++b) only[b] = only[b] && read[b];
+  if (graph.output_blob >= 0) only[graph.output_blob] = false;
+  return only;
+}
+
+// Bytes of fp32 output per band of a banded convolution: small enough that a band is still in
+// cache when its PReLU runs (measured: docs/BENCHMARKS.md); UPFRAME_NN_BAND_BYTES overrides it,
+// for measuring (0: no bands, each convolution on the whole image with all threads, then its
+// PReLU as a separate pass).
+size_t band_bytes_setting() {
+  const char* env = std::getenv("UPFRAME_NN_BAND_BYTES");
+  return env ? size_t(std::strtoull(env, nullptr, 10)) : kBandBytes;
+}
+
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(std::shared_ptr<const Model> model, Precision precision, int threads)
@@ -180,7 +264,12 @@ class CpuExecutor final : public Executor {
         precision_(precision),
         threads_(threads),
         engine_(dnnl::engine::kind::cpu, 0),
-        stream_(engine_) {}
+        stream_(engine_),
+        conv_only_readers_(conv_only_readers(graph_)) {
+    // One stream per thread for the banded convolutions (a stream is not thread-safe).
+    const int n = std::max(threads_, omp_get_max_threads());
+    for (int t = 0; t < n; ++t) streams_.emplace_back(engine_);
+  }
 
   Precision precision() const override { return precision_; }
 
@@ -262,17 +351,20 @@ class CpuExecutor final : public Executor {
     });
   }
 
-  Blob& new_blob(Plan* plan, int b, const Shape& s, int block) {
+  // Blob `b` of shape `s` in layout `block`; bf16 only for blobs that only convolutions read
+  // (the other ops read fp32).
+  Blob& new_blob(Plan* plan, int b, const Shape& s, int block, dt type = dt::f32) {
     Blob& blob = plan->blobs[b];
     blob.shape = s;
     blob.block = s.dims == 3 ? block : 0;
-    memory::desc d = s.dims == 3 ? image_desc(s, block) : memory::desc({s.w}, dt::f32, tag::x);
+    memory::desc d =
+        s.dims == 3 ? image_desc(s, block, type) : memory::desc({s.w}, dt::f32, tag::x);
     blob.mem = memory(d, engine_, DNNL_MEMORY_NONE);
     return blob;
   }
 
   static int block_of(const memory::desc& d, const Shape& s) {
-    for (int b : {1, 8, 16})
+    for (int b : {s.c, 1, 8, 16})
       if (d == image_desc(s, b)) return b;
     return -1;
   }
@@ -401,13 +493,21 @@ class CpuExecutor final : public Executor {
       add_reorder(plan, src, converted);
       src = converted;
     }
-    memory weights = prepared_weights(op_index, pd.weights_desc(0), wdims, wtag);
     memory bias;
     if (c.bias_term)
       bias = memory({{c.num_output}, dt::f32, tag::x}, engine_, const_cast<float*>(c.bias.data()));
+    const bool prelu = a.type == Activation::kPReLU;
+    const memory::desc nhwc_src = image_desc(in, in.c, compute);
+    const bool banded = !deconv && c.stride_h == 1 && c.dilation_h == 1 && block == out.c &&
+                        pd.src_desc(0) == nhwc_src && out.h > 1 && band_bytes_ > 0;
+    if (banded) {
+      build_banded_conv(plan, op_index, in, out, compute, src, bias, attr, wdims, wtag, strides,
+                        dilates, pads);
+      return;
+    }
+    memory weights = prepared_weights(op_index, pd.weights_desc(0), wdims, wtag);
     Blob& dst_blob = new_blob(plan, op.outputs[0], out, block);
     memory dst = dst_blob.mem;
-    bool prelu = a.type == Activation::kPReLU;
     const std::vector<float>* slopes = &a.prelu_slopes;
     Blob dst_copy = dst_blob;
     plan->steps.push_back(
@@ -418,6 +518,128 @@ class CpuExecutor final : public Executor {
           exec(prim, args);
           if (prelu) prelu_in_place(dst_copy, *slopes);
         });
+  }
+
+  // One band of output rows of a banded convolution: its primitive and weights (shared by
+  // the bands of the same geometry), its rows and the input rows it reads.
+  struct ConvBand {
+    dnnl::primitive prim;
+    memory weights;
+    memory::desc src_md, dst_md, scratchpad_md;
+    int out_y0, out_rows, in_y0;
+  };
+
+  // A stride-1 convolution between nhwc tensors, run as bands of output rows handed out to the
+  // threads one at a time (schedule dynamic: a thread the machine slows down takes fewer). Each
+  // band runs single-threaded in the thread that then applies its PReLU (and, for a bf16 blob,
+  // the conversion), while the band is in that core's cache; one parallel region per layer.
+  void build_banded_conv(Plan* plan, int op_index, const Shape& in, const Shape& out, dt compute,
+                         memory src, memory bias, dnnl::primitive_attr attr, const dims& wdims,
+                         tag wtag, const dims& strides, const dims& dilates, const ConvPads& pads) {
+    const Op& op = graph_.ops[op_index];
+    const ConvParams& c = op.conv;
+    const bool bf16_out = compute == dt::bf16 && conv_only_readers_[op.outputs[0]];
+    const int rows = band_rows(out);
+    // Each thread passes its own scratchpad: the bands run concurrently.
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    struct Geometry {
+      dnnl::primitive prim;
+      memory weights;
+      memory::desc scratchpad_md;
+    };
+    // By band geometry (output rows, top pad, bottom pad): at most a few per layer.
+    std::map<std::tuple<int, int, int>, Geometry> geometries;
+    size_t scratchpad_bytes = 0;
+    auto bands = std::make_shared<std::vector<ConvBand>>();
+    for (int y0 = 0; y0 < out.h; y0 += rows) {
+      const int out_rows = std::min(rows, out.h - y0);
+      // Output row y reads input rows y - top .. y - top + kh - 1 (stride and dilation 1).
+      const int first = y0 - pads.top, last = y0 + out_rows - 1 - pads.top + c.kernel_h - 1;
+      const int in_y0 = std::max(0, first), in_y1 = std::min(in.h - 1, last);
+      const int pad_top = in_y0 - first, pad_bottom = last - in_y1;
+      memory::desc src_md({1, in.c, in_y1 - in_y0 + 1, in.w}, compute, tag::nhwc);
+      memory::desc dst_md({1, out.c, out_rows, out.w}, dt::f32, tag::nhwc);
+      Geometry& g = geometries[std::make_tuple(out_rows, pad_top, pad_bottom)];
+      if (!g.prim) {
+        memory::desc w_md(wdims, compute, tag::any);
+        memory::desc b_md =
+            c.bias_term ? memory::desc({c.num_output}, dt::f32, tag::x) : memory::desc();
+        dnnl::convolution_forward::desc d(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, w_md,
+            b_md, dst_md, strides, dilates, dims{pad_top, pads.left}, dims{pad_bottom, pads.right});
+        dnnl::convolution_forward::primitive_desc pd(d, attr, engine_);
+        scratchpad_bytes = std::max(scratchpad_bytes, pd.scratchpad_desc().get_size());
+        spdlog::debug("nn {}: bands of {} rows (pads {}, {}): {}", op.name, out_rows, pad_top,
+                      pad_bottom, pd.impl_info_str());
+        g = {dnnl::convolution_forward(pd),
+             prepared_weights(op_index, pd.weights_desc(), wdims, wtag), pd.scratchpad_desc()};
+      }
+      bands->push_back({g.prim, g.weights, src_md, dst_md, g.scratchpad_md, y0, out_rows, in_y0});
+    }
+    Blob& dst_blob = new_blob(plan, op.outputs[0], out, out.c, bf16_out ? dt::bf16 : dt::f32);
+    memory dst = dst_blob.mem;
+    // Per thread: for bf16 blobs the band in fp32 before its conversion, then the scratchpad.
+    const size_t band_f32_bytes = bf16_out ? size_t(rows) * out.w * out.c * sizeof(float) : 0;
+    const size_t scratchpad_offset = (band_f32_bytes + 63) / 64 * 64;
+    reserve_thread_buffers(scratchpad_offset + scratchpad_bytes);
+    std::vector<float> slopes;
+    if (c.activation.type == Activation::kPReLU)
+      slopes = padded_slopes(c.activation.prelu_slopes, out.c, out.c);
+    const size_t src_row_bytes = size_t(in.w) * in.c * memory::data_type_size(compute);
+    const int channels = out.c, width = out.w;
+    plan->steps.push_back([this, bands, src, bias, dst, slopes, src_row_bytes, scratchpad_offset,
+                           channels, width, bf16_out]() {
+      auto* src_base = static_cast<char*>(src.get_data_handle());
+      auto* dst_base = static_cast<char*>(dst.get_data_handle());
+      const float* s = slopes.empty() ? nullptr : slopes.data();
+      const int count = int(bands->size());
+      const int threads = std::min<int>(int(streams_.size()), omp_get_max_threads());
+#pragma omp parallel num_threads(threads)
+      {
+        const int t = omp_get_thread_num();
+        dnnl::stream& stream = streams_[t];
+        char* own = static_cast<char*>(thread_buffers_[t]->ptr);
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < count; ++i) {
+          const ConvBand& b = (*bands)[i];
+          const size_t first_value = size_t(b.out_y0) * width * channels;
+          auto* band =
+              reinterpret_cast<float*>(bf16_out ? own : dst_base) + (bf16_out ? 0 : first_value);
+          memory band_src(b.src_md, engine_, src_base + size_t(b.in_y0) * src_row_bytes);
+          memory band_dst(b.dst_md, engine_, band);
+          memory scratchpad(b.scratchpad_md, engine_, own + scratchpad_offset);
+          std::unordered_map<int, memory> args{{DNNL_ARG_SRC, band_src},
+                                               {DNNL_ARG_WEIGHTS, b.weights},
+                                               {DNNL_ARG_DST, band_dst},
+                                               {DNNL_ARG_SCRATCHPAD, scratchpad}};
+          if (bias) args[DNNL_ARG_BIAS] = bias;
+          // Inside a parallel region oneDNN runs the primitive on this thread alone.
+          b.prim.execute(stream, args);
+          stream.wait();
+          const size_t pixels = size_t(b.out_rows) * width;
+          if (bf16_out)
+            prelu_nhwc_to_bf16(band, reinterpret_cast<uint16_t*>(dst_base) + first_value, pixels,
+                               channels, s);
+          else if (s)
+            prelu_nhwc(band, pixels, channels, s);
+        }
+      }
+    });
+  }
+
+  // Grows each thread's buffer (shared by every banded convolution: steps run one at a time)
+  // to at least `bytes`.
+  void reserve_thread_buffers(size_t bytes) {
+    thread_buffers_.resize(streams_.size());
+    for (auto& buffer : thread_buffers_)
+      if (!buffer || buffer_bytes_ < bytes) buffer = std::make_unique<AlignedBuffer>(bytes);
+    buffer_bytes_ = std::max(buffer_bytes_, bytes);
+  }
+
+  // Output rows per band: about band_bytes_ of fp32 output.
+  int band_rows(const Shape& out) const {
+    const size_t row = size_t(out.w) * out.c * sizeof(float);
+    return int(std::clamp<size_t>(band_bytes_ / row, 1, size_t(out.h)));
   }
 
   // Weights in the primitive's layout, reordered once per layer (again only if a new input
@@ -487,12 +709,15 @@ class CpuExecutor final : public Executor {
       }
       case OpType::kConcat: {
         int block = plan->blobs[op.inputs[0]].block;
+        // Channel blocks are outermost: concatenation is one copy per input (not for nhwc,
+        // whose one block is the whole pixel).
         for (int b : op.inputs)
-          if (plan->blobs[b].block != block || plan->blobs[b].shape.c % block != 0) block = 1;
+          if (plan->blobs[b].block != block || plan->blobs[b].shape.c % block != 0 ||
+              !layout_fits(block, out_shape.c))
+            block = 1;
         std::vector<Blob> ins;
         for (int b : op.inputs) ins.push_back(in_layout(plan, b, block));
         Blob out = new_blob(plan, op.outputs[0], out_shape, block);
-        // Channel blocks are outermost: concatenation is one copy per input.
         plan->steps.push_back([ins, out]() {
           char* d = static_cast<char*>(out.mem.get_data_handle());
           for (const Blob& in : ins) {
@@ -516,7 +741,7 @@ class CpuExecutor final : public Executor {
           break;
         }
         int block = plan->blobs[op.inputs[0]].block;
-        if (r.coffset % block != 0) block = 1;
+        if (r.coffset % block != 0 || !layout_fits(block, out_shape.c)) block = 1;
         Blob in = in_layout(plan, op.inputs[0], block);
         Blob out = new_blob(plan, op.outputs[0], out_shape, block);
         plan->steps.push_back([in, out, r]() {
@@ -596,9 +821,36 @@ class CpuExecutor final : public Executor {
         break;
       }
       case OpType::kPixelShuffle: {
+        int r = op.upscale_factor, mode = op.pixelshuffle_mode;
+        Blob nhwc = plan->blobs[op.inputs[0]];
+        if (nhwc.block == nhwc.shape.c && nhwc.block > 1) {
+          // Straight from nhwc (a convolution's output): each input pixel's channels are
+          // scattered to r x r output pixels of every output channel.
+          Blob out = new_blob(plan, op.outputs[0], out_shape, 1);
+          plan->steps.push_back([nhwc, out, r, mode]() {
+            Blocked s = view(nhwc), d = view(out);
+            std::vector<int> source(size_t(d.channels) * r * r);
+            for (int p = 0; p < d.channels; ++p)
+              for (int i = 0; i < r; ++i)
+                for (int j = 0; j < r; ++j)
+                  source[(size_t(p) * r + i) * r + j] =
+                      math::pixelshuffle_source_channel(p, i, j, r, d.channels, mode);
+#pragma omp parallel for schedule(static)
+            for (int y = 0; y < s.height; ++y)
+              for (int p = 0; p < d.channels; ++p)
+                for (int i = 0; i < r; ++i) {
+                  float* dst = d.pixel(p, y * r + i, 0);
+                  const int* q = &source[(size_t(p) * r + i) * r];
+                  for (int x = 0; x < s.width; ++x) {
+                    const float* px = s.pixel(0, y, x);
+                    for (int j = 0; j < r; ++j) dst[x * r + j] = px[q[j]];
+                  }
+                }
+          });
+          break;
+        }
         Blob in = in_layout(plan, op.inputs[0], 1);
         Blob out = new_blob(plan, op.outputs[0], out_shape, 1);
-        int r = op.upscale_factor, mode = op.pixelshuffle_mode;
         plan->steps.push_back([in, out, r, mode]() {
           Blocked s = view(in), d = view(out);
 #pragma omp parallel for collapse(2)
@@ -616,13 +868,16 @@ class CpuExecutor final : public Executor {
       }
       case OpType::kInterp: {
         Blob in = plan->blobs[op.inputs[0]];
-        Blob out = new_blob(plan, op.outputs[0], out_shape, in.block);
         const InterpParams& p = op.interp;
         bool sized = p.output_height != 0 && p.output_width != 0;
         auto xt = std::make_shared<Taps>(
             make_taps(p.resize_type, in.shape.w, out_shape.w, p.width_scale, sized));
         auto yt = std::make_shared<Taps>(
             make_taps(p.resize_type, in.shape.h, out_shape.h, p.height_scale, sized));
+        // The filtering loops are written for blocks of 1, 8 and 16 (nearest copies any).
+        if (in.block != 1 && in.block != 8 && in.block != 16 && (xt->count > 1 || yt->count > 1))
+          in = in_layout(plan, op.inputs[0], 1);
+        Blob out = new_blob(plan, op.outputs[0], out_shape, in.block);
         int cbs = (in.shape.c + in.block - 1) / in.block;
         auto tmp =
             std::make_shared<std::vector<float>>(size_t(cbs) * in.block * in.shape.h * out_shape.w);
@@ -700,11 +955,37 @@ class CpuExecutor final : public Executor {
   dnnl::stream stream_;
   std::map<std::tuple<int, int, int>, std::unique_ptr<Plan>> plans_;
   std::map<int, memory> weights_;
+  // Per blob: every reader is a convolution (and it is not the output), so it may be bf16.
+  std::vector<bool> conv_only_readers_;
+  std::vector<dnnl::stream> streams_;
+  // Per thread, for the banded convolutions: the band in fp32 (bf16 layers), then the
+  // primitive's scratchpad.
+  std::vector<std::unique_ptr<AlignedBuffer>> thread_buffers_;
+  size_t buffer_bytes_ = 0;
   bool warned_ref_ = false;
   bool profile_ = std::getenv("UPFRAME_NN_PROFILE") != nullptr;
+  size_t band_bytes_ = band_bytes_setting();
 };
 
 }  // namespace
+
+std::string cpu_isa_name() {
+  using isa = dnnl::cpu_isa;
+  static const std::pair<isa, const char*> names[] = {{isa::sse41, "sse41"},
+                                                      {isa::avx, "avx"},
+                                                      {isa::avx2, "avx2"},
+                                                      {isa::avx2_vnni, "avx2_vnni"},
+                                                      {isa::avx512_mic, "avx512_mic"},
+                                                      {isa::avx512_mic_4ops, "avx512_mic_4ops"},
+                                                      {isa::avx512_core, "avx512_core"},
+                                                      {isa::avx512_core_vnni, "avx512_core_vnni"},
+                                                      {isa::avx512_core_bf16, "avx512_core_bf16"},
+                                                      {isa::avx512_core_amx, "avx512_core_amx"}};
+  const isa effective = dnnl::get_effective_cpu_isa();
+  for (const auto& [value, name] : names)
+    if (value == effective) return name;
+  return "isa " + std::to_string(static_cast<int>(effective));
+}
 
 bool cpu_supports_bf16() {
   // The ISA values are nested bit sets: avx512_core_bf16's bits are in every ISA that has it.
