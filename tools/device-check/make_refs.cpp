@@ -28,6 +28,7 @@
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavutil/log.h>
 #include <libavutil/opt.h>
 }
 
@@ -580,8 +581,10 @@ RefArchive make_nvdec_refs(const RefArchive* existing) {
 
 // --- check mode ----------------------------------------------------------------------------
 
-// Values that come from oneDNN (ops, the CPU-made golden) may differ in the last bits between
-// CPUs (AVX2, AVX-512 sum in other orders); everything else must be equal.
+// Values that come from oneDNN (ops, the CPU-made golden) differ between CPUs and kernels
+// (AVX2, AVX-512, banded or not sum in other orders: 3e-5 after four layers was seen), and the
+// op inputs carry that through up to 17 layers; a model or generator change moves them by
+// far more than 1e-3. Everything else must be equal.
 bool same_array(const std::string& name, const RefArray& want, const RefArray& got,
                 std::string* why) {
   if (want.type != got.type || want.dims != got.dims || want.bytes.size() != got.bytes.size()) {
@@ -591,7 +594,7 @@ bool same_array(const std::string& name, const RefArray& want, const RefArray& g
   if (want.type == RefType::kF32 && name.rfind("ops/", 0) == 0) {
     const auto a = want.values<float>(), b = got.values<float>();
     for (size_t i = 0; i < a.size(); ++i)
-      if (std::abs(a[i] - b[i]) > 1e-5f * std::max(1.f, std::abs(a[i]))) {
+      if (std::abs(a[i] - b[i]) > 1e-3f * std::max(1.f, std::abs(a[i]))) {
         *why = "value " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " +
                std::to_string(b[i]);
         return false;
@@ -645,6 +648,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path dir = argv[argc - 1];
+  av_log_set_level(AV_LOG_ERROR);  // no encoder banners
   try {
     const Rgb8 mandel = read_rgb8(kSource / "tests/golden/mandel_256x144.png");
     // Check mode decodes the checked-in streams again rather than encoding new ones.
