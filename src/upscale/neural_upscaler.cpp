@@ -555,8 +555,17 @@ int NeuralUpscaler::cuda_workers_fitting(int tile, int cap) const {
     window_w = std::min<size_t>(window_w, tile + 2 * overlap_);
     window_h = std::min<size_t>(window_h, tile + 2 * overlap_);
   }
-  const size_t each = std::max<size_t>(1, bytes_per_pixel_ * window_w * window_h);
+  const size_t each = std::max<size_t>(
+      1, bytes_per_pixel_ * window_w * window_h + cuda_frame_bytes(kProbeWidth, kProbeHeight));
   return int(std::clamp<size_t>(cuda_usable_bytes() / each, 1, size_t(cap)));
+}
+
+size_t NeuralUpscaler::cuda_frame_bytes(int width, int height) const {
+  const size_t scale = model_->info().scale;
+  const size_t in = size_t(width) * height, out = in * scale * scale;
+  // Planar float RGB in and out; 4:2:0 YUV at up to 16 bits a sample is 3 bytes a pixel: the
+  // upload of a host frame and two output slots (one downloads while the next is written).
+  return (in + out) * 3 * sizeof(float) + (in + 2 * out) * 3;
 }
 
 int NeuralUpscaler::preferred_workers() const {
@@ -589,7 +598,11 @@ void NeuralUpscaler::prepare(int workers) {
   workers = std::max(1, workers);
   threads_per_worker_ = std::max(1, total_threads_ / workers);
   if (cuda_ && auto_tile_) {
-    tile_ = nn::tile_for_budget(*model_, bytes_per_pixel_, cuda_usable_bytes() / workers);
+    // Each worker's share, less its whole-frame buffers (sized for the probe frame), for tiles.
+    const size_t share = cuda_usable_bytes() / workers;
+    const size_t frames = cuda_frame_bytes(kProbeWidth, kProbeHeight);
+    tile_ = nn::tile_for_budget(*model_, bytes_per_pixel_,
+                                share > 2 * frames ? share - frames : share / 2);
     spdlog::info("GPU memory: {} MiB free, {} workers, tiles of {} pixels", cuda_free_bytes_ >> 20,
                  workers, tile_);
   }

@@ -43,6 +43,9 @@ class NeuralUpscaler : public Upscaler {
   int cuda_workers_fitting(int tile, int cap) const;
   // The device memory the workers share (a fifth of the free memory left aside).
   size_t cuda_usable_bytes() const;
+  // CUDA: a worker's whole-frame buffers for a width x height input besides the network's
+  // activations (the device path: RGB in and out, the YUV upload, two YUV output slots).
+  size_t cuda_frame_bytes(int width, int height) const;
 
   std::shared_ptr<const nn::Model> model_;
   nn::Precision precision_;
