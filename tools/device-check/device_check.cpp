@@ -25,10 +25,12 @@
 #include <thread>
 #include <vector>
 
+#include "core/cuda_check.hpp"
 #include "dedup/cuda/device_dedup.hpp"
 #include "dedup/kernels.hpp"
 #include "device-check/nvdec_decode.hpp"
 #include "device-check/ref_archive.hpp"
+#include "device-check/ref_values.hpp"
 #include "nn/cuda/cuda_executor.hpp"
 #include "nn/graph.hpp"
 #include "nn/memory_policy.hpp"
@@ -45,6 +47,7 @@ namespace nn = upframe::nn;
 namespace dedup = upframe::dedup;
 namespace colour = upframe::colour;
 using upframe::device_check::RefArchive;
+using namespace upframe::device_check;  // ref_values.hpp: the arrays both ends share
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -200,17 +203,19 @@ Device probe_device(bool dry_run) {
   return d;
 }
 
-void check_cuda(cudaError_t err, const std::string& what) {
-  if (err != cudaSuccess) throw std::runtime_error(what + ": " + cudaGetErrorString(err));
+// The library's check (core/cuda_check.hpp): throws "device check: WHAT failed: ..." and clears
+// a non-sticky error so the next check starts clean.
+void check(cudaError_t err, const char* what) {
+  upframe::check_cuda(err, "device check", what, "");
 }
 
 // A device allocation (a plain or a pitched one), freed on scope exit.
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(size_t bytes) { check_cuda(cudaMalloc(&ptr_, bytes), "cudaMalloc"); }
+  explicit DeviceBuffer(size_t bytes) { check(cudaMalloc(&ptr_, bytes), "cudaMalloc"); }
   DeviceBuffer(size_t row_bytes, size_t rows) {
-    check_cuda(cudaMallocPitch(&ptr_, &pitch_, row_bytes, rows), "cudaMallocPitch");
+    check(cudaMallocPitch(&ptr_, &pitch_, row_bytes, rows), "cudaMallocPitch");
   }
   ~DeviceBuffer() { cudaFree(ptr_); }
   DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), pitch_(o.pitch_) { o.ptr_ = nullptr; }
@@ -259,25 +264,6 @@ MaxDifference max_difference(const nn::Tensor& got, const nn::Tensor& ref) {
     d.max_ref = std::max(d.max_ref, double(std::abs(ref.data[i])));
   }
   return d;
-}
-
-nn::Tensor rgb8_to_tensor(const std::vector<uint8_t>& pixels, int h, int w) {
-  nn::Tensor t(3, h, w);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c) t.at(c, y, x) = pixels[(size_t(y) * w + x) * 3 + c] / 255.f;
-  return t;
-}
-
-// Clamp to [0,1], times 255, rounded: as the golden references were made.
-std::vector<uint8_t> tensor_to_rgb8(const nn::Tensor& t) {
-  std::vector<uint8_t> out(size_t(t.width) * t.height * 3);
-  for (int y = 0; y < t.height; ++y)
-    for (int x = 0; x < t.width; ++x)
-      for (int c = 0; c < 3; ++c)
-        out[(size_t(y) * t.width + x) * 3 + c] =
-            uint8_t(std::lround(std::clamp(t.at(c, y, x), 0.f, 1.f) * 255.f));
-  return out;
 }
 
 struct ImageComparison {
@@ -412,11 +398,11 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
                        "fp16 >= 40 dB, tiled = untiled) skipped: " +
                        dev.reason);
     });
-    const nn::Tensor input = rgb8_to_tensor(in_array.values<uint8_t>(), h, w);
+    const nn::Tensor input = rgb8_to_tensor(in_array.values<uint8_t>(), w, 0, 0, h, w);
     const auto reference = ref_array.values<uint8_t>();
     for (nn::Precision p : kPrecisions) {
-      const std::string check = name + " " + nn::precision_name(p) + " vs " + kind;
-      guarded(report, "golden", check, [&] {
+      const std::string check_name = name + " " + nn::precision_name(p) + " vs " + kind;
+      guarded(report, "golden", check_name, [&] {
         if (!dev.available) return;
         const double min_psnr = p == nn::Precision::kFp32 ? 50.0 : 40.0;
         const std::string need = "needs >= " + num(min_psnr, 3) + " dB" +
@@ -425,7 +411,7 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
         const nn::Tensor whole = exec->run(input);
         const ImageComparison c = compare_rgb8(tensor_to_rgb8(whole), reference);
         const bool ok = c.psnr >= min_psnr && (p != nn::Precision::kFp32 || c.max_levels <= 2);
-        report.add("golden", check, ok ? "pass" : "fail",
+        report.add("golden", check_name, ok ? "pass" : "fail",
                    "PSNR " + num(c.psnr, 4) + " dB, max " + std::to_string(c.max_levels) +
                        " levels (" + need + ")",
                    {{"psnr_db", c.psnr}, {"max_levels", c.max_levels}});
@@ -451,30 +437,6 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
 }
 
 // --- 3a. duplicate detection on device planes vs the CPU detector -----------------------------
-
-std::vector<int64_t> hash_values(const dedup::AverageHash& h) {
-  std::vector<int64_t> v;
-  for (uint64_t w : h.words) v.push_back(int64_t(w));
-  for (uint64_t w : h.unstable) v.push_back(int64_t(w));
-  return v;
-}
-
-std::vector<int64_t> motion_values(const dedup::math::MotionSums& s) {
-  return {s.gxx, s.gxy, s.gyy, s.gxd, s.gyd, s.dd};
-}
-
-std::vector<int64_t> block_values(const dedup::detail::MotionField& f) {
-  std::vector<int64_t> v;
-  for (const auto& b : f.blocks)
-    for (int32_t x : {b.gxx, b.gxy, b.gyy, b.gxd, b.gyd, b.dd}) v.push_back(x);
-  return v;
-}
-
-std::vector<double> measure_values(const dedup::DifferenceMeasures& m) {
-  return {m.mean_abs_diff,  m.signed_mean_diff, m.max_block_mean_abs_diff,
-          m.motion_shift_x, m.motion_shift_y,   m.motion_explained,
-          m.motion,         m.local_motion,     m.zoom_motion};
-}
 
 void check_dedup(const Options& o, const Device& dev, Report& report) {
   const RefArchive refs = RefArchive::load((o.refs / "dedup.ref").string());
@@ -524,12 +486,12 @@ void check_dedup(const Options& o, const Device& dev, Report& report) {
       }
       // Pitched device planes (a pitch other than the row, as NVDEC's surfaces have).
       DeviceBuffer da(size_t(w) * bytes, size_t(h)), db(size_t(w) * bytes, size_t(h));
-      check_cuda(cudaMemcpy2D(da.get(), da.pitch(), host_a.data(), size_t(w) * bytes,
-                              size_t(w) * bytes, size_t(h), cudaMemcpyHostToDevice),
-                 "uploading plane a");
-      check_cuda(cudaMemcpy2D(db.get(), db.pitch(), host_b.data(), size_t(w) * bytes,
-                              size_t(w) * bytes, size_t(h), cudaMemcpyHostToDevice),
-                 "uploading plane b");
+      check(cudaMemcpy2D(da.get(), da.pitch(), host_a.data(), size_t(w) * bytes, size_t(w) * bytes,
+                         size_t(h), cudaMemcpyHostToDevice),
+            "uploading plane a");
+      check(cudaMemcpy2D(db.get(), db.pitch(), host_b.data(), size_t(w) * bytes, size_t(w) * bytes,
+                         size_t(h), cudaMemcpyHostToDevice),
+            "uploading plane b");
       const auto samples = !wide  ? dedup::cuda::LumaSamples::k8Bit
                            : p010 ? dedup::cuda::LumaSamples::kP010
                                   : dedup::cuda::LumaSamples::k10BitLow;
@@ -546,9 +508,7 @@ void check_dedup(const Options& o, const Device& dev, Report& report) {
              int64_t(ha.luma_sum) == expected_sums[0] && int64_t(hb.luma_sum) == expected_sums[1]);
       const dedup::detail::DifferenceSums d = dd.difference_sums(va, vb);
       expect("difference sums",
-             std::vector<int64_t>{int64_t(d.abs_sum), d.signed_sum, d.pixel_count,
-                                  int64_t(d.max_block_abs_sum), d.max_block_area} ==
-                 refs.get<int64_t>(prefix + "difference_sums"));
+             difference_values(d) == refs.get<int64_t>(prefix + "difference_sums"));
       const dedup::detail::MotionField& field = dd.motion_field(va, vb);
       expect("motion blocks", block_values(field) == refs.get<int64_t>(prefix + "motion_blocks"));
       expect("motion total",
@@ -648,9 +608,9 @@ void check_colour(const Options& o, const Device& dev, Report& report) {
         const size_t row_bytes = size_t(row_samples[i]) * bytes;
         in_planes.emplace_back(row_bytes, size_t(rows[i]));
         out_planes.emplace_back(row_bytes, size_t(rows[i]));
-        check_cuda(cudaMemcpy2D(in_planes[i].get(), in_planes[i].pitch(), yuv.data() + offsets[i],
-                                row_bytes, row_bytes, size_t(rows[i]), cudaMemcpyHostToDevice),
-                   "uploading a plane");
+        check(cudaMemcpy2D(in_planes[i].get(), in_planes[i].pitch(), yuv.data() + offsets[i],
+                           row_bytes, row_bytes, size_t(rows[i]), cudaMemcpyHostToDevice),
+              "uploading a plane");
         in_frame.data[i] = in_planes[i].get();
         in_frame.pitch[i] = int(in_planes[i].pitch());
         out_frame.data[i] = out_planes[i].get();
@@ -658,14 +618,14 @@ void check_colour(const Options& o, const Device& dev, Report& report) {
       }
       const size_t rgb_bytes = rgb.data.size() * sizeof(float);
       DeviceBuffer d_rgb(rgb_bytes), d_ref_rgb(rgb_bytes);
-      check_cuda(cudaMemcpy(d_ref_rgb.get(), rgb.data.data(), rgb_bytes, cudaMemcpyHostToDevice),
-                 "uploading the reference RGB");
+      check(cudaMemcpy(d_ref_rgb.get(), rgb.data.data(), rgb_bytes, cudaMemcpyHostToDevice),
+            "uploading the reference RGB");
       device_colour->yuv_to_rgb(in_frame, params, d_rgb.get<float>());
       device_colour->rgb_to_yuv(d_ref_rgb.get<float>(), out_frame, params);
       device_colour->synchronize();
       std::vector<float> got_rgb(rgb.data.size());
-      check_cuda(cudaMemcpy(got_rgb.data(), d_rgb.get(), rgb_bytes, cudaMemcpyDeviceToHost),
-                 "downloading RGB");
+      check(cudaMemcpy(got_rgb.data(), d_rgb.get(), rgb_bytes, cudaMemcpyDeviceToHost),
+            "downloading RGB");
       double rgb_worst = 0;
       size_t rgb_exact = 0;
       for (size_t i = 0; i < got_rgb.size(); ++i) {
@@ -678,9 +638,9 @@ void check_colour(const Options& o, const Device& dev, Report& report) {
       for (int i = 0; i < planes; ++i) {
         const size_t row_bytes = size_t(row_samples[i]) * bytes;
         std::vector<uint8_t> got(row_bytes * rows[i]);
-        check_cuda(cudaMemcpy2D(got.data(), row_bytes, out_planes[i].get(), out_planes[i].pitch(),
-                                row_bytes, size_t(rows[i]), cudaMemcpyDeviceToHost),
-                   "downloading a plane");
+        check(cudaMemcpy2D(got.data(), row_bytes, out_planes[i].get(), out_planes[i].pitch(),
+                           row_bytes, size_t(rows[i]), cudaMemcpyDeviceToHost),
+              "downloading a plane");
         for (size_t s = 0; s < got.size() / bytes; ++s) {
           auto word = [&](const uint8_t* base) {
             return bytes == 1 ? int(base[s]) : int(reinterpret_cast<const uint16_t*>(base)[s]);
@@ -710,7 +670,7 @@ class Ballast {
  public:
   explicit Ballast(size_t leave) {
     size_t free = 0, total = 0;
-    check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
     while (free > leave + (64u << 20)) {
       const size_t chunk = std::min<size_t>(free - leave, size_t(4) << 30);
       void* p = nullptr;
@@ -719,7 +679,7 @@ class Ballast {
         break;
       }
       blocks_.push_back(p);
-      check_cuda(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+      check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
     }
     free_ = free;
   }
@@ -738,11 +698,11 @@ class Ballast {
 // cuDNN's own use is not known in advance).
 size_t measured_worker_bytes(const std::shared_ptr<const nn::Model>& model, int window) {
   size_t free_before = 0, free_after = 0, total = 0;
-  check_cuda(cudaMemGetInfo(&free_before, &total), "cudaMemGetInfo");
+  check(cudaMemGetInfo(&free_before, &total), "cudaMemGetInfo");
   {
     nn::cuda::CudaExecutor exec(model, nn::Precision::kFp16, 0);
     exec.output_shape(3, window, window);  // builds and allocates the plan
-    check_cuda(cudaMemGetInfo(&free_after, &total), "cudaMemGetInfo");
+    check(cudaMemGetInfo(&free_after, &total), "cudaMemGetInfo");
   }
   return free_before > free_after ? free_before - free_after : 0;
 }
@@ -895,11 +855,11 @@ void check_throughput(const Options& o, const Device& dev, Report& report) {
             const nn::cuda::ImageShape out = wk.exec->output_shape(3, h, w);
             wk.in = DeviceBuffer(pattern.size() * sizeof(float));
             wk.out = DeviceBuffer(size_t(out.channels) * out.height * out.width * sizeof(float));
-            check_cuda(cudaMemcpy(wk.in.get(), pattern.data(), pattern.size() * sizeof(float),
-                                  cudaMemcpyHostToDevice),
-                       "uploading the input");
+            check(cudaMemcpy(wk.in.get(), pattern.data(), pattern.size() * sizeof(float),
+                             cudaMemcpyHostToDevice),
+                  "uploading the input");
             wk.exec->run_device(wk.in.get<float>(), 3, h, w, wk.out.get<float>());  // warm-up
-            check_cuda(cudaStreamSynchronize(wk.exec->stream()), "warm-up");
+            check(cudaStreamSynchronize(wk.exec->stream()), "warm-up");
             workers.push_back(std::move(wk));
           }
           for (int streams = 1; streams <= o.max_streams; ++streams) {
@@ -928,7 +888,7 @@ void check_throughput(const Options& o, const Device& dev, Report& report) {
                   while (since() < o.seconds) {
                     const double t0 = since();
                     wk.exec->run_device(wk.in.get<float>(), 3, h, w, wk.out.get<float>());
-                    check_cuda(cudaStreamSynchronize(wk.exec->stream()), "a frame");
+                    check(cudaStreamSynchronize(wk.exec->stream()), "a frame");
                     const double t1 = since();
                     ++frames;
                     std::lock_guard lock(intervals_mutex);

@@ -17,6 +17,7 @@
 
 #include "dedup/kernels.hpp"
 #include "device-check/ref_archive.hpp"
+#include "device-check/ref_values.hpp"
 #include "nn/graph.hpp"
 #include "nn/subgraph.hpp"
 #include "upframe/dedup/hash.hpp"
@@ -36,6 +37,7 @@ namespace fs = std::filesystem;
 using upframe::device_check::RefArchive;
 using upframe::device_check::RefArray;
 using upframe::device_check::RefType;
+using namespace upframe::device_check;  // ref_values.hpp: the arrays both ends share
 namespace nn = upframe::nn;
 namespace dedup = upframe::dedup;
 
@@ -55,24 +57,14 @@ struct Rgb8 {
   std::vector<uint8_t> pixels;  // rgb24, rows packed
 };
 
+Rgb8 rgb8_of(const nn::Tensor& t) { return {t.width, t.height, tensor_to_rgb8(t)}; }
+
 Rgb8 read_rgb8(const fs::path& png) {
-  const nn::Tensor t = upframe::colour::frame_to_rgb(upframe::read_image(png));
-  Rgb8 img{t.width, t.height, std::vector<uint8_t>(size_t(t.width) * t.height * 3)};
-  for (int y = 0; y < t.height; ++y)
-    for (int x = 0; x < t.width; ++x)
-      for (int c = 0; c < 3; ++c)
-        img.pixels[(size_t(y) * t.width + x) * 3 + c] =
-            uint8_t(std::lround(std::clamp(t.at(c, y, x), 0.f, 1.f) * 255.f));
-  return img;
+  return rgb8_of(upframe::colour::frame_to_rgb(upframe::read_image(png)));
 }
 
 nn::Tensor to_tensor(const Rgb8& img, int y0, int x0, int h, int w) {
-  nn::Tensor t(3, h, w);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x)
-      for (int c = 0; c < 3; ++c)
-        t.at(c, y, x) = img.pixels[(size_t(y0 + y) * img.width + x0 + x) * 3 + c] / 255.f;
-  return t;
+  return rgb8_to_tensor(img.pixels, img.width, y0, x0, h, w);
 }
 
 void put_tensor(RefArchive& a, const std::string& name, const nn::Tensor& t) {
@@ -167,14 +159,8 @@ RefArchive make_golden_refs() {
       // references at >= 50 dB by test_nn) stands in, and the kit says so.
       auto model =
           nn::Model::load(kSource / c.param, fs::path(kSource / c.param).replace_extension(".bin"));
-      const nn::Tensor out = nn::make_cpu_executor(model, nn::Precision::kFp32)
-                                 ->run(to_tensor(in, 0, 0, in.height, in.width));
-      ref = Rgb8{out.width, out.height, std::vector<uint8_t>(size_t(out.width) * out.height * 3)};
-      for (int y = 0; y < out.height; ++y)
-        for (int x = 0; x < out.width; ++x)
-          for (int ch = 0; ch < 3; ++ch)
-            ref.pixels[(size_t(y) * out.width + x) * 3 + ch] =
-                uint8_t(std::lround(std::clamp(out.at(ch, y, x), 0.f, 1.f) * 255.f));
+      ref = rgb8_of(nn::make_cpu_executor(model, nn::Precision::kFp32)
+                        ->run(to_tensor(in, 0, 0, in.height, in.width)));
     }
     const std::string prefix = "golden/" + c.name + "/";
     put_string(a, prefix + "param", c.param);
@@ -267,17 +253,6 @@ std::vector<uint16_t> widen(const std::vector<uint8_t>& v, Storage s, uint32_t s
   return out;
 }
 
-void put_hash(RefArchive& a, const std::string& name, const dedup::AverageHash& h) {
-  std::vector<int64_t> v;
-  for (uint64_t w : h.words) v.push_back(int64_t(w));
-  for (uint64_t w : h.unstable) v.push_back(int64_t(w));
-  a.put(name, v);
-}
-
-std::vector<int64_t> motion_values(const dedup::math::MotionSums& s) {
-  return {s.gxx, s.gxy, s.gyy, s.gxd, s.gyd, s.dd};
-}
-
 RefArchive make_dedup_refs(const Rgb8& image) {
   RefArchive a;
   const int w = kDedupWidth, h = kDedupHeight;
@@ -302,26 +277,19 @@ RefArchive make_dedup_refs(const Rgb8& image) {
       }
       std::vector<uint8_t> copy_a(size_t(w) * h), copy_b(size_t(w) * h);
       uint64_t sum_a = 0, sum_b = 0;
-      put_hash(a, prefix + "hash8_a", dedup::detail::hash_and_copy(va, 8, copy_a.data(), &sum_a));
-      put_hash(a, prefix + "hash8_b", dedup::detail::hash_and_copy(vb, 8, copy_b.data(), &sum_b));
-      put_hash(a, prefix + "hash16_b", dedup::average_hash(vb, 16));
+      a.put(prefix + "hash8_a",
+            hash_values(dedup::detail::hash_and_copy(va, 8, copy_a.data(), &sum_a)));
+      a.put(prefix + "hash8_b",
+            hash_values(dedup::detail::hash_and_copy(vb, 8, copy_b.data(), &sum_b)));
+      a.put(prefix + "hash16_b", hash_values(dedup::average_hash(vb, 16)));
       a.put(prefix + "luma_sums", std::vector<int64_t>{int64_t(sum_a), int64_t(sum_b)});
       const auto d = dedup::detail::difference_8bit(copy_a.data(), w, copy_b.data(), w, w, h);
-      a.put(prefix + "difference_sums",
-            std::vector<int64_t>{int64_t(d.abs_sum), d.signed_sum, d.pixel_count,
-                                 int64_t(d.max_block_abs_sum), d.max_block_area});
+      a.put(prefix + "difference_sums", difference_values(d));
       dedup::detail::MotionField field;
       dedup::detail::motion_field_8bit(copy_a.data(), w, copy_b.data(), w, w, h, field);
-      std::vector<int64_t> blocks;
-      for (const auto& b : field.blocks)
-        for (int32_t v : {b.gxx, b.gxy, b.gyy, b.gxd, b.gyd, b.dd}) blocks.push_back(v);
-      a.put(prefix + "motion_blocks", blocks, {field.blocks_y, field.blocks_x, 6});
+      a.put(prefix + "motion_blocks", block_values(field), {field.blocks_y, field.blocks_x, 6});
       a.put(prefix + "motion_total", motion_values(field.total));
-      const dedup::DifferenceMeasures m = dedup::measure_difference(va, vb);
-      a.put(prefix + "measures",
-            std::vector<double>{m.mean_abs_diff, m.signed_mean_diff, m.max_block_mean_abs_diff,
-                                m.motion_shift_x, m.motion_shift_y, m.motion_explained, m.motion,
-                                m.local_motion, m.zoom_motion});
+      a.put(prefix + "measures", measure_values(dedup::measure_difference(va, vb)));
       const bool dup_default = dedup::detail::confirm_duplicate_8bit(
           copy_a.data(), w, copy_b.data(), w, w, h, sum_a, sum_b, dedup::default_thresholds());
       const bool dup_exact = dedup::detail::confirm_duplicate_8bit(
