@@ -28,25 +28,38 @@ void libav_to_spdlog(void* avcl, int level, const char* fmt, va_list args) {
     spdlog::debug("libav: {}", line);
 }
 
+spdlog::level::level_enum spdlog_level(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return spdlog::level::debug;
+    case LogLevel::kInfo:
+      return spdlog::level::info;
+    case LogLevel::kWarning:
+      return spdlog::level::warn;
+    case LogLevel::kError:
+      return spdlog::level::err;
+    case LogLevel::kOff:
+      break;
+  }
+  return spdlog::level::off;
+}
+
 }  // namespace
 
 void set_log_level(LogLevel level) {
+  spdlog::set_level(spdlog_level(level));
   switch (level) {
     case LogLevel::kDebug:
-      spdlog::set_level(spdlog::level::debug);
       av_log_set_level(AV_LOG_VERBOSE);
       break;
     case LogLevel::kInfo:
     case LogLevel::kWarning:
-      spdlog::set_level(level == LogLevel::kInfo ? spdlog::level::info : spdlog::level::warn);
       av_log_set_level(AV_LOG_WARNING);
       break;
     case LogLevel::kError:
-      spdlog::set_level(spdlog::level::err);
       av_log_set_level(AV_LOG_ERROR);
       break;
     case LogLevel::kOff:
-      spdlog::set_level(spdlog::level::off);
       av_log_set_level(AV_LOG_QUIET);
       break;
   }
@@ -54,22 +67,7 @@ void set_log_level(LogLevel level) {
 }
 
 void log_message(LogLevel level, const std::string& message) {
-  switch (level) {
-    case LogLevel::kDebug:
-      spdlog::debug("{}", message);
-      break;
-    case LogLevel::kInfo:
-      spdlog::info("{}", message);
-      break;
-    case LogLevel::kWarning:
-      spdlog::warn("{}", message);
-      break;
-    case LogLevel::kError:
-      spdlog::error("{}", message);
-      break;
-    case LogLevel::kOff:
-      break;
-  }
+  if (level != LogLevel::kOff) spdlog::log(spdlog_level(level), "{}", message);
 }
 
 }  // namespace upframe
