@@ -19,9 +19,15 @@ inline constexpr int kMinOomTile = 32;
 // The tile to retry with after running out of memory with tiles of `current` pixels (0: the
 // whole image) on a width x height image: half the current size, a multiple of 16, at least
 // kMinOomTile; 0 when the current tile is already kMinOomTile or less (give up).
-inline int smaller_tile_after_oom(int current, int width, int height) {
+// The tile side a run of a width x height image really uses with tiles of `tile` pixels (0: the
+// whole image): the image's longer side where the tiles are bigger.
+inline int effective_tile(int tile, int width, int height) {
   const int whole = std::max(width, height);
-  const int now = current > 0 ? std::min(current, whole) : whole;
+  return tile > 0 ? std::min(tile, whole) : whole;
+}
+
+inline int smaller_tile_after_oom(int current, int width, int height) {
+  const int now = effective_tile(current, width, height);
   if (now <= kMinOomTile) return 0;
   return std::max(kMinOomTile, now / 2 / 16 * 16);
 }

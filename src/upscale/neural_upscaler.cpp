@@ -491,8 +491,7 @@ class NeuralWorker : public UpscaleWorker {
   // After running out of GPU memory: tiles half the current size on a fresh executor (its
   // cached plans and buffers freed), or the error when they are already kMinTile.
   void shrink_tiles(const nn::CudaOutOfMemory& e, int width, int height) {
-    const int current =
-        tile_ > 0 ? std::min(tile_, std::max(width, height)) : std::max(width, height);
+    const int current = nn::effective_tile(tile_, width, height);
     const int next = nn::smaller_tile_after_oom(tile_, width, height);
     if (next == 0)
       throw Error({}, e.problem() + ", even with tiles of " + std::to_string(current) + " pixels");
