@@ -358,8 +358,6 @@ class Runner {
 
 }  // namespace
 
-int stop_signal() { return g_stop_signal.load(); }
-
 void throw_if_stopped(const StopFlag* stop) {
   int sig = g_stop_signal.load();
   if (!sig && stop) sig = stop->load();

@@ -39,8 +39,6 @@ struct VideoPipelineConfig {
 void run_video_pipeline(VideoDecoder& decoder, Upscaler& upscaler, FrameSink& sink,
                         const VideoPipelineConfig& config, JobStats& stats);
 
-// The signal a stop was requested with, 0 if none (see request_stop()).
-int stop_signal();
 // Throws Interrupted (status 128 + signal) when request_stop() or `stop` asked to stop.
 void throw_if_stopped(const StopFlag* stop);
 
