@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <functional>
 #include <thread>
 
@@ -15,6 +17,10 @@
 #ifdef UPFRAME_HAVE_CUDA
 #include "nn/cuda/cuda_executor.hpp"
 #include "upscale/cuda/device_frame_path.hpp"
+
+extern "C" {
+#include <libavutil/pixdesc.h>
+}
 #endif
 
 namespace upframe {
@@ -25,12 +31,21 @@ constexpr int kMinTile = nn::kMinOomTile;
 // The frame size CUDA workers are sized for before the first frame is known (1080p).
 constexpr int kProbeWidth = 1920, kProbeHeight = 1080;
 
+// Set once any worker of an upscaler found fp16 overflow; every worker then runs fp32.
+struct Fp16Overflow {
+  std::atomic<bool> found{false};
+  std::string model;
+};
+
 class NeuralWorker : public UpscaleWorker {
  public:
-  using ExecutorFactory = std::function<std::unique_ptr<nn::Executor>()>;
-  NeuralWorker(ExecutorFactory make_executor, int tile, int overlap, int scale)
+  using ExecutorFactory = std::function<std::unique_ptr<nn::Executor>(nn::Precision)>;
+  NeuralWorker(ExecutorFactory make_executor, nn::Precision precision,
+               std::shared_ptr<Fp16Overflow> overflow, int tile, int overlap, int scale)
       : make_executor_(std::move(make_executor)),
-        executor_(make_executor_()),
+        precision_(precision),
+        overflow_(std::move(overflow)),
+        executor_(make_executor_(precision_)),
         tile_(tile),
         overlap_(overlap),
         scale_(scale) {}
@@ -53,13 +68,31 @@ class NeuralWorker : public UpscaleWorker {
   // A device frame's result comes back with its download in flight (DeviceFramePath).
   Frame upscale_started(const Frame& input) override {
     try {
+      if (precision_ == nn::Precision::kFp16 && overflow_->found) use_fp32();
 #ifdef UPFRAME_HAVE_CUDA
-      if (input.on_device() || (!host_frames_tiled_ && DeviceFramePath::takes_host_frame(input)))
+      if ((input.on_device() || !host_frames_tiled_) && DeviceFramePath::takes(input)) {
         if (Frame out = upscale_on_device(input)) return out;
+      } else if (input.on_device() && !host_route_logged_) {
+        host_route_logged_ = true;
+        spdlog::info(
+            "device frames in {} are converted on the host (the device colour code takes "
+            "nv12, p010, yuv420p and yuv420p10le)",
+            av_get_pix_fmt_name(input.data_format()) ? av_get_pix_fmt_name(input.data_format())
+                                                     : "this format");
+      }
 #endif
       const Frame host = input.to_host();  // rgb_to_frame copies the format of a host frame
       const nn::Tensor rgb = colour::frame_to_rgb(host);
       nn::Tensor result = run_network(rgb);
+      if (precision_ == nn::Precision::kFp16) {
+        const auto bad = std::count_if(result.data.begin(), result.data.end(),
+                                       [](float v) { return !std::isfinite(v); });
+        if (bad > 0) {
+          fp16_overflowed(std::to_string(bad) + " of " + std::to_string(result.data.size()) +
+                          " output values are not finite");
+          result = run_network(rgb);
+        }
+      }
       for (float& v : result.data) v = colour::clamp01(v);
       return colour::rgb_to_frame(result, host);
     } catch (const Error& e) {
@@ -79,7 +112,10 @@ class NeuralWorker : public UpscaleWorker {
       if (!executor) return {};
       try {
         if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
-        return device_path_->upscale(input, scale_, tile_, overlap_);
+        return device_path_->upscale(input, scale_, tile_, overlap_,
+                                     precision_ == nn::Precision::kFp16);
+      } catch (const NonFiniteOutput& e) {
+        fp16_overflowed(e.what());  // and again, in fp32
       } catch (const nn::CudaOutOfMemory& e) {
         if (!input.on_device()) {
           // The path's whole-frame buffers may be what does not fit; run_tiled needs none.
@@ -95,6 +131,7 @@ class NeuralWorker : public UpscaleWorker {
   }
   std::unique_ptr<DeviceFramePath> device_path_;
   bool host_frames_tiled_ = false;  // a host frame ran out of memory on the device path
+  bool host_route_logged_ = false;  // a device frame in a format the device path does not take
 #endif
 
   // Out of GPU memory (SPEC section 6): a fresh executor (the old one's cached plans freed)
@@ -123,11 +160,33 @@ class NeuralWorker : public UpscaleWorker {
     device_path_.reset();  // it refers to the executor
 #endif
     executor_.reset();
-    executor_ = make_executor_();
+    executor_ = make_executor_(precision_);
     tile_ = next;
   }
 
+  // cuDNN's fp16 convolutions store their result in fp16 before the fp32 bias and activation:
+  // a value above 65504 becomes inf, then NaN (non_finite.hpp). The frame is run again in
+  // fp32, and so is every later one, on every worker (one log line).
+  void fp16_overflowed(const std::string& what) {
+    if (!overflow_->found.exchange(true))
+      spdlog::warn("{}: fp16 overflow ({}); upscaling in fp32 from now on (--precision fp32 "
+                   "skips fp16)",
+                   overflow_->model, what);
+    use_fp32();
+  }
+
+  void use_fp32() {
+#ifdef UPFRAME_HAVE_CUDA
+    device_path_.reset();  // it refers to the executor
+#endif
+    executor_.reset();
+    precision_ = nn::Precision::kFp32;
+    executor_ = make_executor_(precision_);
+  }
+
   ExecutorFactory make_executor_;
+  nn::Precision precision_;
+  std::shared_ptr<Fp16Overflow> overflow_;
   std::unique_ptr<nn::Executor> executor_;
   int tile_;
   int overlap_;
@@ -145,6 +204,9 @@ NeuralUpscaler::NeuralUpscaler(std::shared_ptr<const nn::Model> model, nn::Preci
                                           " and gives " + std::to_string(info.output_channels) +
                                           " channels; an RGB upscaler needs 3 and 3");
   overlap_ = info.receptive_radius;
+  auto overflow = std::make_shared<Fp16Overflow>();
+  overflow->model = info.name;
+  fp16_overflow_ = overflow;
   if (cuda_) {
     const CudaDeviceInfo gpu = cuda_device_info();
     if (!gpu.available) throw Error({}, "CUDA device not available: " + gpu.reason);
@@ -232,15 +294,16 @@ void NeuralUpscaler::prepare(int workers) {
 std::unique_ptr<UpscaleWorker> NeuralUpscaler::create_worker() {
   NeuralWorker::ExecutorFactory make_executor;
   if (cuda_)
-    make_executor = [model = model_, precision = precision_] {
+    make_executor = [model = model_](nn::Precision precision) {
       return nn::make_cuda_executor(model, precision);
     };
   else
-    make_executor = [model = model_, precision = precision_, threads = threads_per_worker_] {
+    make_executor = [model = model_, threads = threads_per_worker_](nn::Precision precision) {
       return nn::make_cpu_executor(model, precision, threads);
     };
-  return std::make_unique<NeuralWorker>(std::move(make_executor), tile_, overlap_,
-                                        model_->info().scale);
+  return std::make_unique<NeuralWorker>(std::move(make_executor), precision_,
+                                        std::static_pointer_cast<Fp16Overflow>(fp16_overflow_),
+                                        tile_, overlap_, model_->info().scale);
 }
 
 }  // namespace upframe

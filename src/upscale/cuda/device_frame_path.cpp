@@ -7,10 +7,12 @@
 #include <vector>
 
 #include "core/cuda_check.hpp"
+#include "nn/cuda/cuda_executor.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/tiling.hpp"
 #include "upframe/upscale/colour.hpp"
 #include "upscale/cuda/device_yuv_frame.hpp"
+#include "upscale/cuda/non_finite.hpp"
 
 extern "C" {
 #include <libavutil/buffer.h>
@@ -152,7 +154,7 @@ class DeviceFramePath::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  Frame upscale(const Frame& input, int scale, int tile, int overlap) {
+  Frame upscale(const Frame& input, int scale, int tile, int overlap, bool check_finite) {
     const colour::cuda::DeviceYuvFrame yuv =
         input.on_device() ? colour::cuda::device_yuv_frame(input) : upload(input);
     const colour::ColourParams params = colour::colour_params(input.av());
@@ -189,6 +191,12 @@ class DeviceFramePath::Impl {
     check_upscale(cudaStreamWaitEvent(stream, decoded_, 0), "waiting for the decoder");
     colour_.yuv_to_rgb(yuv, params, rgb_in);
     run_network(rgb_in, w, h, rgb_out, scale, tile, overlap);
+    if (check_finite) {
+      if (!non_finite_) non_finite_ = std::make_unique<upscale_cuda::NonFiniteCounter>();
+      if (const auto bad = non_finite_->count(rgb_out, 3 * size_t(out_w) * out_h, stream))
+        throw NonFiniteOutput(std::to_string(bad) + " of " + std::to_string(3 * size_t(out_w) * out_h) +
+                              " output values are not finite");
+    }
     // This slot's previous frame (two back) must be downloaded before it is overwritten.
     if (slot.used)
       check_upscale(cudaStreamWaitEvent(stream, slot.downloaded, 0), "waiting for a download");
@@ -376,6 +384,7 @@ class DeviceFramePath::Impl {
   int next_slot_ = 0;
   PinnedFramePool pinned_;
   bool pinned_fallback_logged_ = false;
+  std::unique_ptr<upscale_cuda::NonFiniteCounter> non_finite_;
 };
 
 DeviceFramePath::DeviceFramePath(nn::cuda::CudaExecutor& executor)
@@ -383,12 +392,15 @@ DeviceFramePath::DeviceFramePath(nn::cuda::CudaExecutor& executor)
 
 DeviceFramePath::~DeviceFramePath() = default;
 
-bool DeviceFramePath::takes_host_frame(const Frame& frame) {
-  return frame.format() == AV_PIX_FMT_YUV420P || frame.format() == AV_PIX_FMT_YUV420P10LE;
+bool DeviceFramePath::takes(bool on_device, AVPixelFormat data_format) {
+  colour::cuda::DeviceYuvFormat format{};
+  if (on_device) return colour::cuda::device_yuv_format(data_format, &format);
+  return data_format == AV_PIX_FMT_YUV420P || data_format == AV_PIX_FMT_YUV420P10LE;
 }
 
-Frame DeviceFramePath::upscale(const Frame& input, int scale, int tile, int overlap) {
-  return impl_->upscale(input, scale, tile, overlap);
+Frame DeviceFramePath::upscale(const Frame& input, int scale, int tile, int overlap,
+                               bool check_finite) {
+  return impl_->upscale(input, scale, tile, overlap, check_finite);
 }
 
 }  // namespace upframe

@@ -4,9 +4,13 @@
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 
-#include "nn/cuda/cuda_executor.hpp"
 #include "upframe/frame.hpp"
+
+namespace upframe::nn::cuda {
+class CudaExecutor;
+}
 
 namespace upframe {
 
@@ -18,6 +22,12 @@ namespace upframe {
 // the next frame's colour conversion and network run while it copies. Two device output
 // buffers alternate: a frame's conversion back to YUV waits only for the download of the frame
 // two before. Compiled, never run on a GPU.
+// The network gave inf or NaN values (fp16 overflow, non_finite.hpp).
+class NonFiniteOutput : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class DeviceFramePath {
  public:
   explicit DeviceFramePath(nn::cuda::CudaExecutor& executor);
@@ -25,10 +35,16 @@ class DeviceFramePath {
   DeviceFramePath(const DeviceFramePath&) = delete;
   DeviceFramePath& operator=(const DeviceFramePath&) = delete;
 
-  // Host frames this path takes (uploaded once); others go through run_tiled.
-  static bool takes_host_frame(const Frame& frame);
+  // Whether this path takes a frame: a device frame whose data format the device colour code
+  // reads (nv12, p010, yuv420p, yuv420p10le; NVDEC's 4:4:4 and 12-bit frames are not), or a
+  // host yuv420p / yuv420p10le frame (uploaded once). Others go to the host route (run_tiled).
+  // A pure function of the frame's place and format.
+  static bool takes(bool on_device, AVPixelFormat data_format);
+  static bool takes(const Frame& frame) { return takes(frame.on_device(), frame.data_format()); }
 
-  Frame upscale(const Frame& input, int scale, int tile, int overlap);
+  // `check_finite` (fp16): the network's output is counted for inf/NaN before the conversion
+  // back (the worker then waits for its network); any throws NonFiniteOutput.
+  Frame upscale(const Frame& input, int scale, int tile, int overlap, bool check_finite = false);
 
  private:
   class Impl;
