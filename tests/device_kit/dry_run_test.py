@@ -10,6 +10,11 @@ Usage: dry_run_test.py CASE KIT_BUILD_DIR, CASE one of:
                  section runs, the run ends in seconds; exit 1
   no-device      a run meant for a GPU, where none is: the device probe fails (exit 1) and the
                  host halves show as skipped, not passed (skipped where a GPU is present)
+  report         merge_report.py alone (no kit): throughput and anchor figures give the
+                 upframe/PyTorch ratio per case; what needs FFmpeg is listed as not covered
+  anchor         bench/torch_anchor.py on the CPU: the shipped models in PyTorch match
+                 tests/golden (fp32: >= 50 dB, <= 2 levels), and its timing path writes its JSON
+                 (KIT_BUILD_DIR is then the python3 that has torch; exit 77 where none has)
 """
 import json
 import os
@@ -107,6 +112,57 @@ def main():
             expect(len(checks(report, "colour", "skip")) == 5 and not checks(report, "colour",
                                                                               "pass"),
                    "the host halves show as skipped", log)
+        elif case == "report":
+            work = os.path.join(out, "work")
+            os.makedirs(work)
+            with open(os.path.join(work, "sections.tsv"), "w") as f:
+                f.write("throughput\t0\t40\tok\nanchor\t0\t20\tok\n")
+            throughput = [{"section": "throughput", "status": "pass",
+                           "name": f"realesr-animevideov3-x2 480x270 fp16 {n} stream(s)",
+                           "detail": "", "figures": {"fps": fps, "streams": n}}
+                          for n, fps in ((1, 300.0), (2, 450.0))]
+            with open(os.path.join(work, "kit-throughput.json"), "w") as f:
+                json.dump({"device": {"available": True}, "dry_run": False,
+                           "checks": throughput}, f)
+            with open(os.path.join(work, "anchor.json"), "w") as f:
+                json.dump({"device": "card", "torch": "2.11", "cases": [
+                    {"model": "realesr-animevideov3-x2", "width": 480, "height": 270,
+                     "precision": "fp16", "fps": 150.0}]}, f)
+            target = os.path.join(out, "device-check.json")
+            p = subprocess.run([sys.executable, os.path.join(SOURCE, "tools", "device-check",
+                                                             "merge_report.py"),
+                                "--work", work, "--out", target, "--final"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            log = p.stdout
+            with open(target) as f:
+                report = json.load(f)
+            expect(p.returncode == 0, "no failed check, exit 0", log)
+            ratio = report["upframe_vs_pytorch"]
+            expect(len(ratio) == 1 and ratio[0]["ratio_1_stream"] == 2.0 and
+                   ratio[0]["ratio_best"] == 3.0, "upframe/PyTorch 2 (1 stream), 3 (best)", log)
+            expect("upframe/PyTorch realesr-animevideov3-x2 480x270 fp16: 2 (1 stream)" in log,
+                   "the ratio printed per case", log)
+            expect(any("FFmpeg" in n["why"] for n in report["not_covered"]) and
+                   "not covered: full pipeline" in log, "what needs FFmpeg listed", log)
+        elif case == "anchor":
+            python = kit_dir
+            if subprocess.run([python, "-c", "import torch"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode != 0:
+                print(python + " has no torch (Debian: python3-torch)")
+                sys.exit(77)
+            anchor = os.path.join(SOURCE, "bench", "torch_anchor.py")
+            p = subprocess.run([python, anchor, "--check-golden"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            expect(p.returncode == 0 and p.stdout.count("PASS") == 3,
+                   "the three shipped models in PyTorch match the golden images", p.stdout)
+            target = os.path.join(out, "anchor.json")
+            p = subprocess.run([python, anchor, "--device", "cpu", "--sizes", "24x16",
+                                "--seconds", "0.05", "--json", target],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            with open(target) as f:
+                cases = json.load(f)["cases"]
+            expect(p.returncode == 0 and len(cases) == 2 and all(c["fps"] > 0 for c in cases),
+                   "the timing path ran both models and wrote its JSON", p.stdout)
         else:
             print("unknown case " + case)
             sys.exit(2)
