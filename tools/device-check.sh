@@ -239,7 +239,7 @@ run_section() {
   rc=$?
   case $rc in
     0) outcome="ok" ;;
-    1) outcome="checks failed" ;;
+    1) outcome="failed (exit 1)" ;;
     124|137) outcome="cut at its deadline of $budget s" ;;
     *) if [ "$rc" -gt 128 ]; then outcome="crashed (signal $((rc - 128)))"; else outcome="exit $rc"; fi ;;
   esac
