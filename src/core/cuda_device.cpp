@@ -177,7 +177,8 @@ AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why) 
     static_cast<AVCUDADeviceContext*>(hw->hwctx)->cuda_ctx = context;
     if (const int err = av_hwdevice_ctx_init(device); err < 0) {
       av_buffer_unref(&device);
-      if (why) *why = "cannot open the CUDA device on the runtime's context: " + av_error_string(err);
+      if (why)
+        *why = "cannot open the CUDA device on the runtime's context: " + av_error_string(err);
       return nullptr;
     }
     static std::once_flag logged;
@@ -234,8 +235,8 @@ bool download_device_frame(const AVFrame* device, AVFrame** host, std::string* w
     if (err != cudaSuccess) {
       cudaGetLastError();
       av_frame_free(&out);
-      throw Error({}, std::string("cannot copy a frame from device memory: ") +
-                          cudaGetErrorString(err));
+      throw Error(
+          {}, std::string("cannot copy a frame from device memory: ") + cudaGetErrorString(err));
     }
   }
   *host = out;
@@ -270,10 +271,10 @@ Frame upload_to_cuda_frame(const Frame& host, std::string* why) {
     const int count =
         frame && err >= 0 ? visible_planes(host.format(), host.width(), host.height(), planes) : 0;
     for (int p = 0; p < count && copy_error.empty(); ++p)
-      if (const cudaError_t e = cudaMemcpy2D(frame->data[p], size_t(frame->linesize[p]),
-                                             host.av()->data[p], size_t(host.av()->linesize[p]),
-                                             planes[p].row_bytes, size_t(planes[p].rows),
-                                             cudaMemcpyHostToDevice);
+      if (const cudaError_t e =
+              cudaMemcpy2D(frame->data[p], size_t(frame->linesize[p]), host.av()->data[p],
+                           size_t(host.av()->linesize[p]), planes[p].row_bytes,
+                           size_t(planes[p].rows), cudaMemcpyHostToDevice);
           e != cudaSuccess) {
         cudaGetLastError();
         copy_error = cudaGetErrorString(e);
@@ -284,7 +285,8 @@ Frame upload_to_cuda_frame(const Frame& host, std::string* why) {
   av_buffer_unref(&device);
   if (err < 0 || !frame || !copy_error.empty()) {
     if (why)
-      *why = "cannot make a CUDA frame: " + (copy_error.empty() ? av_error_string(err) : copy_error);
+      *why =
+          "cannot make a CUDA frame: " + (copy_error.empty() ? av_error_string(err) : copy_error);
     av_frame_free(&frame);
     return {};
   }

@@ -169,9 +169,10 @@ class NeuralWorker : public UpscaleWorker {
   // fp32, and so is every later one, on every worker (one log line).
   void fp16_overflowed(const std::string& what) {
     if (!overflow_->found.exchange(true))
-      spdlog::warn("{}: fp16 overflow ({}); upscaling in fp32 from now on (--precision fp32 "
-                   "skips fp16)",
-                   overflow_->model, what);
+      spdlog::warn(
+          "{}: fp16 overflow ({}); upscaling in fp32 from now on (--precision fp32 "
+          "skips fp16)",
+          overflow_->model, what);
     use_fp32();
   }
 

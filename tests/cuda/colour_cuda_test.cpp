@@ -213,8 +213,8 @@ TEST(ColourDevicePath, TakesOnlyWhatTheDeviceColourCodeReads) {
   for (const AVPixelFormat format :
        {AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE, AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE})
     EXPECT_TRUE(DeviceFramePath::takes(true, format)) << av_get_pix_fmt_name(format);
-  for (const AVPixelFormat format : {AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV444P16LE,
-                                     AV_PIX_FMT_P016LE, AV_PIX_FMT_YUV420P12LE, AV_PIX_FMT_NV16})
+  for (const AVPixelFormat format : {AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV444P16LE, AV_PIX_FMT_P016LE,
+                                     AV_PIX_FMT_YUV420P12LE, AV_PIX_FMT_NV16})
     EXPECT_FALSE(DeviceFramePath::takes(true, format)) << av_get_pix_fmt_name(format);
   EXPECT_TRUE(DeviceFramePath::takes(false, AV_PIX_FMT_YUV420P));
   EXPECT_TRUE(DeviceFramePath::takes(false, AV_PIX_FMT_YUV420P10LE));
@@ -223,7 +223,7 @@ TEST(ColourDevicePath, TakesOnlyWhatTheDeviceColourCodeReads) {
   colour::cuda::DeviceYuvFormat f{};
   EXPECT_TRUE(colour::cuda::device_yuv_format_of({1, 1, 10, 2, true, true}, &f));
   EXPECT_EQ(f, colour::cuda::DeviceYuvFormat::kP010);
-  EXPECT_FALSE(colour::cuda::device_yuv_format_of({1, 1, 12, 2, true, true}, &f));  // p016
+  EXPECT_FALSE(colour::cuda::device_yuv_format_of({1, 1, 12, 2, true, true}, &f));   // p016
   EXPECT_FALSE(colour::cuda::device_yuv_format_of({0, 0, 8, 1, false, false}, &f));  // 4:4:4
 }
 
@@ -237,9 +237,9 @@ TEST(ColourDevicePath, A444DeviceFrameTakesTheHostRoute) {
   std::string why;
   const Frame device = upload_to_cuda_frame(host, &why);
   ASSERT_TRUE(device) << why;
-  const auto model = nn::Model::load(
-      std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.param",
-      std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.bin");
+  const auto model =
+      nn::Model::load(std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.param",
+                      std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.bin");
   NeuralUpscaler upscaler(model, nn::Precision::kFp32, 0, 1, true);
   upscaler.prepare(1);
   auto worker = upscaler.create_worker();

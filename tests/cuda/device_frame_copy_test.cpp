@@ -107,8 +107,7 @@ TEST(DeviceFramePlanes, UploadAndToHostKeepEveryVisibleByte) {
     for (int p = 0; p < count; ++p)
       for (int y = 0; y < planes[p].rows; ++y)
         ASSERT_EQ(std::memcmp(back.av()->data[p] + y * back.av()->linesize[p],
-                              host.av()->data[p] + y * host.av()->linesize[p],
-                              planes[p].row_bytes),
+                              host.av()->data[p] + y * host.av()->linesize[p], planes[p].row_bytes),
                   0)
             << av_get_pix_fmt_name(format) << " plane " << p << " row " << y;
   }

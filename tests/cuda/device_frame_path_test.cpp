@@ -88,7 +88,8 @@ TEST(DeviceFramePath, Fp16OverflowFallsBackToFp32) {
   NeuralUpscaler fp32(model, nn::Precision::kFp32, 0, 1, true);
   fp16.prepare(2);
   fp32.prepare(1);
-  auto first = fp16.create_worker(), second = fp16.create_worker(), reference = fp32.create_worker();
+  auto first = fp16.create_worker(), second = fp16.create_worker(),
+       reference = fp32.create_worker();
   std::mt19937 rng(22);
   const ColourSetup setup{AVCOL_SPC_BT709, AVCOL_RANGE_JPEG, AVCHROMA_LOC_LEFT};
   const Frame host = random_yuv_frame(40, 24, AV_PIX_FMT_YUV420P, setup, rng);

@@ -61,8 +61,8 @@ struct Options {
   fs::path refs;
   fs::path json;
   bool dry_run = false;
-  std::vector<std::string> sections = {"device", "ops",    "golden",     "dedup",
-                                       "dedup_speed", "colour", "memory", "throughput", "nvdec"};
+  std::vector<std::string> sections = {"device", "ops",    "golden",     "dedup", "dedup_speed",
+                                       "colour", "memory", "throughput", "nvdec"};
   double seconds = 1.0;  // per throughput configuration
   int max_streams = 4;
 };
@@ -583,8 +583,8 @@ void check_dedup_speed(const Device& dev, Report& report) {
   uint64_t sum_a = 0, sum_b = 0;
   // The CPU detector's per-frame work: the hash (with its copy), and for a hash match the
   // confirmation; the measures are what --dedup-report prints.
-  const double host_hash = seconds_per_call(
-      [&] { dedup::detail::hash_and_copy(va, 8, copy_a.data(), &sum_a); });
+  const double host_hash =
+      seconds_per_call([&] { dedup::detail::hash_and_copy(va, 8, copy_a.data(), &sum_a); });
   dedup::detail::hash_and_copy(vb, 8, copy_b.data(), &sum_b);
   const double host_confirm = seconds_per_call([&] {
     dedup::detail::confirm_duplicate_8bit(copy_a.data(), w, copy_b.data(), w, w, h, sum_a, sum_b,
@@ -614,9 +614,8 @@ void check_dedup_speed(const Device& dev, Report& report) {
     // Each call returns its result to the host: the time includes the synchronisation.
     const double dev_hash = seconds_per_call([&] { dsum_a = dd.average_hash(dva, 8).luma_sum; });
     dsum_b = dd.average_hash(dvb, 8).luma_sum;
-    const double dev_confirm = seconds_per_call([&] {
-      dd.confirm_duplicate(dva, dsum_a, dvb, dsum_b, dedup::default_thresholds());
-    });
+    const double dev_confirm = seconds_per_call(
+        [&] { dd.confirm_duplicate(dva, dsum_a, dvb, dsum_b, dedup::default_thresholds()); });
     const double dev_measures = seconds_per_call([&] { dd.measure_difference(dva, dvb); });
     figures.insert(figures.end(), {{"gpu_hash_ms", dev_hash * 1e3},
                                    {"gpu_confirm_ms", dev_confirm * 1e3},
@@ -923,9 +922,9 @@ double conv_flops(const nn::Graph& g, int w, int h) {
 // What cuDNN runs for each convolution (algorithm, math type): a slow fp16 figure is read at
 // once (no tensor cores, or a workspace-free fallback).
 std::string algorithm_name(int algo) {
-  static const char* const names[] = {"IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM",
-                                      "DIRECT",        "FFT",                   "FFT_TILING",
-                                      "WINOGRAD",      "WINOGRAD_NONFUSED"};
+  static const char* const names[] = {
+      "IMPLICIT_GEMM", "IMPLICIT_PRECOMP_GEMM", "GEMM", "DIRECT", "FFT", "FFT_TILING",
+      "WINOGRAD",      "WINOGRAD_NONFUSED"};
   return algo >= 0 && algo < 8 ? names[algo] : "algorithm " + std::to_string(algo);
 }
 
@@ -1123,13 +1122,13 @@ void check_nvdec(const Options& o, const Device& dev, Report& report) {
         throw std::runtime_error("nvdec.ref: the frames do not match the size record");
       const std::string what = std::to_string(count) + " frames " + std::to_string(w) + "x" +
                                std::to_string(h) + " " + (hevc ? "HEVC" : "H.264") + " " +
-                               (chroma444 ? "4:4:4 " : "4:2:0 ") + std::to_string(bits) +
-                               "-bit (" + std::to_string(stream.size()) + " bytes)";
+                               (chroma444 ? "4:4:4 " : "4:2:0 ") + std::to_string(bits) + "-bit (" +
+                               std::to_string(stream.size()) + " bytes)";
       const std::string route = colour_route(chroma444, bits);
       if (!dev.available) {
-        report.add("nvdec", name + kHostHalf, "pass",
-                   what + " and FFmpeg's frames carried; " + route + "; GPU half skipped: " +
-                       dev.reason);
+        report.add(
+            "nvdec", name + kHostHalf, "pass",
+            what + " and FFmpeg's frames carried; " + route + "; GPU half skipped: " + dev.reason);
         return;
       }
       int decoded = 0;
@@ -1191,10 +1190,11 @@ void test_hooks(const std::string& section) {
 }
 
 int usage() {
-  std::fprintf(stderr,
-               "usage: upframe_device_check [--source DIR] [--refs DIR] [--json FILE] "
-               "[--cpu-dry-run] [--sections a,b,...] [--seconds S] [--max-streams N]\n"
-               "sections: device, ops, golden, dedup, dedup_speed, colour, memory, throughput, nvdec\n");
+  std::fprintf(
+      stderr,
+      "usage: upframe_device_check [--source DIR] [--refs DIR] [--json FILE] "
+      "[--cpu-dry-run] [--sections a,b,...] [--seconds S] [--max-streams N]\n"
+      "sections: device, ops, golden, dedup, dedup_speed, colour, memory, throughput, nvdec\n");
   return 2;
 }
 
@@ -1243,10 +1243,10 @@ static int run_checks(int argc, char** argv) {
   // not run).
   auto check_device = [&] {
     if (dev.available)
-      report.add("device", "probe",  "pass",
+      report.add("device", "probe", "pass",
                  std::string(dev.props.name) + ", compute capability " +
-                     std::to_string(dev.props.major) + "." + std::to_string(dev.props.minor) + ", " +
-                     std::to_string(dev.props.multiProcessorCount) + " SMs at " +
+                     std::to_string(dev.props.major) + "." + std::to_string(dev.props.minor) +
+                     ", " + std::to_string(dev.props.multiProcessorCount) + " SMs at " +
                      std::to_string(dev.clock_khz / 1000) + " MHz, " +
                      std::to_string(dev.free_bytes >> 20) + " of " +
                      std::to_string(dev.total_bytes >> 20) + " MiB free, cuDNN " +

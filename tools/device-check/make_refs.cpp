@@ -555,11 +555,10 @@ RefArchive make_nvdec_refs(const RefArchive* existing) {
             {count, rows, row});
     else
       a.put(prefix + "frames", decode_stream<uint8_t>(stream, c.codec, &count), {count, rows, row});
-    if (count < 1)
-      throw upframe::Error({}, c.name + ": decoded no frames");
-    a.put(prefix + "size", std::vector<int64_t>{c.width, c.height, bits, count,
-                                                c.codec == AV_CODEC_ID_H264 ? 0 : 1,
-                                                chroma444 ? 1 : 0});
+    if (count < 1) throw upframe::Error({}, c.name + ": decoded no frames");
+    a.put(prefix + "size",
+          std::vector<int64_t>{c.width, c.height, bits, count, c.codec == AV_CODEC_ID_H264 ? 0 : 1,
+                               chroma444 ? 1 : 0});
   }
   return a;
 }

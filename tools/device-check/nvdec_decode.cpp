@@ -65,10 +65,9 @@ int CUDAAPI on_sequence(void* user, CUVIDEOFORMAT* format) {
   info.CodecType = format->codec;
   info.ChromaFormat = format->chroma_format;
   info.bitDepthMinus8 = format->bit_depth_luma_minus8;
-  info.OutputFormat = d.chroma444 ? (deep ? cudaVideoSurfaceFormat_YUV444_16Bit
-                                          : cudaVideoSurfaceFormat_YUV444)
-                                  : (deep ? cudaVideoSurfaceFormat_P016
-                                          : cudaVideoSurfaceFormat_NV12);
+  info.OutputFormat =
+      d.chroma444 ? (deep ? cudaVideoSurfaceFormat_YUV444_16Bit : cudaVideoSurfaceFormat_YUV444)
+                  : (deep ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12);
   info.DeinterlaceMode = cudaVideoDeinterlaceMode_Weave;
   info.ulWidth = format->coded_width;
   info.ulHeight = format->coded_height;

@@ -29,8 +29,8 @@ struct YuvLayout {
   int chroma_shift_x = 1, chroma_shift_y = 1;  // log2 of the chroma subsampling
   int bits = 8;                                // significant bits a sample
   int sample_bytes = 1;                        // 1 or 2
-  bool high_bits = false;     // the bits at the top of a 16-bit word (p010, p016)
-  bool interleaved = false;   // Cb, Cr pairs in one plane (nv12, p010, p016)
+  bool high_bits = false;                      // the bits at the top of a 16-bit word (p010, p016)
+  bool interleaved = false;                    // Cb, Cr pairs in one plane (nv12, p010, p016)
 };
 
 // The device format the colour kernels read for `layout`; false for anything else (4:2:2, 4:4:4,

@@ -194,7 +194,8 @@ class DeviceFramePath::Impl {
     if (check_finite) {
       if (!non_finite_) non_finite_ = std::make_unique<upscale_cuda::NonFiniteCounter>();
       if (const auto bad = non_finite_->count(rgb_out, 3 * size_t(out_w) * out_h, stream))
-        throw NonFiniteOutput(std::to_string(bad) + " of " + std::to_string(3 * size_t(out_w) * out_h) +
+        throw NonFiniteOutput(std::to_string(bad) + " of " +
+                              std::to_string(3 * size_t(out_w) * out_h) +
                               " output values are not finite");
     }
     // This slot's previous frame (two back) must be downloaded before it is overwritten.
