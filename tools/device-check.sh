@@ -125,6 +125,13 @@ cudnn_pair() {
       return 0
     done
   done
+  # A system install in its own sub-folders (packagings differ by cuDNN and CUDA version): a
+  # cudnn.h under ROOT/include and a libcudnn.so.9 under ROOT/lib, both under the same ROOT.
+  if [ "$root" = /usr ]; then
+    inc=$(find /usr/include -maxdepth 3 -name cudnn.h -printf '%h\n' 2>/dev/null | sort | head -1)
+    f=$(find /usr/lib -maxdepth 4 -name libcudnn.so.9 2>/dev/null | sort | head -1)
+    [ -n "$inc" ] && [ -n "$f" ] && { echo "$inc $f"; return 0; }
+  fi
   return 1
 }
 cudnn_include=""

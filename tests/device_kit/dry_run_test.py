@@ -10,6 +10,8 @@ Usage: dry_run_test.py CASE KIT_BUILD_DIR, CASE one of:
                  section runs, the run ends in seconds; exit 1
   no-device      a run meant for a GPU, where none is: the device probe fails (exit 1) and the
                  host halves show as skipped, not passed (skipped where a GPU is present)
+  cudnn-root     the script takes cuDNN's header and library from one root: a $CUDNN_ROOT
+                 holding both wins; one holding only the header is passed over
   report         merge_report.py alone (no kit): throughput and anchor figures give the
                  upframe/PyTorch ratio per case; what needs FFmpeg is listed as not covered
   anchor         bench/torch_anchor.py on the CPU: the shipped models in PyTorch match
@@ -112,6 +114,27 @@ def main():
             expect(len(checks(report, "colour", "skip")) == 5 and not checks(report, "colour",
                                                                               "pass"),
                    "the host halves show as skipped", log)
+        elif case == "cudnn-root":
+            def chosen(root):
+                env = dict(os.environ, CUDNN_ROOT=root)
+                p = subprocess.run([SCRIPT, "--out", out, "--prebuilt", kit, "--cpu-dry-run",
+                                    "--sections", "device"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, timeout=120)
+                line = [l for l in p.stdout.splitlines() if l.startswith("cuDNN: ")]
+                return line[0] if line else p.stdout
+            both = os.path.join(out, "both")
+            header_only = os.path.join(out, "header-only")
+            for d in (both + "/include", both + "/lib", header_only + "/include"):
+                os.makedirs(d)
+            for f in (both + "/include/cudnn.h", both + "/lib/libcudnn.so.9",
+                      header_only + "/include/cudnn.h"):
+                open(f, "w").close()
+            line = chosen(both)
+            expect(line == f"cuDNN: {both} (header {both}/include/cudnn.h, library "
+                           f"{both}/lib/libcudnn.so.9)", "header and library from CUDNN_ROOT",
+                   line)
+            line = chosen(header_only)
+            expect(header_only not in line, "a root without the library is passed over", line)
         elif case == "report":
             work = os.path.join(out, "work")
             os.makedirs(work)
