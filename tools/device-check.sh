@@ -80,6 +80,7 @@ mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 log="$out_dir/device-check.log"
 exec > >(tee "$log") 2>&1
+tee_pid=$!
 start=$(date +%s)
 deadline=${UPFRAME_KIT_DEADLINE:-390}
 # Working files (one JSON report per section): outside $OUT, which brings back 8 files at most.
@@ -152,7 +153,9 @@ for d in "${candidates[@]}"; do
 done
 echo "cuDNN: ${cudnn_root:-not found}${cudnn_root:+ (header $cudnn_include/cudnn.h, library $cudnn_library)}"
 if [ -n "$cudnn_root" ]; then
-  grep -h -m3 -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$cudnn_include"/cudnn_version*.h 2>/dev/null |
+  version_header="$cudnn_include/cudnn_version.h"
+  [ -f "$version_header" ] || version_header="$cudnn_include/cudnn_version_v9.h"
+  grep -h -m3 -E '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$version_header" 2>/dev/null |
     awk '{printf "%s=%s ", $2, $3} END {print ""}'
   # The kit (built here or carried) finds cuDNN there; the CUDA runtime is linked into it.
   LD_LIBRARY_PATH="$(dirname "$cudnn_library")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -297,4 +300,7 @@ status=$?
 [ -z "$python_bin" ] && status=1
 [ "$build_failed" = 1 ] && status=3
 echo "== done in $(elapsed) s, status $status; report: $out_dir/device-check.json"
+# The log is complete before the call's files are collected.
+exec >&- 2>&-
+wait "$tee_pid" 2>/dev/null
 exit $status
