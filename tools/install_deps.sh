@@ -8,6 +8,8 @@
 # python3-yaml: it reads the Kubernetes manifest (no cluster runs here).
 # libcpp-httplib-dev: the HTTP server of `upframe serve`; chromium and chromium-driver: its
 # browser tests (tests/web, headless, through WebDriver).
+# python3-torch: the PyTorch anchor (bench/torch_anchor.py) is checked against the golden images
+# on the CPU (ctest DeviceKit.TorchAnchorMatchesGolden); on the GPU machine it times PyTorch.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -20,4 +22,4 @@ apt-get install -y -qq --no-install-recommends \
   libgtest-dev libbenchmark-dev \
   clang-14 libclang-rt-14-dev \
   slurm-wlm munge python3-yaml \
-  libcpp-httplib-dev chromium chromium-driver >/dev/null
+  libcpp-httplib-dev chromium chromium-driver python3-torch >/dev/null

@@ -2,9 +2,11 @@
 
 #include <mutex>
 
+#include "core/frame_planes.hpp"
 #include "upframe/error.hpp"
 
 #ifdef UPFRAME_HAVE_CUDA
+#include <cuda.h>  // CUcontext, for FFmpeg's AVCUDADeviceContext (no libcuda linked)
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 #include <spdlog/spdlog.h>
@@ -12,6 +14,9 @@
 
 extern "C" {
 #include <libavutil/hwcontext.h>
+#ifdef UPFRAME_HAVE_CUDA
+#include <libavutil/hwcontext_cuda.h>
+#endif
 #include <libavutil/imgutils.h>
 #include <libavutil/pixdesc.h>
 }
@@ -65,6 +70,40 @@ std::string cudnn_problem() {
   return {};
 }
 
+// The CUDA runtime's primary context on device 0, made current on this thread (cudaFree(0)
+// starts it), read with the driver's cuCtxGetCurrent through the runtime's entry-point query (no
+// libcuda link: upframe runs on machines without a driver). Null, with the reason, on failure.
+CUcontext runtime_primary_context(std::string* why) {
+  set_primary_context_flags();
+  cudaError_t err = cudaSetDevice(0);
+  if (err == cudaSuccess) err = cudaFree(nullptr);
+  void* entry = nullptr;
+  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+  if (err == cudaSuccess)
+    err = cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &entry, 12000, cudaEnableDefault,
+                                           &found);
+  if (err != cudaSuccess || found != cudaDriverEntryPointSuccess || !entry) {
+    if (why)
+      *why = std::string("the CUDA runtime's context is not available (") +
+             (err != cudaSuccess ? cudaGetErrorString(err) : "no cuCtxGetCurrent") + ")";
+    cudaGetLastError();
+    return nullptr;
+  }
+  CUcontext context = nullptr;
+  if (reinterpret_cast<CUresult (*)(CUcontext*)>(entry)(&context) != CUDA_SUCCESS || !context) {
+    if (why) *why = "the CUDA runtime's context is not current";
+    return nullptr;
+  }
+  return context;
+}
+
+// The CUDA context of a device frame's FFmpeg device.
+CUcontext frame_context(const AVFrame* frame) {
+  if (!frame->hw_frames_ctx) return nullptr;
+  const auto* frames = reinterpret_cast<const AVHWFramesContext*>(frame->hw_frames_ctx->data);
+  return static_cast<const AVCUDADeviceContext*>(frames->device_ctx->hwctx)->cuda_ctx;
+}
+
 }  // namespace
 
 bool cuda_built() { return true; }
@@ -109,10 +148,6 @@ CudaDeviceInfo cuda_device_info(int index) {
 
 #else
 
-namespace {
-void set_primary_context_flags() {}
-}  // namespace
-
 bool cuda_built() { return false; }
 
 CudaDeviceInfo cuda_device_info(int) {
@@ -123,16 +158,42 @@ CudaDeviceInfo cuda_device_info(int) {
 
 #endif
 
-namespace {
-// AV_CUDA_USE_PRIMARY_CONTEXT of libavutil/hwcontext_cuda.h, which needs cuda.h to include.
-constexpr int kCudaUsePrimaryContext = 1 << 0;
-}  // namespace
-
 AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why) {
-  if (share_runtime_context) set_primary_context_flags();
   AVBufferRef* device = nullptr;
-  int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr,
-                                   share_runtime_context ? kCudaUsePrimaryContext : 0);
+#ifdef UPFRAME_HAVE_CUDA
+  if (share_runtime_context) {
+    // The runtime's primary context handed to FFmpeg as is (FFmpeg 5.1's own primary-context
+    // option shares it only when the context's flags match exactly, else it makes another and
+    // frames cannot stay on the device). FFmpeg neither retains nor releases a context it was
+    // given: the runtime keeps it until the process ends.
+    const CUcontext context = runtime_primary_context(why);
+    if (!context) return nullptr;
+    device = av_hwdevice_ctx_alloc(AV_HWDEVICE_TYPE_CUDA);
+    if (!device) {
+      if (why) *why = "out of memory";
+      return nullptr;
+    }
+    auto* hw = reinterpret_cast<AVHWDeviceContext*>(device->data);
+    static_cast<AVCUDADeviceContext*>(hw->hwctx)->cuda_ctx = context;
+    if (const int err = av_hwdevice_ctx_init(device); err < 0) {
+      av_buffer_unref(&device);
+      if (why)
+        *why = "cannot open the CUDA device on the runtime's context: " + av_error_string(err);
+      return nullptr;
+    }
+    static std::once_flag logged;
+    std::call_once(logged, [] {
+      spdlog::debug("FFmpeg's CUDA device uses the CUDA runtime's primary context (handed to it)");
+    });
+    return device;
+  }
+#else
+  if (share_runtime_context) {
+    if (why) *why = "CUDA support not built into this upframe";
+    return nullptr;
+  }
+#endif
+  const int err = av_hwdevice_ctx_create(&device, AV_HWDEVICE_TYPE_CUDA, nullptr, nullptr, 0);
   if (err < 0) {
     if (why) *why = "cannot open the CUDA device: " + av_error_string(err);
     return nullptr;
@@ -140,12 +201,62 @@ AVBufferRef* create_cuda_hwdevice(bool share_runtime_context, std::string* why) 
   return device;
 }
 
+bool download_device_frame(const AVFrame* device, AVFrame** host, std::string* why) {
+#ifdef UPFRAME_HAVE_CUDA
+  if (!device->hw_frames_ctx) {
+    if (why) *why = "not a device frame";
+    return false;
+  }
+  if (frame_context(device) != runtime_primary_context(why)) {
+    if (why && why->empty()) *why = "the frame is on another CUDA context";
+    return false;
+  }
+  const auto format =
+      reinterpret_cast<const AVHWFramesContext*>(device->hw_frames_ctx->data)->sw_format;
+  PlaneExtent planes[4];
+  const int count = visible_planes(format, device->width, device->height, planes);
+  if (count == 0) {
+    if (why) *why = "unknown data format";
+    return false;
+  }
+  AVFrame* out = av_frame_alloc();
+  if (!out) throw Error({}, "out of memory allocating a frame");
+  out->width = device->width;
+  out->height = device->height;
+  out->format = format;
+  if (const int err = av_frame_get_buffer(out, 32); err < 0) {
+    av_frame_free(&out);
+    throw Error({}, "cannot allocate a frame: " + av_error_string(err));
+  }
+  for (int p = 0; p < count; ++p) {
+    const cudaError_t err = cudaMemcpy2D(out->data[p], size_t(out->linesize[p]), device->data[p],
+                                         size_t(device->linesize[p]), planes[p].row_bytes,
+                                         size_t(planes[p].rows), cudaMemcpyDeviceToHost);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      av_frame_free(&out);
+      throw Error(
+          {}, std::string("cannot copy a frame from device memory: ") + cudaGetErrorString(err));
+    }
+  }
+  *host = out;
+  return true;
+#else
+  (void)device;
+  (void)host;
+  if (why) *why = "CUDA support not built into this upframe";
+  return false;
+#endif
+}
+
 Frame upload_to_cuda_frame(const Frame& host, std::string* why) {
+#ifdef UPFRAME_HAVE_CUDA
   AVBufferRef* device = create_cuda_hwdevice(true, why);
   if (!device) return {};
   AVBufferRef* frames = av_hwframe_ctx_alloc(device);
   AVFrame* frame = nullptr;
   int err = AVERROR(ENOMEM);
+  std::string copy_error;
   if (frames) {
     auto* ctx = reinterpret_cast<AVHWFramesContext*>(frames->data);
     ctx->format = AV_PIX_FMT_CUDA;
@@ -155,17 +266,36 @@ Frame upload_to_cuda_frame(const Frame& host, std::string* why) {
     err = av_hwframe_ctx_init(frames);
     frame = err >= 0 ? av_frame_alloc() : nullptr;
     if (frame) err = av_hwframe_get_buffer(frames, frame, 0);
-    if (frame && err >= 0) err = av_hwframe_transfer_data(frame, host.av(), 0);
-    if (frame && err >= 0) err = av_frame_copy_props(frame, host.av());
+    // Plane by plane, every visible row (not av_hwframe_transfer_data: frame_planes.hpp).
+    PlaneExtent planes[4];
+    const int count =
+        frame && err >= 0 ? visible_planes(host.format(), host.width(), host.height(), planes) : 0;
+    for (int p = 0; p < count && copy_error.empty(); ++p)
+      if (const cudaError_t e =
+              cudaMemcpy2D(frame->data[p], size_t(frame->linesize[p]), host.av()->data[p],
+                           size_t(host.av()->linesize[p]), planes[p].row_bytes,
+                           size_t(planes[p].rows), cudaMemcpyHostToDevice);
+          e != cudaSuccess) {
+        cudaGetLastError();
+        copy_error = cudaGetErrorString(e);
+      }
+    if (frame && err >= 0 && copy_error.empty()) err = av_frame_copy_props(frame, host.av());
   }
   av_buffer_unref(&frames);
   av_buffer_unref(&device);
-  if (err < 0 || !frame) {
-    if (why) *why = "cannot make a CUDA frame: " + av_error_string(err);
+  if (err < 0 || !frame || !copy_error.empty()) {
+    if (why)
+      *why =
+          "cannot make a CUDA frame: " + (copy_error.empty() ? av_error_string(err) : copy_error);
     av_frame_free(&frame);
     return {};
   }
   return Frame::adopt(frame);
+#else
+  (void)host;
+  if (why) *why = "CUDA support not built into this upframe";
+  return {};
+#endif
 }
 
 struct DeviceFrameCopier::Impl {
@@ -220,11 +350,9 @@ Frame DeviceFrameCopier::copy(const Frame& frame) {
 #ifdef UPFRAME_HAVE_CUDA
   const AVFrame* source = frame.av();
   if (!frame || !frame.on_device() || !source->hw_frames_ctx) Impl::fail("not a device frame");
-  const AVPixelFormat format = frame.data_format();
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(format);
-  int row_bytes[4] = {0, 0, 0, 0};
-  if (!desc || av_image_fill_linesizes(row_bytes, format, frame.width()) < 0)
-    Impl::fail("unknown data format");
+  PlaneExtent planes[4];
+  const int count = visible_planes(frame.data_format(), frame.width(), frame.height(), planes);
+  if (count == 0) Impl::fail("unknown data format");
   AVBufferRef* pool = impl_->pool_for(source);
   Frame out = Frame::adopt(av_frame_alloc());
   if (!out.av()) Impl::fail("out of memory");
@@ -241,14 +369,11 @@ Frame DeviceFrameCopier::copy(const Frame& frame) {
   // NVDEC's mapping (post-processing into the output surface) runs on the device context's
   // stream, which FFmpeg leaves null: the legacy default stream. Copying there orders the copy
   // after it; waiting for the copy lets the caller release the surface.
-  for (int p = 0; p < av_pix_fmt_count_planes(format); ++p) {
-    const int rows =
-        p == 0 || p == 3 ? frame.height() : AV_CEIL_RSHIFT(frame.height(), desc->log2_chroma_h);
+  for (int p = 0; p < count; ++p)
     check(cudaMemcpy2DAsync(out.av()->data[p], out.av()->linesize[p], source->data[p],
-                            source->linesize[p], row_bytes[p], rows, cudaMemcpyDeviceToDevice,
-                            cudaStreamLegacy),
+                            source->linesize[p], planes[p].row_bytes, size_t(planes[p].rows),
+                            cudaMemcpyDeviceToDevice, cudaStreamLegacy),
           "cudaMemcpy2DAsync");
-  }
   check(cudaEventRecord(impl_->copied, cudaStreamLegacy), "cudaEventRecord");
   check(cudaEventSynchronize(impl_->copied), "copying the frame");
   if (const int err = av_frame_copy_props(out.av(), source); err < 0)

@@ -1,5 +1,6 @@
 #include "upframe/frame.hpp"
 
+#include "core/frame_planes.hpp"
 #include "upframe/error.hpp"
 
 extern "C" {
@@ -54,6 +55,15 @@ Frame Frame::clone() const {
 
 Frame Frame::to_host() const {
   if (!frame_ || !on_device()) return *this;
+  // Plane by plane, every visible row (frame_planes.hpp says why not FFmpeg's copy, which is
+  // left for frames on a context of FFmpeg's own: the NVDEC fallback to host frames).
+  AVFrame* copied = nullptr;
+  if (download_device_frame(frame_.get(), &copied, nullptr)) {
+    Frame out = adopt(copied);
+    if (const int err = av_frame_copy_props(out.av(), frame_.get()); err < 0)
+      throw Error({}, "cannot copy a frame from device memory: " + av_error_string(err));
+    return out;
+  }
   Frame out = adopt(av_frame_alloc());
   if (!out.av()) throw Error({}, "out of memory allocating a frame");
   int err = av_hwframe_transfer_data(out.av(), frame_.get(), 0);

@@ -9,14 +9,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "../../src/upscale/cuda/device_frame_path.hpp"
 #include "../../src/upscale/cuda/device_yuv_frame.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/model.hpp"
 #include "upframe/upscale/colour.hpp"
+#include "upframe/upscale/neural_upscaler.hpp"
 #include "upscale/test_frames.hpp"
 
 extern "C" {
@@ -201,6 +205,53 @@ TEST(ColourCuda, DeviceFramesLikeNvdecConvertAsOnTheHost) {
     for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(got[i] - cpu.data[i]));
     EXPECT_LE(worst, 1e-6f) << av_get_pix_fmt_name(format);
   }
+}
+
+// Which frames the CUDA upscaler's device path takes (runs without a device): NVDEC's 4:4:4
+// and 12-bit frames go to the host route instead of failing in device_yuv_frame.
+TEST(ColourDevicePath, TakesOnlyWhatTheDeviceColourCodeReads) {
+  for (const AVPixelFormat format :
+       {AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE, AV_PIX_FMT_YUV420P, AV_PIX_FMT_YUV420P10LE})
+    EXPECT_TRUE(DeviceFramePath::takes(true, format)) << av_get_pix_fmt_name(format);
+  for (const AVPixelFormat format : {AV_PIX_FMT_YUV444P, AV_PIX_FMT_YUV444P16LE, AV_PIX_FMT_P016LE,
+                                     AV_PIX_FMT_YUV420P12LE, AV_PIX_FMT_NV16})
+    EXPECT_FALSE(DeviceFramePath::takes(true, format)) << av_get_pix_fmt_name(format);
+  EXPECT_TRUE(DeviceFramePath::takes(false, AV_PIX_FMT_YUV420P));
+  EXPECT_TRUE(DeviceFramePath::takes(false, AV_PIX_FMT_YUV420P10LE));
+  EXPECT_FALSE(DeviceFramePath::takes(false, AV_PIX_FMT_NV12));  // host nv12: run_tiled
+  // The layout predicate the device-check kit applies to NVDEC's surfaces agrees.
+  colour::cuda::DeviceYuvFormat f{};
+  EXPECT_TRUE(colour::cuda::device_yuv_format_of({1, 1, 10, 2, true, true}, &f));
+  EXPECT_EQ(f, colour::cuda::DeviceYuvFormat::kP010);
+  EXPECT_FALSE(colour::cuda::device_yuv_format_of({1, 1, 12, 2, true, true}, &f));   // p016
+  EXPECT_FALSE(colour::cuda::device_yuv_format_of({0, 0, 8, 1, false, false}, &f));  // 4:4:4
+}
+
+// A 4:4:4 device frame (what NVDEC gives for a 4:4:4 stream) is upscaled by the host route,
+// with the same result as its host copy.
+TEST(ColourDevicePath, A444DeviceFrameTakesTheHostRoute) {
+  auto dev = upframe::cuda_device_info();
+  if (!dev.available) GTEST_SKIP() << dev.reason;
+  std::mt19937 rng(5);
+  const Frame host = test::random_yuv_frame(33, 21, AV_PIX_FMT_YUV444P, kSetups[0], rng);
+  std::string why;
+  const Frame device = upload_to_cuda_frame(host, &why);
+  ASSERT_TRUE(device) << why;
+  const auto model =
+      nn::Model::load(std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.param",
+                      std::string(UPFRAME_SOURCE_DIR) + "/models/realesr-animevideov3-x2.bin");
+  NeuralUpscaler upscaler(model, nn::Precision::kFp32, 0, 1, true);
+  upscaler.prepare(1);
+  auto worker = upscaler.create_worker();
+  const Frame from_device = worker->upscale(device);
+  const Frame from_host = worker->upscale(host);
+  ASSERT_EQ(from_device.format(), AV_PIX_FMT_YUV444P);
+  for (int p = 0; p < 3; ++p)
+    for (int y = 0; y < from_host.height(); ++y)
+      ASSERT_EQ(std::memcmp(from_device.av()->data[p] + y * from_device.av()->linesize[p],
+                            from_host.av()->data[p] + y * from_host.av()->linesize[p],
+                            size_t(from_host.width())),
+                0);
 }
 
 TEST(ColourCuda, RejectsBadInput) {

@@ -1,10 +1,13 @@
 // DeviceFrameCopier: the copy that takes NVDEC frames out of the decoder's surfaces keeps every
-// byte and the properties, in a frame of its own. Runs only where a CUDA device is present.
+// byte and the properties, in a frame of its own; upload_to_cuda_frame and Frame::to_host copy
+// every visible row (FFmpeg's own copy drops the last chroma row of odd heights). The device
+// tests run only where a CUDA device is present; the plane arithmetic runs everywhere.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 
+#include "../../src/core/frame_planes.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 
@@ -60,6 +63,53 @@ TEST(DeviceFrameCopier, CopiesEveryVisibleByteAndTheProperties) {
                   0)
             << av_get_pix_fmt_name(format) << " plane " << p << " row " << y;
     }
+  }
+}
+
+// What the per-plane copies copy: chroma rows and columns rounded up (FFmpeg 5.1's CUDA copy
+// takes height >> 1 chroma rows: 28 here, one short).
+TEST(DeviceFramePlanes, OddSizesKeepTheLastChromaRowAndColumn) {
+  PlaneExtent p[4];
+  ASSERT_EQ(visible_planes(AV_PIX_FMT_YUV420P, 99, 57, p), 3);
+  EXPECT_EQ(p[0].row_bytes, 99u);
+  EXPECT_EQ(p[0].rows, 57);
+  EXPECT_EQ(p[1].row_bytes, 50u);
+  EXPECT_EQ(p[1].rows, 29);
+  EXPECT_EQ(p[2].rows, 29);
+  ASSERT_EQ(visible_planes(AV_PIX_FMT_NV12, 99, 57, p), 2);
+  EXPECT_EQ(p[1].row_bytes, 100u);  // 50 Cb, Cr pairs
+  EXPECT_EQ(p[1].rows, 29);
+  ASSERT_EQ(visible_planes(AV_PIX_FMT_P010LE, 99, 57, p), 2);
+  EXPECT_EQ(p[0].row_bytes, 198u);
+  EXPECT_EQ(p[1].row_bytes, 200u);
+  ASSERT_EQ(visible_planes(AV_PIX_FMT_YUV444P16LE, 99, 57, p), 3);
+  EXPECT_EQ(p[2].row_bytes, 198u);
+  EXPECT_EQ(p[2].rows, 57);
+  EXPECT_EQ(visible_planes(AV_PIX_FMT_CUDA, 99, 57, p), 0);
+}
+
+// The frame every device test starts from, and Frame::to_host, on odd sizes in the planar
+// formats too (ColourCuda.DeviceFramesLikeNvdecConvertAsOnTheHost relies on both).
+TEST(DeviceFramePlanes, UploadAndToHostKeepEveryVisibleByte) {
+  const CudaDeviceInfo dev = cuda_device_info();
+  if (!dev.available) GTEST_SKIP() << dev.reason;
+  std::mt19937 rng(13);
+  for (const AVPixelFormat format :
+       {AV_PIX_FMT_YUV420P, AV_PIX_FMT_NV12, AV_PIX_FMT_P010LE, AV_PIX_FMT_YUV444P}) {
+    const Frame host = random_frame(99, 57, format, rng);
+    std::string why;
+    const Frame device = upload_to_cuda_frame(host, &why);
+    ASSERT_TRUE(device) << why;
+    const Frame back = device.to_host();
+    ASSERT_EQ(back.format(), format);
+    PlaneExtent planes[4];
+    const int count = visible_planes(format, 99, 57, planes);
+    for (int p = 0; p < count; ++p)
+      for (int y = 0; y < planes[p].rows; ++y)
+        ASSERT_EQ(std::memcmp(back.av()->data[p] + y * back.av()->linesize[p],
+                              host.av()->data[p] + y * host.av()->linesize[p], planes[p].row_bytes),
+                  0)
+            << av_get_pix_fmt_name(format) << " plane " << p << " row " << y;
   }
 }
 

@@ -70,5 +70,37 @@ TEST(DeviceFramePath, FramesInFlightEachMatchTheHostRoute) {
   }
 }
 
+// A model whose fp16 intermediate overflows: the first 1x1 convolution sums the three channels
+// times 60000 (up to 180000, over fp16's 65504: inf, as cuDNN stores it), the second scales
+// back by 1/60000. In fp32 the output is r+g+b per channel. The fp16 upscaler must notice, say
+// so once and give the fp32 result: on a device frame, on a host frame, and on a second worker.
+TEST(DeviceFramePath, Fp16OverflowFallsBackToFp32) {
+  const CudaDeviceInfo dev = cuda_device_info();
+  if (!dev.available) GTEST_SKIP() << dev.reason;
+  std::vector<float> up(9, 60000.f), down(9, 0.f), zero(3, 0.f);
+  for (int i = 0; i < 3; ++i) down[i * 3 + i] = 1.f / 60000.f;
+  const auto model = write_model(
+      "fp16-overflow",
+      {"Input in 0 1 data", "Convolution c1 1 1 data mid 0=3 1=1 5=1 6=9",
+       "Convolution c2 1 1 mid out 0=3 1=1 5=1 6=9"},
+      flag_fp32() + floats(up) + floats(zero) + flag_fp32() + floats(down) + floats(zero));
+  NeuralUpscaler fp16(model, nn::Precision::kFp16, 0, 1, true);
+  NeuralUpscaler fp32(model, nn::Precision::kFp32, 0, 1, true);
+  fp16.prepare(2);
+  fp32.prepare(1);
+  auto first = fp16.create_worker(), second = fp16.create_worker(),
+       reference = fp32.create_worker();
+  std::mt19937 rng(22);
+  const ColourSetup setup{AVCOL_SPC_BT709, AVCOL_RANGE_JPEG, AVCHROMA_LOC_LEFT};
+  const Frame host = random_yuv_frame(40, 24, AV_PIX_FMT_YUV420P, setup, rng);
+  std::string why;
+  const Frame device = upload_to_cuda_frame(host, &why);
+  ASSERT_TRUE(device) << why;
+  const Frame expected = reference->upscale(host);
+  EXPECT_LE(worst_code_difference(first->upscale(device), expected), 1);
+  EXPECT_LE(worst_code_difference(first->upscale(host), expected), 1);
+  EXPECT_LE(worst_code_difference(second->upscale(host), expected), 1);
+}
+
 }  // namespace
 }  // namespace upframe::test

@@ -54,9 +54,14 @@ target_compile_definitions(upframe_device_check PRIVATE UPFRAME_DEVICE_KIT=1)
 # No fused multiply-add in the colour kernels: the same float results as the CPU reference.
 set_source_files_properties(src/upscale/cuda/device_colour.cu PROPERTIES COMPILE_OPTIONS
                             --fmad=false)
-# NVML (the driver's GPU-utilisation counter) is opened with dlopen where present.
-target_link_libraries(upframe_device_check PRIVATE upframe_cuda_deps Threads::Threads
-                                                   ${CMAKE_DL_LIBS})
+# The CUDA runtime linked statically: a kit built on another machine runs on the GPU machine
+# without that machine's libcudart (the script puts cuDNN's folder on the library path; cuDNN 9
+# needs no libcudart). NVML (the driver's GPU-utilisation counter) is opened with dlopen.
+target_include_directories(upframe_device_check PRIVATE ${CUDNN_INCLUDE_DIR})
+target_compile_definitions(upframe_device_check PRIVATE UPFRAME_HAVE_CUDA=1)
+target_link_libraries(upframe_device_check PRIVATE CUDA::cudart_static ${CUDNN_LIBRARY}
+                                                   Threads::Threads ${CMAKE_DL_LIBS})
+set_target_properties(upframe_device_check PROPERTIES CUDA_RUNTIME_LIBRARY Static)
 # A binary that also runs where the GPU machine's C++ runtime is older than this compiler's.
 target_link_options(upframe_device_check PRIVATE -static-libstdc++ -static-libgcc)
 get_filename_component(cudnn_library_dir ${CUDNN_LIBRARY} DIRECTORY)

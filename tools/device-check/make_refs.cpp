@@ -31,6 +31,7 @@ extern "C" {
 #include <libavcodec/avcodec.h>
 #include <libavutil/log.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 }
 
 namespace fs = std::filesystem;
@@ -405,6 +406,7 @@ struct NvdecCase {
   const char* encoder;
   AVCodecID codec;
   AVPixelFormat format;  // the encoder's input and the software decoder's output
+  int width, height, frames;
 };
 
 [[noreturn]] void av_fail(const std::string& what, int err) {
@@ -438,7 +440,9 @@ std::vector<uint8_t> encode_stream(const NvdecCase& c, int w, int h, int frames)
   for (int i = 0; i < frames; ++i) {
     upframe::Frame f = upframe::Frame::allocate(w, h, c.format);
     for (int plane = 0; plane < 3; ++plane) {
-      const int pw = plane ? w / 2 : w, ph = plane ? h / 2 : h;
+      const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(c.format);
+      const int pw = plane ? AV_CEIL_RSHIFT(w, desc->log2_chroma_w) : w;
+      const int ph = plane ? AV_CEIL_RSHIFT(h, desc->log2_chroma_h) : h;
       for (int y = 0; y < ph; ++y)
         for (int x = 0; x < pw; ++x) {
           const int v = plane ? 96 + (x + i) % 64 : 16 + (x * 3 + y * 2 + i * 5) % 200;
@@ -460,8 +464,9 @@ std::vector<uint8_t> encode_stream(const NvdecCase& c, int w, int h, int frames)
   return stream;
 }
 
-// The stream decoded by FFmpeg's software decoder, laid out as NVDEC's surfaces are: NV12
-// (8-bit) or P016 (10 bits in the high bits): Y rows, then interleaved CbCr rows.
+// The stream decoded by FFmpeg's software decoder, laid out as NVDEC's surfaces are (every
+// visible row and column): 4:2:0 as NV12 (8-bit) or P016 (the bits in the high bits): Y rows,
+// then (h+1)/2 rows of (w+1)/2 interleaved CbCr pairs; 4:4:4 as three full planes.
 template <class Sample>
 std::vector<Sample> decode_stream(const std::vector<uint8_t>& stream, AVCodecID id, int* count) {
   const AVCodec* codec = avcodec_find_decoder(id);
@@ -473,24 +478,29 @@ std::vector<Sample> decode_stream(const std::vector<uint8_t>& stream, AVCodecID 
   AVFrame* frame = av_frame_alloc();
   std::vector<Sample> out;
   *count = 0;
-  const int shift = sizeof(Sample) == 2 ? 6 : 0;
   auto receive = [&] {
     while (avcodec_receive_frame(dec, frame) == 0) {
+      const auto format = AVPixelFormat(frame->format);
+      const int shift = sizeof(Sample) == 2 ? 16 - upframe::pixel_format_bit_depth(format) : 0;
+      const bool chroma444 = av_pix_fmt_desc_get(format)->log2_chroma_w == 0;
       const int w = frame->width, h = frame->height;
-      for (int y = 0; y < h; ++y) {
-        const auto* row =
-            reinterpret_cast<const Sample*>(frame->data[0] + ptrdiff_t(y) * frame->linesize[0]);
-        for (int x = 0; x < w; ++x) out.push_back(Sample(row[x] << shift));
-      }
-      for (int y = 0; y < h / 2; ++y) {
-        const auto* u =
-            reinterpret_cast<const Sample*>(frame->data[1] + ptrdiff_t(y) * frame->linesize[1]);
-        const auto* v =
-            reinterpret_cast<const Sample*>(frame->data[2] + ptrdiff_t(y) * frame->linesize[2]);
-        for (int x = 0; x < w / 2; ++x) {
-          out.push_back(Sample(u[x] << shift));
-          out.push_back(Sample(v[x] << shift));
-        }
+      auto sample = [&](int plane, int x, int y) {
+        const auto* row = reinterpret_cast<const Sample*>(frame->data[plane] +
+                                                          ptrdiff_t(y) * frame->linesize[plane]);
+        return Sample(row[x] << shift);
+      };
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) out.push_back(sample(0, x, y));
+      if (chroma444) {
+        for (int plane = 1; plane < 3; ++plane)
+          for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) out.push_back(sample(plane, x, y));
+      } else {
+        for (int y = 0; y < (h + 1) / 2; ++y)
+          for (int x = 0; x < (w + 1) / 2; ++x) {
+            out.push_back(sample(1, x, y));
+            out.push_back(sample(2, x, y));
+          }
       }
       ++*count;
       av_frame_unref(frame);
@@ -520,29 +530,35 @@ std::vector<Sample> decode_stream(const std::vector<uint8_t>& stream, AVCodecID 
 // `existing`: the checked-in archive, whose streams are decoded again (check mode: an encoder
 // need not give the same bytes on every machine; a decoder must give the same frames).
 RefArchive make_nvdec_refs(const RefArchive* existing) {
+  // 4:4:4 and 12-bit are what upframe converts on the host (the device colour code takes 4:2:0
+  // at 8 and 10 bits); the 4:4:4 stream has an odd size (4:2:0 H.264/HEVC cannot), so the
+  // readers' last row and column are checked. HEVC on NVDEC: 144x144 at least.
   const std::vector<NvdecCase> cases = {
-      {"h264-8bit", "libx264", AV_CODEC_ID_H264, AV_PIX_FMT_YUV420P},
-      {"hevc-10bit", "libx265", AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV420P10LE}};
-  constexpr int kWidth = 176, kHeight = 144, kFrames = 12;  // HEVC on NVDEC: 144x144 at least
+      {"h264-8bit", "libx264", AV_CODEC_ID_H264, AV_PIX_FMT_YUV420P, 176, 144, 12},
+      {"hevc-10bit", "libx265", AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV420P10LE, 176, 144, 12},
+      {"hevc-12bit", "libx265", AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV420P12LE, 144, 144, 4},
+      {"hevc-444-odd", "libx265", AV_CODEC_ID_HEVC, AV_PIX_FMT_YUV444P, 145, 145, 4}};
   RefArchive a;
   for (const NvdecCase& c : cases) {
     const std::string prefix = "nvdec/" + c.name + "/";
-    const std::vector<uint8_t> stream = existing ? existing->get<uint8_t>(prefix + "stream")
-                                                 : encode_stream(c, kWidth, kHeight, kFrames);
+    const bool carried = existing && existing->arrays().count(prefix + "stream");
+    const std::vector<uint8_t> stream = carried ? existing->get<uint8_t>(prefix + "stream")
+                                                : encode_stream(c, c.width, c.height, c.frames);
     const int bits = upframe::pixel_format_bit_depth(c.format);
+    const bool chroma444 = av_pix_fmt_desc_get(c.format)->log2_chroma_w == 0;
+    const int64_t rows = chroma444 ? 3 * c.height : c.height + (c.height + 1) / 2;
+    const int64_t row = chroma444 || c.width % 2 == 0 ? c.width : c.width + 1;
     int count = 0;
     a.put(prefix + "stream", stream);
     if (bits > 8)
       a.put(prefix + "frames", decode_stream<uint16_t>(stream, c.codec, &count),
-            {kFrames, kHeight * 3 / 2, kWidth});
+            {count, rows, row});
     else
-      a.put(prefix + "frames", decode_stream<uint8_t>(stream, c.codec, &count),
-            {kFrames, kHeight * 3 / 2, kWidth});
-    if (count != kFrames)
-      throw upframe::Error({}, c.name + ": decoded " + std::to_string(count) + " of " +
-                                   std::to_string(kFrames) + " frames");
-    a.put(prefix + "size", std::vector<int64_t>{kWidth, kHeight, bits, kFrames,
-                                                c.codec == AV_CODEC_ID_H264 ? 0 : 1});
+      a.put(prefix + "frames", decode_stream<uint8_t>(stream, c.codec, &count), {count, rows, row});
+    if (count < 1) throw upframe::Error({}, c.name + ": decoded no frames");
+    a.put(prefix + "size",
+          std::vector<int64_t>{c.width, c.height, bits, count, c.codec == AV_CODEC_ID_H264 ? 0 : 1,
+                               chroma444 ? 1 : 0});
   }
   return a;
 }

@@ -21,7 +21,9 @@ struct Decoding {
   CUcontext context = nullptr;
   CUvideoctxlock lock = nullptr;
   CUvideodecoder decoder = nullptr;
-  int width = 0, height = 0, bytes_per_sample = 1;
+  int left = 0, top = 0, width = 0, height = 0, surface_height = 0, bytes_per_sample = 1;
+  bool chroma444 = false;
+  bool unsupported = false;  // cuvidGetDecoderCaps said no
   std::vector<uint8_t>* frames = nullptr;
   int count = 0;
   std::string error;  // the first failure inside a callback
@@ -37,35 +39,52 @@ void check(Decoding& d, CUresult r, const char* what) {
   if (r != CUDA_SUCCESS) throw std::runtime_error(std::string(what) + ": " + cu_error(d.cu, r));
 }
 
-// The parser found a sequence header: create the decoder. Returns the surfaces it needs.
+// The parser found a sequence header: check the card decodes it, create the decoder. Returns
+// the surfaces it needs. The decoder's surfaces are the coded size (as FFmpeg's nvdec and the
+// Video Codec SDK's sample make them); the display rectangle is cut out when copying, so odd
+// display sizes keep their last row and column.
 int CUDAAPI on_sequence(void* user, CUVIDEOFORMAT* format) {
   auto& d = *static_cast<Decoding*>(user);
   if (d.decoder) return 1;  // one sequence in these streams
+  const bool deep = format->bit_depth_luma_minus8 > 0;
+  d.chroma444 = format->chroma_format == cudaVideoChromaFormat_444;
+  if (d.cv->cuvidGetDecoderCaps) {
+    CUVIDDECODECAPS caps;
+    std::memset(&caps, 0, sizeof caps);
+    caps.eCodecType = format->codec;
+    caps.eChromaFormat = format->chroma_format;
+    caps.nBitDepthMinus8 = format->bit_depth_luma_minus8;
+    if (d.cv->cuvidGetDecoderCaps(&caps) == CUDA_SUCCESS && !caps.bIsSupported) {
+      d.unsupported = true;
+      d.error = "this card's NVDEC does not decode the stream's format (cuvidGetDecoderCaps)";
+      return 0;
+    }
+  }
   CUVIDDECODECREATEINFO info;
   std::memset(&info, 0, sizeof info);
   info.CodecType = format->codec;
   info.ChromaFormat = format->chroma_format;
   info.bitDepthMinus8 = format->bit_depth_luma_minus8;
   info.OutputFormat =
-      format->bit_depth_luma_minus8 > 0 ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12;
+      d.chroma444 ? (deep ? cudaVideoSurfaceFormat_YUV444_16Bit : cudaVideoSurfaceFormat_YUV444)
+                  : (deep ? cudaVideoSurfaceFormat_P016 : cudaVideoSurfaceFormat_NV12);
   info.DeinterlaceMode = cudaVideoDeinterlaceMode_Weave;
   info.ulWidth = format->coded_width;
   info.ulHeight = format->coded_height;
   info.ulMaxWidth = format->coded_width;
   info.ulMaxHeight = format->coded_height;
-  info.display_area.left = short(format->display_area.left);
-  info.display_area.top = short(format->display_area.top);
-  info.display_area.right = short(format->display_area.right);
-  info.display_area.bottom = short(format->display_area.bottom);
-  info.ulTargetWidth = format->display_area.right - format->display_area.left;
-  info.ulTargetHeight = format->display_area.bottom - format->display_area.top;
+  info.ulTargetWidth = format->coded_width;
+  info.ulTargetHeight = format->coded_height;
   info.ulNumDecodeSurfaces = format->min_num_decode_surfaces + 4;
   info.ulNumOutputSurfaces = 2;
   info.ulCreationFlags = cudaVideoCreate_PreferCUVID;
   info.vidLock = d.lock;
-  d.width = int(info.ulTargetWidth);
-  d.height = int(info.ulTargetHeight);
-  d.bytes_per_sample = format->bit_depth_luma_minus8 > 0 ? 2 : 1;
+  d.left = format->display_area.left;
+  d.top = format->display_area.top;
+  d.width = format->display_area.right - format->display_area.left;
+  d.height = format->display_area.bottom - format->display_area.top;
+  d.surface_height = int(format->coded_height);
+  d.bytes_per_sample = deep ? 2 : 1;
   const CUresult r = d.cv->cuvidCreateDecoder(&d.decoder, &info);
   if (r != CUDA_SUCCESS) {
     d.error = "cuvidCreateDecoder: " + cu_error(d.cu, r);
@@ -81,7 +100,7 @@ int CUDAAPI on_decode(void* user, CUVIDPICPARAMS* picture) {
   return r == CUDA_SUCCESS;
 }
 
-// A picture is ready in display order: map it, copy luma and the interleaved chroma rows out.
+// A picture is ready in display order: map it, copy its planes out.
 int CUDAAPI on_display(void* user, CUVIDPARSERDISPINFO* display) {
   auto& d = *static_cast<Decoding*>(user);
   if (!display) return 1;  // end of stream
@@ -97,24 +116,38 @@ int CUDAAPI on_display(void* user, CUVIDPARSERDISPINFO* display) {
     if (d.error.empty()) d.error = "cuvidMapVideoFrame: " + cu_error(d.cu, r);
     return 0;
   }
-  const size_t row = size_t(d.width) * d.bytes_per_sample;
-  const size_t luma = row * d.height, chroma = row * (d.height / 2);
-  const size_t at = d.frames->size();
-  d.frames->resize(at + luma + chroma);
-  // Chroma rows follow the luma rows of the (even) surface height.
-  const size_t chroma_offset = size_t(pitch) * ((d.height + 1) & ~1);
-  for (int plane = 0; plane < 2 && r == CUDA_SUCCESS; ++plane) {
+  // The display rectangle of each plane, rows packed: 4:2:0 has (w+1)/2 CbCr pairs a row and
+  // (h+1)/2 chroma rows; the chroma plane(s) follow the luma rows of the (even) surface height.
+  const int bps = d.bytes_per_sample;
+  const int chroma_w = (d.width + 1) / 2, chroma_h = (d.height + 1) / 2;
+  const int planes = d.chroma444 ? 3 : 2;
+  const size_t plane_stride = size_t(pitch) * ((d.surface_height + 1) & ~1);
+  size_t row_bytes[3], rows[3], source[3];
+  for (int p = 0; p < planes; ++p) {
+    const bool chroma = p > 0 && !d.chroma444;
+    row_bytes[p] = size_t(chroma ? 2 * chroma_w : d.width) * bps;
+    rows[p] = size_t(chroma ? chroma_h : d.height);
+    const size_t top = chroma ? size_t(d.top / 2) : size_t(d.top);
+    const size_t left = size_t(chroma ? d.left / 2 * 2 : d.left) * bps;
+    source[p] = plane_stride * p + top * pitch + left;
+  }
+  size_t at = d.frames->size();
+  size_t total = 0;
+  for (int p = 0; p < planes; ++p) total += row_bytes[p] * rows[p];
+  d.frames->resize(at + total);
+  for (int plane = 0; plane < planes && r == CUDA_SUCCESS; ++plane) {
     CUDA_MEMCPY2D copy;
     std::memset(&copy, 0, sizeof copy);
     copy.srcMemoryType = CU_MEMORYTYPE_DEVICE;
-    copy.srcDevice = surface + (plane ? chroma_offset : 0);
+    copy.srcDevice = surface + source[plane];
     copy.srcPitch = pitch;
     copy.dstMemoryType = CU_MEMORYTYPE_HOST;
-    copy.dstHost = d.frames->data() + at + (plane ? luma : 0);
-    copy.dstPitch = row;
-    copy.WidthInBytes = row;
-    copy.Height = plane ? d.height / 2 : d.height;
+    copy.dstHost = d.frames->data() + at;
+    copy.dstPitch = row_bytes[plane];
+    copy.WidthInBytes = row_bytes[plane];
+    copy.Height = rows[plane];
     r = d.cu->cuMemcpy2D(&copy);
+    at += row_bytes[plane] * rows[plane];
   }
   d.cv->cuvidUnmapVideoFrame(d.decoder, surface);
   if (r != CUDA_SUCCESS) {
@@ -127,7 +160,8 @@ int CUDAAPI on_display(void* user, CUVIDPARSERDISPINFO* display) {
 
 }  // namespace
 
-std::vector<uint8_t> nvdec_decode(const std::vector<uint8_t>& stream, bool hevc, int* frame_count) {
+std::vector<uint8_t> nvdec_decode(const std::vector<uint8_t>& stream, bool hevc, int* frame_count,
+                                  bool* unsupported) {
   Decoding d;
   std::vector<uint8_t> frames;
   d.frames = &frames;
@@ -178,6 +212,7 @@ std::vector<uint8_t> nvdec_decode(const std::vector<uint8_t>& stream, bool hevc,
   }
   cuvid_free_functions(&d.cv);
   cuda_free_functions(&d.cu);
+  if (unsupported) *unsupported = d.unsupported;
   if (!failure.empty()) throw std::runtime_error(failure);
   *frame_count = d.count;
   return frames;

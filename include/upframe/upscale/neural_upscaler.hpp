@@ -57,6 +57,8 @@ class NeuralUpscaler : public Upscaler {
   bool cuda_;
   bool auto_tile_;
   size_t cuda_free_bytes_ = 0;
+  // Shared by the workers: whether one found fp16 overflow (then all run fp32).
+  std::shared_ptr<void> fp16_overflow_;
 };
 
 }  // namespace upframe

@@ -828,6 +828,24 @@ void CudaExecutor::run_device(const float* device_input_chw, int c, int h, int w
   });
 }
 
+// Read back from each convolution's descriptor (the math type choose_algorithm left there).
+std::vector<ConvolutionChoice> CudaExecutor::convolution_choices(int c, int h, int w) {
+  output_shape(c, h, w);
+  std::vector<ConvolutionChoice> out;
+  for (const auto& state : impl_->plan_for(Shape{3, c, h, w}).convs) {
+    ConvolutionChoice choice;
+    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+    check_cudnn(cudnnGetConvolutionMathType(state->conv.d, &math), "get math type");
+    choice.algorithm = int(state->algo);
+    choice.math_type = int(math);
+    choice.tensor_cores =
+        math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    choice.workspace_bytes = state->workspace_bytes;
+    out.push_back(choice);
+  }
+  return out;
+}
+
 }  // namespace upframe::nn::cuda
 
 namespace upframe::nn {

@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include <memory>
+#include <vector>
 
 #include "upframe/nn/model.hpp"
 
@@ -13,6 +14,14 @@ namespace upframe::nn::cuda {
 
 struct ImageShape {
   int channels = 0, height = 0, width = 0;
+};
+
+// What cuDNN runs for one convolution of a plan (the device-check kit reports it).
+struct ConvolutionChoice {
+  int algorithm = 0;          // cudnnConvolutionFwdAlgo_t
+  int math_type = 0;          // cudnnMathType_t, as set on the descriptor
+  bool tensor_cores = false;  // CUDNN_TENSOR_OP_MATH or ..._ALLOW_CONVERSION
+  size_t workspace_bytes = 0;
 };
 
 class CudaExecutor final : public Executor {
@@ -32,6 +41,9 @@ class CudaExecutor final : public Executor {
   // valid until the stream reaches this point; the caller synchronises (or records an event).
   void run_device(const float* device_input_chw, int c, int h, int w, float* device_output);
   cudaStream_t stream() const;
+  // The choices of the plan for a c x h x w input, in the order the convolutions run (builds
+  // the plan).
+  std::vector<ConvolutionChoice> convolution_choices(int c, int h, int w);
 
  private:
   struct Impl;

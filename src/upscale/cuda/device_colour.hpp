@@ -23,6 +23,32 @@ namespace upframe::colour::cuda {
 
 enum class DeviceYuvFormat { kYuv420p, kYuv420p10le, kNv12, kP010 };
 
+// A decoded picture's sample layout, described without FFmpeg (the device-check kit describes
+// NVDEC's surfaces with it too).
+struct YuvLayout {
+  int chroma_shift_x = 1, chroma_shift_y = 1;  // log2 of the chroma subsampling
+  int bits = 8;                                // significant bits a sample
+  int sample_bytes = 1;                        // 1 or 2
+  bool high_bits = false;                      // the bits at the top of a 16-bit word (p010, p016)
+  bool interleaved = false;                    // Cb, Cr pairs in one plane (nv12, p010, p016)
+};
+
+// The device format the colour kernels read for `layout`; false for anything else (4:2:2, 4:4:4,
+// 12 or 16 bits, ...), which is converted on the host. A pure function: the decision whether a
+// device frame takes the device path.
+constexpr bool device_yuv_format_of(const YuvLayout& l, DeviceYuvFormat* out) {
+  if (l.chroma_shift_x != 1 || l.chroma_shift_y != 1) return false;
+  if (l.bits == 8 && l.sample_bytes == 1) {
+    *out = l.interleaved ? DeviceYuvFormat::kNv12 : DeviceYuvFormat::kYuv420p;
+    return true;
+  }
+  if (l.bits == 10 && l.sample_bytes == 2 && l.high_bits == l.interleaved) {
+    *out = l.interleaved ? DeviceYuvFormat::kP010 : DeviceYuvFormat::kYuv420p10le;
+    return true;
+  }
+  return false;
+}
+
 // One 4:2:0 picture in device memory. Planar formats use data[0..2] (Y, Cb, Cr); nv12 and p010
 // use data[0] (Y) and data[1] (Cb, Cr pairs). Pitches in bytes.
 struct DeviceYuvFrame {
