@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <iterator>
 
 #include "support/test_support.hpp"
 #include "upframe/cuda_device.hpp"
@@ -95,9 +99,17 @@ TEST(Factory, ModelByPath) {
   const UsageError wrong_scale = error_of<UsageError>(options);
   EXPECT_EQ(wrong_scale.file(), param.string());
   EXPECT_TRUE(contains(wrong_scale.what(), "x4")) << wrong_scale.what();
+  // A model file that is not there is a usage problem (exit 2), like an unknown NAME.
   options.model = (dir / "absent.param").string();
   options.scale = 0;
-  EXPECT_EQ(error_of<Error>(options).file(), (dir / "absent.param").string());
+  const UsageError absent = error_of<UsageError>(options);
+  EXPECT_EQ(absent.file(), (dir / "absent.param").string());
+  EXPECT_EQ(absent.code(), ExitCode::kUsage);
+  fs::copy_file(shipped("realesr-animevideov3-x4.param"), dir / "lone.param");
+  options.model = (dir / "lone.param").string();
+  const UsageError no_weights = error_of<UsageError>(options);
+  EXPECT_EQ(no_weights.file(), (dir / "lone.bin").string());
+  EXPECT_EQ(no_weights.code(), ExitCode::kUsage);
 }
 
 TEST(Factory, CorruptModelNamesTheFile) {
@@ -156,6 +168,91 @@ TEST(Factory, DeviceAndPrecisionErrors) {
   options.precision = "";
   options.tile = -2;
   EXPECT_THROW(make_upscaler(options), UsageError);
+}
+
+// An image's pixels as rgb24 through the ffmpeg program, `filter` applied first.
+std::vector<uint8_t> rgb24_pixels(const fs::path& image, const std::string& filter) {
+  const fs::path raw = test::scratch_dir("factory-raw") / "pixels.rgb";
+  const auto result =
+      test::run_command("ffmpeg -v error -y -i " + test::quote(image.string()) + " -vf " + filter +
+                        " -f rawvideo -pix_fmt rgb24 " + test::quote(raw.string()));
+  EXPECT_EQ(result.exit_status, 0) << result.stderr_text;
+  std::ifstream in(raw, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+Frame rgb24_frame(const std::vector<uint8_t>& pixels, int width, int height) {
+  Frame frame = Frame::allocate(width, height, AV_PIX_FMT_RGB24);
+  for (int y = 0; y < height; ++y)
+    std::memcpy(frame.av()->data[0] + size_t(y) * frame.av()->linesize[0],
+                pixels.data() + size_t(y) * width * 3, size_t(width) * 3);
+  return frame;
+}
+
+// `frame` (rgb24) averaged over factor x factor blocks, as rgb24 bytes.
+std::vector<uint8_t> box_down(const Frame& frame, int factor) {
+  const int w = frame.width() / factor, h = frame.height() / factor;
+  std::vector<uint8_t> out(size_t(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        int sum = 0;
+        for (int dy = 0; dy < factor; ++dy)
+          for (int dx = 0; dx < factor; ++dx)
+            sum += frame.av()->data[0][size_t(y * factor + dy) * frame.av()->linesize[0] +
+                                       size_t(x * factor + dx) * 3 + c];
+        out[(size_t(y) * w + x) * 3 + c] = uint8_t((sum + factor * factor / 2) / (factor * factor));
+      }
+  return out;
+}
+
+double psnr(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  double squared = 0;
+  for (size_t i = 0; i < a.size(); ++i) squared += double(a[i] - b[i]) * double(a[i] - b[i]);
+  const double mse = squared / double(a.size());
+  return mse == 0 ? 99.0 : 10.0 * std::log10(255.0 * 255.0 / mse);
+}
+
+// The general-purpose (photo) model ships beside the anime one, is named for what it is for,
+// and upscales a real picture x4 sanely: its output, averaged back down 4x4, is the input
+// again (a super-resolution network keeps what the low-resolution picture says), and it is
+// not the anime model's output.
+TEST(Factory, PhotoModelShipsAndUpscalesSanely) {
+  const std::vector<std::string> models = available_models();
+  EXPECT_NE(std::find(models.begin(), models.end(), "realesr-general-x4v3"), models.end());
+  EXPECT_EQ(model_purpose("realesr-general-x4v3"), "photos");
+  EXPECT_EQ(model_purpose("realesr-animevideov3"), "anime / video");
+
+  UpscalerOptions options;
+  options.model = "realesr-general-x4v3";
+  options.precision = "fp32";
+  std::unique_ptr<Upscaler> photo = make_upscaler(options);
+  EXPECT_EQ(photo->name(), "realesr-general-x4v3");
+  EXPECT_EQ(photo->scale(), 4);  // x4 only: the graph's own scale
+
+  // 64x36 of a real picture file (the golden Mandelbrot render, detailed and smooth parts).
+  const int w = 64, h = 36;
+  const std::vector<uint8_t> pixels = rgb24_pixels(
+      test::source_dir() / "tests" / "golden" / "mandel_256x144.png", "crop=64:36:96:54");
+  ASSERT_EQ(pixels.size(), size_t(w) * h * 3);
+  const Frame input = rgb24_frame(pixels, w, h);
+  const Frame out = photo->create_worker()->upscale(input);
+  ASSERT_EQ(out.width(), 4 * w);
+  ASSERT_EQ(out.height(), 4 * h);
+  ASSERT_EQ(out.format(), AV_PIX_FMT_RGB24);
+  const double consistency = psnr(box_down(out, 4), pixels);
+  EXPECT_GT(consistency, 28.0) << "the x4 output averaged down is not the input";
+
+  options.model = "realesr-animevideov3";
+  options.scale = 4;
+  const Frame anime = make_upscaler(options)->create_worker()->upscale(input);
+  ASSERT_EQ(anime.width(), out.width());
+  EXPECT_LT(psnr(box_down(anime, 1), box_down(out, 1)), 45.0) << "the two models agree exactly";
+
+  // x2 is not among its scales: refused with the reason.
+  options.model = "realesr-general-x4v3";
+  options.scale = 2;
+  EXPECT_TRUE(contains(error_of<UsageError>(options).what(), "x4"));
 }
 
 }  // namespace
