@@ -35,8 +35,11 @@ void libav_to_spdlog(void* avcl, int level, const char* fmt, va_list args) {
       source += std::string(" ") + name;
     category = av_class->get_category ? av_class->get_category(avcl) : av_class->category;
   }
-  const bool decoder = category == AV_CLASS_CATEGORY_DECODER;
-  if (level <= AV_LOG_WARNING && !decoder)
+  // swscale's warnings are about how libav names formats ("deprecated pixel format used"),
+  // nothing a user can act on.
+  const bool quiet_source =
+      category == AV_CLASS_CATEGORY_DECODER || category == AV_CLASS_CATEGORY_SWSCALER;
+  if (level <= AV_LOG_WARNING && !quiet_source)
     spdlog::warn("{}: {}", source, line);
   else
     spdlog::debug("{}: {}", source, line);

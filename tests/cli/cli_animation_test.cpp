@@ -249,7 +249,7 @@ TEST(CliAnimation, AudioIntoGifIsDroppedWithOneWarning) {
        quote(silent.string()));
   r = upscale(silent, dir / "silent.gif");
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  EXPECT_EQ(r.stderr_text.find("audio"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("audio dropped"), std::string::npos) << r.stderr_text;
 }
 
 TEST(CliAnimation, TenBitIntoWebmStaysTenBit) {

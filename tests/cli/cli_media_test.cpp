@@ -221,6 +221,16 @@ TEST(CliMedia, RotationMetadataKept) {
   EXPECT_TRUE(found) << v.dump();
 }
 
+// `frames` frames of testsrc2 at `size` through x264 (no B-frames: decode order is display
+// order), made by the ffmpeg program.
+fs::path x264_clip(const fs::path& path, const std::string& size, int frames) {
+  auto made = run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=" +
+                          size + ":rate=24 -frames:v " + std::to_string(frames) +
+                          " -c:v libx264 -g 12 -bf 0 -pix_fmt yuv420p " + quote(path.string()));
+  EXPECT_EQ(made.exit_status, 0) << made.stderr_text;
+  return path;
+}
+
 // A copy of `clip` with `count` bytes set to `value` in its video packet `packet` (in file
 // order), from its middle (`middle`) or from its first byte.
 fs::path damage_packet(const fs::path& clip, const fs::path& damaged, size_t packet, bool middle,
@@ -242,12 +252,7 @@ fs::path damage_packet(const fs::path& clip, const fs::path& damaged, size_t pac
 // libav's own messages never arrive as errors, nor with their context's address.
 TEST(CliMedia, DamagedFrameIsAWarningOrWithStrictAFailure) {
   auto dir = scratch_dir("cli-damaged");
-  const fs::path clip = dir / "clip.mkv";
-  auto made = run_command(
-      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=160x90:rate=24 "
-      "-frames:v 24 -c:v libx264 -g 12 -bf 0 -pix_fmt yuv420p " +
-      quote(clip.string()));
-  ASSERT_EQ(made.exit_status, 0) << made.stderr_text;
+  const fs::path clip = x264_clip(dir / "clip.mkv", "160x90", 24);
   // 24 bytes zeroed in the middle of picture 5's slice data, its headers intact: the decoder
   // conceals the errors (error resilience) rather than refusing the packet.
   const fs::path bad = damage_packet(clip, dir / "bad.mkv", 5, true, 24, 0);
@@ -286,7 +291,7 @@ TEST(CliMedia, DamagedFrameIsAWarningOrWithStrictAFailure) {
   r = run_cli(quote(clip.string()) + " --model lanczos --encoder ffv1 -y -o " +
               quote(out.string()) + " --stats " + quote(stats.string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-  EXPECT_EQ(r.stderr_text.find("damaged"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("is damaged"), std::string::npos) << r.stderr_text;
   EXPECT_EQ(nlohmann::json::parse(read_file(stats))["damaged_frames"], 0);
 
   // --strict (and the config key strict): the first damaged frame ends the run.
@@ -315,12 +320,7 @@ TEST(CliMedia, DamagedFrameIsAWarningOrWithStrictAFailure) {
 // never "error"; only upframe's own last line is.
 TEST(CliMedia, LibavMessagesAreNotErrors) {
   auto dir = scratch_dir("cli-libav-lines");
-  const fs::path clip = dir / "clip.mp4";
-  auto made = run_command(
-      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=64x36:rate=24 "
-      "-frames:v 12 -c:v libx264 -bf 0 -pix_fmt yuv420p " +
-      quote(clip.string()));
-  ASSERT_EQ(made.exit_status, 0) << made.stderr_text;
+  const fs::path clip = x264_clip(dir / "clip.mp4", "64x36", 12);
   // Picture 5's NAL length prefix overwritten: the parser and decoder refuse the packet.
   const fs::path cut = damage_packet(clip, dir / "bad.mp4", 5, false, 4, 0x5a);
   auto r = run_cli(quote(cut.string()) + " --model lanczos -o " + quote((dir / "o.mkv").string()));
@@ -355,9 +355,9 @@ TEST(CliMedia, ImageOutputSaysWhatItDrops) {
   };
   const fs::path rgba =
       make(dir / "alpha.png",
-           "-vf format=rgba,geq=r='r(X,Y)':g='g(X,Y)':b='b(X,Y)':a='if(lt(X,8),0,255)'");
+           "-vf format=rgba,colorchannelmixer=aa=0.5");
   const fs::path deep = make(dir / "deep.png", "-pix_fmt rgb48be");
-  const fs::path gray = make(dir / "gray.jpg", "-pix_fmt gray");
+  const fs::path gray_png = make(dir / "gray.png", "-pix_fmt gray");
 
   fs::path out = dir / "alpha.jpg";
   auto r = run_cli(quote(rgba.string()) + " --model lanczos -o " + quote(out.string()));
@@ -383,7 +383,13 @@ TEST(CliMedia, ImageOutputSaysWhatItDrops) {
       ffprobe_json("-show_entries stream=pix_fmt", dir / "deep2.png")["streams"][0]["pix_fmt"],
       "rgb48be");
 
-  // Grey in, grey out (through the default network too), with --progress-json's final record.
+  // A grey JPEG (the ffmpeg program cannot write one: its mjpeg encoder writes colour only)...
+  const fs::path gray = dir / "gray.jpg";
+  r = run_cli(quote(gray_png.string()) + " --model lanczos --scale 1 -o " + quote(gray.string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  ASSERT_EQ(ffprobe_json("-show_entries stream=pix_fmt", gray)["streams"][0]["pix_fmt"], "gray");
+  // ...in, a grey JPEG out (through the default network too), with --progress-json's final
+  // record.
   for (const std::string model : {"lanczos", "realesr-animevideov3"}) {
     out = dir / ("gray-" + model + ".jpg");
     r = run_cli(quote(gray.string()) + " --model " + model + " --progress-json -o " +

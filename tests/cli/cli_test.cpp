@@ -476,7 +476,8 @@ TEST(CliVideo, DefaultModelUpscalesAClip) {
   const std::regex auto_line("upframe: info: precision auto: (bf16|fp32), since this CPU");
   ASSERT_TRUE(std::regex_search(r.stderr_text, chosen, auto_line)) << r.stderr_text;
   EXPECT_EQ(stats["precision"], chosen[1].str());
-  EXPECT_EQ(r.stderr_text.find("precision auto", chosen.position(0) + 1), std::string::npos)
+  EXPECT_EQ(r.stderr_text.find("precision auto", chosen.position(0) + chosen.length(0)),
+            std::string::npos)
       << "one line only:\n"
       << r.stderr_text;
   EXPECT_EQ(stats["total_frames"], 6);

@@ -5,13 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <iterator>
 
 #include "support/test_support.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
+#include "upframe/media/image_io.hpp"
 #include "upframe/nn/model.hpp"
 
 namespace upframe {
@@ -170,25 +169,6 @@ TEST(Factory, DeviceAndPrecisionErrors) {
   EXPECT_THROW(make_upscaler(options), UsageError);
 }
 
-// An image's pixels as rgb24 through the ffmpeg program, `filter` applied first.
-std::vector<uint8_t> rgb24_pixels(const fs::path& image, const std::string& filter) {
-  const fs::path raw = test::scratch_dir("factory-raw") / "pixels.rgb";
-  const auto result =
-      test::run_command("ffmpeg -v error -y -i " + test::quote(image.string()) + " -vf " + filter +
-                        " -f rawvideo -pix_fmt rgb24 " + test::quote(raw.string()));
-  EXPECT_EQ(result.exit_status, 0) << result.stderr_text;
-  std::ifstream in(raw, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-Frame rgb24_frame(const std::vector<uint8_t>& pixels, int width, int height) {
-  Frame frame = Frame::allocate(width, height, AV_PIX_FMT_RGB24);
-  for (int y = 0; y < height; ++y)
-    std::memcpy(frame.av()->data[0] + size_t(y) * frame.av()->linesize[0],
-                pixels.data() + size_t(y) * width * 3, size_t(width) * 3);
-  return frame;
-}
-
 // `frame` (rgb24) averaged over factor x factor blocks, as rgb24 bytes.
 std::vector<uint8_t> box_down(const Frame& frame, int factor) {
   const int w = frame.width() / factor, h = frame.height() / factor;
@@ -230,18 +210,26 @@ TEST(Factory, PhotoModelShipsAndUpscalesSanely) {
   EXPECT_EQ(photo->name(), "realesr-general-x4v3");
   EXPECT_EQ(photo->scale(), 4);  // x4 only: the graph's own scale
 
-  // 64x36 of a real picture file (the golden Mandelbrot render, detailed and smooth parts).
+  // 64x36 of a picture file (the golden testsrc2 frame: flat colours, gradients, a ring,
+  // edges), cut out by the ffmpeg program.
   const int w = 64, h = 36;
-  const std::vector<uint8_t> pixels = rgb24_pixels(
-      test::source_dir() / "tests" / "golden" / "mandel_256x144.png", "crop=64:36:96:54");
-  ASSERT_EQ(pixels.size(), size_t(w) * h * 3);
-  const Frame input = rgb24_frame(pixels, w, h);
+  const fs::path crop = test::scratch_dir("factory-photo") / "crop.png";
+  const auto cut = test::run_command(
+      "ffmpeg -v error -y -i " +
+      test::quote((test::source_dir() / "tests" / "golden" / "testsrc2_160x90.png").string()) +
+      " -vf crop=64:36:48:27 " + test::quote(crop.string()));
+  ASSERT_EQ(cut.exit_status, 0) << cut.stderr_text;
+  const Frame input = read_image(crop);
+  ASSERT_EQ(input.format(), AV_PIX_FMT_RGB24);
+  const std::vector<uint8_t> pixels = box_down(input, 1);
   const Frame out = photo->create_worker()->upscale(input);
   ASSERT_EQ(out.width(), 4 * w);
   ASSERT_EQ(out.height(), 4 * h);
   ASSERT_EQ(out.format(), AV_PIX_FMT_RGB24);
+  // Measured 29.8 dB (fp32 and bf16 alike; the anime model: 25.8). Weights read wrongly or a
+  // layer misplaced give noise, far below.
   const double consistency = psnr(box_down(out, 4), pixels);
-  EXPECT_GT(consistency, 28.0) << "the x4 output averaged down is not the input";
+  EXPECT_GT(consistency, 26.0) << "the x4 output averaged down is not the input";
 
   options.model = "realesr-animevideov3";
   options.scale = 4;
