@@ -36,12 +36,14 @@ int plan_command(int argc, char** argv) {
   scale::PlanOptions options;
   std::string input, config_file;
   app.add_option("input", input, "a video, or a folder of them")->required()->type_name("PATH");
-  app.add_option("--segments", options.segments, "this many segments per file")
+  // The checks' own descriptions would print after the type name in --help.
+  app.add_option("--segments", options.segments, "this many segments per file (at least 1)")
       ->type_name("N")
-      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
-  app.add_option("--segment-seconds", options.segment_seconds, "segments of about this length")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()).description(""));
+  app.add_option("--segment-seconds", options.segment_seconds,
+                 "segments of about this many seconds (above 0)")
       ->type_name("S")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::PositiveNumber.description(""));
   app.add_option("--job-folder", options.job_folder, "the job's folder")
       ->type_name("DIR")
       ->default_str("OUTPUT.upframe-job");
