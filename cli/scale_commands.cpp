@@ -3,20 +3,19 @@
 #include "scale_commands.hpp"
 
 #include "report_error.hpp"
+#include "setup.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <string>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
-#include "upframe/log.hpp"
 #include "upframe/pipeline/scale.hpp"
 
 namespace upframe::cli {
@@ -25,101 +24,36 @@ namespace {
 
 namespace fs = std::filesystem;
 
-void print_error(const std::string& text) {
-  std::fprintf(stderr, "upframe: error: %s\n", text.c_str());
-}
-
-void on_signal(int sig) { request_stop(sig); }
-
-void set_up_logging(bool quiet) {
-  auto logger = spdlog::stderr_color_mt("upframe");
-  logger->set_pattern("upframe: %^%l%$: %v");
-  spdlog::set_default_logger(logger);
-  set_log_level(quiet ? LogLevel::kError : LogLevel::kInfo);
-}
-
-const char* const kPlanUsage =
-    "usage: upframe plan INPUT [-o OUTPUT] (--segments N | --segment-seconds S)\n"
-    "                      [--job-folder DIR] [--config FILE] [any upframe option]\n"
-    "Cuts INPUT (a video, or a folder of them) at keyframes into segments and writes the\n"
-    "job's manifest (JOB/manifest.json, JOB = OUTPUT.upframe-job by default). The options\n"
-    "are those of a plain upframe run (upframe --help), resolved now for every worker.\n";
-
-// `upframe plan`: its own flags, then every setting flag of a plain run, read through the
-// settings table (the same names and checks as upframe --help lists).
-int plan_command(const std::vector<std::string>& args) {
+// `upframe plan`: its own flags, then every setting flag of a plain run, from the settings
+// table (the same names and checks as upframe --help lists).
+int plan_command(int argc, char** argv) {
+  CLI::App app{
+      "Cuts INPUT (a video, or a folder of them) at keyframes into segments and writes the "
+      "job's manifest (JOB/manifest.json, JOB = OUTPUT.upframe-job by default). The other "
+      "options are those of a plain upframe run, resolved now for every worker."};
+  app.name("upframe plan");
+  use_help_style(app);
   scale::PlanOptions options;
-  Settings settings;
   std::string input, config_file;
-  std::vector<std::pair<std::string, std::string>> given;
-  auto value_after = [&](size_t& i, const std::string& flag, std::string inline_value) {
-    if (!inline_value.empty()) return inline_value;
-    if (i + 1 >= args.size()) throw UsageError({}, flag + " needs a value");
-    return args[++i];
-  };
-  try {
-    for (size_t i = 0; i < args.size(); ++i) {
-      std::string arg = args[i], inline_value;
-      if (arg == "-h" || arg == "--help") {
-        std::fputs(kPlanUsage, stdout);
-        return 0;
-      }
-      if (!arg.starts_with("-")) {
-        if (!input.empty()) throw UsageError({}, "plan: one input only ('" + arg + "')");
-        input = arg;
-        continue;
-      }
-      if (const size_t eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
-        inline_value = arg.substr(eq + 1);
-        arg = arg.substr(0, eq);
-      }
-      if (arg == "--segments") {
-        options.segments = std::stoi(value_after(i, arg, inline_value));
-        if (options.segments < 1) throw UsageError({}, "--segments must be at least 1");
-        continue;
-      }
-      if (arg == "--segment-seconds") {
-        options.segment_seconds = std::stod(value_after(i, arg, inline_value));
-        if (!(options.segment_seconds > 0))
-          throw UsageError({}, "--segment-seconds must be above 0");
-        continue;
-      }
-      if (arg == "--job-folder") {
-        options.job_folder = value_after(i, arg, inline_value);
-        continue;
-      }
-      if (arg == "--config") {
-        config_file = value_after(i, arg, inline_value);
-        continue;
-      }
-      const SettingSpec* spec = nullptr;
-      bool negated = false;
-      for (const SettingSpec& s : setting_specs()) {
-        if (arg == s.short_flag || arg == flag_name(s)) spec = &s;
-        if (s.kind == SettingKind::kBool && arg == "--no-" + flag_name(s).substr(2))
-          spec = &s, negated = true;
-      }
-      if (!spec) throw UsageError({}, "plan: unknown option " + arg + " (see upframe plan --help)");
-      if (spec->kind == SettingKind::kBool)
-        given.emplace_back(spec->key, negated ? "false" : "true");
-      else
-        given.emplace_back(spec->key, value_after(i, arg, inline_value));
-    }
-    if (input.empty()) throw UsageError({}, "plan: an INPUT is required");
-    if (!config_file.empty())
-      apply_config_file(settings, config_file);
-    else if (auto found = default_config_file())
-      apply_config_file(settings, *found);
-    for (const auto& [key, value] : given) set_setting(settings, key, value, kCommandLine);
-    settings.input = input;
-  } catch (const std::logic_error&) {  // std::stoi / std::stod
-    print_error("plan: --segments and --segment-seconds take a number");
-    return int(ExitCode::kUsage);
-  } catch (const Error& e) {
-    print_error(e.what());
-    return int(e.code());
-  }
-  set_up_logging(settings.quiet);
+  app.add_option("input", input, "a video, or a folder of them")->required()->type_name("PATH");
+  // The checks' own descriptions would print after the type name in --help.
+  app.add_option("--segments", options.segments, "this many segments per file (at least 1)")
+      ->type_name("N")
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()).description(""));
+  app.add_option("--segment-seconds", options.segment_seconds,
+                 "segments of about this many seconds (above 0)")
+      ->type_name("S")
+      ->check(CLI::PositiveNumber.description(""));
+  app.add_option("--job-folder", options.job_folder, "the job's folder")
+      ->type_name("DIR")
+      ->default_str("OUTPUT.upframe-job");
+  GivenSettings given;
+  add_setting_flags(app, given, config_file);
+  if (int status = parse_command_line(app, argc, argv); status >= 0) return status;
+  Settings settings;
+  load_settings(settings, config_file, given);
+  settings.input = input;
+  set_up_console(settings.quiet);
   const fs::path manifest = scale::plan_job(settings, options);
   std::printf("%s\n", manifest.c_str());
   return 0;
@@ -137,18 +71,6 @@ int guarded(const std::function<int()>& body) {
   }
 }
 
-int parse(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    print_error(e.what());
-    return int(ExitCode::kUsage);
-  }
-  return -1;
-}
-
 }  // namespace
 
 int run_scale_command(int argc, char** argv) {
@@ -164,9 +86,7 @@ int run_scale_command(int argc, char** argv) {
   for (std::string& a : rest) sub_argv.push_back(a.data());
   const int sub_argc = int(sub_argv.size());
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  if (command == "plan") return guarded([&] { return plan_command(rest); });
+  if (command == "plan") return guarded([&] { return plan_command(sub_argc, sub_argv.data()); });
 
   std::string manifest;
   bool quiet = false;
@@ -181,8 +101,8 @@ int run_scale_command(int argc, char** argv) {
     app.add_option("--index", index,
                    "segment to run [default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX]")
         ->type_name("I");
-    if (int status = parse(app, sub_argc, sub_argv.data()); status >= 0) return status;
-    set_up_logging(quiet);
+    if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
+    set_up_console(quiet);
     return guarded([&] {
       if (index < 0) {
         const std::optional<int64_t> from_environment = scale::index_from_environment();
@@ -203,8 +123,8 @@ int run_scale_command(int argc, char** argv) {
     app.add_option("--stats", stats, "write the job's stats JSON to FILE")->type_name("FILE");
     app.add_option("--wait", wait, "wait up to this long for the segments first")
         ->type_name("SECONDS");
-    if (int status = parse(app, sub_argc, sub_argv.data()); status >= 0) return status;
-    set_up_logging(quiet);
+    if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
+    set_up_console(quiet);
     return guarded([&] {
       const nlohmann::json result = scale::join_job(manifest, stats, wait);
       if (!quiet) std::cout << result["totals"].dump(2) << std::endl;
@@ -214,8 +134,8 @@ int run_scale_command(int argc, char** argv) {
   if (command == "status") {
     bool json_output = false;
     app.add_flag("--json", json_output, "print the status as JSON");
-    if (int status = parse(app, sub_argc, sub_argv.data()); status >= 0) return status;
-    set_up_logging(quiet);
+    if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
+    set_up_console(quiet);
     return guarded([&] {
       const nlohmann::json s = scale::job_status(manifest);
       if (json_output) {
@@ -275,8 +195,8 @@ int run_scale_command(int argc, char** argv) {
   app.add_option("--parallelism", ko.parallelism, "Kubernetes: pods at once")->type_name("N");
   app.add_option("--gpus", ko.gpu, "Kubernetes: nvidia.com/gpu limit per segment pod")
       ->type_name("N");
-  if (int status = parse(app, sub_argc, sub_argv.data()); status >= 0) return status;
-  set_up_logging(quiet);
+  if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
+  set_up_console(quiet);
   return guarded([&] {
     if (!slurm && !k8s) throw UsageError(manifest, "submit: give --slurm or --k8s");
     if (k8s) {

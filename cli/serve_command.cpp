@@ -1,23 +1,14 @@
 #include "serve_command.hpp"
 
-#include <csignal>
 #include <cstdio>
 #include <iostream>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "report_error.hpp"
+#include "setup.hpp"
 #include "upframe/error.hpp"
-#include "upframe/log.hpp"
-#include "upframe/pipeline/job.hpp"
 #include "upframe/web/server.hpp"
-
-namespace {
-
-void on_serve_signal(int sig) { upframe::request_stop(sig); }
-
-}  // namespace
 
 int run_serve_command(int argc, char** argv) {
   CLI::App app{
@@ -41,23 +32,11 @@ int run_serve_command(int argc, char** argv) {
                  "[A-Za-z0-9_-]")
       ->type_name("TOKEN");
   app.add_option("--max-upload-mb", max_upload_mib, "largest upload, MiB")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "upframe: error: %s\n", e.what());
-    return int(upframe::ExitCode::kUsage);
-  }
+  if (int status = upframe::cli::parse_command_line(app, argc, argv); status >= 0) return status;
   for (const std::string& root : roots) options.roots.emplace_back(root);
   options.max_upload_bytes = max_upload_mib << 20;
 
-  auto logger = spdlog::stderr_color_mt("upframe");
-  logger->set_pattern("upframe: %^%l%$: %v");
-  spdlog::set_default_logger(logger);
-  upframe::set_log_level(upframe::LogLevel::kInfo);
-  std::signal(SIGINT, on_serve_signal);
-  std::signal(SIGTERM, on_serve_signal);
+  upframe::cli::set_up_console(/*quiet=*/false);
   try {
     const int signal = upframe::web::serve(options, [](const std::string& url) {
       // The URL alone on stdout, for scripts and tests; the log goes to stderr.
@@ -66,10 +45,10 @@ int run_serve_command(int argc, char** argv) {
     std::fprintf(stderr, "upframe: interrupted\n");
     return 128 + signal;
   } catch (const upframe::Error& e) {
-    std::fprintf(stderr, "upframe: error: %s\n", e.what());
+    upframe::cli::print_error(e.what());
     return int(e.code());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "upframe: error: serve: %s\n", e.what());
+    upframe::cli::print_error(std::string("serve: ") + e.what());
     return int(upframe::ExitCode::kProcessingFailed);
   }
 }

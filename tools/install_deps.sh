@@ -3,6 +3,7 @@
 # ocl-icd-opencl-dev and opencl-c-headers: Debian's oneDNN CMake config requires OpenCL.
 # libavfilter-dev: GIF output (palettegen/paletteuse) and audio re-encoding (resampling).
 # libwebp-dev: animated WebP input (FFmpeg 5.1 decodes still WebP only).
+# libjpeg-dev (libjpeg-turbo): grey JPEG output (FFmpeg 5.1's mjpeg encoder writes YUV only).
 # clang-14 and libclang-rt-14-dev (libFuzzer, ASan, UBSan runtimes): the fuzz targets (fuzz/run.sh).
 # slurm-wlm and munge: the distributed-job test starts a one-node Slurm cluster (docs/SCALE.md);
 # python3-yaml: it reads the Kubernetes manifest (no cluster runs here).
@@ -16,7 +17,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build pkg-config \
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libavfilter-dev ffmpeg \
-  libwebp-dev \
+  libwebp-dev libjpeg-dev \
   libdnnl-dev ocl-icd-opencl-dev opencl-c-headers \
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev \
   libgtest-dev libbenchmark-dev \

@@ -22,7 +22,9 @@ struct Settings {
   std::string model = "realesr-animevideov3";  // NAME, PATH.param, lanczos, bicubic
   int scale = 0;  // 0: not given (2, or read from the graph of a PATH model); else 1..16
   std::string device = "auto";  // auto, cpu, cuda
-  std::string precision;        // "": fp16 on CUDA, fp32 on CPU
+  // auto: fp16 on CUDA; on the CPU bf16 where it has avx512_bf16 or AMX, else fp32
+  // (docs/INTERFACE.md, "Precision"). "" (the library's default): fp16 on CUDA, fp32 on CPU.
+  std::string precision = "auto";
   int tile = -1;                // -1: auto, 0: no tiling
   int workers = 0;              // 0: auto
 
@@ -58,6 +60,9 @@ struct Settings {
   bool progress_json = false;
   bool recursive = false;
   bool no_space_check = false;
+  // A damaged input frame (one the decoder had to conceal errors in) fails the job (exit 1)
+  // instead of a warning per frame (docs/FIDELITY.md, "Damaged sources").
+  bool strict = false;
 };
 
 enum class SettingKind { kBool, kInt, kDouble, kString, kPath, kChoice, kIntOrAuto };

@@ -16,6 +16,9 @@ namespace upframe {
 
 struct CudaDeviceInfo {
   bool available = false;
+  // A GPU is there, usable or not: the CUDA driver counted it, or the NVIDIA kernel driver
+  // lists one. Without one, "no CUDA" is the normal case, not worth a line.
+  bool device_found = false;
   std::string reason;  // why not, when !available
   std::string name;    // "NVIDIA H100 80GB HBM3"
   int compute_major = 0, compute_minor = 0;

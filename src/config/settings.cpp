@@ -37,14 +37,17 @@ const std::vector<Entry>& entries() {
       {{"scale",
         "",
         K::kInt,
-        "upscale factor: one the model has (realesr-animevideov3: 2, 3, 4; a PATH.param model: "
-        "its own), any for lanczos and bicubic",
+        "upscale factor: one the model has (realesr-animevideov3: 2, 3, 4; "
+        "realesr-general-x4v3: 4; a PATH.param model: its own), any for lanczos and bicubic",
         {},
         1,
         16},
        &Settings::scale,
        "2, or a PATH.param model's own"},
-      {{"model", "", K::kString, "model NAME, PATH.param, lanczos or bicubic"}, &Settings::model},
+      {{"model", "", K::kString,
+        "realesr-animevideov3 (anime / video), realesr-general-x4v3 (photos), lanczos, bicubic, "
+        "or PATH.param"},
+       &Settings::model},
       {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
       {{"precision",
         "",
@@ -52,8 +55,7 @@ const std::vector<Entry>& entries() {
         "network precision (auto: fp16 on CUDA, bf16 on a CPU with avx512_bf16 or AMX, else "
         "fp32)",
         {"", "fp32", "bf16", "fp16", "auto"}},
-       &Settings::precision,
-       "fp16 on CUDA, fp32 on the CPU"},
+       &Settings::precision},
       {{"tile", "", K::kIntOrAuto, "tile side in input pixels (0: no tiling)", {}, 0, 1 << 16},
        &Settings::tile},
       {{"workers", "", K::kIntOrAuto, "upscale workers", {}, 1, 256}, &Settings::workers},
@@ -130,6 +132,9 @@ const std::vector<Entry>& entries() {
        &Settings::recursive},
       {{"no_space_check", "", K::kBool, "skip the free-disk-space pre-flight check"},
        &Settings::no_space_check},
+      {{"strict", "", K::kBool,
+        "fail (exit 1) on a damaged input frame instead of a warning naming it"},
+       &Settings::strict},
   };
   return table;
 }

@@ -1,5 +1,6 @@
 #include "upframe/cuda_device.hpp"
 
+#include <filesystem>
 #include <mutex>
 
 #include "core/frame_planes.hpp"
@@ -117,8 +118,14 @@ CudaDeviceInfo cuda_device_info(int index) {
   if (err != cudaSuccess) {
     info.reason = std::string("no usable CUDA driver (") + cudaGetErrorString(err) + ")";
     cudaGetLastError();  // clear the sticky error for later calls
+    const std::filesystem::path gpus = "/proc/driver/nvidia/gpus";
+    std::error_code ec;
+    info.device_found =
+        std::filesystem::exists("/dev/nvidia0", ec) ||
+        (std::filesystem::is_directory(gpus, ec) && !std::filesystem::is_empty(gpus, ec));
     return info;
   }
+  info.device_found = count > index;
   if (count <= index) {
     info.reason = count == 0 ? "no CUDA device present"
                              : "CUDA device " + std::to_string(index) + " not present (" +

@@ -55,6 +55,19 @@ bool has_alpha(AVPixelFormat format) {
   return desc && (desc->flags & (AV_PIX_FMT_FLAG_ALPHA | AV_PIX_FMT_FLAG_PAL));
 }
 
+// Whether `path` has an audio stream (an animation output has no place for it).
+bool has_audio(const fs::path& path) {
+  if (path.empty()) return false;
+  try {
+    const InputContextPtr input = open_input(path);
+    for (unsigned i = 0; i < input->nb_streams; ++i)
+      if (input->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) return true;
+  } catch (const Error&) {
+    // The decoder opened it already; a second open failing changes nothing it reported.
+  }
+  return false;
+}
+
 struct GraphFreer {
   void operator()(AVFilterGraph* g) const { avfilter_graph_free(&g); }
 };
@@ -136,6 +149,10 @@ class AnimationSink final : public FrameSink {
       throw UsageError(final_.string(), "unknown animation format '" + options_.format + "'");
     time_base_ = valid(in_.time_base) ? in_.time_base : AVRational{1, 1000};
     notes_.push_back("animated " + options_.format + " output");
+    if (has_audio(in_.path)) {
+      notes_.push_back("audio dropped: an animated " + options_.format + " has no audio");
+      spdlog::warn("{}: {}", final_.string(), notes_.back());
+    }
   }
   ~AnimationSink() override {
     if (!finished_) abort();
@@ -219,7 +236,6 @@ void AnimationSink::start(const Frame& first) {
     open_muxer(encoder_.get());
   } else if (options_.format == "gif") {
     frame_format_ = AV_PIX_FMT_BGRA;
-    if (deep) notes_.push_back("gif holds 8-bit palette colour: deeper source reduced");
     palettegen_ = std::make_unique<FilterChain>(
         final_.string(),
         std::vector<std::string>{buffer_args(width_, height_, frame_format_, time_base_)},
@@ -237,6 +253,10 @@ void AnimationSink::start(const Frame& first) {
     webp_config_.exact = 1;  // keep the colour under transparent pixels
     webp_ = WebPMuxNew();
     if (!webp_) fail("out of memory");
+  }
+  if (deep && options_.format != "apng") {
+    notes_.push_back("reduced to 8 bits: an animated " + options_.format + " holds 8-bit colour");
+    spdlog::warn("{}: {}", final_.string(), notes_.back());
   }
   notes_.front() = "animated " + options_.format + " output (" +
                    av_get_pix_fmt_name(options_.format == "gif" ? AV_PIX_FMT_PAL8 : frame_format_) +

@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -131,6 +132,8 @@ struct VideoDecoder::Impl {
   double stream_duration = 0;     // seconds, 0 when unknown
   bool flushing = false;
   bool finished = false;
+  bool strict = false;
+  std::atomic<int64_t> damaged_frames{0};
   // DecoderOptions::start_pts / end_pts.
   std::optional<int64_t> start_pts, end_pts;
 
@@ -179,6 +182,20 @@ struct VideoDecoder::Impl {
 
   [[noreturn]] void fail(const std::string& problem) const {
     throw Error(path, problem, ExitCode::kProcessingFailed, "decode", frames_out);
+  }
+
+  // A frame the decoder concealed errors in (libavcodec's error resilience filled what it could
+  // not decode from its neighbours): a warning naming it, or the job's end under `strict`.
+  void check_damage(const AVFrame* frame) {
+    if (!frame->decode_error_flags && !(frame->flags & AV_FRAME_FLAG_CORRUPT)) return;
+    if (start_pts && frame->pts < *start_pts) return;  // before the segment: dropped
+    const double start = stream->start_time != AV_NOPTS_VALUE ? double(stream->start_time) : 0;
+    const double seconds = (double(frame->pts) - start) * av_q2d(info.time_base);
+    const std::string what = fmt::format("frame {} at {:.3f} s is damaged", frames_out, seconds);
+    if (strict)
+      fail(what + " (the decoder concealed errors in it; without --strict it is a warning)");
+    ++damaged_frames;
+    spdlog::warn("{}: {}: the decoder concealed errors in it", path, what);
   }
 
   void check_complete() const {
@@ -248,12 +265,14 @@ struct VideoDecoder::Impl {
   void try_nvdec(AVCodecContext* ctx, const AVCodec* decoder, const std::string& device) {
     if (device == "cpu") return;
     const bool asked = device == "cuda";
-    auto fallback = [&](const std::string& why) {
-      if (asked || cuda_built())
-        spdlog::log(asked ? spdlog::level::warn : spdlog::level::info,
-                    "GPU decode unavailable ({}), using CPU decode", why);
-    };
     const CudaDeviceInfo gpu = cuda_device_info();
+    // Without a GPU, CPU decode is the normal case: debug only.
+    auto fallback = [&](const std::string& why) {
+      spdlog::log(asked              ? spdlog::level::warn
+                  : gpu.device_found ? spdlog::level::info
+                                     : spdlog::level::debug,
+                  "GPU decode unavailable ({}), using CPU decode", why);
+    };
     if (!gpu.available) return fallback(gpu.reason);
     bool has_config = false;
     for (int i = 0;; ++i) {
@@ -317,6 +336,7 @@ VideoDecoder::VideoDecoder(const std::filesystem::path& path, const DecoderOptio
   if (options.device != "cpu" && options.device != "auto" && options.device != "cuda")
     throw UsageError(d.path, "unknown decode device '" + options.device + "'");
   d.luma_frames = options.luma_frames;
+  d.strict = options.strict;
   if (is_animated_webp(path)) {
     d.open_webp_animation(path);
     if (d.luma_frames) d.info.pixel_format = luma_frame_format(d.info.pixel_format);
@@ -479,6 +499,8 @@ const VideoInfo& VideoDecoder::info() const { return impl_->info; }
 
 std::string VideoDecoder::backend() const { return impl_->hw_active ? "nvdec" : "cpu"; }
 
+int64_t VideoDecoder::damaged_frames() const { return impl_->damaged_frames.load(); }
+
 std::optional<Frame> VideoDecoder::next() {
   Impl& d = *impl_;
   for (;;) {
@@ -511,6 +533,7 @@ std::optional<Frame> VideoDecoder::Impl::next_frame() {
     int err = avcodec_receive_frame(d.codec.get(), raw);
     if (err >= 0) {
       d.stamp(raw);
+      d.check_damage(raw);
       ++d.frames_out;
       return d.to_luma_format(d.from_device(std::move(frame)));
     }

@@ -126,7 +126,8 @@ void fill_common_stats(JobStats& stats, const Settings& s, const Upscaler& upsca
   stats.tile = upscaler.tile();
 }
 
-JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan) {
+JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
+                       const ProgressCallback& progress) {
   using pipeline::Clock;
   JobStats stats;
   fill_common_stats(stats, s, upscaler, plan);
@@ -146,6 +147,21 @@ JobStats run_image_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   stats.save_time = save_timer.seconds();
   stats.total_time = pipeline::seconds_since(start);
   stats.total_frames = stats.unique_frames = 1;
+  // One final record, as a video's last one (--progress-json readers wait for "final").
+  if (progress) {
+    Progress done;
+    done.frames_done = done.frames_total = done.unique = 1;
+    done.elapsed_s = stats.total_time;
+    done.fps = stats.fps();
+    done.eta_s = 0;
+    if (stats.total_time > 0) {
+      done.stage_busy[0] = stats.extraction_time / stats.total_time;
+      done.stage_busy[2] = stats.upscale_time / stats.total_time;
+      done.stage_busy[3] = stats.save_time / stats.total_time;
+    }
+    done.final = true;
+    progress(done);
+  }
   return stats;
 }
 
@@ -201,6 +217,7 @@ DecoderOptions video_decoder_options(const Settings& s, const Upscaler& upscaler
   decode_options.device = s.device;
   // GIF, APNG, WebP and RGB sources become YUV (alpha kept) the detector can read.
   decode_options.luma_frames = true;
+  decode_options.strict = s.strict;
   // NVDEC frames stay on the device when the upscaler runs there (the detector then hashes
   // them on the device too).
   decode_options.keep_on_device = cuda_built() && upscaler.backend() == "cuda";
@@ -429,7 +446,7 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress, con
   }
   pipeline::check_output(plan, settings.input, settings.overwrite);
   JobStats stats = plan.kind == OutputKind::kImage
-                       ? run_image_job(settings, *upscaler, plan)
+                       ? run_image_job(settings, *upscaler, plan, progress)
                        : run_video_job(settings, *upscaler, plan, progress, stop);
   if (plan.kind != OutputKind::kNull)
     pipeline::record_finished_output(plan.path, input_id, options);

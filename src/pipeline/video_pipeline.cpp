@@ -110,6 +110,7 @@ class Runner {
     stats.duplicate_frames = frames_written_ - unique_written_;
     stats.hash_candidates = detector_.hash_candidates();
     stats.rejected_by_confirmation = detector_.rejected_by_confirmation();
+    stats.damaged_frames = decoder_.damaged_frames();
     report_progress(true);
   }
 
@@ -198,6 +199,7 @@ class Runner {
     p.frames_total = config_.frames_total;
     p.unique = unique_written_;
     p.duplicates = frames_written_ - unique_written_;
+    p.damaged = decoder_.damaged_frames();
     p.elapsed_s = elapsed;
     p.fps = elapsed > 0 ? double(frames_written_) / elapsed : 0;
     if (p.frames_total >= 0 && p.fps > 0)

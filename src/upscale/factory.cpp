@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <set>
 #include <system_error>
 
@@ -58,15 +59,26 @@ std::string scales_text(const std::set<int>& scales) {
   return join(parts, ", ");
 }
 
-// SPEC section 8: fp16 by default on CUDA, fp32 on the CPU; one the device lacks is an error.
-// "auto" is the fastest the device has: fp16 on CUDA; bf16 on a CPU where oneDNN runs
-// avx512_bf16 or AMX, else fp32 (saying why).
+// docs/INTERFACE.md, "Precision": "auto" (the command's default) is the fastest the device
+// has: fp16 on CUDA; bf16 on a CPU where oneDNN runs avx512_bf16 or AMX, else fp32, with one
+// line saying which. "" (the library's default) is fp16 on CUDA, fp32 on the CPU. One the
+// device lacks is an error.
 nn::Precision parse_precision(const std::string& precision, bool cuda) {
   if (precision == "auto" && !cuda) {
-    if (nn::cpu_supports_bf16()) return nn::Precision::kBf16;
-    spdlog::info("precision auto: fp32, since this CPU ({}) has neither avx512_bf16 nor AMX",
-                 nn::cpu_isa_name());
-    return nn::Precision::kFp32;
+    const bool bf16 = nn::cpu_supports_bf16();
+    // Once a process: a batch or a server makes an upscaler per file.
+    static std::once_flag said;
+    std::call_once(said, [bf16] {
+      if (bf16)
+        spdlog::info(
+            "precision auto: bf16, since this CPU ({}) has avx512_bf16 or AMX "
+            "(--precision fp32 for full precision)",
+            nn::cpu_isa_name());
+      else
+        spdlog::info("precision auto: fp32, since this CPU ({}) has neither avx512_bf16 nor AMX",
+                     nn::cpu_isa_name());
+    });
+    return bf16 ? nn::Precision::kBf16 : nn::Precision::kFp32;
   }
   if (cuda) {
     if (precision.empty() || precision == "fp16" || precision == "auto")
@@ -93,12 +105,13 @@ std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
                                       const UpscalerOptions& options, nn::Precision precision,
                                       bool cuda) {
   std::error_code ec;
-  if (!fs::is_regular_file(param, ec)) throw Error(param.string(), "model file not found");
+  // A model that is not there is a usage problem (exit 2), as an unknown model NAME is.
+  if (!fs::is_regular_file(param, ec)) throw UsageError(param.string(), "model file not found");
   fs::path bin = param;
   bin.replace_extension(".bin");
   if (!fs::is_regular_file(bin, ec))
-    throw Error(bin.string(),
-                "model weights file not found (expected beside " + param.filename().string() + ")");
+    throw UsageError(bin.string(), "model weights file not found (expected beside " +
+                                       param.filename().string() + ")");
   std::shared_ptr<const nn::Model> model = nn::Model::load(param, bin);
   const int graph_scale = model->info().scale;
   if (scale != 0 && scale != graph_scale)
@@ -140,6 +153,14 @@ std::vector<std::string> available_models() {
   return names;
 }
 
+std::string model_purpose(const std::string& name) {
+  // models/README.md says where each comes from and what it was trained on.
+  if (name == "realesr-animevideov3") return "anime / video";
+  if (name == "realesr-general-x4v3") return "photos";
+  if (name == "lanczos" || name == "bicubic") return "no network";
+  return {};
+}
+
 std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
   if (options.scale < 0)
     throw UsageError({}, "scale must be positive, not " + std::to_string(options.scale));
@@ -165,7 +186,10 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
   } else if (options.device == "auto" && !resampler && cuda_built()) {
     const CudaDeviceInfo gpu = cuda_device_info();
     cuda = gpu.available;
-    if (!cuda) spdlog::info("GPU upscaling unavailable ({}), using the CPU", gpu.reason);
+    // Without a GPU, the CPU is the normal case, not news.
+    if (!cuda)
+      spdlog::log(gpu.device_found ? spdlog::level::info : spdlog::level::debug,
+                  "GPU upscaling unavailable ({}), using the CPU", gpu.reason);
   }
   if (resampler) return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
   const nn::Precision precision = parse_precision(options.precision, cuda);

@@ -417,7 +417,12 @@ void WebServer::add_routes() {
   server_.Get("/api/roots", guarded([this](const httplib::Request&, httplib::Response& res) {
                 json roots = json::array();
                 for (const fs::path& root : roots_.folders()) roots.push_back(root.string());
-                send_json(res, 200, {{"roots", roots}, {"models", model_names()}});
+                nlohmann::json labels = nlohmann::json::object();
+                for (const std::string& name : model_names())
+                  if (const std::string purpose = model_purpose(name); !purpose.empty())
+                    labels[name] = purpose;
+                send_json(res, 200,
+                          {{"roots", roots}, {"models", model_names()}, {"model_labels", labels}});
               }));
   server_.Get("/api/files", guarded([this](const auto& req, auto& res) { list_folder(req, res); }));
   server_.Get("/api/info", guarded([this](const auto& req, auto& res) { media_info(req, res); }));

@@ -223,6 +223,35 @@ TEST(CliAnimation, WebmGetsVp9AndOpusAudio) {
   EXPECT_NEAR(duration, 1.0, 0.05);
 }
 
+// An animation holds no sound: a clip with audio into a GIF says so in one warning, and the
+// GIF has the frames only.
+TEST(CliAnimation, AudioIntoGifIsDroppedWithOneWarning) {
+  auto dir = scratch_dir("anim-gif-audio");
+  const fs::path in = dir / "in.mp4", out = dir / "out.gif";
+  make(
+      "-f lavfi -i testsrc2=size=40x30:rate=10:duration=0.5 -f lavfi -i "
+      "sine=frequency=440:duration=0.5:sample_rate=44100 -c:v libx264 -pix_fmt yuv420p -c:a aac "
+      "-shortest " +
+      quote(in.string()));
+  auto r = upscale(in, out);
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  std::istringstream lines(r.stderr_text);
+  int audio_lines = 0;
+  for (std::string line; std::getline(lines, line);)
+    audio_lines += line.find("warning: " + out.string() + ": audio dropped") != std::string::npos;
+  EXPECT_EQ(audio_lines, 1) << r.stderr_text;
+  auto p = run_command("ffprobe -v error -show_entries stream=codec_type -of csv=p=0 " +
+                       quote(out.string()));
+  EXPECT_EQ(p.stdout_text, "video\n");
+  // Without audio in the input, nothing is said.
+  const fs::path silent = dir / "silent.mp4";
+  make("-f lavfi -i testsrc2=size=40x30:rate=10:duration=0.5 -c:v libx264 -pix_fmt yuv420p " +
+       quote(silent.string()));
+  r = upscale(silent, dir / "silent.gif");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("audio dropped"), std::string::npos) << r.stderr_text;
+}
+
 TEST(CliAnimation, TenBitIntoWebmStaysTenBit) {
   auto dir = scratch_dir("anim-webm10");
   const fs::path in = dir / "in.mkv", out = dir / "out.webm";

@@ -72,14 +72,15 @@ TEST(Cli, HelpShowsChoicesAndReadableDefaults) {
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   const std::string& help = r.stdout_text;
   for (const char* text :
-       {"--device auto|cpu|cuda", "--precision fp32|bf16|fp16", "--dedup consecutive|global",
+       {"--device auto|cpu|cuda", "--precision fp32|bf16|fp16|auto", "--dedup consecutive|global",
         "--hash-size 8|16|32", "--format png|jpg|webp", "--workers N|auto", "--tile N|auto",
         "--scale 1..16", "--crf 0..63", "--quality 1..100", "--encoder auto|libx264",
         "--parallel,--no-parallel ", "--model NAME", "-o,--output PATH", "--config FILE"})
     EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;
   const std::vector<std::pair<std::string, std::string>> defaults = {
       {"--device", "[default: auto]"},
-      {"--precision", "[default: fp16 on CUDA, fp32 on the CPU]"},
+      {"--precision", "[default: auto]"},
+      {"--strict", "[default: off]"},
       {"--scale", "[default: 2, or a PATH.param model's own]"},
       {"--model", "[default: realesr-animevideov3]"},
       {"--workers", "[default: auto]"},
@@ -314,6 +315,7 @@ TEST(CliVideo, SampleClipStatsAddUp) {
                           "scale",
                           "input",
                           "output",
+                          "damaged_frames",
                           "upscale_busy_time"})
     EXPECT_TRUE(stats.contains(key)) << key;
   const int64_t total = stats["total_frames"];
@@ -468,7 +470,20 @@ TEST(CliVideo, DefaultModelUpscalesAClip) {
   auto stats = nlohmann::json::parse(read_file(dir / "s.json"));
   EXPECT_EQ(stats["model"], "realesr-animevideov3-x2");
   EXPECT_EQ(stats["scale"], 2);
-  EXPECT_EQ(stats["precision"], "fp32");
+  // The default precision is auto: one info line says which it chose (bf16 where the CPU has
+  // avx512_bf16 or AMX, else fp32), and the stats agree.
+  std::smatch chosen;
+  const std::regex auto_line("upframe: info: precision auto: (bf16|fp32), since this CPU");
+  ASSERT_TRUE(std::regex_search(r.stderr_text, chosen, auto_line)) << r.stderr_text;
+  EXPECT_EQ(stats["precision"], chosen[1].str());
+  EXPECT_EQ(r.stderr_text.find("precision auto", chosen.position(0) + chosen.length(0)),
+            std::string::npos)
+      << "one line only:\n"
+      << r.stderr_text;
+  // Without a GPU, neither the decoder nor the upscaler says it uses none.
+  if (!fs::exists("/dev/nvidia0")) {
+    EXPECT_EQ(r.stderr_text.find("GPU"), std::string::npos) << r.stderr_text;
+  }
   EXPECT_EQ(stats["total_frames"], 6);
   auto info = probe(dir / "out.mkv");
   EXPECT_EQ(info["streams"][0]["width"], 96);
@@ -529,6 +544,80 @@ TEST(CliBadInput, NotEnoughDiskSpace) {
   EXPECT_NE(r.stderr_text.find(out.string() + ": not enough disk space"), std::string::npos)
       << r.stderr_text;
   EXPECT_EQ(r.stderr_text.find("mode:"), std::string::npos) << "work started: " << r.stderr_text;
+}
+
+// What a new user meets first on a machine without a GPU: no line about the GPU it does not
+// have, while asking for CUDA still gets a clear error.
+TEST(CliFirstRun, NoGpuNoGpuLine) {
+  if (fs::exists("/dev/nvidia0")) GTEST_SKIP() << "a GPU is present here: the line is news there";
+  auto dir = scratch_dir("cli-no-gpu");
+  auto in = make_clip(dir / "in.png", "testsrc2=size=24x16", "-frames:v 1");
+  auto r = run_cli(quote(in.string()) + " -o " + quote((dir / "out.png").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("GPU"), std::string::npos) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("CUDA"), std::string::npos) << r.stderr_text;
+  EXPECT_TRUE(fs::exists(dir / "out.png"));
+  auto out = dir / "cuda.png";
+  r = run_cli(quote(in.string()) + " --device cuda -o " + quote(out.string()));
+  expect_error(r, 2, "device cuda is not available", out);
+  EXPECT_NE(r.stderr_text.find("use --device cpu or auto"), std::string::npos) << r.stderr_text;
+}
+
+// A mistyped flag: one error line with the flag it probably meant, exit 2; in `plan` (parsed
+// by the same code) too.
+TEST(CliFirstRun, MistypedFlagGetsDidYouMean) {
+  auto r = run_cli(quote(sample_clip().string()) + " --scael 4");
+  EXPECT_EQ(r.exit_status, 2) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text, "upframe: error: unknown option --scael: did you mean --scale?\n");
+  r = run_cli(quote(sample_clip().string()) + " --hash-sise=16");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.stderr_text.find("did you mean --hash-size?"), std::string::npos) << r.stderr_text;
+  r = run_cli("plan " + quote(sample_clip().string()) + " --segmnets 2");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.stderr_text.find("did you mean --segments?"), std::string::npos) << r.stderr_text;
+  // Nothing near: CLI11's own line, no guess.
+  r = run_cli(quote(sample_clip().string()) + " --zzzzzzzzzzzz");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_EQ(r.stderr_text.find("did you mean"), std::string::npos) << r.stderr_text;
+}
+
+// `plan` is parsed like the rest: --help lists its own flags and every setting flag, a bad
+// value of its own flag is one error line.
+TEST(CliFirstRun, PlanParsedLikeTheRest) {
+  auto r = run_cli("plan --help");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  for (const char* text : {"--segments N", "--segment-seconds S", "--job-folder DIR",
+                           "--device auto|cpu|cuda", "--config FILE", "--strict"})
+    EXPECT_NE(r.stdout_text.find(text), std::string::npos) << text << "\n" << r.stdout_text;
+  r = run_cli("plan " + quote(sample_clip().string()) + " --segments 0");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.stderr_text.find("upframe: error: --segments"), std::string::npos) << r.stderr_text;
+  r = run_cli("plan " + quote(sample_clip().string()) + " --segments two");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.stderr_text.find("--segments"), std::string::npos) << r.stderr_text;
+}
+
+// A model file that is not there is exit 2, as an unknown model name is.
+TEST(CliFirstRun, MissingModelFileIsUsageError) {
+  auto dir = scratch_dir("cli-missing-model");
+  auto in = sample_clip().string();
+  auto out = dir / "o.mp4";
+  expect_error(run_cli(quote(in) + " --model " + quote((dir / "absent.param").string()) + " -o " +
+                       quote(out.string())),
+               2, (dir / "absent.param").string() + ": model file not found", out);
+  fs::copy_file(source_dir() / "models" / "realesr-animevideov3-x2.param", dir / "m.param");
+  expect_error(run_cli(quote(in) + " --model " + quote((dir / "m.param").string()) + " -o " +
+                       quote(out.string())),
+               2, (dir / "m.bin").string() + ": model weights file not found", out);
+}
+
+// --help names both shipped models and what each is for.
+TEST(CliFirstRun, HelpNamesBothModels) {
+  auto r = run_cli("--help");
+  ASSERT_EQ(r.exit_status, 0);
+  EXPECT_NE(r.stdout_text.find("realesr-animevideov3 (anime / video"), std::string::npos)
+      << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("realesr-general-x4v3 (photos"), std::string::npos) << r.stdout_text;
 }
 
 }  // namespace

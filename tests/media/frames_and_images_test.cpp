@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -214,6 +216,29 @@ TEST(ImageIo, JpegAndBmpByExtensionOrFormat) {
   Frame bmp = read_image(dir / "picture.data");
   EXPECT_EQ(bmp.height(), 48);
   EXPECT_EQ(read_file(dir / "picture.data").substr(0, 2), "BM");
+}
+
+// A grey picture to JPEG is a one-component grey JPEG (libjpeg; FFmpeg's mjpeg encoder writes
+// YUV only), 8-bit and 16-bit grey alike, close to the original; by format name too.
+TEST(ImageIo, GreyJpegStaysGrey) {
+  fs::path dir = scratch_dir("images-grey-jpeg");
+  Frame gray = Frame::allocate(64, 48, AV_PIX_FMT_GRAY8);
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x) gray.av()->data[0][y * gray.av()->linesize[0] + x] = uint8_t(3 * x + y);
+  write_image(dir / "g.jpg", gray, {}, 95);
+  Frame back = read_image(dir / "g.jpg");
+  ASSERT_EQ(back.format(), AV_PIX_FMT_GRAY8);
+  int worst = 0;
+  for (int y = 0; y < 48; ++y)
+    for (int x = 0; x < 64; ++x)
+      worst = std::max(worst, std::abs(back.av()->data[0][y * back.av()->linesize[0] + x] -
+                                       (3 * x + y)));
+  EXPECT_LE(worst, 4);
+  write_image(dir / "g16.data", pattern(AV_PIX_FMT_GRAY16LE), "jpeg");
+  EXPECT_EQ(read_image(dir / "g16.data").format(), AV_PIX_FMT_GRAY8);
+  // Grey with alpha is not plain grey: JPEG gets colour (and drops the alpha, with a warning).
+  write_image(dir / "ya.jpg", pattern(AV_PIX_FMT_YA8));
+  EXPECT_EQ(read_image(dir / "ya.jpg").format(), AV_PIX_FMT_YUVJ444P);
 }
 
 TEST(ImageIo, Errors) {

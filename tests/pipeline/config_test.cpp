@@ -155,7 +155,8 @@ TEST(Config, CrfIsCheckedAgainstTheEncoder) {
 
 TEST(Config, DefaultTextIsReadable) {
   EXPECT_EQ(default_text("scale"), "2, or a PATH.param model's own");
-  EXPECT_EQ(default_text("precision"), "fp16 on CUDA, fp32 on the CPU");
+  EXPECT_EQ(default_text("precision"), "auto");
+  EXPECT_EQ(default_text("strict"), "off");
   EXPECT_EQ(default_text("workers"), "auto");
   EXPECT_EQ(default_text("tile"), "auto");
   EXPECT_EQ(default_text("crf"), "18");

@@ -33,6 +33,10 @@ struct DecoderOptions {
   // stream applies to whole streams only.
   std::optional<int64_t> start_pts;
   std::optional<int64_t> end_pts;
+  // A frame the decoder could only conceal errors in (damaged data) fails decoding when
+  // true; else it is a warning naming the frame and counted (docs/FIDELITY.md, "Damaged
+  // sources").
+  bool strict = false;
 };
 
 // The pixel format `luma_frames` converts `format` to (itself when it has a plain luma plane).
@@ -64,10 +68,14 @@ class VideoDecoder {
   // timestamp; never AV_NOPTS_VALUE: missing ones are extrapolated). nullopt at the end.
   // Throws upframe::Error (stage "decode", index of the frame that could not be produced)
   // on damaged or truncated input: AVERROR_INVALIDDATA or an I/O error from the demuxer or
-  // decoder; at the end, fewer frames than the container lists (less max(2, 2%)), or, where
-  // it lists none, frames ending before 90% of the stated duration. An mp4 cut before its
+  // decoder; a frame with concealed errors when `strict` (else it is returned, counted in
+  // damaged_frames()); at the end, fewer frames than the container lists (less max(2, 2%)), or,
+  // where it lists none, frames ending before 90% of the stated duration. An mp4 cut before its
   // moov index fails in the constructor ("damaged or truncated").
   std::optional<Frame> next();
+  // Frames returned so far that the decoder had to conceal errors in (each also logged as a
+  // warning with its index and time). Safe to read from another thread.
+  int64_t damaged_frames() const;
   // "cpu" or "nvdec".
   std::string backend() const;
 

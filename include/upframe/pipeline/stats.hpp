@@ -27,6 +27,9 @@ struct JobStats {
   int64_t resumed_frames = 0;
   int64_t hash_candidates = 0;           // hash matches looked at by the confirmation
   int64_t rejected_by_confirmation = 0;  // hash matches the confirmation found different
+  // Input frames the decoder had to conceal errors in, each named in a warning
+  // (docs/FIDELITY.md, "Damaged sources").
+  int64_t damaged_frames = 0;
   std::string mode;                      // "pipeline" or "sequential"
   std::string mode_reason;
   std::string decode_backend = "cpu";
@@ -54,6 +57,7 @@ struct Progress {
   int64_t frames_total = -1;  // -1: unknown
   int64_t unique = 0;
   int64_t duplicates = 0;
+  int64_t damaged = 0;  // damaged input frames so far (JobStats::damaged_frames)
   double elapsed_s = 0;
   double fps = 0;
   double eta_s = -1;  // -1: unknown

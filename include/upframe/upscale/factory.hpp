@@ -35,4 +35,8 @@ std::vector<std::filesystem::path> model_search_dirs();
 // The models found there, as "NAME (x2, x3, x4)" or "NAME" for one without scale variants.
 std::vector<std::string> available_models();
 
+// What a shipped model NAME (or lanczos, bicubic) is for, in a few words: "anime / video",
+// "photos", "no network"; "" for another model.
+std::string model_purpose(const std::string& name);
+
 }  // namespace upframe

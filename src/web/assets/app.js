@@ -385,7 +385,10 @@ async function init() {
   try {
     const data = await api("GET", "/api/roots");
     for (const root of data.roots) $("root").append(new Option(root, root));
-    for (const model of data.models) $("model").append(new Option(model, model));
+    for (const model of data.models) {
+      const label = (data.model_labels || {})[model];
+      $("model").append(new Option(label ? `${model} (${label})` : model, model));
+    }
     await showFolder(data.roots[0]);
     await refreshJobs();
     const jobs = Object.values(jobsById);
