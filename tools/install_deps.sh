@@ -7,7 +7,8 @@
 # slurm-wlm and munge: the distributed-job test starts a one-node Slurm cluster (docs/SCALE.md);
 # python3-yaml: it reads the Kubernetes manifest (no cluster runs here).
 # libcpp-httplib-dev: the HTTP server of `upframe serve`; chromium and chromium-driver: its
-# browser tests (tests/web, headless, through WebDriver).
+# browser tests (tests/web, headless, through WebDriver); libsqlite3-dev: the file in which
+# `upframe serve` keeps its jobs across restarts.
 set -eu
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
@@ -20,4 +21,4 @@ apt-get install -y -qq --no-install-recommends \
   libgtest-dev libbenchmark-dev \
   clang-14 libclang-rt-14-dev \
   slurm-wlm munge python3-yaml \
-  libcpp-httplib-dev chromium chromium-driver >/dev/null
+  libcpp-httplib-dev libsqlite3-dev chromium chromium-driver >/dev/null
