@@ -278,11 +278,20 @@ void JobQueue::run_jobs() {
 
 void JobQueue::run_one(Job& job) {
   spdlog::info("job {}: {} started", job.id, job.settings.input.string());
-  auto on_progress = [this, &job](const Progress& p) {
-    std::lock_guard lock(mutex_);
-    job.progress = p.to_json();
-    ++job.progress_version;
-    changed_.notify_all();
+  auto last_saved = std::chrono::steady_clock::now();
+  auto on_progress = [this, &job, &last_saved](const Progress& p) {
+    {
+      std::lock_guard lock(mutex_);
+      job.progress = p.to_json();
+      ++job.progress_version;
+      // Now and then in the store too: a server that dies shows where the job got to.
+      if (std::chrono::steady_clock::now() - last_saved > std::chrono::seconds(2)) {
+        save_locked(job);
+        last_saved = std::chrono::steady_clock::now();
+      }
+      changed_.notify_all();
+    }
+    log_store_warning();
   };
   JobState end = JobState::kDone;
   nlohmann::json stats;
@@ -297,8 +306,7 @@ void JobQueue::run_one(Job& job) {
         const auto first = std::find_if(batch.files.begin(), batch.files.end(),
                                         [](const BatchFileResult& f) { return !f.ok; });
         error = std::to_string(failed) + " of " + std::to_string(batch.files.size()) +
-                " files failed (first: " + first->input.filename().string() + ": " +
-                first->error + ")";
+                " files failed (first: " + first->error + ")";
         if (size_t(failed) == batch.files.size()) end = JobState::kFailed;
         spdlog::warn("job {}: {}", job.id, error);
       }

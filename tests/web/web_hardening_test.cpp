@@ -267,7 +267,8 @@ TEST(WebHardening, ABatchWithAFailedFileSaysWhich) {
   json job = serve.wait_job(1, job_ended, 60s);
   // Not a quiet "done": the error names how many and the first that failed.
   ASSERT_TRUE(job["error"].is_string()) << job.dump();
-  EXPECT_NE(job["error"].get<std::string>().find("1 of 2 files failed (first: broken.mp4: "),
+  EXPECT_NE(job["error"].get<std::string>().find("1 of 2 files failed (first: " +
+                                               (root / "in" / "broken.mp4").string() + ": "),
             std::string::npos)
       << job["error"];
   EXPECT_EQ(job["state"], "done");  // the other file was upscaled

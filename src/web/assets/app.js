@@ -82,6 +82,15 @@ async function selectInput(path, li) {
   await loadMediaInfo(path);
 }
 
+// A folder input (a batch): nothing to preview.
+function selectFolder(path) {
+  for (const other of document.querySelectorAll("#files li.selected")) other.classList.remove("selected");
+  $("input-path").value = path;
+  mediaInfo = null;
+  $("frame-slider").disabled = $("preview").disabled = true;
+  $("preview-status").textContent = "a folder: every image and video in it is upscaled; pick a file to preview one frame";
+}
+
 async function loadMediaInfo(path) {
   mediaInfo = null;
   $("frame-slider").disabled = $("preview").disabled = true;
@@ -265,7 +274,9 @@ function showJob(job) {
   // A batch names each file that failed and why.
   $("job-failures").replaceChildren(...failures.map((f) => {
     const li = document.createElement("li");
-    li.textContent = f.input.split("/").pop() + ": " + f.error;
+    // The file's name once: its error starts with its path.
+    const why = f.error.startsWith(f.input + ": ") ? f.error.slice(f.input.length + 2) : f.error;
+    li.textContent = f.input.split("/").pop() + ": " + why;
     li.title = f.input;
     return li;
   }));
@@ -396,7 +407,7 @@ async function init() {
   $("upload-form").addEventListener("submit", upload);
   $("up").addEventListener("click", () => showFolder($("up").dataset.parent));
   $("root").addEventListener("change", () => showFolder($("root").value));
-  $("use-folder").addEventListener("click", () => selectInput(cwd, null));
+  $("use-folder").addEventListener("click", () => selectFolder(cwd));
   $("input-path").addEventListener("change", () => loadMediaInfo($("input-path").value.trim()));
   $("start").addEventListener("click", () => startJob(jobRequest()));
   $("frame-slider").addEventListener("input", updateFrameLabel);
