@@ -85,8 +85,7 @@ class GuardedStream : public httplib::Stream {
   ssize_t read(char* ptr, size_t size) override {
     if (buffered() == 0) {
       if (in_head_ && head_started_ && Clock::now() >= head_deadline_) {
-        spdlog::debug("closing a connection: its request head took over {} ms",
-                      head_time_.count());
+        spdlog::debug("closing a connection: its request head took over {} ms", head_time_.count());
         return -1;
       }
       if (!wait_socket(sock_, POLLIN, read_wait())) return -1;
@@ -231,8 +230,7 @@ bool GuardedServer::wait_for_request(socket_t sock) const {
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   GuardedStream stream(*this, sock, from_sec_usec(read_timeout_sec_, read_timeout_usec_),
-                       from_sec_usec(write_timeout_sec_, write_timeout_usec_),
-                       limits_.head_time);
+                       from_sec_usec(write_timeout_sec_, write_timeout_usec_), limits_.head_time);
   std::string client;
   int port = 0;
   stream.get_remote_ip_and_port(client, port);

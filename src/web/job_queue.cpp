@@ -74,8 +74,8 @@ struct JobQueue::Job {
 };
 
 static JobState state_from_name(const std::string& name) {
-  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kDone,
-                         JobState::kFailed, JobState::kCancelled})
+  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kDone, JobState::kFailed,
+                         JobState::kCancelled})
     if (name == state_name(state)) return state;
   return JobState::kFailed;
 }

@@ -65,8 +65,9 @@ JobStore::JobStore(const fs::path& path) : path_(path) {
       if (sqlite3_step(raw) == SQLITE_ROW) version = sqlite3_column_int(raw, 0);
     }
     if (version == 0) {
-      exec("CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL, "
-           "record TEXT NOT NULL)");
+      exec(
+          "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL, "
+          "record TEXT NOT NULL)");
       exec("PRAGMA user_version = " + std::to_string(kStoreVersion));
     } else if (version != kStoreVersion) {
       throw Error(path.string(), "a job file of another upframe version (" +
@@ -129,9 +130,10 @@ void JobStore::save(int64_t id, const nlohmann::json& record) {
 }
 
 void JobStore::prune(size_t keep) {
-  exec("DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND id NOT IN (SELECT id "
-       "FROM jobs WHERE state NOT IN ('queued', 'running') ORDER BY id DESC LIMIT " +
-       std::to_string(keep) + ")");
+  exec(
+      "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND id NOT IN (SELECT id "
+      "FROM jobs WHERE state NOT IN ('queued', 'running') ORDER BY id DESC LIMIT " +
+      std::to_string(keep) + ")");
 }
 
 }  // namespace upframe::web

@@ -31,8 +31,8 @@ fs::path Roots::resolve(const std::string& path) const {
   if (path.empty()) throw RequestError(400, "empty path");
   // Longer than any path the system takes (PATH_MAX), or text no file name of ours holds.
   if (path.size() > 4096)
-    throw RequestError(400, "path too long (" + std::to_string(path.size()) + " bytes): " +
-                                shown(path));
+    throw RequestError(400,
+                       "path too long (" + std::to_string(path.size()) + " bytes): " + shown(path));
   if (!is_valid_utf8(path)) throw RequestError(400, "path is not UTF-8 text: " + shown(path));
   if (has_control_character(path))
     throw RequestError(400, "path holds a control character: " + shown(path));

@@ -213,8 +213,10 @@ bool WebServer::allowed(const httplib::Request& req, httplib::Response& res) con
   }
   const bool changes_state = req.method != "GET" && req.method != "HEAD";
   // A page of another origin may send a form or a fetch here: its browser names that origin.
-  if (changes_state && req.has_header("Origin") &&
-      req.get_header_value("Origin") != "http://" + host) {
+  // (https: the page served through a TLS proxy that keeps the Host.)
+  const std::string origin = req.get_header_value("Origin");
+  if (changes_state && req.has_header("Origin") && origin != "http://" + host &&
+      origin != "https://" + host) {
     send_error(res, 403,
                "Origin '" + shown(req.get_header_value("Origin")) + "' is not this server's");
     return false;
@@ -539,13 +541,14 @@ void WebServer::add_routes() {
               guarded([this](const auto& req, auto& res) { job_events(req, res); }));
   // Cancel takes no body: it reads one only when the client says one comes (a POST with no
   // Content-Length has none, and httplib would wait for the connection to close).
+  auto cancel = guarded([this](const auto& req, auto& res) {
+    const int64_t id = job_id(req);
+    if (!queue_.cancel(id)) throw RequestError(404, "no job " + std::to_string(id));
+    send_json(res, 200, *queue_.describe(id, false));
+  });
   server_.Post(R"(/api/jobs/(\d+)/cancel)",
-               [this, cancel = guarded([this](const auto& req, auto& res) {
-                  const int64_t id = job_id(req);
-                  if (!queue_.cancel(id)) throw RequestError(404, "no job " + std::to_string(id));
-                  send_json(res, 200, *queue_.describe(id, false));
-                })](const httplib::Request& req, httplib::Response& res,
-                    const httplib::ContentReader& read_body) {
+               [cancel](const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& read_body) {
                  if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
                    read_body([](const char*, size_t) { return true; });
                  cancel(req, res);

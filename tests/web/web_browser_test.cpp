@@ -223,8 +223,8 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
 
   // 3. A batch with a file that fails: not a quiet "done", the file and its error are shown.
   browser.click("#files li[data-path$='/batch']");
-  ASSERT_TRUE(browser.wait_for("document.getElementById('cwd').textContent.endsWith('/batch')",
-                               20s));
+  ASSERT_TRUE(
+      browser.wait_for("document.getElementById('cwd').textContent.endsWith('/batch')", 20s));
   browser.click("#use-folder");
   browser.click("#start");
   ASSERT_TRUE(wait_job_state(browser, 2, "done, 1 failed", 60s)) << browser.text("#job-state");
@@ -289,8 +289,7 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   EXPECT_EQ(browser.text("#job-row-2 td:nth-child(3)"), "done, 1 failed");
   EXPECT_EQ(browser.text("#job-row-3 td:nth-child(3)"), "cancelled");
   // Where it got to (kept every 2 s while it ran), and its log.
-  EXPECT_GE(std::stoi(browser.text("#job-row-3 td:nth-child(4)")), 7)
-      << browser.text("#job-row-3");
+  EXPECT_GE(std::stoi(browser.text("#job-row-3 td:nth-child(4)")), 7) << browser.text("#job-row-3");
   ASSERT_TRUE(browser.wait_for(
       "document.querySelector('#job-row-4 td:nth-child(3)').textContent == 'done'", 60s))
       << browser.text("#job-row-4");
@@ -304,10 +303,11 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   ASSERT_TRUE(browser.wait_for("document.getElementById('resume')", 10s));
   save_screenshot(browser, "after-restart");
   browser.click("#resume");
-  ASSERT_TRUE(browser.wait_for("document.getElementById('job-id').textContent == '5' && "
-                               "document.getElementById('log').textContent.includes("
-                               "'resuming the partial run')",
-                               60s))
+  ASSERT_TRUE(
+      browser.wait_for("document.getElementById('job-id').textContent == '5' && "
+                       "document.getElementById('log').textContent.includes("
+                       "'resuming the partial run')",
+                       60s))
       << browser.text("#log");
   if (browser.text("#job-state") == "running") browser.click("#stop");
   ASSERT_TRUE(browser.wait_for(

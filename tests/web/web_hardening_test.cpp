@@ -80,11 +80,12 @@ TEST(WebHardening, OnlyThisServersLoopbackHostIsAnswered) {
   const std::string other_port = std::to_string(serve.port() == 65535 ? 1 : serve.port() + 1);
   // DNS names that start like loopback literals, other ports, short and hex forms.
   for (const std::string& host : std::vector<std::string>{
-           "127.0.0.1.evil.example:" + port, "127.0.0.1.evil.example", "localhost.evil.example:" + port,
-        "evil.example:" + port, "127.0.0.1:" + other_port, "127.0.0.1", "127.1:" + port,
-        "0x7f.0.0.1:" + port, "2130706433:" + port, "[::1].evil.example:" + port,
-        "localhost:" + port + "x", "127.0.0.1:" + port + ":" + port, "[127.0.0.1]:" + port,
-        "ip6-localhost:" + port, std::string("")}) {
+           "127.0.0.1.evil.example:" + port, "127.0.0.1.evil.example",
+           "localhost.evil.example:" + port, "evil.example:" + port, "127.0.0.1:" + other_port,
+           "127.0.0.1", "127.1:" + port, "0x7f.0.0.1:" + port, "2130706433:" + port,
+           "[::1].evil.example:" + port, "localhost:" + port + "x",
+           "127.0.0.1:" + port + ":" + port, "[127.0.0.1]:" + port, "ip6-localhost:" + port,
+           std::string("")}) {
     auto res = serve.client().Get("/api/roots", {{"Host", host}});
     EXPECT_EQ(status_of(res), 403) << host;
     EXPECT_NE(error_of(res).find("is not this server's loopback address and port"),
@@ -97,8 +98,9 @@ TEST(WebHardening, OnlyThisServersLoopbackHostIsAnswered) {
       EXPECT_EQ(page->body.find(serve.token()), std::string::npos) << host;
     }
   }
-  for (const std::string& host : std::vector<std::string>{"127.0.0.1:" + port, "127.9.8.7:" + port, "localhost:" + port,
-                                  "LocalHost:" + port, "[::1]:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "127.9.8.7:" + port, "localhost:" + port,
+                                "LocalHost:" + port, "[::1]:" + port}) {
     EXPECT_EQ(status_of(serve.client().Get("/api/roots", {{"Host", host}})), 200) << host;
   }
   // A long Host is quoted in part only.
@@ -124,18 +126,19 @@ TEST(WebHardening, CrossOriginPostsAreRefused) {
   const std::string self = "http://127.0.0.1:" + std::to_string(serve.port());
   for (const std::string& origin :
        {std::string("http://evil.example"), std::string("null"),
-        "http://127.0.0.1:" + std::to_string(serve.port() + 1), "https://127.0.0.1:" +
-        std::to_string(serve.port()), "http://localhost:" + std::to_string(serve.port())}) {
-    auto res = serve.client().Post(
-        "/api/jobs", {{"X-Upframe-Token", serve.token()}, {"Origin", origin}}, body,
-        "application/json");
+        "http://127.0.0.1:" + std::to_string(serve.port() + 1),
+        "http://localhost:" + std::to_string(serve.port()), "http://127.0.0.1"}) {
+    auto res =
+        serve.client().Post("/api/jobs", {{"X-Upframe-Token", serve.token()}, {"Origin", origin}},
+                            body, "application/json");
     EXPECT_EQ(status_of(res), 403) << origin;
     EXPECT_NE(error_of(res).find("is not this server's"), std::string::npos) << origin;
   }
   EXPECT_EQ(serve.get_json("/api/jobs")["jobs"].size(), 0u);
   // The page's own origin (what the browser sends for its fetches) is fine; so is none.
-  auto res = serve.client().Post("/api/jobs", {{"X-Upframe-Token", serve.token()}, {"Origin", self}},
-                                 body, "application/json");
+  auto res =
+      serve.client().Post("/api/jobs", {{"X-Upframe-Token", serve.token()}, {"Origin", self}}, body,
+                          "application/json");
   EXPECT_EQ(status_of(res), 201) << (res ? res->body : "");
   // GETs change nothing: a foreign Origin on one is not refused (the Host check still holds).
   EXPECT_EQ(status_of(serve.client().Get("/api/jobs", {{"Origin", "http://evil.example"}})), 200);
@@ -160,10 +163,10 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
     std::string says;
   };
   std::vector<Case> cases;
-  cases.push_back({"invalid UTF-8 in a JSON string", post_raw("/api/jobs", "{\"input\": \"\xff\xfe.mp4\"}"),
-                   400, "bad JSON"});
-  cases.push_back({"invalid UTF-8 in a path parameter", serve.client().Get("/api/files?path=%FF%FEx"),
-                   400, "not UTF-8"});
+  cases.push_back({"invalid UTF-8 in a JSON string",
+                   post_raw("/api/jobs", "{\"input\": \"\xff\xfe.mp4\"}"), 400, "bad JSON"});
+  cases.push_back({"invalid UTF-8 in a path parameter",
+                   serve.client().Get("/api/files?path=%FF%FEx"), 400, "not UTF-8"});
   cases.push_back({"invalid UTF-8 in a preview's input",
                    post_raw("/api/preview", "{\"input\": \"clip\\udcff.mp4\", \"original\": true}"),
                    400, ""});
@@ -179,24 +182,29 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
                    "file name too long"});
   // (httplib's form parser drops a part whose header a newline breaks: no 'file' field.)
   cases.push_back({"a newline in an upload name", upload("two\nlines.mp4"), 400, ""});
-  cases.push_back({"a control character in an upload name", upload("bell\x07.mp4"), 400,
-                   "bad file name"});
+  cases.push_back(
+      {"a control character in an upload name", upload("bell\x07.mp4"), 400, "bad file name"});
   cases.push_back({"a control character in an input",
                    serve.post_json("/api/jobs", {{"input", "clip\x01.mp4"}}), 400,
                    "control character"});
-  cases.push_back({"a newline in an output",
-                   serve.post_json("/api/jobs",
-                                   {{"input", "clip.mp4"}, {"model", "lanczos"}, {"output", "a\nb.mp4"}}),
-                   400, "control character"});
-  cases.push_back({"a 3000-character input", serve.post_json("/api/jobs", {{"input", std::string(3000, 'x')}}),
-                   400, "...: File name too long"});
-  cases.push_back({"a 200-character input", serve.post_json("/api/jobs", {{"input", std::string(200, 'x')}}),
-                   404, "xxx...: no such file or folder"});
-  cases.push_back({"a 9000-byte input", serve.post_json("/api/jobs", {{"input", std::string(9000, 'x')}}),
-                   400, "path too long"});
-  cases.push_back({"a 300-character unknown key",
-                   serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {std::string(300, 'k'), 1}}),
-                   400, "unknown key"});
+  cases.push_back(
+      {"a newline in an output",
+       serve.post_json("/api/jobs",
+                       {{"input", "clip.mp4"}, {"model", "lanczos"}, {"output", "a\nb.mp4"}}),
+       400, "control character"});
+  cases.push_back({"a 3000-character input",
+                   serve.post_json("/api/jobs", {{"input", std::string(3000, 'x')}}), 400,
+                   "...: File name too long"});
+  cases.push_back({"a 200-character input",
+                   serve.post_json("/api/jobs", {{"input", std::string(200, 'x')}}), 404,
+                   "xxx...: no such file or folder"});
+  cases.push_back({"a 9000-byte input",
+                   serve.post_json("/api/jobs", {{"input", std::string(9000, 'x')}}), 400,
+                   "path too long"});
+  cases.push_back(
+      {"a 300-character unknown key",
+       serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {std::string(300, 'k'), 1}}), 400,
+       "unknown key"});
   cases.push_back({"a value of the wrong type",
                    serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"original", "yes"}}),
                    400, "'original' must be true or false"});
@@ -205,8 +213,9 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
                    400, "expected a string, number or boolean"});
   cases.push_back({"an unknown input (info)", serve.client().Get("/api/info?path=missing.mp4"), 404,
                    "missing.mp4: no such file"});
-  cases.push_back({"an unknown input (job)", serve.post_json("/api/jobs", {{"input", "missing.mp4"}}),
-                   404, "no such file or folder"});
+  cases.push_back({"an unknown input (job)",
+                   serve.post_json("/api/jobs", {{"input", "missing.mp4"}}), 404,
+                   "no such file or folder"});
   cases.push_back({"an unknown job", serve.client().Get("/api/jobs/42"), 404, "no job 42"});
   for (Case& c : cases) {
     EXPECT_EQ(status_of(c.res), c.status) << c.what << ": " << (c.res ? c.res->body : "");
@@ -220,11 +229,11 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
     EXPECT_EQ(error.find('\n'), std::string::npos) << c.what;
   }
   // A POST without Content-Length (httplib would read its body until the connection closes).
-  const std::string answer = raw_exchange(
-      serve.port(),
-      "POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(serve.port()) +
-          "\r\nX-Upframe-Token: " + serve.token() + "\r\nConnection: close\r\n\r\n",
-      10s);
+  const std::string answer =
+      raw_exchange(serve.port(),
+                   "POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(serve.port()) +
+                       "\r\nX-Upframe-Token: " + serve.token() + "\r\nConnection: close\r\n\r\n",
+                   10s);
   EXPECT_EQ(answer.rfind("HTTP/1.1 411", 0), 0u) << answer;
   EXPECT_NE(answer.find("a POST needs a Content-Length header"), std::string::npos) << answer;
   // Nothing was written, no job was queued.
@@ -267,16 +276,15 @@ TEST(WebHardening, ABatchWithAFailedFileSaysWhich) {
   json job = serve.wait_job(1, job_ended, 60s);
   // Not a quiet "done": the error names how many and the first that failed.
   ASSERT_TRUE(job["error"].is_string()) << job.dump();
-  EXPECT_NE(job["error"].get<std::string>().find("1 of 2 files failed (first: " +
-                                               (root / "in" / "broken.mp4").string() + ": "),
+  EXPECT_NE(job["error"].get<std::string>().find(
+                "1 of 2 files failed (first: " + (root / "in" / "broken.mp4").string() + ": "),
             std::string::npos)
       << job["error"];
   EXPECT_EQ(job["state"], "done");  // the other file was upscaled
   EXPECT_TRUE(fs::exists(root / "in_x2" / "good.mp4"));
   // Every file failed: the job failed.
   fs::remove(root / "in" / "good.mp4");
-  res = serve.post_json("/api/jobs",
-                        {{"input", "in"}, {"model", "lanczos"}, {"output", "again"}});
+  res = serve.post_json("/api/jobs", {{"input", "in"}, {"model", "lanczos"}, {"output", "again"}});
   ASSERT_EQ(status_of(res), 201) << res->body;
   job = serve.wait_job(2, job_ended, 60s);
   EXPECT_EQ(job["state"], "failed") << job.dump();
@@ -350,17 +358,18 @@ TEST(WebHardening, JobsSurviveARestartAndAKilledJobIsOfferedForResume) {
     ASSERT_EQ(done["state"], "done") << done.dump();
     first_stats = done["stats"];
     ASSERT_EQ(status_of(serve.post_json("/api/jobs", kLongJob)), 201);
-    ASSERT_EQ(status_of(serve.post_json(
-                  "/api/jobs", {{"input", "clip.mp4"}, {"model", "lanczos"}, {"output", "later.mp4"}})),
-              201);
+    ASSERT_EQ(
+        status_of(serve.post_json(
+            "/api/jobs", {{"input", "clip.mp4"}, {"model", "lanczos"}, {"output", "later.mp4"}})),
+        201);
     json running = serve.wait_job(2, some_segments_done, 120s);
     ASSERT_EQ(running["state"], "running") << running.dump();
     // Wait for a finished segment, so that there is a partial run to resume.
     const fs::path manifest = root / "long_x2.mp4.upframe-partial" / "manifest.json";
-    for (int i = 0; i < 600 && !(fs::exists(manifest) &&
-                                 json::parse(read_file(manifest), nullptr, false)
-                                         .value("segments", json::array())
-                                         .size() > 0);
+    for (int i = 0;
+         i < 600 && !(fs::exists(manifest) && json::parse(read_file(manifest), nullptr, false)
+                                                      .value("segments", json::array())
+                                                      .size() > 0);
          ++i)
       std::this_thread::sleep_for(100ms);
     EXPECT_TRUE(fs::exists(serve.job_store()));
@@ -393,8 +402,7 @@ TEST(WebHardening, JobsSurviveARestartAndAKilledJobIsOfferedForResume) {
   ASSERT_EQ(status_of(res), 201) << res->body;
   EXPECT_EQ(json::parse(res->body)["id"], 4);
   json four = serve.wait_job(4, some_segments_done, 120s);
-  EXPECT_NE(log_text(four).find("resuming the partial run"), std::string::npos)
-      << log_text(four);
+  EXPECT_NE(log_text(four).find("resuming the partial run"), std::string::npos) << log_text(four);
   serve.post_json("/api/jobs/4/cancel", json::object());
   serve.wait_job(4, job_ended, 60s);
 }
