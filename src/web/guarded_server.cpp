@@ -47,6 +47,15 @@ std::string address_text(const sockaddr_storage& address, int& port) {
   return text;
 }
 
+// The address (and port) `get` (getpeername or getsockname) gives for `sock`; empty if none.
+std::string socket_address(socket_t sock, int (*get)(int, sockaddr*, socklen_t*), int& port) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  port = 0;
+  if (get(sock, reinterpret_cast<sockaddr*>(&address), &length) != 0) return {};
+  return address_text(address, port);
+}
+
 // A connection's byte stream for httplib's request parser: buffered reads, each waiting at
 // most the read timeout, and while the request head is coming, never past its deadline.
 class GuardedStream : public httplib::Stream {
@@ -122,21 +131,11 @@ class GuardedStream : public httplib::Stream {
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage address{};
-    socklen_t length = sizeof address;
-    ip.clear();
-    port = 0;
-    if (getpeername(sock_, reinterpret_cast<sockaddr*>(&address), &length) == 0)
-      ip = address_text(address, port);
+    ip = socket_address(sock_, getpeername, port);
   }
 
   void get_local_ip_and_port(std::string& ip, int& port) const override {
-    sockaddr_storage address{};
-    socklen_t length = sizeof address;
-    ip.clear();
-    port = 0;
-    if (getsockname(sock_, reinterpret_cast<sockaddr*>(&address), &length) == 0)
-      ip = address_text(address, port);
+    ip = socket_address(sock_, getsockname, port);
   }
 
   socket_t socket() const override { return sock_; }

@@ -37,6 +37,9 @@ json cli_stats(const fs::path& clip, const fs::path& out, const std::string& fla
   return json::parse(read_file(stats));
 }
 
+const char* kNoBrowser =
+    "/usr/bin/chromium or /usr/bin/chromedriver missing (tools/install_deps.sh installs them)";
+
 int page_int(Browser& browser, const std::string& id) { return std::stoi(browser.text("#" + id)); }
 
 // Waits until the progress panel shows job `id` in `state`.
@@ -56,10 +59,26 @@ void choose_input(Browser& browser, const std::string& name) {
       "document.getElementById('input-path').value.endsWith('/" + name + "')", 5s));
 }
 
+// The text of an element of the Jobs table, read in one step: the page rebuilds the table
+// every 2 s, so an element found first may be gone when its text is asked for.
+std::string table_text(Browser& browser, const std::string& css) {
+  const json text = browser.run("const e = document.querySelector('" + css +
+                                "'); return e ? e.textContent : '';");
+  return text.get<std::string>();
+}
+
+// Starts the long job (web_test_util.hpp) from the page, to long_web.mp4.
+void start_long_job(Browser& browser) {
+  choose_input(browser, "long.mp4");
+  browser.click("#model option[value='realesr-animevideov3']");
+  browser.click("#advanced summary");
+  browser.type("#segment_frames", "5");
+  browser.type("#output", "long_web.mp4");
+  browser.click("#start");
+}
+
 TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
-  if (!Browser::available())
-    GTEST_SKIP() << "/usr/bin/chromium or /usr/bin/chromedriver missing (tools/install_deps.sh "
-                    "installs them)";
+  if (!Browser::available()) GTEST_SKIP() << kNoBrowser;
   const fs::path base = scratch_dir("web-browser");
   const fs::path root = base / "root";
   fs::create_directories(root);
@@ -108,12 +127,7 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
 
   // 3. Stop a running job, then Resume it from the page (it starts from the finished
   // segments; stopped again, since the clip is long enough for any machine's speed).
-  choose_input(browser, "long.mp4");
-  browser.click("#model option[value='realesr-animevideov3']");
-  browser.click("#advanced summary");
-  browser.type("#segment_frames", "5");
-  browser.type("#output", "long_web.mp4");
-  browser.click("#start");
+  start_long_job(browser);
   const std::string frames_done =
       "parseInt(document.getElementById('frames-text').textContent.split(' ')[1])";
   ASSERT_TRUE(browser.wait_for(
@@ -172,9 +186,7 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
 // image job's progress, a batch with a bad file, the Jobs card with Stop buttons, a preview
 // while a job runs, a reload, and a server killed while a job runs then started again.
 TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
-  if (!Browser::available())
-    GTEST_SKIP() << "/usr/bin/chromium or /usr/bin/chromedriver missing (tools/install_deps.sh "
-                    "installs them)";
+  if (!Browser::available()) GTEST_SKIP() << kNoBrowser;
   const fs::path base = scratch_dir("web-browser-restart");
   const fs::path root = base / "root";
   const fs::path state = base / "state";
@@ -219,7 +231,7 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   EXPECT_EQ(browser.text("#frames-text"), "frames 1 / 1");
   ASSERT_TRUE(browser.wait_for(
       "document.querySelector('#job-row-1 td:nth-child(4)').textContent == '1/1'", 10s))
-      << browser.text("#job-row-1");
+      << table_text(browser, "#job-row-1");
 
   // 3. A batch with a file that fails: not a quiet "done", the file and its error are shown.
   browser.click("#files li[data-path$='/batch']");
@@ -233,18 +245,13 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
       << browser.text("#job-failures");
   EXPECT_EQ(browser.text("#preview-status").find("no preview"), std::string::npos)
       << browser.text("#preview-status");
-  EXPECT_EQ(browser.text("#job-row-2 td:nth-child(3)"), "done, 1 failed");
+  EXPECT_EQ(table_text(browser, "#job-row-2 td:nth-child(3)"), "done, 1 failed");
   save_screenshot(browser, "batch-failed");
 
   // 4. A long job running and one queued behind it: their Stop buttons stay inside the Jobs
   // card.
   browser.click("#up");
-  choose_input(browser, "long.mp4");
-  browser.click("#model option[value='realesr-animevideov3']");
-  browser.click("#advanced summary");
-  browser.type("#segment_frames", "5");
-  browser.type("#output", "long_web.mp4");
-  browser.click("#start");
+  start_long_job(browser);
   choose_input(browser, "clip.mp4");
   browser.click("#model option[value='lanczos']");
   browser.type("#segment_frames", "");
@@ -285,16 +292,18 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   serve = std::make_unique<ServeProcess>(root, std::vector<std::string>{}, state);
   browser.open(serve->url());
   ASSERT_TRUE(browser.wait_for("document.getElementById('job-row-3')", 20s));
-  EXPECT_EQ(browser.text("#job-row-1 td:nth-child(3)"), "done");
-  EXPECT_EQ(browser.text("#job-row-2 td:nth-child(3)"), "done, 1 failed");
-  EXPECT_EQ(browser.text("#job-row-3 td:nth-child(3)"), "cancelled");
+  EXPECT_EQ(table_text(browser, "#job-row-1 td:nth-child(3)"), "done");
+  EXPECT_EQ(table_text(browser, "#job-row-2 td:nth-child(3)"), "done, 1 failed");
+  EXPECT_EQ(table_text(browser, "#job-row-3 td:nth-child(3)"), "cancelled");
   // Where it got to (kept every 2 s while it ran), and its log.
-  EXPECT_GE(std::stoi(browser.text("#job-row-3 td:nth-child(4)")), 7) << browser.text("#job-row-3");
+  EXPECT_GE(std::stoi(table_text(browser, "#job-row-3 td:nth-child(4)")), 7)
+      << table_text(browser, "#job-row-3");
   ASSERT_TRUE(browser.wait_for(
       "document.querySelector('#job-row-4 td:nth-child(3)').textContent == 'done'", 60s))
-      << browser.text("#job-row-4");
+      << table_text(browser, "#job-row-4");
   EXPECT_TRUE(fs::exists(root / "queued.mp4"));
-  browser.click("#job-row-3 td.input");
+  // (Through the page's script: the table is rebuilt every 2 s, a found element may go.)
+  browser.run("document.querySelector('#job-row-3 td.input').click(); return true;");
   ASSERT_TRUE(wait_job_state(browser, 3, "cancelled", 20s));
   EXPECT_NE(browser.text("#job-error").find("the server stopped while this job ran"),
             std::string::npos)

@@ -127,7 +127,7 @@ TEST(WebHardening, CrossOriginPostsAreRefused) {
   for (const std::string& origin :
        {std::string("http://evil.example"), std::string("null"),
         "http://127.0.0.1:" + std::to_string(serve.port() + 1),
-        "http://localhost:" + std::to_string(serve.port()), "http://127.0.0.1"}) {
+        "http://localhost:" + std::to_string(serve.port()), std::string("http://127.0.0.1")}) {
     auto res =
         serve.client().Post("/api/jobs", {{"X-Upframe-Token", serve.token()}, {"Origin", origin}},
                             body, "application/json");
