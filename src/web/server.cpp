@@ -141,9 +141,16 @@ json parse_body(const httplib::Request& req) {
 }
 
 // A JSON value in the text form set_setting reads ("true", "4", "auto").
-std::string setting_text(const std::string& key, const json& value) {
+std::string setting_text(const std::string& key, const json& value, size_t max_length = 256) {
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
-  if (value.is_string()) return value.get<std::string>();
+  if (value.is_string()) {
+    // No setting's value is this long; the CLI's message would quote all of it.
+    if (value.get_ref<const std::string&>().size() > max_length)
+      throw RequestError(400, "bad value for '" + key + "': too long (" +
+                                  std::to_string(value.get_ref<const std::string&>().size()) +
+                                  " characters)");
+    return value.get<std::string>();
+  }
   if (value.is_number()) return value.dump();
   throw RequestError(400, "bad value for '" + key + "': expected a string, number or boolean");
 }
@@ -282,10 +289,12 @@ Settings WebServer::settings_from(const json& body, json& accepted,
   for (const auto& [key, value] : body.items()) {
     if (key == "input" || key == "output" || own_keys.count(key) || value.is_null()) continue;
     if (key == "model") {
-      std::string model = setting_text(key, value);
+      std::string model = setting_text(key, value, 4096);
       // A PATH.param model is read from disk: under the roots like every other path.
       if (model.find('/') != std::string::npos || model.ends_with(".param"))
         model = roots_.resolve(model).string();
+      else if (model.size() > 64 || !is_valid_utf8(model) || has_control_character(model))
+        throw RequestError(400, "unknown model '" + shown(model) + "'");
       settings.model = model;
       accepted[key] = model;
       continue;
@@ -414,8 +423,8 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
     throw RequestError(400, "bad file name '" + shown(file.filename, 40) + "'");
   const fs::path target = folder / name;
   if (!is_image_path(target) && !is_video_path(target))
-    throw RequestError(415, name + ": not an image or video file name");
-  if (fs::exists(target, ec)) throw RequestError(409, target.string() + ": already exists");
+    throw RequestError(415, shown(name) + ": not an image or video file name");
+  if (fs::exists(target, ec)) throw RequestError(409, shown(name) + ": already exists");
   // Written under a hidden name, checked by opening it as media, then renamed.
   const fs::path temporary = folder / ("." + name + ".upframe-upload");
   {
@@ -430,7 +439,7 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
     VideoDecoder probe(temporary);
   } catch (const std::exception& e) {
     fs::remove(temporary, ec);
-    throw RequestError(415, name + ": not a readable image or video");
+    throw RequestError(415, shown(name) + ": not a readable image or video");
   }
   fs::rename(temporary, target, ec);
   if (ec) {

@@ -205,6 +205,14 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
       {"a 300-character unknown key",
        serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {std::string(300, 'k'), 1}}), 400,
        "unknown key"});
+  cases.push_back(
+      {"a 5000-character value",
+       serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {"dedup", std::string(5000, 'g')}}),
+       400, "bad value for 'dedup': too long (5000 characters)"});
+  cases.push_back(
+      {"a 5000-character model name",
+       serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {"model", std::string(5000, 'm')}}),
+       400, "unknown model 'mmm"});
   cases.push_back({"a value of the wrong type",
                    serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"original", "yes"}}),
                    400, "'original' must be true or false"});
