@@ -210,8 +210,8 @@ TEST(WebHardening, MalformedRequestsGetShortJsonErrors) {
        serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {"dedup", std::string(5000, 'g')}}),
        400, "bad value for 'dedup': too long (5000 characters)"});
   cases.push_back(
-      {"a 5000-character model name",
-       serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {"model", std::string(5000, 'm')}}),
+      {"a 1000-character model name",
+       serve.post_json("/api/jobs", {{"input", "clip.mp4"}, {"model", std::string(1000, 'm')}}),
        400, "unknown model 'mmm"});
   cases.push_back({"a value of the wrong type",
                    serve.post_json("/api/preview", {{"input", "clip.mp4"}, {"original", "yes"}}),
