@@ -12,7 +12,9 @@
 
 int run_serve_command(int argc, char** argv) {
   CLI::App app{
-      "upframe serve: a local web UI (browse, upload, start jobs, live progress, before/after)"};
+      "upframe serve: a local web UI (browse, upload, start jobs, live progress, before/after);\n"
+      "its jobs are kept across restarts in $XDG_STATE_HOME/upframe/jobs.sqlite\n"
+      "(~/.local/state/upframe/ by default)"};
   app.name("upframe serve");
   upframe::web::ServeOptions options;
   std::vector<std::string> roots;

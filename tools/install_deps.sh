@@ -8,7 +8,8 @@
 # slurm-wlm and munge: the distributed-job test starts a one-node Slurm cluster (docs/SCALE.md);
 # python3-yaml: it reads the Kubernetes manifest (no cluster runs here).
 # libcpp-httplib-dev: the HTTP server of `upframe serve`; chromium and chromium-driver: its
-# browser tests (tests/web, headless, through WebDriver).
+# browser tests (tests/web, headless, through WebDriver); libsqlite3-dev: the file in which
+# `upframe serve` keeps its jobs across restarts.
 # python3-torch: the PyTorch anchor (bench/torch_anchor.py) is checked against the golden images
 # on the CPU (ctest DeviceKit.TorchAnchorMatchesGolden); on the GPU machine it times PyTorch.
 set -eu
@@ -23,4 +24,4 @@ apt-get install -y -qq --no-install-recommends \
   libgtest-dev libbenchmark-dev \
   clang-14 libclang-rt-14-dev \
   slurm-wlm munge python3-yaml \
-  libcpp-httplib-dev chromium chromium-driver python3-torch >/dev/null
+  libcpp-httplib-dev libsqlite3-dev chromium chromium-driver python3-torch >/dev/null

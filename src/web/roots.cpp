@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "upframe/error.hpp"
+#include "web/request_text.hpp"
 
 namespace upframe::web {
 
@@ -28,18 +29,24 @@ bool Roots::contains(const fs::path& canonical) const {
 
 fs::path Roots::resolve(const std::string& path) const {
   if (path.empty()) throw RequestError(400, "empty path");
-  if (path.find('\0') != std::string::npos) throw RequestError(400, "path holds a NUL byte");
+  // Longer than any path the system takes (PATH_MAX), or text no file name of ours holds.
+  if (path.size() > 4096)
+    throw RequestError(400,
+                       "path too long (" + std::to_string(path.size()) + " bytes): " + shown(path));
+  if (!is_valid_utf8(path)) throw RequestError(400, "path is not UTF-8 text: " + shown(path));
+  if (has_control_character(path))
+    throw RequestError(400, "path holds a control character: " + shown(path));
   const fs::path given(path);
   const fs::path absolute = given.is_absolute() ? given : folders_.front() / given;
   // Resolves symlinks and `..` in the part that exists, then normalises the rest, so
   // "root/link-out/x" and "root/new/../../x" both land where they really point.
   std::error_code ec;
   const fs::path resolved = fs::weakly_canonical(absolute, ec);
-  if (ec) throw RequestError(400, path + ": " + ec.message());
+  if (ec) throw RequestError(400, shown(path) + ": " + ec.message());
   // A `..` left in the part that does not exist yet could still climb out once created.
   for (const fs::path& part : resolved)
-    if (part == "..") throw RequestError(403, path + ": outside the allowed folders");
-  if (!contains(resolved)) throw RequestError(403, path + ": outside the allowed folders");
+    if (part == "..") throw RequestError(403, shown(path) + ": outside the allowed folders");
+  if (!contains(resolved)) throw RequestError(403, shown(path) + ": outside the allowed folders");
   return resolved;
 }
 

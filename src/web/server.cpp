@@ -3,10 +3,13 @@
 // (Host, token, roots), and Server-Sent Events for live progress.
 #include "upframe/web/server.hpp"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/random.h>
 
+#include <charconv>
 #include <csignal>
 #include <fstream>
 #include <set>
@@ -21,7 +24,10 @@
 #include "upframe/web/job_queue.hpp"
 #include "upframe/web/preview.hpp"
 #include "upframe/web/roots.hpp"
+#include "web/guarded_server.hpp"
+#include "web/job_store.hpp"
 #include "web/page.hpp"
+#include "web/request_text.hpp"
 
 namespace upframe::web {
 
@@ -60,17 +66,62 @@ bool same_token(const std::string& given, const std::string& expected) {
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Text from the file system need not be UTF-8: shown with U+FFFD rather than failing.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& problem) {
-  send_json(res, status, {{"error", problem}});
+  // A message of ours quotes short prefixes of what the request sent; this bounds the rest
+  // (a path from the file system).
+  send_json(res, status, {{"error", shown(problem, 400)}});
 }
 
-// The host part of a Host header ("localhost:8080" -> "localhost", "[::1]:80" -> "::1").
-std::string host_name(const std::string& header) {
-  if (!header.empty() && header[0] == '[') return header.substr(1, header.find(']') - 1);
-  return header.substr(0, header.find(':'));
+// Whether a Host header names this loopback server: a loopback literal or `localhost`, with
+// the server's port (or none when that is 80). A DNS name is never loopback, whatever it
+// starts with: another site's name rebound to 127.0.0.1 sends that name.
+bool is_loopback_host_header(const std::string& header, int port) {
+  std::string host, port_text;
+  bool has_port = false;
+  if (header.starts_with("[")) {
+    const size_t close = header.find(']');
+    if (close == std::string::npos) return false;
+    host = header.substr(1, close - 1);
+    if (host.find(':') == std::string::npos) return false;  // brackets hold IPv6 only
+    const std::string rest = header.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return false;
+      has_port = true;
+      port_text = rest.substr(1);
+    }
+  } else {
+    const size_t colon = header.find(':');
+    host = header.substr(0, colon);
+    if (colon != std::string::npos) {
+      has_port = true;
+      port_text = header.substr(colon + 1);
+    }
+  }
+  if (has_port) {
+    int given = -1;
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), given);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port_text.empty() ||
+        given != port)
+      return false;
+  } else if (port != 80) {
+    return false;
+  }
+  return is_loopback_host(host);
+}
+
+// A job id from the path (digits, matched by the route): too many digits is no job either.
+int64_t job_id(const httplib::Request& req) {
+  const std::string text = req.matches[1];
+  int64_t id = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size())
+    throw RequestError(404, "no job " + shown(text, 20));
+  return id;
 }
 
 json parse_body(const httplib::Request& req) {
@@ -78,16 +129,28 @@ json parse_body(const httplib::Request& req) {
   try {
     body = json::parse(req.body);
   } catch (const json::parse_error& e) {
-    throw RequestError(400, std::string("bad JSON: ") + e.what());
+    // nlohmann's text without its id prefix and without the bytes it last read (which may be
+    // anything the client sent).
+    std::string what = e.what();
+    if (const size_t at = what.find("] "); at != std::string::npos) what.erase(0, at + 2);
+    if (const size_t at = what.find("; last read"); at != std::string::npos) what.erase(at);
+    throw RequestError(400, "bad JSON: " + shown(what, 160));
   }
   if (!body.is_object()) throw RequestError(400, "bad JSON: expected an object");
   return body;
 }
 
 // A JSON value in the text form set_setting reads ("true", "4", "auto").
-std::string setting_text(const std::string& key, const json& value) {
+std::string setting_text(const std::string& key, const json& value, size_t max_length = 256) {
   if (value.is_boolean()) return value.get<bool>() ? "true" : "false";
-  if (value.is_string()) return value.get<std::string>();
+  if (value.is_string()) {
+    // No setting's value is this long; the CLI's message would quote all of it.
+    if (value.get_ref<const std::string&>().size() > max_length)
+      throw RequestError(400, "bad value for '" + key + "': too long (" +
+                                  std::to_string(value.get_ref<const std::string&>().size()) +
+                                  " characters)");
+    return value.get<std::string>();
+  }
   if (value.is_number()) return value.dump();
   throw RequestError(400, "bad value for '" + key + "': expected a string, number or boolean");
 }
@@ -113,6 +176,9 @@ class WebServer {
 
  private:
   void add_routes();
+  // Starts the queue with the jobs kept from earlier runs (in memory only, saying why, when
+  // their file cannot be used).
+  void start_queue();
   bool allowed(const httplib::Request& req, httplib::Response& res) const;
   // Runs a handler, turning its exceptions into JSON errors with the right status.
   httplib::Server::Handler guarded(
@@ -133,7 +199,8 @@ class WebServer {
   Roots roots_;
   std::string token_;
   std::string page_;
-  httplib::Server server_;
+  GuardedServer server_;
+  int port_ = 0;  // once bound
   JobQueue queue_;
   PreviewCache previews_;
   std::atomic<bool> stopping_{false};
@@ -141,14 +208,33 @@ class WebServer {
 };
 
 bool WebServer::allowed(const httplib::Request& req, httplib::Response& res) const {
+  // The log lines of this thread (a preview's) are not the running job's.
+  JobQueue::exclude_this_thread_from_job_logs();
   // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own
-  // Host; a loopback server answers only to loopback names.
-  if (is_loopback_host(options_.host) &&
-      !is_loopback_host(host_name(req.get_header_value("Host")))) {
-    send_error(res, 403, "Host '" + req.get_header_value("Host") + "' is not a loopback name");
+  // Host; a loopback server answers only to loopback names with its port.
+  const std::string host = req.get_header_value("Host");
+  if (is_loopback_host(options_.host) && !is_loopback_host_header(host, port_)) {
+    send_error(res, 403,
+               "Host '" + shown(host) + "' is not this server's loopback address and port");
     return false;
   }
   const bool changes_state = req.method != "GET" && req.method != "HEAD";
+  // A page of another origin may send a form or a fetch here: its browser names that origin.
+  // (https: the page served through a TLS proxy that keeps the Host.)
+  const std::string origin = req.get_header_value("Origin");
+  if (changes_state && req.has_header("Origin") && origin != "http://" + host &&
+      origin != "https://" + host) {
+    send_error(res, 403,
+               "Origin '" + shown(req.get_header_value("Origin")) + "' is not this server's");
+    return false;
+  }
+  // httplib reads a body without Content-Length until the connection closes (a response's
+  // rule); a request without one has none (RFC 9112), so ask for it rather than wait.
+  if (req.method == "POST" && !req.has_header("Content-Length") &&
+      !req.has_header("Transfer-Encoding") && !req.path.ends_with("/cancel")) {
+    send_error(res, 411, "a POST needs a Content-Length header");
+    return false;
+  }
   // With --token every request needs it (the printed URL carries it); without, only the
   // state-changing ones, with the token the page was served with (CSRF: another site's page
   // cannot read it).
@@ -174,8 +260,18 @@ httplib::Server::Handler WebServer::guarded(
       send_error(res, e.status(), e.what());
     } catch (const UsageError& e) {
       send_error(res, 400, e.what());
-    } catch (const std::exception& e) {
+    } catch (const Error& e) {
       send_error(res, 422, e.what());
+    } catch (const json::exception& e) {
+      // A value of the wrong type read somewhere: the library's text says too little.
+      spdlog::debug("{} {}: {}", req.method, shown(req.path), e.what());
+      send_error(res, 400, "bad JSON: a value has the wrong type");
+    } catch (const std::filesystem::filesystem_error& e) {
+      send_error(res, 422, shown(e.path1().string()) + ": " + e.code().message());
+    } catch (const std::exception& e) {
+      // Not one of ours: the whole text goes to the log, the client gets no raw text.
+      spdlog::error("{} {}: {}", req.method, shown(req.path), e.what());
+      send_error(res, 422, "the request failed (the server's log says why)");
     }
   };
 }
@@ -188,20 +284,22 @@ Settings WebServer::settings_from(const json& body, json& accepted,
   settings.input = roots_.resolve(body["input"].get<std::string>());
   std::error_code ec;
   if (!fs::exists(settings.input, ec))
-    throw RequestError(404, body["input"].get<std::string>() + ": no such file or folder");
+    throw RequestError(404, shown(body["input"].get<std::string>()) + ": no such file or folder");
   accepted["input"] = settings.input.string();
   for (const auto& [key, value] : body.items()) {
     if (key == "input" || key == "output" || own_keys.count(key) || value.is_null()) continue;
     if (key == "model") {
-      std::string model = setting_text(key, value);
+      std::string model = setting_text(key, value, 4096);
       // A PATH.param model is read from disk: under the roots like every other path.
       if (model.find('/') != std::string::npos || model.ends_with(".param"))
         model = roots_.resolve(model).string();
+      else if (model.size() > 64 || !is_valid_utf8(model) || has_control_character(model))
+        throw RequestError(400, "unknown model '" + shown(model) + "'");
       settings.model = model;
       accepted[key] = model;
       continue;
     }
-    if (!find_setting(key)) throw RequestError(400, "unknown key '" + key + "'");
+    if (!find_setting(key)) throw RequestError(400, "unknown key '" + shown(key, 40) + "'");
     if (!settable_by_request(key))
       throw RequestError(400, "'" + key + "' cannot be set from the web UI");
     set_setting(settings, key, setting_text(key, value), "request");
@@ -258,16 +356,16 @@ void WebServer::list_folder(const httplib::Request& req, httplib::Response& res)
       req.has_param("path") ? req.get_param_value("path") : roots_.folders().front().string();
   const fs::path folder = roots_.resolve(given);
   std::error_code ec;
-  if (!fs::is_directory(folder, ec)) throw RequestError(404, given + ": not a folder");
+  if (!fs::is_directory(folder, ec)) throw RequestError(404, shown(given) + ": not a folder");
   json entries = json::array();
   for (const auto& entry : fs::directory_iterator(folder, ec)) {
     const std::string name = entry.path().filename().string();
     if (name.starts_with(".")) continue;  // our temporary files among others
     const bool dir = entry.is_directory(ec);
+    // A partial run (OUTPUT.upframe-partial/) is upframe's own, not an input.
+    if (dir && name.ends_with(".upframe-partial")) continue;
     json e = {{"name", name}, {"path", entry.path().string()}, {"dir", dir}};
-    if (dir) {
-      e["partial"] = name.ends_with(".upframe-partial");
-    } else {
+    if (!dir) {
       e["size"] = entry.file_size(ec);
       e["media"] = is_image_path(entry.path()) || is_video_path(entry.path());
     }
@@ -285,6 +383,9 @@ void WebServer::list_folder(const httplib::Request& req, httplib::Response& res)
 
 void WebServer::media_info(const httplib::Request& req, httplib::Response& res) const {
   const fs::path path = roots_.resolve(req.get_param_value("path"));
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    throw RequestError(404, shown(req.get_param_value("path")) + ": no such file");
   VideoDecoder decoder(path);
   const VideoInfo& info = decoder.info();
   const double fps = info.avg_frame_rate.den ? av_q2d(info.avg_frame_rate) : 0;
@@ -308,13 +409,22 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
   if (!fs::is_directory(folder, ec)) throw RequestError(404, folder.string() + ": not a folder");
   if (!req.has_file("file")) throw RequestError(400, "no 'file' field in the upload form");
   const httplib::MultipartFormData file = req.get_file_value("file");
+  // NAME_MAX, less the hidden temporary's additions (".NAME.upframe-upload").
+  constexpr size_t kMaxName = 255 - 16;
+  if (file.filename.size() > kMaxName)
+    throw RequestError(400, "file name too long (" + std::to_string(file.filename.size()) +
+                                " bytes, at most " + std::to_string(kMaxName) +
+                                "): " + shown(file.filename, 40));
+  if (!is_valid_utf8(file.filename) || has_control_character(file.filename))
+    throw RequestError(400, "bad file name '" + shown(file.filename, 40) +
+                                "' (not UTF-8 text, or a control character)");
   const std::string name = fs::path(file.filename).filename().string();
   if (name.empty() || name.starts_with(".") || name != file.filename)
-    throw RequestError(400, "bad file name '" + file.filename + "'");
+    throw RequestError(400, "bad file name '" + shown(file.filename, 40) + "'");
   const fs::path target = folder / name;
   if (!is_image_path(target) && !is_video_path(target))
-    throw RequestError(415, name + ": not an image or video file name");
-  if (fs::exists(target, ec)) throw RequestError(409, target.string() + ": already exists");
+    throw RequestError(415, shown(name) + ": not an image or video file name");
+  if (fs::exists(target, ec)) throw RequestError(409, shown(name) + ": already exists");
   // Written under a hidden name, checked by opening it as media, then renamed.
   const fs::path temporary = folder / ("." + name + ".upframe-upload");
   {
@@ -329,7 +439,7 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
     VideoDecoder probe(temporary);
   } catch (const std::exception& e) {
     fs::remove(temporary, ec);
-    throw RequestError(415, name + ": not a readable image or video");
+    throw RequestError(415, shown(name) + ": not a readable image or video");
   }
   fs::rename(temporary, target, ec);
   if (ec) {
@@ -352,12 +462,16 @@ void WebServer::preview(const httplib::Request& req, httplib::Response& res) {
   if (body.contains("frame") && body["frame"].is_number_integer())
     request.frame = body["frame"].get<int64_t>();
   if (request.frame < 0) throw RequestError(400, "'frame' must be 0 or more");
+  if (body.contains("original") && !body["original"].is_boolean())
+    throw RequestError(400, "'original' must be true or false");
   request.original = body.value("original", false);
+  spdlog::info("preview: {} frame {}{}", request.input.string(), request.frame,
+               request.original ? " (the original)" : "");
   res.set_content(previews_.png(request), "image/png");
 }
 
 void WebServer::job_events(const httplib::Request& req, httplib::Response& res) {
-  const int64_t id = std::stoll(req.matches[1]);
+  const int64_t id = job_id(req);
   std::optional<json> job = queue_.describe(id);
   if (!job) throw RequestError(404, "no job " + std::to_string(id));
   res.set_header("Cache-Control", "no-cache");
@@ -432,23 +546,32 @@ void WebServer::add_routes() {
                 send_json(res, 200, queue_.list());
               }));
   server_.Get(R"(/api/jobs/(\d+))", guarded([this](const auto& req, auto& res) {
-                const int64_t id = std::stoll(req.matches[1]);
+                const int64_t id = job_id(req);
                 std::optional<json> job = queue_.describe(id);
                 if (!job) throw RequestError(404, "no job " + std::to_string(id));
                 send_json(res, 200, *job);
               }));
   server_.Get(R"(/api/jobs/(\d+)/events)",
               guarded([this](const auto& req, auto& res) { job_events(req, res); }));
-  server_.Post(R"(/api/jobs/(\d+)/cancel)", guarded([this](const auto& req, auto& res) {
-                 const int64_t id = std::stoll(req.matches[1]);
-                 if (!queue_.cancel(id)) throw RequestError(404, "no job " + std::to_string(id));
-                 send_json(res, 200, *queue_.describe(id, false));
-               }));
+  // Cancel takes no body: it reads one only when the client says one comes (a POST with no
+  // Content-Length has none, and httplib would wait for the connection to close).
+  auto cancel = guarded([this](const auto& req, auto& res) {
+    const int64_t id = job_id(req);
+    if (!queue_.cancel(id)) throw RequestError(404, "no job " + std::to_string(id));
+    send_json(res, 200, *queue_.describe(id, false));
+  });
+  server_.Post(R"(/api/jobs/(\d+)/cancel)",
+               [cancel](const httplib::Request& req, httplib::Response& res,
+                        const httplib::ContentReader& read_body) {
+                 if (req.has_header("Content-Length") || req.has_header("Transfer-Encoding"))
+                   read_body([](const char*, size_t) { return true; });
+                 cancel(req, res);
+               });
   server_.Post("/api/preview", guarded([this](const auto& req, auto& res) { preview(req, res); }));
   // httplib's own answers (no route, a body over the limit) in JSON too: the page reads .error.
   server_.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty() || !req.path.starts_with("/api/")) return;
-    const std::string what = req.method + " " + req.path;
+    const std::string what = req.method + " " + shown(req.path);
     if (res.status == 404)
       send_error(res, 404, what + ": no such endpoint");
     else if (res.status == 413)
@@ -458,6 +581,27 @@ void WebServer::add_routes() {
     else
       send_error(res, res.status, what + ": refused (HTTP " + std::to_string(res.status) + ")");
   });
+}
+
+void WebServer::start_queue() {
+  auto settings_from_request = [this](const json& request) {
+    json body = request;
+    body.erase("output_path");  // ours, not the client's
+    json accepted;
+    return settings_from(body, accepted);
+  };
+  const fs::path store = default_job_store_path();
+  if (store.empty()) {
+    spdlog::warn("neither $XDG_STATE_HOME nor $HOME is set: jobs are kept in memory only");
+  } else {
+    try {
+      queue_.start(store, settings_from_request);
+      return;
+    } catch (const Error& e) {
+      spdlog::warn("{}: jobs are kept in memory only", e.what());
+    }
+  }
+  queue_.start({}, settings_from_request);
 }
 
 int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
@@ -470,8 +614,6 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
-  // Event streams hold a thread each while a job runs.
-  server_.new_task_queue = [] { return new httplib::ThreadPool(16); };
   int port = options_.port;
   if (port == 0) {
     port = server_.bind_to_any_port(options_.host);
@@ -480,6 +622,9 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
     throw UsageError(options_.host + ":" + std::to_string(port),
                      "cannot listen there (in use, or not an address of this machine)");
   }
+  port_ = port;
+  server_.widen_backlog();
+  start_queue();
   std::thread listener([this] { server_.listen_after_bind(); });
   const std::string shown_host =
       options_.host.find(':') != std::string::npos ? "[" + options_.host + "]" : options_.host;
@@ -494,8 +639,8 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
   while (stop_requested() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const int signal = stop_requested();
   spdlog::info(
-      "stopping: a running job stops (its partial run kept for --resume), queued ones are "
-      "cancelled");
+      "stopping: a running job stops (its partial run kept for --resume), queued ones wait for "
+      "the next start");
   queue_.shutdown();
   stopping_ = true;
   queue_.wake_watchers();
@@ -511,8 +656,15 @@ int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
 }  // namespace
 
 bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.starts_with("127.") ||
-         host == "ip6-localhost";
+  if (host.find('\0') != std::string::npos) return false;
+  std::string lower = host;
+  for (char& c : lower) c = char(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
 }
 
 int serve(const ServeOptions& options, const std::function<void(const std::string&)>& on_ready) {

@@ -35,11 +35,6 @@ Folders make_folders(const std::string& name) {
   return f;
 }
 
-int status_of(const httplib::Result& res) { return res ? res->status : -1; }
-std::string error_of(const httplib::Result& res) {
-  return res ? json::parse(res->body).value("error", "") : "no answer";
-}
-
 TEST(WebApi, PathsOutsideTheRootsAreRefused) {
   Folders f = make_folders("web-traversal");
   fs::create_directory_symlink(f.outside, f.root / "link-out");
@@ -218,25 +213,7 @@ TEST(WebApi, UploadsAreCheckedAndLimited) {
   EXPECT_FALSE(fs::exists(f.base / "escape.mp4"));
 }
 
-// A job long enough that a stop lands mid-job however fast the machine is (upscaling speed
-// here varies a hundredfold with the other work on the machine): many tiny frames, short
-// segments so that some are finished when the stop comes. The tests never run it to the end.
-void make_long_clip(const fs::path& folder) {
-  synth::encode_clip(folder / "long.mp4", 1200, [](int index) {
-    return synth::render_frame(32, 18, AV_PIX_FMT_YUV420P, [index](int x, int y) {
-      return synth::scene_luma(3, x + index, y);  // a pan: no duplicates
-    });
-  });
-}
-
-const json kLongJob = {{"input", "long.mp4"},
-                       {"model", "realesr-animevideov3"},
-                       {"segment_frames", 5},
-                       {"skip_duplicates", false}};
-
-bool some_segments_done(const json& job) {
-  return job_ended(job) || (job["progress"].is_object() && job["progress"]["frames_done"] >= 7);
-}
+const json kLongJob = long_job_request();
 
 // The finished segments the manifest of the partial run names.
 size_t finished_segments(const fs::path& partial) {
@@ -244,15 +221,9 @@ size_t finished_segments(const fs::path& partial) {
   return manifest["segments"].size();
 }
 
-std::string log_text(const json& job) {
-  std::string text;
-  for (const auto& line : job["log"]) text += line.get<std::string>() + "\n";
-  return text;
-}
-
 TEST(WebApi, CancelKeepsThePartialRunAndResumeContinuesIt) {
   Folders f = make_folders("web-cancel");
-  make_long_clip(f.root);
+  make_long_clip(f.root / "long.mp4");
   const fs::path partial = f.root / "long_x2.mp4.upframe-partial";
   ServeProcess serve(f.root);
   auto res = serve.post_json("/api/jobs", kLongJob);
@@ -305,7 +276,7 @@ TEST(WebApi, CancelKeepsThePartialRunAndResumeContinuesIt) {
 
 TEST(WebApi, SigintStopsTheRunningJobKeepingItsPartialRun) {
   Folders f = make_folders("web-sigint");
-  make_long_clip(f.root);
+  make_long_clip(f.root / "long.mp4");
   ServeProcess serve(f.root);
   auto res = serve.post_json("/api/jobs", kLongJob);
   ASSERT_EQ(status_of(res), 201);

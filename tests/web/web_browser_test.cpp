@@ -4,8 +4,10 @@
 // UPFRAME_WEB_SCREENSHOTS=DIR it also saves the screenshots docs/web/ shows.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "support/synth.hpp"
 #include "support/test_support.hpp"
@@ -20,6 +22,8 @@ using namespace std::chrono_literals;
 void save_screenshot(Browser& browser, const std::string& name) {
   const char* dir = std::getenv("UPFRAME_WEB_SCREENSHOTS");
   if (!dir) return;
+  // The bars' width transitions (0.3 s) end first.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   fs::create_directories(dir);
   std::ofstream(fs::path(dir) / (name + ".png"), std::ios::binary) << browser.screenshot();
 }
@@ -32,6 +36,9 @@ json cli_stats(const fs::path& clip, const fs::path& out, const std::string& fla
   if (r.exit_status != 0) throw std::runtime_error(r.stderr_text);
   return json::parse(read_file(stats));
 }
+
+const char* kNoBrowser =
+    "/usr/bin/chromium or /usr/bin/chromedriver missing (tools/install_deps.sh installs them)";
 
 int page_int(Browser& browser, const std::string& id) { return std::stoi(browser.text("#" + id)); }
 
@@ -52,21 +59,33 @@ void choose_input(Browser& browser, const std::string& name) {
       "document.getElementById('input-path').value.endsWith('/" + name + "')", 5s));
 }
 
+// The text of an element of the Jobs table, read in one step: the page rebuilds the table
+// every 2 s, so an element found first may be gone when its text is asked for.
+std::string table_text(Browser& browser, const std::string& css) {
+  const json text = browser.run("const e = document.querySelector('" + css +
+                                "'); return e ? e.textContent : '';");
+  return text.get<std::string>();
+}
+
+// Starts the long job (web_test_util.hpp) from the page, to long_web.mp4.
+void start_long_job(Browser& browser) {
+  choose_input(browser, "long.mp4");
+  browser.click("#model option[value='realesr-animevideov3']");
+  browser.click("#advanced summary");
+  browser.type("#segment_frames", "5");
+  browser.type("#output", "long_web.mp4");
+  browser.click("#start");
+}
+
 TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
-  if (!Browser::available())
-    GTEST_SKIP() << "/usr/bin/chromium or /usr/bin/chromedriver missing (tools/install_deps.sh "
-                    "installs them)";
+  if (!Browser::available()) GTEST_SKIP() << kNoBrowser;
   const fs::path base = scratch_dir("web-browser");
   const fs::path root = base / "root";
   fs::create_directories(root);
   // Animation on twos: about half the frames are duplicates.
   synth::encode_clip(root / "clip.mp4", synth::on_twos_clip({64, 36, 48}));
   // Long enough that Stop lands mid-job whatever the machine's speed (never run to the end).
-  synth::encode_clip(root / "long.mp4", 1200, [](int index) {
-    return synth::render_frame(32, 18, AV_PIX_FMT_YUV420P, [index](int x, int y) {
-      return synth::scene_luma(3, x + index, y);
-    });
-  });
+  make_long_clip(root / "long.mp4");
   const json cli_off = cli_stats(root / "clip.mp4", base / "cli_off.mp4", "--no-skip-duplicates");
   const json cli_on = cli_stats(root / "clip.mp4", base / "cli_on.mp4", "--skip-duplicates");
   ASSERT_GT(cli_on["duplicate_frames"].get<int>(), 0);
@@ -108,12 +127,7 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
 
   // 3. Stop a running job, then Resume it from the page (it starts from the finished
   // segments; stopped again, since the clip is long enough for any machine's speed).
-  choose_input(browser, "long.mp4");
-  browser.click("#model option[value='realesr-animevideov3']");
-  browser.click("#advanced summary");
-  browser.type("#segment_frames", "5");
-  browser.type("#output", "long_web.mp4");
-  browser.click("#start");
+  start_long_job(browser);
   const std::string frames_done =
       "parseInt(document.getElementById('frames-text').textContent.split(' ')[1])";
   ASSERT_TRUE(browser.wait_for(
@@ -166,6 +180,147 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
   EXPECT_NEAR(split, 25.0, 2.0);
   browser.run("document.getElementById('preview-panel').scrollIntoView(); return true;");
   save_screenshot(browser, "before-after");
+}
+
+// What a new user met on the page (issue 22): folder rows, upframe's own partial folders, an
+// image job's progress, a batch with a bad file, the Jobs card with Stop buttons, a preview
+// while a job runs, a reload, and a server killed while a job runs then started again.
+TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
+  if (!Browser::available()) GTEST_SKIP() << kNoBrowser;
+  const fs::path base = scratch_dir("web-browser-restart");
+  const fs::path root = base / "root";
+  const fs::path state = base / "state";
+  fs::create_directories(root / "batch");
+  fs::create_directories(root / "old.mp4.upframe-partial");  // a partial run: not an input
+  synth::encode_clip(root / "clip.mp4", synth::on_twos_clip({64, 36, 24}));
+  fs::copy_file(root / "clip.mp4", root / "batch" / "good.mp4");
+  std::ofstream(root / "batch" / "broken.mp4") << "not a video at all";
+  CommandResult still = run_command("ffmpeg -v error -i " + quote((root / "clip.mp4").string()) +
+                                    " -frames:v 1 " + quote((root / "still.png").string()));
+  ASSERT_EQ(still.exit_status, 0) << still.stderr_text;
+  make_long_clip(root / "long.mp4");
+
+  auto serve = std::make_unique<ServeProcess>(root, std::vector<std::string>{}, state);
+  Browser browser;
+  browser.open(serve->url());
+  ASSERT_TRUE(browser.wait_for("document.querySelector('#files li.dir')", 20s));
+
+  // 1. Folder rows: the name at the row's left, after a folder drawn in CSS (no emoji a font
+  // may lack), the row one line high like a file's; the partial folder is not listed.
+  const json rows = browser.run(R"(
+    const dir = document.querySelector('#files li.dir'), file = document.querySelector('#files li.media');
+    const name = dir.querySelector('.name');
+    return {names: [...document.querySelectorAll('#files li')].map((li) => li.textContent),
+            name_offset: name.getBoundingClientRect().left - dir.getBoundingClientRect().left,
+            dir_height: dir.getBoundingClientRect().height,
+            file_height: file.getBoundingClientRect().height,
+            icon: getComputedStyle(dir, '::before').content};)");
+  EXPECT_EQ(rows["names"][0], "batch") << rows.dump();
+  for (const auto& name : rows["names"])
+    EXPECT_EQ(name.get<std::string>().find("upframe-partial"), std::string::npos) << rows.dump();
+  EXPECT_LT(rows["name_offset"].get<double>(), 40) << rows.dump();
+  EXPECT_LE(rows["dir_height"].get<double>(), rows["file_height"].get<double>() + 1) << rows.dump();
+  EXPECT_EQ(rows["icon"], "\"\"") << rows.dump();
+  save_screenshot(browser, "folders");
+
+  // 2. An image job shows its progress (one frame of one), in the card and the Jobs table.
+  choose_input(browser, "still.png");
+  browser.click("#model option[value='lanczos']");
+  browser.click("#start");
+  ASSERT_TRUE(wait_job_state(browser, 1, "done", 60s)) << browser.text("#job-error");
+  EXPECT_EQ(browser.text("#frames-text"), "frames 1 / 1");
+  ASSERT_TRUE(browser.wait_for(
+      "document.querySelector('#job-row-1 td:nth-child(4)').textContent == '1/1'", 10s))
+      << table_text(browser, "#job-row-1");
+
+  // 3. A batch with a file that fails: not a quiet "done", the file and its error are shown.
+  browser.click("#files li[data-path$='/batch']");
+  ASSERT_TRUE(
+      browser.wait_for("document.getElementById('cwd').textContent.endsWith('/batch')", 20s));
+  browser.click("#use-folder");
+  browser.click("#start");
+  ASSERT_TRUE(wait_job_state(browser, 2, "done, 1 failed", 60s)) << browser.text("#job-state");
+  EXPECT_NE(browser.text("#job-error").find("1 of 2 files failed"), std::string::npos);
+  EXPECT_EQ(browser.text("#job-failures").rfind("broken.mp4: not a media file", 0), 0u)
+      << browser.text("#job-failures");
+  EXPECT_EQ(browser.text("#preview-status").find("no preview"), std::string::npos)
+      << browser.text("#preview-status");
+  EXPECT_EQ(table_text(browser, "#job-row-2 td:nth-child(3)"), "done, 1 failed");
+  save_screenshot(browser, "batch-failed");
+
+  // 4. A long job running and one queued behind it: their Stop buttons stay inside the Jobs
+  // card.
+  browser.click("#up");
+  start_long_job(browser);
+  choose_input(browser, "clip.mp4");
+  browser.click("#model option[value='lanczos']");
+  browser.type("#segment_frames", "");
+  browser.type("#output", "queued.mp4");
+  browser.click("#start");
+  ASSERT_TRUE(serve->wait_job(3, some_segments_done, 120s)["state"] == "running");
+  ASSERT_TRUE(browser.wait_for("document.querySelectorAll('#jobs button').length == 2", 10s));
+  const json overflow = browser.run(R"(
+    const card = document.getElementById('queue-panel').getBoundingClientRect();
+    return [...document.querySelectorAll('#queue-panel button, #queue-panel td')]
+        .filter((e) => e.getBoundingClientRect().right > card.right - 1)
+        .map((e) => e.outerHTML);)");
+  EXPECT_EQ(overflow.size(), 0u) << overflow.dump();
+
+  // 5. A preview while the job runs: its log lines are not the job's.
+  const size_t lines_before = serve->get_json("/api/jobs/3")["log"].size();
+  ASSERT_TRUE(browser.wait_for("!document.getElementById('preview').disabled", 20s));
+  browser.click("#model option[value='realesr-animevideov3']");
+  browser.click("#preview");
+  ASSERT_TRUE(browser.wait_for("!document.getElementById('compare').hidden", 120s))
+      << browser.text("#preview-status");
+  EXPECT_NE(serve->log().find("preview: "), std::string::npos) << serve->log();
+  const std::string job_log = log_text(serve->get_json("/api/jobs/3"));
+  EXPECT_EQ(job_log.find("preview: "), std::string::npos) << job_log;
+  EXPECT_GE(serve->get_json("/api/jobs/3")["log"].size(), lines_before);
+
+  // 6. A reload shows the running job, not the queued one after it.
+  browser.open(serve->url());
+  ASSERT_TRUE(wait_job_state(browser, 3, "running", 30s))
+      << browser.text("#job-id") << " " << browser.text("#job-state");
+  save_screenshot(browser, "queue");
+
+  // 7. The server dies with the job running; started again, the finished jobs are there, the
+  // queued one runs, and the killed one is offered for Resume.
+  const fs::path manifest = root / "long_web.mp4.upframe-partial" / "manifest.json";
+  for (int i = 0; i < 600 && !fs::exists(manifest); ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(serve->stop(SIGKILL), 128 + SIGKILL);
+  serve = std::make_unique<ServeProcess>(root, std::vector<std::string>{}, state);
+  browser.open(serve->url());
+  ASSERT_TRUE(browser.wait_for("document.getElementById('job-row-3')", 20s));
+  EXPECT_EQ(table_text(browser, "#job-row-1 td:nth-child(3)"), "done");
+  EXPECT_EQ(table_text(browser, "#job-row-2 td:nth-child(3)"), "done, 1 failed");
+  EXPECT_EQ(table_text(browser, "#job-row-3 td:nth-child(3)"), "cancelled");
+  // Where it got to (kept every 2 s while it ran), and its log.
+  EXPECT_GE(std::stoi(table_text(browser, "#job-row-3 td:nth-child(4)")), 7)
+      << table_text(browser, "#job-row-3");
+  ASSERT_TRUE(browser.wait_for(
+      "document.querySelector('#job-row-4 td:nth-child(3)').textContent == 'done'", 60s))
+      << table_text(browser, "#job-row-4");
+  EXPECT_TRUE(fs::exists(root / "queued.mp4"));
+  // (Through the page's script: the table is rebuilt every 2 s, a found element may go.)
+  browser.run("document.querySelector('#job-row-3 td.input').click(); return true;");
+  ASSERT_TRUE(wait_job_state(browser, 3, "cancelled", 20s));
+  EXPECT_NE(browser.text("#job-error").find("the server stopped while this job ran"),
+            std::string::npos)
+      << browser.text("#job-error");
+  EXPECT_NE(browser.text("#log").find("job 3: "), std::string::npos) << browser.text("#log");
+  ASSERT_TRUE(browser.wait_for("document.getElementById('resume')", 10s));
+  save_screenshot(browser, "after-restart");
+  browser.click("#resume");
+  ASSERT_TRUE(
+      browser.wait_for("document.getElementById('job-id').textContent == '5' && "
+                       "document.getElementById('log').textContent.includes("
+                       "'resuming the partial run')",
+                       60s))
+      << browser.text("#log");
+  if (browser.text("#job-state") == "running") browser.click("#stop");
+  ASSERT_TRUE(browser.wait_for(
+      "['cancelled', 'done'].includes(document.getElementById('job-state').textContent)", 60s));
 }
 
 }  // namespace

@@ -8,12 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
 #include <regex>
 #include <stdexcept>
 #include <thread>
 
+#include "support/synth.hpp"
 #include "support/test_support.hpp"
 
 namespace upframe::test {
@@ -21,7 +23,24 @@ namespace upframe::test {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path& log_file) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path& log_file,
+                           const std::vector<std::string>& env) {
+  // The environment is built before fork: the child only calls async-signal-safe functions.
+  std::vector<std::string> environment;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('=') + 1);
+    if (std::none_of(env.begin(), env.end(),
+                     [&](const std::string& mine) { return mine.starts_with(name); }))
+      environment.push_back(entry);
+  }
+  environment.insert(environment.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
   int out[2];
   if (pipe(out) != 0) throw std::runtime_error("pipe failed");
   pid_ = fork();
@@ -31,10 +50,7 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const fs::path&
     const int log = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (log >= 0) dup2(log, 2);
     close(out[0]);
-    std::vector<char*> args;
-    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   close(out[1]);
@@ -82,8 +98,10 @@ int ChildProcess::stop(int signal, std::chrono::milliseconds timeout) {
   return wait(timeout);
 }
 
-ServeProcess::ServeProcess(const fs::path& root, const std::vector<std::string>& extra)
+ServeProcess::ServeProcess(const fs::path& root, const std::vector<std::string>& extra,
+                           const fs::path& state_home)
     : log_file_(root.parent_path() / ("serve-" + std::to_string(getpid()) + ".log")),
+      state_home_(state_home.empty() ? root.parent_path() / "state" : state_home),
       process_(
           [&] {
             std::vector<std::string> argv = {cli_path().string(), "serve", "--port", "0", "--root",
@@ -91,7 +109,7 @@ ServeProcess::ServeProcess(const fs::path& root, const std::vector<std::string>&
             argv.insert(argv.end(), extra.begin(), extra.end());
             return argv;
           }(),
-          log_file_) {
+          log_file_, {"XDG_STATE_HOME=" + state_home_.string()}) {
   url_ = process_.first_line(20s);
   std::smatch m;
   if (!std::regex_search(url_, m, std::regex(R"(:(\d+)/)")))
@@ -124,6 +142,39 @@ json ServeProcess::get_json(const std::string& path) const {
 bool job_ended(const json& job) {
   const std::string state = job.value("state", "");
   return state == "done" || state == "failed" || state == "cancelled";
+}
+
+int status_of(const httplib::Result& res) { return res ? res->status : -1; }
+
+std::string error_of(const httplib::Result& res) {
+  if (!res) return "no answer";
+  const json body = json::parse(res->body, nullptr, false);
+  return body.is_object() ? body.value("error", "") : "";
+}
+
+std::string log_text(const json& job) {
+  std::string text;
+  for (const auto& line : job["log"]) text += line.get<std::string>() + "\n";
+  return text;
+}
+
+void make_long_clip(const fs::path& path) {
+  synth::encode_clip(path, 1200, [](int index) {
+    return synth::render_frame(32, 18, AV_PIX_FMT_YUV420P, [index](int x, int y) {
+      return synth::scene_luma(3, x + index, y);  // a pan: no duplicates
+    });
+  });
+}
+
+json long_job_request(const std::string& input) {
+  return {{"input", input},
+          {"model", "realesr-animevideov3"},
+          {"segment_frames", 5},
+          {"skip_duplicates", false}};
+}
+
+bool some_segments_done(const json& job) {
+  return job_ended(job) || (job["progress"].is_object() && job["progress"]["frames_done"] >= 7);
 }
 
 json ServeProcess::wait_job(int64_t id, const std::function<bool(const json&)>& done,

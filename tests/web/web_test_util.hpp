@@ -21,8 +21,10 @@ namespace fs = std::filesystem;
 // A child process with its stdout's first line read (the URL `upframe serve` prints).
 class ChildProcess {
  public:
-  // Runs `argv` (argv[0] a path), stderr to `log_file`. Throws if it cannot start.
-  ChildProcess(const std::vector<std::string>& argv, const fs::path& log_file);
+  // Runs `argv` (argv[0] a path), stderr to `log_file`, with `env` ("NAME=VALUE") added to
+  // the environment. Throws if it cannot start.
+  ChildProcess(const std::vector<std::string>& argv, const fs::path& log_file,
+               const std::vector<std::string>& env = {});
   ~ChildProcess();  // SIGKILL if still running
   // The first line it prints on stdout, waiting up to `timeout` (empty if none came).
   std::string first_line(std::chrono::milliseconds timeout);
@@ -38,10 +40,12 @@ class ChildProcess {
   int status_ = -1;
 };
 
-// `upframe serve --port 0 --root ROOT [extra...]`, ready to take requests.
+// `upframe serve --port 0 --root ROOT [extra...]`, ready to take requests. It keeps its jobs
+// under `state_home` (XDG_STATE_HOME; default: ROOT/../state), never the user's.
 class ServeProcess {
  public:
-  ServeProcess(const fs::path& root, const std::vector<std::string>& extra = {});
+  ServeProcess(const fs::path& root, const std::vector<std::string>& extra = {},
+               const fs::path& state_home = {});
   const std::string& url() const { return url_; }  // "http://127.0.0.1:PORT/" (+ ?token=)
   int port() const { return port_; }
   // The page's token (what its state-changing requests send).
@@ -54,10 +58,13 @@ class ServeProcess {
   nlohmann::json wait_job(int64_t id, const std::function<bool(const nlohmann::json&)>& done,
                           std::chrono::seconds timeout) const;
   int stop(int signal) { return process_.stop(signal, std::chrono::seconds(30)); }
+  // The job file (XDG_STATE_HOME/upframe/jobs.sqlite).
+  fs::path job_store() const { return state_home_ / "upframe" / "jobs.sqlite"; }
   std::string log() const;
 
  private:
   fs::path log_file_;
+  fs::path state_home_;
   ChildProcess process_;
   std::string url_, token_;
   int port_ = 0;
@@ -67,6 +74,21 @@ class ServeProcess {
 int free_port();
 
 bool job_ended(const nlohmann::json& job);
+
+// The HTTP status of an answer (-1: none) and its JSON "error" ("" when it has none).
+int status_of(const httplib::Result& res);
+std::string error_of(const httplib::Result& res);
+// A job's log lines, one per line.
+std::string log_text(const nlohmann::json& job);
+
+// A clip of 1200 tiny frames (a pan: no duplicates), and a job on it with the neural model and
+// 5-frame segments: long enough that a stop or a kill lands mid-job however fast the machine
+// is (upscaling speed here varies a hundredfold with the other work on the machine), with
+// finished segments by then. The tests never run it to the end.
+void make_long_clip(const fs::path& path);
+nlohmann::json long_job_request(const std::string& input = "long.mp4");
+// Ended, or at least 7 frames done (a segment finished).
+bool some_segments_done(const nlohmann::json& job);
 
 // A headless Chromium session through chromedriver's W3C WebDriver protocol.
 class Browser {

@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,8 @@ struct JobNews {
   std::optional<nlohmann::json> finished;  // the job as describe() gives it, once it ended
 };
 
+class JobStore;
+
 // Where a watcher is: lines and progress already sent.
 struct JobCursor {
   size_t log_lines = 0;
@@ -41,6 +45,10 @@ struct JobCursor {
 
 class JobQueue {
  public:
+  // The settings of a job from its request (as submit() got it), checked again: a queued
+  // job read back after a restart.
+  using SettingsFromRequest = std::function<Settings(const nlohmann::json& request)>;
+
   // Installs a log sink on spdlog's default logger, so that the running job collects the
   // lines logged while it runs.
   JobQueue();
@@ -49,14 +57,21 @@ class JobQueue {
   JobQueue(const JobQueue&) = delete;
   JobQueue& operator=(const JobQueue&) = delete;
 
+  // Reads the jobs kept in `store_path` (docs/WEB.md: a small SQLite file; empty: none, the
+  // jobs live in memory only) and starts running the queue. A job that was running when the
+  // last server died is "cancelled" (Resume continues its partial run); queued ones run
+  // again. Throws upframe::Error naming the file when it cannot be used (the queue is then
+  // not started: call again with an empty path).
+  void start(const std::filesystem::path& store_path, SettingsFromRequest settings_from_request);
+
   // Queues a job; `request` is what the client asked (kept for display and Resume). Returns
   // its id (1, 2, ...).
   int64_t submit(const Settings& settings, const nlohmann::json& request);
   // A queued job is cancelled at once; a running one stops at its next frame (its partial
   // run kept for --resume). False for an unknown id.
   bool cancel(int64_t id);
-  // Cancels the queued jobs, stops the running one and waits for it to end; no job starts
-  // after it.
+  // Stops the running one and waits for it to end; no job starts after it. Queued jobs stay
+  // queued in the store for the next start (cancelled when there is no store).
   void shutdown();
 
   // {"id", "state", "input", "output", "request", "progress", "stats", "error",
@@ -72,6 +87,9 @@ class JobQueue {
 
   // A log line for the running job (called by the log sink).
   void add_log_line(const std::string& line);
+  // Lines logged by the calling thread from now on are not the running job's (a request
+  // handler's thread: a preview logs too).
+  static void exclude_this_thread_from_job_logs();
 
  private:
   struct Job;
@@ -79,6 +97,12 @@ class JobQueue {
   void run_jobs();
   void run_one(Job& job);
   nlohmann::json describe_locked(const Job& job, bool with_log) const;
+  // Reads the store's jobs; returns the line saying what it found (logged without the lock:
+  // the log sink takes it).
+  std::string load_locked(const SettingsFromRequest& settings_from_request);
+  void save_locked(const Job& job);
+  // The store's first failure, said once, outside the lock.
+  void log_store_warning();
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
@@ -87,6 +111,9 @@ class JobQueue {
   std::shared_ptr<Job> running_;
   int64_t next_id_ = 1;
   bool stopping_ = false;
+  std::unique_ptr<JobStore> store_;
+  bool store_failed_ = false;
+  std::string store_warning_;  // the first failure, until logged
   std::shared_ptr<void> log_sink_;
   std::thread runner_;
 };

@@ -57,7 +57,9 @@ async function showFolder(path) {
       li.dataset.path = e.path;
       li.className = e.dir ? "dir" : e.media ? "media" : "other";
       const name = document.createElement("span");
+      name.className = "name";
       name.textContent = e.name;
+      name.title = e.name;
       li.append(name);
       if (!e.dir) {
         const size = document.createElement("span");
@@ -78,6 +80,15 @@ async function selectInput(path, li) {
   if (li) li.classList.add("selected");
   $("input-path").value = path;
   await loadMediaInfo(path);
+}
+
+// A folder input (a batch): nothing to preview.
+function selectFolder(path) {
+  for (const other of document.querySelectorAll("#files li.selected")) other.classList.remove("selected");
+  $("input-path").value = path;
+  mediaInfo = null;
+  $("frame-slider").disabled = $("preview").disabled = true;
+  $("preview-status").textContent = "a folder: every image and video in it is upscaled; pick a file to preview one frame";
 }
 
 async function loadMediaInfo(path) {
@@ -145,6 +156,17 @@ async function startJob(request) {
 
 // --- the queue ---
 
+// The files of a batch that failed ({"input", "error"}), from its stats.
+function failedFiles(job) {
+  const files = job.stats && job.stats.files;
+  return files ? files.filter((f) => f.status === "failed") : [];
+}
+
+function stateText(job) {
+  const failed = failedFiles(job).length;
+  return failed && job.state === "done" ? `done, ${failed} failed` : job.state;
+}
+
 async function refreshJobs() {
   const data = await api("GET", "/api/jobs");
   const body = document.querySelector("#jobs tbody");
@@ -156,16 +178,17 @@ async function refreshJobs() {
     tr.id = "job-row-" + job.id;
     if (job.id === currentJob) tr.className = "current";
     const p = job.progress;
-    const cells = [String(job.id), job.input.split("/").pop(), job.state,
+    const cells = [String(job.id), job.input.split("/").pop(), stateText(job),
                    p ? `${p.frames_done}/${p.frames_total ?? "?"}` : ""];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
       td.textContent = text;
       if (i === 1) { td.className = "input"; td.title = job.input; }
-      if (i === 2) td.className = "state " + job.state;
+      if (i === 2) td.className = "state " + job.state + (failedFiles(job).length ? " failed" : "");
       tr.append(td);
     });
     const actions = document.createElement("td");
+    actions.className = "actions";
     actions.append(...jobButtons(job, false));
     tr.append(actions);
     tr.addEventListener("click", (e) => { if (e.target.tagName !== "BUTTON") watchJob(job.id); });
@@ -208,6 +231,7 @@ function watchJob(id) {
   // Nothing of the job shown before stays on screen until this one's snapshot arrives.
   $("job-state").textContent = "";
   $("job-error").textContent = "";
+  $("job-failures").replaceChildren();
   $("job-buttons").replaceChildren();
   $("frames-bar").style.width = "0";
   $("frames-text").textContent = "";
@@ -238,12 +262,24 @@ function watchJob(id) {
 }
 
 function showJob(job) {
-  $("job-state").textContent = job.state;
-  $("job-state").className = "state " + job.state;
+  const failures = failedFiles(job);
+  $("job-state").textContent = stateText(job);
+  $("job-state").className = "state " + job.state + (failures.length ? " failed" : "");
   $("job-paths").textContent = job.input + " \u2192 " + job.output;
   $("job-error").textContent = job.error && job.state !== "cancelled" ? job.error : "";
-  if (job.state === "cancelled")
-    $("job-error").textContent = job.partial_kept ? "stopped: the partial run is kept, Resume continues it" : "cancelled";
+  if (job.state === "cancelled") {
+    const why = job.error && job.error !== "stopped" ? job.error + ": " : "stopped: ";
+    $("job-error").textContent = job.partial_kept ? why + "the partial run is kept, Resume continues it" : "cancelled";
+  }
+  // A batch names each file that failed and why.
+  $("job-failures").replaceChildren(...failures.map((f) => {
+    const li = document.createElement("li");
+    // The file's name once: its error starts with its path.
+    const why = f.error.startsWith(f.input + ": ") ? f.error.slice(f.input.length + 2) : f.error;
+    li.textContent = f.input.split("/").pop() + ": " + why;
+    li.title = f.input;
+    return li;
+  }));
   if (job.progress) showProgress(job.progress);
   $("job-buttons").replaceChildren(...jobButtons(job, true));
   if (job.stats) showStats(job.stats);
@@ -275,7 +311,7 @@ function showProgress(p) {
 function showStats(stats) {
   $("stats").hidden = false;
   $("stats-json").textContent = JSON.stringify(stats, null, 2);
-  const one = stats.totals ? null : stats;  // a batch shows its JSON only
+  const one = stats.totals ? null : stats;  // a batch shows its JSON and failures only
   if (one) {
     $("unique").textContent = one.unique_frames;
     $("duplicates").textContent = one.duplicate_frames;
@@ -371,7 +407,7 @@ async function init() {
   $("upload-form").addEventListener("submit", upload);
   $("up").addEventListener("click", () => showFolder($("up").dataset.parent));
   $("root").addEventListener("change", () => showFolder($("root").value));
-  $("use-folder").addEventListener("click", () => selectInput(cwd, null));
+  $("use-folder").addEventListener("click", () => selectFolder(cwd));
   $("input-path").addEventListener("change", () => loadMediaInfo($("input-path").value.trim()));
   $("start").addEventListener("click", () => startJob(jobRequest()));
   $("frame-slider").addEventListener("input", updateFrameLabel);
@@ -391,8 +427,11 @@ async function init() {
     }
     await showFolder(data.roots[0]);
     await refreshJobs();
+    // After a reload: the running job (the queued ones wait behind it), else the newest.
     const jobs = Object.values(jobsById);
-    if (jobs.length) watchJob(jobs[jobs.length - 1].id);
+    const running = jobs.find((job) => job.state === "running");
+    if (running) watchJob(running.id);
+    else if (jobs.length) watchJob(jobs[jobs.length - 1].id);
   } catch (err) {
     $("server-status").textContent = "server: " + err.message;
   }
