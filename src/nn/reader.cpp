@@ -299,6 +299,246 @@ class WeightReader {
   size_t pos_ = 0;
 };
 
+
+// One layer line as its parser sees it.
+struct LayerLine {
+  const LayerParams& p;
+  const std::string& name;
+  const std::string& type;
+  int bottoms, tops;
+  int line;
+  const std::string& file;
+  uint64_t* bin_bytes_left;  // weights claimed so far are subtracted (claim_weights)
+
+  // Refuses a layer with other than min_in..max_in inputs or (n_out >= 0) n_out outputs.
+  void need_io(int min_in, int max_in, int n_out) const {
+    if (bottoms < min_in || bottoms > max_in || (n_out >= 0 && tops != n_out))
+      throw Error(file, "line " + std::to_string(line) + ": layer " + name + " (" + type +
+                            "): wrong number of inputs/outputs (" + std::to_string(bottoms) +
+                            " in, " + std::to_string(tops) + " out)");
+  }
+};
+
+// A layer type's reader, as ncnn's layer registry: the parameters of its .param line (checked,
+// weights sized and claimed from the .bin) and, where it has weights, their loading in .bin
+// order (ncnn's load_param and load_model).
+using LayerParse = OpParams (*)(const LayerLine&);
+using LayerLoad = void (*)(WeightReader&, Op&);
+struct LayerParser {
+  OpType type;
+  LayerParse parse;
+  LayerLoad load = nullptr;  // null: no weights
+};
+
+OpParams parse_input(const LayerLine& l) {
+  l.need_io(0, 0, 1);
+  return InputParams{l.p.get_int(2, 0)};
+}
+
+OpParams parse_split(const LayerLine& l) {
+  l.need_io(1, 1, -1);
+  return SplitParams{};
+}
+
+template <bool kDeconv, bool kDepthwise>
+OpParams parse_conv(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  ConvParams c;
+  read_conv_params(l.p, kDeconv, kDepthwise, &c, l.bin_bytes_left);
+  return c;
+}
+
+OpParams parse_prelu(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  int n = l.p.get_int(0, 0);
+  if (n <= 0) l.p.fail(0, "num_slope must be positive");
+  claim_weights(l.p, 0, n, l.bin_bytes_left);
+  PReLUParams prelu;
+  prelu.slopes.resize(n);
+  return prelu;
+}
+
+OpParams parse_relu(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return ReLUParams{l.p.get_float(0, 0.f)};
+}
+
+OpParams parse_sigmoid(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return SigmoidParams{};
+}
+
+OpParams parse_pixelshuffle(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  const int factor = l.p.get_int(0, 1), mode = l.p.get_int(1, 0);
+  if (factor <= 0) l.p.fail(0, "upscale factor must be positive");
+  if (mode != 0 && mode != 1) l.p.fail(1, "mode must be 0 or 1");
+  return PixelShuffleParams{factor, PixelShuffleMode(mode)};
+}
+
+OpParams parse_interp(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  InterpParams interp;
+  const int resize_type = p.get_int(0, 0);
+  interp.height_scale = p.get_float(1, 1.f);
+  interp.width_scale = p.get_float(2, 1.f);
+  interp.output_height = p.get_int(3, 0);
+  interp.output_width = p.get_int(4, 0);
+  if (resize_type < 1 || resize_type > 3)
+    p.unsupported("resize type " + std::to_string(resize_type) + " (param 0)");
+  interp.resize_type = ResizeType(resize_type);
+  if (p.get_int(5, 0) != 0) p.unsupported("dynamic target size (param 5)");
+  if (p.get_int(6, 0) != 0) p.unsupported("align_corner=1 (param 6)");
+  if (interp.height_scale <= 0 || interp.width_scale <= 0) p.fail(1, "scale must be positive");
+  return interp;
+}
+
+OpParams parse_binaryop(const LayerLine& l) {
+  BinaryParams binary;
+  const int kind = l.p.get_int(0, 0);
+  if (kind < 0 || kind > 8) l.p.unsupported("BinaryOp type " + std::to_string(kind));
+  binary.kind = BinaryKind(kind);
+  binary.with_scalar = l.p.get_int(1, 0) != 0;
+  binary.scalar = l.p.get_float(2, 0.f);
+  l.need_io(binary.with_scalar ? 1 : 2, binary.with_scalar ? 1 : 2, 1);
+  return binary;
+}
+
+OpParams parse_eltwise(const LayerLine& l) {
+  l.need_io(2, 1 << 20, 1);
+  EltwiseParams eltwise;
+  const int kind = l.p.get_int(0, 1);
+  eltwise.coefficients = l.p.get_floats(1);
+  if (kind < 0 || kind > 2) l.p.unsupported("Eltwise type " + std::to_string(kind));
+  eltwise.kind = EltwiseKind(kind);
+  if (!eltwise.coefficients.empty() && eltwise.coefficients.size() != size_t(l.bottoms))
+    l.p.fail(1, "coefficient count differs from the input count");
+  return eltwise;
+}
+
+OpParams parse_concat(const LayerLine& l) {
+  l.need_io(1, 1 << 20, 1);
+  return ConcatParams{l.p.get_int(0, 0)};
+}
+
+OpParams parse_crop(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  CropParams c;
+  c.woffset = p.get_int(0, 0);
+  c.hoffset = p.get_int(1, 0);
+  c.coffset = p.get_int(2, 0);
+  c.outw = p.get_int(3, 0);
+  c.outh = p.get_int(4, 0);
+  c.outc = p.get_int(5, 0);
+  c.woffset2 = p.get_int(6, 0);
+  c.hoffset2 = p.get_int(7, 0);
+  c.coffset2 = p.get_int(8, 0);
+  c.starts = p.get_ints(9);
+  c.ends = p.get_ints(10);
+  c.axes = p.get_ints(11);
+  if (c.starts.size() != c.ends.size()) p.fail(10, "starts and ends differ in length");
+  if (!c.axes.empty() && c.axes.size() != c.starts.size())
+    p.fail(11, "axes and starts differ in length");
+  const bool slice = !c.starts.empty();
+  const bool by_reference = !slice && c.outw == 0 && c.outh == 0 && c.outc == 0 && l.bottoms == 2;
+  l.need_io(1, by_reference ? 2 : 1, 1);
+  return c;
+}
+
+OpParams parse_padding(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  PaddingParams pd;
+  pd.top = p.get_int(0, 0);
+  pd.bottom = p.get_int(1, 0);
+  pd.left = p.get_int(2, 0);
+  pd.right = p.get_int(3, 0);
+  const int type = p.get_int(4, 0);
+  pd.value = p.get_float(5, 0.f);
+  if (type < 0 || type > 2) p.unsupported("padding type " + std::to_string(type));
+  pd.type = PaddingType(type);
+  if (p.get_int(6, 0) != 0) p.unsupported("per-channel pad values (param 6)");
+  if (p.get_int(7, 0) != 0 || p.get_int(8, 0) != 0) p.unsupported("channel padding");
+  if (pd.top < 0 || pd.bottom < 0 || pd.left < 0 || pd.right < 0) p.fail(0, "negative padding");
+  return pd;
+}
+
+OpParams parse_pooling(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  PoolingParams pooling;
+  const int kind = l.p.get_int(0, 0);
+  pooling.global = l.p.get_int(4, 0) != 0;
+  if (kind != 0 && kind != 1) l.p.unsupported("pooling type " + std::to_string(kind));
+  pooling.kind = PoolingKind(kind);
+  if (!pooling.global) l.p.unsupported("windowed pooling (only global pooling, param 4=1)");
+  return pooling;
+}
+
+OpParams parse_innerproduct(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  InnerProductParams inner;
+  inner.num_output = p.get_int(0, 0);
+  inner.bias_term = p.get_int(1, 0) != 0;
+  const int size = p.get_int(2, 0);
+  if (inner.num_output <= 0) p.fail(0, "num_output must be positive");
+  if (size <= 0 || size % inner.num_output != 0)
+    p.fail(2, "weight_data_size is not a multiple of num_output");
+  if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
+  claim_weights(p, 2, size, l.bin_bytes_left);
+  inner.weights.resize(size);
+  inner.activation = read_activation(p);
+  return inner;
+}
+
+void load_conv(WeightReader& weights, Op& op) {
+  ConvParams& c = op.get<ConvParams>();
+  weights.load_flagged(&c.weights, op.name);
+  if (c.bias_term) {
+    c.bias.resize(c.num_output);
+    weights.load_raw(&c.bias, op.name, "bias");
+  }
+}
+
+void load_prelu(WeightReader& weights, Op& op) {
+  weights.load_raw(&op.get<PReLUParams>().slopes, op.name, "PReLU slopes");
+}
+
+void load_innerproduct(WeightReader& weights, Op& op) {
+  InnerProductParams& p = op.get<InnerProductParams>();
+  weights.load_flagged(&p.weights, op.name);
+  if (p.bias_term) {
+    p.bias.resize(p.num_output);
+    weights.load_raw(&p.bias, op.name, "bias");
+  }
+}
+
+// By ncnn layer type name.
+const std::map<std::string, LayerParser>& layer_parsers() {
+  static const std::map<std::string, LayerParser> parsers = {
+      {"Input", {OpType::kInput, parse_input}},
+      {"Split", {OpType::kSplit, parse_split}},
+      {"Convolution", {OpType::kConvolution, parse_conv<false, false>, load_conv}},
+      {"ConvolutionDepthWise", {OpType::kConvolution, parse_conv<false, true>, load_conv}},
+      {"Deconvolution", {OpType::kDeconvolution, parse_conv<true, false>, load_conv}},
+      {"DeconvolutionDepthWise", {OpType::kDeconvolution, parse_conv<true, true>, load_conv}},
+      {"PReLU", {OpType::kPReLU, parse_prelu, load_prelu}},
+      {"ReLU", {OpType::kReLU, parse_relu}},
+      {"Sigmoid", {OpType::kSigmoid, parse_sigmoid}},
+      {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle}},
+      {"Interp", {OpType::kInterp, parse_interp}},
+      {"BinaryOp", {OpType::kBinaryOp, parse_binaryop}},
+      {"Eltwise", {OpType::kEltwise, parse_eltwise}},
+      {"Concat", {OpType::kConcat, parse_concat}},
+      {"Crop", {OpType::kCrop, parse_crop}},
+      {"Padding", {OpType::kPadding, parse_padding}},
+      {"Pooling", {OpType::kPooling, parse_pooling}},
+      {"InnerProduct", {OpType::kInnerProduct, parse_innerproduct, load_innerproduct}},
+  };
+  return parsers;
+}
+
 }  // namespace
 
 Graph read_ncnn_model(const std::filesystem::path& param_path,
@@ -343,7 +583,7 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     if (inserted) graph.blob_names.push_back(name);
     return it->second;
   };
-  std::vector<int> producer_line;
+  std::vector<LayerLoad> loaders;  // per op, in file order (the .bin's order)
   std::error_code bin_size_error;
   uint64_t bin_bytes_left = std::filesystem::file_size(bin_path, bin_size_error);
   if (bin_size_error) bin_bytes_left = UINT64_MAX;  // WeightReader reports the missing .bin
@@ -425,142 +665,13 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
       p.set(id, std::move(v));
     }
 
-    auto need_io = [&](int min_in, int max_in, int n_out) {
-      if (bottoms < min_in || bottoms > max_in || (n_out >= 0 && tops != n_out))
-        throw fail("layer " + name + " (" + type + "): wrong number of inputs/outputs (" +
-                   std::to_string(bottoms) + " in, " + std::to_string(tops) + " out)");
-    };
-
-    if (type == "Input") {
-      op.type = OpType::kInput;
-      need_io(0, 0, 1);
-      op.input_channels = p.get_int(2, 0);
-    } else if (type == "Split") {
-      op.type = OpType::kSplit;
-      need_io(1, 1, -1);
-    } else if (type == "Convolution" || type == "ConvolutionDepthWise") {
-      op.type = OpType::kConvolution;
-      need_io(1, 1, 1);
-      read_conv_params(p, false, type == "ConvolutionDepthWise", &op.conv, &bin_bytes_left);
-    } else if (type == "Deconvolution" || type == "DeconvolutionDepthWise") {
-      op.type = OpType::kDeconvolution;
-      need_io(1, 1, 1);
-      read_conv_params(p, true, type == "DeconvolutionDepthWise", &op.conv, &bin_bytes_left);
-    } else if (type == "PReLU") {
-      op.type = OpType::kPReLU;
-      need_io(1, 1, 1);
-      int n = p.get_int(0, 0);
-      if (n <= 0) p.fail(0, "num_slope must be positive");
-      claim_weights(p, 0, n, &bin_bytes_left);
-      op.slopes.resize(n);
-    } else if (type == "ReLU") {
-      op.type = OpType::kReLU;
-      need_io(1, 1, 1);
-      op.relu_slope = p.get_float(0, 0.f);
-    } else if (type == "Sigmoid") {
-      op.type = OpType::kSigmoid;
-      need_io(1, 1, 1);
-    } else if (type == "PixelShuffle") {
-      op.type = OpType::kPixelShuffle;
-      need_io(1, 1, 1);
-      op.upscale_factor = p.get_int(0, 1);
-      op.pixelshuffle_mode = p.get_int(1, 0);
-      if (op.upscale_factor <= 0) p.fail(0, "upscale factor must be positive");
-      if (op.pixelshuffle_mode != 0 && op.pixelshuffle_mode != 1) p.fail(1, "mode must be 0 or 1");
-    } else if (type == "Interp") {
-      op.type = OpType::kInterp;
-      need_io(1, 1, 1);
-      op.interp.resize_type = p.get_int(0, 0);
-      op.interp.height_scale = p.get_float(1, 1.f);
-      op.interp.width_scale = p.get_float(2, 1.f);
-      op.interp.output_height = p.get_int(3, 0);
-      op.interp.output_width = p.get_int(4, 0);
-      if (op.interp.resize_type < 1 || op.interp.resize_type > 3)
-        p.unsupported("resize type " + std::to_string(op.interp.resize_type) + " (param 0)");
-      if (p.get_int(5, 0) != 0) p.unsupported("dynamic target size (param 5)");
-      if (p.get_int(6, 0) != 0) p.unsupported("align_corner=1 (param 6)");
-      if (op.interp.height_scale <= 0 || op.interp.width_scale <= 0)
-        p.fail(1, "scale must be positive");
-    } else if (type == "BinaryOp") {
-      op.type = OpType::kBinaryOp;
-      int kind = p.get_int(0, 0);
-      if (kind < 0 || kind > 8) p.unsupported("BinaryOp type " + std::to_string(kind));
-      op.binary.kind = BinaryKind(kind);
-      op.binary.with_scalar = p.get_int(1, 0) != 0;
-      op.binary.scalar = p.get_float(2, 0.f);
-      need_io(op.binary.with_scalar ? 1 : 2, op.binary.with_scalar ? 1 : 2, 1);
-    } else if (type == "Eltwise") {
-      op.type = OpType::kEltwise;
-      need_io(2, 1 << 20, 1);
-      op.eltwise.kind = p.get_int(0, 1);
-      op.eltwise.coefficients = p.get_floats(1);
-      if (op.eltwise.kind < 0 || op.eltwise.kind > 2)
-        p.unsupported("Eltwise type " + std::to_string(op.eltwise.kind));
-      if (!op.eltwise.coefficients.empty() && op.eltwise.coefficients.size() != size_t(bottoms))
-        p.fail(1, "coefficient count differs from the input count");
-    } else if (type == "Concat") {
-      op.type = OpType::kConcat;
-      need_io(1, 1 << 20, 1);
-      op.concat_axis = p.get_int(0, 0);
-    } else if (type == "Crop") {
-      op.type = OpType::kCrop;
-      CropParams& c = op.crop;
-      c.woffset = p.get_int(0, 0);
-      c.hoffset = p.get_int(1, 0);
-      c.coffset = p.get_int(2, 0);
-      c.outw = p.get_int(3, 0);
-      c.outh = p.get_int(4, 0);
-      c.outc = p.get_int(5, 0);
-      c.woffset2 = p.get_int(6, 0);
-      c.hoffset2 = p.get_int(7, 0);
-      c.coffset2 = p.get_int(8, 0);
-      c.starts = p.get_ints(9);
-      c.ends = p.get_ints(10);
-      c.axes = p.get_ints(11);
-      if (c.starts.size() != c.ends.size()) p.fail(10, "starts and ends differ in length");
-      if (!c.axes.empty() && c.axes.size() != c.starts.size())
-        p.fail(11, "axes and starts differ in length");
-      bool slice = !c.starts.empty();
-      bool by_reference = !slice && c.outw == 0 && c.outh == 0 && c.outc == 0 && bottoms == 2;
-      need_io(1, by_reference ? 2 : 1, 1);
-    } else if (type == "Padding") {
-      op.type = OpType::kPadding;
-      need_io(1, 1, 1);
-      PaddingParams& pd = op.padding;
-      pd.top = p.get_int(0, 0);
-      pd.bottom = p.get_int(1, 0);
-      pd.left = p.get_int(2, 0);
-      pd.right = p.get_int(3, 0);
-      pd.type = p.get_int(4, 0);
-      pd.value = p.get_float(5, 0.f);
-      if (pd.type < 0 || pd.type > 2) p.unsupported("padding type " + std::to_string(pd.type));
-      if (p.get_int(6, 0) != 0) p.unsupported("per-channel pad values (param 6)");
-      if (p.get_int(7, 0) != 0 || p.get_int(8, 0) != 0) p.unsupported("channel padding");
-      if (pd.top < 0 || pd.bottom < 0 || pd.left < 0 || pd.right < 0) p.fail(0, "negative padding");
-    } else if (type == "Pooling") {
-      op.type = OpType::kPooling;
-      need_io(1, 1, 1);
-      op.pooling.kind = p.get_int(0, 0);
-      op.pooling.global = p.get_int(4, 0) != 0;
-      if (op.pooling.kind != 0 && op.pooling.kind != 1)
-        p.unsupported("pooling type " + std::to_string(op.pooling.kind));
-      if (!op.pooling.global) p.unsupported("windowed pooling (only global pooling, param 4=1)");
-    } else if (type == "InnerProduct") {
-      op.type = OpType::kInnerProduct;
-      need_io(1, 1, 1);
-      op.inner.num_output = p.get_int(0, 0);
-      op.inner.bias_term = p.get_int(1, 0) != 0;
-      int size = p.get_int(2, 0);
-      if (op.inner.num_output <= 0) p.fail(0, "num_output must be positive");
-      if (size <= 0 || size % op.inner.num_output != 0)
-        p.fail(2, "weight_data_size is not a multiple of num_output");
-      if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
-      claim_weights(p, 2, size, &bin_bytes_left);
-      op.inner.weights.resize(size);
-      op.inner.activation = read_activation(p);
-    } else {
+    auto parser = layer_parsers().find(type);
+    if (parser == layer_parsers().end())
       throw fail("layer " + name + ": unsupported layer type '" + type + "'");
-    }
+    const LayerLine layer_line{p, name, type, bottoms, tops, line_number, file, &bin_bytes_left};
+    op.type = parser->second.type;
+    op.params = parser->second.parse(layer_line);
+    loaders.push_back(parser->second.load);
     graph.ops.push_back(std::move(op));
   }
   if (next_line()) throw fail("more layer lines than the header's " + std::to_string(layer_count));
@@ -569,30 +680,8 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
                           std::to_string(graph.blob_names.size()));
 
   WeightReader weights(bin_path);
-  for (Op& op : graph.ops) {
-    switch (op.type) {
-      case OpType::kConvolution:
-      case OpType::kDeconvolution:
-        weights.load_flagged(&op.conv.weights, op.name);
-        if (op.conv.bias_term) {
-          op.conv.bias.resize(op.conv.num_output);
-          weights.load_raw(&op.conv.bias, op.name, "bias");
-        }
-        break;
-      case OpType::kPReLU:
-        weights.load_raw(&op.slopes, op.name, "PReLU slopes");
-        break;
-      case OpType::kInnerProduct:
-        weights.load_flagged(&op.inner.weights, op.name);
-        if (op.inner.bias_term) {
-          op.inner.bias.resize(op.inner.num_output);
-          weights.load_raw(&op.inner.bias, op.name, "bias");
-        }
-        break;
-      default:
-        break;
-    }
-  }
+  for (size_t i = 0; i < graph.ops.size(); ++i)
+    if (loaders[i]) loaders[i](weights, graph.ops[i]);
   weights.expect_end();
   graph.finalize();
   return graph;
