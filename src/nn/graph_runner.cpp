@@ -85,10 +85,10 @@ std::unique_ptr<PlanBase> GraphRunner::build(const Shape& input) {
   const BufferPlan buffers = plan_buffers(graph_, bytes);
   std::vector<void*> data;
   for (size_t s = 0; s < buffers.slot_bytes.size(); ++s)
-    data.push_back(backend_.allocate_buffer(
-        *plan, buffers.slot_bytes[s],
-        "activation buffer " + std::to_string(s) + " for input " + std::to_string(input.h) + "x" +
-            std::to_string(input.w)));
+    data.push_back(backend_.allocate_buffer(*plan, buffers.slot_bytes[s],
+                                            "activation buffer " + std::to_string(s) +
+                                                " for input " + std::to_string(input.h) + "x" +
+                                                std::to_string(input.w)));
   for (size_t b = 0; b < bytes.size(); ++b)
     if (buffers.blob_slot[b] >= 0) backend_.bind_blob(*plan, int(b), data[buffers.blob_slot[b]]);
   log_message(LogLevel::kDebug, std::string("nn plan on ") + backend_.name() + " for " +
@@ -117,8 +117,8 @@ void GraphRunner::run_steps(PlanBase& plan) {
   for (const auto& [label, t] : ms) {
     char text[32];
     std::snprintf(text, sizeof text, "%.2f ms", t);
-    log_message(LogLevel::kInfo, std::string("nn profile on ") + backend_.name() + ": " + label +
-                                     " " + text);
+    log_message(LogLevel::kInfo,
+                std::string("nn profile on ") + backend_.name() + ": " + label + " " + text);
   }
 }
 

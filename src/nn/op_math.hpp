@@ -93,8 +93,7 @@ struct Taps {
 // ncnn's Interp along one axis of `in` -> `out` samples. Nearest: ncnn's floor of out * in/out,
 // or of out / scale when the scale was given; bilinear and bicubic (A = -0.75, as ncnn and
 // PyTorch): half-pixel centres, edge samples repeated. Host only.
-inline Taps make_taps(ResizeType resize_type, int in, int out, float scale_param,
-                      bool size_given) {
+inline Taps make_taps(ResizeType resize_type, int in, int out, float scale_param, bool size_given) {
   Taps t;
   auto clamp = [&](int i) { return std::min(std::max(i, 0), in - 1); };
   if (resize_type == ResizeType::kNearest) {

@@ -151,10 +151,10 @@ struct InnerProductParams {
 };
 
 // One alternative per op type (Convolution and Deconvolution share ConvParams).
-using OpParams = std::variant<InputParams, SplitParams, ConvParams, PReLUParams, ReLUParams,
-                              SigmoidParams, PixelShuffleParams, InterpParams, BinaryParams,
-                              EltwiseParams, ConcatParams, CropParams, PaddingParams,
-                              PoolingParams, InnerProductParams>;
+using OpParams =
+    std::variant<InputParams, SplitParams, ConvParams, PReLUParams, ReLUParams, SigmoidParams,
+                 PixelShuffleParams, InterpParams, BinaryParams, EltwiseParams, ConcatParams,
+                 CropParams, PaddingParams, PoolingParams, InnerProductParams>;
 
 struct Op {
   OpType type = OpType::kInput;

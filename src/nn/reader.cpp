@@ -299,7 +299,6 @@ class WeightReader {
   size_t pos_ = 0;
 };
 
-
 // One layer line as its parser sees it.
 struct LayerLine {
   const LayerParams& p;

@@ -108,7 +108,8 @@ TEST(NnCudaElementOps, InterpNearestBilinearBicubic) {
         "Interp up 1 1 data out 0=2 3=20 4=31", "Interp up 1 1 data out 0=3 1=3.0 2=3.0"}) {
     SCOPED_TRACE(layer);
     Case c = run_case("interp", {"Input in 0 1 data", layer}, "", in);
-    const auto [xt, yt] = cuda::interp_taps(c.last().get<nn::InterpParams>(), c.in_shape(), c.out_shape());
+    const auto [xt, yt] =
+        cuda::interp_taps(c.last().get<nn::InterpParams>(), c.in_shape(), c.out_shape());
     const cuda::ResampleTaps taps{xt.index.data(), xt.weight.data(), xt.count,
                                   yt.index.data(), yt.weight.data(), yt.count};
     expect_elements(
@@ -127,7 +128,8 @@ TEST(NnCudaElementOps, CropAndPadding) {
     Case c = run_case(
         "crop", {"Input in 0 1 data 2=5", "Crop crop 1 1 data out -23309=3,1,2,1 -23310=3,4,-2,-3"},
         "", in);
-    const nn::CropRegion r = nn::resolve_crop(c.last().get<nn::CropParams>(), c.in_shape(), nullptr);
+    const nn::CropRegion r =
+        nn::resolve_crop(c.last().get<nn::CropParams>(), c.in_shape(), nullptr);
     expect_elements(
         c,
         [&](size_t idx) {

@@ -143,28 +143,29 @@ inline std::vector<OpCase> convolution_cases() {
     auto w = random_values(8 * 4 * 9, 21), b = random_values(8, 22);
     cases.push_back({"conv3x3_bias_relu",
                      {input_layer(4), "Convolution c 1 1 data out 0=8 1=3 4=1 5=1 6=288 9=1"},
-                     flag_fp32() + floats(w) + floats(b), random_tensor(4, 9, 13, 1),
+                     flag_fp32() + floats(w) + floats(b),
+                     random_tensor(4, 9, 13, 1),
                      [=](const Tensor& in) {
                        return map_values(ref_conv(in, w, b, 8, 3, 1, 1, 1, 1, 9, 13),
                                          [](float v, int) { return std::max(v, 0.f); });
                      }});
     // stride 2, SAME_UPPER (-233): out = ceil(in / 2); total padding 2 (h: 11 -> 6), 1 (w: 14
     // -> 7), so cuDNN reads a padded copy.
-    cases.push_back(
-        {"conv_same_stride2",
-         {input_layer(4), "Convolution c 1 1 data out 0=8 1=3 3=2 4=-233 5=1 6=288"},
-         flag_fp32() + floats(w) + floats(b), random_tensor(4, 11, 14, 2),
-         [=](const Tensor& in) { return ref_conv(in, w, b, 8, 3, 2, 1, 0, 1, 6, 7); }});
+    cases.push_back({"conv_same_stride2",
+                     {input_layer(4), "Convolution c 1 1 data out 0=8 1=3 3=2 4=-233 5=1 6=288"},
+                     flag_fp32() + floats(w) + floats(b),
+                     random_tensor(4, 11, 14, 2),
+                     [=](const Tensor& in) { return ref_conv(in, w, b, 8, 3, 2, 1, 0, 1, 6, 7); }});
     cases.push_back({"conv_dilated_clip",
                      {input_layer(4),
                       "Convolution c 1 1 data out 0=8 1=3 2=2 4=2 5=1 6=288 9=3 "
                       "-23310=2,-1.000000e-01,2.000000e-01"},
-                     flag_fp32() + floats(w) + floats(b), random_tensor(4, 11, 14, 3),
+                     flag_fp32() + floats(w) + floats(b),
+                     random_tensor(4, 11, 14, 3),
                      [=](const Tensor& in) {
-                       return map_values(ref_conv(in, w, b, 8, 3, 1, 2, 2, 2, 11, 14),
-                                         [](float v, int) {
-                                           return std::min(std::max(v, -0.1f), 0.2f);
-                                         });
+                       return map_values(
+                           ref_conv(in, w, b, 8, 3, 1, 2, 2, 2, 11, 14),
+                           [](float v, int) { return std::min(std::max(v, -0.1f), 0.2f); });
                      }});
   }
   {
@@ -172,7 +173,8 @@ inline std::vector<OpCase> convolution_cases() {
     cases.push_back(
         {"conv_groups",
          {input_layer(4), "ConvolutionDepthWise c 1 1 data out 0=8 1=3 4=1 6=144 7=2"},
-         flag_fp32() + floats(w), random_tensor(4, 11, 14, 4),
+         flag_fp32() + floats(w),
+         random_tensor(4, 11, 14, 4),
          [=](const Tensor& in) { return ref_conv(in, w, {}, 8, 3, 1, 1, 1, 1, 11, 14, 2); }});
   }
   {
@@ -182,24 +184,27 @@ inline std::vector<OpCase> convolution_cases() {
     cases.push_back({"conv5x5_prelu_banded",
                      {input_layer(16), "Convolution c 1 1 data a 0=32 1=5 4=2 6=12800",
                       "PReLU p 1 1 a out 0=32"},
-                     flag_fp32() + floats(w) + floats(slopes), random_tensor(16, 11, 19, 5),
+                     flag_fp32() + floats(w) + floats(slopes),
+                     random_tensor(16, 11, 19, 5),
                      [=](const Tensor& in) {
                        return map_values(ref_conv(in, w, {}, 32, 5, 1, 1, 2, 2, 11, 19),
                                          [=](float v, int c) { return v > 0 ? v : v * slopes[c]; });
                      },
-                     1e-4f, 5e-2f});
+                     1e-4f,
+                     5e-2f});
   }
   {
     auto w = random_values(3 * 4 * 16, 11), b = random_values(3, 12);
-    cases.push_back(
-        {"deconv4_stride2_pad3",
-         {input_layer(4), "Deconvolution dc 1 1 data out 0=3 1=4 3=2 4=3 5=1 6=192"},
-         flag_fp32() + floats(w) + floats(b), random_tensor(4, 7, 9, 6),
-         [=](const Tensor& in) { return ref_deconv(in, w, b, 3, 4, 2, 3); }});
+    cases.push_back({"deconv4_stride2_pad3",
+                     {input_layer(4), "Deconvolution dc 1 1 data out 0=3 1=4 3=2 4=3 5=1 6=192"},
+                     flag_fp32() + floats(w) + floats(b),
+                     random_tensor(4, 7, 9, 6),
+                     [=](const Tensor& in) { return ref_deconv(in, w, b, 3, 4, 2, 3); }});
     auto w2 = random_values(8 * 4 * 4, 13);
     cases.push_back({"deconv2_relu",
                      {input_layer(4), "Deconvolution dc 1 1 data out 0=8 1=2 3=2 6=128 9=1"},
-                     flag_fp32() + floats(w2), random_tensor(4, 7, 9, 7),
+                     flag_fp32() + floats(w2),
+                     random_tensor(4, 7, 9, 7),
                      [=](const Tensor& in) {
                        return map_values(ref_deconv(in, w2, {}, 8, 2, 2, 0),
                                          [](float v, int) { return std::max(v, 0.f); });
@@ -216,7 +221,8 @@ inline std::vector<OpCase> element_cases() {
                    floats(slopes),
                    random_tensor(5, 6, 7, 8),
                    [=](const Tensor& in) {
-                     return map_values(in, [=](float v, int c) { return v > 0 ? v : v * slopes[c]; });
+                     return map_values(in,
+                                       [=](float v, int c) { return v > 0 ? v : v * slopes[c]; });
                    }});
   cases.push_back({"leaky_relu",
                    {input_layer(3), "ReLU r 1 1 data out 0=1.000000e-01"},
@@ -225,12 +231,13 @@ inline std::vector<OpCase> element_cases() {
                    [](const Tensor& in) {
                      return map_values(in, [](float v, int) { return v > 0 ? v : v * 0.1f; });
                    }});
-  cases.push_back({"sigmoid",
-                   {input_layer(3), "Sigmoid s 1 1 data out"},
-                   "",
-                   random_tensor(3, 6, 7, 10),
-                   [](const Tensor& in) { return map_values(in, [](float v, int) { return sigmoid(v); }); },
-                   1e-6f});
+  cases.push_back(
+      {"sigmoid",
+       {input_layer(3), "Sigmoid s 1 1 data out"},
+       "",
+       random_tensor(3, 6, 7, 10),
+       [](const Tensor& in) { return map_values(in, [](float v, int) { return sigmoid(v); }); },
+       1e-6f});
   // BinaryOp of an image with its own sigmoid: sub (same shape), then rsub with a scalar.
   cases.push_back({"binaryop_same_shape_and_scalar",
                    {input_layer(3), "Split sp 1 2 data a b", "Sigmoid s 1 1 b sb",
@@ -242,8 +249,8 @@ inline std::vector<OpCase> element_cases() {
                    },
                    1e-6f});
   // Eltwise of the image, its sigmoid and its ReLU, in each kind.
-  const std::vector<std::string> eltwise_lines = {
-      input_layer(4), "Split sp 1 3 data a b d", "Sigmoid s 1 1 b sb", "ReLU r 1 1 d rd"};
+  const std::vector<std::string> eltwise_lines = {input_layer(4), "Split sp 1 3 data a b d",
+                                                  "Sigmoid s 1 1 b sb", "ReLU r 1 1 d rd"};
   for (auto [kind, args] : {std::pair{0, "0=0"}, std::pair{1, "0=1 -23301=3,5.000000e-01,-2.0,1.5"},
                             std::pair{2, "0=2"}}) {
     std::vector<std::string> lines = eltwise_lines;
@@ -314,9 +321,8 @@ inline std::vector<OpCase> layout_cases() {
                    "",
                    random_tensor(5, 11, 12, 18),
                    [](const Tensor& in) {
-                     return make_image(3, 4, 6, [&](int c, int y, int x) {
-                       return in.at(c + 1, y + 2, x + 1);
-                     });
+                     return make_image(
+                         3, 4, 6, [&](int c, int y, int x) { return in.at(c + 1, y + 2, x + 1); });
                    },
                    0.f});
   cases.push_back({"crop_slice",
@@ -324,31 +330,29 @@ inline std::vector<OpCase> layout_cases() {
                    "",
                    random_tensor(5, 11, 12, 19),
                    [](const Tensor& in) {
-                     return make_image(3, 7, 8, [&](int c, int y, int x) {
-                       return in.at(c + 1, y + 2, x + 1);
-                     });
+                     return make_image(
+                         3, 7, 8, [&](int c, int y, int x) { return in.at(c + 1, y + 2, x + 1); });
                    },
                    0.f});
   for (int type : {0, 1, 2})
-    cases.push_back(
-        {"padding_type" + std::to_string(type),
-         {input_layer(5), "Padding pad 1 1 data out 0=2 1=3 2=4 3=1 4=" + std::to_string(type) +
-                              " 5=2.500000e-01"},
-         "",
-         random_tensor(5, 11, 12, 20),
-         [type](const Tensor& in) {
-           auto source = [&](int i, int n) {
-             if (i >= 0 && i < n) return i;
-             if (type == 0) return -1;
-             if (type == 1) return i < 0 ? 0 : n - 1;
-             return i < 0 ? -i : 2 * (n - 1) - i;
-           };
-           return make_image(5, 16, 17, [&](int c, int y, int x) {
-             const int sy = source(y - 2, 11), sx = source(x - 4, 12);
-             return sy < 0 || sx < 0 ? 0.25f : in.at(c, sy, sx);
-           });
-         },
-         0.f});
+    cases.push_back({"padding_type" + std::to_string(type),
+                     {input_layer(5), "Padding pad 1 1 data out 0=2 1=3 2=4 3=1 4=" +
+                                          std::to_string(type) + " 5=2.500000e-01"},
+                     "",
+                     random_tensor(5, 11, 12, 20),
+                     [type](const Tensor& in) {
+                       auto source = [&](int i, int n) {
+                         if (i >= 0 && i < n) return i;
+                         if (type == 0) return -1;
+                         if (type == 1) return i < 0 ? 0 : n - 1;
+                         return i < 0 ? -i : 2 * (n - 1) - i;
+                       };
+                       return make_image(5, 16, 17, [&](int c, int y, int x) {
+                         const int sy = source(y - 2, 11), sx = source(x - 4, 12);
+                         return sy < 0 || sx < 0 ? 0.25f : in.at(c, sy, sx);
+                       });
+                     },
+                     0.f});
   return cases;
 }
 
@@ -416,9 +420,9 @@ inline OpCase through_identity_convolution(OpCase c) {
   std::vector<float> identity(size_t(channels) * channels, 0.f);
   for (int i = 0; i < channels; ++i) identity[size_t(i) * channels + i] = 1.f;
   c.layers[0] = "Input in 0 1 data0 2=" + std::to_string(channels);
-  c.layers.insert(c.layers.begin() + 1, "Convolution identity 1 1 data0 data 0=" +
-                                            std::to_string(channels) +
-                                            " 1=1 6=" + std::to_string(channels * channels));
+  c.layers.insert(c.layers.begin() + 1,
+                  "Convolution identity 1 1 data0 data 0=" + std::to_string(channels) +
+                      " 1=1 6=" + std::to_string(channels * channels));
   c.bin = flag_fp32() + floats(identity) + c.bin;
   c.name += "_after_conv";
   return c;

@@ -67,7 +67,8 @@ TEST(NnOpMath, PaddingSourceAndPixelShuffle) {
 TEST(NnOpMath, TapsStayInRangeAndSumToOne) {
   for (ResizeType type : {ResizeType::kNearest, ResizeType::kBilinear, ResizeType::kBicubic})
     for (auto [in, out] : {std::pair{9, 18}, {13, 20}, {20, 7}, {1, 4}}) {
-      SCOPED_TRACE(std::to_string(int(type)) + ": " + std::to_string(in) + " -> " + std::to_string(out));
+      SCOPED_TRACE(std::to_string(int(type)) + ": " + std::to_string(in) + " -> " +
+                   std::to_string(out));
       math::Taps t = math::make_taps(type, in, out, float(out) / in, true);
       ASSERT_EQ(t.index.size(), size_t(out) * t.count);
       ASSERT_EQ(t.weight.size(), t.index.size());

@@ -119,7 +119,8 @@ int band_rows(const CpuBackend& cpu, const Shape& out) {
 
 // Weights in the primitive's layout, reordered once per layer (again only if a new input
 // shape makes oneDNN choose another layout).
-memory prepared_weights(CpuBackend& cpu, int op_index, const memory::desc& want, const dims& wdims, tag wtag) {
+memory prepared_weights(CpuBackend& cpu, int op_index, const memory::desc& want, const dims& wdims,
+                        tag wtag) {
   auto it = cpu.weights.find(op_index);
   if (it != cpu.weights.end() && it->second.get_desc() == want) return it->second;
   const ConvParams& c = cpu.graph.ops[op_index].get<ConvParams>();
@@ -144,9 +145,10 @@ struct ConvBand {
 // threads one at a time (schedule dynamic: a thread the machine slows down takes fewer). Each
 // band runs single-threaded in the thread that then applies its PReLU (and, for a bf16 blob,
 // the conversion), while the band is in that core's cache; one parallel region per layer.
-void build_banded_conv(CpuBackend& cpu, CpuPlan& plan, int op_index, const Shape& in, const Shape& out, dt compute,
-                       memory src, memory bias, dnnl::primitive_attr attr, const dims& wdims,
-                       tag wtag, const dims& strides, const dims& dilates, const ConvPads& pads) {
+void build_banded_conv(CpuBackend& cpu, CpuPlan& plan, int op_index, const Shape& in,
+                       const Shape& out, dt compute, memory src, memory bias,
+                       dnnl::primitive_attr attr, const dims& wdims, tag wtag, const dims& strides,
+                       const dims& dilates, const ConvPads& pads) {
   const Op& op = cpu.graph.ops[op_index];
   const ConvParams& c = op.get<ConvParams>();
   const bool bf16_out = compute == dt::bf16 && cpu.conv_only_readers[op.outputs[0]];
@@ -199,7 +201,7 @@ void build_banded_conv(CpuBackend& cpu, CpuPlan& plan, int op_index, const Shape
   const size_t src_row_bytes = size_t(in.w) * in.c * memory::data_type_size(compute);
   const int channels = out.c, width = out.w;
   plan.steps.push_back([&cpu, bands, src, bias, dst, slopes, src_row_bytes, scratchpad_offset,
-                         channels, width, bf16_out]() {
+                        channels, width, bf16_out]() {
     auto* src_base = static_cast<char*>(src.get_data_handle());
     auto* dst_base = static_cast<char*>(dst.get_data_handle());
     const float* s = slopes.empty() ? nullptr : slopes.data();
@@ -288,8 +290,8 @@ void prepare_convolution(CpuBackend& cpu, CpuPlan& plan, int op_index) {
     memory::desc dst_md({1, out.c, out.h, out.w}, dt::f32, dst_tag);
     if (deconv) {
       dnnl::deconvolution_forward::desc d(dnnl::prop_kind::forward_inference,
-                                          dnnl::algorithm::deconvolution_direct, src_md, w_md,
-                                          b_md, dst_md, strides, dilates, pad_l, pad_r);
+                                          dnnl::algorithm::deconvolution_direct, src_md, w_md, b_md,
+                                          dst_md, strides, dilates, pad_l, pad_r);
       dnnl::deconvolution_forward::primitive_desc pd(d, attr, cpu.engine);
       return {pd, dnnl::deconvolution_forward(pd)};
     }
@@ -306,11 +308,10 @@ void prepare_convolution(CpuBackend& cpu, CpuPlan& plan, int op_index) {
     block = 1;
   }
   std::string impl = pd.impl_info_str();
-  spdlog::debug("nn {} {} {}x{}x{} -> {}x{}x{}: {} (dst block {})", op_type_name(op.type),
-                op.name, in.c, in.h, in.w, out.c, out.h, out.w, impl, block);
+  spdlog::debug("nn {} {} {}x{}x{} -> {}x{}x{}: {} (dst block {})", op_type_name(op.type), op.name,
+                in.c, in.h, in.w, out.c, out.h, out.w, impl, block);
   if (impl.find("ref") != std::string::npos && !cpu.warned_ref)
-    spdlog::warn("oneDNN uses its slow reference implementation for layer {} ({})", op.name,
-                 impl),
+    spdlog::warn("oneDNN uses its slow reference implementation for layer {} ({})", op.name, impl),
         cpu.warned_ref = true;
 
   // Source in the layout (and data type) the primitive wants.

@@ -149,8 +149,7 @@ Blob& CpuBackend::new_blob(CpuPlan& plan, int b, const Shape& s, int block, dt t
   Blob& blob = plan.blobs[b];
   blob.shape = s;
   blob.block = s.dims == 3 ? block : 0;
-  memory::desc d =
-      s.dims == 3 ? image_desc(s, block, type) : memory::desc({s.w}, dt::f32, tag::x);
+  memory::desc d = s.dims == 3 ? image_desc(s, block, type) : memory::desc({s.w}, dt::f32, tag::x);
   blob.mem = memory(d, engine, DNNL_MEMORY_NONE);
   return blob;
 }

@@ -18,16 +18,14 @@ void prepare_activation(CpuBackend& cpu, CpuPlan& plan, int op_index) {
   plan.steps.push_back([in, out, a]() {
     const math::ActivationArgs args = math::activation_args(a);
     if (in.shape.dims != 3) {
-      for (int i = 0; i < in.shape.w; ++i)
-        out.data()[i] = math::activate(args, in.data()[i], i);
+      for (int i = 0; i < in.shape.w; ++i) out.data()[i] = math::activate(args, in.data()[i], i);
       return;
     }
     Blocked s = view(in), d = view(out);
 #pragma omp parallel for collapse(2)
     for (int c = 0; c < s.channels; ++c)
       for (int y = 0; y < s.height; ++y)
-        for (int x = 0; x < s.width; ++x)
-          d.at(c, y, x) = math::activate(args, s.at(c, y, x), c);
+        for (int x = 0; x < s.width; ++x) d.at(c, y, x) = math::activate(args, s.at(c, y, x), c);
     zero_channel_padding(d);
   });
 }

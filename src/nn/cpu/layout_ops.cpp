@@ -104,8 +104,8 @@ void prepare_crop(CpuBackend& cpu, CpuPlan& plan, int op_index) {
   const std::vector<Shape>& shapes = plan.shapes;
   const Shape& out_shape = shapes[op.outputs[0]];
   const Shape& in_shape = shapes[op.inputs[0]];
-  CropRegion r =
-      resolve_crop(op.get<CropParams>(), in_shape, op.inputs.size() > 1 ? &shapes[op.inputs[1]] : nullptr);
+  CropRegion r = resolve_crop(op.get<CropParams>(), in_shape,
+                              op.inputs.size() > 1 ? &shapes[op.inputs[1]] : nullptr);
   if (in_shape.dims != 3) {
     Blob in = plan.blobs[op.inputs[0]];
     Blob out = cpu.new_blob(plan, op.outputs[0], out_shape, 0);

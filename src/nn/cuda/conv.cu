@@ -50,8 +50,8 @@ void choose_algorithm(cudnnHandle_t cudnn, ConvState* st, bool fp16, cudnnMathTy
     st->algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
     check_cudnn(cudnnSetConvolutionMathType(st->conv.d, math_type), "set math type", name);
   }
-  check_cudnn(cudnnGetConvolutionForwardWorkspaceSize(cudnn, st->x.d, st->w.d, st->conv.d,
-                                                      st->y.d, st->algo, &st->workspace_bytes),
+  check_cudnn(cudnnGetConvolutionForwardWorkspaceSize(cudnn, st->x.d, st->w.d, st->conv.d, st->y.d,
+                                                      st->algo, &st->workspace_bytes),
               "workspace size", name);
   log_message(LogLevel::kDebug, "nn cuda layer " + name + ": algorithm " +
                                     std::to_string(int(st->algo)) + ", workspace " +
@@ -142,11 +142,11 @@ void prepare_convolution(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   plan.steps.push_back([=]() {
     const float one = 1.f, zero = 0.f;
     const T* src = padded ? padded : input.get();
-    check_cudnn(cudnnConvolutionForward(handle, &one, state->x.d, src, state->w.d, w,
-                                        state->conv.d, state->algo,
-                                        state->workspace_bytes ? workspace->get() : nullptr,
-                                        state->workspace_bytes, &zero, state->y.d, dst.get()),
-                "convolution", name);
+    check_cudnn(
+        cudnnConvolutionForward(handle, &one, state->x.d, src, state->w.d, w, state->conv.d,
+                                state->algo, state->workspace_bytes ? workspace->get() : nullptr,
+                                state->workspace_bytes, &zero, state->y.d, dst.get()),
+        "convolution", name);
     if (epilogue) {
       bias_activation_kernel<T>
           <<<grid_for(n), kThreads, 0, s>>>(dst.get(), dst.get(), bias, act, plane, n);

@@ -50,7 +50,8 @@ inline void check_launch(const char* kernel, std::string_view layer) {
   check_cuda(cudaGetLastError(), kernel, layer);
 }
 
-[[noreturn]] inline void fail_cudnn(cudnnStatus_t status, const char* what, std::string_view layer) {
+[[noreturn]] inline void fail_cudnn(cudnnStatus_t status, const char* what,
+                                    std::string_view layer) {
 #if CUDNN_MAJOR >= 9
   const bool out_of_memory = status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED ||
                              status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
@@ -118,7 +119,8 @@ class DeviceBuffer {
 // copies on the legacy default stream, which does not order with our non-blocking stream, and
 // from pageable memory it may return before the data has reached the device, so the first kernels
 // reading the weights or taps could see stale memory.
-inline DeviceBuffer upload(const void* host, size_t bytes, const std::string& what, cudaStream_t stream) {
+inline DeviceBuffer upload(const void* host, size_t bytes, const std::string& what,
+                           cudaStream_t stream) {
   DeviceBuffer buffer(bytes, what);
   if (bytes) {
     check_cuda(cudaMemcpyAsync(buffer.get(), host, bytes, cudaMemcpyHostToDevice, stream),

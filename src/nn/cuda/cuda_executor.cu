@@ -161,7 +161,7 @@ std::unique_ptr<PlanBase> CudaBackend::new_plan(const std::vector<Shape>& shapes
 void CudaBackend::prepare_op(PlanBase& plan, int op_index) {
   const CudaOp& op = prepare_table()[int(graph.ops[op_index].type)];
   (precision == Precision::kFp16 ? op.fp16 : op.fp32)(*this, static_cast<CudaPlan&>(plan),
-                                                        op_index);
+                                                      op_index);
 }
 
 size_t CudaBackend::blob_bytes(const PlanBase& plan, int b) const {

@@ -57,8 +57,8 @@ void prepare_pixelshuffle(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const std::string name = site.name;
   const cudaStream_t s = site.stream;
   plan.steps.push_back([=]() {
-    pixelshuffle_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), out_c, in_h,
-                                                            in_w, p.factor, p.mode);
+    pixelshuffle_kernel<T>
+        <<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), out_c, in_h, in_w, p.factor, p.mode);
     check_launch("pixelshuffle kernel", name);
   });
 }
@@ -84,9 +84,8 @@ void prepare_interp(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const size_t n = site.n;
   const cudaStream_t s = site.stream;
   plan.steps.push_back([=]() {
-    resample_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_shape.c,
-                                                        in_shape.h, in_shape.w, out_shape.h,
-                                                        out_shape.w, taps);
+    resample_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_shape.c, in_shape.h,
+                                                        in_shape.w, out_shape.h, out_shape.w, taps);
     check_launch("interp kernel", name);
   });
 }
@@ -103,8 +102,7 @@ void prepare_binaryop(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   if (op.template get<BinaryParams>().with_scalar) {
     const float scalar = op.template get<BinaryParams>().scalar;
     plan.steps.push_back([=]() {
-      binary_scalar_kernel<T>
-          <<<grid_for(n), kThreads, 0, s>>>(a.get(), scalar, out.get(), kind, n);
+      binary_scalar_kernel<T><<<grid_for(n), kThreads, 0, s>>>(a.get(), scalar, out.get(), kind, n);
       check_launch("binaryop kernel", name);
     });
     return;
@@ -193,8 +191,8 @@ void prepare_crop(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const std::string name = site.name;
   const cudaStream_t s = site.stream;
   plan.steps.push_back([=]() {
-    crop_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_h, in_w, co, ho, wo,
-                                                    oc, oh, ow);
+    crop_kernel<T>
+        <<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_h, in_w, co, ho, wo, oc, oh, ow);
     check_launch("crop kernel", name);
   });
 }
@@ -210,10 +208,9 @@ void prepare_padding(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const std::string name = site.name;
   const cudaStream_t s = site.stream;
   plan.steps.push_back([=]() {
-    padding_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_shape.c,
-                                                       in_shape.h, in_shape.w, pp.top, pp.left,
-                                                       pp.type, pp.value, out_shape.h,
-                                                       out_shape.w);
+    padding_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), in_shape.c, in_shape.h,
+                                                       in_shape.w, pp.top, pp.left, pp.type,
+                                                       pp.value, out_shape.h, out_shape.w);
     check_launch("padding kernel", name);
   });
 }
@@ -248,8 +245,7 @@ void prepare_innerproduct(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const std::string name = site.name;
   const cudaStream_t s = site.stream;
   plan.steps.push_back([=]() {
-    inner_product_kernel<T>
-        <<<outputs, kThreads, 0, s>>>(in.get(), w, bias, act, out.get(), inputs);
+    inner_product_kernel<T><<<outputs, kThreads, 0, s>>>(in.get(), w, bias, act, out.get(), inputs);
     check_launch("innerproduct kernel", name);
   });
 }
