@@ -6,6 +6,7 @@
 
 #include "../../src/nn/graph.hpp"
 #include "nn/op_cases.hpp"
+#include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
 
 namespace upframe::test {
@@ -53,6 +54,39 @@ TEST(NnOpCases, CoverEveryOpType) {
     // PReLU, ReLU and Sigmoid after a convolution are folded into it; the cases also run
     // them standalone.
     EXPECT_TRUE(seen.count(type)) << nn::op_type_name(type) << " has no case in op_cases.hpp";
+  }
+}
+
+// The GraphRunner names an op the backend has no prepare function for (Split, which
+// Graph::simplify removes from a loaded model, left in a hand-made graph).
+TEST(NnGraphRunner, AnOpTheBackendDoesNotRunIsNamed) {
+  nn::Graph g;
+  g.param_path = "hand-made.param";
+  g.blob_names = {"data", "a", "out"};
+  nn::Op input, split, sigmoid;
+  input.type = nn::OpType::kInput;
+  input.name = "in";
+  input.outputs = {0};
+  input.params = nn::InputParams{3};
+  split.type = nn::OpType::kSplit;
+  split.name = "sp";
+  split.inputs = {0};
+  split.outputs = {1};
+  split.params = nn::SplitParams{};
+  sigmoid.type = nn::OpType::kSigmoid;
+  sigmoid.name = "s";
+  sigmoid.inputs = {1};
+  sigmoid.outputs = {2};
+  sigmoid.params = nn::SigmoidParams{};
+  g.ops = {input, split, sigmoid};
+  g.finalize();
+  auto model = nn::Model::from_graph(g, "hand-made");
+  try {
+    nn::make_cpu_executor(model, nn::Precision::kFp32)->run(random_tensor(3, 4, 5));
+    FAIL() << "a Split ran on the CPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), "hand-made.param");
+    EXPECT_EQ(e.problem(), "layer sp: Split is not supported on the CPU");
   }
 }
 
