@@ -1,6 +1,7 @@
 #include "nn/graph_runner.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "upframe/error.hpp"
