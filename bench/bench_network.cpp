@@ -79,7 +79,7 @@ class RawConvolutions {
     for (const nn::Op& op : graph.ops) {
       if (op.type == nn::OpType::kDeconvolution) ++skipped_;
       if (op.type != nn::OpType::kConvolution) continue;
-      const nn::ConvParams& c = op.conv;
+      const nn::ConvParams& c = op.get<nn::ConvParams>();
       const nn::Shape& in = shapes[op.inputs[0]];
       const nn::Shape& out = shapes[op.outputs[0]];
       const int g = c.groups;

@@ -190,10 +190,11 @@ ActivationSpec activation_of(const Op& op) {
   ActivationSpec a;
   if (op.type == OpType::kPReLU) {
     a.type = Activation::kPReLU;
-    a.prelu_slopes = op.slopes;
+    a.prelu_slopes = op.get<PReLUParams>().slopes;
   } else if (op.type == OpType::kReLU) {
-    a.type = op.relu_slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
-    a.alpha = op.relu_slope;
+    const float slope = op.get<ReLUParams>().slope;
+    a.type = slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
+    a.alpha = slope;
   } else {
     a.type = Activation::kSigmoid;
   }
@@ -231,11 +232,13 @@ void Graph::simplify() {
     if (it == producer.end() || readers[src] != 1) continue;
     Op& conv = ops[it->second];
     if (conv.type != OpType::kConvolution && conv.type != OpType::kDeconvolution) continue;
-    if (conv.conv.activation.type != Activation::kNone) continue;
-    if (act.type == OpType::kPReLU && act.slopes.size() != 1 &&
-        int(act.slopes.size()) != conv.conv.num_output)
-      continue;
-    conv.conv.activation = activation_of(act);
+    ConvParams& c = conv.get<ConvParams>();
+    if (c.activation.type != Activation::kNone) continue;
+    if (act.type == OpType::kPReLU) {
+      const size_t slopes = act.get<PReLUParams>().slopes.size();
+      if (slopes != 1 && int(slopes) != c.num_output) continue;
+    }
+    c.activation = activation_of(act);
     conv.outputs[0] = act.outputs[0];
     producer[act.outputs[0]] = it->second;
     removed[i] = true;
@@ -284,18 +287,20 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
     };
     Shape out{};
     switch (op.type) {
-      case OpType::kInput:
-        if (op.input_channels > 0 && input.c != op.input_channels)
-          throw fail("the model takes " + std::to_string(op.input_channels) + " channels, got " +
+      case OpType::kInput: {
+        const int channels = op.get<InputParams>().channels;
+        if (channels > 0 && input.c != channels)
+          throw fail("the model takes " + std::to_string(channels) + " channels, got " +
                      std::to_string(input.c));
         out = input;
         break;
+      }
       case OpType::kSplit:
         out = in[0];
         break;
       case OpType::kConvolution:
       case OpType::kDeconvolution: {
-        const ConvParams& c = op.conv;
+        const ConvParams& c = op.get<ConvParams>();
         need_image(in[0]);
         size_t per_group_in = c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h);
         if (in[0].c % c.groups != 0 || size_t(in[0].c / c.groups) != per_group_in)
@@ -329,20 +334,22 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
           throw fail("PReLU slope count differs from the channel count");
         break;
       }
-      case OpType::kPReLU:
+      case OpType::kPReLU: {
         need_image(in[0]);
-        if (op.slopes.size() != 1 && int(op.slopes.size()) != in[0].c)
-          throw fail(std::to_string(op.slopes.size()) + " slopes for " + std::to_string(in[0].c) +
+        const size_t slopes = op.get<PReLUParams>().slopes.size();
+        if (slopes != 1 && int(slopes) != in[0].c)
+          throw fail(std::to_string(slopes) + " slopes for " + std::to_string(in[0].c) +
                      " channels");
         out = in[0];
         break;
+      }
       case OpType::kReLU:
       case OpType::kSigmoid:
         out = in[0];
         break;
       case OpType::kPixelShuffle: {
         need_image(in[0]);
-        const int64_t r = op.upscale_factor;
+        const int64_t r = op.get<PixelShuffleParams>().factor;
         if (in[0].c % (r * r) != 0)
           throw fail(std::to_string(in[0].c) + " channels do not divide by the factor squared");
         out = checked(3, in[0].c / (r * r), in[0].h * r, in[0].w * r);
@@ -350,7 +357,7 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
       }
       case OpType::kInterp: {
         need_image(in[0]);
-        const InterpParams& p = op.interp;
+        const InterpParams& p = op.get<InterpParams>();
         int64_t oh = p.output_height, ow = p.output_width;
         if (oh == 0 || ow == 0) {
           // In double, and compared before the conversion: h * 1e30 is beyond any integer.
@@ -369,7 +376,7 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         break;
       }
       case OpType::kBinaryOp: {
-        if (op.binary.with_scalar) {
+        if (op.get<BinaryParams>().with_scalar) {
           out = in[0];
           break;
         }
@@ -394,7 +401,8 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         out = in[0];
         break;
       case OpType::kConcat: {
-        int axis = op.concat_axis < 0 ? op.concat_axis + in[0].dims : op.concat_axis;
+        const int concat_axis = op.get<ConcatParams>().axis;
+        const int axis = concat_axis < 0 ? concat_axis + in[0].dims : concat_axis;
         if (in[0].dims != 3 || axis != 0)
           throw fail("only channel concatenation of images is supported");
         int64_t channels = 0;
@@ -407,7 +415,7 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         break;
       }
       case OpType::kCrop: {
-        CropRegion r = resolve_crop(op.crop, in[0], in.size() > 1 ? &in[1] : nullptr);
+        CropRegion r = resolve_crop(op.get<CropParams>(), in[0], in.size() > 1 ? &in[1] : nullptr);
         if (r.out.w <= 0 || r.out.h <= 0 || r.out.c <= 0 || r.woffset < 0 || r.hoffset < 0 ||
             r.coffset < 0 || int64_t(r.woffset) + r.out.w > in[0].w ||
             int64_t(r.hoffset) + r.out.h > in[0].h || int64_t(r.coffset) + r.out.c > in[0].c)
@@ -417,10 +425,10 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
       }
       case OpType::kPadding: {
         need_image(in[0]);
-        const PaddingParams& p = op.padding;
+        const PaddingParams& p = op.get<PaddingParams>();
         out = checked(3, in[0].c, int64_t(in[0].h) + p.top + p.bottom,
                       int64_t(in[0].w) + p.left + p.right);
-        if (p.type == 2 &&
+        if (p.type == PaddingType::kReflect &&
             (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w || p.right >= in[0].w))
           throw fail("reflect padding wider than the input");
         break;
@@ -430,11 +438,12 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
         out = {1, 1, 1, in[0].c};
         break;
       case OpType::kInnerProduct: {
-        size_t inputs = op.inner.weights.size() / op.inner.num_output;
+        const InnerProductParams& p = op.get<InnerProductParams>();
+        size_t inputs = p.weights.size() / p.num_output;
         if (in[0].elements() != inputs)
           throw fail("weights expect " + std::to_string(inputs) + " inputs, got " +
                      shape_text(in[0]));
-        out = {1, 1, 1, op.inner.num_output};
+        out = {1, 1, 1, p.num_output};
         break;
       }
     }
@@ -467,7 +476,7 @@ int Graph::receptive_radius(bool* global_context) const {
     double extra = 0;  // in pixels of the op's input
     switch (op.type) {
       case OpType::kConvolution: {
-        const ConvParams& c = op.conv;
+        const ConvParams& c = op.get<ConvParams>();
         const int64_t reach = std::max(kernel_extent(c.kernel_w, c.dilation_w),
                                        kernel_extent(c.kernel_h, c.dilation_h)) -
                               1;
@@ -476,14 +485,14 @@ int Graph::receptive_radius(bool* global_context) const {
         break;
       }
       case OpType::kDeconvolution: {
-        const ConvParams& c = op.conv;
+        const ConvParams& c = op.get<ConvParams>();
         const int64_t reach = std::max(kernel_extent(c.kernel_w, c.dilation_w),
                                        kernel_extent(c.kernel_h, c.dilation_h));
         extra = std::ceil(double(reach) / std::min(c.stride_w, c.stride_h));
         break;
       }
       case OpType::kInterp:
-        extra = op.interp.resize_type == 3 ? 2 : 1;
+        extra = op.get<InterpParams>().resize_type == ResizeType::kBicubic ? 2 : 1;
         break;
       case OpType::kPooling:
         *global_context = true;

@@ -1,4 +1,4 @@
-// The backend-independent form of an ncnn model: typed ops with their parameters and weights
+// The backend-independent form of an ncnn model: typed ops (nn/ops.hpp) with their weights
 // (fp32), named blobs, shape inference, the receptive-field walk and a buffer plan.
 #pragma once
 
@@ -7,135 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "ops.hpp"  // relative: tests include this header by path
+
 namespace upframe::nn {
-
-enum class OpType {
-  kInput,
-  kSplit,
-  kConvolution,  // also ConvolutionDepthWise (groups > 1)
-  kDeconvolution,
-  kPReLU,
-  kReLU,  // slope != 0: LeakyReLU
-  kSigmoid,
-  kPixelShuffle,
-  kInterp,
-  kBinaryOp,
-  kEltwise,
-  kConcat,
-  kCrop,
-  kPadding,
-  kPooling,
-  kInnerProduct,
-};
-const char* op_type_name(OpType type);
-
-// ncnn's fused activation (param 9 of Convolution/Deconvolution/InnerProduct); kPReLU is ours:
-// a following PReLU layer folded into the convolution by Graph::simplify().
-enum class Activation {
-  kNone = 0,
-  kReLU = 1,
-  kLeakyReLU = 2,
-  kClip = 3,
-  kSigmoid = 4,
-  kPReLU = 100
-};
-
-struct ActivationSpec {
-  Activation type = Activation::kNone;
-  float alpha = 0.f;  // LeakyReLU slope, Clip min
-  float beta = 0.f;   // Clip max
-  std::vector<float> prelu_slopes;
-};
-
-struct ConvParams {
-  int num_output = 0;
-  int kernel_w = 0, kernel_h = 0;
-  int dilation_w = 1, dilation_h = 1;
-  int stride_w = 1, stride_h = 1;
-  int pad_left = 0, pad_right = 0, pad_top = 0, pad_bottom = 0;  // -233/-234: SAME upper/lower
-  int groups = 1;
-  int output_pad_right = 0, output_pad_bottom = 0;  // Deconvolution only
-  int output_w = 0, output_h = 0;                   // Deconvolution only
-  bool bias_term = false;
-  ActivationSpec activation;
-  // Convolution: [out][in/groups][kh][kw]; Deconvolution: [out/groups][in/groups][kh][kw]
-  // per group (ncnn's order; the kernel is applied as a scatter, not flipped).
-  std::vector<float> weights;
-  std::vector<float> bias;
-};
-
-struct InterpParams {
-  int resize_type = 0;  // 1 nearest, 2 bilinear, 3 bicubic
-  float height_scale = 1.f, width_scale = 1.f;
-  int output_height = 0, output_width = 0;
-};
-
-enum class BinaryKind { kAdd = 0, kSub, kMul, kDiv, kMax, kMin, kPow, kRSub, kRDiv };
-
-struct BinaryParams {
-  BinaryKind kind = BinaryKind::kAdd;
-  bool with_scalar = false;
-  float scalar = 0.f;
-};
-
-struct EltwiseParams {
-  int kind = 1;  // 0 product, 1 sum, 2 max
-  std::vector<float> coefficients;
-};
-
-struct CropParams {
-  int woffset = 0, hoffset = 0, coffset = 0;
-  int outw = 0, outh = 0, outc = 0;
-  int woffset2 = 0, hoffset2 = 0, coffset2 = 0;
-  std::vector<int> starts, ends, axes;  // numpy-style slice (-23309/-23310/-23311)
-};
-
-struct PaddingParams {
-  int top = 0, bottom = 0, left = 0, right = 0;
-  int type = 0;  // 0 constant, 1 replicate, 2 reflect
-  float value = 0.f;
-};
-
-struct PoolingParams {
-  int kind = 0;  // 0 max, 1 average
-  bool global = false;
-};
-
-struct InnerProductParams {
-  int num_output = 0;
-  bool bias_term = false;
-  ActivationSpec activation;
-  std::vector<float> weights;  // [num_output][inputs]
-  std::vector<float> bias;
-};
-
-struct Op {
-  OpType type = OpType::kInput;
-  std::string name;
-  int line = 0;               // in the .param file, for error messages
-  std::vector<int> inputs;    // blob indices
-  std::vector<int> outputs;   // blob indices
-  int input_channels = 0;     // Input layer's declared channel count (0: unknown)
-  ConvParams conv;            // Convolution, Deconvolution
-  std::vector<float> slopes;  // PReLU (size 1: shared)
-  float relu_slope = 0.f;     // ReLU
-  int upscale_factor = 1;     // PixelShuffle
-  int pixelshuffle_mode = 0;  // 0: PyTorch pixel_shuffle order, 1: depth-to-space DCR
-  InterpParams interp;
-  BinaryParams binary;
-  EltwiseParams eltwise;
-  int concat_axis = 0;
-  CropParams crop;
-  PaddingParams padding;
-  PoolingParams pooling;
-  InnerProductParams inner;
-};
-
-// True for the standalone activation layers: PReLU, ReLU (LeakyReLU with a slope), Sigmoid.
-bool is_activation(OpType type);
-// What such a layer applies, as the activation a convolution can carry fused (ReLU with slope 0
-// is kReLU, with another slope kLeakyReLU).
-ActivationSpec activation_of(const Op& op);
 
 // Limits on every blob shape, checked by Graph::infer_shapes (the input included): each side
 // (channels, height, width; a vector's length) at most kMaxShapeSide, and at most

@@ -79,13 +79,14 @@ std::shared_ptr<const Model> Model::from_graph(Graph graph, std::string name) {
   // Input channels: declared by the Input layer, else implied by the first layer's weights.
   info.input_channels = 0;
   for (const Op& op : g.ops) {
-    if (op.type == OpType::kInput && op.input_channels > 0) info.input_channels = op.input_channels;
+    if (op.type == OpType::kInput && op.get<InputParams>().channels > 0)
+      info.input_channels = op.get<InputParams>().channels;
   }
   if (info.input_channels == 0) {
     for (const Op& op : g.ops) {
       bool reads_input = !op.inputs.empty() && op.inputs[0] == g.input_blob;
       if (reads_input && (op.type == OpType::kConvolution || op.type == OpType::kDeconvolution)) {
-        const ConvParams& c = op.conv;
+        const ConvParams& c = op.get<ConvParams>();
         info.input_channels =
             int(c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h)) * c.groups;
         break;

@@ -90,13 +90,13 @@ struct Taps {
   std::vector<float> weight;
 };
 
-// ncnn's Interp along one axis of `in` -> `out` samples. resize_type 1 nearest (ncnn: floor of
-// out * in/out, or of out / scale when the scale was given), 2 bilinear and 3 bicubic (A = -0.75,
-// as ncnn and PyTorch), both with half-pixel centres and edge samples repeated. Host only.
-inline Taps make_taps(int resize_type, int in, int out, float scale_param, bool size_given) {
+// ncnn's Interp along one axis of `in` -> `out` samples. Nearest: ncnn's floor of out * in/out,
+// or of out / scale when the scale was given; bilinear and bicubic (A = -0.75, as ncnn and
+// PyTorch): half-pixel centres, edge samples repeated. Host only.
+inline Taps make_taps(ResizeType resize_type, int in, int out, float scale_param, bool size_given) {
   Taps t;
   auto clamp = [&](int i) { return std::min(std::max(i, 0), in - 1); };
-  if (resize_type == 1) {
+  if (resize_type == ResizeType::kNearest) {
     float step = size_given ? float(in) / out : 1.f / scale_param;
     for (int i = 0; i < out; ++i) {
       t.index.push_back(std::min(int(i * step), in - 1));
@@ -105,7 +105,7 @@ inline Taps make_taps(int resize_type, int in, int out, float scale_param, bool 
     return t;
   }
   double scale = double(in) / out;
-  if (resize_type == 2) {
+  if (resize_type == ResizeType::kBilinear) {
     t.count = 2;
     for (int i = 0; i < out; ++i) {
       float f = float((i + 0.5) * scale - 0.5);
@@ -143,18 +143,41 @@ inline Taps make_taps(int resize_type, int in, int out, float scale_param, bool 
 
 // The source sample of output sample i of a Padding along an axis of n input samples
 // (i already shifted by the leading pad): -1 means outside (constant padding).
-UPFRAME_NN_HD inline int padding_source(int i, int n, int type) {
+UPFRAME_NN_HD inline int padding_source(int i, int n, PaddingType type) {
   if (i >= 0 && i < n) return i;
-  if (type == 0) return -1;
-  if (type == 1) return i < 0 ? 0 : n - 1;
-  return i < 0 ? -i : 2 * (n - 1) - i;  // reflect
+  switch (type) {
+    case PaddingType::kConstant:
+      return -1;
+    case PaddingType::kReplicate:
+      return i < 0 ? 0 : n - 1;
+    case PaddingType::kReflect:
+      break;
+  }
+  return i < 0 ? -i : 2 * (n - 1) - i;
 }
 
-// PixelShuffle: the input channel that output channel p, sub-pixel (i, j) reads. Mode 0:
-// PyTorch pixel_shuffle order; mode 1: depth-to-space DCR.
+// PixelShuffle: the input channel that output channel p, sub-pixel (i, j) reads.
 UPFRAME_NN_HD inline int pixelshuffle_source_channel(int p, int i, int j, int r, int out_channels,
-                                                     int mode) {
-  return mode == 0 ? p * r * r + i * r + j : (i * r + j) * out_channels + p;
+                                                     PixelShuffleMode mode) {
+  return mode == PixelShuffleMode::kPyTorch ? p * r * r + i * r + j
+                                            : (i * r + j) * out_channels + p;
+}
+
+// Eltwise: the first input's term, then each later input x folded in (the sum weighted by
+// `coefficient`, 1 without coefficients).
+UPFRAME_NN_HD inline float eltwise_first(EltwiseKind kind, float x, float coefficient) {
+  return kind == EltwiseKind::kSum ? x * coefficient : x;
+}
+UPFRAME_NN_HD inline float eltwise_fold(EltwiseKind kind, float v, float x, float coefficient) {
+  switch (kind) {
+    case EltwiseKind::kProduct:
+      return v * x;
+    case EltwiseKind::kSum:
+      return v + x * coefficient;
+    case EltwiseKind::kMax:
+      break;
+  }
+  return max_of(v, x);
 }
 
 }  // namespace upframe::nn::math

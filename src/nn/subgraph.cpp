@@ -66,7 +66,7 @@ Graph single_op_graph(const Graph& graph, int op_index, const std::vector<Shape>
   part.blob_names = {"packed"};
   part.input_blob = 0;
   Op input = input_op(0);
-  input.input_channels = channels;
+  input.params = InputParams{channels};
   part.ops.push_back(input);
   if (op.inputs.size() == 1) {
     op.inputs = {0};
@@ -79,9 +79,11 @@ Graph single_op_graph(const Graph& graph, int op_index, const std::vector<Shape>
       crop.name = "unpack" + std::to_string(k);
       crop.inputs = {0};
       crop.outputs = {int(part.blob_names.size())};
-      crop.crop.starts = {first_channel};
-      crop.crop.ends = {first_channel + c};
-      crop.crop.axes = {0};
+      CropParams slice;
+      slice.starts = {first_channel};
+      slice.ends = {first_channel + c};
+      slice.axes = {0};
+      crop.params = slice;
       part.blob_names.push_back("input" + std::to_string(k));
       part.ops.push_back(crop);
       op.inputs[k] = crop.outputs[0];

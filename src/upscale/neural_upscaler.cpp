@@ -108,7 +108,7 @@ class NeuralWorker : public UpscaleWorker {
   // half the size, as on the host path, down to kMinTile.
   Frame upscale_on_device(const Frame& input) {
     for (;;) {
-      auto* executor = dynamic_cast<nn::cuda::CudaExecutor*>(executor_.get());
+      nn::cuda::CudaExecutor* executor = executor_->cuda_executor();
       if (!executor) return {};
       try {
         if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);

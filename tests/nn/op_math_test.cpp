@@ -53,21 +53,22 @@ TEST(NnOpMath, BinaryKinds) {
 }
 
 TEST(NnOpMath, PaddingSourceAndPixelShuffle) {
-  EXPECT_EQ(math::padding_source(2, 5, 0), 2);
-  EXPECT_EQ(math::padding_source(-1, 5, 0), -1);
-  EXPECT_EQ(math::padding_source(-2, 5, 1), 0);
-  EXPECT_EQ(math::padding_source(6, 5, 1), 4);
-  EXPECT_EQ(math::padding_source(-2, 5, 2), 2);
-  EXPECT_EQ(math::padding_source(6, 5, 2), 2);
-  // 2 output channels, factor 2: mode 0 takes channel p*4 + sub, mode 1 sub*2 + p.
-  EXPECT_EQ(math::pixelshuffle_source_channel(1, 1, 0, 2, 2, 0), 6);
-  EXPECT_EQ(math::pixelshuffle_source_channel(1, 1, 0, 2, 2, 1), 5);
+  EXPECT_EQ(math::padding_source(2, 5, PaddingType::kConstant), 2);
+  EXPECT_EQ(math::padding_source(-1, 5, PaddingType::kConstant), -1);
+  EXPECT_EQ(math::padding_source(-2, 5, PaddingType::kReplicate), 0);
+  EXPECT_EQ(math::padding_source(6, 5, PaddingType::kReplicate), 4);
+  EXPECT_EQ(math::padding_source(-2, 5, PaddingType::kReflect), 2);
+  EXPECT_EQ(math::padding_source(6, 5, PaddingType::kReflect), 2);
+  // 2 output channels, factor 2: PyTorch order takes channel p*4 + sub, DCR sub*2 + p.
+  EXPECT_EQ(math::pixelshuffle_source_channel(1, 1, 0, 2, 2, PixelShuffleMode::kPyTorch), 6);
+  EXPECT_EQ(math::pixelshuffle_source_channel(1, 1, 0, 2, 2, PixelShuffleMode::kDepthToSpace), 5);
 }
 
 TEST(NnOpMath, TapsStayInRangeAndSumToOne) {
-  for (int type : {1, 2, 3})
+  for (ResizeType type : {ResizeType::kNearest, ResizeType::kBilinear, ResizeType::kBicubic})
     for (auto [in, out] : {std::pair{9, 18}, {13, 20}, {20, 7}, {1, 4}}) {
-      SCOPED_TRACE(std::to_string(type) + ": " + std::to_string(in) + " -> " + std::to_string(out));
+      SCOPED_TRACE(std::to_string(int(type)) + ": " + std::to_string(in) + " -> " +
+                   std::to_string(out));
       math::Taps t = math::make_taps(type, in, out, float(out) / in, true);
       ASSERT_EQ(t.index.size(), size_t(out) * t.count);
       ASSERT_EQ(t.weight.size(), t.index.size());
@@ -82,7 +83,7 @@ TEST(NnOpMath, TapsStayInRangeAndSumToOne) {
       }
     }
   // Nearest at 2x reads each input sample twice.
-  math::Taps nearest = math::make_taps(1, 4, 8, 2.f, false);
+  math::Taps nearest = math::make_taps(ResizeType::kNearest, 4, 8, 2.f, false);
   EXPECT_EQ(nearest.index, (std::vector<int>{0, 0, 1, 1, 2, 2, 3, 3}));
 }
 

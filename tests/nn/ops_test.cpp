@@ -1,10 +1,12 @@
-// Ops the shipped models cover lightly (or not at all), each on a small hand-made graph written
-// as .param text + .bin bytes, checked against a direct formula computed here.
+// Op combinations beyond the one-op cases of the catalogue (op_cases.hpp, op_cases_test.cpp),
+// each on a small hand-made graph written as .param text + .bin bytes, checked against a direct
+// formula computed here.
 #include <random>
 #include <set>
 #include <sstream>
 
 #include "nn/nn_test_util.hpp"
+#include "nn/op_cases.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
 
@@ -29,67 +31,8 @@ void expect_near(const Tensor& got, const Tensor& want, float tolerance) {
   EXPECT_LE(worst, tolerance);
 }
 
-// Direct convolution, ncnn weight order [out][in/groups][kh][kw].
-Tensor ref_conv(const Tensor& in, const std::vector<float>& w, const std::vector<float>& bias,
-                int out_c, int k, int stride, int dilation, int pad_l, int pad_t, int out_h,
-                int out_w, int groups = 1) {
-  Tensor out(out_c, out_h, out_w);
-  int in_per_group = in.channels / groups, out_per_group = out_c / groups;
-  for (int o = 0; o < out_c; ++o)
-    for (int y = 0; y < out_h; ++y)
-      for (int x = 0; x < out_w; ++x) {
-        double acc = bias.empty() ? 0 : bias[o];
-        int g = o / out_per_group;
-        for (int i = 0; i < in_per_group; ++i)
-          for (int ky = 0; ky < k; ++ky)
-            for (int kx = 0; kx < k; ++kx) {
-              int sy = y * stride + ky * dilation - pad_t, sx = x * stride + kx * dilation - pad_l;
-              if (sy < 0 || sx < 0 || sy >= in.height || sx >= in.width) continue;
-              acc += double(w[((size_t(o) * in_per_group + i) * k + ky) * k + kx]) *
-                     in.at(g * in_per_group + i, sy, sx);
-            }
-        out.at(o, y, x) = float(acc);
-      }
-  return out;
-}
-
-double cubic(double x) {  // Keys kernel, A = -0.75 (PyTorch and ncnn)
-  const double A = -0.75;
-  x = std::abs(x);
-  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  return 0;
-}
-
-// PyTorch F.interpolate(mode="bicubic" / "bilinear", align_corners=False), edges clamped.
-Tensor ref_resize(const Tensor& in, int out_h, int out_w, bool bicubic_mode) {
-  Tensor out(in.channels, out_h, out_w);
-  double sy = double(in.height) / out_h, sx = double(in.width) / out_w;
-  auto clampi = [](int v, int n) { return std::min(std::max(v, 0), n - 1); };
-  for (int c = 0; c < in.channels; ++c)
-    for (int y = 0; y < out_h; ++y)
-      for (int x = 0; x < out_w; ++x) {
-        double fy = (y + 0.5) * sy - 0.5, fx = (x + 0.5) * sx - 0.5;
-        double acc = 0;
-        if (bicubic_mode) {
-          int y0 = int(std::floor(fy)), x0 = int(std::floor(fx));
-          for (int j = -1; j <= 2; ++j)
-            for (int i = -1; i <= 2; ++i)
-              acc += cubic(fy - (y0 + j)) * cubic(fx - (x0 + i)) *
-                     in.at(c, clampi(y0 + j, in.height), clampi(x0 + i, in.width));
-        } else {
-          fy = std::max(fy, 0.0);
-          fx = std::max(fx, 0.0);
-          int y0 = std::min(int(fy), in.height - 1), x0 = std::min(int(fx), in.width - 1);
-          double ty = fy - y0, tx = fx - x0;
-          int y1 = clampi(y0 + 1, in.height), x1 = clampi(x0 + 1, in.width);
-          acc = (1 - ty) * ((1 - tx) * in.at(c, y0, x0) + tx * in.at(c, y0, x1)) +
-                ty * ((1 - tx) * in.at(c, y1, x0) + tx * in.at(c, y1, x1));
-        }
-        out.at(c, y, x) = float(acc);
-      }
-  return out;
-}
+using op_cases::ref_conv;
+using op_cases::ref_resize;
 
 TEST(NnOps, InterpBicubicMatchesFormula) {
   Tensor in = random_tensor(3, 18, 24);
@@ -101,20 +44,6 @@ TEST(NnOps, InterpBicubicMatchesFormula) {
     SCOPED_TRACE(scale);
     expect_near(got, ref_resize(in, int(18 * scale), int(24 * scale), true), 2e-5f);
   }
-}
-
-TEST(NnOps, InterpBilinearAndNearest) {
-  Tensor in = random_tensor(3, 10, 14);
-  expect_near(run_graph("bilinear", {"Input in 0 1 data", "Interp up 1 1 data out 0=2 1=2.0 2=3.0"},
-                        "", in),
-              ref_resize(in, 20, 42, false), 2e-5f);
-  Tensor nearest =
-      run_graph("nearest", {"Input in 0 1 data", "Interp up 1 1 data out 0=1 1=3.0 2=2.0"}, "", in);
-  Tensor want(3, 30, 28);
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < 30; ++y)
-      for (int x = 0; x < 28; ++x) want.at(c, y, x) = in.at(c, y / 3, x / 2);
-  expect_near(nearest, want, 0.f);
 }
 
 // A squeeze-excitation block as in Real-CUGAN, on a 16-channel (oneDNN-blocked) convolution
@@ -168,71 +97,6 @@ TEST(NnOps, SqueezeExcitationBroadcastAndCrop) {
   expect_near(got, want, 1e-4f);
 }
 
-// ncnn Deconvolution: out[y*s + ky - pad][x*s + kx - pad] += in[y][x] * w[o][i][ky][kx].
-Tensor ref_deconv(const Tensor& in, const std::vector<float>& w, const std::vector<float>& bias,
-                  int out_c, int k, int s, int pad) {
-  int full_h = (in.height - 1) * s + k, full_w = (in.width - 1) * s + k;
-  Tensor out(out_c, full_h - 2 * pad, full_w - 2 * pad);
-  for (int o = 0; o < out_c; ++o)
-    for (int y = 0; y < out.height; ++y)
-      for (int x = 0; x < out.width; ++x) out.at(o, y, x) = bias.empty() ? 0 : bias[o];
-  for (int o = 0; o < out_c; ++o)
-    for (int i = 0; i < in.channels; ++i)
-      for (int y = 0; y < in.height; ++y)
-        for (int x = 0; x < in.width; ++x)
-          for (int ky = 0; ky < k; ++ky)
-            for (int kx = 0; kx < k; ++kx) {
-              int oy = y * s + ky - pad, ox = x * s + kx - pad;
-              if (oy < 0 || ox < 0 || oy >= out.height || ox >= out.width) continue;
-              out.at(o, oy, ox) +=
-                  in.at(i, y, x) * w[((size_t(o) * in.channels + i) * k + ky) * k + kx];
-            }
-  return out;
-}
-
-TEST(NnOps, DeconvolutionMatchesScatterFormula) {
-  Tensor in = random_tensor(4, 7, 9);
-  auto w = random_values(3 * 4 * 16, 11), b = random_values(3, 12);
-  Tensor got = run_graph(
-      "deconv4", {"Input in 0 1 data", "Deconvolution dc 1 1 data out 0=3 1=4 3=2 4=3 5=1 6=192"},
-      flag_fp32() + floats(w) + floats(b), in);
-  expect_near(got, ref_deconv(in, w, b, 3, 4, 2, 3), 1e-4f);
-
-  auto w2 = random_values(8 * 4 * 4, 13);
-  Tensor relu = run_graph(
-      "deconv2", {"Input in 0 1 data", "Deconvolution dc 1 1 data out 0=8 1=2 3=2 6=128 9=1"},
-      flag_fp32() + floats(w2), in);
-  Tensor want = ref_deconv(in, w2, {}, 8, 2, 2, 0);
-  for (float& v : want.data) v = std::max(v, 0.f);
-  expect_near(relu, want, 1e-4f);
-}
-
-TEST(NnOps, ConvolutionStrideDilationSamePaddingGroups) {
-  Tensor in = random_tensor(4, 11, 14);
-  auto w = random_values(8 * 4 * 9, 21), b = random_values(8, 22);
-  // stride 2, SAME_UPPER (-233): out = ceil(in / 2); total padding 2 (h: 11 -> 6), 1 (w: 14 -> 7)
-  Tensor got = run_graph(
-      "conv-same", {"Input in 0 1 data", "Convolution c 1 1 data out 0=8 1=3 3=2 4=-233 5=1 6=288"},
-      flag_fp32() + floats(w) + floats(b), in);
-  expect_near(got, ref_conv(in, w, b, 8, 3, 2, 1, 0, 1, 6, 7), 1e-4f);
-
-  Tensor dil = run_graph("conv-dilated",
-                         {"Input in 0 1 data",
-                          "Convolution c 1 1 data out 0=8 1=3 2=2 4=2 5=1 6=288 9=3 "
-                          "-23310=2,-1.000000e-01,2.000000e-01"},
-                         flag_fp32() + floats(w) + floats(b), in);
-  Tensor want = ref_conv(in, w, b, 8, 3, 1, 2, 2, 2, 11, 14);
-  for (float& v : want.data) v = std::min(std::max(v, -0.1f), 0.2f);
-  expect_near(dil, want, 1e-4f);
-
-  auto wg = random_values(8 * 2 * 9, 23);
-  Tensor grouped =
-      run_graph("conv-groups",
-                {"Input in 0 1 data", "ConvolutionDepthWise c 1 1 data out 0=8 1=3 4=1 6=144 7=2"},
-                flag_fp32() + floats(wg), in);
-  expect_near(grouped, ref_conv(in, wg, {}, 8, 3, 1, 1, 1, 1, 11, 14, 2), 1e-4f);
-}
-
 // Concat of a plain 3-channel blob with a blocked 16-channel one, Eltwise with coefficients,
 // PReLU folded into a convolution, and Padding.
 TEST(NnOps, ConcatEltwisePReLUPadding) {
@@ -260,27 +124,6 @@ TEST(NnOps, ConcatEltwisePReLUPadding) {
         want.at(c, y, x) = 0.2f * v + e;
       }
   expect_near(got, want, 1e-4f);
-}
-
-TEST(NnOps, PixelShuffleBothModesAndScalarBinaryOp) {
-  Tensor in = random_tensor(8, 5, 6);
-  for (int mode : {0, 1}) {
-    Tensor got = run_graph(
-        "pixelshuffle",
-        {"Input in 0 1 data 2=8", "PixelShuffle ps 1 1 data p 0=2 1=" + std::to_string(mode),
-         "BinaryOp sc 1 1 p out 0=7 1=1 2=1.5"},
-        "", in);
-    Tensor want(2, 10, 12);
-    for (int c = 0; c < 2; ++c)
-      for (int y = 0; y < 10; ++y)
-        for (int x = 0; x < 12; ++x) {
-          int sub = (y % 2) * 2 + x % 2;
-          int q = mode == 0 ? c * 4 + sub : sub * 2 + c;
-          want.at(c, y, x) = 1.5f - in.at(q, y / 2, x / 2);  // rsub
-        }
-    SCOPED_TRACE(mode);
-    expect_near(got, want, 0.f);
-  }
 }
 
 TEST(NnOps, BroadcastThatDoesNotFitIsABadShape) {

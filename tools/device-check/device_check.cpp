@@ -913,8 +913,9 @@ double conv_flops(const nn::Graph& g, int w, int h) {
     if (op.type != nn::OpType::kConvolution) continue;
     const nn::Shape& in = shapes[op.inputs[0]];
     const nn::Shape& out = shapes[op.outputs[0]];
-    const int inputs_per_output = in.c / op.conv.groups;  // whole: groups divide the channels
-    flops += 2.0 * out.c * out.h * out.w * inputs_per_output * op.conv.kernel_h * op.conv.kernel_w;
+    const nn::ConvParams& conv = op.get<nn::ConvParams>();
+    const int inputs_per_output = in.c / conv.groups;  // whole: groups divide the channels
+    flops += 2.0 * out.c * out.h * out.w * inputs_per_output * conv.kernel_h * conv.kernel_w;
   }
   return flops;
 }

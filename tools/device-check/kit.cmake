@@ -14,9 +14,10 @@ find_package(Threads REQUIRED)
 
 set(kit_sources
   src/core/error.cpp
-  src/nn/graph.cpp src/nn/reader.cpp src/nn/model.cpp src/nn/tiling.cpp src/nn/subgraph.cpp
-  src/nn/cuda_stub.cpp
-  src/nn/cuda/cuda_executor.cu
+  src/nn/graph.cpp src/nn/reader.cpp src/nn/ncnn_layers.cpp src/nn/model.cpp src/nn/tiling.cpp
+  src/nn/subgraph.cpp
+  src/nn/graph_runner.cpp src/nn/cuda_memory_plan.cpp
+  src/nn/cuda/cuda_executor.cu src/nn/cuda/conv.cu src/nn/cuda/ops.cu
   src/dedup/hash.cpp src/dedup/kernels.cpp src/dedup/measures.cpp src/dedup/cuda/device_dedup.cu
   src/upscale/cuda/device_colour.cu
   tools/device-check/device_check.cpp tools/device-check/kit_log.cpp

@@ -1,6 +1,7 @@
 // ncnn models (.param text + .bin weights) read into a small graph of typed ops with named
-// blobs, and executors that run it. The reader, graph, buffer plan and tiling are shared by
-// every backend; a backend only supplies the ops (see src/nn/).
+// blobs, and executors that run it. The reader, graph, shape inference, buffer plan, plan cache
+// and tiling are shared by every backend (src/nn/graph_runner.hpp); a backend only supplies a
+// prepare function per op type and its storage (src/nn/cpu, src/nn/cuda; docs/ARCHITECTURE.md).
 #pragma once
 
 #include <cstddef>
@@ -14,6 +15,9 @@
 namespace upframe::nn {
 
 class Graph;  // src/nn/graph.hpp
+namespace cuda {
+class CudaExecutor;  // src/nn/cuda/cuda_executor.hpp
+}
 
 struct ModelInfo {
   std::string name;  // file stem, e.g. "realesr-animevideov3-x2"
@@ -55,6 +59,9 @@ class Executor {
   virtual ~Executor() = default;
   virtual Tensor run(const Tensor& input) = 0;
   virtual Precision precision() const = 0;
+  // The CUDA executor's entry points for frames already in device memory; null on a backend
+  // that has none (the CPU).
+  virtual cuda::CudaExecutor* cuda_executor() { return nullptr; }
 };
 
 // oneDNN backend. `threads` 0: all cores. Throws upframe::Error if `precision` is not

@@ -33,6 +33,7 @@ class CudaExecutor final : public Executor {
   // Uploads on the executor's stream, runs, downloads and synchronises the stream.
   Tensor run(const Tensor& input) override;
   Precision precision() const override;
+  CudaExecutor* cuda_executor() override { return this; }
 
   // The output shape for a c x h x w input (builds and caches the plan for that shape).
   ImageShape output_shape(int c, int h, int w);

@@ -1,7 +1,7 @@
 // What one CUDA thread computes for one output value of the index-heavy ops (deconvolution,
 // pixel shuffle, resampling, crop, padding, eltwise), as plain host/device functions of the
 // flat NCHW output index. The kernels (kernels.cuh) are loops around these; the CPU test
-// tests/cuda/nn_element_ops_test.cpp runs them on the host (T = float) against the CPU executor.
+// tests/nn/cuda_element_ops_test.cpp runs them on the host (T = float) against the CPU executor.
 // Includes are relative so tests can include this header by path.
 #pragma once
 
@@ -80,7 +80,7 @@ UPFRAME_NN_HD inline float deconv_element(const T* in, const T* w, const float* 
 
 // PixelShuffle: the input index that output `idx` copies (output out_c x in_h*r x in_w*r).
 UPFRAME_NN_HD inline size_t pixelshuffle_source(size_t idx, int out_c, int in_h, int in_w, int r,
-                                                int mode) {
+                                                PixelShuffleMode mode) {
   const Position p = position_of(idx, in_h * r, in_w * r);
   const int q = math::pixelshuffle_source_channel(p.c, p.y % r, p.x % r, r, out_c, mode);
   return (size_t(q) * in_h + p.y / r) * in_w + p.x / r;
@@ -127,10 +127,10 @@ UPFRAME_NN_HD inline size_t crop_source(size_t idx, int in_h, int in_w, int coff
   return (size_t(p.c + coffset) * in_h + p.y + hoffset) * in_w + p.x + woffset;
 }
 
-// Padding (type 0 constant, 1 replicate, 2 reflect): the input index output `idx` copies, or -1
-// for the constant.
+// Padding: the input index output `idx` copies, or -1 for the constant.
 UPFRAME_NN_HD inline long long padding_source_index(size_t idx, int in_h, int in_w, int top,
-                                                    int left, int type, int out_h, int out_w) {
+                                                    int left, PaddingType type, int out_h,
+                                                    int out_w) {
   const Position p = position_of(idx, out_h, out_w);
   const int sy = math::padding_source(p.y - top, in_h, type);
   const int sx = math::padding_source(p.x - left, in_w, type);
@@ -146,14 +146,13 @@ struct EltwiseInputs {
   int count;
 };
 
-// ncnn Eltwise: 0 product, 1 sum (with coefficients), 2 max, in input order as the CPU.
+// ncnn Eltwise, in input order as the CPU.
 template <typename T>
-UPFRAME_NN_HD inline float eltwise_element(const EltwiseInputs<T>& ins, int kind, size_t i) {
-  float v = kind == 1 ? load(ins.data[0][i]) * ins.coefficient[0] : load(ins.data[0][i]);
-  for (int k = 1; k < ins.count; ++k) {
-    const float x = load(ins.data[k][i]);
-    v = kind == 0 ? v * x : kind == 1 ? v + x * ins.coefficient[k] : math::max_of(v, x);
-  }
+UPFRAME_NN_HD inline float eltwise_element(const EltwiseInputs<T>& ins, EltwiseKind kind,
+                                           size_t i) {
+  float v = math::eltwise_first(kind, load(ins.data[0][i]), ins.coefficient[0]);
+  for (int k = 1; k < ins.count; ++k)
+    v = math::eltwise_fold(kind, v, load(ins.data[k][i]), ins.coefficient[k]);
   return v;
 }
 

@@ -67,7 +67,7 @@ __global__ void deconv_kernel(const T* in, const T* w, const float* bias, math::
 
 template <typename T>
 __global__ void pixelshuffle_kernel(const T* in, T* out, int out_c, int in_h, int in_w, int r,
-                                    int mode) {
+                                    PixelShuffleMode mode) {
   const size_t n = size_t(out_c) * in_h * r * in_w * r;
   UPFRAME_GRID_STRIDE(idx, n) {
     out[idx] = in[pixelshuffle_source(idx, out_c, in_h, in_w, r, mode)];
@@ -106,7 +106,7 @@ __global__ void binary_broadcast_kernel(const T* image, const T* small, T* out, 
 }
 
 template <typename T>
-__global__ void eltwise_kernel(EltwiseInputs<T> ins, int kind, T* out, size_t n) {
+__global__ void eltwise_kernel(EltwiseInputs<T> ins, EltwiseKind kind, T* out, size_t n) {
   UPFRAME_GRID_STRIDE(i, n) { out[i] = store<T>(eltwise_element(ins, kind, i)); }
 }
 
@@ -119,11 +119,11 @@ __global__ void crop_kernel(const T* in, T* out, int in_h, int in_w, int coffset
   }
 }
 
-// ncnn Padding (0 constant `value`, 1 replicate, 2 reflect); also the zero padding in front of
-// a convolution whose pads cuDNN cannot express.
+// ncnn Padding (kConstant fills `value`); also the zero padding in front of a convolution
+// whose pads cuDNN cannot express.
 template <typename T>
 __global__ void padding_kernel(const T* in, T* out, int channels, int in_h, int in_w, int top,
-                               int left, int type, float value, int out_h, int out_w) {
+                               int left, PaddingType type, float value, int out_h, int out_w) {
   const size_t n = size_t(channels) * out_h * out_w;
   UPFRAME_GRID_STRIDE(idx, n) {
     const long long src = padding_source_index(idx, in_h, in_w, top, left, type, out_h, out_w);

@@ -69,7 +69,7 @@ TEST(NnCudaElementOps, Deconvolution) {
     SCOPED_TRACE(config.layer);
     Case c = run_case("deconv", {"Input in 0 1 data", config.layer},
                       flag_fp32() + floats(config.weights) + floats(config.bias), in);
-    const nn::ConvParams& conv = c.last().conv;
+    const nn::ConvParams& conv = c.last().get<nn::ConvParams>();
     const cuda::DeconvGeometry g = cuda::deconv_geometry(conv, c.in_shape(), c.out_shape());
     const nn::math::ActivationArgs act = nn::math::activation_args(conv.activation);
     const float* bias = conv.bias_term ? conv.bias.data() : nullptr;
@@ -94,7 +94,8 @@ TEST(NnCudaElementOps, PixelShuffleBothModes) {
     expect_elements(
         c,
         [&](size_t idx) {
-          return in.data[cuda::pixelshuffle_source(idx, c.out_shape().c, s.h, s.w, 3, mode)];
+          return in.data[cuda::pixelshuffle_source(idx, c.out_shape().c, s.h, s.w, 3,
+                                                   nn::PixelShuffleMode(mode))];
         },
         0.f);
   }
@@ -107,7 +108,8 @@ TEST(NnCudaElementOps, InterpNearestBilinearBicubic) {
         "Interp up 1 1 data out 0=2 3=20 4=31", "Interp up 1 1 data out 0=3 1=3.0 2=3.0"}) {
     SCOPED_TRACE(layer);
     Case c = run_case("interp", {"Input in 0 1 data", layer}, "", in);
-    const auto [xt, yt] = cuda::interp_taps(c.last().interp, c.in_shape(), c.out_shape());
+    const auto [xt, yt] =
+        cuda::interp_taps(c.last().get<nn::InterpParams>(), c.in_shape(), c.out_shape());
     const cuda::ResampleTaps taps{xt.index.data(), xt.weight.data(), xt.count,
                                   yt.index.data(), yt.weight.data(), yt.count};
     expect_elements(
@@ -126,7 +128,8 @@ TEST(NnCudaElementOps, CropAndPadding) {
     Case c = run_case(
         "crop", {"Input in 0 1 data 2=5", "Crop crop 1 1 data out -23309=3,1,2,1 -23310=3,4,-2,-3"},
         "", in);
-    const nn::CropRegion r = nn::resolve_crop(c.last().crop, c.in_shape(), nullptr);
+    const nn::CropRegion r =
+        nn::resolve_crop(c.last().get<nn::CropParams>(), c.in_shape(), nullptr);
     expect_elements(
         c,
         [&](size_t idx) {
@@ -141,7 +144,7 @@ TEST(NnCudaElementOps, CropAndPadding) {
                       {"Input in 0 1 data 2=5", "Padding pad 1 1 data out 0=2 1=3 2=4 3=1 4=" +
                                                     std::to_string(type) + " 5=2.500000e-01"},
                       "", in);
-    const nn::PaddingParams& p = c.last().padding;
+    const nn::PaddingParams& p = c.last().get<nn::PaddingParams>();
     expect_elements(
         c,
         [&](size_t idx) {
@@ -167,7 +170,7 @@ TEST(NnCudaElementOps, Eltwise) {
                       {"Input in 0 1 data 2=4", "Split sp 1 3 data a b d", "Sigmoid s 1 1 b sb",
                        "ReLU r 1 1 d rd", "Eltwise e 3 1 a sb rd out " + args},
                       "", in);
-    const nn::EltwiseParams& p = c.last().eltwise;
+    const nn::EltwiseParams& p = c.last().get<nn::EltwiseParams>();
     cuda::EltwiseInputs<float> ins{};
     ins.count = 3;
     const float* data[3] = {in.data.data(), sig.data(), relu.data()};

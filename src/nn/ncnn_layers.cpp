@@ -1,0 +1,309 @@
+// ncnn's layer types as upframe reads them: one parser per type (its .param parameters,
+// checked, into the op's typed parameters; its weights claimed from the .bin) and, for the
+// types with weights, their loading in .bin order.
+#include <string>
+
+#include "nn/ncnn_format.hpp"
+
+namespace upframe::nn::ncnn {
+
+namespace {
+
+ActivationSpec read_activation(const LayerParams& p) {
+  ActivationSpec a;
+  int type = p.get_int(9, 0);
+  std::vector<float> args = p.get_floats(10);
+  switch (type) {
+    case 0:
+      break;
+    case 1:
+      a.type = Activation::kReLU;
+      break;
+    case 2:
+      a.type = Activation::kLeakyReLU;
+      if (args.size() < 1) p.fail(10, "LeakyReLU activation needs its slope");
+      a.alpha = args[0];
+      break;
+    case 3:
+      a.type = Activation::kClip;
+      if (args.size() < 2) p.fail(10, "Clip activation needs min and max");
+      a.alpha = args[0];
+      a.beta = args[1];
+      break;
+    case 4:
+      a.type = Activation::kSigmoid;
+      break;
+    default:
+      p.unsupported("activation type " + std::to_string(type) + " (param 9)");
+  }
+  return a;
+}
+
+// Every weight takes at least one byte of the .bin (quantized storage), so a layer may not
+// announce more weights than the .bin's bytes not yet claimed: a corrupt count then fails
+// here instead of allocating gigabytes before the .bin is read (a fuzzing finding).
+void claim_weights(const LayerParams& p, int id, int64_t count, uint64_t* bin_bytes_left) {
+  if (uint64_t(count) > *bin_bytes_left)
+    p.fail(id, std::to_string(count) + " weights cannot fit in what is left of the .bin (" +
+                   std::to_string(*bin_bytes_left) + " bytes)");
+  *bin_bytes_left -= uint64_t(count);
+}
+
+void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvParams* c,
+                      uint64_t* bin_bytes_left) {
+  c->num_output = p.get_int(0, 0);
+  c->kernel_w = p.get_int(1, 0);
+  c->kernel_h = p.get_int(11, c->kernel_w);
+  c->dilation_w = p.get_int(2, 1);
+  c->dilation_h = p.get_int(12, c->dilation_w);
+  c->stride_w = p.get_int(3, 1);
+  c->stride_h = p.get_int(13, c->stride_w);
+  c->pad_left = p.get_int(4, 0);
+  c->pad_right = p.get_int(15, c->pad_left);
+  c->pad_top = p.get_int(14, c->pad_left);
+  c->pad_bottom = p.get_int(16, c->pad_top);
+  c->bias_term = p.get_int(5, 0) != 0;
+  int weight_size = p.get_int(6, 0);
+  c->groups = depthwise ? p.get_int(7, 1) : 1;
+  c->activation = read_activation(p);
+  if (c->num_output <= 0) p.fail(0, "num_output must be positive");
+  if (c->kernel_w <= 0 || c->kernel_h <= 0) p.fail(1, "kernel size must be positive");
+  if (c->stride_w <= 0 || c->stride_h <= 0) p.fail(3, "stride must be positive");
+  if (c->dilation_w <= 0 || c->dilation_h <= 0) p.fail(2, "dilation must be positive");
+  if (c->groups <= 0 || c->num_output % c->groups != 0)
+    p.fail(7, "group count must divide num_output");
+  // In 64 bits: the product of three ints can overflow int (a fuzzing finding).
+  const int64_t per_input = int64_t(c->num_output) * c->kernel_w * c->kernel_h;
+  if (weight_size <= 0 || weight_size % per_input != 0)
+    p.fail(6, "weight_data_size " + std::to_string(weight_size) +
+                  " is not a multiple of num_output*kernel_w*kernel_h");
+  claim_weights(p, 6, weight_size, bin_bytes_left);
+  c->weights.resize(weight_size);
+  if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
+  p.require_absent(19, "dynamic weights");
+  if (deconv) {
+    c->output_pad_right = p.get_int(18, 0);
+    c->output_pad_bottom = p.get_int(19, c->output_pad_right);
+    c->output_w = p.get_int(20, 0);
+    c->output_h = p.get_int(21, c->output_w);
+    if (c->output_w != 0 || c->output_h != 0) p.unsupported("fixed output size (param 20/21)");
+    for (int pad : {c->pad_left, c->pad_right, c->pad_top, c->pad_bottom})
+      if (pad < 0) p.unsupported("automatic padding on a Deconvolution (param 4)");
+  } else {
+    if (p.get_float(18, 0.f) != 0.f) p.unsupported("non-zero pad value (param 18)");
+    for (int pad : {c->pad_left, c->pad_right, c->pad_top, c->pad_bottom})
+      if (pad < 0 && pad != -233 && pad != -234) p.fail(4, "negative padding");
+  }
+}
+
+OpParams parse_input(const LayerLine& l) {
+  l.need_io(0, 0, 1);
+  return InputParams{l.p.get_int(2, 0)};
+}
+
+OpParams parse_split(const LayerLine& l) {
+  l.need_io(1, 1, -1);
+  return SplitParams{};
+}
+
+template <bool kDeconv, bool kDepthwise>
+OpParams parse_conv(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  ConvParams c;
+  read_conv_params(l.p, kDeconv, kDepthwise, &c, l.bin_bytes_left);
+  return c;
+}
+
+OpParams parse_prelu(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  int n = l.p.get_int(0, 0);
+  if (n <= 0) l.p.fail(0, "num_slope must be positive");
+  claim_weights(l.p, 0, n, l.bin_bytes_left);
+  PReLUParams prelu;
+  prelu.slopes.resize(n);
+  return prelu;
+}
+
+OpParams parse_relu(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return ReLUParams{l.p.get_float(0, 0.f)};
+}
+
+OpParams parse_sigmoid(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return SigmoidParams{};
+}
+
+OpParams parse_pixelshuffle(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  const int factor = l.p.get_int(0, 1), mode = l.p.get_int(1, 0);
+  if (factor <= 0) l.p.fail(0, "upscale factor must be positive");
+  if (mode != 0 && mode != 1) l.p.fail(1, "mode must be 0 or 1");
+  return PixelShuffleParams{factor, PixelShuffleMode(mode)};
+}
+
+OpParams parse_interp(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  InterpParams interp;
+  const int resize_type = p.get_int(0, 0);
+  interp.height_scale = p.get_float(1, 1.f);
+  interp.width_scale = p.get_float(2, 1.f);
+  interp.output_height = p.get_int(3, 0);
+  interp.output_width = p.get_int(4, 0);
+  if (resize_type < 1 || resize_type > 3)
+    p.unsupported("resize type " + std::to_string(resize_type) + " (param 0)");
+  interp.resize_type = ResizeType(resize_type);
+  if (p.get_int(5, 0) != 0) p.unsupported("dynamic target size (param 5)");
+  if (p.get_int(6, 0) != 0) p.unsupported("align_corner=1 (param 6)");
+  if (interp.height_scale <= 0 || interp.width_scale <= 0) p.fail(1, "scale must be positive");
+  return interp;
+}
+
+OpParams parse_binaryop(const LayerLine& l) {
+  BinaryParams binary;
+  const int kind = l.p.get_int(0, 0);
+  if (kind < 0 || kind > 8) l.p.unsupported("BinaryOp type " + std::to_string(kind));
+  binary.kind = BinaryKind(kind);
+  binary.with_scalar = l.p.get_int(1, 0) != 0;
+  binary.scalar = l.p.get_float(2, 0.f);
+  l.need_io(binary.with_scalar ? 1 : 2, binary.with_scalar ? 1 : 2, 1);
+  return binary;
+}
+
+OpParams parse_eltwise(const LayerLine& l) {
+  l.need_io(2, 1 << 20, 1);
+  EltwiseParams eltwise;
+  const int kind = l.p.get_int(0, 1);
+  eltwise.coefficients = l.p.get_floats(1);
+  if (kind < 0 || kind > 2) l.p.unsupported("Eltwise type " + std::to_string(kind));
+  eltwise.kind = EltwiseKind(kind);
+  if (!eltwise.coefficients.empty() && eltwise.coefficients.size() != size_t(l.bottoms))
+    l.p.fail(1, "coefficient count differs from the input count");
+  return eltwise;
+}
+
+OpParams parse_concat(const LayerLine& l) {
+  l.need_io(1, 1 << 20, 1);
+  return ConcatParams{l.p.get_int(0, 0)};
+}
+
+OpParams parse_crop(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  CropParams c;
+  c.woffset = p.get_int(0, 0);
+  c.hoffset = p.get_int(1, 0);
+  c.coffset = p.get_int(2, 0);
+  c.outw = p.get_int(3, 0);
+  c.outh = p.get_int(4, 0);
+  c.outc = p.get_int(5, 0);
+  c.woffset2 = p.get_int(6, 0);
+  c.hoffset2 = p.get_int(7, 0);
+  c.coffset2 = p.get_int(8, 0);
+  c.starts = p.get_ints(9);
+  c.ends = p.get_ints(10);
+  c.axes = p.get_ints(11);
+  if (c.starts.size() != c.ends.size()) p.fail(10, "starts and ends differ in length");
+  if (!c.axes.empty() && c.axes.size() != c.starts.size())
+    p.fail(11, "axes and starts differ in length");
+  const bool slice = !c.starts.empty();
+  const bool by_reference = !slice && c.outw == 0 && c.outh == 0 && c.outc == 0 && l.bottoms == 2;
+  l.need_io(1, by_reference ? 2 : 1, 1);
+  return c;
+}
+
+OpParams parse_padding(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  PaddingParams pd;
+  pd.top = p.get_int(0, 0);
+  pd.bottom = p.get_int(1, 0);
+  pd.left = p.get_int(2, 0);
+  pd.right = p.get_int(3, 0);
+  const int type = p.get_int(4, 0);
+  pd.value = p.get_float(5, 0.f);
+  if (type < 0 || type > 2) p.unsupported("padding type " + std::to_string(type));
+  pd.type = PaddingType(type);
+  if (p.get_int(6, 0) != 0) p.unsupported("per-channel pad values (param 6)");
+  if (p.get_int(7, 0) != 0 || p.get_int(8, 0) != 0) p.unsupported("channel padding");
+  if (pd.top < 0 || pd.bottom < 0 || pd.left < 0 || pd.right < 0) p.fail(0, "negative padding");
+  return pd;
+}
+
+OpParams parse_pooling(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  PoolingParams pooling;
+  const int kind = l.p.get_int(0, 0);
+  pooling.global = l.p.get_int(4, 0) != 0;
+  if (kind != 0 && kind != 1) l.p.unsupported("pooling type " + std::to_string(kind));
+  pooling.kind = PoolingKind(kind);
+  if (!pooling.global) l.p.unsupported("windowed pooling (only global pooling, param 4=1)");
+  return pooling;
+}
+
+OpParams parse_innerproduct(const LayerLine& l) {
+  const LayerParams& p = l.p;
+  l.need_io(1, 1, 1);
+  InnerProductParams inner;
+  inner.num_output = p.get_int(0, 0);
+  inner.bias_term = p.get_int(1, 0) != 0;
+  const int size = p.get_int(2, 0);
+  if (inner.num_output <= 0) p.fail(0, "num_output must be positive");
+  if (size <= 0 || size % inner.num_output != 0)
+    p.fail(2, "weight_data_size is not a multiple of num_output");
+  if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
+  claim_weights(p, 2, size, l.bin_bytes_left);
+  inner.weights.resize(size);
+  inner.activation = read_activation(p);
+  return inner;
+}
+
+void load_conv(WeightReader& weights, Op& op) {
+  ConvParams& c = op.get<ConvParams>();
+  weights.load_flagged(&c.weights, op.name);
+  if (c.bias_term) {
+    c.bias.resize(c.num_output);
+    weights.load_raw(&c.bias, op.name, "bias");
+  }
+}
+
+void load_prelu(WeightReader& weights, Op& op) {
+  weights.load_raw(&op.get<PReLUParams>().slopes, op.name, "PReLU slopes");
+}
+
+void load_innerproduct(WeightReader& weights, Op& op) {
+  InnerProductParams& p = op.get<InnerProductParams>();
+  weights.load_flagged(&p.weights, op.name);
+  if (p.bias_term) {
+    p.bias.resize(p.num_output);
+    weights.load_raw(&p.bias, op.name, "bias");
+  }
+}
+
+}  // namespace
+
+const std::map<std::string, LayerParser>& layer_parsers() {
+  static const std::map<std::string, LayerParser> parsers = {
+      {"Input", {OpType::kInput, parse_input}},
+      {"Split", {OpType::kSplit, parse_split}},
+      {"Convolution", {OpType::kConvolution, parse_conv<false, false>, load_conv}},
+      {"ConvolutionDepthWise", {OpType::kConvolution, parse_conv<false, true>, load_conv}},
+      {"Deconvolution", {OpType::kDeconvolution, parse_conv<true, false>, load_conv}},
+      {"DeconvolutionDepthWise", {OpType::kDeconvolution, parse_conv<true, true>, load_conv}},
+      {"PReLU", {OpType::kPReLU, parse_prelu, load_prelu}},
+      {"ReLU", {OpType::kReLU, parse_relu}},
+      {"Sigmoid", {OpType::kSigmoid, parse_sigmoid}},
+      {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle}},
+      {"Interp", {OpType::kInterp, parse_interp}},
+      {"BinaryOp", {OpType::kBinaryOp, parse_binaryop}},
+      {"Eltwise", {OpType::kEltwise, parse_eltwise}},
+      {"Concat", {OpType::kConcat, parse_concat}},
+      {"Crop", {OpType::kCrop, parse_crop}},
+      {"Padding", {OpType::kPadding, parse_padding}},
+      {"Pooling", {OpType::kPooling, parse_pooling}},
+      {"InnerProduct", {OpType::kInnerProduct, parse_innerproduct, load_innerproduct}},
+  };
+  return parsers;
+}
+
+}  // namespace upframe::nn::ncnn
