@@ -3,7 +3,7 @@
 // the malicious pickles refused without running; damaged copies one upframe::Error each.
 #include <gtest/gtest.h>
 
-#include <fstream>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.hpp"
@@ -112,11 +112,10 @@ TEST(WeightFiles, DamagedCopiesGiveOneErrorEach) {
 
 TEST(WeightFiles, SafetensorsBoundsChecked) {
   auto make = [](const std::string& header, size_t data_bytes) {
-    std::vector<uint8_t> out(8);
+    std::vector<uint8_t> out(8 + header.size() + data_bytes, 0);
     const uint64_t n = header.size();
     std::memcpy(out.data(), &n, 8);
-    out.insert(out.end(), header.begin(), header.end());
-    out.resize(out.size() + data_bytes, 0);
+    std::memcpy(out.data() + 8, header.data(), header.size());
     return out;
   };
   auto problem = [](const std::vector<uint8_t>& bytes) -> std::string {
