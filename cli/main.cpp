@@ -13,6 +13,7 @@
 
 #include "report_error.hpp"
 #include "scale_commands.hpp"
+#include "model_info_command.hpp"
 #include "serve_command.hpp"
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
@@ -156,6 +157,8 @@ int main(int argc, char** argv) {
   if (int status = upframe::cli::run_scale_command(argc, argv); status >= 0) return status;
   if (argc > 1 && std::string_view(argv[1]) == "serve")
     return run_serve_command(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "model-info")
+    return run_model_info_command(argc - 1, argv + 1);
   CLI::App app{
       "upframe: upscale videos and images, each duplicate frame upscaled once\n"
       "Subcommand: upframe serve [--host H] [--port N] [--root DIR]... [--token T]  (a local "
@@ -164,7 +167,9 @@ int main(int argc, char** argv) {
   app.get_formatter()->column_width(40);
   app.set_version_flag("--version", "upframe 0.1.0");
   app.footer(
-      "Distributed jobs: upframe plan | run-segment | join | submit | status (docs/SCALE.md)");
+      "Distributed jobs: upframe plan | run-segment | join | submit | status (docs/SCALE.md)\n"
+      "Model files: upframe model-info FILE [--json] (ncnn .param, .pth, .safetensors; "
+      "docs/MODELS.md)");
   std::string input, config_file;
   app.add_option("input", input, "input video or image, or a folder of them")
       ->required()

@@ -11,6 +11,7 @@
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
+#include "upframe/nn/model_file.hpp"
 #include "upframe/upscale/neural_upscaler.hpp"
 
 namespace upframe {
@@ -94,12 +95,14 @@ std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
                                       bool cuda) {
   std::error_code ec;
   if (!fs::is_regular_file(param, ec)) throw Error(param.string(), "model file not found");
-  fs::path bin = param;
-  bin.replace_extension(".bin");
-  if (!fs::is_regular_file(bin, ec))
-    throw Error(bin.string(),
-                "model weights file not found (expected beside " + param.filename().string() + ")");
-  std::shared_ptr<const nn::Model> model = nn::Model::load(param, bin);
+  if (!nn::is_weight_file_extension(param)) {
+    fs::path bin = param;
+    bin.replace_extension(".bin");
+    if (!fs::is_regular_file(bin, ec))
+      throw Error(bin.string(), "model weights file not found (expected beside " +
+                                    param.filename().string() + ")");
+  }
+  std::shared_ptr<const nn::Model> model = nn::load_model_file(param);
   const int graph_scale = model->info().scale;
   if (scale != 0 && scale != graph_scale)
     throw UsageError(param.string(), "the model upscales x" + std::to_string(graph_scale) +
@@ -171,7 +174,8 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
   const nn::Precision precision = parse_precision(options.precision, cuda);
 
   const fs::path as_path(options.model);
-  if (as_path.extension() == ".param" || options.model.find('/') != std::string::npos)
+  if (as_path.extension() == ".param" || nn::is_weight_file_extension(as_path) ||
+      options.model.find('/') != std::string::npos)
     return load_neural(as_path, options.scale, options, precision, cuda);
 
   // A NAME: NAME-x{scale}.param, else NAME.param, in the first folder that has either.
