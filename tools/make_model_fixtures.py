@@ -55,10 +55,10 @@ class RRDB(nn.Module):
 class RRDBNet(nn.Module):
     """BasicSR's layout; `ups` nearest x2 upsamplings (2 for x4, 3 for x8, 1 for x2)."""
 
-    def __init__(self, nf, nb, gc, ups):
+    def __init__(self, nf, nb, gc, ups, unshuffle=1):
         super().__init__()
-        self.ups = ups
-        self.conv_first = nn.Conv2d(3, nf, 3, 1, 1)
+        self.ups, self.unshuffle = ups, unshuffle
+        self.conv_first = nn.Conv2d(3 * unshuffle * unshuffle, nf, 3, 1, 1)
         self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
         self.conv_body = nn.Conv2d(nf, nf, 3, 1, 1)
         for u in range(ups):
@@ -68,12 +68,19 @@ class RRDBNet(nn.Module):
 
     def forward(self, x):
         act = lambda t: F.leaky_relu(t, 0.2)
+        h, w = x.shape[2:]
+        if self.unshuffle > 1:
+            # Real-ESRGAN's inference: reflect-pad to a multiple, unshuffle, crop the output.
+            f = self.unshuffle
+            x = F.pixel_unshuffle(F.pad(x, (0, (f - w % f) % f, 0, (f - h % f) % f), "reflect"), f)
         feat = self.conv_first(x)
         feat = feat + self.conv_body(self.body(feat))
         for u in range(self.ups):
             conv = getattr(self, "conv_up%d" % (u + 1))
             feat = act(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
-        return self.conv_last(act(self.conv_hr(feat)))
+        out = self.conv_last(act(self.conv_hr(feat)))
+        scale = 2 ** self.ups // self.unshuffle
+        return out[:, :, : h * scale, : w * scale]
 
     def old_state_dict(self, nb):
         """ESRGAN's original key names for the same weights."""
@@ -219,6 +226,15 @@ def main():
     write_safetensors(os.path.join(OUT, "esrgan-old-x8.safetensors"), esrgan_old8.old_state_dict(1))
     cases.append(("esrgan-old-x8.safetensors", esrgan_old8, tiny))
 
+    # Real-ESRGAN x2plus / x1 style: the input pixel-unshuffled by 2 or 4, on an odd-sized image.
+    odd = load_image("testsrc2_160x90.png", (40, 20, 103, 55))  # 63x35
+    esrgan2u = randomise(RRDBNet(12, 1, 6, 2, unshuffle=2), 6).eval()
+    torch.save({"params_ema": esrgan2u.state_dict()}, os.path.join(OUT, "esrgan-unshuffle-x2.pth"))
+    cases.append(("esrgan-unshuffle-x2.pth", esrgan2u, odd))
+    esrgan1u = randomise(RRDBNet(12, 1, 6, 2, unshuffle=4), 7).eval()
+    write_safetensors(os.path.join(OUT, "esrgan-unshuffle-x1.safetensors"), esrgan1u.state_dict())
+    cases.append(("esrgan-unshuffle-x1.safetensors", esrgan1u, odd))
+
     shipped = Compact(64, 16, 4).eval()
     shipped.load_state_dict(read_ncnn_compact(os.path.join(ROOT, "models", "realesr-animevideov3-x4.param"),
                                               os.path.join(ROOT, "models", "realesr-animevideov3-x4.bin")))
@@ -232,6 +248,8 @@ def main():
                 input_name = "input_64x36.png"
             elif image is tiny:
                 input_name = "input_32x18.png"
+            elif image is odd:
+                input_name = "input_63x35.png"
             else:
                 continue
             save_reference(image, os.path.join(OUT, input_name))

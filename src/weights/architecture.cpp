@@ -79,11 +79,6 @@ Architecture recognise_esrgan(const StateDict& d) {
   a.scale = (1 << ups) / a.unshuffle;
   if (a.blocks <= 0 || a.growth <= 0 || a.features <= 0)
     return unsupported("ESRGAN", "its RRDB blocks could not be read");
-  if (a.unshuffle != 1) {
-    a.unsupported_reason = "ESRGAN with a pixel-unshuffled input (Real-ESRGAN x" +
-                           std::to_string(a.scale) + " style) is not supported yet";
-    return a;
-  }
   a.supported = true;
   return a;
 }

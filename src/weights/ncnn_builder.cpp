@@ -51,6 +51,31 @@ class NcnnWriter {
     return add("PReLU", {in}, "0=" + std::to_string(slopes.values.size()));
   }
   std::string concat(const std::vector<std::string>& in) { return add("Concat", in, ""); }
+  std::string reflect_pad_end(const std::string& in, int rows) {
+    return add("Padding", {in}, "0=0 1=" + std::to_string(rows) + " 2=0 3=" +
+                                    std::to_string(rows) + " 4=2");
+  }
+  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution.
+  std::string pixel_unshuffle(const std::string& in, int channels, int f) {
+    const int out = channels * f * f;
+    std::vector<float> weights(static_cast<size_t>(out) * channels * f * f, 0.f);
+    for (int c = 0; c < channels; ++c)
+      for (int dy = 0; dy < f; ++dy)
+        for (int dx = 0; dx < f; ++dx) {
+          const int o = c * f * f + dy * f + dx;
+          weights[((static_cast<size_t>(o) * channels + c) * f + dy) * f + dx] = 1.f;
+        }
+    const uint32_t fp32_flag = 0;
+    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
+    append(weights);
+    return add("Convolution", {in},
+               "0=" + std::to_string(out) + " 1=" + std::to_string(f) + " 3=" +
+                   std::to_string(f) + " 4=0 5=0 6=" + std::to_string(weights.size()));
+  }
+  // `in` cropped from its top left to the width and height of `reference`.
+  std::string crop_to(const std::string& in, const std::string& reference) {
+    return add("Crop", {in, reference}, "");
+  }
   // a * ca + b * cb
   std::string weighted_sum(const std::string& a, const std::string& b, float ca, float cb) {
     return add("Eltwise", {a, b}, "0=1 -23301=2," + number(ca) + "," + number(cb));
@@ -148,9 +173,18 @@ NcnnNetwork build_esrgan(const StateDict& original, const Architecture& a,
     d = &renamed;
   }
   NcnnWriter w(file);
-  const int nf = a.features, gc = a.growth;
+  const int nf = a.features, gc = a.growth, f = a.unshuffle;
   const std::string input = w.input(a.input_channels);
-  const std::string first = w.conv(input, *d, "conv_first", a.input_channels);
+  std::string features_in = input;
+  if (f > 1) {
+    // Real-ESRGAN's x2/x1 models pixel-unshuffle first and its inference pads the image by
+    // reflection to a multiple of f: reflect f-1 rows and columns (a stride-f convolution
+    // reads exactly the ones a multiple needs), then a stride-f convolution with one-hot
+    // weights (exact in fp32) as the unshuffle; the output is cropped back below.
+    features_in = w.pixel_unshuffle(w.reflect_pad_end(input, f - 1), a.input_channels, f);
+  }
+  const std::string first =
+      w.conv(features_in, *d, "conv_first", a.input_channels * f * f);
   std::string x = first;
   for (int b = 0; b < a.blocks; ++b) {
     const std::string block_in = x;
@@ -171,7 +205,11 @@ NcnnNetwork build_esrgan(const StateDict& original, const Architecture& a,
   for (int u = 1; (1 << (u - 1)) < a.scale * a.unshuffle; ++u)
     feat = w.conv(w.nearest(feat, 2), *d, "conv_up" + std::to_string(u), nf, 0.2f);
   const std::string hr = w.conv(feat, *d, "conv_hr", nf, 0.2f);
-  return w.finish(w.conv(hr, *d, "conv_last", nf));
+  const std::string last = w.conv(hr, *d, "conv_last", nf);
+  if (f == 1) return w.finish(last);
+  // Back to scale x the input's size, from the top left (the padding was at the end).
+  const std::string size_of = a.scale == 1 ? input : w.nearest(input, a.scale);
+  return w.finish(w.crop_to(last, size_of));
 }
 
 NcnnNetwork build_compact(const StateDict& d, const Architecture& a, const std::string& file) {

@@ -33,6 +33,28 @@ TEST(CliModelFile, PthWithoutScaleMatchesPyTorchTiledAndUntiled) {
   }
 }
 
+// An x2 model that pixel-unshuffles its input, on an odd-sized image, whole and in tiles.
+TEST(CliModelFile, UnshuffledInputTiledAndUntiled) {
+  const fs::path dir = scratch_dir("cli_model_file_unshuffle");
+  const Rgb8 reference = read_png_rgb(fixture("esrgan-unshuffle-x2.pth.ref.png"));
+  for (const char* tile : {"0", "32"}) {
+    SCOPED_TRACE(std::string("tile ") + tile);
+    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
+    const CommandResult r =
+        run_cli(quote(fixture("input_63x35.png").string()) + " -o " + quote(out.string()) +
+                " --model " + quote(fixture("esrgan-unshuffle-x2.pth").string()) +
+                " --precision fp32 --device cpu --tile " + tile);
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const Rgb8 got = read_png_rgb(out);
+    ASSERT_EQ(got.width, 126);
+    ASSERT_EQ(got.height, 70);
+    const Comparison c = compare(got, reference);
+    std::printf("tile %s: PSNR %.2f dB, max difference %d\n", tile, c.psnr, c.max_difference);
+    EXPECT_GE(c.psnr, 50.0);
+    EXPECT_LE(c.max_difference, 2);
+  }
+}
+
 TEST(CliModelFile, ScaleTheModelCannotGiveIsRefused) {
   const fs::path dir = scratch_dir("cli_model_file_scale");
   const fs::path out = dir / "out.png";

@@ -58,6 +58,10 @@ INSTANTIATE_TEST_SUITE_P(
                       ModelFileCase{"esrgan-x4.pth", "input_64x36.png", 4, "ESRGAN"},
                       ModelFileCase{"esrgan-old-x2.pth", "input_64x36.png", 2, "ESRGAN"},
                       ModelFileCase{"esrgan-old-x8.safetensors", "input_32x18.png", 8, "ESRGAN"},
+                      // Pixel-unshuffled input, on an odd-sized image (reflect padding, crop).
+                      ModelFileCase{"esrgan-unshuffle-x2.pth", "input_63x35.png", 2, "ESRGAN"},
+                      ModelFileCase{"esrgan-unshuffle-x1.safetensors", "input_63x35.png", 1,
+                                    "ESRGAN"},
                       ModelFileCase{"realesr-animevideov3-x4.pth",
                                     "tests/golden/testsrc2_160x90.png", 4, "Compact"}),
     case_name);
