@@ -450,7 +450,9 @@ StateDict parse_safetensors(std::span<const uint8_t> bytes, const std::string& n
       {"U8", DType::kU8},   {"BOOL", DType::kBool}};
   StateDict dict;
   dict.format = "safetensors";
-  for (const auto& [key, entry] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& key = item.key();  // a plain name: clang 14 cannot capture a binding
+    const auto& entry = item.value();
     if (key == "__metadata__") continue;
     auto bad = [&](const std::string& what) {
       return Error(name, "safetensors tensor '" + key.substr(0, 80) + "': " + what);
