@@ -79,6 +79,8 @@ class RRDBNet(nn.Module):
             conv = getattr(self, "conv_up%d" % (u + 1))
             feat = act(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
         out = self.conv_last(act(self.conv_hr(feat)))
+        if self.unshuffle == 1:
+            return out
         scale = 2 ** self.ups // self.unshuffle
         return out[:, :, : h * scale, : w * scale]
 
@@ -256,5 +258,54 @@ def main():
     print("wrote", OUT, "with torch", torch.__version__)
 
 
+def export_onnx():
+    """ONNX exports of fixtures above (torch.onnx, dynamic height and width), one with fp16
+    initializers, and one with an op outside the supported set."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+
+    def export(model, path, opset):
+        x = torch.rand(1, 3, 36, 64)
+        torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"],
+                          output_names=["output"],
+                          dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+
+    compact2 = Compact(16, 4, 2)
+    compact2.load_state_dict(torch.load(os.path.join(OUT, "compact-x2.pth"))["params"])
+    export(compact2.eval(), os.path.join(OUT, "compact-x2.onnx"), 11)
+    esrgan4 = RRDBNet(16, 2, 8, 2)
+    esrgan4.load_state_dict(torch.load(os.path.join(OUT, "esrgan-x4.pth"))["params_ema"])
+    export(esrgan4.eval(), os.path.join(OUT, "esrgan-x4.onnx"), 17)
+    # fp16 weights and activations (as "fp16" model downloads are): every initializer and the
+    # graph's input and output as float16.
+    model = onnx.load(os.path.join(OUT, "compact-x2.onnx"))
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT and node.op_type == "Constant" and len(attr.t.dims) > 1:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name))
+    for v in list(model.graph.input) + list(model.graph.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    onnx.save(model, os.path.join(OUT, "compact-x2-fp16.onnx"))
+    # An op upframe does not run (Softmax over channels) between two convolutions.
+    model = onnx.load(os.path.join(OUT, "compact-x2.onnx"))
+    nodes = list(model.graph.node)
+    first_out = nodes[0].output[0]
+    soft = helper.make_node("Softmax", [first_out], ["soft_out"], name="channel_softmax", axis=1)
+    for n in nodes[1:]:
+        for i, name in enumerate(n.input):
+            if name == first_out:
+                n.input[i] = "soft_out"
+    del model.graph.node[:]
+    model.graph.node.extend([nodes[0], soft] + nodes[1:])
+    onnx.save(model, os.path.join(OUT, "unsupported-op.onnx"))
+    for name in ["compact-x2.onnx", "esrgan-x4.onnx", "compact-x2-fp16.onnx"]:
+        m = onnx.load(os.path.join(OUT, name))
+        print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
+
+
 if __name__ == "__main__":
     main()
+    export_onnx()

@@ -40,7 +40,8 @@ std::pair<std::string, int> split_scale_suffix(const std::string& stem) {
 
 // The model files a NAME may stand for, in the order they are tried: ncnn first (the shipped
 // models), then the weight files a user downloads.
-constexpr const char* kModelExtensions[] = {".param", ".pth", ".pt", ".ckpt", ".safetensors"};
+constexpr const char* kModelExtensions[] = {".param", ".pth",         ".pt",
+                                            ".ckpt",  ".safetensors", ".onnx"};
 
 bool is_model_file(const fs::path& path) {
   return std::find(std::begin(kModelExtensions), std::end(kModelExtensions),

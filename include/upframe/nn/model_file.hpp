@@ -1,7 +1,7 @@
-// Any model file a user has, by its content: an ncnn .param (its .bin beside it), a PyTorch
-// .pth/.pt/.ckpt (zip or legacy pickle) or a .safetensors state dict of a recognised family
-// (docs/MODELS.md). A state dict becomes the same graph of ops an ncnn file gives, so every
-// backend runs it as it runs the shipped models.
+// Any model file a user has: an ncnn .param (its .bin beside it), a PyTorch .pth/.pt/.ckpt
+// (zip or legacy pickle) or a .safetensors state dict of a recognised family, or an ONNX graph
+// (docs/MODELS.md). Each becomes the same graph of ops an ncnn file gives, so every backend
+// runs it as it runs the shipped models.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +14,8 @@
 
 namespace upframe::nn {
 
-// True for the extensions load_model_file reads as weight files (not ncnn).
+// True for the extensions load_model_file converts (.pth, .pt, .ckpt, .safetensors, .onnx)
+// rather than reading as ncnn.
 bool is_weight_file_extension(const std::filesystem::path& path);
 
 // Throws upframe::Error naming the file: missing or damaged (exit 1); a refused pickle, an
@@ -22,8 +23,8 @@ bool is_weight_file_extension(const std::filesystem::path& path);
 std::shared_ptr<const Model> load_model_file(const std::filesystem::path& path);
 
 struct ModelFileInfo {
-  std::string format;             // "ncnn", "pytorch-zip", "pytorch-legacy", "safetensors"
-  std::string family;             // "ESRGAN", "Compact", "ncnn graph"
+  std::string format;  // "ncnn", "pytorch-zip", "pytorch-legacy", "safetensors", "onnx (opset N)"
+  std::string family;  // "ESRGAN", "Compact", "ONNX graph", "ncnn graph"
   std::string details;            // hyper-parameters, e.g. "23 blocks, 64 features, growth 32"
   int scale = 0;
   int input_channels = 0;
