@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "float16.hpp"
 #include "ncnn_writer.hpp"
 #include "upframe/error.hpp"
 
@@ -27,28 +28,6 @@ struct Constant {
   std::vector<float> values;
   DType stored = DType::kF32;
 };
-
-float half_bits_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  uint32_t exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ffu, bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {
-    exponent = 113;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
 
 class Importer {
  public:
@@ -167,12 +146,7 @@ Constant Importer::to_constant(const onnx::TensorProto& t) const {
         fail("tensor '" + t.name() + "' holds the wrong number of values");
       }
       for (int64_t i = 0; i < numel; ++i) {
-        if (half) {
-          c.values[i] = half_bits_to_float(bits[i]);
-        } else {
-          const uint32_t b = uint32_t{bits[i]} << 16;
-          std::memcpy(&c.values[i], &b, 4);
-        }
+        c.values[i] = half ? half_to_float(bits[i]) : bf16_to_float(bits[i]);
       }
       break;
     }

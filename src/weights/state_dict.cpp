@@ -20,6 +20,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "float16.hpp"
 #include "pickle.hpp"
 #include "upframe/error.hpp"
 
@@ -50,28 +51,6 @@ size_t element_size(DType dtype) {
   return 1;
 }
 
-float half_to_float(uint16_t h) {
-  const uint32_t sign = uint32_t{h & 0x8000u} << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ffu;
-  uint32_t bits;
-  if (exponent == 0x1f) {
-    bits = sign | 0x7f800000u | (mantissa << 13);  // inf / nan
-  } else if (exponent != 0) {
-    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
-  } else if (mantissa == 0) {
-    bits = sign;
-  } else {  // subnormal: normalise
-    exponent = 113;
-    while ((mantissa & 0x400u) == 0) {
-      mantissa <<= 1;
-      --exponent;
-    }
-    bits = sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13);
-  }
-  return std::bit_cast<float>(bits);
-}
-
 float element_as_float(const uint8_t* p, DType dtype) {
   switch (dtype) {
     case DType::kF32: {
@@ -87,7 +66,7 @@ float element_as_float(const uint8_t* p, DType dtype) {
     case DType::kBF16: {
       uint16_t v;
       std::memcpy(&v, p, 2);
-      return std::bit_cast<float>(uint32_t{v} << 16);
+      return bf16_to_float(v);
     }
     case DType::kF64: {
       double v;
