@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "report_error.hpp"
+#include "model_info_command.hpp"
 #include "scale_commands.hpp"
 #include "serve_command.hpp"
 #include "setup.hpp"
@@ -90,6 +91,8 @@ int main(int argc, char** argv) {
   if (int status = upframe::cli::run_scale_command(argc, argv); status >= 0) return status;
   if (argc > 1 && std::string_view(argv[1]) == "serve")
     return run_serve_command(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "model-info")
+    return run_model_info_command(argc - 1, argv + 1);
   CLI::App app{
       "upframe: upscale videos and images, each duplicate frame upscaled once\n"
       "Subcommand: upframe serve [--host H] [--port N] [--root DIR]... [--token T]  (a local "
@@ -99,7 +102,9 @@ int main(int argc, char** argv) {
   app.footer(
       "Models: realesr-animevideov3 (anime / video, x2 x3 x4; the default), realesr-general-x4v3 "
       "(photos and other live-action pictures, x4), lanczos and bicubic (no network); "
-      "--model PATH.param for another ncnn model.\n"
+      "--model FILE for your own: ncnn .param, PyTorch .pth/.pt/.ckpt, .safetensors, .onnx "
+      "(docs/MODELS.md).\n"
+      "Model files: upframe model-info FILE [--json]\n"
       "Distributed jobs: upframe plan | run-segment | join | submit | status (docs/SCALE.md)");
   std::string input, config_file;
   app.add_option("input", input, "input video or image, or a folder of them")

@@ -9,7 +9,7 @@ seconds=${1:-60}
 # A fixed seed makes a CI run repeat the same mutations (a longer run explores a superset);
 # UPFRAME_FUZZ_SEED=0 lets libFuzzer pick one (for long exploratory runs).
 seed=${UPFRAME_FUZZ_SEED:-1}
-targets=(fuzz_nn_model fuzz_decoder)
+targets=(fuzz_nn_model fuzz_decoder fuzz_weights)
 build=${UPFRAME_FUZZ_BUILD:-build-fuzz}
 
 cc=$(command -v clang-14 || command -v clang)

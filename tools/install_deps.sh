@@ -7,6 +7,8 @@
 # clang-14 and libclang-rt-14-dev (libFuzzer, ASan, UBSan runtimes): the fuzz targets (fuzz/run.sh).
 # slurm-wlm and munge: the distributed-job test starts a one-node Slurm cluster (docs/SCALE.md);
 # python3-yaml: it reads the Kubernetes manifest (no cluster runs here).
+# libzip-dev: PyTorch .pth files are zip archives; libonnx-dev and libprotobuf-dev: ONNX models
+# (src/weights).
 # libcpp-httplib-dev: the HTTP server of `upframe serve`; chromium and chromium-driver: its
 # browser tests (tests/web, headless, through WebDriver); libsqlite3-dev: the file in which
 # `upframe serve` keeps its jobs across restarts.
@@ -24,4 +26,5 @@ apt-get install -y -qq --no-install-recommends \
   libgtest-dev libbenchmark-dev \
   clang-14 libclang-rt-14-dev \
   slurm-wlm munge python3-yaml \
-  libcpp-httplib-dev libsqlite3-dev chromium chromium-driver python3-torch >/dev/null
+  libcpp-httplib-dev libsqlite3-dev chromium chromium-driver python3-torch \
+  libzip-dev libonnx-dev libprotobuf-dev >/dev/null

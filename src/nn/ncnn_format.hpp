@@ -109,6 +109,9 @@ class WeightReader {
     ss << in.rdbuf();
     data_ = ss.str();
   }
+  // Weights already in memory (a network built from a weight file); `name` names them.
+  WeightReader(std::string name, std::string data)
+      : path_(std::move(name)), data_(std::move(data)) {}
 
   // ncnn ModelBin::load(w, 0): a flag word tells the storage (fp16, int8, fp32 raw, table).
   void load_flagged(std::vector<float>* out, const std::string& layer) {

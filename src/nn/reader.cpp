@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <unordered_map>
 
@@ -35,12 +36,12 @@ bool parse_number(const std::string& text, double* out, bool* is_float) {
 
 }  // namespace
 
-Graph read_ncnn_model(const std::filesystem::path& param_path,
-                      const std::filesystem::path& bin_path) {
-  const std::string file = param_path.string();
-  std::ifstream in(param_path);
-  if (!in) throw Error(file, "cannot open the model description (.param)");
+namespace {
 
+// The .param text from `in` (named `file` in messages); `bin_size` bounds the weights layers may
+// announce; `open_weights` reads the weights once the layers are known.
+Graph read_ncnn(std::istream& in, const std::string& file, uint64_t bin_size,
+                const std::function<WeightReader()>& open_weights) {
   Graph graph;
   graph.param_path = file;
   int line_number = 0;
@@ -78,9 +79,7 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     return it->second;
   };
   std::vector<LayerLoad> loaders;  // per op, in file order (the .bin's order)
-  std::error_code bin_size_error;
-  uint64_t bin_bytes_left = std::filesystem::file_size(bin_path, bin_size_error);
-  if (bin_size_error) bin_bytes_left = UINT64_MAX;  // WeightReader reports the missing .bin
+  uint64_t bin_bytes_left = bin_size;
 
   for (int layer = 0; layer < layer_count; ++layer) {
     if (!next_line())
@@ -173,12 +172,33 @@ Graph read_ncnn_model(const std::filesystem::path& param_path,
     throw Error(file, "the header says " + std::to_string(blob_count) + " blobs, the layers name " +
                           std::to_string(graph.blob_names.size()));
 
-  WeightReader weights(bin_path);
+  WeightReader weights = open_weights();
   for (size_t i = 0; i < graph.ops.size(); ++i)
     if (loaders[i]) loaders[i](weights, graph.ops[i]);
   weights.expect_end();
   graph.finalize();
   return graph;
+}
+
+}  // namespace
+
+Graph read_ncnn_model(const std::filesystem::path& param_path,
+                      const std::filesystem::path& bin_path) {
+  const std::string file = param_path.string();
+  std::ifstream in(param_path);
+  if (!in) throw Error(file, "cannot open the model description (.param)");
+  std::error_code bin_size_error;
+  uint64_t bin_size = std::filesystem::file_size(bin_path, bin_size_error);
+  if (bin_size_error) bin_size = UINT64_MAX;  // WeightReader reports the missing .bin
+  return read_ncnn(in, file, bin_size, [&] { return WeightReader(bin_path); });
+}
+
+Graph read_ncnn_model_text(const std::string& param_text, std::string bin_data,
+                           const std::string& name) {
+  std::istringstream in(param_text);
+  const uint64_t bin_size = bin_data.size();
+  return read_ncnn(in, name, bin_size,
+                   [&] { return WeightReader(name, std::move(bin_data)); });
 }
 
 }  // namespace upframe::nn

@@ -12,6 +12,7 @@
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"
+#include "upframe/nn/model_file.hpp"
 #include "upframe/upscale/neural_upscaler.hpp"
 
 namespace upframe {
@@ -38,13 +39,23 @@ std::pair<std::string, int> split_scale_suffix(const std::string& stem) {
   return {stem.substr(0, pos), scale};
 }
 
-// NAME -> the scales of its NAME-xN.param files (0 for a plain NAME.param).
+// The model files a NAME may stand for, in the order they are tried: ncnn first (the shipped
+// models), then the weight files a user downloads.
+constexpr const char* kModelExtensions[] = {".param", ".pth",         ".pt",
+                                            ".ckpt",  ".safetensors", ".onnx"};
+
+bool is_model_file(const fs::path& path) {
+  return std::find(std::begin(kModelExtensions), std::end(kModelExtensions),
+                   path.extension().string()) != std::end(kModelExtensions);
+}
+
+// NAME -> the scales of its NAME-xN.EXT files (0 for a plain NAME.EXT).
 std::map<std::string, std::set<int>> scan_models() {
   std::map<std::string, std::set<int>> models;
   for (const fs::path& dir : model_search_dirs()) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      if (entry.path().extension() != ".param") continue;
+      if (!is_model_file(entry.path())) continue;
       auto [name, scale] = split_scale_suffix(entry.path().stem().string());
       models[name].insert(scale);
     }
@@ -107,12 +118,14 @@ std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
   std::error_code ec;
   // A model that is not there is a usage problem (exit 2), as an unknown model NAME is.
   if (!fs::is_regular_file(param, ec)) throw UsageError(param.string(), "model file not found");
-  fs::path bin = param;
-  bin.replace_extension(".bin");
-  if (!fs::is_regular_file(bin, ec))
-    throw UsageError(bin.string(), "model weights file not found (expected beside " +
-                                       param.filename().string() + ")");
-  std::shared_ptr<const nn::Model> model = nn::Model::load(param, bin);
+  if (!nn::is_weight_file_extension(param)) {
+    fs::path bin = param;
+    bin.replace_extension(".bin");
+    if (!fs::is_regular_file(bin, ec))
+      throw UsageError(bin.string(), "model weights file not found (expected beside " +
+                                         param.filename().string() + ")");
+  }
+  std::shared_ptr<const nn::Model> model = nn::load_model_file(param);
   const int graph_scale = model->info().scale;
   if (scale != 0 && scale != graph_scale)
     throw UsageError(param.string(), "the model upscales x" + std::to_string(graph_scale) +
@@ -135,6 +148,11 @@ std::vector<fs::path> model_search_dirs() {
 #ifdef UPFRAME_SOURCE_MODELS_DIR
   candidates.push_back(UPFRAME_SOURCE_MODELS_DIR);
 #endif
+  // The user's own models: $XDG_DATA_HOME/upframe/models, by default ~/.local/share/...
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data)
+    candidates.push_back(fs::path(data) / "upframe" / "models");
+  else if (const char* home = std::getenv("HOME"); home && *home)
+    candidates.push_back(fs::path(home) / ".local" / "share" / "upframe" / "models");
   std::vector<fs::path> dirs;
   for (const fs::path& dir : candidates) {
     if (!fs::is_directory(dir, ec)) continue;
@@ -195,19 +213,24 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
   const nn::Precision precision = parse_precision(options.precision, cuda);
 
   const fs::path as_path(options.model);
-  if (as_path.extension() == ".param" || options.model.find('/') != std::string::npos)
+  if (as_path.extension() == ".param" || nn::is_weight_file_extension(as_path) ||
+      options.model.find('/') != std::string::npos)
     return load_neural(as_path, options.scale, options, precision, cuda);
 
-  // A NAME: NAME-x{scale}.param, else NAME.param, in the first folder that has either.
+  // A NAME: NAME-x{scale}.EXT, else NAME.EXT, in the first folder that has either.
   const int scale = options.scale ? options.scale : 2;
   for (const fs::path& dir : model_search_dirs()) {
-    const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ".param");
     std::error_code ec;
-    if (fs::is_regular_file(scaled, ec))
-      return load_neural(scaled, scale, options, precision, cuda);
-    const fs::path plain = dir / (options.model + ".param");
-    if (fs::is_regular_file(plain, ec))
-      return load_neural(plain, options.scale, options, precision, cuda);
+    for (const char* ext : kModelExtensions) {
+      const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ext);
+      if (fs::is_regular_file(scaled, ec))
+        return load_neural(scaled, scale, options, precision, cuda);
+    }
+    for (const char* ext : kModelExtensions) {
+      const fs::path plain = dir / (options.model + ext);
+      if (fs::is_regular_file(plain, ec))
+        return load_neural(plain, options.scale, options, precision, cuda);
+    }
   }
   const auto models = scan_models();
   if (auto it = models.find(options.model); it != models.end())

@@ -29,7 +29,10 @@ struct UpscalerOptions {
 std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options);
 
 // Folders searched for a model NAME, in order: $UPFRAME_MODELS_DIR, <exe dir>/../share/upframe/
-// models, <exe dir>/models, the source tree's models/. Only the existing ones are returned.
+// models, <exe dir>/models, the source tree's models/, the user's models folder
+// ($XDG_DATA_HOME/upframe/models, else ~/.local/share/upframe/models). Only the existing ones
+// are returned. In each, NAME-x{scale}.EXT then NAME.EXT, EXT in .param, .pth, .pt, .ckpt,
+// .safetensors, .onnx.
 std::vector<std::filesystem::path> model_search_dirs();
 
 // The models found there, as "NAME (x2, x3, x4)" or "NAME" for one without scale variants.

@@ -1,0 +1,179 @@
+// Writes an ncnn graph (.param text and .bin bytes) layer by layer, for networks built from
+// weight files (ncnn_builder.cpp) and ONNX graphs (onnx_import.cpp). Blobs read by more than one
+// layer get the Split layer ncnn's format expects when the text is finished.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "upframe/error.hpp"
+#include "upframe/weights/architecture.hpp"
+
+namespace upframe::weights {
+
+class NcnnWriter {
+ public:
+  explicit NcnnWriter(std::string file) : file_(std::move(file)) {}
+
+  std::string input(int channels) {
+    return add("Input", {}, "0=0 1=0 2=" + std::to_string(channels), "data");
+  }
+
+  // A 3x3 (or `kernel`) convolution from `weight_key`'s weights and bias, padding kernel/2.
+  // `leaky` > 0 fuses a LeakyReLU of that slope.
+  std::string conv(const std::string& in, const StateDict& d, const std::string& key,
+                   int in_channels, float leaky = 0, int kernel = 3) {
+    const Tensor* w = d.find(key + ".weight");
+    const Tensor* b = d.find(key + ".bias");
+    if (!w || w->shape.size() != 4 || w->shape[1] != in_channels || w->shape[2] != kernel ||
+        w->shape[3] != kernel)
+      throw Error(file_, "tensor " + key + ".weight is missing or not a " +
+                             std::to_string(kernel) + "x" + std::to_string(kernel) +
+                             " convolution from " + std::to_string(in_channels) + " channels");
+    const int64_t out = w->shape[0];
+    if (b && (b->shape.size() != 1 || b->shape[0] != out))
+      throw Error(file_, "tensor " + key + ".bias does not match its weights");
+    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
+                         " 4=" + std::to_string(kernel / 2) + " 5=" + (b ? "1" : "0") +
+                         " 6=" + std::to_string(w->values.size());
+    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
+    const uint32_t fp32_flag = 0;
+    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
+    append(w->values);
+    if (b) append(b->values);
+    return add("Convolution", {in}, params);
+  }
+
+  std::string prelu(const std::string& in, const Tensor& slopes) {
+    append(slopes.values);
+    return add("PReLU", {in}, "0=" + std::to_string(slopes.values.size()));
+  }
+  std::string concat(const std::vector<std::string>& in) { return add("Concat", in, ""); }
+  std::string reflect_pad_end(const std::string& in, int rows) {
+    return add("Padding", {in}, "0=0 1=" + std::to_string(rows) + " 2=0 3=" +
+                                    std::to_string(rows) + " 4=2");
+  }
+  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution.
+  std::string pixel_unshuffle(const std::string& in, int channels, int f) {
+    const int out = channels * f * f;
+    std::vector<float> weights(static_cast<size_t>(out) * channels * f * f, 0.f);
+    for (int c = 0; c < channels; ++c)
+      for (int dy = 0; dy < f; ++dy)
+        for (int dx = 0; dx < f; ++dx) {
+          const int o = c * f * f + dy * f + dx;
+          weights[((static_cast<size_t>(o) * channels + c) * f + dy) * f + dx] = 1.f;
+        }
+    const uint32_t fp32_flag = 0;
+    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
+    append(weights);
+    return add("Convolution", {in},
+               "0=" + std::to_string(out) + " 1=" + std::to_string(f) + " 3=" +
+                   std::to_string(f) + " 4=0 5=0 6=" + std::to_string(weights.size()));
+  }
+  // `in` cropped from its top left to the width and height of `reference`.
+  std::string crop_to(const std::string& in, const std::string& reference) {
+    return add("Crop", {in, reference}, "");
+  }
+  // a * ca + b * cb
+  std::string weighted_sum(const std::string& a, const std::string& b, float ca, float cb) {
+    return add("Eltwise", {a, b}, "0=1 -23301=2," + number(ca) + "," + number(cb));
+  }
+  std::string add_blobs(const std::string& a, const std::string& b) {
+    return add("BinaryOp", {a, b}, "0=0");
+  }
+  std::string nearest(const std::string& in, int scale) {
+    return add("Interp", {in}, "0=1 1=" + number(float(scale)) + " 2=" + number(float(scale)));
+  }
+  std::string pixel_shuffle(const std::string& in, int scale) {
+    return add("PixelShuffle", {in}, "0=" + std::to_string(scale));
+  }
+
+  // Any layer: `params` in ncnn's "id=value" form; its weights appended with weights_*().
+  std::string layer(const std::string& type, std::vector<std::string> inputs, std::string params) {
+    return add(type, std::move(inputs), std::move(params));
+  }
+  void weights_fp32_flagged(const std::vector<float>& values) {
+    const uint32_t fp32_flag = 0;
+    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
+    append(values);
+  }
+  void weights_raw(const std::vector<float>& values) { append(values); }
+  static std::string number(float v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.9e", static_cast<double>(v));
+    return buf;
+  }
+
+  NcnnNetwork finish(const std::string& output) {
+    // Rename the output blob "output" and give every blob read more than once a Split.
+    std::map<std::string, int> reads;
+    for (const Layer& l : layers_)
+      for (const std::string& in : l.inputs) ++reads[in];
+    std::vector<Layer> final_layers;
+    std::map<std::string, std::vector<std::string>> split_names;  // blob -> its copies
+    for (Layer l : layers_) {
+      for (std::string& in : l.inputs) {
+        auto it = split_names.find(in);
+        if (it != split_names.end()) {
+          in = it->second.back();
+          it->second.pop_back();
+        }
+      }
+      for (std::string& out : l.outputs)
+        if (out == output) out = "output";
+      final_layers.push_back(l);
+      for (const std::string& out : l.outputs) {
+        const int n = reads[out];
+        if (n < 2) continue;
+        Layer split{"Split", "split_" + out, {out}, {}, ""};
+        for (int i = 0; i < n; ++i) split.outputs.push_back(out + "_" + std::to_string(i));
+        split_names[out] = split.outputs;
+        final_layers.push_back(split);
+      }
+    }
+    size_t blobs = 0;
+    std::ostringstream text;
+    for (const Layer& l : final_layers) blobs += l.outputs.size();
+    text << "7767517\n" << final_layers.size() << ' ' << blobs << '\n';
+    NcnnNetwork net;
+    for (const Layer& l : final_layers) {
+      text << l.type << ' ' << l.name << ' ' << l.inputs.size() << ' ' << l.outputs.size();
+      for (const std::string& b : l.inputs) text << ' ' << b;
+      for (const std::string& b : l.outputs) text << ' ' << b;
+      if (!l.params.empty()) text << ' ' << l.params;
+      text << '\n';
+      net.op_types.push_back(l.type);
+    }
+    net.param_text = text.str();
+    net.bin = std::move(bin_);
+    return net;
+  }
+
+ private:
+  struct Layer {
+    std::string type, name;
+    std::vector<std::string> inputs, outputs;
+    std::string params;
+  };
+
+  void append(const std::vector<float>& values) {
+    bin_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  }
+  std::string add(const std::string& type, std::vector<std::string> inputs, std::string params,
+                  std::string out = {}) {
+    if (out.empty()) out = "b" + std::to_string(layers_.size());
+    layers_.push_back({type, type + "_" + std::to_string(layers_.size()), std::move(inputs),
+                       {out}, std::move(params)});
+    return out;
+  }
+
+  std::string file_;
+  std::vector<Layer> layers_;
+  std::string bin_;
+};
+
+}  // namespace upframe::weights

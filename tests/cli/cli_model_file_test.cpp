@@ -1,0 +1,119 @@
+// A user's own model file through the real CLI: `--model FILE.pth` (or .safetensors, or a NAME
+// found in a models folder) with no --scale upscales by the model's own scale and gives
+// PyTorch's picture; a pickle that would run a command is refused without running it.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "nn/nn_test_util.hpp"
+#include "support/test_support.hpp"
+
+namespace upframe::test {
+namespace {
+
+fs::path fixture(const std::string& name) { return source_dir() / "tests/models/pytorch" / name; }
+
+TEST(CliModelFile, PthWithoutScaleMatchesPyTorchTiledAndUntiled) {
+  const fs::path dir = scratch_dir("cli_model_file_pth");
+  const Rgb8 reference = read_png_rgb(fixture("esrgan-x4.pth.ref.png"));
+  for (const char* tile : {"0", "32"}) {
+    SCOPED_TRACE(std::string("tile ") + tile);
+    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
+    const CommandResult r =
+        run_cli(quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
+                " --model " + quote(fixture("esrgan-x4.pth").string()) +
+                " --precision fp32 --device cpu --tile " + tile);
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const Rgb8 got = read_png_rgb(out);
+    ASSERT_EQ(got.width, 256);  // x4, read from the model
+    ASSERT_EQ(got.height, 144);
+    const Comparison c = compare(got, reference);
+    EXPECT_GE(c.psnr, 50.0);
+    EXPECT_LE(c.max_difference, 2);
+  }
+}
+
+// An x2 model that pixel-unshuffles its input, on an odd-sized image, whole and in tiles.
+TEST(CliModelFile, UnshuffledInputTiledAndUntiled) {
+  const fs::path dir = scratch_dir("cli_model_file_unshuffle");
+  const Rgb8 reference = read_png_rgb(fixture("esrgan-unshuffle-x2.pth.ref.png"));
+  for (const char* tile : {"0", "32"}) {
+    SCOPED_TRACE(std::string("tile ") + tile);
+    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
+    const CommandResult r =
+        run_cli(quote(fixture("input_63x35.png").string()) + " -o " + quote(out.string()) +
+                " --model " + quote(fixture("esrgan-unshuffle-x2.pth").string()) +
+                " --precision fp32 --device cpu --tile " + tile);
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const Rgb8 got = read_png_rgb(out);
+    ASSERT_EQ(got.width, 126);
+    ASSERT_EQ(got.height, 70);
+    const Comparison c = compare(got, reference);
+    std::printf("tile %s: PSNR %.2f dB, max difference %d\n", tile, c.psnr, c.max_difference);
+    EXPECT_GE(c.psnr, 50.0);
+    EXPECT_LE(c.max_difference, 2);
+  }
+}
+
+TEST(CliModelFile, ScaleTheModelCannotGiveIsRefused) {
+  const fs::path dir = scratch_dir("cli_model_file_scale");
+  const fs::path out = dir / "out.png";
+  const CommandResult r = run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
+                                  quote(out.string()) + " --scale 2 --model " +
+                                  quote(fixture("compact-x4.safetensors").string()));
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.stderr_text.find("cannot give --scale 2"), std::string::npos) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliModelFile, MaliciousPickleRefusedWithOneLineAndNothingRun) {
+  const fs::path dir = scratch_dir("cli_model_file_evil");
+  const fs::path marker = "/tmp/upframe-evil-pickle-ran";
+  fs::remove(marker);
+  const fs::path evil = source_dir() / "tests/models/weights/evil_zip.pth";
+  const fs::path out = dir / "out.png";
+  const CommandResult r = run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
+                                  quote(out.string()) + " --device cpu --model " + quote(evil.string()));
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_EQ(r.stderr_text, "upframe: error: " + evil.string() +
+                               ": refused pickle GLOBAL 'posix.system': only tensors and "
+                               "containers are loaded from PyTorch files\n");
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(marker));
+}
+
+TEST(CliModelFile, NameFoundInTheUserModelsFolder) {
+  const fs::path dir = scratch_dir("cli_model_file_name");
+  const fs::path models = dir / "data" / "upframe" / "models";
+  fs::create_directories(models);
+  fs::copy_file(fixture("compact-x2.pth"), models / "mine.pth");
+  const fs::path out = dir / "out.png";
+  const CommandResult r = run_command(
+      "XDG_DATA_HOME=" + quote((dir / "data").string()) + " " + quote(cli_path().string()) +
+      " " + quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
+      " --model mine --precision fp32 --device cpu");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  const Comparison c = compare(read_png_rgb(out), read_png_rgb(fixture("compact-x2.pth.ref.png")));
+  EXPECT_GE(c.psnr, 50.0);
+  EXPECT_LE(c.max_difference, 2);
+}
+
+TEST(CliModelFile, ModelInfoDescribesTheFile) {
+  const CommandResult r =
+      run_cli("model-info --json " + quote(fixture("esrgan-old-x2.pth").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  const auto info = nlohmann::json::parse(r.stdout_text);
+  EXPECT_EQ(info.at("format"), "pytorch-legacy");
+  EXPECT_EQ(info.at("family"), "ESRGAN");
+  EXPECT_EQ(info.at("scale"), 2);
+  EXPECT_EQ(info.at("input_channels"), 3);
+  EXPECT_EQ(info.at("weight_precision"), "fp32");
+  EXPECT_GT(info.at("parameters").get<int64_t>(), 0);
+  EXPECT_EQ(info.at("ops").at("Interp"), 1);  // one x2 upsampling
+  const CommandResult bad = run_cli("model-info " + quote(fixture("input_64x36.png").string()));
+  EXPECT_NE(bad.exit_status, 0);
+  EXPECT_NE(bad.stderr_text.find("upframe: error: "), std::string::npos);
+}
+
+}  // namespace
+}  // namespace upframe::test

@@ -1,0 +1,311 @@
+#!/usr/bin/python3
+"""Writes the model fixtures of tests/nn/model_file_test.cpp into tests/models/pytorch/.
+
+Run with Debian's python3-torch and python3-pil (`/usr/bin/python3 tools/make_model_fixtures.py`);
+CI only reads what it writes. The networks below are written for upframe from the published
+definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout) and
+Real-ESRGAN's SRVGGNetCompact. Small random-weight networks of each family, in each format a
+user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
+saved as its authors' tools save it ({'params': ...}). Each NAME gets NAME.ref.png: PyTorch fp32
+on the input, clamped to [0, 1], times 255, rounded.
+"""
+import collections
+import json
+import os
+import struct
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+OUT = os.path.join(ROOT, "tests", "models", "pytorch")
+
+
+class DenseBlock(nn.Module):
+    def __init__(self, nf, gc):
+        super().__init__()
+        self.conv1 = nn.Conv2d(nf, gc, 3, 1, 1)
+        self.conv2 = nn.Conv2d(nf + gc, gc, 3, 1, 1)
+        self.conv3 = nn.Conv2d(nf + 2 * gc, gc, 3, 1, 1)
+        self.conv4 = nn.Conv2d(nf + 3 * gc, gc, 3, 1, 1)
+        self.conv5 = nn.Conv2d(nf + 4 * gc, nf, 3, 1, 1)
+
+    def forward(self, x):
+        act = lambda t: F.leaky_relu(t, 0.2)
+        x1 = act(self.conv1(x))
+        x2 = act(self.conv2(torch.cat((x, x1), 1)))
+        x3 = act(self.conv3(torch.cat((x, x1, x2), 1)))
+        x4 = act(self.conv4(torch.cat((x, x1, x2, x3), 1)))
+        x5 = self.conv5(torch.cat((x, x1, x2, x3, x4), 1))
+        return x5 * 0.2 + x
+
+
+class RRDB(nn.Module):
+    def __init__(self, nf, gc):
+        super().__init__()
+        self.rdb1, self.rdb2, self.rdb3 = DenseBlock(nf, gc), DenseBlock(nf, gc), DenseBlock(nf, gc)
+
+    def forward(self, x):
+        return self.rdb3(self.rdb2(self.rdb1(x))) * 0.2 + x
+
+
+class RRDBNet(nn.Module):
+    """BasicSR's layout; `ups` nearest x2 upsamplings (2 for x4, 3 for x8, 1 for x2)."""
+
+    def __init__(self, nf, nb, gc, ups, unshuffle=1):
+        super().__init__()
+        self.ups, self.unshuffle = ups, unshuffle
+        self.conv_first = nn.Conv2d(3 * unshuffle * unshuffle, nf, 3, 1, 1)
+        self.body = nn.Sequential(*[RRDB(nf, gc) for _ in range(nb)])
+        self.conv_body = nn.Conv2d(nf, nf, 3, 1, 1)
+        for u in range(ups):
+            setattr(self, "conv_up%d" % (u + 1), nn.Conv2d(nf, nf, 3, 1, 1))
+        self.conv_hr = nn.Conv2d(nf, nf, 3, 1, 1)
+        self.conv_last = nn.Conv2d(nf, 3, 3, 1, 1)
+
+    def forward(self, x):
+        act = lambda t: F.leaky_relu(t, 0.2)
+        h, w = x.shape[2:]
+        if self.unshuffle > 1:
+            # Real-ESRGAN's inference: reflect-pad to a multiple, unshuffle, crop the output.
+            f = self.unshuffle
+            x = F.pixel_unshuffle(F.pad(x, (0, (f - w % f) % f, 0, (f - h % f) % f), "reflect"), f)
+        feat = self.conv_first(x)
+        feat = feat + self.conv_body(self.body(feat))
+        for u in range(self.ups):
+            conv = getattr(self, "conv_up%d" % (u + 1))
+            feat = act(conv(F.interpolate(feat, scale_factor=2, mode="nearest")))
+        out = self.conv_last(act(self.conv_hr(feat)))
+        if self.unshuffle == 1:
+            return out
+        scale = 2 ** self.ups // self.unshuffle
+        return out[:, :, : h * scale, : w * scale]
+
+    def old_state_dict(self, nb):
+        """ESRGAN's original key names for the same weights."""
+        new = self.state_dict()
+        old = collections.OrderedDict()
+        mapping = {"conv_first": "model.0", "conv_body": "model.1.sub.%d" % nb}
+        for b in range(nb):
+            for r in range(1, 4):
+                for c in range(1, 6):
+                    mapping["body.%d.rdb%d.conv%d" % (b, r, c)] = "model.1.sub.%d.RDB%d.conv%d.0" % (b, r, c)
+        # Upsample, conv, LeakyReLU per step: convs at 3, 6, ...; then HR conv and the last.
+        for u in range(self.ups):
+            mapping["conv_up%d" % (u + 1)] = "model.%d" % (3 * (u + 1))
+        mapping["conv_hr"] = "model.%d" % (3 * self.ups + 2)
+        mapping["conv_last"] = "model.%d" % (3 * self.ups + 4)
+        for key, value in new.items():
+            module, param = key.rsplit(".", 1)
+            old[mapping[module] + "." + param] = value
+        return old
+
+
+class Compact(nn.Module):
+    """SRVGGNetCompact: conv, PReLU, num_conv x (conv, PReLU), conv, pixel shuffle, + nearest."""
+
+    def __init__(self, nf, num_conv, scale):
+        super().__init__()
+        self.scale = scale
+        layers = [nn.Conv2d(3, nf, 3, 1, 1), nn.PReLU(nf)]
+        for _ in range(num_conv):
+            layers += [nn.Conv2d(nf, nf, 3, 1, 1), nn.PReLU(nf)]
+        layers += [nn.Conv2d(nf, 3 * scale * scale, 3, 1, 1)]
+        self.body = nn.ModuleList(layers)
+
+    def forward(self, x):
+        out = x
+        for layer in self.body:
+            out = layer(out)
+        out = F.pixel_shuffle(out, self.scale)
+        return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+def randomise(model, seed):
+    """Small weights so random networks give images, not saturation."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:
+                p.normal_(0, 0.6 / (p.shape[1] * 9) ** 0.5)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.02)
+            else:  # PReLU slopes
+                p.uniform_(0.0, 0.3)
+        if hasattr(model, "conv_last"):
+            model.conv_last.weight.mul_(4)  # contrast: the output is the network alone
+            model.conv_last.bias.fill_(0.5)
+    return model
+
+
+def load_image(name, crop=None):
+    img = Image.open(os.path.join(ROOT, "tests", "golden", name)).convert("RGB")
+    if crop:
+        img = img.crop(crop)
+    return torch.from_numpy(np.asarray(img).astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def save_reference(out, path):
+    arr = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    Image.fromarray(arr).save(path, optimize=True)
+
+
+def write_safetensors(path, state):
+    header, blobs, offset = {}, [], 0
+    for k, v in state.items():
+        raw = v.detach().contiguous().float().numpy().tobytes()
+        header[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def read_ncnn_compact(param, binary):
+    """The shipped realesr-animevideov3 ncnn files as SRVGGNetCompact weights."""
+    lines = open(param).read().split("\n")[2:]
+    data = open(binary, "rb").read()
+    pos, state, index = 0, collections.OrderedDict(), 0
+    for line in lines:
+        parts = line.split()
+        if not parts:
+            continue
+        kind = parts[0]
+        params = dict(p.split("=") for p in parts[4 + int(parts[2]) + int(parts[3]):] if "=" in p)
+        if kind == "Convolution":
+            n_out, k, count = int(params["0"]), int(params["1"]), int(params["6"])
+            flag = struct.unpack_from("<I", data, pos)[0]
+            pos += 4
+            if flag == 0x01306B47:  # fp16
+                w = np.frombuffer(data, np.float16, count, pos).astype(np.float32)
+                pos += (count * 2 + 3) // 4 * 4
+            else:
+                w = np.frombuffer(data, np.float32, count, pos)
+                pos += count * 4
+            b = np.frombuffer(data, np.float32, n_out, pos)
+            pos += n_out * 4
+            state["body.%d.weight" % index] = torch.from_numpy(w.reshape(n_out, -1, k, k).copy())
+            state["body.%d.bias" % index] = torch.from_numpy(b.copy())
+            index += 1
+        elif kind == "PReLU":
+            n = int(params["0"])
+            state["body.%d.weight" % index] = torch.from_numpy(np.frombuffer(data, np.float32, n, pos).copy())
+            pos += n * 4
+            index += 1
+    return state
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    small = load_image("testsrc2_160x90.png", (40, 20, 104, 56))  # 64x36
+    tiny = load_image("testsrc2_160x90.png", (60, 30, 92, 48))    # 32x18
+    cases = []
+
+    compact2 = randomise(Compact(16, 4, 2), 1).eval()
+    torch.save({"params": compact2.state_dict()}, os.path.join(OUT, "compact-x2.pth"))
+    cases.append(("compact-x2.pth", compact2, small))
+
+    compact4 = randomise(Compact(12, 3, 4), 2).eval()
+    write_safetensors(os.path.join(OUT, "compact-x4.safetensors"), compact4.state_dict())
+    cases.append(("compact-x4.safetensors", compact4, small))
+
+    esrgan4 = randomise(RRDBNet(16, 2, 8, 2), 3).eval()
+    torch.save({"params_ema": esrgan4.state_dict(), "params": esrgan4.state_dict()},
+               os.path.join(OUT, "esrgan-x4.pth"))
+    cases.append(("esrgan-x4.pth", esrgan4, small))
+
+    esrgan_old2 = randomise(RRDBNet(12, 1, 6, 1), 4).eval()
+    torch.save(esrgan_old2.old_state_dict(1), os.path.join(OUT, "esrgan-old-x2.pth"),
+               _use_new_zipfile_serialization=False)
+    cases.append(("esrgan-old-x2.pth", esrgan_old2, small))
+
+    esrgan_old8 = randomise(RRDBNet(8, 1, 4, 3), 5).eval()
+    write_safetensors(os.path.join(OUT, "esrgan-old-x8.safetensors"), esrgan_old8.old_state_dict(1))
+    cases.append(("esrgan-old-x8.safetensors", esrgan_old8, tiny))
+
+    # Real-ESRGAN x2plus / x1 style: the input pixel-unshuffled by 2 or 4, on an odd-sized image.
+    odd = load_image("testsrc2_160x90.png", (40, 20, 103, 55))  # 63x35
+    esrgan2u = randomise(RRDBNet(12, 1, 6, 2, unshuffle=2), 6).eval()
+    torch.save({"params_ema": esrgan2u.state_dict()}, os.path.join(OUT, "esrgan-unshuffle-x2.pth"))
+    cases.append(("esrgan-unshuffle-x2.pth", esrgan2u, odd))
+    esrgan1u = randomise(RRDBNet(12, 1, 6, 2, unshuffle=4), 7).eval()
+    write_safetensors(os.path.join(OUT, "esrgan-unshuffle-x1.safetensors"), esrgan1u.state_dict())
+    cases.append(("esrgan-unshuffle-x1.safetensors", esrgan1u, odd))
+
+    shipped = Compact(64, 16, 4).eval()
+    shipped.load_state_dict(read_ncnn_compact(os.path.join(ROOT, "models", "realesr-animevideov3-x4.param"),
+                                              os.path.join(ROOT, "models", "realesr-animevideov3-x4.bin")))
+    torch.save({"params": shipped.state_dict()}, os.path.join(OUT, "realesr-animevideov3-x4.pth"))
+    cases.append(("realesr-animevideov3-x4.pth", shipped, load_image("testsrc2_160x90.png")))
+
+    with torch.no_grad():
+        for name, model, image in cases:
+            save_reference(model(image), os.path.join(OUT, name + ".ref.png"))
+            if image is small:
+                input_name = "input_64x36.png"
+            elif image is tiny:
+                input_name = "input_32x18.png"
+            elif image is odd:
+                input_name = "input_63x35.png"
+            else:
+                continue
+            save_reference(image, os.path.join(OUT, input_name))
+    print("wrote", OUT, "with torch", torch.__version__)
+
+
+def export_onnx():
+    """ONNX exports of fixtures above (torch.onnx, dynamic height and width), one with fp16
+    initializers, and one with an op outside the supported set."""
+    import onnx
+    from onnx import helper, numpy_helper, TensorProto
+
+    def export(model, path, opset):
+        x = torch.rand(1, 3, 36, 64)
+        torch.onnx.export(model, x, path, opset_version=opset, input_names=["input"],
+                          output_names=["output"],
+                          dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+
+    compact2 = Compact(16, 4, 2)
+    compact2.load_state_dict(torch.load(os.path.join(OUT, "compact-x2.pth"))["params"])
+    export(compact2.eval(), os.path.join(OUT, "compact-x2.onnx"), 11)
+    esrgan4 = RRDBNet(16, 2, 8, 2)
+    esrgan4.load_state_dict(torch.load(os.path.join(OUT, "esrgan-x4.pth"))["params_ema"])
+    export(esrgan4.eval(), os.path.join(OUT, "esrgan-x4.onnx"), 17)
+    # fp16 weights and activations (as "fp16" model downloads are): every initializer and the
+    # graph's input and output as float16.
+    model = onnx.load(os.path.join(OUT, "compact-x2.onnx"))
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name))
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.name == "value" and attr.t.data_type == TensorProto.FLOAT and node.op_type == "Constant" and len(attr.t.dims) > 1:
+                attr.t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float16), attr.t.name))
+    for v in list(model.graph.input) + list(model.graph.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    onnx.save(model, os.path.join(OUT, "compact-x2-fp16.onnx"))
+    # An op upframe does not run (Softmax over channels) between two convolutions.
+    model = onnx.load(os.path.join(OUT, "compact-x2.onnx"))
+    nodes = list(model.graph.node)
+    first_out = nodes[0].output[0]
+    soft = helper.make_node("Softmax", [first_out], ["soft_out"], name="channel_softmax", axis=1)
+    for n in nodes[1:]:
+        for i, name in enumerate(n.input):
+            if name == first_out:
+                n.input[i] = "soft_out"
+    del model.graph.node[:]
+    model.graph.node.extend([nodes[0], soft] + nodes[1:])
+    onnx.save(model, os.path.join(OUT, "unsupported-op.onnx"))
+    for name in ["compact-x2.onnx", "esrgan-x4.onnx", "compact-x2-fp16.onnx"]:
+        m = onnx.load(os.path.join(OUT, name))
+        print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
+
+
+if __name__ == "__main__":
+    main()
+    export_onnx()
