@@ -468,13 +468,7 @@ void write_stats_file(const fs::path& path, const nlohmann::json& json) {
 }
 
 std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
-  UpscalerOptions o;
-  o.model = s.model;
-  o.scale = s.scale;
-  o.device = s.device;
-  o.precision = s.precision;
-  o.tile = s.tile;
-  return make_upscaler(o);
+  return make_upscaler(upscaler_options(s));
 }
 
 }  // namespace pipeline

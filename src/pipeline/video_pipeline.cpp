@@ -9,10 +9,10 @@
 #include <thread>
 #include <vector>
 
-#include "nn/memory_policy.hpp"
 #include "pipeline/bounded_queue.hpp"
 #include "pipeline/stage_clock.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/memory_policy.hpp"
 
 namespace upframe::pipeline {
 

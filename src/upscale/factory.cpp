@@ -112,9 +112,9 @@ nn::Precision parse_precision(const std::string& precision, bool cuda) {
   throw UsageError({}, "unknown precision '" + precision + "' (use fp32, bf16 or fp16)");
 }
 
-std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
-                                      const UpscalerOptions& options, nn::Precision precision,
-                                      bool cuda) {
+// The model file `param` after the checks a run makes: it and its .bin (for ncnn) exist, it
+// loads, and it gives `scale` (0: whatever it gives).
+std::shared_ptr<const nn::Model> load_checked_model(const fs::path& param, int scale) {
   std::error_code ec;
   // A model that is not there is a usage problem (exit 2), as an unknown model NAME is.
   if (!fs::is_regular_file(param, ec)) throw UsageError(param.string(), "model file not found");
@@ -130,9 +130,18 @@ std::unique_ptr<Upscaler> load_neural(const fs::path& param, int scale,
   if (scale != 0 && scale != graph_scale)
     throw UsageError(param.string(), "the model upscales x" + std::to_string(graph_scale) +
                                          " and cannot give --scale " + std::to_string(scale));
-  return std::make_unique<NeuralUpscaler>(std::move(model), precision, options.tile,
-                                          options.threads, cuda);
+  return model;
 }
+
+// What the options ask for, checked: a resampler at `scale`, or the model file `model_file`
+// that must give `scale` (0: whatever it gives), on the CPU or CUDA at `precision`.
+struct ResolvedUpscaler {
+  bool resampler = false;
+  fs::path model_file;
+  int scale = 0;
+  bool cuda = false;
+  nn::Precision precision = nn::Precision::kFp32;
+};
 
 }  // namespace
 
@@ -179,7 +188,9 @@ std::string model_purpose(const std::string& name) {
   return {};
 }
 
-std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
+namespace {
+
+ResolvedUpscaler resolve_upscaler(const UpscalerOptions& options) {
   if (options.scale < 0)
     throw UsageError({}, "scale must be positive, not " + std::to_string(options.scale));
   if (options.tile < -1)
@@ -209,13 +220,13 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
       spdlog::log(gpu.device_found ? spdlog::level::info : spdlog::level::debug,
                   "GPU upscaling unavailable ({}), using the CPU", gpu.reason);
   }
-  if (resampler) return make_swscale_upscaler(options.model, options.scale ? options.scale : 2);
+  if (resampler) return {true, {}, options.scale ? options.scale : 2, false, {}};
   const nn::Precision precision = parse_precision(options.precision, cuda);
 
   const fs::path as_path(options.model);
   if (as_path.extension() == ".param" || nn::is_weight_file_extension(as_path) ||
       options.model.find('/') != std::string::npos)
-    return load_neural(as_path, options.scale, options, precision, cuda);
+    return {false, as_path, options.scale, cuda, precision};
 
   // A NAME: NAME-x{scale}.EXT, else NAME.EXT, in the first folder that has either.
   const int scale = options.scale ? options.scale : 2;
@@ -223,13 +234,11 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
     std::error_code ec;
     for (const char* ext : kModelExtensions) {
       const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ext);
-      if (fs::is_regular_file(scaled, ec))
-        return load_neural(scaled, scale, options, precision, cuda);
+      if (fs::is_regular_file(scaled, ec)) return {false, scaled, scale, cuda, precision};
     }
     for (const char* ext : kModelExtensions) {
       const fs::path plain = dir / (options.model + ext);
-      if (fs::is_regular_file(plain, ec))
-        return load_neural(plain, options.scale, options, precision, cuda);
+      if (fs::is_regular_file(plain, ec)) return {false, plain, options.scale, cuda, precision};
     }
   }
   const auto models = scan_models();
@@ -243,6 +252,32 @@ std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
   throw UsageError({}, "unknown model '" + options.model + "'; available: " + join(names, ", ") +
                            " (searched " +
                            (searched.empty() ? "no models folder" : join(searched, ", ")) + ")");
+}
+
+}  // namespace
+
+std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options) {
+  const ResolvedUpscaler resolved = resolve_upscaler(options);
+  if (resolved.resampler) return make_swscale_upscaler(options.model, resolved.scale);
+  return std::make_unique<NeuralUpscaler>(load_checked_model(resolved.model_file, resolved.scale),
+                                          resolved.precision, options.tile, options.threads,
+                                          resolved.cuda);
+}
+
+int upscaler_scale(const UpscalerOptions& options) {
+  const ResolvedUpscaler resolved = resolve_upscaler(options);
+  if (resolved.resampler) return resolved.scale;
+  return load_checked_model(resolved.model_file, resolved.scale)->info().scale;
+}
+
+UpscalerOptions upscaler_options(const Settings& settings) {
+  UpscalerOptions options;
+  options.model = settings.model;
+  options.scale = settings.scale;
+  options.device = settings.device;
+  options.precision = settings.precision;
+  options.tile = settings.tile;
+  return options;
 }
 
 }  // namespace upframe

@@ -8,14 +8,14 @@
 #include <functional>
 #include <thread>
 
-#include "nn/memory_policy.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/memory_policy.hpp"
 #include "upframe/nn/tiling.hpp"
 #include "upframe/upscale/colour.hpp"
 
 #ifdef UPFRAME_HAVE_CUDA
-#include "nn/cuda/cuda_executor.hpp"
+#include "upframe/nn/cuda_executor.hpp"
 #include "upscale/cuda/device_frame_path.hpp"
 
 extern "C" {

@@ -2,10 +2,10 @@
 
 #include <cmath>
 
-#include "pipeline/output_checks.hpp"  // create_upscaler: the settings' model, as run_job makes it
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
 #include "upframe/media/image_io.hpp"
+#include "upframe/upscale/factory.hpp"
 #include "upframe/web/roots.hpp"
 
 namespace upframe::web {
@@ -73,7 +73,7 @@ std::string PreviewCache::png(const PreviewRequest& request) {
     std::lock_guard run(run_mutex_);
     Frame frame = decode_frame(request);
     if (!request.original) {
-      std::unique_ptr<Upscaler> upscaler = pipeline::create_upscaler(request.settings);
+      std::unique_ptr<Upscaler> upscaler = make_upscaler(upscaler_options(request.settings));
       upscaler->prepare(1);
       frame = upscaler->create_worker()->upscale(frame);
     }

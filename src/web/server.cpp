@@ -15,7 +15,6 @@
 #include <set>
 #include <thread>
 
-#include "pipeline/output_checks.hpp"  // create_upscaler: the settings' model, as run_job makes it
 #include "upframe/error.hpp"
 #include "upframe/media/decoder.hpp"
 #include "upframe/pipeline/batch.hpp"
@@ -324,7 +323,7 @@ void WebServer::create_job(const httplib::Request& req, httplib::Response& res) 
   json accepted;
   Settings settings = settings_from(body, accepted);
   // The model and scale are checked now (a bad one is this request's error, not a failed job).
-  const int scale = pipeline::create_upscaler(settings)->scale();
+  const int scale = upscaler_scale(upscaler_options(settings));
   fs::path output;
   if (fs::is_directory(settings.input)) {
     for (const BatchItem& item : plan_batch(settings, scale))

@@ -8,10 +8,10 @@
 #include <set>
 #include <sstream>
 
-#include "../../src/nn/cuda/cuda_executor.hpp"
 #include "nn/nn_test_util.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/cuda_executor.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tiling.hpp"
 

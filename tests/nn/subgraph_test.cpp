@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "../../src/nn/graph.hpp"
-#include "../../src/nn/memory_policy.hpp"
 #include "../../src/nn/subgraph.hpp"
 #include "nn/nn_test_util.hpp"
+#include "upframe/nn/memory_policy.hpp"
 
 namespace upframe::test {
 namespace {
@@ -62,8 +62,8 @@ TEST(Subgraph, RefusesOpsWhoseInputsCannotBePacked) {
   EXPECT_THROW(nn::single_op_graph(g, input_op, shapes), Error);
 }
 
-// The out-of-memory policy (src/nn/memory_policy.hpp) the upscaler and the device kit share; the
-// kit runs it against real CUDA allocations, here its decisions.
+// The out-of-memory policy (upframe/nn/memory_policy.hpp) the upscaler and the device kit share;
+// the kit runs it against real CUDA allocations, here its decisions.
 TEST(MemoryPolicy, TilesHalveToTheMinimumThenGiveUp) {
   std::vector<int> tiles;
   for (int tile = 0;;) {

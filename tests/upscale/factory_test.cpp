@@ -111,6 +111,34 @@ TEST(Factory, ModelByPath) {
   EXPECT_EQ(no_weights.code(), ExitCode::kUsage);
 }
 
+// upscaler_scale is make_upscaler's scale and errors without the upscaler (the web server
+// plans a job's outputs with it).
+TEST(Factory, ScaleWithoutBuildingTheUpscaler) {
+  Settings settings;
+  settings.model = "lanczos";
+  settings.scale = 3;
+  EXPECT_EQ(upscaler_scale(upscaler_options(settings)), 3);
+  settings.model = "realesr-animevideov3";
+  settings.scale = 4;
+  EXPECT_EQ(upscaler_scale(upscaler_options(settings)), 4);
+  const fs::path dir = test::scratch_dir("factory-scale");
+  fs::copy_file(shipped("realesr-animevideov3-x3.param"), dir / "net.param");
+  fs::copy_file(shipped("realesr-animevideov3-x3.bin"), dir / "net.bin");
+  UpscalerOptions options;
+  options.model = (dir / "net.param").string();
+  EXPECT_EQ(upscaler_scale(options), 3);  // read from the graph
+  options.scale = 2;
+  try {
+    upscaler_scale(options);
+    ADD_FAILURE() << "no error for --scale 2 of an x3 model";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), error_of<UsageError>(options).what());
+  }
+  options.model = "no-such-model";
+  options.scale = 0;
+  EXPECT_THROW(upscaler_scale(options), UsageError);
+}
+
 TEST(Factory, CorruptModelNamesTheFile) {
   const fs::path dir = test::scratch_dir("factory-corrupt");
   std::ofstream(dir / "bad.param") << "7767517\n3 3\nNotALayer x 0 1 data\n";

@@ -27,18 +27,18 @@
 #include <thread>
 #include <vector>
 
-#include "core/cuda_check.hpp"
 #include "dedup/cuda/device_dedup.hpp"
 #include "dedup/kernels.hpp"
 #include "device-check/nvdec_decode.hpp"
 #include "device-check/ref_archive.hpp"
 #include "device-check/ref_values.hpp"
-#include "nn/cuda/cuda_executor.hpp"
 #include "nn/graph.hpp"
-#include "nn/memory_policy.hpp"
 #include "nn/subgraph.hpp"
+#include "upframe/cuda_check.hpp"
 #include "upframe/dedup/hash.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/cuda_executor.hpp"
+#include "upframe/nn/memory_policy.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tiling.hpp"
 #include "upscale/cuda/device_colour.hpp"
@@ -225,7 +225,7 @@ Device probe_device(bool dry_run) {
   return d;
 }
 
-// The library's check (core/cuda_check.hpp): throws "device check: WHAT failed: ..." and clears
+// The library's check (upframe/cuda_check.hpp): throws "device check: WHAT failed: ..." and clears
 // a non-sticky error so the next check starts clean.
 void check(cudaError_t err, const char* what) {
   upframe::check_cuda(err, "device check", what, "");

@@ -16,7 +16,7 @@ namespace upframe::nn {
 
 class Graph;  // src/nn/graph.hpp
 namespace cuda {
-class CudaExecutor;  // src/nn/cuda/cuda_executor.hpp
+class CudaExecutor;  // upframe/nn/cuda_executor.hpp (CUDA builds only)
 }
 
 struct ModelInfo {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "upframe/config.hpp"
 #include "upframe/upscale/upscaler.hpp"
 
 namespace upframe {
@@ -27,6 +28,14 @@ struct UpscalerOptions {
 // exists; a scale the model cannot give; an unavailable device or precision) and
 // upframe::Error naming the file for a missing or corrupt model file.
 std::unique_ptr<Upscaler> make_upscaler(const UpscalerOptions& options);
+
+// The scale make_upscaler(options) would upscale by, with the same checks and errors, after
+// loading the model file but without building the upscaler (no executor, no weights on a
+// device): what a caller that plans outputs before running needs (the web server).
+int upscaler_scale(const UpscalerOptions& options);
+
+// The upscaler options of a job's settings (model, scale, device, precision, tile).
+UpscalerOptions upscaler_options(const Settings& settings);
 
 // Folders searched for a model NAME, in order: $UPFRAME_MODELS_DIR, <exe dir>/../share/upframe/
 // models, <exe dir>/models, the source tree's models/, the user's models folder

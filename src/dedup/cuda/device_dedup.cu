@@ -7,8 +7,8 @@
 
 #include <string>
 
-#include "core/cuda_check.hpp"
 #include "device_dedup_math.hpp"
+#include "upframe/cuda_check.hpp"
 #include "upframe/error.hpp"
 
 namespace upframe::dedup::cuda {

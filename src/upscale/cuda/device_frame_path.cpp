@@ -6,9 +6,9 @@
 
 #include <vector>
 
-#include "core/cuda_check.hpp"
-#include "nn/cuda/cuda_executor.hpp"
+#include "upframe/cuda_check.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/cuda_executor.hpp"
 #include "upframe/nn/tiling.hpp"
 #include "upframe/upscale/colour.hpp"
 #include "upscale/cuda/device_yuv_frame.hpp"

@@ -2,7 +2,7 @@
 
 #include <cuda_runtime_api.h>
 
-#include "core/cuda_check.hpp"
+#include "upframe/cuda_check.hpp"
 #include "upscale/cuda/non_finite.hpp"
 
 namespace upframe::upscale_cuda {

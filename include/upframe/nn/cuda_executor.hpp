@@ -1,6 +1,7 @@
-// The CUDA executor (internal): the Executor interface plus a device-resident entry point for
-// frames that already live in GPU memory. Host compilers can include it (no kernels here), and
-// it needs only the public headers (the GPU tests include it).
+// The CUDA executor: the Executor interface plus a device-resident entry point for frames that
+// already live in GPU memory (the upscaler's device path, the device-check kit, the GPU tests).
+// Only for builds with UPFRAME_HAVE_CUDA (it needs the CUDA runtime's header); host compilers
+// can include it (no kernels here).
 #pragma once
 
 #include <cuda_runtime_api.h>

@@ -1,5 +1,6 @@
 // CUDA runtime failures as upframe::Error, and whether a kernel can read a pointer: shared by
-// the stages' CUDA code (src/*/cuda). Only for builds with UPFRAME_HAVE_CUDA.
+// the stages' CUDA code (src/*/cuda) and the device-check kit, so public (a stage sees only
+// another's public headers). Only for builds with UPFRAME_HAVE_CUDA.
 #pragma once
 
 #include <cuda_runtime_api.h>
