@@ -1,5 +1,6 @@
 // The op catalogue (tests/nn/op_cases.hpp) on CUDA against the CPU executor: fp32 within 1e-4,
 // fp16 within each case's tolerance for fp16 storage. Skips without a device.
+#include "nn/nn_test_util.hpp"
 #include "nn/op_cases.hpp"
 #include "upframe/cuda_device.hpp"
 #include "upframe/nn/model.hpp"

@@ -1,5 +1,5 @@
 // Helpers for the nn tests: PNG <-> planar float tensors (through the ffmpeg CLI), image
-// comparison, and writing hand-made ncnn models.
+// comparison, and writing hand-made ncnn models (their text: nn/model_text.hpp).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/model_text.hpp"
 #include "support/test_support.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tensor.hpp"
@@ -99,33 +100,6 @@ inline void write_file(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
-// Little-endian fp32 words for a hand-made .bin.
-inline std::string floats(const std::vector<float>& v) {
-  std::string s(v.size() * 4, '\0');
-  std::memcpy(s.data(), v.data(), s.size());
-  return s;
-}
-inline std::string flag_fp32() { return std::string(4, '\0'); }
-
-// The .param text for `layers` (layer and blob counts filled in from the lines).
-inline std::string make_param(const std::vector<std::string>& layers) {
-  std::set<std::string> blobs;
-  for (const std::string& l : layers) {
-    std::istringstream ls(l);
-    std::string type, name, blob;
-    int nin = 0, nout = 0;
-    ls >> type >> name >> nin >> nout;
-    for (int i = 0; i < nin + nout; ++i) {
-      ls >> blob;
-      if (i >= nin) blobs.insert(blob);
-    }
-  }
-  std::string text =
-      "7767517\n" + std::to_string(layers.size()) + " " + std::to_string(blobs.size()) + "\n";
-  for (const std::string& l : layers) text += l + "\n";
-  return text;
-}
-
 // A hand-made model of `layers` and `bin` bytes, written to a scratch folder named `name`.
 inline std::shared_ptr<const nn::Model> write_model(const std::string& name,
                                                     const std::vector<std::string>& layers,
@@ -140,24 +114,6 @@ inline std::shared_ptr<const nn::Model> write_model(const std::string& name,
 inline std::shared_ptr<const nn::Model> source_model(const std::string& param_path) {
   const fs::path param = source_dir() / param_path;
   return nn::Model::load(param, fs::path(param).replace_extension(".bin"));
-}
-
-// Uniform in [-1, 1]: inputs for op tests.
-inline nn::Tensor random_tensor(int c, int h, int w, unsigned seed = 7) {
-  nn::Tensor t(c, h, w);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-1.f, 1.f);
-  for (float& v : t.data) v = d(rng);
-  return t;
-}
-
-// Uniform in [-scale, scale]: weights for op tests.
-inline std::vector<float> random_values(size_t n, unsigned seed, float scale = 0.3f) {
-  std::vector<float> v(n);
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(-scale, scale);
-  for (float& x : v) x = d(rng);
-  return v;
 }
 
 // A shipped model, a golden input and the PyTorch reference output for it (tests/golden).

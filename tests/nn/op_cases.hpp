@@ -1,8 +1,9 @@
 // The op catalogue: every op type on a small hand-made graph (.param lines + .bin bytes + an
 // input) with the formula its output must follow. Run by the CPU tests against the formulas,
 // swept over the blob layouts and convolution band sizes the CPU executor uses
-// (tests/nn/op_cases_test.cpp), and by the CUDA tests against the CPU
-// (tests/cuda/nn_op_cases_test.cpp). A new op adds its cases here.
+// (tests/nn/op_cases_test.cpp), by the CUDA tests against the CPU
+// (tests/cuda/nn_op_cases_test.cpp) and by the device-check kit against the CPU outputs its
+// reference files carry (tools/device-check). A new op adds its cases here. No gtest here.
 //
 // Conventions: the first layer is "Input in 0 1 data 2=C" (C = the input's channels), the
 // output blob is "out" and an image.
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/nn_test_util.hpp"
+#include "nn/model_text.hpp"
 #include "upframe/nn/tensor.hpp"
 
 namespace upframe::test::op_cases {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "../../src/nn/graph.hpp"
+#include "nn/nn_test_util.hpp"
 #include "nn/op_cases.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model.hpp"

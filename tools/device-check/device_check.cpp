@@ -30,6 +30,7 @@
 #include "dedup/cuda/device_dedup.hpp"
 #include "dedup/kernels.hpp"
 #include "device-check/nvdec_decode.hpp"
+#include "device-check/op_catalogue.hpp"
 #include "device-check/ref_archive.hpp"
 #include "device-check/ref_values.hpp"
 #include "nn/graph.hpp"
@@ -335,11 +336,13 @@ const nn::Precision kPrecisions[] = {nn::Precision::kFp32, nn::Precision::kFp16}
 // Without a device (--cpu-dry-run) a check runs the part it can on the host and says so.
 const std::string kHostHalf = " (host half)";
 
-// --- 1. every op of every shipped model alone, CUDA vs the CPU executor -----------------------
+// --- 1. every op of every shipped model alone, and the op catalogue, CUDA vs the CPU executor ---
 
 // fp32: reassociation only; fp16: storage rounds each value to 11 significant bits. Relative to
 // the reference's magnitude (at least 1): a 64-channel 3x3 convolution sums 576 products.
 constexpr double kOpTolerance[] = {1e-4, 2e-2};
+
+void check_op_cases(const Device& dev, const RefArchive& refs, Report& report);
 
 void check_ops(const Options& o, const Device& dev, Report& report) {
   const RefArchive refs = RefArchive::load((o.refs / "ops.ref").string());
@@ -392,6 +395,60 @@ void check_ops(const Options& o, const Device& dev, Report& report) {
         report.add("ops", name, ok ? "pass" : "fail", detail, figures);
       });
     }
+  }
+  check_op_cases(dev, refs, report);
+}
+
+// The op catalogue (tests/nn/op_cases.hpp, built into the kit) on CUDA against the CPU outputs
+// ops.ref carries, with the limits of tests/cuda/nn_op_cases_test.cpp: fp32 within 1e-4, fp16
+// within the case's own tolerance for fp16 storage. A case missing from ops.ref, or whose
+// input differs from the one the CPU ran, means the references are older than the catalogue.
+void check_op_cases(const Device& dev, const RefArchive& refs, Report& report) {
+  const auto cases = upframe::test::op_cases::all_cases();
+  if (int64_t(keys_between(refs, "cases/", "/out").size()) != int64_t(cases.size()))
+    throw std::runtime_error("ops.ref: " + std::to_string(cases.size()) +
+                             " catalogue cases, a different number of references (regenerate "
+                             "them with build/upframe_device_refs tools/device-check/refs)");
+  for (const upframe::test::op_cases::OpCase& c : cases) {
+    const std::string name = "case " + c.name;
+    guarded(report, "ops", name, [&] {
+      if (!refs.has(op_case_key(c, "out")))
+        throw std::runtime_error("ops.ref has no reference for this case");
+      const nn::Tensor ref_in = tensor_of(refs, op_case_key(c, "in"));
+      const nn::Tensor ref = tensor_of(refs, op_case_key(c, "out"));
+      if (max_difference(c.input, ref_in).max_abs != 0)
+        throw std::runtime_error("the case's input is not the one ops.ref's output was made from");
+      auto model = op_case_model(c);
+      const nn::Shape out_shape = model->graph().infer_shapes(nn::Shape{
+          3, c.input.channels, c.input.height, c.input.width})[model->graph().output_blob];
+      if (out_shape.c != ref.channels || out_shape.h != ref.height || out_shape.w != ref.width)
+        throw std::runtime_error(
+            "the graph gives " + shape_text(out_shape.c, out_shape.h, out_shape.w) +
+            ", the reference has " + shape_text(ref.channels, ref.height, ref.width));
+      const std::string shapes_text =
+          shape_text(c.input.channels, c.input.height, c.input.width) + " -> " +
+          shape_text(ref.channels, ref.height, ref.width);
+      if (!dev.available) {
+        report.add("ops", name + kHostHalf, "pass",
+                   shapes_text + ", case built, input and graph agree with the reference; GPU "
+                                 "half skipped: " + dev.reason);
+        return;
+      }
+      const double limits[] = {1e-4, c.fp16_tolerance};
+      std::string detail = shapes_text;
+      bool ok = true;
+      std::vector<std::pair<std::string, double>> figures;
+      for (int p = 0; p < 2; ++p) {
+        const MaxDifference d =
+            max_difference(nn::make_cuda_executor(model, kPrecisions[p])->run(c.input), ref);
+        ok = ok && d.max_abs <= limits[p];
+        detail += std::string(", ") + nn::precision_name(kPrecisions[p]) + " max diff " +
+                  num(d.max_abs, 3) + " (limit " + num(limits[p], 3) + ")";
+        figures.emplace_back(std::string(nn::precision_name(kPrecisions[p])) + "_max_diff",
+                             d.max_abs);
+      }
+      report.add("ops", name, ok ? "pass" : "fail", detail, figures);
+    });
   }
 }
 

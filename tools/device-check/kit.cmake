@@ -47,7 +47,8 @@ message(STATUS "upframe: device-check kit only; ${poisoned} FFmpeg/oneDNN/spdlog
 
 add_executable(upframe_device_check ${kit_sources})
 target_include_directories(upframe_device_check BEFORE PRIVATE ${poison_dir})
-target_include_directories(upframe_device_check PRIVATE include src tools)
+# tests: the op catalogue (tests/nn/op_cases.hpp, gtest-free).
+target_include_directories(upframe_device_check PRIVATE include src tools tests)
 # NVDEC without FFmpeg: nv-codec-headers' declarations and loader (vendored, MIT; see there).
 target_include_directories(upframe_device_check SYSTEM PRIVATE tools/device-check/third_party)
 target_compile_options(upframe_device_check PRIVATE ${UPFRAME_WARNINGS})

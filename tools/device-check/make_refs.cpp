@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dedup/kernels.hpp"
+#include "device-check/op_catalogue.hpp"
 #include "device-check/ref_archive.hpp"
 #include "device-check/ref_values.hpp"
 #include "nn/graph.hpp"
@@ -84,7 +85,7 @@ std::vector<fs::path> shipped_models() {
   return params;
 }
 
-// --- ops.ref: each op of each shipped model alone, CPU fp32 --------------------------------
+// --- ops.ref: each op of each shipped model alone, and the op catalogue, CPU fp32 ----------
 
 nn::Tensor run_cpu(const nn::Graph& graph, const std::string& name, const nn::Tensor& input) {
   auto model = nn::Model::from_graph(graph, name);
@@ -126,6 +127,12 @@ RefArchive make_op_refs(const Rgb8& image) {
     a.put("models/" + stem + "/op_count", std::vector<int64_t>{count});
     a.put("models/" + stem + "/patch", std::vector<int64_t>{kOpPatchHeight, kOpPatchWidth});
     put_string(a, "models/" + stem + "/param", "models/" + param.filename().string());
+  }
+  // The op catalogue: every case's input and CPU fp32 output.
+  for (const upframe::test::op_cases::OpCase& c : upframe::test::op_cases::all_cases()) {
+    put_tensor(a, op_case_key(c, "in"), c.input);
+    put_tensor(a, op_case_key(c, "out"),
+               nn::make_cpu_executor(op_case_model(c), nn::Precision::kFp32)->run(c.input));
   }
   return a;
 }
@@ -565,7 +572,7 @@ RefArchive make_nvdec_refs(const RefArchive* existing) {
 
 // --- check mode ----------------------------------------------------------------------------
 
-// Values that come from oneDNN (ops, the CPU-made golden) differ between CPUs and kernels
+// Values that come from oneDNN (ops, op cases, the CPU-made golden) differ between CPUs and kernels
 // (AVX2, AVX-512, banded or not sum in other orders: 3e-5 after four layers was seen), and the
 // op inputs carry that through up to 17 layers; a model or generator change moves them by
 // far more than 1e-3. Everything else must be equal.
@@ -575,7 +582,7 @@ bool same_array(const std::string& name, const RefArray& want, const RefArray& g
     *why = "type, shape or size differs";
     return false;
   }
-  if (want.type == RefType::kF32 && name.rfind("ops/", 0) == 0) {
+  if (want.type == RefType::kF32 && (name.rfind("ops/", 0) == 0 || name.rfind("cases/", 0) == 0)) {
     const auto a = want.values<float>(), b = got.values<float>();
     for (size_t i = 0; i < a.size(); ++i)
       if (std::abs(a[i] - b[i]) > 1e-3f * std::max(1.f, std::abs(a[i]))) {
