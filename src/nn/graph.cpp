@@ -11,53 +11,14 @@
 
 namespace upframe::nn {
 
-const char* op_type_name(OpType type) {
-  switch (type) {
-    case OpType::kInput:
-      return "Input";
-    case OpType::kSplit:
-      return "Split";
-    case OpType::kConvolution:
-      return "Convolution";
-    case OpType::kDeconvolution:
-      return "Deconvolution";
-    case OpType::kPReLU:
-      return "PReLU";
-    case OpType::kReLU:
-      return "ReLU";
-    case OpType::kSigmoid:
-      return "Sigmoid";
-    case OpType::kPixelShuffle:
-      return "PixelShuffle";
-    case OpType::kInterp:
-      return "Interp";
-    case OpType::kBinaryOp:
-      return "BinaryOp";
-    case OpType::kEltwise:
-      return "Eltwise";
-    case OpType::kConcat:
-      return "Concat";
-    case OpType::kCrop:
-      return "Crop";
-    case OpType::kPadding:
-      return "Padding";
-    case OpType::kPooling:
-      return "Pooling";
-    case OpType::kInnerProduct:
-      return "InnerProduct";
-  }
-  return "?";
-}
-
 namespace {
 
 // An int64 value as an int, saturating (callers reject values this far out of range anyway).
 int saturate(int64_t v) { return int(std::clamp<int64_t>(v, INT_MIN, INT_MAX)); }
 
-// Pixels a kernel spans: dilation * (kernel - 1) + 1, in 64 bits (both may be near INT_MAX).
-int64_t kernel_extent(int kernel, int dilation) { return int64_t(dilation) * (kernel - 1) + 1; }
-
 }  // namespace
+
+int64_t kernel_extent(int kernel, int dilation) { return int64_t(dilation) * (kernel - 1) + 1; }
 
 ConvPads resolve_conv_pads(const ConvParams& c, int in_h, int in_w) {
   if (c.pad_left != -233 && c.pad_left != -234)
@@ -250,205 +211,52 @@ void Graph::simplify() {
   finalize();
 }
 
+ShapeContext::ShapeContext(const std::string& file, const Op& op, std::vector<Shape> inputs,
+                           const Shape& graph_input)
+    : op(op), in(std::move(inputs)), graph_input(graph_input), file_(file) {}
+
+Error ShapeContext::fail(const std::string& what) const {
+  return Error(file_, "line " + std::to_string(op.line) + ": layer " + op.name + " (" +
+                          op_type_name(op.type) + "): bad shape: " + what);
+}
+
+std::string ShapeContext::text(const Shape& s) {
+  // Built with append: GCC 12 warns (-Wrestrict, a false positive) on "[" + string.
+  std::string text;
+  if (s.dims == 1)
+    text.append("[").append(std::to_string(s.w)).append("]");
+  else
+    text = std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  return text;
+}
+
+std::string ShapeContext::in_text() const { return in.empty() ? text(graph_input) : text(in[0]); }
+
+void ShapeContext::need_image(const Shape& s) const {
+  if (s.dims != 3) throw fail("expects an image blob, got a vector " + text(s));
+}
+
+Shape ShapeContext::checked(int dims, int64_t c, int64_t h, int64_t w) const {
+  if (c <= 0 || h <= 0 || w <= 0) throw fail("input " + in_text() + " gives an empty output");
+  if (c > kMaxShapeSide || h > kMaxShapeSide || w > kMaxShapeSide ||
+      c * h * w > kMaxShapeElements)
+    throw fail("output size out of range: input " + in_text() + " gives " +
+               (dims == 1 ? "[" + std::to_string(w) + "]"
+                          : std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w)) +
+               " (at most " + std::to_string(kMaxShapeSide) + " a side and " +
+               std::to_string(kMaxShapeElements) + " values)");
+  return Shape{dims, int(c), int(h), int(w)};
+}
+
 std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
   std::vector<Shape> shapes(blob_names.size(), Shape{0, 0, 0, 0});
   for (const Op& op : ops) {
-    auto fail = [&](const std::string& what) -> Error {
-      return Error(param_path, "line " + std::to_string(op.line) + ": layer " + op.name + " (" +
-                                   op_type_name(op.type) + "): bad shape: " + what);
-    };
-    auto shape_text = [](const Shape& s) {
-      // Built with append: GCC 12 warns (-Wrestrict, a false positive) on "[" + string.
-      std::string text;
-      if (s.dims == 1)
-        text.append("[").append(std::to_string(s.w)).append("]");
-      else
-        text = std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
-      return text;
-    };
     std::vector<Shape> in;
     for (int b : op.inputs) in.push_back(shapes[b]);
-    auto need_image = [&](const Shape& s) {
-      if (s.dims != 3) throw fail("expects an image blob, got a vector " + shape_text(s));
-    };
-    const std::string in_text = in.empty() ? shape_text(input) : shape_text(in[0]);
-    // Every output side is computed in 64 bits and checked here before it becomes an int.
-    auto checked = [&](int dims, int64_t c, int64_t h, int64_t w) -> Shape {
-      if (c <= 0 || h <= 0 || w <= 0) throw fail("input " + in_text + " gives an empty output");
-      if (c > kMaxShapeSide || h > kMaxShapeSide || w > kMaxShapeSide ||
-          c * h * w > kMaxShapeElements)
-        throw fail("output size out of range: input " + in_text + " gives " +
-                   (dims == 1
-                        ? "[" + std::to_string(w) + "]"
-                        : std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w)) +
-                   " (at most " + std::to_string(kMaxShapeSide) + " a side and " +
-                   std::to_string(kMaxShapeElements) + " values)");
-      return Shape{dims, int(c), int(h), int(w)};
-    };
-    Shape out{};
-    switch (op.type) {
-      case OpType::kInput: {
-        const int channels = op.get<InputParams>().channels;
-        if (channels > 0 && input.c != channels)
-          throw fail("the model takes " + std::to_string(channels) + " channels, got " +
-                     std::to_string(input.c));
-        out = input;
-        break;
-      }
-      case OpType::kSplit:
-        out = in[0];
-        break;
-      case OpType::kConvolution:
-      case OpType::kDeconvolution: {
-        const ConvParams& c = op.get<ConvParams>();
-        need_image(in[0]);
-        size_t per_group_in = c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h);
-        if (in[0].c % c.groups != 0 || size_t(in[0].c / c.groups) != per_group_in)
-          throw fail("weights expect " + std::to_string(per_group_in * c.groups) +
-                     " input channels, got " + std::to_string(in[0].c));
-        const int64_t ext_w = kernel_extent(c.kernel_w, c.dilation_w);
-        const int64_t ext_h = kernel_extent(c.kernel_h, c.dilation_h);
-        if (ext_w > kMaxShapeSide || ext_h > kMaxShapeSide)
-          throw fail("kernel extent out of range: dilation " + std::to_string(c.dilation_w) + "x" +
-                     std::to_string(c.dilation_h) + " with kernel " + std::to_string(c.kernel_w) +
-                     "x" + std::to_string(c.kernel_h) + " spans " + std::to_string(ext_w) + "x" +
-                     std::to_string(ext_h) + " pixels (at most " + std::to_string(kMaxShapeSide) +
-                     ")");
-        if (op.type == OpType::kConvolution) {
-          ConvPads p = resolve_conv_pads(c, in[0].h, in[0].w);
-          const int64_t w = int64_t(in[0].w) + p.left + p.right;
-          const int64_t h = int64_t(in[0].h) + p.top + p.bottom;
-          if (w < ext_w || h < ext_h)
-            throw fail("input " + shape_text(in[0]) + " is smaller than the kernel");
-          out =
-              checked(3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1);
-        } else {
-          const int64_t w = int64_t(in[0].w - 1) * c.stride_w + ext_w + c.output_pad_right -
-                            c.pad_left - c.pad_right;
-          const int64_t h = int64_t(in[0].h - 1) * c.stride_h + ext_h + c.output_pad_bottom -
-                            c.pad_top - c.pad_bottom;
-          out = checked(3, c.num_output, h, w);
-        }
-        if (c.activation.type == Activation::kPReLU && c.activation.prelu_slopes.size() != 1 &&
-            int(c.activation.prelu_slopes.size()) != c.num_output)
-          throw fail("PReLU slope count differs from the channel count");
-        break;
-      }
-      case OpType::kPReLU: {
-        need_image(in[0]);
-        const size_t slopes = op.get<PReLUParams>().slopes.size();
-        if (slopes != 1 && int(slopes) != in[0].c)
-          throw fail(std::to_string(slopes) + " slopes for " + std::to_string(in[0].c) +
-                     " channels");
-        out = in[0];
-        break;
-      }
-      case OpType::kReLU:
-      case OpType::kSigmoid:
-        out = in[0];
-        break;
-      case OpType::kPixelShuffle: {
-        need_image(in[0]);
-        const int64_t r = op.get<PixelShuffleParams>().factor;
-        if (in[0].c % (r * r) != 0)
-          throw fail(std::to_string(in[0].c) + " channels do not divide by the factor squared");
-        out = checked(3, in[0].c / (r * r), in[0].h * r, in[0].w * r);
-        break;
-      }
-      case OpType::kInterp: {
-        need_image(in[0]);
-        const InterpParams& p = op.get<InterpParams>();
-        int64_t oh = p.output_height, ow = p.output_width;
-        if (oh == 0 || ow == 0) {
-          // In double, and compared before the conversion: h * 1e30 is beyond any integer.
-          const double h = in[0].h * double(p.height_scale), w = in[0].w * double(p.width_scale);
-          if (!(h <= kMaxShapeSide && w <= kMaxShapeSide)) {
-            char text[128];
-            std::snprintf(text, sizeof text, "scaled by %g x %g gives %gx%g", p.height_scale,
-                          p.width_scale, h, w);
-            throw fail("output size out of range: input " + in_text + " " + text + " (at most " +
-                       std::to_string(kMaxShapeSide) + " a side)");
-          }
-          oh = int64_t(h);
-          ow = int64_t(w);
-        }
-        out = checked(3, in[0].c, oh, ow);
-        break;
-      }
-      case OpType::kBinaryOp: {
-        if (op.get<BinaryParams>().with_scalar) {
-          out = in[0];
-          break;
-        }
-        const Shape &a = in[0], &b = in[1];
-        auto per_channel = [](const Shape& img, const Shape& v) {
-          return img.dims == 3 && ((v.dims == 1 && v.w == img.c) ||
-                                   (v.dims == 3 && v.c == img.c && v.h == 1 && v.w == 1));
-        };
-        auto scalar = [](const Shape& v) { return v.elements() == 1; };
-        if (a == b || per_channel(a, b) || scalar(b))
-          out = a;
-        else if (per_channel(b, a) || scalar(a))
-          out = b;
-        else
-          throw fail("cannot broadcast " + shape_text(a) + " with " + shape_text(b));
-        break;
-      }
-      case OpType::kEltwise:
-        for (const Shape& s : in)
-          if (!(s == in[0]))
-            throw fail("inputs differ in shape: " + shape_text(in[0]) + " and " + shape_text(s));
-        out = in[0];
-        break;
-      case OpType::kConcat: {
-        const int concat_axis = op.get<ConcatParams>().axis;
-        const int axis = concat_axis < 0 ? concat_axis + in[0].dims : concat_axis;
-        if (in[0].dims != 3 || axis != 0)
-          throw fail("only channel concatenation of images is supported");
-        int64_t channels = 0;
-        for (const Shape& s : in) {
-          if (s.dims != 3 || s.h != in[0].h || s.w != in[0].w)
-            throw fail("inputs differ in size: " + shape_text(in[0]) + " and " + shape_text(s));
-          channels += s.c;
-        }
-        out = checked(3, channels, in[0].h, in[0].w);
-        break;
-      }
-      case OpType::kCrop: {
-        CropRegion r = resolve_crop(op.get<CropParams>(), in[0], in.size() > 1 ? &in[1] : nullptr);
-        if (r.out.w <= 0 || r.out.h <= 0 || r.out.c <= 0 || r.woffset < 0 || r.hoffset < 0 ||
-            r.coffset < 0 || int64_t(r.woffset) + r.out.w > in[0].w ||
-            int64_t(r.hoffset) + r.out.h > in[0].h || int64_t(r.coffset) + r.out.c > in[0].c)
-          throw fail("crop region lies outside the input " + shape_text(in[0]));
-        out = r.out;
-        break;
-      }
-      case OpType::kPadding: {
-        need_image(in[0]);
-        const PaddingParams& p = op.get<PaddingParams>();
-        out = checked(3, in[0].c, int64_t(in[0].h) + p.top + p.bottom,
-                      int64_t(in[0].w) + p.left + p.right);
-        if (p.type == PaddingType::kReflect &&
-            (p.top >= in[0].h || p.bottom >= in[0].h || p.left >= in[0].w || p.right >= in[0].w))
-          throw fail("reflect padding wider than the input");
-        break;
-      }
-      case OpType::kPooling:
-        need_image(in[0]);
-        out = {1, 1, 1, in[0].c};
-        break;
-      case OpType::kInnerProduct: {
-        const InnerProductParams& p = op.get<InnerProductParams>();
-        size_t inputs = p.weights.size() / p.num_output;
-        if (in[0].elements() != inputs)
-          throw fail("weights expect " + std::to_string(inputs) + " inputs, got " +
-                     shape_text(in[0]));
-        out = {1, 1, 1, p.num_output};
-        break;
-      }
-    }
+    const ShapeContext context(param_path, op, std::move(in), input);
+    Shape out = op_shape_function(op.type)(context);
     // Shapes passed through (the Input's own included) get the same checks.
-    out = checked(out.dims, out.c, out.h, out.w);
+    out = context.checked(out.dims, out.c, out.h, out.w);
     for (int b : op.outputs) shapes[b] = out;
   }
   return shapes;

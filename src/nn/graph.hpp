@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops.hpp"  // relative: tests include this header by path
+#include "upframe/error.hpp"
 
 namespace upframe::nn {
 
@@ -43,6 +44,35 @@ struct CropRegion {
 // Offsets and sizes that do not fit an int saturate (they stay out of the input's range, so
 // infer_shapes still rejects them).
 CropRegion resolve_crop(const CropParams& crop, const Shape& in, const Shape* reference);
+
+// Pixels a kernel spans: dilation * (kernel - 1) + 1, in 64 bits (both may be near INT_MAX).
+int64_t kernel_extent(int kernel, int dilation);
+
+// What an op's shape function sees (Graph::infer_shapes): the op, its input shapes, the graph's
+// input shape (for the Input op) and the checks every shape function shares; its errors name
+// the .param file, the line and the layer.
+class ShapeContext {
+ public:
+  ShapeContext(const std::string& file, const Op& op, std::vector<Shape> inputs,
+               const Shape& graph_input);
+  const Op& op;
+  const std::vector<Shape> in;
+  const Shape& graph_input;
+
+  Error fail(const std::string& what) const;
+  void need_image(const Shape& s) const;
+  // An output shape computed in 64 bits, refused when empty or beyond the shape limits.
+  Shape checked(int dims, int64_t c, int64_t h, int64_t w) const;
+  static std::string text(const Shape& s);  // "CxHxW", "[W]" for a vector
+  std::string in_text() const;              // the first input's (the graph input's for Input)
+
+ private:
+  const std::string& file_;
+};
+// An op type's output shape for its inputs; throws ShapeContext::fail's error.
+using ShapeFunction = Shape (*)(const ShapeContext&);
+// Each type's shape function, defined beside its parser (ncnn_layers.cpp).
+ShapeFunction op_shape_function(OpType type);
 
 class Graph {
  public:

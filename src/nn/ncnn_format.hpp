@@ -225,13 +225,14 @@ struct LayerLine {
 };
 
 // A layer type's reader, as ncnn's layer registry: the parameters of its .param line (checked,
-// weights sized and claimed from the .bin) and, where it has weights, their loading in .bin
-// order (ncnn's load_param and load_model).
+// weights sized and claimed from the .bin), its output shape and, where it has weights, their
+// loading in .bin order (ncnn's load_param, load_model and shape inference).
 using LayerParse = OpParams (*)(const LayerLine&);
 using LayerLoad = void (*)(WeightReader&, Op&);
 struct LayerParser {
   OpType type;
   LayerParse parse;
+  ShapeFunction shape;       // op_shape_function(type) (graph.hpp)
   LayerLoad load = nullptr;  // null: no weights
 };
 

@@ -1,6 +1,10 @@
 // ncnn's layer types as upframe reads them: one parser per type (its .param parameters,
-// checked, into the op's typed parameters; its weights claimed from the .bin) and, for the
-// types with weights, their loading in .bin order.
+// checked, into the op's typed parameters; its weights claimed from the .bin), its output
+// shape for its inputs (Graph::infer_shapes) and, for the types with weights, their loading
+// in .bin order.
+#include <array>
+#include <cstdio>
+#include <stdexcept>
 #include <string>
 
 #include "nn/ncnn_format.hpp"
@@ -280,30 +284,216 @@ void load_innerproduct(WeightReader& weights, Op& op) {
   }
 }
 
+
+// --- shapes: each type's output shape for its inputs (Graph::infer_shapes) -----------------
+
+Shape shape_input(const ShapeContext& x) {
+  const int channels = x.op.get<InputParams>().channels;
+  if (channels > 0 && x.graph_input.c != channels)
+    throw x.fail("the model takes " + std::to_string(channels) + " channels, got " +
+                 std::to_string(x.graph_input.c));
+  return x.graph_input;
+}
+
+// Split, ReLU, Sigmoid: the input's shape.
+Shape shape_same(const ShapeContext& x) { return x.in[0]; }
+
+Shape shape_conv(const ShapeContext& x) {
+  const ConvParams& c = x.op.get<ConvParams>();
+  const Shape& in = x.in[0];
+  x.need_image(in);
+  size_t per_group_in = c.weights.size() / (size_t(c.num_output) * c.kernel_w * c.kernel_h);
+  if (in.c % c.groups != 0 || size_t(in.c / c.groups) != per_group_in)
+    throw x.fail("weights expect " + std::to_string(per_group_in * c.groups) +
+                 " input channels, got " + std::to_string(in.c));
+  const int64_t ext_w = kernel_extent(c.kernel_w, c.dilation_w);
+  const int64_t ext_h = kernel_extent(c.kernel_h, c.dilation_h);
+  if (ext_w > kMaxShapeSide || ext_h > kMaxShapeSide)
+    throw x.fail("kernel extent out of range: dilation " + std::to_string(c.dilation_w) + "x" +
+                 std::to_string(c.dilation_h) + " with kernel " + std::to_string(c.kernel_w) +
+                 "x" + std::to_string(c.kernel_h) + " spans " + std::to_string(ext_w) + "x" +
+                 std::to_string(ext_h) + " pixels (at most " + std::to_string(kMaxShapeSide) +
+                 ")");
+  Shape out;
+  if (x.op.type == OpType::kConvolution) {
+    ConvPads p = resolve_conv_pads(c, in.h, in.w);
+    const int64_t w = int64_t(in.w) + p.left + p.right;
+    const int64_t h = int64_t(in.h) + p.top + p.bottom;
+    if (w < ext_w || h < ext_h)
+      throw x.fail("input " + ShapeContext::text(in) + " is smaller than the kernel");
+    out = x.checked(3, c.num_output, (h - ext_h) / c.stride_h + 1, (w - ext_w) / c.stride_w + 1);
+  } else {
+    const int64_t w =
+        int64_t(in.w - 1) * c.stride_w + ext_w + c.output_pad_right - c.pad_left - c.pad_right;
+    const int64_t h =
+        int64_t(in.h - 1) * c.stride_h + ext_h + c.output_pad_bottom - c.pad_top - c.pad_bottom;
+    out = x.checked(3, c.num_output, h, w);
+  }
+  if (c.activation.type == Activation::kPReLU && c.activation.prelu_slopes.size() != 1 &&
+      int(c.activation.prelu_slopes.size()) != c.num_output)
+    throw x.fail("PReLU slope count differs from the channel count");
+  return out;
+}
+
+Shape shape_prelu(const ShapeContext& x) {
+  x.need_image(x.in[0]);
+  const size_t slopes = x.op.get<PReLUParams>().slopes.size();
+  if (slopes != 1 && int(slopes) != x.in[0].c)
+    throw x.fail(std::to_string(slopes) + " slopes for " + std::to_string(x.in[0].c) +
+                 " channels");
+  return x.in[0];
+}
+
+Shape shape_pixelshuffle(const ShapeContext& x) {
+  const Shape& in = x.in[0];
+  x.need_image(in);
+  const int64_t r = x.op.get<PixelShuffleParams>().factor;
+  if (in.c % (r * r) != 0)
+    throw x.fail(std::to_string(in.c) + " channels do not divide by the factor squared");
+  return x.checked(3, in.c / (r * r), in.h * r, in.w * r);
+}
+
+Shape shape_interp(const ShapeContext& x) {
+  const Shape& in = x.in[0];
+  x.need_image(in);
+  const InterpParams& p = x.op.get<InterpParams>();
+  int64_t oh = p.output_height, ow = p.output_width;
+  if (oh == 0 || ow == 0) {
+    // In double, and compared before the conversion: h * 1e30 is beyond any integer.
+    const double h = in.h * double(p.height_scale), w = in.w * double(p.width_scale);
+    if (!(h <= kMaxShapeSide && w <= kMaxShapeSide)) {
+      char text[128];
+      std::snprintf(text, sizeof text, "scaled by %g x %g gives %gx%g", p.height_scale,
+                    p.width_scale, h, w);
+      throw x.fail("output size out of range: input " + x.in_text() + " " + text +
+                   " (at most " + std::to_string(kMaxShapeSide) + " a side)");
+    }
+    oh = int64_t(h);
+    ow = int64_t(w);
+  }
+  return x.checked(3, in.c, oh, ow);
+}
+
+Shape shape_binaryop(const ShapeContext& x) {
+  if (x.op.get<BinaryParams>().with_scalar) return x.in[0];
+  const Shape &a = x.in[0], &b = x.in[1];
+  auto per_channel = [](const Shape& img, const Shape& v) {
+    return img.dims == 3 && ((v.dims == 1 && v.w == img.c) ||
+                             (v.dims == 3 && v.c == img.c && v.h == 1 && v.w == 1));
+  };
+  auto scalar = [](const Shape& v) { return v.elements() == 1; };
+  if (a == b || per_channel(a, b) || scalar(b)) return a;
+  if (per_channel(b, a) || scalar(a)) return b;
+  throw x.fail("cannot broadcast " + ShapeContext::text(a) + " with " + ShapeContext::text(b));
+}
+
+Shape shape_eltwise(const ShapeContext& x) {
+  for (const Shape& s : x.in)
+    if (!(s == x.in[0]))
+      throw x.fail("inputs differ in shape: " + ShapeContext::text(x.in[0]) + " and " +
+                   ShapeContext::text(s));
+  return x.in[0];
+}
+
+Shape shape_concat(const ShapeContext& x) {
+  const Shape& first = x.in[0];
+  const int concat_axis = x.op.get<ConcatParams>().axis;
+  const int axis = concat_axis < 0 ? concat_axis + first.dims : concat_axis;
+  if (first.dims != 3 || axis != 0) throw x.fail("only channel concatenation of images is supported");
+  int64_t channels = 0;
+  for (const Shape& s : x.in) {
+    if (s.dims != 3 || s.h != first.h || s.w != first.w)
+      throw x.fail("inputs differ in size: " + ShapeContext::text(first) + " and " +
+                   ShapeContext::text(s));
+    channels += s.c;
+  }
+  return x.checked(3, channels, first.h, first.w);
+}
+
+Shape shape_crop(const ShapeContext& x) {
+  const Shape& in = x.in[0];
+  CropRegion r = resolve_crop(x.op.get<CropParams>(), in, x.in.size() > 1 ? &x.in[1] : nullptr);
+  if (r.out.w <= 0 || r.out.h <= 0 || r.out.c <= 0 || r.woffset < 0 || r.hoffset < 0 ||
+      r.coffset < 0 || int64_t(r.woffset) + r.out.w > in.w ||
+      int64_t(r.hoffset) + r.out.h > in.h || int64_t(r.coffset) + r.out.c > in.c)
+    throw x.fail("crop region lies outside the input " + ShapeContext::text(in));
+  return r.out;
+}
+
+Shape shape_padding(const ShapeContext& x) {
+  const Shape& in = x.in[0];
+  x.need_image(in);
+  const PaddingParams& p = x.op.get<PaddingParams>();
+  const Shape out =
+      x.checked(3, in.c, int64_t(in.h) + p.top + p.bottom, int64_t(in.w) + p.left + p.right);
+  if (p.type == PaddingType::kReflect &&
+      (p.top >= in.h || p.bottom >= in.h || p.left >= in.w || p.right >= in.w))
+    throw x.fail("reflect padding wider than the input");
+  return out;
+}
+
+Shape shape_pooling(const ShapeContext& x) {
+  x.need_image(x.in[0]);
+  return {1, 1, 1, x.in[0].c};
+}
+
+Shape shape_innerproduct(const ShapeContext& x) {
+  const InnerProductParams& p = x.op.get<InnerProductParams>();
+  size_t inputs = p.weights.size() / p.num_output;
+  if (x.in[0].elements() != inputs)
+    throw x.fail("weights expect " + std::to_string(inputs) + " inputs, got " +
+                 ShapeContext::text(x.in[0]));
+  return {1, 1, 1, p.num_output};
+}
+
 }  // namespace
 
 const std::map<std::string, LayerParser>& layer_parsers() {
   static const std::map<std::string, LayerParser> parsers = {
-      {"Input", {OpType::kInput, parse_input}},
-      {"Split", {OpType::kSplit, parse_split}},
-      {"Convolution", {OpType::kConvolution, parse_conv<false, false>, load_conv}},
-      {"ConvolutionDepthWise", {OpType::kConvolution, parse_conv<false, true>, load_conv}},
-      {"Deconvolution", {OpType::kDeconvolution, parse_conv<true, false>, load_conv}},
-      {"DeconvolutionDepthWise", {OpType::kDeconvolution, parse_conv<true, true>, load_conv}},
-      {"PReLU", {OpType::kPReLU, parse_prelu, load_prelu}},
-      {"ReLU", {OpType::kReLU, parse_relu}},
-      {"Sigmoid", {OpType::kSigmoid, parse_sigmoid}},
-      {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle}},
-      {"Interp", {OpType::kInterp, parse_interp}},
-      {"BinaryOp", {OpType::kBinaryOp, parse_binaryop}},
-      {"Eltwise", {OpType::kEltwise, parse_eltwise}},
-      {"Concat", {OpType::kConcat, parse_concat}},
-      {"Crop", {OpType::kCrop, parse_crop}},
-      {"Padding", {OpType::kPadding, parse_padding}},
-      {"Pooling", {OpType::kPooling, parse_pooling}},
-      {"InnerProduct", {OpType::kInnerProduct, parse_innerproduct, load_innerproduct}},
+      {"Input", {OpType::kInput, parse_input, shape_input}},
+      {"Split", {OpType::kSplit, parse_split, shape_same}},
+      {"Convolution", {OpType::kConvolution, parse_conv<false, false>, shape_conv, load_conv}},
+      {"ConvolutionDepthWise",
+       {OpType::kConvolution, parse_conv<false, true>, shape_conv, load_conv}},
+      {"Deconvolution", {OpType::kDeconvolution, parse_conv<true, false>, shape_conv, load_conv}},
+      {"DeconvolutionDepthWise",
+       {OpType::kDeconvolution, parse_conv<true, true>, shape_conv, load_conv}},
+      {"PReLU", {OpType::kPReLU, parse_prelu, shape_prelu, load_prelu}},
+      {"ReLU", {OpType::kReLU, parse_relu, shape_same}},
+      {"Sigmoid", {OpType::kSigmoid, parse_sigmoid, shape_same}},
+      {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle, shape_pixelshuffle}},
+      {"Interp", {OpType::kInterp, parse_interp, shape_interp}},
+      {"BinaryOp", {OpType::kBinaryOp, parse_binaryop, shape_binaryop}},
+      {"Eltwise", {OpType::kEltwise, parse_eltwise, shape_eltwise}},
+      {"Concat", {OpType::kConcat, parse_concat, shape_concat}},
+      {"Crop", {OpType::kCrop, parse_crop, shape_crop}},
+      {"Padding", {OpType::kPadding, parse_padding, shape_padding}},
+      {"Pooling", {OpType::kPooling, parse_pooling, shape_pooling}},
+      {"InnerProduct",
+       {OpType::kInnerProduct, parse_innerproduct, shape_innerproduct, load_innerproduct}},
   };
   return parsers;
 }
 
 }  // namespace upframe::nn::ncnn
+
+namespace upframe::nn {
+
+ShapeFunction op_shape_function(OpType type) {
+  // Indexed by OpType, from the parser table (the types ncnn reads under two names share one).
+  static const std::array<ShapeFunction, kOpTypeCount> functions = [] {
+    std::array<ShapeFunction, kOpTypeCount> table{};
+    for (const auto& [name, parser] : ncnn::layer_parsers()) {
+      ShapeFunction& entry = table[size_t(parser.type)];
+      if (entry && entry != parser.shape)
+        throw std::logic_error("layer " + name + ": a second shape function for its op type");
+      entry = parser.shape;
+    }
+    for (ShapeFunction f : table)
+      if (!f) throw std::logic_error("an op type without a shape function");
+    return table;
+  }();
+  return functions[size_t(type)];
+}
+
+}  // namespace upframe::nn

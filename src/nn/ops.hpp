@@ -28,7 +28,43 @@ enum class OpType {
 };
 // Entries of the per-backend op tables (indexed by OpType).
 inline constexpr int kOpTypeCount = int(OpType::kInnerProduct) + 1;
-const char* op_type_name(OpType type);
+inline const char* op_type_name(OpType type) {
+  switch (type) {
+    case OpType::kInput:
+      return "Input";
+    case OpType::kSplit:
+      return "Split";
+    case OpType::kConvolution:
+      return "Convolution";
+    case OpType::kDeconvolution:
+      return "Deconvolution";
+    case OpType::kPReLU:
+      return "PReLU";
+    case OpType::kReLU:
+      return "ReLU";
+    case OpType::kSigmoid:
+      return "Sigmoid";
+    case OpType::kPixelShuffle:
+      return "PixelShuffle";
+    case OpType::kInterp:
+      return "Interp";
+    case OpType::kBinaryOp:
+      return "BinaryOp";
+    case OpType::kEltwise:
+      return "Eltwise";
+    case OpType::kConcat:
+      return "Concat";
+    case OpType::kCrop:
+      return "Crop";
+    case OpType::kPadding:
+      return "Padding";
+    case OpType::kPooling:
+      return "Pooling";
+    case OpType::kInnerProduct:
+      return "InnerProduct";
+  }
+  return "?";
+}
 
 // ncnn's fused activation (param 9 of Convolution/Deconvolution/InnerProduct); kPReLU is ours:
 // a following PReLU layer folded into the convolution by Graph::simplify().
