@@ -46,8 +46,12 @@ const std::vector<Entry>& entries() {
        "2, or a PATH.param model's own"},
       {{"model", "", K::kString,
         "realesr-animevideov3 (anime / video), realesr-general-x4v3 (photos), lanczos, bicubic, "
-        "or PATH.param"},
+        "a NAME in a models folder, or a model file: .param, .pth, .safetensors, .onnx"},
        &Settings::model},
+      {{"models_dir", "", K::kString,
+        "a folder of your own models, searched first for a --model NAME (then the shipped "
+        "models, then $XDG_DATA_HOME/upframe/models)"},
+       &Settings::models_dir},
       {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
       {{"precision",
         "",

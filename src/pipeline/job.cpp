@@ -470,6 +470,7 @@ void write_stats_file(const fs::path& path, const nlohmann::json& json) {
 std::unique_ptr<Upscaler> create_upscaler(const Settings& s) {
   UpscalerOptions o;
   o.model = s.model;
+  o.models_dir = s.models_dir;
   o.scale = s.scale;
   o.device = s.device;
   o.precision = s.precision;

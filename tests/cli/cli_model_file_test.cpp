@@ -98,6 +98,27 @@ TEST(CliModelFile, NameFoundInTheUserModelsFolder) {
   EXPECT_LE(c.max_difference, 2);
 }
 
+TEST(CliModelFile, NameFoundInTheModelsDirFlag) {
+  const fs::path dir = scratch_dir("cli_model_file_models_dir");
+  fs::create_directories(dir / "mine");
+  fs::copy_file(fixture("compact-x4.safetensors"), dir / "mine" / "photo.safetensors");
+  const fs::path out = dir / "out.png";
+  const CommandResult r =
+      run_cli(quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
+              " --models-dir " + quote((dir / "mine").string()) +
+              " --model photo --precision fp32 --device cpu");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(read_png_rgb(out).width, 256);  // x4, the model's own
+  const CommandResult missing =
+      run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
+              quote((dir / "out2.png").string()) + " --models-dir " +
+              quote((dir / "nowhere").string()) + " --model photo --device cpu");
+  EXPECT_EQ(missing.exit_status, 2);
+  EXPECT_NE(missing.stderr_text.find("models folder not found"), std::string::npos)
+      << missing.stderr_text;
+  EXPECT_FALSE(fs::exists(dir / "out2.png"));
+}
+
 TEST(CliModelFile, ModelInfoDescribesTheFile) {
   const CommandResult r =
       run_cli("model-info --json " + quote(fixture("esrgan-old-x2.pth").string()));

@@ -317,7 +317,7 @@ void CudaExecutor::run_device(const float* device_input_chw, int c, int h, int w
 std::vector<ConvolutionChoice> CudaExecutor::convolution_choices(int c, int h, int w) {
   output_shape(c, h, w);
   std::vector<ConvolutionChoice> out;
-  for (const auto& state : impl_->plan_for(Shape{3, c, h, w}).convs) {
+  for (const auto& state : impl_->plan_for(c, h, w).convs) {
     ConvolutionChoice choice;
     cudnnMathType_t math = CUDNN_DEFAULT_MATH;
     check_cudnn(cudnnGetConvolutionMathType(state->conv.d, &math), "get math type");
