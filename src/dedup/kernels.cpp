@@ -481,9 +481,17 @@ double local_motion(const MotionField& field, int width, int height, double min_
   for (int wy = 0; wy < windows_y; ++wy)
     for (int wx = 0; wx < windows_x; ++wx) {
       if (!(loudness[static_cast<size_t>(wy) * windows_x + wx] > floor_square)) continue;
+      int64_t window_dd = 0;
+      for (int j = 0; j < span_y; ++j)
+        for (int i = 0; i < span_x; ++i) window_dd += block(wx + i, wy + j).dd;
+      // The fit over the window's blocks that hold the change (at least 1/8 of its energy):
+      // a still texture in the others only dilutes the displacement of a small mover.
       math::MotionSums sums;
       for (int j = 0; j < span_y; ++j)
-        for (int i = 0; i < span_x; ++i) math::add_motion_sums(sums, block(wx + i, wy + j));
+        for (int i = 0; i < span_x; ++i) {
+          const math::BlockMotionSums& b = block(wx + i, wy + j);
+          if (8 * int64_t{b.dd} >= window_dd) math::add_motion_sums(sums, b);
+        }
       const int64_t gradient = sums.gxx + sums.gyy;
       if (gradient <= 0) continue;
       // Energy of (b - a) a translation of the window explains, against its gradient energy:
@@ -492,6 +500,68 @@ double local_motion(const MotionField& field, int width, int height, double min_
       largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
     }
   return largest;
+}
+
+double change_length(const MotionField& field, int width, int height, double min_rms) {
+  const int bx_n = field.blocks_x, by_n = field.blocks_y;
+  if (bx_n <= 0 || by_n <= 0 || width < 3 || height < 3) return 0;
+  thread_local std::vector<int> columns, rows, stack;
+  thread_local std::vector<double> energy;  // per sample, per block
+  thread_local std::vector<uint8_t> state;  // 0: quiet, 1: changed, 2: changed and counted
+  interior_extents(width, bx_n, columns);
+  interior_extents(height, by_n, rows);
+  const size_t count = static_cast<size_t>(bx_n) * by_n;
+  energy.resize(count);
+  for (int by = 0; by < by_n; ++by)
+    for (int bx = 0; bx < bx_n; ++bx) {
+      const int64_t area = static_cast<int64_t>(columns[bx]) * rows[by];
+      const size_t at = static_cast<size_t>(by) * bx_n + bx;
+      energy[at] = area > 0 ? static_cast<double>(field.blocks[at].dd) / static_cast<double>(area)
+                            : 0;
+    }
+  // The pair's noise: the median block's energy (a keyframe re-coding the picture raises it).
+  thread_local std::vector<double> sorted;
+  sorted = energy;
+  auto middle = sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  const double floor_square = std::max(min_rms * min_rms, kLocalNoiseFactor * *middle);
+  state.assign(count, 0);
+  bool any = false;
+  for (size_t at = 0; at < count; ++at) {
+    const math::BlockMotionSums& b = field.blocks[at];
+    if (energy[at] > floor_square &&
+        256 * int64_t{b.dd} >= kUnmaskedChangeRatio * (int64_t{b.gxx} + b.gyy)) {
+      state[at] = 1;
+      any = true;
+    }
+  }
+  if (!any) return 0;
+  // Block bounds in pixels, for the groups' extents.
+  const auto x_begin = [&](int bx) { return math::cell_begin(bx, width, bx_n); };
+  const auto y_begin = [&](int by) { return math::cell_begin(by, height, by_n); };
+  int longest = 0;
+  for (size_t seed = 0; seed < count; ++seed) {
+    if (state[seed] != 1) continue;
+    int x0 = bx_n, x1 = -1, y0 = by_n, y1 = -1;
+    stack.assign(1, static_cast<int>(seed));
+    state[seed] = 2;
+    while (!stack.empty()) {
+      const int at = stack.back();
+      stack.pop_back();
+      const int bx = at % bx_n, by = at / bx_n;
+      x0 = std::min(x0, bx), x1 = std::max(x1, bx), y0 = std::min(y0, by), y1 = std::max(y1, by);
+      for (int ny = std::max(0, by - 1); ny <= std::min(by_n - 1, by + 1); ++ny)
+        for (int nx = std::max(0, bx - 1); nx <= std::min(bx_n - 1, bx + 1); ++nx) {
+          const size_t next = static_cast<size_t>(ny) * bx_n + nx;
+          if (state[next] == 1) {
+            state[next] = 2;
+            stack.push_back(static_cast<int>(next));
+          }
+        }
+    }
+    longest = std::max({longest, x_begin(x1 + 1) - x_begin(x0), y_begin(y1 + 1) - y_begin(y0)});
+  }
+  return longest;
 }
 
 bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
@@ -575,7 +645,9 @@ bool motion_within(const MotionField& field, int width, int height, const Thresh
   return math::motion_fit(field.total).score <= thresholds.max_motion &&
          zoom_motion(field, width, height) <= thresholds.max_zoom_motion &&
          local_motion(field, width, height, thresholds.local_motion_min_rms) <=
-             thresholds.max_local_motion;
+             thresholds.max_local_motion &&
+         change_length(field, width, height, thresholds.change_min_rms) <=
+             thresholds.max_change_length;
 }
 
 DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const MotionField& motion,
@@ -588,6 +660,7 @@ DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const Mo
   m.motion = fit.score;
   m.local_motion = local_motion(motion, width, height, thresholds.local_motion_min_rms);
   m.zoom_motion = zoom_motion(motion, width, height);
+  m.change_length = change_length(motion, width, height, thresholds.change_min_rms);
   return m;
 }
 

@@ -80,6 +80,18 @@ double local_motion(const MotionField& field, int width, int height, double min_
 // measures, but every part of it radially.
 double zoom_motion(const MotionField& field, int width, int height);
 
+// A block's change is masked (coding noise at the picture's edges) unless 256 sum(d^2) is at
+// least this many times its gradient energy sum(gx^2 + gy^2): a thin line appearing on flat
+// ground gives about 8, a 1-px translation 1, re-coding noise at edges far less.
+inline constexpr int64_t kUnmaskedChangeRatio = 2;
+
+// Faint thin changes (docs/DEDUP.md): blocks whose change energy per sample exceeds
+// max(min_rms^2, the pair's floor: kLocalNoiseFactor x the median block's) and is unmasked;
+// the longest bounding-box side (pixels) of an 8-connected group of them. A rain streak
+// 50 px or longer gives its length; re-coding noise on held frames stays in groups of 1 to 3
+// blocks. Host doubles from the integer sums: the CPU and CUDA fields give the same value.
+double change_length(const MotionField& field, int width, int height, double min_rms);
+
 // The confirmation's decision, one step per measure; the CPU detector and the CUDA path
 // (src/dedup/cuda) both decide with these, so equal sums give equal decisions.
 // Step 1, |signed mean| from the planes' sample sums (the hash pass gives them).

@@ -30,6 +30,11 @@ struct Thresholds {
   // Zoom: a push-in or pull-out about the centre, |zoom| x RMS radius x sqrt(R^2 gained), px.
   double max_zoom_motion = 0;
   double local_motion_min_rms = 0;
+  // Faint thin changes (a rain streak appearing, moving or vanishing): the longest side, in
+  // pixels, of a connected run of 8x8 blocks whose change is above change_min_rms (levels RMS)
+  // and the pair's noise floor, and not masked by the picture's own edges there.
+  double max_change_length = 0;
+  double change_min_rms = 0;
 };
 Thresholds default_thresholds();
 // All zero: only a luma equal to the kept frame's confirms (sources without coding noise).
@@ -48,6 +53,8 @@ struct DifferenceMeasures {
   // The local motion measure (Thresholds::max_local_motion), with the default min_rms.
   double local_motion = 0;
   double zoom_motion = 0;  // Thresholds::max_zoom_motion
+  // Thresholds::max_change_length, with the default change_min_rms (pixels).
+  double change_length = 0;
 };
 // Both views must have the same size; samples are compared scaled to 8 bits.
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);
