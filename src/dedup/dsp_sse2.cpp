@@ -112,7 +112,8 @@ void sobel_row_sse2(const uint8_t* a, const uint8_t* b, const int16_t* m0, const
   }
 }
 
-// The six pmaddwd lanes (gxx, gxy, gyy, gxd, gyd, dd) run down the group's rows in registers.
+// The seven pmaddwd lanes (gxx, gxy, gyy, gxd, gyd, dd, gmm) run down the group's rows in
+// registers.
 // Each lane gains at most 2 * 2040^2 per row: 15 rows stay below 2^27, so four lanes add up in
 // 32 bits when they are flushed.
 void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
@@ -122,7 +123,8 @@ void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pit
   const auto load = [](const int16_t* p) {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   };
-  __m128i lanes[6];
+  const __m128i below_changed = _mm_set1_epi16(static_cast<int16_t>(math::kChangedSampleLevel - 1));
+  __m128i lanes[7];
   for (__m128i& v : lanes) v = zero;
   for (int k = 0; k < rows; ++k) {
     const int16_t* s = smooth + k * pitch;
@@ -141,6 +143,12 @@ void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pit
     lanes[3] = _mm_add_epi32(lanes[3], _mm_madd_epi16(gx, d));
     lanes[4] = _mm_add_epi32(lanes[4], _mm_madd_epi16(gy, d));
     lanes[5] = _mm_add_epi32(lanes[5], _mm_madd_epi16(d, d));
+    // math::changed_sample: |d| >= the level; the gradient energy of those samples.
+    const __m128i changed =
+        _mm_cmpgt_epi16(_mm_max_epi16(d, _mm_sub_epi16(zero, d)), below_changed);
+    const __m128i cgx = _mm_and_si128(gx, changed), cgy = _mm_and_si128(gy, changed);
+    lanes[6] = _mm_add_epi32(lanes[6],
+                             _mm_add_epi32(_mm_madd_epi16(cgx, cgx), _mm_madd_epi16(cgy, cgy)));
   }
   // Two transposing adds give all six totals.
   const auto pair_sums = [](__m128i p, __m128i q) {  // p0+p2, q0+q2, p1+p3, q1+q3
@@ -160,6 +168,9 @@ void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pit
   into.gxd += totals[3];
   into.gyd += totals[4];
   into.dd += totals[5];
+  // gmm's lane gains at most 4 * 2040^2 per row (< 2^25): four lanes of 15 rows fit 32 bits.
+  const __m128i g2 = _mm_add_epi32(lanes[6], _mm_srli_si128(lanes[6], 8));
+  into.gmm += _mm_cvtsi128_si32(_mm_add_epi32(g2, _mm_srli_si128(g2, 4)));
 }
 
 }  // namespace

@@ -492,12 +492,12 @@ double local_motion(const MotionField& field, int width, int height, double min_
           const math::BlockMotionSums& b = block(wx + i, wy + j);
           if (8 * int64_t{b.dd} >= window_dd) math::add_motion_sums(sums, b);
         }
-      const int64_t gradient = sums.gxx + sums.gyy;
-      if (gradient <= 0) continue;
-      // Energy of (b - a) a translation of the window explains, against its gradient energy:
-      // about the displacement in pixels (gx, gy are 16x the average picture's gradient).
+      // Energy of (b - a) a translation of the window explains, against the gradient energy
+      // of the samples that changed (the still texture between them would dilute it): about
+      // the displacement in pixels (gx, gy are 16x the average picture's gradient).
+      if (sums.gxx + sums.gyy <= 0 || sums.gmm <= 0) continue;
       const double explained = math::motion_fit(sums).explained * static_cast<double>(sums.dd);
-      largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
+      largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(sums.gmm)));
     }
   return largest;
 }

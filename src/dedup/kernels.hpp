@@ -68,8 +68,10 @@ inline constexpr double kLocalNoiseFactor = 8.0;
 
 // Local motion (docs/DEDUP.md): over windows of 2x2 confirmation blocks (16x16 samples, a
 // step of 8) whose change energy per block, as RMS, exceeds max(min_rms, the pair's floor),
-// the largest displacement (pixels) a translation of the window explains. A small object or
-// particles moving a pixel give about 1; re-coding noise, even at strong edges, stays under 0.7.
+// the largest displacement (pixels) a translation of the window explains: fitted over the
+// window's blocks that hold at least 1/8 of its change, against the gradient energy of their
+// changed samples (math::changed_sample). A small object or particles moving a pixel give
+// about 1, also over a textured ground; re-coding noise, even at strong edges, stays under 0.75.
 // Host doubles from the integer sums: the CPU and CUDA fields give the same value.
 double local_motion(const MotionField& field, int width, int height, double min_rms);
 

@@ -156,6 +156,7 @@ void expect_same_motion(const math::MotionSums& x, const math::MotionSums& y) {
   EXPECT_EQ(x.gxd, y.gxd);
   EXPECT_EQ(x.gyd, y.gyd);
   EXPECT_EQ(x.dd, y.dd);
+  EXPECT_EQ(x.gmm, y.gmm);
 }
 
 void expect_same_field(const detail::MotionField& x, const detail::MotionField& y) {

@@ -147,7 +147,7 @@ TEST(DedupDsp, SobelRowMatchesTheReference) {
 
 bool operator==(const math::MotionSums& p, const math::MotionSums& q) {
   return p.gxx == q.gxx && p.gxy == q.gxy && p.gyy == q.gyy && p.gxd == q.gxd &&
-         p.gyd == q.gyd && p.dd == q.dd;
+         p.gyd == q.gyd && p.dd == q.dd && p.gmm == q.gmm;
 }
 
 TEST(DedupDsp, MotionGroupMatchesTheReference) {
@@ -175,7 +175,7 @@ TEST(DedupDsp, MotionGroupMatchesTheReference) {
       }
       for (const int rows : {1, 8, kRows})
         for (const int x : {1, 8, 16, kWidth - 9}) {
-          math::MotionSums expected{1, 2, 3, 4, 5, 6}, got{1, 2, 3, 4, 5, 6};  // adds to these
+          math::MotionSums expected{1, 2, 3, 4, 5, 6, 7}, got{1, 2, 3, 4, 5, 6, 7};  // adds to these
           ref.motion_group(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, expected);
           fast.motion_group(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, got);
           EXPECT_TRUE(got == expected) << name << " rows " << rows << " x " << x;

@@ -25,7 +25,8 @@ struct Thresholds {
   // Local motion: the largest displacement (pixels) a translation explains in a 16x16 window
   // whose change, gathered in one 8x8 block, has an RMS above local_motion_min_rms (levels)
   // and the pair's own noise floor: a small object or particles moving while the rest of the
-  // frame stands still.
+  // frame stands still (weighed by the gradient of the samples that changed, so a still
+  // texture around them does not hide them).
   double max_local_motion = 0;
   // Zoom: a push-in or pull-out about the centre, |zoom| x RMS radius x sqrt(R^2 gained), px.
   double max_zoom_motion = 0;
