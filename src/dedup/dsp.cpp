@@ -36,15 +36,6 @@ void group_abs_diff_c(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, pt
   }
 }
 
-void sobel_row_c(const uint8_t* a, const uint8_t* b, const int16_t* m0, const int16_t* m1,
-                 int16_t* m2, int16_t* smooth, int16_t* diff, int width) {
-  for (int x = 0; x < width; ++x) {
-    m2[x] = static_cast<int16_t>(a[x] + b[x]);
-    smooth[x] = static_cast<int16_t>(m0[x] + 2 * m1[x] + m2[x]);
-    diff[x] = static_cast<int16_t>(m2[x] - m0[x]);
-  }
-}
-
 void motion_group_c(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
                     const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
                     math::MotionSums& into) {
@@ -60,6 +51,15 @@ void motion_group_c(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
 }
 
 }  // namespace
+
+void sobel_row_c(const uint8_t* a, const uint8_t* b, const int16_t* m0, const int16_t* m1,
+                 int16_t* m2, int16_t* smooth, int16_t* diff, int width) {
+  for (int x = 0; x < width; ++x) {
+    m2[x] = static_cast<int16_t>(a[x] + b[x]);
+    smooth[x] = static_cast<int16_t>(m0[x] + 2 * m1[x] + m2[x]);
+    diff[x] = static_cast<int16_t>(m2[x] - m0[x]);
+  }
+}
 
 std::string isa_name(Isa isa) {
   switch (isa) {

@@ -38,6 +38,10 @@ struct Dsp {
                        math::MotionSums& into);
 };
 
+// The C reference of Dsp::sobel_row (the overrides finish their rows' tails with it).
+void sobel_row_c(const uint8_t* a, const uint8_t* b, const int16_t* m0, const int16_t* m1,
+                 int16_t* m2, int16_t* smooth, int16_t* diff, int width);
+
 // Instruction sets with overrides, lowest first.
 enum class Isa { kC, kSse2 };
 std::string isa_name(Isa isa);

@@ -105,11 +105,7 @@ void sobel_row_sse2(const uint8_t* a, const uint8_t* b, const int16_t* m0, const
       _mm_storeu_si128(reinterpret_cast<__m128i*>(diff + at), _mm_sub_epi16(high, low));
     }
   }
-  for (; x < width; ++x) {
-    m2[x] = static_cast<int16_t>(a[x] + b[x]);
-    smooth[x] = static_cast<int16_t>(m0[x] + 2 * m1[x] + m2[x]);
-    diff[x] = static_cast<int16_t>(m2[x] - m0[x]);
-  }
+  sobel_row_c(a + x, b + x, m0 + x, m1 + x, m2 + x, smooth + x, diff + x, width - x);
 }
 
 // The seven pmaddwd lanes (gxx, gxy, gyy, gxd, gyd, dd, gmm) run down the group's rows in
