@@ -519,23 +519,28 @@ double change_length(const MotionField& field, int width, int height, double min
       energy[at] = area > 0 ? static_cast<double>(field.blocks[at].dd) / static_cast<double>(area)
                             : 0;
     }
-  // The pair's noise: the median block's energy (a keyframe re-coding the picture raises it).
-  thread_local std::vector<double> sorted;
-  sorted = energy;
-  auto middle = sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2);
-  std::nth_element(sorted.begin(), middle, sorted.end());
-  const double floor_square = std::max(min_rms * min_rms, kLocalNoiseFactor * *middle);
+  // Changed blocks above min_rms first: most duplicates have none, and skip the median.
   state.assign(count, 0);
+  const double min_square = min_rms * min_rms;
   bool any = false;
   for (size_t at = 0; at < count; ++at) {
     const math::BlockMotionSums& b = field.blocks[at];
-    if (energy[at] > floor_square &&
+    if (energy[at] > min_square &&
         256 * int64_t{b.dd} >= kUnmaskedChangeRatio * (int64_t{b.gxx} + b.gyy)) {
       state[at] = 1;
       any = true;
     }
   }
   if (!any) return 0;
+  // The pair's noise: the median block's energy (a keyframe re-coding the picture raises it).
+  thread_local std::vector<double> sorted;
+  sorted = energy;
+  auto middle = sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  const double floor_square = kLocalNoiseFactor * *middle;
+  if (floor_square > min_square)
+    for (size_t at = 0; at < count; ++at)
+      if (state[at] == 1 && !(energy[at] > floor_square)) state[at] = 0;
   // Block bounds in pixels, for the groups' extents.
   const auto x_begin = [&](int bx) { return math::cell_begin(bx, width, bx_n); };
   const auto y_begin = [&](int by) { return math::cell_begin(by, height, by_n); };
