@@ -234,7 +234,7 @@ void BM_DspMotionGroup1080p(benchmark::State& state) {
     diff[i] = static_cast<int16_t>(b.data[i % kWidth] - a.data[i % kWidth]);
   }
   for (auto _ : state) {
-    upframe::dedup::math::MotionSums sums;
+    std::vector<upframe::dedup::math::MotionSums> sums(kWidth / 8);
     for (int y = 0; y + 8 <= kHeight; y += 8) {
       const uint8_t* rows_a[8];
       const uint8_t* rows_b[8];
@@ -242,10 +242,10 @@ void BM_DspMotionGroup1080p(benchmark::State& state) {
         rows_a[k] = a.data + static_cast<ptrdiff_t>(y + k) * a.linesize;
         rows_b[k] = b.data + static_cast<ptrdiff_t>(y + k) * b.linesize;
       }
-      for (int x = 8; x + 8 < kWidth; x += 8)
-        table.motion_group(smooth.data(), diff.data(), kWidth, rows_a, rows_b, 8, x, sums);
+      table.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, 8, 8,
+                          kWidth / 8 - 2, sums.data());
     }
-    benchmark::DoNotOptimize(sums.dd);
+    benchmark::DoNotOptimize(sums.data());
   }
 }
 BENCHMARK(BM_DspMotionGroup1080p)->Arg(0)->Arg(1)->UseRealTime();

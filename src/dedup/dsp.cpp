@@ -36,16 +36,17 @@ void group_abs_diff_c(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, pt
   }
 }
 
-void motion_group_c(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                    const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
-                    math::MotionSums& into) {
+void motion_groups_c(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
+                     const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
+                     int groups, math::MotionSums* into) {
   for (int k = 0; k < rows; ++k) {
     const int16_t* s = smooth + k * pitch;
     const int16_t* d = diff + k * pitch;
-    for (int i = x; i < x + 8; ++i) {
+    for (int i = x; i < x + 8 * groups; ++i) {
       const int gx = s[i + 1] - s[i - 1];
       const int gy = d[i - 1] + 2 * d[i] + d[i + 1];
-      math::add_motion_sample(into, gx, gy, static_cast<int>(rows_b[k][i]) - rows_a[k][i]);
+      math::add_motion_sample(into[(i - x) / 8], gx, gy,
+                              static_cast<int>(rows_b[k][i]) - rows_a[k][i]);
     }
   }
 }
@@ -80,7 +81,7 @@ std::vector<Isa> available_isas() {
 }
 
 Dsp make_dsp(Isa highest) {
-  Dsp dsp{group_sums_c, group_abs_diff_c, sobel_row_c, motion_group_c};
+  Dsp dsp{group_sums_c, group_abs_diff_c, sobel_row_c, motion_groups_c};
   for (const Isa isa : available_isas()) {
     if (static_cast<int>(isa) > static_cast<int>(highest)) break;
 #if defined(__x86_64__)

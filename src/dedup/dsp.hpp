@@ -30,12 +30,13 @@ struct Dsp {
   // diff = m2 - m0. All `width` columns.
   void (*sobel_row)(const uint8_t* a, const uint8_t* b, const int16_t* m0, const int16_t* m1,
                     int16_t* m2, int16_t* smooth, int16_t* diff, int width);
-  // The motion samples of columns [x, x + 8) over `rows` rows (at most 15) into `into`: row k
-  // has its Sobel parts at smooth + k * pitch, diff + k * pitch, and its samples at
-  // rows_a[k], rows_b[k]. 1 <= x and x + 8 <= width - 1 (the neighbours are read).
-  void (*motion_group)(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                       const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
-                       math::MotionSums& into);
+  // The motion samples of `groups` 8-column groups from column x over `rows` rows (at most
+  // 15): group g (columns [x + 8g, x + 8g + 8)) into into[g]. Row k has its Sobel parts at
+  // smooth + k * pitch, diff + k * pitch, and its samples at rows_a[k], rows_b[k].
+  // 1 <= x and x + 8 * groups <= width - 1 (the neighbours are read).
+  void (*motion_groups)(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
+                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows,
+                        int x, int groups, math::MotionSums* into);
 };
 
 // The C reference of Dsp::sobel_row (the overrides finish their rows' tails with it).

@@ -112,9 +112,9 @@ void sobel_row_sse2(const uint8_t* a, const uint8_t* b, const int16_t* m0, const
 // registers.
 // Each lane gains at most 2 * 2040^2 per row: 15 rows stay below 2^27, so four lanes add up in
 // 32 bits when they are flushed.
-void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                       const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
-                       math::MotionSums& into) {
+inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
+                              const uint8_t* const* rows_a, const uint8_t* const* rows_b,
+                              int rows, int x, math::MotionSums& into) {
   const __m128i zero = _mm_setzero_si128();
   const auto load = [](const int16_t* p) {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -169,13 +169,20 @@ void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pit
   into.gmm += _mm_cvtsi128_si32(_mm_add_epi32(g2, _mm_srli_si128(g2, 4)));
 }
 
+void motion_groups_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
+                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows,
+                        int x, int groups, math::MotionSums* into) {
+  for (int g = 0; g < groups; ++g)
+    motion_group_sse2(smooth, diff, pitch, rows_a, rows_b, rows, x + 8 * g, into[g]);
+}
+
 }  // namespace
 
 void init_dsp_sse2(Dsp& dsp) {
   dsp.group_sums = group_sums_sse2;
   dsp.group_abs_diff = group_abs_diff_sse2;
   dsp.sobel_row = sobel_row_sse2;
-  dsp.motion_group = motion_group_sse2;
+  dsp.motion_groups = motion_groups_sse2;
 }
 
 }  // namespace upframe::dedup::detail

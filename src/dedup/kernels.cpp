@@ -387,9 +387,9 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
       }
     }
     if (y + 1 == block_row_end || y + 1 == height - 1) {  // the block row is complete
-      for (int g = 1; groups && g + 1 < field.blocks_x; ++g)
-        table.motion_group(smooth_row(0), diff_row(0), width, band_a, band_b, band_rows, 8 * g,
-                           block_sums[g]);
+      if (groups)
+        table.motion_groups(smooth_row(0), diff_row(0), width, band_a, band_b, band_rows, 8,
+                            field.blocks_x - 2, block_sums + 1);
       math::BlockMotionSums* out =
           field.blocks.data() + static_cast<ptrdiff_t>(block_row) * field.blocks_x;
       for (int bx = 0; bx < field.blocks_x; ++bx) {

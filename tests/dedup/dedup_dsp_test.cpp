@@ -64,7 +64,7 @@ constexpr int kWidths[] = {8, 16, 24, 40, 64, 328, 1920};
 TEST(DedupDsp, TheDetectorUsesTheHighestTable) {
   const Dsp best = make_dsp(available_isas().back());
   EXPECT_EQ(dsp().group_sums, best.group_sums);
-  EXPECT_EQ(dsp().motion_group, best.motion_group);
+  EXPECT_EQ(dsp().motion_groups, best.motion_groups);
 #if defined(__x86_64__)
   // SSE2 is x86-64's baseline: the fast paths must be there, or the test checks nothing.
   ASSERT_FALSE(fast_tables().empty());
@@ -150,7 +150,7 @@ bool operator==(const math::MotionSums& p, const math::MotionSums& q) {
          p.gyd == q.gyd && p.dd == q.dd && p.gmm == q.gmm;
 }
 
-TEST(DedupDsp, MotionGroupMatchesTheReference) {
+TEST(DedupDsp, MotionGroupsMatchTheReference) {
   const Dsp ref = make_dsp(Isa::kC);
   constexpr int kWidth = 48, kRows = 15;
   for (const auto& [name, fast] : fast_tables())
@@ -174,11 +174,15 @@ TEST(DedupDsp, MotionGroupMatchesTheReference) {
         rows_b[k] = b.data() + k * kWidth;
       }
       for (const int rows : {1, 8, kRows})
-        for (const int x : {1, 8, 16, kWidth - 9}) {
-          math::MotionSums expected{1, 2, 3, 4, 5, 6, 7}, got{1, 2, 3, 4, 5, 6, 7};  // adds to these
-          ref.motion_group(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, expected);
-          fast.motion_group(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, got);
-          EXPECT_TRUE(got == expected) << name << " rows " << rows << " x " << x;
+        for (const auto& [x, groups] : {std::pair{1, 1}, {8, 1}, {16, 2}, {kWidth - 9, 1}, {1, 5}}) {
+          // Adds to these.
+          std::vector<math::MotionSums> expected(groups, {1, 2, 3, 4, 5, 6, 7}), got = expected;
+          ref.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, groups,
+                            expected.data());
+          fast.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, groups,
+                             got.data());
+          for (int g = 0; g < groups; ++g)
+            EXPECT_TRUE(got[g] == expected[g]) << name << " rows " << rows << " x " << x << " group " << g;
         }
     }
 }
