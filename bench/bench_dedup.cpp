@@ -158,22 +158,31 @@ BENCHMARK(BM_ConfirmTrueDuplicate1080p)->UseRealTime();
 // (argument: 0 = the C reference, 1 = SSE2); `--benchmark_filter=BM_Dsp` compares them.
 namespace detail = upframe::dedup::detail;
 
-bool dsp_for(benchmark::State& state, detail::Dsp& table) {
+// The table of the instruction set state.range(0) names, and the first two frames' luma.
+struct DspCase {
+  detail::Dsp table{};
+  dedup::LumaView a, b;
+};
+
+bool dsp_case(benchmark::State& state, DspCase& c) {
   const auto isa = static_cast<detail::Isa>(state.range(0));
   const auto isas = detail::available_isas();
   if (std::find(isas.begin(), isas.end(), isa) == isas.end()) {
     state.SkipWithError("this CPU lacks the instruction set");
     return false;
   }
-  table = detail::make_dsp(isa);
+  c.table = detail::make_dsp(isa);
+  c.a = dedup::luma_of(decoded_frames()[0]);
+  c.b = dedup::luma_of(decoded_frames()[1]);
   state.SetLabel(detail::isa_name(isa));
   return true;
 }
 
 void BM_DspGroupSums1080p(benchmark::State& state) {
-  detail::Dsp table{};
-  if (!dsp_for(state, table)) return;
-  const dedup::LumaView a = dedup::luma_of(decoded_frames()[0]);
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView& a = c.a;
   std::vector<uint64_t> groups(kWidth / 8);
   for (auto _ : state) {
     for (int y = 0; y < kHeight; y += 8)
@@ -184,10 +193,10 @@ void BM_DspGroupSums1080p(benchmark::State& state) {
 BENCHMARK(BM_DspGroupSums1080p)->Arg(0)->Arg(1)->UseRealTime();
 
 void BM_DspGroupAbsDiff1080p(benchmark::State& state) {
-  detail::Dsp table{};
-  if (!dsp_for(state, table)) return;
-  const dedup::LumaView a = dedup::luma_of(decoded_frames()[0]);
-  const dedup::LumaView b = dedup::luma_of(decoded_frames()[1]);
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
   std::vector<uint64_t> groups(kWidth / 8);
   for (auto _ : state) {
     uint64_t sum_a = 0, sum_b = 0;
@@ -200,10 +209,10 @@ void BM_DspGroupAbsDiff1080p(benchmark::State& state) {
 BENCHMARK(BM_DspGroupAbsDiff1080p)->Arg(0)->Arg(1)->UseRealTime();
 
 void BM_DspSobelRow1080p(benchmark::State& state) {
-  detail::Dsp table{};
-  if (!dsp_for(state, table)) return;
-  const dedup::LumaView a = dedup::luma_of(decoded_frames()[0]);
-  const dedup::LumaView b = dedup::luma_of(decoded_frames()[1]);
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
   std::vector<int16_t> rows(static_cast<size_t>(kWidth) * 5);
   int16_t* m[3] = {rows.data(), rows.data() + kWidth, rows.data() + 2 * kWidth};
   int16_t* smooth = rows.data() + 3 * kWidth;
@@ -222,10 +231,10 @@ void BM_DspSobelRow1080p(benchmark::State& state) {
 BENCHMARK(BM_DspSobelRow1080p)->Arg(0)->Arg(1)->UseRealTime();
 
 void BM_DspMotionGroup1080p(benchmark::State& state) {
-  detail::Dsp table{};
-  if (!dsp_for(state, table)) return;
-  const dedup::LumaView a = dedup::luma_of(decoded_frames()[0]);
-  const dedup::LumaView b = dedup::luma_of(decoded_frames()[1]);
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
   // One block row's Sobel parts (8 rows), reused for every block row: the arithmetic, not
   // the memory traffic of the whole pass.
   std::vector<int16_t> smooth(static_cast<size_t>(kWidth) * 8), diff(smooth.size());
