@@ -201,8 +201,8 @@ void BM_DspGroupAbsDiff1080p(benchmark::State& state) {
   for (auto _ : state) {
     uint64_t sum_a = 0, sum_b = 0;
     for (int y = 0; y < kHeight; y += 8)
-      table.group_abs_diff(a.data, a.linesize, b.data, b.linesize, kWidth, y, y + 8,
-                           groups.data(), &sum_a, &sum_b);
+      table.group_abs_diff(a.data, a.linesize, b.data, b.linesize, kWidth, y, y + 8, groups.data(),
+                           &sum_a, &sum_b);
     benchmark::DoNotOptimize(sum_a);
   }
 }
@@ -251,8 +251,8 @@ void BM_DspMotionGroup1080p(benchmark::State& state) {
         rows_a[k] = a.data + static_cast<ptrdiff_t>(y + k) * a.linesize;
         rows_b[k] = b.data + static_cast<ptrdiff_t>(y + k) * b.linesize;
       }
-      table.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, 8, 8,
-                          kWidth / 8 - 2, sums.data());
+      table.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, 8, 8, kWidth / 8 - 2,
+                          sums.data());
     }
     benchmark::DoNotOptimize(sums.data());
   }

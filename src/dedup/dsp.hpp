@@ -22,9 +22,9 @@ struct Dsp {
   // Sums of |a - b| of each 8-sample group of rows [y0, y1) into group_abs[x / 8]
   // (overwritten); when sum_a is not null, the sums of a and b are added to *sum_a, *sum_b.
   // width % 8 == 0.
-  void (*group_abs_diff)(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b,
-                         ptrdiff_t b_stride, int width, int y0, int y1, uint64_t* group_abs,
-                         uint64_t* sum_a, uint64_t* sum_b);
+  void (*group_abs_diff)(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, ptrdiff_t b_stride,
+                         int width, int y0, int y1, uint64_t* group_abs, uint64_t* sum_a,
+                         uint64_t* sum_b);
   // Row y+1 of the motion pass: m2 = a + b (a, b: row y+1), then the vertical Sobel parts of
   // row y from m0, m1, m2 (m at rows y-1, y, y+1): smooth = m0 + 2 m1 + m2 and
   // diff = m2 - m0. All `width` columns.
@@ -35,8 +35,8 @@ struct Dsp {
   // smooth + k * pitch, diff + k * pitch, and its samples at rows_a[k], rows_b[k].
   // 1 <= x and x + 8 * groups <= width - 1 (the neighbours are read).
   void (*motion_groups)(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows,
-                        int x, int groups, math::MotionSums* into);
+                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
+                        int groups, math::MotionSums* into);
 };
 
 // The C reference of Dsp::sobel_row (the overrides finish their rows' tails with it).

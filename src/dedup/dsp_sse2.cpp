@@ -43,9 +43,9 @@ void group_sums_sse2(const uint8_t* data, ptrdiff_t stride, int width, int y0, i
   }
 }
 
-void group_abs_diff_sse2(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b,
-                         ptrdiff_t b_stride, int width, int y0, int y1, uint64_t* group_abs,
-                         uint64_t* sum_a, uint64_t* sum_b) {
+void group_abs_diff_sse2(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, ptrdiff_t b_stride,
+                         int width, int y0, int y1, uint64_t* group_abs, uint64_t* sum_a,
+                         uint64_t* sum_b) {
   const __m128i zero = _mm_setzero_si128();
   std::fill(group_abs, group_abs + width / 8, uint64_t{0});
   auto* sums = reinterpret_cast<__m128i*>(group_abs);
@@ -113,8 +113,8 @@ void sobel_row_sse2(const uint8_t* a, const uint8_t* b, const int16_t* m0, const
 // Each lane gains at most 2 * 2040^2 per row: 15 rows stay below 2^27, so four lanes add up in
 // 32 bits when they are flushed.
 inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                              const uint8_t* const* rows_a, const uint8_t* const* rows_b,
-                              int rows, int x, math::MotionSums& into) {
+                              const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows,
+                              int x, math::MotionSums& into) {
   const __m128i zero = _mm_setzero_si128();
   const auto load = [](const int16_t* p) {
     return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -143,8 +143,8 @@ inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdif
     const __m128i changed =
         _mm_cmpgt_epi16(_mm_max_epi16(d, _mm_sub_epi16(zero, d)), below_changed);
     const __m128i cgx = _mm_and_si128(gx, changed), cgy = _mm_and_si128(gy, changed);
-    lanes[6] = _mm_add_epi32(lanes[6],
-                             _mm_add_epi32(_mm_madd_epi16(cgx, cgx), _mm_madd_epi16(cgy, cgy)));
+    lanes[6] =
+        _mm_add_epi32(lanes[6], _mm_add_epi32(_mm_madd_epi16(cgx, cgx), _mm_madd_epi16(cgy, cgy)));
   }
   // Two transposing adds give all six totals.
   const auto pair_sums = [](__m128i p, __m128i q) {  // p0+p2, q0+q2, p1+p3, q1+q3
@@ -170,8 +170,8 @@ inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, ptrdif
 }
 
 void motion_groups_sse2(const int16_t* smooth, const int16_t* diff, ptrdiff_t pitch,
-                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows,
-                        int x, int groups, math::MotionSums* into) {
+                        const uint8_t* const* rows_a, const uint8_t* const* rows_b, int rows, int x,
+                        int groups, math::MotionSums* into) {
   for (int g = 0; g < groups; ++g)
     motion_group_sse2(smooth, diff, pitch, rows_a, rows_b, rows, x + 8 * g, into[g]);
 }

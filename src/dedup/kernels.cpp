@@ -122,7 +122,7 @@ AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bi
     std::vector<uint64_t> groups(width / 8);
     for (int cy = 0; cy < hash_size; ++cy) {
       table.group_sums(luma.data, luma.linesize, width, math::cell_begin(cy, height, hash_size),
-                      math::cell_begin(cy + 1, height, hash_size), copy_8bit, groups.data());
+                       math::cell_begin(cy + 1, height, hash_size), copy_8bit, groups.data());
       for (int cx = 0; cx < hash_size; ++cx) {
         const int g0 = math::cell_begin(cx, width, hash_size) / 8;
         const int g1 = math::cell_begin(cx + 1, width, hash_size) / 8;
@@ -210,7 +210,7 @@ DifferenceSums difference_8bit_impl(const uint8_t* a, int a_stride, const uint8_
       const int y0 = math::cell_begin(by, height, blocks_y);
       const int y1 = math::cell_begin(by + 1, height, blocks_y);
       table.group_abs_diff(a, a_stride, b, b_stride, width, y0, y1, group_abs.data(),
-                          need_totals ? &total_a : nullptr, need_totals ? &total_b : nullptr);
+                           need_totals ? &total_a : nullptr, need_totals ? &total_b : nullptr);
       const int64_t area = static_cast<int64_t>(y1 - y0) * 8;
       for (const uint64_t block_abs : group_abs) {
         if (math::block_mean_greater(block_abs, area, sums.max_block_abs_sum,
@@ -516,8 +516,8 @@ double change_length(const MotionField& field, int width, int height, double min
     for (int bx = 0; bx < bx_n; ++bx) {
       const int64_t area = static_cast<int64_t>(columns[bx]) * rows[by];
       const size_t at = static_cast<size_t>(by) * bx_n + bx;
-      energy[at] = area > 0 ? static_cast<double>(field.blocks[at].dd) / static_cast<double>(area)
-                            : 0;
+      energy[at] =
+          area > 0 ? static_cast<double>(field.blocks[at].dd) / static_cast<double>(area) : 0;
     }
   // Changed blocks above min_rms first: most duplicates have none, and skip the median.
   state.assign(count, 0);

@@ -419,15 +419,14 @@ TEST(DedupClips, OnThreesThroughX264KeepsItsDuplicates) {
 // +-20 levels: every frame unique, raw and through x264 CRF 23 and 28; at +-35 levels raw.
 // (Through x264 at +-35, 1 to 3 of 47 frames are still frozen: docs/DEDUP.md, Limits.)
 TEST(DedupClips, SmallObjectOnTexturedGroundIsNeverFrozen) {
-  const std::pair<synth::Texture, const char*> textures[] = {
-      {synth::Texture::kFoliage, "foliage"}, {synth::Texture::kGrain, "grain"},
-      {synth::Texture::kWall, "wall"}};
+  const std::pair<synth::Texture, const char*> textures[] = {{synth::Texture::kFoliage, "foliage"},
+                                                             {synth::Texture::kGrain, "grain"},
+                                                             {synth::Texture::kWall, "wall"}};
   for (const auto& [texture, texture_name] : textures)
     for (const double strength : {10.0, 20.0}) {
       const std::string name = std::string("6px object on ") + texture_name + " " +
                                std::to_string(static_cast<int>(strength));
-      expect_motion_kept(name + " 320",
-                         synth::textured_object_clip(spec(24), texture, strength));
+      expect_motion_kept(name + " 320", synth::textured_object_clip(spec(24), texture, strength));
       expect_motion_kept(name + " 720p",
                          synth::textured_object_clip(spec(8, 1280, 720), texture, strength));
     }

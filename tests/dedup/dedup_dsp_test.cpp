@@ -17,7 +17,7 @@ namespace {
 // The inputs each function is checked on: random samples, and the extremes where sums and
 // 16-bit intermediates are largest (all 255, 0/255 stripes and checkers, 255 against 0).
 enum class Fill { kRandom, kZero, kMax, kStripes, kChecker, kRamp };
-constexpr Fill kFills[] = {Fill::kRandom, Fill::kZero,    Fill::kMax,
+constexpr Fill kFills[] = {Fill::kRandom,  Fill::kZero,    Fill::kMax,
                            Fill::kStripes, Fill::kChecker, Fill::kRamp};
 
 std::vector<uint8_t> plane(Fill fill, int stride, int height, uint32_t seed) {
@@ -146,8 +146,8 @@ TEST(DedupDsp, SobelRowMatchesTheReference) {
 }
 
 bool operator==(const math::MotionSums& p, const math::MotionSums& q) {
-  return p.gxx == q.gxx && p.gxy == q.gxy && p.gyy == q.gyy && p.gxd == q.gxd &&
-         p.gyd == q.gyd && p.dd == q.dd && p.gmm == q.gmm;
+  return p.gxx == q.gxx && p.gxy == q.gxy && p.gyy == q.gyy && p.gxd == q.gxd && p.gyd == q.gyd &&
+         p.dd == q.dd && p.gmm == q.gmm;
 }
 
 TEST(DedupDsp, MotionGroupsMatchTheReference) {
@@ -163,7 +163,7 @@ TEST(DedupDsp, MotionGroupsMatchTheReference) {
       for (size_t i = 0; i < smooth.size(); ++i) {
         smooth[i] = static_cast<int16_t>(pattern[i] * 8);
         diff[i] = static_cast<int16_t>(fill == Fill::kRandom ? static_cast<int>(rng() % 1021) - 510
-                                                              : (pattern[i] ? 510 : -510));
+                                                             : (pattern[i] ? 510 : -510));
       }
       const auto a = plane(fill, kWidth, kRows, 7);
       const auto b = plane(fill == Fill::kZero ? Fill::kMax : Fill::kZero, kWidth, kRows, 8);
@@ -174,7 +174,8 @@ TEST(DedupDsp, MotionGroupsMatchTheReference) {
         rows_b[k] = b.data() + k * kWidth;
       }
       for (const int rows : {1, 8, kRows})
-        for (const auto& [x, groups] : {std::pair{1, 1}, {8, 1}, {16, 2}, {kWidth - 9, 1}, {1, 5}}) {
+        for (const auto& [x, groups] :
+             {std::pair{1, 1}, {8, 1}, {16, 2}, {kWidth - 9, 1}, {1, 5}}) {
           // Adds to these.
           std::vector<math::MotionSums> expected(groups, {1, 2, 3, 4, 5, 6, 7}), got = expected;
           ref.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, groups,
@@ -182,7 +183,8 @@ TEST(DedupDsp, MotionGroupsMatchTheReference) {
           fast.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, rows, x, groups,
                              got.data());
           for (int g = 0; g < groups; ++g)
-            EXPECT_TRUE(got[g] == expected[g]) << name << " rows " << rows << " x " << x << " group " << g;
+            EXPECT_TRUE(got[g] == expected[g])
+                << name << " rows " << rows << " x " << x << " group " << g;
         }
     }
 }

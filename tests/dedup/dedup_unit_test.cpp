@@ -238,7 +238,9 @@ TEST(MeasureDifference, ChangeLengthIsTheLongestGroupOfUnmaskedChangedBlocks) {
   // A flat dark ground (level 30); a thin vertical line 15 levels brighter, 2 px wide, from
   // row 12 to row 92 at x = 40 (81 px: blocks 1 to 11 of column 5).
   const auto ground = [](int, int) { return 30.0; };
-  const auto line = [](int x, int y) { return x >= 40 && x < 42 && y >= 12 && y <= 92 ? 45.0 : 30.0; };
+  const auto line = [](int x, int y) {
+    return x >= 40 && x < 42 && y >= 12 && y <= 92 ? 45.0 : 30.0;
+  };
   const Frame flat = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, ground);
   const Frame streak = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, line);
   // Appearing and vanishing alike: 11 blocks of 8 rows, 88 px.
