@@ -73,7 +73,8 @@ TEST(CliModelFile, MaliciousPickleRefusedWithOneLineAndNothingRun) {
   const fs::path evil = source_dir() / "tests/models/weights/evil_zip.pth";
   const fs::path out = dir / "out.png";
   const CommandResult r = run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
-                                  quote(out.string()) + " --device cpu --model " + quote(evil.string()));
+                                  quote(out.string()) + " --device cpu --precision fp32 --model " +
+                                  quote(evil.string()));
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_EQ(r.stderr_text, "upframe: error: " + evil.string() +
                                ": refused pickle GLOBAL 'posix.system': only tensors and "
