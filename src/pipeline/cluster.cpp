@@ -1,14 +1,15 @@
-// Distributed jobs (docs/SCALE.md): the plan, one segment, the join, the status, and the
-// scripts for Slurm and Kubernetes. A segment is made by run_video_range(), the code that makes
-// each segment of a resumable job, and joined by join_video_segments(), so a distributed job's
-// output is that of one process cutting at the same frames.
+// Distributed jobs (docs/SCALE.md): the plan, one segment, the join and the status (the Slurm
+// and Kubernetes writers are in cluster_schedulers.cpp). A segment is made by
+// run_video_range(), the code that makes each segment of a resumable job, and joined by
+// join_video_segments(), so a distributed job's output is that of one process cutting at the
+// same frames.
 //
 // The job folder holds, per segment k (file f):
 //   f_NNNN/seg_KKKKKK.upseg    the finished segment (present only when whole)
 //   f_NNNN/seg_KKKKKK.json     its record: frames, options hash, stats (written after the .upseg)
 //   f_NNNN/seg_KKKKKK.lock     the worker's lock (fcntl; a killed worker's lock goes with it)
 //   f_NNNN/seg_KKKKKK.running  the running worker's progress (host, pid, frames done, fps)
-#include "upframe/pipeline/scale.hpp"
+#include "upframe/pipeline/cluster.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +28,7 @@
 #include <set>
 #include <thread>
 
+#include "pipeline/cluster_internal.hpp"
 #include "pipeline/job_internal.hpp"
 #include "pipeline/output_checks.hpp"
 #include "pipeline/resume.hpp"
@@ -37,7 +39,7 @@
 #include "upframe/pipeline/batch.hpp"
 #include "upframe/upscale/factory.hpp"
 
-namespace upframe::scale {
+namespace upframe::cluster {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -60,40 +62,10 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Writes `text` to `path` under a temporary name, synced, then renamed into place.
-void write_atomically(const fs::path& path, const std::string& text) {
-  fs::path temporary = path.parent_path() /
-                       ("." + path.filename().string() + "." + std::to_string(getpid()) + ".tmp");
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw Error(path.string(), "cannot write the file");
-  }
-  pipeline::sync_path(temporary);
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  if (ec) {
-    fs::remove(temporary, ec);
-    throw Error(path.string(), "cannot write the file: " + ec.message());
-  }
-}
-
 json read_json(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;
   return json::parse(in, nullptr, false);
-}
-
-json load_manifest(const fs::path& manifest) {
-  json m = read_json(manifest);
-  if (m.is_discarded() || !m.is_object() || m.value("kind", "") != kManifestKind)
-    throw UsageError(manifest.string(), "not a readable upframe job manifest");
-  if (m.value("version", 0) != kManifestVersion)
-    throw UsageError(manifest.string(), "manifest version " + m["version"].dump() +
-                                            ": this upframe reads version " +
-                                            std::to_string(kManifestVersion));
-  return m;
 }
 
 // The settings a worker runs with: the plan's, for one of its files.
@@ -264,6 +236,39 @@ bool start_costs_duplicate(const Settings& s, const json& segment) {
   }
 }
 
+}  // namespace
+
+void write_atomically(const fs::path& path, const std::string& text) {
+  std::string name = ".";
+  name += path.filename().string();
+  name += "." + std::to_string(getpid()) + ".tmp";
+  const fs::path temporary = path.parent_path() / name;
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw Error(path.string(), "cannot write the file");
+  }
+  pipeline::sync_path(temporary);
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    throw Error(path.string(), "cannot write the file: " + ec.message());
+  }
+}
+
+json load_manifest(const fs::path& manifest) {
+  json m = read_json(manifest);
+  if (m.is_discarded() || !m.is_object() || m.value("kind", "") != kManifestKind)
+    throw UsageError(manifest.string(), "not a readable upframe job manifest");
+  if (m.value("version", 0) != kManifestVersion)
+    throw UsageError(manifest.string(), "manifest version " + m["version"].dump() +
+                                            ": this upframe reads version " +
+                                            std::to_string(kManifestVersion));
+  return m;
+}
+
 std::string shell_quote(const std::string& word) {
   std::string out = "'";
   for (char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -275,8 +280,6 @@ fs::path this_program() {
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   return ec ? fs::path("upframe") : self;
 }
-
-}  // namespace
 
 fs::path plan_job(const Settings& settings, const PlanOptions& options) {
   if ((options.segments > 0) == (options.segment_seconds > 0))
@@ -672,168 +675,4 @@ nlohmann::json job_status(const fs::path& manifest_path) {
           {"list", list}};
 }
 
-SlurmScripts write_slurm_scripts(const fs::path& manifest_path, const SlurmOptions& options) {
-  const json m = load_manifest(manifest_path);
-  const fs::path manifest = fs::absolute(manifest_path);
-  const fs::path job = m["job_folder"].get<std::string>();
-  const std::string program = options.upframe.empty() ? this_program().string() : options.upframe;
-  const size_t count = m["segments"].size();
-  std::string common;
-  if (!options.partition.empty()) common += "#SBATCH --partition=" + options.partition + "\n";
-  if (!options.mem.empty()) common += "#SBATCH --mem=" + options.mem + "\n";
-  if (!options.time.empty()) common += "#SBATCH --time=" + options.time + "\n";
-  for (const std::string& line : options.extra) common += "#SBATCH " + line + "\n";
-  std::string segment_lines = common;
-  if (!options.gres.empty()) segment_lines += "#SBATCH --gres=" + options.gres + "\n";
-  if (options.cpus_per_task > 0)
-    segment_lines += "#SBATCH --cpus-per-task=" + std::to_string(options.cpus_per_task) + "\n";
-  SlurmScripts scripts;
-  scripts.segments = job / "slurm" / "segments.sbatch";
-  scripts.join = job / "slurm" / "join.sbatch";
-  scripts.segments_text =
-      "#!/bin/sh\n"
-      "# upframe: one array task per segment (SLURM_ARRAY_TASK_ID is the segment index).\n"
-      "#SBATCH --job-name=upframe-segments\n"
-      "#SBATCH --array=0-" +
-      std::to_string(count - 1) +
-      (options.max_running > 0 ? "%" + std::to_string(options.max_running) : std::string()) +
-      "\n#SBATCH --output=" + (job / "logs" / "segment_%a.log").string() + "\n" + segment_lines +
-      "exec " + shell_quote(program) + " run-segment " + shell_quote(manifest.string()) + "\n";
-  scripts.join_text =
-      "#!/bin/sh\n"
-      "# upframe: joins the segments once every array task succeeded (afterok).\n"
-      "#SBATCH --job-name=upframe-join\n"
-      "#SBATCH --output=" +
-      (job / "logs" / "join.log").string() + "\n" + common + "exec " + shell_quote(program) +
-      " join " + shell_quote(manifest.string()) + " --stats " +
-      shell_quote((job / "stats.json").string()) + "\n";
-  std::error_code ec;
-  fs::create_directories(job / "slurm", ec);
-  write_atomically(scripts.segments, scripts.segments_text);
-  write_atomically(scripts.join, scripts.join_text);
-  return scripts;
-}
-
-namespace {
-
-// Runs a command line, returning its stdout; throws with its output when it fails.
-std::string run_sbatch(const std::string& command, const fs::path& script) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) throw Error(script.string(), "cannot run sbatch");
-  std::string out;
-  char buffer[512];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (status != 0) throw Error(script.string(), "sbatch failed: " + out);
-  // --parsable: "ID" or "ID;cluster".
-  const std::string id = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
-  return id.substr(0, id.find(';'));
-}
-
-}  // namespace
-
-std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts) {
-  const std::string array =
-      run_sbatch("sbatch --parsable " + shell_quote(scripts.segments.string()), scripts.segments);
-  const std::string join = run_sbatch(
-      "sbatch --parsable --dependency=afterok:" + array + " " + shell_quote(scripts.join.string()),
-      scripts.join);
-  return {array, join};
-}
-
-std::pair<fs::path, std::string> write_kubernetes_manifest(const fs::path& manifest_path,
-                                                           const KubernetesOptions& options) {
-  const json m = load_manifest(manifest_path);
-  const fs::path manifest = fs::absolute(manifest_path);
-  const fs::path job = m["job_folder"].get<std::string>();
-  // The shared volume holds the inputs, the job folder and the outputs, mounted at the same
-  // path as here so the manifest's paths hold in every pod.
-  fs::path mount = options.mount;
-  if (mount.empty()) {
-    std::vector<fs::path> paths = {job};
-    for (const json& file : m["files"]) {
-      paths.push_back(fs::path(file["input"].get<std::string>()).parent_path());
-      paths.push_back(fs::path(file["output"].get<std::string>()).parent_path());
-    }
-    mount = paths.front();
-    for (const fs::path& p : paths) {
-      fs::path common;
-      auto a = mount.begin(), b = p.begin();
-      for (; a != mount.end() && b != p.end() && *a == *b; ++a, ++b) common /= *a;
-      mount = common;
-    }
-  }
-  std::string name = options.name;
-  if (name.empty()) {
-    name = "upframe-";
-    for (char c : job.filename().string())
-      name += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
-    while (name.size() > 40 || name.back() == '-') name.pop_back();
-  }
-  const size_t count = m["segments"].size();
-  const int parallelism = options.parallelism > 0 ? options.parallelism : int(count);
-  auto quoted = [](const std::string& s) { return json(s).dump(); };  // JSON strings are YAML
-  auto pod = [&](const std::string& args, bool gpu) {
-    std::string volume =
-        options.claim.empty()
-            ? "        - name: shared\n          hostPath:\n            path: " + quoted(mount) +
-                  "\n"
-            : "        - name: shared\n          persistentVolumeClaim:\n            claimName: " +
-                  quoted(options.claim) + "\n";
-    std::string resources;
-    if (gpu && !options.gpu.empty())
-      resources = "          resources:\n            limits:\n              nvidia.com/gpu: " +
-                  quoted(options.gpu) + "\n";
-    return "      restartPolicy: Never\n"
-           "      containers:\n"
-           "        - name: upframe\n"
-           "          image: " +
-           quoted(options.image) + "\n          command: [" + quoted(options.upframe) + ", " +
-           args + "]\n" + resources +
-           "          volumeMounts:\n"
-           "            - name: shared\n"
-           "              mountPath: " +
-           quoted(mount) + "\n      volumes:\n" + volume;
-  };
-  const std::string text =
-      "# upframe: one pod per segment (JOB_COMPLETION_INDEX is the segment index), then the join.\n"
-      "# Kubernetes has no dependency between Jobs: the join Job waits for the segments itself.\n"
-      "apiVersion: batch/v1\n"
-      "kind: Job\n"
-      "metadata:\n"
-      "  name: " +
-      quoted(name + "-segments") +
-      "\n"
-      "spec:\n"
-      "  completionMode: Indexed\n"
-      "  completions: " +
-      std::to_string(count) + "\n  parallelism: " + std::to_string(parallelism) +
-      "\n  backoffLimitPerIndex: 3\n"
-      "  template:\n"
-      "    spec:\n" +
-      pod(quoted("run-segment") + ", " + quoted(manifest.string()), true) +
-      "---\n"
-      "apiVersion: batch/v1\n"
-      "kind: Job\n"
-      "metadata:\n"
-      "  name: " +
-      quoted(name + "-join") +
-      "\n"
-      "spec:\n"
-      "  completions: 1\n"
-      "  backoffLimit: 2\n"
-      "  template:\n"
-      "    spec:\n" +
-      pod(quoted("join") + ", " + quoted(manifest.string()) + ", " + quoted("--wait") + ", " +
-              quoted("86400") + ", " + quoted("--stats") + ", " +
-              quoted((job / "stats.json").string()),
-          false);
-  const fs::path path = job / "k8s" / "job.yaml";
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  write_atomically(path, text);
-  return {path, text};
-}
-
-}  // namespace upframe::scale
+}  // namespace upframe::cluster
