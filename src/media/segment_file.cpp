@@ -8,6 +8,11 @@
 #include <cstring>
 
 #include "upframe/error.hpp"
+#include "upframe/media/frame_sink.hpp"
+
+extern "C" {
+#include <libavutil/crc.h>
+}
 
 namespace upframe::media {
 
@@ -15,7 +20,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr char kSegmentMagic[8] = {'U', 'P', 'F', 'S', 'E', 'G', '0', '1'};
+constexpr char kSegmentMagic[8] = {'U', 'P', 'F', 'S', 'E', 'G', '0', '2'};
+constexpr char kSegmentMagicPrefix[6] = {'U', 'P', 'F', 'S', 'E', 'G'};
+
+uint32_t crc32_update(uint32_t crc, const void* data, size_t size) {
+  return av_crc(av_crc_get_table(AV_CRC_32_IEEE_LE), crc, static_cast<const uint8_t*>(data), size);
+}
 
 // The codec parameters a segment file keeps, with the time base of its packets.
 std::vector<int64_t> segment_fields(const AVCodecParameters* p, AVRational time_base) {
@@ -104,6 +114,7 @@ void SegmentFileWriter::i64(int64_t v) { bytes(&v, sizeof v); }
 
 void SegmentFileWriter::bytes(const void* data, size_t size) {
   if (size && std::fwrite(data, 1, size, file_) != size) ok_ = false;
+  crc_ = crc32_update(crc_, data, size);
 }
 
 void SegmentFileWriter::blob(const void* data, size_t size) {
@@ -147,6 +158,9 @@ void SegmentFileWriter::write_packet(const AVPacket* packet) {
 void SegmentFileWriter::finish() {
   for (int i = 0; i < 4; ++i) i64(0);
   i64(-1);
+  const uint8_t crc[4] = {uint8_t(crc_), uint8_t(crc_ >> 8), uint8_t(crc_ >> 16),
+                          uint8_t(crc_ >> 24)};
+  bytes(crc, sizeof crc);
   bool ok = ok_ && std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
   ok = std::fclose(file_) == 0 && ok;
   file_ = nullptr;
@@ -169,7 +183,11 @@ SegmentFileReader::SegmentFileReader(const fs::path& segment)
   if (!par_) fail("out of memory");
   char magic[sizeof kSegmentMagic];
   bytes(magic, sizeof magic);
-  if (!std::equal(magic, magic + sizeof magic, kSegmentMagic)) fail("not an upframe segment file");
+  if (!std::equal(magic, magic + sizeof magic, kSegmentMagic)) {
+    if (std::equal(kSegmentMagicPrefix, kSegmentMagicPrefix + sizeof kSegmentMagicPrefix, magic))
+      fail("segment file of another upframe version");
+    fail("not an upframe segment file");
+  }
   fields_.resize(size_t(std::clamp<int64_t>(i64(), 0, 256)));
   for (int64_t& v : fields_) v = i64();
   if (fields_.size() != segment_fields(par_.get(), time_base_).size())
@@ -196,7 +214,16 @@ SegmentFileReader::~SegmentFileReader() {
 bool SegmentFileReader::next(AVPacket* packet) {
   int64_t pts = i64(), dts = i64(), duration = i64(), flags = i64();
   int64_t size = i64();
-  if (size == -1) return false;  // end record: the segment is whole
+  if (size == -1) {  // end record: the segment is whole if its checksum matches
+    const uint32_t computed = crc_;
+    uint8_t stored[4];
+    bytes(stored, sizeof stored);
+    const uint32_t expected = uint32_t(stored[0]) | uint32_t(stored[1]) << 8 |
+                              uint32_t(stored[2]) << 16 | uint32_t(stored[3]) << 24;
+    if (computed != expected)
+      fail("damaged: checksum mismatch (the file changed after it was written)");
+    return false;
+  }
   if (size < 0 || size > (int64_t(1) << 30)) fail("segment file is corrupt");
   av_packet_unref(packet);
   if (av_new_packet(packet, int(size)) < 0) fail("out of memory");
@@ -216,6 +243,7 @@ int64_t SegmentFileReader::i64() {
 
 void SegmentFileReader::bytes(void* data, size_t size) {
   if (size && std::fread(data, 1, size, file_) != size) fail("segment file is cut short");
+  crc_ = crc32_update(crc_, data, size);
 }
 
 std::string SegmentFileReader::blob(int64_t limit) {
@@ -231,3 +259,19 @@ void SegmentFileReader::fail(const std::string& problem) const {
 }
 
 }  // namespace upframe::media
+
+namespace upframe {
+
+std::string segment_file_problem(const std::filesystem::path& segment) {
+  try {
+    media::SegmentFileReader reader(segment);
+    media::PacketPtr packet = media::make_packet();
+    while (reader.next(packet.get())) {
+    }
+    return {};
+  } catch (const Error& e) {
+    return e.problem();
+  }
+}
+
+}  // namespace upframe

@@ -2,9 +2,11 @@
 // with their exact timestamps and the stream's codec parameters, with no container (so no
 // muxer rounds timestamps or shifts them).
 //
-// Layout: "UPFSEG01", the number of header fields and the fields (int64: codec parameters
+// Layout: "UPFSEG02", the number of header fields and the fields (int64: codec parameters
 // and time base, see segment_fields), the extradata, the stream side data, then one record a
-// packet (pts, dts, duration, flags, size, bytes) and an end record (size -1).
+// packet (pts, dts, duration, flags, size, bytes), an end record (size -1) and the CRC-32
+// (IEEE, little-endian) of every byte before it. The reader checks the CRC at the end record,
+// so a flipped bit anywhere in a segment is an error naming it, never a silent join.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +54,7 @@ class SegmentFileWriter {
   FILE* file_ = nullptr;
   std::string name_;
   bool ok_ = true;
+  uint32_t crc_ = 0;
 };
 
 // Reads a segment file: the header at construction, then the packets in order. Errors are
@@ -71,7 +74,8 @@ class SegmentFileReader {
   const AVCodecParameters* parameters() const { return par_.get(); }
   AVRational time_base() const { return time_base_; }
   const std::vector<StreamSideData>& side_data() const { return side_data_; }
-  // The next packet into `packet` (timestamps in time_base()); false after the last one.
+  // The next packet into `packet` (timestamps in time_base()); false after the last one,
+  // whose checksum then matched (an Error "damaged: checksum mismatch" otherwise).
   bool next(AVPacket* packet);
 
  private:
@@ -87,6 +91,7 @@ class SegmentFileReader {
   CodecParametersPtr par_;
   AVRational time_base_{0, 1};
   std::vector<StreamSideData> side_data_;
+  uint32_t crc_ = 0;
 };
 
 }  // namespace upframe::media

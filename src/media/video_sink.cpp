@@ -13,12 +13,15 @@
 // and join mode remuxes the segment files' packets, in order, into the final container with
 // the other streams copied as above. The encoder is chosen and opened as encoder_choice.cpp
 // says.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <map>
 
 #include "media/audio_transcoder.hpp"
@@ -41,6 +44,14 @@ namespace fs = std::filesystem;
 namespace {
 
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
+
+bool sync_file(const fs::path& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
+}
 
 // Tags that describe the input file rather than its content.
 bool is_stale_tag(const std::string& key) {
@@ -91,6 +102,7 @@ class VideoSink final : public FrameSink {
                            const std::vector<StreamSideData>& side_data);
   void finish_segment();
   void encode(int64_t index, const Frame& frame, int64_t pts);
+  Frame encoder_input(const AVFrame* pixels, int64_t pts) const;
   void drain(int64_t index);
   void copy_until(int64_t ts, AVRational time_base);
   void transcode(int input_index, const AVPacket* packet);
@@ -391,16 +403,42 @@ void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
              std::to_string(encoder_->height) + " to " + std::to_string(frame.width()) + "x" +
              std::to_string(frame.height()),
          index);
-  Frame converted = converter_.convert(frame, encoder_->pix_fmt).ref();
-  AVFrame* f = converted.av();
+  const Frame converted = converter_.convert(frame, encoder_->pix_fmt);
   if (last_pts_ != AV_NOPTS_VALUE && pts <= last_pts_) pts = last_pts_ + 1;
   last_pts_ = pts;
-  f->pts = pts;
-  f->pict_type = AV_PICTURE_TYPE_NONE;
-  f->sample_aspect_ratio = encoder_->sample_aspect_ratio;
-  int err = avcodec_send_frame(encoder_.get(), f);
+  const Frame clean = encoder_input(converted.av(), pts);
+  int err = avcodec_send_frame(encoder_.get(), clean.av());
   if (err < 0) fail("cannot encode: " + av_error_string(err), index);
   drain(index);
+}
+
+// A new frame holding only the pixels (referenced, not copied), the timestamp and the
+// stream's description: nothing a decoder or an earlier stage left on the frame (picture
+// type, key-frame and interlace flags, side data such as captions or SEI, opaque fields,
+// packet positions) reaches the encoder, so identical input gives identical packets.
+Frame VideoSink::encoder_input(const AVFrame* pixels, int64_t pts) const {
+  AVFrame* f = av_frame_alloc();
+  if (!f) fail("out of memory");
+  Frame owner = Frame::adopt(f);
+  f->format = pixels->format;
+  f->width = pixels->width;
+  f->height = pixels->height;
+  for (size_t i = 0; i < std::size(pixels->buf) && pixels->buf[i]; ++i) {
+    f->buf[i] = av_buffer_ref(pixels->buf[i]);
+    if (!f->buf[i]) fail("out of memory");
+  }
+  for (size_t i = 0; i < std::size(pixels->data); ++i) {
+    f->data[i] = pixels->data[i];
+    f->linesize[i] = pixels->linesize[i];
+  }
+  f->pts = pts;
+  f->sample_aspect_ratio = encoder_->sample_aspect_ratio;
+  f->color_range = encoder_->color_range;
+  f->color_primaries = encoder_->color_primaries;
+  f->color_trc = encoder_->color_trc;
+  f->colorspace = encoder_->colorspace;
+  f->chroma_location = encoder_->chroma_sample_location;
+  return owner;
 }
 
 void VideoSink::drain(int64_t index) {
@@ -496,6 +534,9 @@ void VideoSink::finish() {
     if (err < 0) fail("cannot write: " + av_error_string(err));
   }
   close_output();
+  // On disk before it takes the output's name, so the name never points at a partial file.
+  if (!sync_file(temporary_)) fail(std::string("cannot sync the file: ") + std::strerror(errno));
+  if (options_.before_rename) options_.before_rename(temporary_);
   std::error_code ec;
   fs::rename(temporary_, final_, ec);
   if (ec) fail("cannot move the finished file into place: " + ec.message());

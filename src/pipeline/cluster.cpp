@@ -29,6 +29,7 @@
 #include <thread>
 
 #include "pipeline/cluster_internal.hpp"
+#include "pipeline/file_lock.hpp"
 #include "pipeline/job_internal.hpp"
 #include "pipeline/output_checks.hpp"
 #include "pipeline/resume.hpp"
@@ -155,60 +156,27 @@ std::vector<int64_t> segment_starts(const VideoPacketIndex& index, const PlanOpt
   return starts;
 }
 
-// The lock of a segment, held while this process runs it (fcntl record locks: released by the
-// kernel when the process dies, and seen across NFS clients).
-class SegmentLock {
- public:
-  explicit SegmentLock(const fs::path& path) {
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw Error(path.string(), "cannot open the segment's lock file");
-    struct flock lock {};
-    lock.l_type = F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (fcntl(fd_, F_SETLK, &lock) == 0) {
-      held_ = true;
-    } else if (errno != EAGAIN && errno != EACCES) {
-      // No locks on this file system: the final link still lets only one worker win.
-      spdlog::info("{}: file locks unavailable ({}): relying on the atomic link alone",
-                   path.string(), std::strerror(errno));
-      held_ = true;
-    }
-  }
-  ~SegmentLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-  SegmentLock(const SegmentLock&) = delete;
-  SegmentLock& operator=(const SegmentLock&) = delete;
-  bool held() const { return held_; }
-
- private:
-  int fd_ = -1;
-  bool held_ = false;
-};
-
-// Whether a live process holds the lock at `path` (without taking it).
-bool lock_held_by_other(const fs::path& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  const bool held = fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
-  close(fd);
-  return held;
-}
-
-// Empty when the segment is finished and matches the plan; else why not.
-std::string segment_problem(const json& segment, const json& file) {
+// Empty when the segment is finished and matches the plan; else why not. `read_it`: its file
+// is read through to check its checksum too (a damaged segment is made again or refused).
+std::string segment_problem(const json& segment, const json& file, bool read_it = true) {
   const SegmentFiles files = segment_files(segment);
   std::error_code ec;
   if (!fs::exists(files.upseg, ec)) return "missing";
   const json record = read_json(files.record);
   if (record.is_discarded() || !record.is_object()) return "has no record (unfinished)";
-  if (record.value("options_hash", "") != file.value("options_hash", ""))
+  for (const char* key : {"frames", "unique", "duplicates", "start_duplicate_lost"})
+    if (!record.contains(key) || !record[key].is_number_integer())
+      return "has a damaged record (" + files.record.filename().string() + ": " + key + ")";
+  if (!record.contains("seconds") || !record["seconds"].is_number())
+    return "has a damaged record (" + files.record.filename().string() + ": seconds)";
+  if (const std::string problem = read_it ? segment_file_problem(files.upseg) : std::string();
+      !problem.empty())
+    return problem;
+  if (!record.contains("options_hash") || record["options_hash"] != file["options_hash"])
     return "made with other settings";
-  if (record.value("input", json()) != file["identity"]) return "made from another input";
-  const int64_t frames = record.value("frames", int64_t(-1));
+  if (!record.contains("input") || record["input"] != file["identity"])
+    return "made from another input";
+  const int64_t frames = record["frames"].get<int64_t>();
   const int64_t planned = segment["frames"].get<int64_t>();
   if (frames != planned)
     return "holds " + std::to_string(frames) + " frames, the plan " + std::to_string(planned);
@@ -258,14 +226,144 @@ void write_atomically(const fs::path& path, const std::string& text) {
   }
 }
 
+namespace {
+
+// A manifest is input, not trust: every field a worker or the join reads is checked before
+// use, and every path it writes is derived from the manifest's own folder. A problem is one
+// line naming the manifest and the field.
+class ManifestCheck {
+ public:
+  explicit ManifestCheck(const fs::path& manifest) : manifest_(manifest) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
+    throw UsageError(manifest_.string(), "field " + field + ": " + problem +
+                                             " (a damaged or hand-edited manifest: plan the "
+                                             "job again)");
+  }
+  const json& member(const json& object, const std::string& key, const std::string& field) const {
+    if (!object.contains(key)) fail(field, "missing");
+    return object[key];
+  }
+  std::string text(const json& object, const std::string& key, const std::string& field) const {
+    const json& v = member(object, key, field);
+    if (!v.is_string()) fail(field, "must be a string, not " + std::string(v.type_name()));
+    return v.get<std::string>();
+  }
+  int64_t integer(const json& object, const std::string& key, const std::string& field,
+                  int64_t min) const {
+    const json& v = member(object, key, field);
+    if (!v.is_number_integer())
+      fail(field, "must be an integer, not " + std::string(v.type_name()));
+    const int64_t n = v.get<int64_t>();
+    if (n < min) fail(field, "must be at least " + std::to_string(min));
+    return n;
+  }
+  void integer_or_null(const json& object, const std::string& key, const std::string& field) const {
+    const json& v = member(object, key, field);
+    if (!v.is_null() && !v.is_number_integer())
+      fail(field, "must be an integer or null, not " + std::string(v.type_name()));
+  }
+  const json& of_type(const json& object, const std::string& key, const std::string& field,
+                      json::value_t type, const char* what) const {
+    const json& v = member(object, key, field);
+    if (v.type() != type) fail(field, std::string("must be ") + what + ", not " + v.type_name());
+    return v;
+  }
+  // An absolute path without `.` or `..` steps.
+  fs::path clean_path(const json& object, const std::string& key, const std::string& field) const {
+    const fs::path p = text(object, key, field);
+    if (!p.is_absolute()) fail(field, "must be an absolute path");
+    for (const fs::path& part : p)
+      if (part == "." || part == "..") fail(field, "must not hold '.' or '..' steps");
+    return p;
+  }
+
+ private:
+  fs::path manifest_;
+};
+
+bool is_within(const fs::path& path, const fs::path& folder) {
+  auto a = folder.begin(), b = path.begin();
+  for (; a != folder.end() && !a->empty(); ++a, ++b)
+    if (b == path.end() || *a != *b) return false;
+  return true;
+}
+
+void check_manifest(const json& m, const fs::path& manifest) {
+  const ManifestCheck check(manifest);
+  // The job folder is where the manifest is: what a worker writes is derived from it.
+  const fs::path job = check.clean_path(m, "job_folder", "job_folder");
+  std::error_code ec;
+  const fs::path here = fs::weakly_canonical(fs::absolute(manifest).parent_path(), ec);
+  if (fs::weakly_canonical(job, ec) != here)
+    check.fail("job_folder", "is not the folder that holds the manifest (" + here.string() + ")");
+  const json& settings =
+      check.of_type(m, "settings", "settings", json::value_t::object, "an object");
+  for (auto it = settings.begin(); it != settings.end(); ++it)
+    if (!it.value().is_string()) check.fail("settings." + it.key(), "must be a string");
+  const json& files = check.of_type(m, "files", "files", json::value_t::array, "a list");
+  if (files.empty()) check.fail("files", "must list at least one file");
+  const json& segments = check.of_type(m, "segments", "segments", json::value_t::array, "a list");
+  int64_t next_segment = 0;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::string at = "files[" + std::to_string(f) + "]";
+    const json& file = files[f];
+    if (!file.is_object()) check.fail(at, "must be an object");
+    const fs::path input = check.clean_path(file, "input", at + ".input");
+    const fs::path output = check.clean_path(file, "output", at + ".output");
+    if (!is_video_path(output)) check.fail(at + ".output", "is not a video file name");
+    if (output == input) check.fail(at + ".output", "is the input");
+    if (is_within(output, job)) check.fail(at + ".output", "is inside the job folder");
+    check.of_type(file, "identity", at + ".identity", json::value_t::object, "an object");
+    check.of_type(file, "options", at + ".options", json::value_t::object, "an object");
+    check.text(file, "options_hash", at + ".options_hash");
+    check.integer(file, "frames", at + ".frames", 0);
+    char folder_name[32];
+    std::snprintf(folder_name, sizeof folder_name, "f_%04zu", f);
+    if (check.clean_path(file, "folder", at + ".folder") != job / folder_name)
+      check.fail(at + ".folder", "must be " + (job / folder_name).string());
+    if (check.integer(file, "first_segment", at + ".first_segment", 0) != next_segment)
+      check.fail(at + ".first_segment", "must be " + std::to_string(next_segment));
+    const int64_t count = check.integer(file, "segments", at + ".segments", 1);
+    if (next_segment + count > int64_t(segments.size()))
+      check.fail(at + ".segments", "more than the segments listed");
+    for (int64_t k = next_segment; k < next_segment + count; ++k) {
+      const std::string sat = "segments[" + std::to_string(k) + "]";
+      const json& segment = segments[size_t(k)];
+      if (!segment.is_object()) check.fail(sat, "must be an object");
+      if (check.integer(segment, "index", sat + ".index", 0) != k)
+        check.fail(sat + ".index", "must be " + std::to_string(k));
+      if (check.integer(segment, "file", sat + ".file", 0) != int64_t(f))
+        check.fail(sat + ".file", "must be " + std::to_string(f));
+      for (const char* key : {"start_pts", "end_pts", "lookback_pts"})
+        check.integer_or_null(segment, key, sat + "." + key);
+      check.integer(segment, "first_frame", sat + ".first_frame", 0);
+      check.integer(segment, "frames", sat + ".frames", 0);
+      // A worker writes only inside the job's folder, under the name the plan gives.
+      const fs::path expected = job / folder_name / (segment_stem(k) + ".upseg");
+      if (check.clean_path(segment, "path", sat + ".path") != expected)
+        check.fail(sat + ".path", "must be " + expected.string() +
+                                      " (segments are written only inside the job folder)");
+    }
+    next_segment += count;
+  }
+  if (next_segment != int64_t(segments.size()))
+    check.fail("segments", "lists " + std::to_string(segments.size()) + ", the files " +
+                               std::to_string(next_segment));
+}
+
+}  // namespace
+
 json load_manifest(const fs::path& manifest) {
   json m = read_json(manifest);
-  if (m.is_discarded() || !m.is_object() || m.value("kind", "") != kManifestKind)
+  if (m.is_null()) throw UsageError(manifest.string(), "cannot read the manifest");
+  if (m.is_discarded() || !m.is_object() || !m.contains("kind") || m["kind"] != kManifestKind)
     throw UsageError(manifest.string(), "not a readable upframe job manifest");
-  if (m.value("version", 0) != kManifestVersion)
-    throw UsageError(manifest.string(), "manifest version " + m["version"].dump() +
+  if (m.value("version", json()) != kManifestVersion)
+    throw UsageError(manifest.string(), "manifest version " + m.value("version", json()).dump() +
                                             ": this upframe reads version " +
                                             std::to_string(kManifestVersion));
+  check_manifest(m, manifest);
   return m;
 }
 
@@ -451,7 +549,8 @@ SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
                          "): give them explicitly to upframe plan");
 
   const SegmentFiles files = segment_files(segment);
-  SegmentLock lock(files.lock);
+  // (A killed worker's lock goes with it; see FileLock.)
+  pipeline::FileLock lock(files.lock);
   if (!lock.held()) {
     spdlog::info("{}: another worker is running it; leaving it to that one", where);
     return {SegmentOutcome::kTakenByOtherWorker, {}};
@@ -635,12 +734,12 @@ nlohmann::json job_status(const fs::path& manifest_path) {
     const int64_t frames = segment["frames"].get<int64_t>();
     frames_total += frames;
     json entry = {{"index", segment["index"]}, {"frames", frames}};
-    if (segment_problem(segment, file).empty()) {
+    if (segment_problem(segment, file, false).empty()) {
       entry["state"] = "done";
       entry["frames_done"] = frames;
       frames_done += frames;
       ++done;
-    } else if (lock_held_by_other(files.lock)) {
+    } else if (pipeline::lock_held_by_other(files.lock)) {
       const json progress = read_json(files.running);
       const int64_t so_far = progress.is_object() ? progress.value("frames_done", int64_t(0)) : 0;
       entry["state"] = "running";

@@ -230,8 +230,11 @@ pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const Vid
   return config;
 }
 
+// `record` is called with the finished output under its temporary name, just before it takes
+// the output's name (video outputs; the caller records the other kinds afterwards).
 JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
-                       const ProgressCallback& progress, const StopFlag* stop) {
+                       const ProgressCallback& progress, const StopFlag* stop,
+                       const std::function<void(const fs::path&)>& record) {
   using pipeline::Clock;
   auto start = Clock::now();
   JobStats stats;
@@ -289,7 +292,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     fo.quality = s.quality;
     fo.overwrite = s.overwrite;
     fo.work_folder = partial->folder();
-    fo.work_private_files = {pipeline::PartialRun::kManifestName};
+    fo.work_private_files = {pipeline::PartialRun::kManifestName, pipeline::PartialRun::kLockName};
     const int64_t written = count_written_frames(partial->folder(), plan.format);
     if (written > 0) {
       spdlog::info("{} frame(s) already written by the interrupted run", written);
@@ -301,6 +304,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     vo.encoder = s.encoder;
     vo.crf = s.crf;
     vo.overwrite = s.overwrite;
+    vo.before_rename = record;
     stats.encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
     partial = std::make_unique<pipeline::PartialRun>(
         plan.path, pipeline::input_identity(s.input),
@@ -332,6 +336,10 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     if (partial)
       spdlog::info("interrupted: the partial run stays at {}; run again with --resume to continue",
                    partial->folder().string());
+    throw;
+  } catch (const pipeline::DamagedSegment&) {
+    // The damaged segment is dropped; the others stay for --resume, which makes it again.
+    sink->suspend();
     throw;
   } catch (...) {
     // Another error: the partial run goes too (nothing is left behind a failed job).
@@ -407,10 +415,16 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress, con
   std::error_code ec;
   const bool output_there = fs::exists(plan.path, ec) &&
                             !(fs::is_directory(plan.path, ec) && fs::is_empty(plan.path, ec));
-  if (settings.resume && plan.kind != OutputKind::kNull && output_there &&
-      !fs::exists(pipeline::partial_folder(plan.path), ec)) {
-    const std::string mismatch = pipeline::finished_output_mismatch(plan.path, input_id, options);
+  const bool partial_there = fs::exists(pipeline::partial_folder(plan.path), ec);
+  const std::string mismatch =
+      settings.resume && plan.kind != OutputKind::kNull && output_there
+          ? pipeline::finished_output_mismatch(plan.path, input_id, options)
+          : std::string("not checked");
+  if (mismatch.empty() ||
+      (settings.resume && plan.kind != OutputKind::kNull && output_there && !partial_there)) {
     if (mismatch.empty()) {
+      // A kill while finishing may have left the partial run beside the finished output.
+      pipeline::remove_finished_leftovers(plan.path);
       spdlog::info(
           "{}: already complete (a finished job with this input and these options): "
           "nothing to do",
@@ -428,10 +442,17 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress, con
                                                mismatch + "): use -y to overwrite");
   }
   pipeline::check_output(plan, settings.input, settings.overwrite);
+  // A video output carries its record from the instant it has its name (a kill just after the
+  // rename leaves a finished job that --resume recognises); the others get it after.
+  bool recorded = false;
+  auto record = [&](const fs::path& finished) {
+    pipeline::record_finished_output(finished, input_id, options);
+    recorded = true;
+  };
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan)
-                       : run_video_job(settings, *upscaler, plan, progress, stop);
-  if (plan.kind != OutputKind::kNull)
+                       : run_video_job(settings, *upscaler, plan, progress, stop, record);
+  if (plan.kind != OutputKind::kNull && !recorded)
     pipeline::record_finished_output(plan.path, input_id, options);
   if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());
   return stats;

@@ -479,5 +479,152 @@ TEST(CliResume, FinishedFramesFolderAndImageAreAlreadyComplete) {
   EXPECT_EQ(read_file(stray), read_file(image));
 }
 
+// --- nothing lost (issue 21) ---
+
+// The program with an environment variable set, run to its end.
+CommandResult run_upframe_with(const std::string& environment, const fs::path& in,
+                               const fs::path& out, const std::vector<std::string>& args,
+                               const std::string& extra = "") {
+  return run_command(environment + " " + quote(cli_path().string()) + " " + quote(in.string()) +
+                     " -o " + quote(out.string()) + join_args(args) + " " + extra);
+}
+
+// Two plain runs on one output: the second is refused with one line naming the first process
+// (status 2), with or without -y, and the first one's partial run and output are untouched.
+TEST(CliResume, SecondRunOnOneOutputIsRefusedWhileTheFirstRuns) {
+  auto dir = scratch_dir("cli-resume-two-runs");
+  auto in = make_input(dir);
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
+
+  auto out = dir / "out.mkv";
+  auto partial = pipeline_partial(out);
+  pid_t first = spawn_upframe(in, out, kVideoArgs);
+  ASSERT_TRUE(wait_while_running(first, [&] { return manifest_segments(partial) >= 1; }))
+      << "the first run ended before a segment was finished";
+  for (const std::string extra : {"", "-y", "--resume"}) {
+    auto r = run_upframe(in, out, kVideoArgs, extra);
+    EXPECT_EQ(r.exit_status, 2) << extra << ": " << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find("upframe: error: " + partial.string() +
+                                 ": another upframe process (pid " + std::to_string(first)),
+              std::string::npos)
+        << extra << ": " << r.stderr_text;
+    EXPECT_TRUE(fs::exists(partial / "manifest.json")) << extra;
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(first, &status, 0), first);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(framemd5(out), framemd5(reference));
+}
+
+// A kill at each step of finishing (after the join is written and recorded, after its rename,
+// after the partial folder is renamed away, half way through removing it) leaves either a
+// partial run that --resume finishes or a finished output that --resume recognises; never a
+// half-deleted partial folder under its name. Each time the result is the uninterrupted one.
+TEST(CliResume, KillAtEveryFinishStepLeavesAResumableOrFinishedJob) {
+  auto dir = scratch_dir("cli-resume-finish-kill");
+  auto in = make_input(dir);
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
+  const auto expected = framemd5(reference);
+  for (const std::string step :
+       {"joined", "output-renamed", "partial-renamed", "partial-half-removed"}) {
+    SCOPED_TRACE(step);
+    const fs::path out = dir / (step + ".mkv");
+    auto partial = pipeline_partial(out);
+    auto r = run_upframe_with("UPFRAME_TEST_KILL_AT=" + step, in, out, kVideoArgs);
+    ASSERT_EQ(r.exit_status, 128 + SIGKILL) << r.stderr_text;
+    // Whole or absent: the partial folder, if there, still has its manifest and segments.
+    if (fs::exists(partial)) {
+      EXPECT_EQ(manifest_segments(partial), 12u);
+    }
+    EXPECT_TRUE(fs::exists(partial) || fs::exists(out));
+
+    r = run_upframe(in, out, kVideoArgs, "--resume");
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    EXPECT_EQ(framemd5(out), expected);
+    EXPECT_FALSE(fs::exists(partial));
+    EXPECT_FALSE(fs::exists(partial.string() + ".done"));
+    r = run_upframe(in, out, kVideoArgs, "--resume");
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find("already complete"), std::string::npos) << r.stderr_text;
+  }
+  expect_no_temporaries(dir);
+}
+
+// Flips one byte of `file` at `offset` from its end.
+void flip_byte(const fs::path& file, std::streamoff from_end) {
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-from_end, std::ios::end);
+  char c = 0;
+  f.get(c);
+  f.seekp(-from_end, std::ios::end);
+  f.put(char(c ^ 0x20));
+}
+
+// A flipped byte in a finished segment (in a packet's payload, where nothing but the checksum
+// can see it) is one warning naming the segment, which --resume makes again: the output is
+// the uninterrupted one, never a silent join of the damaged bytes.
+TEST(CliResume, FlippedByteInASegmentIsNamedAndMadeAgain) {
+  auto dir = scratch_dir("cli-resume-flipped");
+  auto in = make_input(dir);
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
+  auto out = dir / "out.mkv";
+  auto partial = pipeline_partial(out);
+  // Every segment finished, the join not yet renamed into place.
+  auto r = run_upframe_with("UPFRAME_TEST_KILL_AT=joined", in, out, kVideoArgs);
+  ASSERT_EQ(r.exit_status, 128 + SIGKILL) << r.stderr_text;
+  const fs::path damaged = partial / "seg_000003.upseg";
+  ASSERT_TRUE(fs::exists(damaged));
+  flip_byte(damaged, 200);  // inside the last packets, before the end record
+
+  r = run_upframe(in, out, kVideoArgs, "--resume --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_NE(
+      r.stderr_text.find("upframe: warning: " + damaged.string() + ": damaged: checksum mismatch"),
+      std::string::npos)
+      << r.stderr_text;
+  EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], 110);  // all but the damaged one
+  EXPECT_EQ(framemd5(out), framemd5(reference));
+  EXPECT_FALSE(fs::exists(partial));
+}
+
+// Packets (not decoded frames) of the video stream: equal when the encoder made the same
+// bytes.
+std::vector<std::string> packet_md5(const fs::path& file) {
+  auto r = run_command("ffmpeg -hide_banner -v error -i " + quote(file.string()) +
+                       " -map 0:v -c copy -f framemd5 -");
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  return {r.stdout_text};
+}
+
+// Identical runs give identical bytes, segment after segment, so that "resume and segments
+// give the frames of one process" holds for lossy encoders too: the same H.264 job three
+// times, in pipeline mode and one frame at a time, each with several segments.
+TEST(CliResume, IdenticalRunsGiveIdenticalStreams) {
+  auto dir = scratch_dir("cli-resume-identical");
+  auto in = make_input(dir);
+  for (const std::string mode : {"", "--no-parallel"}) {
+    SCOPED_TRACE(mode.empty() ? "pipeline" : mode);
+    const std::vector<std::string> args = {"--model", "lanczos",          "--encoder",
+                                           "libx264", "--segment-frames", "48"};
+    std::vector<std::vector<std::string>> packets, frames;
+    for (int run = 0; run < 3; ++run) {
+      auto out = dir / ("run" + std::to_string(run) + (mode.empty() ? "p" : "s") + ".mp4");
+      auto r = run_upframe(in, out, args, mode);
+      ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+      packets.push_back(packet_md5(out));
+      frames.push_back(framemd5(out));
+    }
+    EXPECT_EQ(count_stream_lines(frames[0], "0"), 120u);
+    for (int run = 1; run < 3; ++run) {
+      EXPECT_EQ(packets[run], packets[0]) << "run " << run;
+      EXPECT_EQ(frames[run], frames[0]) << "run " << run;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace upframe::test

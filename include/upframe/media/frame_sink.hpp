@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ struct VideoSinkOptions {
   int threads = 0;
   bool copy_other_streams = true;  // audio, subtitles, attachments, data
   bool overwrite = false;
+  // Called with the finished file, synced, under its temporary name just before the rename
+  // to the output (a direct or joined video): what must hold of the output from its first
+  // instant, such as the finished-job record, goes on it here.
+  std::function<void(const std::filesystem::path&)> before_rename;
 };
 
 // Encodes to `output` (container from the extension), built as `.NAME.upframe-tmp.EXT`
@@ -85,9 +90,10 @@ std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& 
                                                    const VideoInfo& in,
                                                    const FramesFolderOptions& options);
 
-// One segment of a resumable video output (SPEC section 8, resume): its frames encoded by a
-// fresh encoder (so it starts with a keyframe and decodes on its own), the packets stored with
-// their exact timestamps and the stream's codec parameters in upframe's segment file format.
+// One segment of a resumable video output (docs/ARCHITECTURE.md, "Resume"): its frames
+// encoded by a fresh encoder (so it starts with a keyframe and decodes on its own), the
+// packets stored with their exact timestamps and the stream's codec parameters in upframe's
+// segment file format, with a checksum of the whole file.
 // Built under a temporary name, synced to disk and renamed by finish(), so a segment file is
 // whole or absent. `container` is the final output (its container decides the encoder's
 // global headers); other streams are not copied here but by join_video_segments().
@@ -96,10 +102,15 @@ std::unique_ptr<FrameSink> make_video_segment_sink(const std::filesystem::path& 
                                                    const VideoInfo& in, int width, int height,
                                                    const VideoSinkOptions& options);
 
+// Empty when the segment file at `segment` is whole (its end record present) and its checksum
+// matches its content; otherwise the problem ("damaged: checksum mismatch", "cut short", ...).
+std::string segment_file_problem(const std::filesystem::path& segment);
+
 // Joins segment files, in order, into `output` without re-encoding (packets remuxed), with
 // the other streams of `in.path` copied as make_video_sink() does; written under a temporary
-// name and renamed. Throws upframe::Error naming the segment for an unreadable one or segments
-// that do not fit together. Returns the notes (streams dropped, encoder).
+// name and renamed. Throws upframe::Error naming the segment for an unreadable or damaged one
+// (checksum mismatch: nothing is renamed into place) or segments that do not fit together. Returns
+// the notes (streams dropped, encoder).
 std::vector<std::string> join_video_segments(const std::filesystem::path& output,
                                              const std::vector<std::filesystem::path>& segments,
                                              const VideoInfo& in, const VideoSinkOptions& options);
