@@ -209,7 +209,9 @@ bool start_costs_duplicate(const Settings& s, const json& segment) {
 void write_atomically(const fs::path& path, const std::string& text) {
   std::string name = ".";
   name += path.filename().string();
-  name += "." + std::to_string(getpid()) + ".tmp";
+  name += '.';
+  name += std::to_string(getpid());
+  name += ".tmp";
   const fs::path temporary = path.parent_path() / name;
   {
     std::ofstream out(temporary, std::ios::trunc);
@@ -356,8 +358,8 @@ void check_manifest(const json& m, const fs::path& manifest) {
 
 json load_manifest(const fs::path& manifest) {
   json m = read_json(manifest);
-  if (m.is_null()) throw UsageError(manifest.string(), "cannot read the manifest");
-  if (m.is_discarded() || !m.is_object() || !m.contains("kind") || m["kind"] != kManifestKind)
+  if (m.is_null() || m.is_discarded() || !m.is_object() || !m.contains("kind") ||
+      m["kind"] != kManifestKind)
     throw UsageError(manifest.string(), "not a readable upframe job manifest");
   if (m.value("version", json()) != kManifestVersion)
     throw UsageError(manifest.string(), "manifest version " + m.value("version", json()).dump() +

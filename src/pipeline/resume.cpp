@@ -279,7 +279,9 @@ bool PartialRun::create(const nlohmann::json& input, const nlohmann::json& optio
   // replacing anything: another process sees no partial folder, or a whole locked one.
   std::string name = ".";
   name += folder_.filename().string();
-  name += "." + std::to_string(getpid()) + ".upframe-tmp";
+  name += '.';
+  name += std::to_string(getpid());
+  name += ".upframe-tmp";
   const fs::path building = folder_.parent_path() / name;
   fs::remove_all(building, ec);
   fs::create_directory(building, ec);
