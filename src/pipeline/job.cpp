@@ -309,17 +309,14 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     partial = std::make_unique<pipeline::PartialRun>(
         plan.path, pipeline::input_identity(s.input),
         output_options(s, upscaler, plan, stats.encoder), s.resume, s.overwrite);
-    if (!partial->segments().empty()) {
-      const int64_t segment_frames = s.segment_frames;
-      std::map<int64_t, int64_t> done = partial->segments();
-      already_written = [done, segment_frames](int64_t index) {
-        return done.count(index / segment_frames) > 0;
-      };
-    }
+    auto cuts = std::make_shared<pipeline::SegmentCuts>(partial->segments(), s.segment_frames,
+                                                        s.segment_max_seconds);
+    if (!partial->segments().empty())
+      already_written = [cuts](int64_t index) { return cuts->kept(index); };
+    config.starts_segment = [cuts](int64_t index) { return cuts->starts_segment(index); };
     sink = make_segmented_video_sink(*partial, plan.path, info, out_w, out_h, vo, s.segment_frames);
   }
 
-  if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
   config.already_written = already_written;
   config.stop = stop;
   try {
@@ -333,9 +330,21 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   } catch (const Interrupted&) {
     // Kept for --resume: finished segments (or whole frames) and the manifest.
     sink->suspend();
-    if (partial)
-      spdlog::info("interrupted: the partial run stays at {}; run again with --resume to continue",
-                   partial->folder().string());
+    if (partial) {
+      const int64_t kept = plan.kind == OutputKind::kVideo
+                               ? partial->frames_kept()
+                               : count_written_frames(partial->folder(), plan.format);
+      if (kept > 0)
+        spdlog::info(
+            "interrupted: {} frame(s) kept in the partial run at {}; run again with --resume "
+            "to continue",
+            kept, partial->folder().string());
+      else
+        spdlog::info(
+            "interrupted before any frame was kept; the partial run at {} holds the job's "
+            "settings only",
+            partial->folder().string());
+    }
     throw;
   } catch (const pipeline::DamagedSegment&) {
     // The damaged segment is dropped; the others stay for --resume, which makes it again.

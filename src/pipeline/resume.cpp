@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <vector>
 
 #include "upframe/error.hpp"
@@ -27,7 +28,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kManifestVersion = 1;
+constexpr int kManifestVersion = 2;       // 2: segments by first frame, checksummed files
 constexpr size_t kHashedBytes = 1 << 20;  // first and last MiB of the input
 
 }  // namespace
@@ -250,18 +251,31 @@ void PartialRun::open_existing(const nlohmann::json& input, const nlohmann::json
   lock_ = std::move(lock);
   lock_->write_holder();
   manifest_ = old;
-  for (const auto& seg : manifest_["segments"]) {
-    const int64_t index = seg.value("index", int64_t(-1));
-    const int64_t frames = seg.value("frames", int64_t(0));
-    if (index < 0 || frames <= 0) continue;
+  const nlohmann::json& listed = manifest_["segments"];
+  int64_t end = 0;
+  for (size_t i = 0; i < listed.size(); ++i) {
+    const nlohmann::json& seg = listed[i];
+    const std::string field = "segments[" + std::to_string(i) + "]";
+    auto number = [&](const char* key, int64_t min) {
+      if (!seg.is_object() || !seg.contains(key) || !seg[key].is_number_integer() ||
+          seg[key].get<int64_t>() < min)
+        throw UsageError((folder_ / kManifestName).string(),
+                         "field " + field + "." + key + ": must be an integer of at least " +
+                             std::to_string(min) +
+                             " (a damaged manifest: remove the folder, or use -y without "
+                             "--resume)");
+      return seg[key].get<int64_t>();
+    };
+    const int64_t first = number("first_frame", end), frames = number("frames", 1);
+    end = first + frames;
     // A segment damaged since it was written (a flipped bit, a truncation) is made again.
-    const fs::path file = segment_path(index);
+    const fs::path file = segment_path(first);
     if (const std::string problem = segment_file_problem(file); !problem.empty()) {
       spdlog::warn("{}: {}: it is made again", file.string(), problem);
       fs::remove(file, ec);
       continue;
     }
-    segments_[index] = frames;
+    segments_[first] = frames;
   }
   // Files half written when the run stopped.
   for (const auto& entry : fs::directory_iterator(folder_, ec))
@@ -312,29 +326,36 @@ bool PartialRun::create(const nlohmann::json& input, const nlohmann::json& optio
               std::string("cannot create the partial-run folder: ") + std::strerror(error));
 }
 
-fs::path PartialRun::segment_path(int64_t segment) const {
-  char name[32];
-  std::snprintf(name, sizeof name, "seg_%06lld.upseg", static_cast<long long>(segment));
+fs::path PartialRun::segment_path(int64_t first_frame) const {
+  char name[40];
+  std::snprintf(name, sizeof name, "seg_%08lld.upseg", static_cast<long long>(first_frame));
   return folder_ / name;
 }
 
-void PartialRun::record_segment(int64_t segment, int64_t frames) {
-  segments_[segment] = frames;
+int64_t PartialRun::frames_kept() const {
+  int64_t frames = 0;
+  for (const auto& [first, count] : segments_) frames += count;
+  return frames;
+}
+
+void PartialRun::record_segment(int64_t first_frame, int64_t frames) {
+  segments_[first_frame] = frames;
   save(folder_);
 }
 
-void PartialRun::forget_segment(int64_t segment) {
-  segments_.erase(segment);
+void PartialRun::forget_segment(int64_t first_frame) {
+  segments_.erase(first_frame);
   save(folder_);
   std::error_code ec;
-  fs::remove(segment_path(segment), ec);
+  fs::remove(segment_path(first_frame), ec);
 }
 
 void PartialRun::save(const fs::path& folder) {
   nlohmann::json list = nlohmann::json::array();
-  for (const auto& [index, frames] : segments_)
-    list.push_back(
-        {{"index", index}, {"frames", frames}, {"file", segment_path(index).filename().string()}});
+  for (const auto& [first, frames] : segments_)
+    list.push_back({{"first_frame", first},
+                    {"frames", frames},
+                    {"file", segment_path(first).filename().string()}});
   manifest_["segments"] = list;
   const fs::path target = folder / kManifestName;
   const fs::path temporary = folder / ".manifest.json.upframe-tmp";
@@ -389,6 +410,41 @@ bool remove_finished_leftovers(const fs::path& output) {
   return any;
 }
 
+SegmentCuts::SegmentCuts(std::map<int64_t, int64_t> kept, int64_t segment_frames,
+                         double max_seconds)
+    : kept_(std::move(kept)),
+      segment_frames_(std::max<int64_t>(1, segment_frames)),
+      max_seconds_(max_seconds) {}
+
+bool SegmentCuts::kept(int64_t index) const {
+  auto it = kept_.upper_bound(index);
+  if (it == kept_.begin()) return false;
+  --it;
+  return index < it->first + it->second;
+}
+
+bool SegmentCuts::starts_segment(int64_t index) {
+  const auto now = std::chrono::steady_clock::now();
+  bool start = false;
+  auto after = kept_.upper_bound(index);
+  if (index == 0 || kept_.count(index)) {
+    start = true;  // the first frame, or a kept segment's
+  } else if (after != kept_.begin() &&
+             index <= std::prev(after)->first + std::prev(after)->second) {
+    // Inside a kept segment: no cut; just after it: one (where the run that made it stopped).
+    start = index == std::prev(after)->first + std::prev(after)->second;
+  } else {
+    start =
+        index - current_ >= segment_frames_ ||
+        (max_seconds_ > 0 && std::chrono::duration<double>(now - started_).count() >= max_seconds_);
+  }
+  if (start) {
+    current_ = index;
+    started_ = now;
+  }
+  return start;
+}
+
 namespace {
 
 class SegmentedVideoSink final : public FrameSink {
@@ -410,8 +466,10 @@ class SegmentedVideoSink final : public FrameSink {
   void write_duplicate(int64_t index, int64_t, const Frame& frame, int64_t pts) override {
     write(index, frame, pts);
   }
+  void start_segment(int64_t) override { close_current(); }
   void keep_written(int64_t index, int64_t) override {
-    if (!run_.segments().count(index / segment_frames_))
+    auto it = run_.segments().upper_bound(index);
+    if (it == run_.segments().begin() || index >= std::prev(it)->first + std::prev(it)->second)
       throw Error(output_.string(), "internal: frame of an unfinished segment kept",
                   ExitCode::kProcessingFailed, "save", index);
     frames_seen_ = std::max(frames_seen_, index + 1);
@@ -421,32 +479,31 @@ class SegmentedVideoSink final : public FrameSink {
     close_current();
     if (frames_seen_ == 0)
       throw Error(output_.string(), "no frames were written", ExitCode::kProcessingFailed, "save");
-    const int64_t count = (frames_seen_ + segment_frames_ - 1) / segment_frames_;
     std::vector<fs::path> files;
     int64_t frames = 0;
-    for (int64_t k = 0; k < count; ++k) {
-      auto it = run_.segments().find(k);
-      if (it == run_.segments().end())
-        throw Error(run_.segment_path(k).string(), "internal: segment missing at the end",
+    for (const auto& [first, count] : run_.segments()) {
+      if (first != frames)
+        throw Error(run_.segment_path(frames).string(), "internal: segment missing at the end",
                     ExitCode::kProcessingFailed, "save");
-      frames += it->second;
-      files.push_back(run_.segment_path(k));
-    }
-    // Checked whole before the join begins, so a damaged one is dropped and made again by
-    // --resume rather than failing the join part-way (the join checks again as it reads).
-    for (int64_t k = 0; k < count; ++k) {
-      const std::string problem = segment_file_problem(files[size_t(k)]);
-      if (problem.empty()) continue;
-      run_.forget_segment(k);
-      throw DamagedSegment(files[size_t(k)].string(),
-                           problem + "; it was dropped: run again with --resume to make it again",
-                           ExitCode::kProcessingFailed, "save");
+      frames += count;
+      files.push_back(run_.segment_path(first));
     }
     if (frames != frames_seen_)
       throw Error(run_.folder().string(),
                   "the segments hold " + std::to_string(frames) + " frames, the input " +
                       std::to_string(frames_seen_),
                   ExitCode::kProcessingFailed, "save");
+    // Checked whole before the join begins, so a damaged one is dropped and made again by
+    // --resume rather than failing the join part-way (the join checks again as it reads).
+    for (const auto& [first, count] : run_.segments()) {
+      const fs::path file = run_.segment_path(first);
+      const std::string problem = segment_file_problem(file);
+      if (problem.empty()) continue;
+      run_.forget_segment(first);
+      throw DamagedSegment(file.string(),
+                           problem + "; it was dropped: run again with --resume to make it again",
+                           ExitCode::kProcessingFailed, "save");
+    }
     VideoSinkOptions join_options = options_;
     join_options.before_rename = [this](const fs::path& joined) {
       if (options_.before_rename) options_.before_rename(joined);
@@ -456,24 +513,29 @@ class SegmentedVideoSink final : public FrameSink {
     kill_point("output-renamed");
     run_.remove();
   }
+  // What was written of the open segment is kept: it is closed at the last frame written.
   void suspend() noexcept override {
+    try {
+      if (current_ && current_frames_ > 0) close_current();
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: the open segment could not be kept: {}", output_.string(), e.what());
+    }
     if (current_) current_->abort();
     current_.reset();
   }
   void abort() noexcept override {
-    suspend();
+    if (current_) current_->abort();
+    current_.reset();
     run_.remove();
   }
   std::vector<std::string> notes() const override { return notes_; }
 
  private:
   void write(int64_t index, const Frame& frame, int64_t pts) {
-    const int64_t segment = index / segment_frames_;
-    if (current_ && segment != current_segment_) close_current();
     if (!current_) {
-      current_ = make_video_segment_sink(run_.segment_path(segment), output_, in_, width_, height_,
+      current_ = make_video_segment_sink(run_.segment_path(index), output_, in_, width_, height_,
                                          options_);
-      current_segment_ = segment;
+      current_first_ = index;
       current_frames_ = 0;
     }
     // Every frame is encoded (a duplicate again from its source's pixels), so each segment
@@ -481,13 +543,13 @@ class SegmentedVideoSink final : public FrameSink {
     current_->write_unique(index, frame, pts);
     ++current_frames_;
     frames_seen_ = std::max(frames_seen_, index + 1);
-    if ((index + 1) % segment_frames_ == 0) close_current();
+    if (current_frames_ >= segment_frames_) close_current();
   }
   void close_current() {
     if (!current_) return;
     current_->finish();
     current_.reset();
-    run_.record_segment(current_segment_, current_frames_);
+    run_.record_segment(current_first_, current_frames_);
   }
 
   PartialRun& run_;
@@ -497,7 +559,7 @@ class SegmentedVideoSink final : public FrameSink {
   VideoSinkOptions options_;
   int64_t segment_frames_;
   std::unique_ptr<FrameSink> current_;
-  int64_t current_segment_ = -1;
+  int64_t current_first_ = -1;
   int64_t current_frames_ = 0;
   int64_t frames_seen_ = 0;
   std::vector<std::string> notes_;

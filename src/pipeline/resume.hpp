@@ -3,6 +3,7 @@
 // into it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -61,12 +62,15 @@ class PartialRun {
 
   const std::filesystem::path& folder() const { return folder_; }
   bool resumed() const { return resumed_; }
-  // Segment k's frame count, for the finished segments.
+  // The finished segments: first frame -> frame count.
   const std::map<int64_t, int64_t>& segments() const { return segments_; }
-  std::filesystem::path segment_path(int64_t segment) const;
-  void record_segment(int64_t segment, int64_t frames);
+  // Frames the finished segments hold.
+  int64_t frames_kept() const;
+  // The file of the segment that starts at frame `first_frame`.
+  std::filesystem::path segment_path(int64_t first_frame) const;
+  void record_segment(int64_t first_frame, int64_t frames);
   // Drops a finished segment (damaged): removed from the manifest, its file deleted.
-  void forget_segment(int64_t segment);
+  void forget_segment(int64_t first_frame);
   // Removes the folder (after success, or after an error that is not an interruption). It is
   // first renamed out of the way (`OUTPUT.upframe-partial.done`) in one step, so a kill
   // part-way never leaves a half-deleted partial run under its name.
@@ -112,13 +116,33 @@ class DamagedSegment : public Error {
   using Error::Error;
 };
 
-// A video output written as segments of `segment_frames` frames into `run`'s folder (each by
-// a fresh encoder), finished segments recorded in the manifest, joined into `output` by
-// finish(), which then removes the folder. Frames of finished segments come as keep_written().
-// A segment is closed at its last frame, or earlier once it holds `segment_seconds` of work
-// (> 0; wall-clock time since it started) so that an interruption loses at most about that
-// much; segments then hold different frame counts (the manifest lists each one's first frame),
-// and a resumed run cuts where the interrupted one did.
+// Where the segments of a resumable video output start, asked by the detect stage once per
+// frame in order: at the segments a resumed run keeps (and where each of them ends), and
+// elsewhere after `segment_frames` frames or once a segment has taken `max_seconds` of wall-
+// clock time since its first frame (> 0), whichever comes first, so that a kill loses at most
+// about that much work. Cuts by time depend on the machine's speed: two runs cut alike, and
+// give the same bytes, when the time limit is never reached (or is 0).
+class SegmentCuts {
+ public:
+  SegmentCuts(std::map<int64_t, int64_t> kept, int64_t segment_frames, double max_seconds);
+  bool starts_segment(int64_t index);
+  // Whether frame `index` is in a kept segment (not upscaled or written again).
+  bool kept(int64_t index) const;
+
+ private:
+  std::map<int64_t, int64_t> kept_;  // first frame -> frames
+  int64_t segment_frames_;
+  double max_seconds_;
+  int64_t current_ = 0;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// A video output written as segments into `run`'s folder (each by a fresh encoder, started at
+// start_segment() as SegmentCuts says, closed after `segment_frames` frames or at the next
+// start), finished segments recorded in the manifest with their first frame, joined into
+// `output` by finish(), which then removes the folder. Frames of finished segments come as
+// keep_written(). suspend() (an interruption) closes the open segment at the last frame
+// written, so what was done is kept; the resumed run starts a segment there.
 std::unique_ptr<FrameSink> make_segmented_video_sink(PartialRun& run,
                                                      const std::filesystem::path& output,
                                                      const VideoInfo& in, int width, int height,

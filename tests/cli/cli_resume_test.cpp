@@ -7,9 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -26,13 +29,13 @@ using namespace std::chrono_literals;
 
 // 120 frames of 320x240 drawn "on twos" (every picture shown twice, kept exact by lossless
 // x264) with a sine audio track: duplicates inside and across segment boundaries.
-fs::path make_input(const fs::path& dir) {
+fs::path make_input(const fs::path& dir, int seconds = 5) {
   fs::path in = dir / "in.mp4";
+  const std::string duration = std::to_string(seconds);
   auto r = run_command(
-      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=12:duration=5 "
-      "-f lavfi -i sine=frequency=440:duration=5 -vf fps=24 -c:v libx264 -qp 0 -pix_fmt yuv420p "
-      "-c:a aac -shortest " +
-      quote(in.string()));
+      "ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=12:duration=" +
+      duration + " -f lavfi -i sine=frequency=440:duration=" + duration +
+      " -vf fps=24 -c:v libx264 -qp 0 -pix_fmt yuv420p -c:a aac -shortest " + quote(in.string()));
   EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
   return in;
 }
@@ -576,7 +579,7 @@ TEST(CliResume, FlippedByteInASegmentIsNamedAndMadeAgain) {
   // Every segment finished, the join not yet renamed into place.
   auto r = run_upframe_with("UPFRAME_TEST_KILL_AT=joined", in, out, kVideoArgs);
   ASSERT_EQ(r.exit_status, 128 + SIGKILL) << r.stderr_text;
-  const fs::path damaged = partial / "seg_000003.upseg";
+  const fs::path damaged = partial / "seg_00000030.upseg";  // frames 30..39
   ASSERT_TRUE(fs::exists(damaged));
   flip_byte(damaged, 200);  // inside the last packets, before the end record
 
@@ -624,6 +627,110 @@ TEST(CliResume, IdenticalRunsGiveIdenticalStreams) {
       EXPECT_EQ(frames[run], frames[0]) << "run " << run;
     }
   }
+}
+
+// The segment being written, under its temporary name in the partial folder ("" if none).
+fs::path open_segment(const fs::path& partial) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(partial, ec))
+    if (e.path().filename().string().rfind(".seg_", 0) == 0) return e.path();
+  return {};
+}
+
+// Ctrl-C before the first segment is finished keeps the frames written so far (the open
+// segment is closed where it stands) and says how many; --resume goes on from there to the
+// uninterrupted result.
+TEST(CliResume, InterruptBeforeTheFirstSegmentKeepsTheFramesWritten) {
+  auto dir = scratch_dir("cli-resume-early-sigint");
+  auto in = make_input(dir);
+  const std::vector<std::string> args = {"--model",
+                                         "lanczos",
+                                         "--encoder",
+                                         "ffv1",
+                                         "--segment-frames",
+                                         "100000",
+                                         "--segment-max-seconds",
+                                         "0",
+                                         "--no-parallel"};
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, args).exit_status, 0);
+  auto out = dir / "out.mkv";
+  auto partial = pipeline_partial(out);
+  // Not --quiet: the interruption's line is what is checked.
+  const fs::path log = dir / "stderr.txt";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    std::vector<std::string> argv_text = {"upframe", in.string(), "-o", out.string()};
+    argv_text.insert(argv_text.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (std::string& a : argv_text) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(cli_path().c_str(), argv.data());
+    _exit(127);
+  }
+  // A few frames into the first (and only planned) segment.
+  ASSERT_TRUE(wait_while_running(pid, [&] {
+    const fs::path open = open_segment(partial);
+    std::error_code ec;
+    return !open.empty() && fs::file_size(open, ec) > 200000 && !ec;
+  })) << "the run ended before frames were written";
+  EXPECT_EQ(stop_with(pid, SIGINT), 130);
+  const std::string text = read_file(log);
+  const size_t at = text.find("interrupted: ");
+  ASSERT_NE(at, std::string::npos) << text;
+  const int64_t kept = std::atoll(text.c_str() + at + 13);
+  EXPECT_GT(kept, 0) << text;
+  EXPECT_LT(kept, 120) << text;
+  EXPECT_NE(text.find(" frame(s) kept in the partial run at " + partial.string()),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(manifest_segments(partial), 1u);
+  expect_no_temporaries(partial);
+
+  auto r = run_upframe(in, out, args, "--resume --stats " + quote((dir / "s.json").string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], kept);
+  EXPECT_EQ(framemd5(out), framemd5(reference));
+}
+
+// A segment is closed by work done as well as by frames: with a time limit far below what the
+// frame count takes, finished segments appear while the run goes on, each shorter than the
+// frame count; a SIGKILL then loses only the open one, and --resume finishes the job to the
+// uninterrupted result.
+TEST(CliResume, SegmentsCloseByTimeSoAKillLosesLittle) {
+  auto dir = scratch_dir("cli-resume-time-cut");
+  auto in = make_input(dir, 20);  // 480 frames: several seconds of work
+  const std::vector<std::string> args = {"--model",
+                                         "lanczos",
+                                         "--encoder",
+                                         "ffv1",
+                                         "--segment-frames",
+                                         "100000",
+                                         "--segment-max-seconds",
+                                         "1",
+                                         "--no-parallel",
+                                         "--workers",
+                                         "1"};
+  auto reference = dir / "reference.mkv";
+  ASSERT_EQ(run_upframe(in, reference, args).exit_status, 0);
+  auto out = dir / "out.mkv";
+  auto partial = pipeline_partial(out);
+  pid_t pid = spawn_upframe(in, out, args);
+  if (!wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; })) {
+    // This machine finished all 480 frames within the limit: nothing to interrupt.
+    GTEST_SKIP() << "the run finished in under a second";
+  }
+  EXPECT_EQ(stop_with(pid, SIGKILL), 128 + SIGKILL);
+  auto manifest = nlohmann::json::parse(read_file(partial / "manifest.json"));
+  ASSERT_GE(manifest["segments"].size(), 1u);
+  EXPECT_EQ(manifest["segments"][0]["first_frame"], 0);
+  EXPECT_LT(manifest["segments"][0]["frames"].get<int64_t>(), 480);
+  auto r = run_upframe(in, out, args, "--resume");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_FALSE(fs::exists(partial));
+  EXPECT_EQ(framemd5(out), framemd5(reference));
 }
 
 }  // namespace

@@ -32,9 +32,11 @@ class FrameSink {
   // is written. Formats that store per-frame durations (GIF, APNG, WebP) use it for the last
   // frame; the others follow the timestamps alone.
   virtual void set_duration(int64_t /*index*/, int64_t /*duration*/) {}
-  // Frame `index` was written by an earlier, interrupted run (resume, SPEC section 8): it is
-  // not written again, only accounted for (a frames folder lists its timestamp).
+  // Frame `index` was written by an earlier, interrupted run (resume): it is not written
+  // again, only accounted for (a frames folder lists its timestamp).
   virtual void keep_written(int64_t /*index*/, int64_t /*pts*/) {}
+  // Frame `index` (written or kept next) starts a new segment of a segmented output.
+  virtual void start_segment(int64_t /*index*/) {}
   // Stops after an interruption: what is complete stays for a later --resume, what is half
   // written goes. By default the same as abort().
   virtual void suspend() noexcept { abort(); }
