@@ -195,6 +195,8 @@ bool start_costs_duplicate(const Settings& s, const json& segment) {
       segment["end_pts"].is_null() ? std::optional<int64_t>() : segment["end_pts"].get<int64_t>();
   const int64_t start = segment["start_pts"].get<int64_t>();
   VideoDecoder decoder(s.input, o);
+  // Smaller than the hash: the job detects no duplicates (run_video_range), so none is lost.
+  if (decoder.info().width < s.hash_size || decoder.info().height < s.hash_size) return false;
   dedup::DuplicateDetector detector(detector_options(s, decoder.info()));
   for (int64_t index = 0;; ++index) {
     std::optional<Frame> frame = decoder.next();

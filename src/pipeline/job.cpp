@@ -224,6 +224,13 @@ pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const Vid
   config.workers = mode.workers;
   config.preload_frames = s.preload_frames;
   config.skip_duplicates = s.skip_duplicates;
+  // The perceptual hash needs at least hash_size pixels a side: a smaller input is upscaled
+  // frame by frame, every frame unique.
+  if (s.skip_duplicates && (info.width < s.hash_size || info.height < s.hash_size)) {
+    config.skip_duplicates = false;
+    spdlog::info("{}: {}x{} is smaller than the {}x{} duplicate hash: every frame is upscaled",
+                 info.path, info.width, info.height, s.hash_size, s.hash_size);
+  }
   config.detector = detector_options(s, info);
   config.frames_total = frames_total;
   config.progress = progress;

@@ -733,5 +733,35 @@ TEST(CliResume, SegmentsCloseByTimeSoAKillLosesLittle) {
   EXPECT_EQ(framemd5(out), framemd5(reference));
 }
 
+// Inputs smaller than the duplicate hash (a side under 8 pixels) are upscaled frame by frame
+// with one line saying why, to a video of the right size and frame count.
+TEST(CliResume, InputsSmallerThanTheHashAreUpscaled) {
+  auto dir = scratch_dir("cli-tiny-inputs");
+  for (const std::string size : {"6x4", "2x2"}) {
+    SCOPED_TRACE(size);
+    const fs::path in = dir / ("in_" + size + ".mkv");
+    auto r =
+        run_command("ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=" + size +
+                    ":rate=24:duration=1 -c:v ffv1 -pix_fmt yuv444p " + quote(in.string()));
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const fs::path out = dir / ("out_" + size + ".mkv");
+    r = run_cli(quote(in.string()) + " -o " + quote(out.string()) +
+                " --model lanczos --encoder libx264 --segment-frames 10");
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    EXPECT_NE(r.stderr_text.find(in.string() + ": " + size +
+                                 " is smaller than the 8x8 duplicate hash: every frame is "
+                                 "upscaled"),
+              std::string::npos)
+        << r.stderr_text;
+    EXPECT_EQ(count_stream_lines(framemd5(out), "0"), 24u);
+    r = run_command(
+        "ffprobe -v error -select_streams v:0 -show_entries stream=width,height -of "
+        "csv=p=0 " +
+        quote(out.string()));
+    const int w = std::stoi(size.substr(0, size.find('x'))), h = std::stoi(size.substr(2));
+    EXPECT_EQ(r.stdout_text, std::to_string(2 * w) + "," + std::to_string(2 * h) + "\n");
+  }
+}
+
 }  // namespace
 }  // namespace upframe::test
