@@ -24,6 +24,7 @@ constexpr char kSegmentMagic[8] = {'U', 'P', 'F', 'S', 'E', 'G', '0', '2'};
 constexpr char kSegmentMagicPrefix[6] = {'U', 'P', 'F', 'S', 'E', 'G'};
 
 uint32_t crc32_update(uint32_t crc, const void* data, size_t size) {
+  if (size == 0) return crc;  // av_crc reads from `data` even for no bytes
   return av_crc(av_crc_get_table(AV_CRC_32_IEEE_LE), crc, static_cast<const uint8_t*>(data), size);
 }
 

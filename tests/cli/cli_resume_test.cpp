@@ -61,12 +61,15 @@ CommandResult run_upframe(const fs::path& in, const fs::path& out,
   return run_cli(quote(in.string()) + " -o " + quote(out.string()) + join_args(args) + " " + extra);
 }
 
-// Starts the program without waiting for it.
-pid_t spawn_upframe(const fs::path& in, const fs::path& out, const std::vector<std::string>& args) {
-  std::vector<std::string> argv_text = {"upframe", in.string(), "-o", out.string(), "--quiet"};
+// Starts the program without waiting for it: --quiet, or its stderr into `log` when given.
+pid_t spawn_upframe(const fs::path& in, const fs::path& out, const std::vector<std::string>& args,
+                    const fs::path& log = {}) {
+  std::vector<std::string> argv_text = {"upframe", in.string(), "-o", out.string()};
+  if (log.empty()) argv_text.push_back("--quiet");
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   pid_t pid = fork();
   if (pid == 0) {
+    if (!log.empty()) dup2(open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
     std::vector<char*> argv;
     for (std::string& a : argv_text) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -484,6 +487,16 @@ TEST(CliResume, FinishedFramesFolderAndImageAreAlreadyComplete) {
 
 // --- nothing lost (issue 21) ---
 
+// The frames of an uninterrupted run of `args`: what every interrupted and resumed run must
+// give.
+std::vector<std::string> uninterrupted_frames(const fs::path& in, const fs::path& dir,
+                                              const std::vector<std::string>& args) {
+  const fs::path reference = dir / "reference.mkv";
+  auto r = run_upframe(in, reference, args);
+  EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+  return framemd5(reference);
+}
+
 // The program with an environment variable set, run to its end.
 CommandResult run_upframe_with(const std::string& environment, const fs::path& in,
                                const fs::path& out, const std::vector<std::string>& args,
@@ -497,9 +510,7 @@ CommandResult run_upframe_with(const std::string& environment, const fs::path& i
 TEST(CliResume, SecondRunOnOneOutputIsRefusedWhileTheFirstRuns) {
   auto dir = scratch_dir("cli-resume-two-runs");
   auto in = make_input(dir);
-  auto reference = dir / "reference.mkv";
-  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
-
+  const auto expected = uninterrupted_frames(in, dir, kVideoArgs);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
   pid_t first = spawn_upframe(in, out, kVideoArgs);
@@ -518,7 +529,7 @@ TEST(CliResume, SecondRunOnOneOutputIsRefusedWhileTheFirstRuns) {
   ASSERT_EQ(waitpid(first, &status, 0), first);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_FALSE(fs::exists(partial));
-  EXPECT_EQ(framemd5(out), framemd5(reference));
+  EXPECT_EQ(framemd5(out), expected);
 }
 
 // A kill at each step of finishing (after the join is written and recorded, after its rename,
@@ -528,9 +539,7 @@ TEST(CliResume, SecondRunOnOneOutputIsRefusedWhileTheFirstRuns) {
 TEST(CliResume, KillAtEveryFinishStepLeavesAResumableOrFinishedJob) {
   auto dir = scratch_dir("cli-resume-finish-kill");
   auto in = make_input(dir);
-  auto reference = dir / "reference.mkv";
-  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
-  const auto expected = framemd5(reference);
+  const auto expected = uninterrupted_frames(in, dir, kVideoArgs);
   for (const std::string step :
        {"joined", "output-renamed", "partial-renamed", "partial-half-removed"}) {
     SCOPED_TRACE(step);
@@ -572,8 +581,7 @@ void flip_byte(const fs::path& file, std::streamoff from_end) {
 TEST(CliResume, FlippedByteInASegmentIsNamedAndMadeAgain) {
   auto dir = scratch_dir("cli-resume-flipped");
   auto in = make_input(dir);
-  auto reference = dir / "reference.mkv";
-  ASSERT_EQ(run_upframe(in, reference, kVideoArgs).exit_status, 0);
+  const auto expected = uninterrupted_frames(in, dir, kVideoArgs);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
   // Every segment finished, the join not yet renamed into place.
@@ -590,7 +598,7 @@ TEST(CliResume, FlippedByteInASegmentIsNamedAndMadeAgain) {
       std::string::npos)
       << r.stderr_text;
   EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], 110);  // all but the damaged one
-  EXPECT_EQ(framemd5(out), framemd5(reference));
+  EXPECT_EQ(framemd5(out), expected);
   EXPECT_FALSE(fs::exists(partial));
 }
 
@@ -652,24 +660,12 @@ TEST(CliResume, InterruptBeforeTheFirstSegmentKeepsTheFramesWritten) {
                                          "--segment-max-seconds",
                                          "0",
                                          "--no-parallel"};
-  auto reference = dir / "reference.mkv";
-  ASSERT_EQ(run_upframe(in, reference, args).exit_status, 0);
+  const auto expected = uninterrupted_frames(in, dir, args);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
   // Not --quiet: the interruption's line is what is checked.
   const fs::path log = dir / "stderr.txt";
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    std::vector<std::string> argv_text = {"upframe", in.string(), "-o", out.string()};
-    argv_text.insert(argv_text.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& a : argv_text) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(cli_path().c_str(), argv.data());
-    _exit(127);
-  }
+  const pid_t pid = spawn_upframe(in, out, args, log);
   // A few frames into the first (and only planned) segment.
   ASSERT_TRUE(wait_while_running(pid, [&] {
     const fs::path open = open_segment(partial);
@@ -692,7 +688,7 @@ TEST(CliResume, InterruptBeforeTheFirstSegmentKeepsTheFramesWritten) {
   auto r = run_upframe(in, out, args, "--resume --stats " + quote((dir / "s.json").string()));
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   EXPECT_EQ(stats_of(dir / "s.json")["resumed_frames"], kept);
-  EXPECT_EQ(framemd5(out), framemd5(reference));
+  EXPECT_EQ(framemd5(out), expected);
 }
 
 // A segment is closed by work done as well as by frames: with a time limit far below what the
@@ -713,8 +709,7 @@ TEST(CliResume, SegmentsCloseByTimeSoAKillLosesLittle) {
                                          "--no-parallel",
                                          "--workers",
                                          "1"};
-  auto reference = dir / "reference.mkv";
-  ASSERT_EQ(run_upframe(in, reference, args).exit_status, 0);
+  const auto expected = uninterrupted_frames(in, dir, args);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
   pid_t pid = spawn_upframe(in, out, args);
@@ -730,7 +725,7 @@ TEST(CliResume, SegmentsCloseByTimeSoAKillLosesLittle) {
   auto r = run_upframe(in, out, args, "--resume");
   ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
   EXPECT_FALSE(fs::exists(partial));
-  EXPECT_EQ(framemd5(out), framemd5(reference));
+  EXPECT_EQ(framemd5(out), expected);
 }
 
 // Inputs smaller than the duplicate hash (a side under 8 pixels) are upscaled frame by frame
