@@ -637,6 +637,14 @@ TEST(CliResume, IdenticalRunsGiveIdenticalStreams) {
   }
 }
 
+// Lossless, one frame at a time, with one segment planned for the whole clip that only the
+// time limit `max_seconds` can close early ("0": never).
+std::vector<std::string> one_long_segment(const std::string& max_seconds) {
+  return {"--model",       "lanczos",          "--encoder", "ffv1",
+          "--no-parallel", "--segment-frames", "100000",    "--segment-max-seconds",
+          max_seconds};
+}
+
 // The segment being written, under its temporary name in the partial folder ("" if none).
 fs::path open_segment(const fs::path& partial) {
   std::error_code ec;
@@ -651,15 +659,7 @@ fs::path open_segment(const fs::path& partial) {
 TEST(CliResume, InterruptBeforeTheFirstSegmentKeepsTheFramesWritten) {
   auto dir = scratch_dir("cli-resume-early-sigint");
   auto in = make_input(dir);
-  const std::vector<std::string> args = {"--model",
-                                         "lanczos",
-                                         "--encoder",
-                                         "ffv1",
-                                         "--segment-frames",
-                                         "100000",
-                                         "--segment-max-seconds",
-                                         "0",
-                                         "--no-parallel"};
+  const std::vector<std::string> args = one_long_segment("0");
   const auto expected = uninterrupted_frames(in, dir, args);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
@@ -698,17 +698,7 @@ TEST(CliResume, InterruptBeforeTheFirstSegmentKeepsTheFramesWritten) {
 TEST(CliResume, SegmentsCloseByTimeSoAKillLosesLittle) {
   auto dir = scratch_dir("cli-resume-time-cut");
   auto in = make_input(dir, 20);  // 480 frames: several seconds of work
-  const std::vector<std::string> args = {"--model",
-                                         "lanczos",
-                                         "--encoder",
-                                         "ffv1",
-                                         "--segment-frames",
-                                         "100000",
-                                         "--segment-max-seconds",
-                                         "1",
-                                         "--no-parallel",
-                                         "--workers",
-                                         "1"};
+  const std::vector<std::string> args = one_long_segment("1");
   const auto expected = uninterrupted_frames(in, dir, args);
   auto out = dir / "out.mkv";
   auto partial = pipeline_partial(out);
