@@ -158,7 +158,7 @@ std::string resolve_encoder(const std::string& requested, int bit_depth, const f
     // WebM holds VP8/VP9/AV1 only: VP9 (profile 2 above 8 bits), the widely decoded one.
     name = "libvpx-vp9";
   } else if (name.empty() || name == "auto") {
-    // SPEC section 8: NVENC where the card has it, else the CPU encoders.
+    // NVENC where the card has it, else the CPU encoders (docs/GPU.md).
     const std::string nvenc = bit_depth > 8 ? "hevc_nvenc" : "h264_nvenc";
     const std::string cpu = bit_depth > 8 ? "libx265" : "libx264";
     const NvencStatus status = nvenc_status(nvenc);

@@ -136,10 +136,10 @@ std::unique_ptr<FrameSink> make_animation_sink(const std::filesystem::path& outp
                                                const AnimationOptions& options);
 
 // Counts frames and writes nothing: `-o /dev/null`, for benchmarks that must not measure an
-// encoder (SPEC section 8, "null sink").
+// encoder.
 std::unique_ptr<FrameSink> make_null_sink();
 
-// Which encoder `auto` picks for a source of this bit depth (SPEC section 8): h264_nvenc
+// Which encoder `auto` picks for a source of this bit depth (docs/GPU.md): h264_nvenc
 // (8-bit) or hevc_nvenc main10 (more) where a CUDA device can open an NVENC session, else
 // libx264 or libx265 (logging why once when a device is present); for an `output` in WebM,
 // libvpx-vp9 (profile 2, yuv420p10le, above 8 bits). Throws upframe::UsageError for an unknown
