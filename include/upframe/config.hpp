@@ -58,6 +58,8 @@ struct Settings {
   // Long jobs and console.
   bool resume = false;
   int segment_frames = 240;  // frames per resumable video segment (SPEC section 8, resume)
+  // A segment is also closed once it has taken this much wall-clock time (0: by frames only).
+  int segment_max_seconds = 60;
   bool quiet = false;
   bool progress_json = false;
   bool recursive = false;
