@@ -1,4 +1,4 @@
-// Duplicate detection throughput (SPEC section 8, "Benchmark definitions"): 1000 distinct
+// Duplicate detection throughput (docs/INTERFACE.md, "Benchmark definitions"): 1000 distinct
 // 1920x1080 frames of which half are hash candidates that need the confirmation, single
 // thread, from decoded frames. The clip is generated, encoded (libx264) and decoded once,
 // outside the timing.

@@ -42,7 +42,7 @@ struct DuplicateDetector::Impl {
                           const LumaView& luma);
   Decision classify(int64_t index, const LumaView& luma, const Frame* frame);
 #ifdef UPFRAME_HAVE_CUDA
-  // The same decision on the device (SPEC section 8: bit-identical to the CPU's). Compiled,
+  // The same decision on the device (docs/INTERFACE.md: bit-identical to the CPU's). Compiled,
   // never run on a GPU (docs/GPU.md).
   Decision classify_device(int64_t index, const Frame& frame);
   std::unique_ptr<cuda::DeviceDedup> device;

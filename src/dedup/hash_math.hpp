@@ -1,7 +1,7 @@
 // The per-sample and per-cell arithmetic of duplicate detection, as small inline functions
 // in plain C++ (no containers; integers only, except the final motion_fit on the sums) so that
-// a CUDA kernel can include this header and reproduce the CPU decisions bit for bit (SPEC
-// section 8).
+// a CUDA kernel can include this header and reproduce the CPU decisions bit for bit
+// (docs/INTERFACE.md, "Equality").
 #pragma once
 
 #include <cmath>

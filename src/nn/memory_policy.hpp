@@ -1,4 +1,4 @@
-// What to do when GPU memory runs out (SPEC section 6: smaller tiles or fewer workers before
+// What to do when GPU memory runs out (docs/INTERFACE.md, "Pipeline and fallbacks": smaller tiles or fewer workers before
 // giving up), as pure decisions shared by the upscaler (src/upscale, src/pipeline) and the
 // device-check kit, which exercises them on the GPU machine with a real CudaExecutor.
 #pragma once

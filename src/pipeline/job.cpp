@@ -1,4 +1,4 @@
-// A job from settings to stats: checks, upscaler, mode selection (SPEC section 3), then the
+// A job from settings to stats: checks, upscaler, mode selection (docs/INTERFACE.md, "Mode selection"), then the
 // video pipeline or the single-image path.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -274,7 +274,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     if (const std::string note = alpha_note(info.pixel_format, encoder); !note.empty())
       spdlog::info("{}: {}", plan.path.string(), note);
   }
-  // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
+  // Refuse early rather than fail at 90% on a full disk (docs/INTERFACE.md).
   if (!s.no_space_check && plan.kind != OutputKind::kNull) {
     std::error_code size_error;
     uint64_t input_bytes = fs::file_size(s.input, size_error);
@@ -287,7 +287,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
       video_pipeline_config(s, info, info.frame_count, upscaler, progress, stats);
 
   const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
-  // Everything but the null output is built in OUTPUT.upframe-partial/ (SPEC section 8), so an
+  // Everything but the null output is built in OUTPUT.upframe-partial/ (docs/INTERFACE.md), so an
   // interrupted job can be resumed.
   std::unique_ptr<pipeline::PartialRun> partial;
   std::function<bool(int64_t)> already_written;

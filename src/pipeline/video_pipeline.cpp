@@ -266,7 +266,7 @@ class Runner {
 
   void run_streamed() {
     upscaler_.prepare(std::max(1, config_.workers));
-    // Out of GPU memory while creating them: fewer workers (one line logged), SPEC section 6.
+    // Out of GPU memory while creating them: fewer workers (one line logged), docs/INTERFACE.md, "Pipeline and fallbacks".
     std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers =
         nn::make_workers_fitting(config_.workers, [this] { return upscaler_.create_worker(); });
     const int workers = int(upscale_workers.size());

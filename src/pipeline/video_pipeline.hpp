@@ -1,4 +1,4 @@
-// The stages of a video job (SPEC section 2) and the two ways of running them: streamed
+// The stages of a video job (docs/INTERFACE.md, "Pipeline and fallbacks") and the two ways of running them: streamed
 // (decode, detect, N upscale workers and the ordered save overlap, with bounded queues in
 // between) and sequential (one frame through every stage at a time, one worker).
 #pragma once

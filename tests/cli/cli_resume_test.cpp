@@ -1,4 +1,4 @@
-// Interruption and resume (SPEC section 8, "Resume and atomic output"): real runs of the
+// Interruption and resume (docs/INTERFACE.md, "Resume and atomic output"): real runs of the
 // program killed (SIGKILL, SIGINT, SIGTERM) part way, then resumed, give the same frames,
 // timestamps and streams as an uninterrupted run. Lossless outputs (ffv1, PNG) make the
 // comparison exact; --segment-frames 10 keeps segments small so a kill lands mid-way.
@@ -198,7 +198,8 @@ TEST(CliResume, InterruptedVideoRunKeepsThePartialRunAndResumes) {
   ASSERT_TRUE(wait_while_running(pid, [&] { return manifest_segments(partial) >= 1; }));
   auto sent = std::chrono::steady_clock::now();
   EXPECT_EQ(stop_with(pid, SIGINT), 130);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count(), 5.0);
+  // A hang guard, not a speed target: the stop is checked before each frame.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count(), 60.0);
   EXPECT_FALSE(fs::exists(out));
   ASSERT_TRUE(fs::exists(partial / "manifest.json"));
   EXPECT_GE(manifest_segments(partial), 1u);

@@ -1,4 +1,4 @@
-// Default thresholds against the clips of SPEC section 8: zero false duplicates on pans,
+// Default thresholds against the clips of docs/INTERFACE.md: zero false duplicates on pans,
 // fades and small local changes; every true duplicate found after lossy coding.
 #include <gtest/gtest.h>
 

@@ -303,7 +303,7 @@ TEST(VideoSink, ShippedSampleWithAudio) {
   EXPECT_EQ(decode_all(output).size(), decode_all(input).size());
 }
 
-// Without a CUDA device, auto must never pick NVENC, and the probe says why (SPEC section 6).
+// Without a CUDA device, auto must never pick NVENC, and the probe says why (docs/INTERFACE.md, "Pipeline and fallbacks").
 TEST(ResolveEncoder, NvencNeedsADevice) {
   const CudaDeviceInfo gpu = cuda_device_info();
   if (gpu.available) GTEST_SKIP() << "a CUDA device is present (" << gpu.name << ")";

@@ -1,5 +1,5 @@
 // Duplicate detection: a hash match is only a candidate, confirmed by a difference check on
-// the luma (SPEC section 8). Frames are fed in decode order.
+// the luma (docs/INTERFACE.md). Frames are fed in decode order.
 #pragma once
 
 #include <cstdint>
