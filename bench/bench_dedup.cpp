@@ -1,4 +1,4 @@
-// Duplicate detection throughput (SPEC section 8, "Benchmark definitions"): 1000 distinct
+// Duplicate detection throughput (docs/INTERFACE.md, "Benchmark definitions"): 1000 distinct
 // 1920x1080 frames of which half are hash candidates that need the confirmation, single
 // thread, from decoded frames. The clip is generated, encoded (libx264) and decoded once,
 // outside the timing.
@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../src/dedup/dsp.hpp"
 #include "support/synth.hpp"
 #include "support/test_support.hpp"
 #include "upframe/dedup/detector.hpp"
@@ -152,6 +153,111 @@ void BM_ConfirmTrueDuplicate1080p(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_ConfirmTrueDuplicate1080p)->UseRealTime();
+
+// The DSP table's functions (src/dedup/dsp.hpp) over one 1080p frame pair, per instruction set
+// (argument: 0 = the C reference, 1 = SSE2); `--benchmark_filter=BM_Dsp` compares them.
+namespace detail = upframe::dedup::detail;
+
+// The table of the instruction set state.range(0) names, and the first two frames' luma.
+struct DspCase {
+  detail::Dsp table{};
+  dedup::LumaView a, b;
+};
+
+bool dsp_case(benchmark::State& state, DspCase& c) {
+  const auto isa = static_cast<detail::Isa>(state.range(0));
+  const auto isas = detail::available_isas();
+  if (std::find(isas.begin(), isas.end(), isa) == isas.end()) {
+    state.SkipWithError("this CPU lacks the instruction set");
+    return false;
+  }
+  c.table = detail::make_dsp(isa);
+  c.a = dedup::luma_of(decoded_frames()[0]);
+  c.b = dedup::luma_of(decoded_frames()[1]);
+  state.SetLabel(detail::isa_name(isa));
+  return true;
+}
+
+void BM_DspGroupSums1080p(benchmark::State& state) {
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView& a = c.a;
+  std::vector<uint64_t> groups(kWidth / 8);
+  for (auto _ : state) {
+    for (int y = 0; y < kHeight; y += 8)
+      table.group_sums(a.data, a.linesize, kWidth, y, y + 8, nullptr, groups.data());
+    benchmark::DoNotOptimize(groups.data());
+  }
+}
+BENCHMARK(BM_DspGroupSums1080p)->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_DspGroupAbsDiff1080p(benchmark::State& state) {
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
+  std::vector<uint64_t> groups(kWidth / 8);
+  for (auto _ : state) {
+    uint64_t sum_a = 0, sum_b = 0;
+    for (int y = 0; y < kHeight; y += 8)
+      table.group_abs_diff(a.data, a.linesize, b.data, b.linesize, kWidth, y, y + 8, groups.data(),
+                           &sum_a, &sum_b);
+    benchmark::DoNotOptimize(sum_a);
+  }
+}
+BENCHMARK(BM_DspGroupAbsDiff1080p)->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_DspSobelRow1080p(benchmark::State& state) {
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
+  std::vector<int16_t> rows(static_cast<size_t>(kWidth) * 5);
+  int16_t* m[3] = {rows.data(), rows.data() + kWidth, rows.data() + 2 * kWidth};
+  int16_t* smooth = rows.data() + 3 * kWidth;
+  int16_t* diff = rows.data() + 4 * kWidth;
+  for (auto _ : state) {
+    for (int y = 0; y < kHeight; ++y) {
+      table.sobel_row(a.data + static_cast<ptrdiff_t>(y) * a.linesize,
+                      b.data + static_cast<ptrdiff_t>(y) * b.linesize, m[0], m[1], m[2], smooth,
+                      diff, kWidth);
+      std::swap(m[0], m[1]);
+      std::swap(m[1], m[2]);
+    }
+    benchmark::DoNotOptimize(smooth);
+  }
+}
+BENCHMARK(BM_DspSobelRow1080p)->Arg(0)->Arg(1)->UseRealTime();
+
+void BM_DspMotionGroup1080p(benchmark::State& state) {
+  DspCase c;
+  if (!dsp_case(state, c)) return;
+  const detail::Dsp& table = c.table;
+  const dedup::LumaView &a = c.a, &b = c.b;
+  // One block row's Sobel parts (8 rows), reused for every block row: the arithmetic, not
+  // the memory traffic of the whole pass.
+  std::vector<int16_t> smooth(static_cast<size_t>(kWidth) * 8), diff(smooth.size());
+  for (size_t i = 0; i < smooth.size(); ++i) {
+    smooth[i] = static_cast<int16_t>(a.data[i % kWidth] * 4);
+    diff[i] = static_cast<int16_t>(b.data[i % kWidth] - a.data[i % kWidth]);
+  }
+  for (auto _ : state) {
+    std::vector<upframe::dedup::math::MotionSums> sums(kWidth / 8);
+    for (int y = 0; y + 8 <= kHeight; y += 8) {
+      const uint8_t* rows_a[8];
+      const uint8_t* rows_b[8];
+      for (int k = 0; k < 8; ++k) {
+        rows_a[k] = a.data + static_cast<ptrdiff_t>(y + k) * a.linesize;
+        rows_b[k] = b.data + static_cast<ptrdiff_t>(y + k) * b.linesize;
+      }
+      table.motion_groups(smooth.data(), diff.data(), kWidth, rows_a, rows_b, 8, 8, kWidth / 8 - 2,
+                          sums.data());
+    }
+    benchmark::DoNotOptimize(sums.data());
+  }
+}
+BENCHMARK(BM_DspMotionGroup1080p)->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace
 

@@ -1,5 +1,5 @@
 // Whole-network time per frame on the CPU backend, side by side with the "raw convolution
-// rate" (SPEC section 8): each convolution layer of the same network run alone as a oneDNN
+// rate" (docs/INTERFACE.md): each convolution layer of the same network run alone as a oneDNN
 // primitive with format_tag::any, weights and layouts prepared once, same threads. The two
 // alternate within each iteration so both see the same machine load; medians are reported.
 //

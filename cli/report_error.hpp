@@ -1,5 +1,5 @@
 // How every upframe command ends on an error: "upframe: interrupted" for SIGINT/SIGTERM, else
-// the error line `upframe: error: FILE: problem` (SPEC section 8), and the exit status.
+// the error line `upframe: error: FILE: problem` (docs/INTERFACE.md), and the exit status.
 #pragma once
 
 #include <string>

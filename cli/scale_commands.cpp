@@ -1,5 +1,5 @@
 // The distributed-job subcommands: parsing, printing and exit codes only; the work is in
-// upframe::scale (src/pipeline/scale.cpp).
+// upframe::cluster (src/pipeline/cluster.cpp).
 #include "scale_commands.hpp"
 
 #include "report_error.hpp"
@@ -16,7 +16,8 @@
 
 #include "upframe/config.hpp"
 #include "upframe/error.hpp"
-#include "upframe/pipeline/scale.hpp"
+#include "upframe/pipeline/cluster.hpp"
+#include "upframe/pipeline/cluster_schedulers.hpp"
 
 namespace upframe::cli {
 
@@ -33,7 +34,7 @@ int plan_command(int argc, char** argv) {
       "options are those of a plain upframe run, resolved now for every worker."};
   app.name("upframe plan");
   use_help_style(app);
-  scale::PlanOptions options;
+  cluster::PlanOptions options;
   std::string input, config_file;
   app.add_option("input", input, "a video, or a folder of them")->required()->type_name("PATH");
   // The checks' own descriptions would print after the type name in --help.
@@ -54,7 +55,7 @@ int plan_command(int argc, char** argv) {
   load_settings(settings, config_file, given);
   settings.input = input;
   set_up_console(settings.quiet);
-  const fs::path manifest = scale::plan_job(settings, options);
+  const fs::path manifest = cluster::plan_job(settings, options);
   std::printf("%s\n", manifest.c_str());
   return 0;
 }
@@ -105,7 +106,7 @@ int run_scale_command(int argc, char** argv) {
     set_up_console(quiet);
     return guarded([&] {
       if (index < 0) {
-        const std::optional<int64_t> from_environment = scale::index_from_environment();
+        const std::optional<int64_t> from_environment = cluster::index_from_environment();
         if (!from_environment)
           throw UsageError(manifest,
                            "no segment index: give --index I, or run under a Slurm array "
@@ -113,7 +114,7 @@ int run_scale_command(int argc, char** argv) {
                            "(JOB_COMPLETION_INDEX)");
         index = *from_environment;
       }
-      scale::run_segment(manifest, index);
+      cluster::run_segment(manifest, index);
       return 0;
     });
   }
@@ -126,7 +127,7 @@ int run_scale_command(int argc, char** argv) {
     if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
     set_up_console(quiet);
     return guarded([&] {
-      const nlohmann::json result = scale::join_job(manifest, stats, wait);
+      const nlohmann::json result = cluster::join_job(manifest, stats, wait);
       if (!quiet) std::cout << result["totals"].dump(2) << std::endl;
       return 0;
     });
@@ -137,7 +138,7 @@ int run_scale_command(int argc, char** argv) {
     if (int status = parse_command_line(app, sub_argc, sub_argv.data()); status >= 0) return status;
     set_up_console(quiet);
     return guarded([&] {
-      const nlohmann::json s = scale::job_status(manifest);
+      const nlohmann::json s = cluster::job_status(manifest);
       if (json_output) {
         std::cout << s.dump() << std::endl;
         return 0;
@@ -163,8 +164,8 @@ int run_scale_command(int argc, char** argv) {
   }
   // submit
   bool slurm = false, k8s = false, print_only = false;
-  scale::SlurmOptions so;
-  scale::KubernetesOptions ko;
+  cluster::SlurmOptions so;
+  cluster::KubernetesOptions ko;
   auto* slurm_flag = app.add_flag("--slurm", slurm, "submit a Slurm job array and a join job");
   auto* k8s_flag = app.add_flag("--k8s", k8s, "write a Kubernetes Indexed Job and a join Job");
   slurm_flag->excludes(k8s_flag);
@@ -200,7 +201,7 @@ int run_scale_command(int argc, char** argv) {
   return guarded([&] {
     if (!slurm && !k8s) throw UsageError(manifest, "submit: give --slurm or --k8s");
     if (k8s) {
-      const auto [path, text] = scale::write_kubernetes_manifest(manifest, ko);
+      const auto [path, text] = cluster::write_kubernetes_manifest(manifest, ko);
       if (print_only)
         std::cout << text;
       else
@@ -208,14 +209,14 @@ int run_scale_command(int argc, char** argv) {
       spdlog::info("wrote {}: apply it with kubectl apply -f {}", path.string(), path.string());
       return 0;
     }
-    const scale::SlurmScripts scripts = scale::write_slurm_scripts(manifest, so);
+    const cluster::SlurmScripts scripts = cluster::write_slurm_scripts(manifest, so);
     if (print_only) {
       std::cout << "# " << scripts.segments.string() << "\n"
                 << scripts.segments_text << "# " << scripts.join.string() << "\n"
                 << scripts.join_text;
       return 0;
     }
-    const auto [array, join] = scale::submit_slurm(scripts);
+    const auto [array, join] = cluster::submit_slurm(scripts);
     std::printf("%s %s\n", array.c_str(), join.c_str());
     spdlog::info("submitted the segments as Slurm job {} and the join as job {} (afterok)", array,
                  join);

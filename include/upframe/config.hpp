@@ -1,4 +1,4 @@
-// Every option of a job, from defaults, a TOML file (SPEC section 4) and command-line flags.
+// Every option of a job, from defaults, a TOML file (docs/INTERFACE.md, "Flags and configuration") and command-line flags.
 // One table describes each setting once (key, flag, kind, allowed values), so every flag has
 // a snake_case key of the same name and every key a flag, and both are validated by the same
 // code.
@@ -19,7 +19,9 @@ struct Settings {
   std::filesystem::path stats;   // --stats FILE
 
   // Upscaler.
-  std::string model = "realesr-animevideov3";  // NAME, PATH.param, lanczos, bicubic
+  // NAME, a model file (.param, .pth/.pt/.ckpt, .safetensors, .onnx), lanczos, bicubic
+  std::string model = "realesr-animevideov3";
+  std::string models_dir;  // searched first for a model NAME (docs/MODELS.md)
   int scale = 0;  // 0: not given (2, or read from the graph of a PATH model); else 1..16
   std::string device = "auto";  // auto, cpu, cuda
   // auto: fp16 on CUDA; on the CPU bf16 where it has avx512_bf16 or AMX, else fp32
@@ -41,7 +43,7 @@ struct Settings {
   double dedup_max_motion = -1;        // pixels
   double dedup_max_local_motion = -1;  // pixels
 
-  // Pipeline and mode selection (SPEC section 3).
+  // Pipeline and mode selection (docs/INTERFACE.md, "Mode selection").
   bool enable_gpu_pipeline = true;
   bool parallel = true;
   int pipeline_min_frames = 50;
@@ -55,7 +57,9 @@ struct Settings {
 
   // Long jobs and console.
   bool resume = false;
-  int segment_frames = 240;  // frames per resumable video segment (SPEC section 8, resume)
+  int segment_frames = 240;  // frames per resumable video segment (docs/INTERFACE.md, "Resume and atomic output")
+  // A segment is also closed once it has taken this much wall-clock time (0: by frames only).
+  int segment_max_seconds = 60;
   bool quiet = false;
   bool progress_json = false;
   bool recursive = false;

@@ -7,7 +7,7 @@
 
 namespace upframe {
 
-// Exit statuses of SPEC section 8.
+// Exit statuses of docs/INTERFACE.md.
 enum class ExitCode : int {
   kOk = 0,
   kProcessingFailed = 1,

@@ -42,7 +42,7 @@ struct DuplicateDetector::Impl {
                           const LumaView& luma);
   Decision classify(int64_t index, const LumaView& luma, const Frame* frame);
 #ifdef UPFRAME_HAVE_CUDA
-  // The same decision on the device (SPEC section 8: bit-identical to the CPU's). Compiled,
+  // The same decision on the device (docs/INTERFACE.md: bit-identical to the CPU's). Compiled,
   // never run on a GPU (docs/GPU.md).
   Decision classify_device(int64_t index, const Frame& frame);
   std::unique_ptr<cuda::DeviceDedup> device;
@@ -70,7 +70,8 @@ DuplicateDetector::DuplicateDetector(DetectorOptions options) : impl_(std::make_
   const Thresholds& t = options.thresholds;
   if (!(t.max_mean_abs_diff >= 0) || !(t.max_abs_signed_mean_diff >= 0) ||
       !(t.max_block_mean_abs_diff >= 0) || !(t.max_motion >= 0) || !(t.max_local_motion >= 0) ||
-      !(t.local_motion_min_rms >= 0) || !(t.max_zoom_motion >= 0))
+      !(t.local_motion_min_rms >= 0) || !(t.max_zoom_motion >= 0) || !(t.max_change_length >= 0) ||
+      !(t.change_min_rms >= 0))
     throw UsageError({}, "duplicate confirmation thresholds must be non-negative numbers");
   impl_->window = options.scope == Scope::kGlobal ? static_cast<size_t>(options.window) : 1;
   impl_->options = options;

@@ -1,7 +1,7 @@
 // The per-sample and per-cell arithmetic of duplicate detection, as small inline functions
 // in plain C++ (no containers; integers only, except the final motion_fit on the sums) so that
-// a CUDA kernel can include this header and reproduce the CPU decisions bit for bit (SPEC
-// section 8).
+// a CUDA kernel can include this header and reproduce the CPU decisions bit for bit
+// (docs/INTERFACE.md, "Equality").
 #pragma once
 
 #include <cmath>
@@ -115,7 +115,16 @@ struct MotionSums {
   int64_t gxx = 0, gxy = 0, gyy = 0;  // gradient Gram matrix
   int64_t gxd = 0, gyd = 0;           // gradients against d = b - a
   int64_t dd = 0;                     // energy of d
+  int64_t gmm = 0;                    // gx^2 + gy^2 where the sample changed (changed_sample)
 };
+
+// A sample whose |d| reaches this many levels changed: the local measure weighs the gradient
+// of those samples only, so a still texture around a small mover does not dilute its
+// displacement.
+inline constexpr int kChangedSampleLevel = 4;
+UPFRAME_HD inline bool changed_sample(int d) {
+  return d >= kChangedSampleLevel || d <= -kChangedSampleLevel;
+}
 
 // Sobel gradients of m = a + b at a sample, from m at its 3x3 neighbourhood:
 // m_rows[r][c] is m at (x + c - 1, y + r - 1). Each is within +-2040 (fits int16).
@@ -133,13 +142,15 @@ UPFRAME_HD inline void add_motion_sample(MotionSums& s, int gx, int gy, int d) {
   s.gxd += static_cast<int64_t>(gx) * d;
   s.gyd += static_cast<int64_t>(gy) * d;
   s.dd += static_cast<int64_t>(d) * d;
+  if (changed_sample(d)) s.gmm += static_cast<int64_t>(gx) * gx + static_cast<int64_t>(gy) * gy;
 }
 
 // One confirmation block's motion sums: a block holds at most 15x15 interior samples, and
-// |gx|, |gy| <= 2040, |d| <= 255, so each sum fits in 32 bits (225 * 2040^2 < 2^31); half the
+// |gx|, |gy| <= 2040, |d| <= 255, so each sum fits in 32 bits (225 * 2040^2 < 2^31, and
+// gmm's 225 * 2 * 2040^2 < 2^31); half the
 // memory of MotionSums, which matters for a 1080p frame's 32400 blocks.
 struct BlockMotionSums {
-  int32_t gxx = 0, gxy = 0, gyy = 0, gxd = 0, gyd = 0, dd = 0;
+  int32_t gxx = 0, gxy = 0, gyy = 0, gxd = 0, gyd = 0, dd = 0, gmm = 0;
 };
 
 UPFRAME_HD inline BlockMotionSums block_sums_of(const MotionSums& s) {
@@ -150,6 +161,7 @@ UPFRAME_HD inline BlockMotionSums block_sums_of(const MotionSums& s) {
   b.gxd = static_cast<int32_t>(s.gxd);
   b.gyd = static_cast<int32_t>(s.gyd);
   b.dd = static_cast<int32_t>(s.dd);
+  b.gmm = static_cast<int32_t>(s.gmm);
   return b;
 }
 
@@ -162,6 +174,7 @@ UPFRAME_HD inline void add_motion_sums(MotionSums& into, const Sums& s) {
   into.gxd += s.gxd;
   into.gyd += s.gyd;
   into.dd += s.dd;
+  into.gmm += s.gmm;
 }
 
 struct MotionFit {

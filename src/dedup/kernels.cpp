@@ -5,10 +5,7 @@
 #include <cstring>
 #include <string>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
+#include "dedup/dsp.hpp"
 #include "dedup/hash_math.hpp"
 #include "upframe/error.hpp"
 
@@ -49,86 +46,9 @@ void flush_columns(uint16_t* colsum, int width, int hash_size, uint64_t* cell_su
   std::fill(colsum, colsum + width, uint16_t{0});
 }
 
-#if defined(__SSE2__)
-// Fast paths for the usual frame sizes (SSE2 is x86-64's baseline): psadbw sums 8 samples
-// at once, so the hash and the block measure need no per-column arrays. They compute
-// exactly the same integer sums as the generic loops (tests compare both with a plain
-// reference).
-
-// Sums of each 8-sample group of rows [y0, y1) into group_sums[x / 8]; copies the rows to
-// `copy` (packed) if not null. width % 8 == 0. Rows are read in order (memory streams at
-// full speed); the group sums (width / 8 words) stay in L1.
-void group_sums_8bit(const uint8_t* data, ptrdiff_t stride, int width, int y0, int y1,
-                     uint8_t* copy, uint64_t* group_sums) {
-  const __m128i zero = _mm_setzero_si128();
-  std::fill(group_sums, group_sums + width / 8, uint64_t{0});
-  auto* sums = reinterpret_cast<__m128i*>(group_sums);  // two groups per register
-  const int wide = width & ~31;
-  for (int y = y0; y < y1; ++y) {
-    const uint8_t* row = data + y * stride;
-    uint8_t* out = copy ? copy + static_cast<ptrdiff_t>(y) * width : nullptr;
-    for (int x = 0; x < wide; x += 32) {
-      const __m128i v0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + x));
-      const __m128i v1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + x + 16));
-      if (out) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x), v0);
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + x + 16), v1);
-      }
-      _mm_storeu_si128(sums + x / 16,
-                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16), _mm_sad_epu8(v0, zero)));
-      _mm_storeu_si128(sums + x / 16 + 1,
-                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16 + 1), _mm_sad_epu8(v1, zero)));
-    }
-    for (int x = wide; x < width; x += 8) {
-      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row + x));
-      if (out) _mm_storel_epi64(reinterpret_cast<__m128i*>(out + x), v);
-      group_sums[x / 8] += static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_sad_epu8(v, zero)));
-    }
-  }
-}
-
-// Sum of |a - b| over each 8-sample group of rows [y0, y1) into group_abs[x / 8]; the sums
-// of a and b are added to *sum_a / *sum_b when not null. width % 8 == 0. Row order, as above.
-void group_abs_diff_8bit(const uint8_t* a, ptrdiff_t a_stride, const uint8_t* b, ptrdiff_t b_stride,
-                         int width, int y0, int y1, uint64_t* group_abs, uint64_t* sum_a,
-                         uint64_t* sum_b) {
-  const __m128i zero = _mm_setzero_si128();
-  std::fill(group_abs, group_abs + width / 8, uint64_t{0});
-  auto* sums = reinterpret_cast<__m128i*>(group_abs);
-  __m128i total_a = zero, total_b = zero;
-  const int wide = width & ~15;
-  for (int y = y0; y < y1; ++y) {
-    const uint8_t* ra = a + y * a_stride;
-    const uint8_t* rb = b + y * b_stride;
-    for (int x = 0; x < wide; x += 16) {
-      const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ra + x));
-      const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rb + x));
-      // psadbw of a against b: the sum of |a - b| of each 8 bytes.
-      _mm_storeu_si128(sums + x / 16,
-                       _mm_add_epi64(_mm_loadu_si128(sums + x / 16), _mm_sad_epu8(va, vb)));
-      if (sum_a) {
-        total_a = _mm_add_epi64(total_a, _mm_sad_epu8(va, zero));
-        total_b = _mm_add_epi64(total_b, _mm_sad_epu8(vb, zero));
-      }
-    }
-    for (int x = wide; x < width; x += 8) {
-      const __m128i va = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ra + x));
-      const __m128i vb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(rb + x));
-      group_abs[x / 8] += static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_sad_epu8(va, vb)));
-      if (sum_a) {
-        total_a = _mm_add_epi64(total_a, _mm_sad_epu8(va, zero));
-        total_b = _mm_add_epi64(total_b, _mm_sad_epu8(vb, zero));
-      }
-    }
-  }
-  if (sum_a) {
-    uint64_t lanes[2];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), total_a);
-    *sum_a += lanes[0] + lanes[1];
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(lanes), total_b);
-    *sum_b += lanes[0] + lanes[1];
-  }
-}
+// The DSP table's group functions (dsp.hpp) serve the usual frame sizes: they sum 8-sample
+// groups, so the hash and the block measure need no per-column arrays. They compute exactly
+// the same integer sums as the generic loops here (tests compare both with a plain reference).
 
 // The fast paths need every hash cell / block to start on an 8-sample group.
 bool cells_aligned_to_groups(int width, int cells) {
@@ -137,7 +57,6 @@ bool cells_aligned_to_groups(int width, int cells) {
     if (math::cell_begin(i, width, cells) % 8 != 0) return false;
   return true;
 }
-#endif  // __SSE2__
 
 }  // namespace
 
@@ -198,21 +117,19 @@ AverageHash hash_and_copy(const LumaView& luma, int hash_size, uint8_t* copy_8bi
   }
 
   uint64_t cell_sums[32 * 32] = {};
-#if defined(__SSE2__)
   if (cells_aligned_to_groups(width, hash_size)) {
+    const Dsp& table = dsp();
     std::vector<uint64_t> groups(width / 8);
     for (int cy = 0; cy < hash_size; ++cy) {
-      group_sums_8bit(luma.data, luma.linesize, width, math::cell_begin(cy, height, hash_size),
-                      math::cell_begin(cy + 1, height, hash_size), copy_8bit, groups.data());
+      table.group_sums(luma.data, luma.linesize, width, math::cell_begin(cy, height, hash_size),
+                       math::cell_begin(cy + 1, height, hash_size), copy_8bit, groups.data());
       for (int cx = 0; cx < hash_size; ++cx) {
         const int g0 = math::cell_begin(cx, width, hash_size) / 8;
         const int g1 = math::cell_begin(cx + 1, width, hash_size) / 8;
         for (int g = g0; g < g1; ++g) cell_sums[cy * hash_size + cx] += groups[g];
       }
     }
-  } else
-#endif
-  {
+  } else {
     // Column sums over up to 256 rows fit 16 bits (256 * 255 < 65536); flushed into the
     // cells at the end of each cell row, or earlier for very tall cells.
     constexpr int kMaxRowsPerFlush = 256;
@@ -281,8 +198,8 @@ DifferenceSums difference_8bit_impl(const uint8_t* a, int a_stride, const uint8_
                                     int width, int height, const uint64_t* sum_a,
                                     const uint64_t* sum_b, const StopLimits* limits,
                                     bool* stopped) {
-#if defined(__SSE2__)
   if (cells_aligned_to_groups(width, math::block_count(width))) {  // blocks are 8-sample groups
+    const Dsp& table = dsp();
     const int blocks_y = math::block_count(height);
     std::vector<uint64_t> group_abs(width / 8);
     uint64_t total_a = 0, total_b = 0;
@@ -292,8 +209,8 @@ DifferenceSums difference_8bit_impl(const uint8_t* a, int a_stride, const uint8_
     for (int by = 0; by < blocks_y; ++by) {
       const int y0 = math::cell_begin(by, height, blocks_y);
       const int y1 = math::cell_begin(by + 1, height, blocks_y);
-      group_abs_diff_8bit(a, a_stride, b, b_stride, width, y0, y1, group_abs.data(),
-                          need_totals ? &total_a : nullptr, need_totals ? &total_b : nullptr);
+      table.group_abs_diff(a, a_stride, b, b_stride, width, y0, y1, group_abs.data(),
+                           need_totals ? &total_a : nullptr, need_totals ? &total_b : nullptr);
       const int64_t area = static_cast<int64_t>(y1 - y0) * 8;
       for (const uint64_t block_abs : group_abs) {
         if (math::block_mean_greater(block_abs, area, sums.max_block_abs_sum,
@@ -312,10 +229,6 @@ DifferenceSums difference_8bit_impl(const uint8_t* a, int a_stride, const uint8_
                       static_cast<int64_t>(need_totals ? total_b : *sum_b);
     return sums;
   }
-#else
-  (void)sum_a;
-  (void)sum_b;
-#endif
   // Per block row, per column: sum of |a-b| and of a-b. A block row has fewer than 16 rows
   // (blocks are 8..15 samples high), so 16-bit column sums cannot overflow.
   std::vector<uint16_t> abs_columns(width, 0);
@@ -383,54 +296,14 @@ DifferenceSums difference_8bit(const uint8_t* a, int a_stride, const uint8_t* b,
 
 namespace {
 
-// One row of m = a + b (int16), from sample `x0` on.
+// One row of m = a + b (int16).
 void sum_rows(const uint8_t* __restrict a, const uint8_t* __restrict b, int16_t* __restrict m,
-              int x0, int width) {
-  for (int x = x0; x < width; ++x) m[x] = static_cast<int16_t>(a[x] + b[x]);
+              int width) {
+  for (int x = 0; x < width; ++x) m[x] = static_cast<int16_t>(a[x] + b[x]);
 }
 
-// The vertical Sobel parts of a row from m at rows y-1, y, y+1: smooth = m0 + 2 m1 + m2 (the
-// horizontal gradient's column term) and diff = m2 - m0 (the vertical gradient's column term).
-void sobel_columns(const int16_t* __restrict m0, const int16_t* __restrict m1,
-                   const int16_t* __restrict m2, int16_t* __restrict smooth,
-                   int16_t* __restrict diff, int x0, int width) {
-  for (int x = x0; x < width; ++x) {
-    smooth[x] = static_cast<int16_t>(m0[x] + 2 * m1[x] + m2[x]);
-    diff[x] = static_cast<int16_t>(m2[x] - m0[x]);
-  }
-}
-
-// m2 = a + b of row y+1, then the row's Sobel column terms (as the two functions above), 16
-// samples at a time; returns where the scalar loops take over.
-int next_row_columns(const uint8_t* a, const uint8_t* b, const int16_t* m0, const int16_t* m1,
-                     int16_t* m2, int16_t* smooth, int16_t* diff, int width) {
-  int x = 0;
-#if defined(__SSE2__)
-  const __m128i zero = _mm_setzero_si128();
-  for (; x + 16 <= width; x += 16) {
-    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + x));
-    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + x));
-    const __m128i sums[2] = {
-        _mm_add_epi16(_mm_unpacklo_epi8(va, zero), _mm_unpacklo_epi8(vb, zero)),
-        _mm_add_epi16(_mm_unpackhi_epi8(va, zero), _mm_unpackhi_epi8(vb, zero))};
-    for (int half = 0; half < 2; ++half) {
-      const int at = x + 8 * half;
-      const __m128i low = _mm_loadu_si128(reinterpret_cast<const __m128i*>(m0 + at));
-      const __m128i mid = _mm_loadu_si128(reinterpret_cast<const __m128i*>(m1 + at));
-      const __m128i high = sums[half];
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(m2 + at), high);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(smooth + at),
-                       _mm_add_epi16(_mm_add_epi16(low, high), _mm_add_epi16(mid, mid)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(diff + at), _mm_sub_epi16(high, low));
-    }
-  }
-#else
-  (void)a, (void)b, (void)m0, (void)m1, (void)m2, (void)smooth, (void)diff, (void)width;
-#endif
-  return x;
-}
-
-// Adds the samples x in [x0, x1) of one row (1 <= x0, x1 <= width - 1).
+// Adds the samples x in [x0, x1) of one row (1 <= x0, x1 <= width - 1): the frame's first and
+// last block columns and sizes whose blocks are not 8-sample groups.
 void motion_row_scalar(const int16_t* smooth, const int16_t* diff, const uint8_t* a,
                        const uint8_t* b, int x0, int x1, math::MotionSums& sums) {
   for (int x = x0; x < x1; ++x) {
@@ -439,60 +312,6 @@ void motion_row_scalar(const int16_t* smooth, const int16_t* diff, const uint8_t
     math::add_motion_sample(sums, gx, gy, static_cast<int>(b[x]) - static_cast<int>(a[x]));
   }
 }
-
-#if defined(__SSE2__)
-
-// The six pmaddwd lane accumulators of one 8-sample column group (gxx, gxy, gyy, gxd, gyd, dd).
-struct GroupLanes {
-  __m128i v[6];
-};
-
-// Samples [x, x + 8) of one row (1 <= x, x + 8 <= width - 1) into a group's lanes. Each lane
-// gains at most 2 * 2040^2 per row: a block row (< 16 rows) stays far below 2^31.
-inline void motion_group_sse2(const int16_t* smooth, const int16_t* diff, const uint8_t* a,
-                              const uint8_t* b, int x, GroupLanes& lanes) {
-  const __m128i zero = _mm_setzero_si128();
-  const auto load = [](const int16_t* p) {
-    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  };
-  const __m128i gx = _mm_sub_epi16(load(smooth + x + 1), load(smooth + x - 1));
-  const __m128i gy = _mm_add_epi16(_mm_add_epi16(load(diff + x - 1), load(diff + x + 1)),
-                                   _mm_add_epi16(load(diff + x), load(diff + x)));
-  const __m128i va =
-      _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + x)), zero);
-  const __m128i vb =
-      _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + x)), zero);
-  const __m128i d = _mm_sub_epi16(vb, va);
-  lanes.v[0] = _mm_add_epi32(lanes.v[0], _mm_madd_epi16(gx, gx));
-  lanes.v[1] = _mm_add_epi32(lanes.v[1], _mm_madd_epi16(gx, gy));
-  lanes.v[2] = _mm_add_epi32(lanes.v[2], _mm_madd_epi16(gy, gy));
-  lanes.v[3] = _mm_add_epi32(lanes.v[3], _mm_madd_epi16(gx, d));
-  lanes.v[4] = _mm_add_epi32(lanes.v[4], _mm_madd_epi16(gy, d));
-  lanes.v[5] = _mm_add_epi32(lanes.v[5], _mm_madd_epi16(d, d));
-}
-
-// Adds a group's lanes to a block's sums. A lane holds at most 15 rows x 2 x 2040^2 (< 2^27)
-// in magnitude, so four lanes add up in 32 bits: two transposing adds give all six totals.
-void flush_group(const GroupLanes& lanes, math::MotionSums& into) {
-  const auto pair_sums = [](__m128i x, __m128i y) {  // x0+x2, y0+y2, x1+x3, y1+y3
-    return _mm_add_epi32(_mm_unpacklo_epi32(x, y), _mm_unpackhi_epi32(x, y));
-  };
-  const __m128i ab = pair_sums(lanes.v[0], lanes.v[1]);
-  const __m128i cd = pair_sums(lanes.v[2], lanes.v[3]);
-  const __m128i ef = pair_sums(lanes.v[4], lanes.v[5]);
-  int32_t totals[8];
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(totals),
-                   _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd)));
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(totals + 4),
-                   _mm_add_epi32(ef, _mm_srli_si128(ef, 8)));
-  into.gxx += totals[0];
-  into.gxy += totals[1];
-  into.gyy += totals[2];
-  into.gxd += totals[3];
-  into.gyd += totals[4];
-  into.dd += totals[5];
-}
-#endif  // __SSE2__
 
 }  // namespace
 
@@ -511,7 +330,7 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
   thread_local std::vector<math::MotionSums> row_sums;
   row_sums.assign(static_cast<size_t>(field.blocks_x), math::MotionSums{});
   // Rolling rows of m (y-1, y, y+1), and the Sobel column terms (smooth, diff) of every row of
-  // the current block row (at most 15): the SSE2 groups then run down a block's rows with
+  // the current block row (at most 15): the DSP groups then run down a block's rows with
   // their sums in registers. About 120 KB at 1920 wide: in L2.
   constexpr int kMaxBlockRows = 16;
   thread_local std::vector<int16_t> buffer;
@@ -536,13 +355,12 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
     for (int x = math::cell_begin(bx, width, field.blocks_x);
          x < math::cell_begin(bx + 1, width, field.blocks_x); ++x)
       column_block[x] = bx;
-#if defined(__SSE2__)
-  // Blocks exactly 8 wide: one SSE2 group a block; the first and last groups hold the
+  // Blocks exactly 8 wide: one DSP group a block; the first and last groups hold the
   // non-interior columns 0 and width - 1 and take the scalar loop.
+  const Dsp& table = dsp();
   const bool groups = cells_aligned_to_groups(width, field.blocks_x) && field.blocks_x >= 3;
-#endif
-  sum_rows(row(a, a_stride, 0), row(b, b_stride, 0), m[0], 0, width);
-  sum_rows(row(a, a_stride, 1), row(b, b_stride, 1), m[1], 0, width);
+  sum_rows(row(a, a_stride, 0), row(b, b_stride, 0), m[0], width);
+  sum_rows(row(a, a_stride, 1), row(b, b_stride, 1), m[1], width);
   int block_row = 0;
   int block_row_end = math::cell_begin(1, height, field.blocks_y);
   for (int y = 1; y < height - 1; ++y) {
@@ -550,22 +368,17 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
     const uint8_t* next_b = row(b, b_stride, y + 1);
     int16_t* smooth = smooth_row(band_rows);
     int16_t* diff = diff_row(band_rows);
-    const int done = next_row_columns(next_a, next_b, m[0], m[1], m[2], smooth, diff, width);
-    sum_rows(next_a, next_b, m[2], done, width);
-    sobel_columns(m[0], m[1], m[2], smooth, diff, done, width);
+    table.sobel_row(next_a, next_b, m[0], m[1], m[2], smooth, diff, width);
     const uint8_t* ra = row(a, a_stride, y);
     const uint8_t* rb = row(b, b_stride, y);
     band_a[band_rows] = ra;
     band_b[band_rows] = rb;
     ++band_rows;
     math::MotionSums* block_sums = row_sums.data();
-#if defined(__SSE2__)
     if (groups) {  // the middle groups run when the block row is complete (below)
       motion_row_scalar(smooth, diff, ra, rb, 1, 8, block_sums[0]);
       motion_row_scalar(smooth, diff, ra, rb, width - 8, width - 1, block_sums[field.blocks_x - 1]);
-    } else
-#endif
-    {
+    } else {
       for (int x = 1; x < width - 1;) {  // one run of columns a block at a time
         const int bx = column_block[x];
         const int end = std::min(width - 1, math::cell_begin(bx + 1, width, field.blocks_x));
@@ -574,15 +387,9 @@ void motion_field_8bit(const uint8_t* a, int a_stride, const uint8_t* b, int b_s
       }
     }
     if (y + 1 == block_row_end || y + 1 == height - 1) {  // the block row is complete
-#if defined(__SSE2__)
-      for (int g = 1; groups && g + 1 < field.blocks_x; ++g) {
-        GroupLanes lanes;
-        for (__m128i& v : lanes.v) v = _mm_setzero_si128();
-        for (int k = 0; k < band_rows; ++k)
-          motion_group_sse2(smooth_row(k), diff_row(k), band_a[k], band_b[k], 8 * g, lanes);
-        flush_group(lanes, block_sums[g]);
-      }
-#endif
+      if (groups)
+        table.motion_groups(smooth_row(0), diff_row(0), width, band_a, band_b, band_rows, 8,
+                            field.blocks_x - 2, block_sums + 1);
       math::BlockMotionSums* out =
           field.blocks.data() + static_cast<ptrdiff_t>(block_row) * field.blocks_x;
       for (int bx = 0; bx < field.blocks_x; ++bx) {
@@ -674,17 +481,92 @@ double local_motion(const MotionField& field, int width, int height, double min_
   for (int wy = 0; wy < windows_y; ++wy)
     for (int wx = 0; wx < windows_x; ++wx) {
       if (!(loudness[static_cast<size_t>(wy) * windows_x + wx] > floor_square)) continue;
+      int64_t window_dd = 0;
+      for (int j = 0; j < span_y; ++j)
+        for (int i = 0; i < span_x; ++i) window_dd += block(wx + i, wy + j).dd;
+      // The fit over the window's blocks that hold the change (at least 1/8 of its energy):
+      // a still texture in the others only dilutes the displacement of a small mover.
       math::MotionSums sums;
       for (int j = 0; j < span_y; ++j)
-        for (int i = 0; i < span_x; ++i) math::add_motion_sums(sums, block(wx + i, wy + j));
-      const int64_t gradient = sums.gxx + sums.gyy;
-      if (gradient <= 0) continue;
-      // Energy of (b - a) a translation of the window explains, against its gradient energy:
-      // about the displacement in pixels (gx, gy are 16x the average picture's gradient).
+        for (int i = 0; i < span_x; ++i) {
+          const math::BlockMotionSums& b = block(wx + i, wy + j);
+          if (8 * int64_t{b.dd} >= window_dd) math::add_motion_sums(sums, b);
+        }
+      // Energy of (b - a) a translation of the window explains, against the gradient energy
+      // of the samples that changed (the still texture between them would dilute it): about
+      // the displacement in pixels (gx, gy are 16x the average picture's gradient).
+      if (sums.gxx + sums.gyy <= 0 || sums.gmm <= 0) continue;
       const double explained = math::motion_fit(sums).explained * static_cast<double>(sums.dd);
-      largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(gradient)));
+      largest = std::max(largest, std::sqrt(256.0 * explained / static_cast<double>(sums.gmm)));
     }
   return largest;
+}
+
+double change_length(const MotionField& field, int width, int height, double min_rms) {
+  const int bx_n = field.blocks_x, by_n = field.blocks_y;
+  if (bx_n <= 0 || by_n <= 0 || width < 3 || height < 3) return 0;
+  thread_local std::vector<int> columns, rows, stack;
+  thread_local std::vector<double> energy;  // per sample, per block
+  thread_local std::vector<uint8_t> state;  // 0: quiet, 1: changed, 2: changed and counted
+  interior_extents(width, bx_n, columns);
+  interior_extents(height, by_n, rows);
+  const size_t count = static_cast<size_t>(bx_n) * by_n;
+  energy.resize(count);
+  for (int by = 0; by < by_n; ++by)
+    for (int bx = 0; bx < bx_n; ++bx) {
+      const int64_t area = static_cast<int64_t>(columns[bx]) * rows[by];
+      const size_t at = static_cast<size_t>(by) * bx_n + bx;
+      energy[at] =
+          area > 0 ? static_cast<double>(field.blocks[at].dd) / static_cast<double>(area) : 0;
+    }
+  // Changed blocks above min_rms first: most duplicates have none, and skip the median.
+  state.assign(count, 0);
+  const double min_square = min_rms * min_rms;
+  bool any = false;
+  for (size_t at = 0; at < count; ++at) {
+    const math::BlockMotionSums& b = field.blocks[at];
+    if (energy[at] > min_square &&
+        256 * int64_t{b.dd} >= kUnmaskedChangeRatio * (int64_t{b.gxx} + b.gyy)) {
+      state[at] = 1;
+      any = true;
+    }
+  }
+  if (!any) return 0;
+  // The pair's noise: the median block's energy (a keyframe re-coding the picture raises it).
+  thread_local std::vector<double> sorted;
+  sorted = energy;
+  auto middle = sorted.begin() + static_cast<ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  const double floor_square = kLocalNoiseFactor * *middle;
+  if (floor_square > min_square)
+    for (size_t at = 0; at < count; ++at)
+      if (state[at] == 1 && !(energy[at] > floor_square)) state[at] = 0;
+  // Block bounds in pixels, for the groups' extents.
+  const auto x_begin = [&](int bx) { return math::cell_begin(bx, width, bx_n); };
+  const auto y_begin = [&](int by) { return math::cell_begin(by, height, by_n); };
+  int longest = 0;
+  for (size_t seed = 0; seed < count; ++seed) {
+    if (state[seed] != 1) continue;
+    int x0 = bx_n, x1 = -1, y0 = by_n, y1 = -1;
+    stack.assign(1, static_cast<int>(seed));
+    state[seed] = 2;
+    while (!stack.empty()) {
+      const int at = stack.back();
+      stack.pop_back();
+      const int bx = at % bx_n, by = at / bx_n;
+      x0 = std::min(x0, bx), x1 = std::max(x1, bx), y0 = std::min(y0, by), y1 = std::max(y1, by);
+      for (int ny = std::max(0, by - 1); ny <= std::min(by_n - 1, by + 1); ++ny)
+        for (int nx = std::max(0, bx - 1); nx <= std::min(bx_n - 1, bx + 1); ++nx) {
+          const size_t next = static_cast<size_t>(ny) * bx_n + nx;
+          if (state[next] == 1) {
+            state[next] = 2;
+            stack.push_back(static_cast<int>(next));
+          }
+        }
+    }
+    longest = std::max({longest, x_begin(x1 + 1) - x_begin(x0), y_begin(y1 + 1) - y_begin(y0)});
+  }
+  return longest;
 }
 
 bool signed_mean_within(uint64_t sum_a, uint64_t sum_b, int64_t pixel_count,
@@ -768,7 +650,9 @@ bool motion_within(const MotionField& field, int width, int height, const Thresh
   return math::motion_fit(field.total).score <= thresholds.max_motion &&
          zoom_motion(field, width, height) <= thresholds.max_zoom_motion &&
          local_motion(field, width, height, thresholds.local_motion_min_rms) <=
-             thresholds.max_local_motion;
+             thresholds.max_local_motion &&
+         change_length(field, width, height, thresholds.change_min_rms) <=
+             thresholds.max_change_length;
 }
 
 DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const MotionField& motion,
@@ -781,6 +665,7 @@ DifferenceMeasures measures_from_sums(const DifferenceSums& difference, const Mo
   m.motion = fit.score;
   m.local_motion = local_motion(motion, width, height, thresholds.local_motion_min_rms);
   m.zoom_motion = zoom_motion(motion, width, height);
+  m.change_length = change_length(motion, width, height, thresholds.change_min_rms);
   return m;
 }
 

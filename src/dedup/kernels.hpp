@@ -68,8 +68,10 @@ inline constexpr double kLocalNoiseFactor = 8.0;
 
 // Local motion (docs/DEDUP.md): over windows of 2x2 confirmation blocks (16x16 samples, a
 // step of 8) whose change energy per block, as RMS, exceeds max(min_rms, the pair's floor),
-// the largest displacement (pixels) a translation of the window explains. A small object or
-// particles moving a pixel give about 1; re-coding noise, even at strong edges, stays under 0.7.
+// the largest displacement (pixels) a translation of the window explains: fitted over the
+// window's blocks that hold at least 1/8 of its change, against the gradient energy of their
+// changed samples (math::changed_sample). A small object or particles moving a pixel give
+// about 1, also over a textured ground; re-coding noise, even at strong edges, stays under 0.75.
 // Host doubles from the integer sums: the CPU and CUDA fields give the same value.
 double local_motion(const MotionField& field, int width, int height, double min_rms);
 
@@ -79,6 +81,18 @@ double local_motion(const MotionField& field, int width, int height, double min_
 // translation alone). A slow push-in moves no part of the frame far enough for the other
 // measures, but every part of it radially.
 double zoom_motion(const MotionField& field, int width, int height);
+
+// A block's change is masked (coding noise at the picture's edges) unless 256 sum(d^2) is at
+// least this many times its gradient energy sum(gx^2 + gy^2): a thin line appearing on flat
+// ground gives about 8, a 1-px translation 1, re-coding noise at edges far less.
+inline constexpr int64_t kUnmaskedChangeRatio = 2;
+
+// Faint thin changes (docs/DEDUP.md): blocks whose change energy per sample exceeds
+// max(min_rms^2, the pair's floor: kLocalNoiseFactor x the median block's) and is unmasked;
+// the longest bounding-box side (pixels) of an 8-connected group of them. A rain streak
+// 50 px or longer gives its length; re-coding noise on held frames stays in groups of 1 to 3
+// blocks. Host doubles from the integer sums: the CPU and CUDA fields give the same value.
+double change_length(const MotionField& field, int width, int height, double min_rms);
 
 // The confirmation's decision, one step per measure; the CPU detector and the CUDA path
 // (src/dedup/cuda) both decide with these, so equal sums give equal decisions.

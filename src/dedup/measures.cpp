@@ -18,9 +18,11 @@ Thresholds default_thresholds() {
   t.max_abs_signed_mean_diff = 0.6;
   t.max_block_mean_abs_diff = 11.0;
   t.max_motion = 0.095;
-  t.max_local_motion = 0.7;
+  t.max_local_motion = 0.78;
   t.local_motion_min_rms = 13.5;
   t.max_zoom_motion = 0.11;
+  t.max_change_length = 40;
+  t.change_min_rms = 3;
   return t;
 }
 

@@ -261,7 +261,7 @@ struct VideoDecoder::Impl {
   }
 
   // Sets up NVDEC for `decoder` when asked (auto or cuda) and possible; otherwise logs the
-  // reason (SPEC section 6) and leaves the context for software decode.
+  // reason (docs/INTERFACE.md, "Pipeline and fallbacks") and leaves the context for software decode.
   void try_nvdec(AVCodecContext* ctx, const AVCodec* decoder, const std::string& device) {
     if (device == "cpu") return;
     const bool asked = device == "cuda";

@@ -6,42 +6,33 @@
 // They are read with a second demuxer, one packet ahead, and written just before the first
 // video packet that comes after them, so memory stays bounded. Subtitles are copied, never
 // converted: SubRip into mp4 (which only takes mov_text) and mov_text into Matroska are
-// dropped with a note.
+// dropped with a note; audio the container cannot hold is re-encoded (audio_transcoder.cpp).
 //
-// Resumable output (SPEC section 8) uses the same class twice: segment mode encodes one
-// segment's frames with a fresh encoder into a segment file (packets with exact timestamps,
-// no container, so no muxer rounds or shifts them), and join mode remuxes the segment files'
-// packets, in order, into the final container with the other streams copied as above.
-//
-// Segment file: "UPFSEG01", the number of header fields and the fields (int64: codec
-// parameters and time base, see kSegmentFields), the extradata, the stream side data, then
-// one record a packet (pts, dts, duration, flags, size, bytes) and an end record (size -1).
-#include <spdlog/spdlog.h>
-
+// Resumable output (docs/ARCHITECTURE.md, "Resume") uses the same class twice: segment mode
+// encodes one segment's frames with a fresh encoder into a segment file (segment_file.hpp),
+// and join mode remuxes the segment files' packets, in order, into the final container with
+// the other streams copied as above. The encoder is chosen and opened as encoder_choice.cpp
+// says.
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
-#include <algorithm>
-#include <array>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <iterator>
 #include <map>
-#include <mutex>
 
+#include "media/audio_transcoder.hpp"
+#include "media/encoder_choice.hpp"
 #include "media/libav_helpers.hpp"
-#include "upframe/cuda_device.hpp"
+#include "media/segment_file.hpp"
 #include "upframe/error.hpp"
 #include "upframe/media/frame_sink.hpp"
 
 extern "C" {
-#include <libavfilter/avfilter.h>
-#include <libavfilter/buffersink.h>
-#include <libavfilter/buffersrc.h>
 #include <libavutil/avstring.h>
-#include <libavutil/mastering_display_metadata.h>
-#include <libavutil/opt.h>
 #include <libavutil/pixdesc.h>
 }
 
@@ -52,40 +43,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::array<const char*, 8> kKnownEncoders = {"libx264",    "libx265",    "libsvtav1",
-                                                       "libaom-av1", "libvpx-vp9", "ffv1",
-                                                       "h264_nvenc", "hevc_nvenc"};
-constexpr const char* kKnownEncoderList =
-    "libx264, libx265, libsvtav1, libaom-av1, libvpx-vp9, ffv1, h264_nvenc, hevc_nvenc";
-
 bool valid(AVRational r) { return r.num > 0 && r.den > 0; }
 
-bool codec_takes(const AVCodec* codec, AVPixelFormat format) {
-  if (!codec->pix_fmts) return true;
-  for (const AVPixelFormat* f = codec->pix_fmts; *f != AV_PIX_FMT_NONE; ++f)
-    if (*f == format) return true;
-  return false;
-}
-
-// The input's format when the encoder takes it, else the closest it does (depth and alpha
-// kept where possible: 10-bit 4:2:2 into libsvtav1 becomes yuv420p10le). A stream that was
-// RGB or a palette (GIF, APNG, WebP; decoded to 4:4:4 for the pipeline) goes to 4:2:0 for a
-// delivery codec, which players decode everywhere (4:4:4 H.264 or VP9 profile 1 often not);
-// ffv1 keeps 4:4:4 and alpha.
-AVPixelFormat encoder_pixel_format(const AVCodec* codec, AVPixelFormat source,
-                                   AVPixelFormat stream_format = AV_PIX_FMT_NONE) {
-  const AVPixFmtDescriptor* stream = av_pix_fmt_desc_get(stream_format);
-  if (stream && (stream->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) &&
-      codec->id != AV_CODEC_ID_FFV1) {
-    const AVPixelFormat planar =
-        pixel_format_bit_depth(source) > 8 ? AV_PIX_FMT_YUV420P10LE : AV_PIX_FMT_YUV420P;
-    if (codec_takes(codec, planar)) return planar;
-  }
-  if (codec_takes(codec, source)) return source;
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(source);
-  const bool alpha = desc && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
-  AVPixelFormat best = avcodec_find_best_pix_fmt_of_list(codec->pix_fmts, source, alpha, nullptr);
-  return best == AV_PIX_FMT_NONE ? codec->pix_fmts[0] : best;
+bool sync_file(const fs::path& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = fsync(fd) == 0;
+  close(fd);
+  return ok;
 }
 
 // Tags that describe the input file rather than its content.
@@ -103,328 +68,6 @@ void copy_metadata(AVDictionary** to, const AVDictionary* from) {
   while ((entry = av_dict_get(from, "", entry, AV_DICT_IGNORE_SUFFIX)))
     if (!is_stale_tag(entry->key)) av_dict_set(to, entry->key, entry->value, 0);
 }
-
-// x265 takes HDR10 static metadata as parameters (FFmpeg 5.1's wrapper does not read the
-// frames' side data).
-std::string x265_hdr_params(const AVFrame* frame) {
-  std::string params;
-  if (const AVFrameSideData* sd =
-          av_frame_get_side_data(frame, AV_FRAME_DATA_MASTERING_DISPLAY_METADATA)) {
-    const auto* m = reinterpret_cast<const AVMasteringDisplayMetadata*>(sd->data);
-    if (m->has_primaries && m->has_luminance) {
-      auto chroma = [](AVRational v) { return static_cast<long>(av_q2d(v) * 50000 + 0.5); };
-      auto luma = [](AVRational v) { return static_cast<long>(av_q2d(v) * 10000 + 0.5); };
-      char text[256];
-      // display_primaries is R, G, B; x265 wants G, B, R.
-      std::snprintf(text, sizeof(text),
-                    "master-display=G(%ld,%ld)B(%ld,%ld)R(%ld,%ld)WP(%ld,%ld)L(%ld,%ld):",
-                    chroma(m->display_primaries[1][0]), chroma(m->display_primaries[1][1]),
-                    chroma(m->display_primaries[2][0]), chroma(m->display_primaries[2][1]),
-                    chroma(m->display_primaries[0][0]), chroma(m->display_primaries[0][1]),
-                    chroma(m->white_point[0]), chroma(m->white_point[1]), luma(m->max_luminance),
-                    luma(m->min_luminance));
-      params += text;
-    }
-  }
-  if (const AVFrameSideData* sd =
-          av_frame_get_side_data(frame, AV_FRAME_DATA_CONTENT_LIGHT_LEVEL)) {
-    const auto* c = reinterpret_cast<const AVContentLightMetadata*>(sd->data);
-    params += "max-cll=" + std::to_string(c->MaxCLL) + "," + std::to_string(c->MaxFALL) + ":";
-  }
-  return params;
-}
-
-struct StreamSideData {
-  int64_t type;  // AVPacketSideDataType
-  std::string bytes;
-};
-
-// HDR static metadata of the first frame, for the stream (muxers write it: Matroska, mp4).
-std::vector<StreamSideData> hdr_side_data(const AVFrame* frame) {
-  struct Pair {
-    AVFrameSideDataType frame_type;
-    AVPacketSideDataType stream_type;
-  };
-  std::vector<StreamSideData> out;
-  for (Pair pair :
-       {Pair{AV_FRAME_DATA_MASTERING_DISPLAY_METADATA, AV_PKT_DATA_MASTERING_DISPLAY_METADATA},
-        Pair{AV_FRAME_DATA_CONTENT_LIGHT_LEVEL, AV_PKT_DATA_CONTENT_LIGHT_LEVEL}}) {
-    const AVFrameSideData* sd = av_frame_get_side_data(frame, pair.frame_type);
-    if (!sd) continue;
-    out.push_back(
-        {pair.stream_type, std::string(reinterpret_cast<const char*>(sd->data), sd->size)});
-  }
-  return out;
-}
-
-// --- audio re-encoding, for a container that cannot hold the source's codec ---
-
-struct GraphFreer {
-  void operator()(AVFilterGraph* g) const { avfilter_graph_free(&g); }
-};
-
-// The encoder a container takes for audio: its default audio codec (webm: Opus, mp4: AAC),
-// by the libraries' names where FFmpeg's own encoder is experimental (opus, vorbis).
-const AVCodec* audio_encoder_for(const AVOutputFormat* format) {
-  if (format->audio_codec == AV_CODEC_ID_OPUS) return avcodec_find_encoder_by_name("libopus");
-  if (format->audio_codec == AV_CODEC_ID_VORBIS) return avcodec_find_encoder_by_name("libvorbis");
-  if (format->audio_codec == AV_CODEC_ID_NONE) return nullptr;
-  return avcodec_find_encoder(format->audio_codec);
-}
-
-// Decode -> resample/reformat/re-frame (libavfilter: aresample, aformat, the encoder's frame
-// size at the sink) -> encode, one input audio stream into one output stream.
-class AudioTranscoder {
- public:
-  AudioTranscoder(const std::string& file, const AVStream* from, const AVCodec* encoder,
-                  bool global_header)
-      : file_(file), from_(from) {
-    const AVCodec* decoder = avcodec_find_decoder(from->codecpar->codec_id);
-    if (!decoder) fail("no decoder for it");
-    dec_.reset(avcodec_alloc_context3(decoder));
-    if (!dec_ || avcodec_parameters_to_context(dec_.get(), from->codecpar) < 0)
-      fail("cannot set up its decoder");
-    dec_->pkt_timebase = from->time_base;
-    check(avcodec_open2(dec_.get(), decoder, nullptr), "open its decoder");
-
-    enc_.reset(avcodec_alloc_context3(encoder));
-    if (!enc_) fail("out of memory");
-    int rate = dec_->sample_rate > 0 ? dec_->sample_rate : 48000;
-    if (encoder->supported_samplerates) {
-      int best = encoder->supported_samplerates[0];
-      for (const int* r = encoder->supported_samplerates; *r; ++r)
-        if (*r == 48000 || *r == rate) best = *r;
-      for (const int* r = encoder->supported_samplerates; *r; ++r)
-        if (*r == rate) best = rate;
-      rate = best;
-    }
-    enc_->sample_rate = rate;
-    enc_->sample_fmt = encoder->sample_fmts ? encoder->sample_fmts[0] : dec_->sample_fmt;
-    if (dec_->ch_layout.nb_channels > 0 && dec_->ch_layout.nb_channels <= 2)
-      av_channel_layout_copy(&enc_->ch_layout, &dec_->ch_layout);
-    else
-      av_channel_layout_default(&enc_->ch_layout, 2);  // more than stereo: downmixed
-    if (enc_->ch_layout.order != AV_CHANNEL_ORDER_NATIVE)
-      av_channel_layout_default(&enc_->ch_layout, enc_->ch_layout.nb_channels);
-    enc_->bit_rate = 64000LL * enc_->ch_layout.nb_channels;
-    enc_->time_base = AVRational{1, rate};
-    if (global_header) enc_->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    check(avcodec_open2(enc_.get(), encoder, nullptr), std::string("open ") + encoder->name);
-    set_up_graph();
-  }
-  const AVCodecContext* encoder() const { return enc_.get(); }
-
-  // Feeds one packet (null: the end) and writes every finished output packet.
-  void send(const AVPacket* packet, const std::function<void(AVPacket*)>& write) {
-    int err = avcodec_send_packet(dec_.get(), packet);
-    if (err < 0 && err != AVERROR_EOF) {
-      if (packet) return;  // a damaged audio packet: skipped, as a player would
-    }
-    AVFrame* frame = av_frame_alloc();
-    Frame owner = Frame::adopt(frame);
-    while (avcodec_receive_frame(dec_.get(), frame) >= 0) {
-      frame->pts = frame->best_effort_timestamp;
-      check(av_buffersrc_add_frame(src_, frame), "filter");
-      pull(write);
-    }
-    if (!packet) {
-      check(av_buffersrc_add_frame(src_, nullptr), "filter");
-      pull(write);
-      avcodec_send_frame(enc_.get(), nullptr);
-      drain(write);
-    }
-  }
-
- private:
-  void set_up_graph() {
-    graph_.reset(avfilter_graph_alloc());
-    if (!graph_) fail("out of memory");
-    char layout[128] = {0};
-    av_channel_layout_describe(&dec_->ch_layout, layout, sizeof layout);
-    const std::string in_args =
-        "time_base=" + std::to_string(from_->time_base.num) + "/" +
-        std::to_string(from_->time_base.den) + ":sample_rate=" + std::to_string(dec_->sample_rate) +
-        ":sample_fmt=" + av_get_sample_fmt_name(dec_->sample_fmt) + ":channel_layout=" + layout;
-    check(avfilter_graph_create_filter(&src_, avfilter_get_by_name("abuffer"), "in",
-                                       in_args.c_str(), nullptr, graph_.get()),
-          "abuffer");
-    char out_layout[128] = {0};
-    av_channel_layout_describe(&enc_->ch_layout, out_layout, sizeof out_layout);
-    const std::string format_args =
-        std::string("sample_fmts=") + av_get_sample_fmt_name(enc_->sample_fmt) +
-        ":sample_rates=" + std::to_string(enc_->sample_rate) + ":channel_layouts=" + out_layout;
-    AVFilterContext* resample = nullptr;
-    AVFilterContext* format = nullptr;
-    check(avfilter_graph_create_filter(&resample, avfilter_get_by_name("aresample"), "resample",
-                                       nullptr, nullptr, graph_.get()),
-          "aresample");
-    check(avfilter_graph_create_filter(&format, avfilter_get_by_name("aformat"), "format",
-                                       format_args.c_str(), nullptr, graph_.get()),
-          "aformat");
-    check(avfilter_graph_create_filter(&sink_, avfilter_get_by_name("abuffersink"), "out", nullptr,
-                                       nullptr, graph_.get()),
-          "abuffersink");
-    check(avfilter_link(src_, 0, resample, 0), "link");
-    check(avfilter_link(resample, 0, format, 0), "link");
-    check(avfilter_link(format, 0, sink_, 0), "link");
-    check(avfilter_graph_config(graph_.get(), nullptr), "configure");
-    if (enc_->frame_size > 0 && !(enc_->codec->capabilities & AV_CODEC_CAP_VARIABLE_FRAME_SIZE))
-      av_buffersink_set_frame_size(sink_, unsigned(enc_->frame_size));
-  }
-  void pull(const std::function<void(AVPacket*)>& write) {
-    AVFrame* frame = av_frame_alloc();
-    Frame owner = Frame::adopt(frame);
-    for (;;) {
-      int err = av_buffersink_get_frame(sink_, frame);
-      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
-      check(err, "filter");
-      if (frame->pts != AV_NOPTS_VALUE)
-        frame->pts = av_rescale_q(frame->pts, av_buffersink_get_time_base(sink_), enc_->time_base);
-      check(avcodec_send_frame(enc_.get(), frame), "encode");
-      av_frame_unref(frame);
-      drain(write);
-    }
-  }
-  void drain(const std::function<void(AVPacket*)>& write) {
-    PacketPtr packet = make_packet();
-    for (;;) {
-      int err = avcodec_receive_packet(enc_.get(), packet.get());
-      if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
-      check(err, "encode");
-      write(packet.get());
-      av_packet_unref(packet.get());
-    }
-  }
-  void check(int err, const std::string& what) const {
-    if (err < 0) fail("cannot " + what + ": " + av_error_string(err));
-  }
-  [[noreturn]] void fail(const std::string& problem) const {
-    throw Error(file_, "re-encoding audio stream #" + std::to_string(from_->index) + ": " + problem,
-                ExitCode::kProcessingFailed, "save");
-  }
-  std::string file_;
-  const AVStream* from_;
-  CodecContextPtr dec_;
-  CodecContextPtr enc_;
-  std::unique_ptr<AVFilterGraph, GraphFreer> graph_;
-  AVFilterContext* src_ = nullptr;
-  AVFilterContext* sink_ = nullptr;
-};
-
-// --- segment files ---
-
-constexpr char kSegmentMagic[8] = {'U', 'P', 'F', 'S', 'E', 'G', '0', '1'};
-
-// The codec parameters a segment file keeps, with the time base of its packets.
-struct SegmentHeader {
-  AVCodecParameters* par = nullptr;  // owned
-  AVRational time_base{0, 1};
-  std::vector<StreamSideData> side_data;
-  SegmentHeader() : par(avcodec_parameters_alloc()) {}
-  ~SegmentHeader() { avcodec_parameters_free(&par); }
-  SegmentHeader(const SegmentHeader&) = delete;
-  SegmentHeader& operator=(const SegmentHeader&) = delete;
-};
-
-std::vector<int64_t> segment_fields(const SegmentHeader& h) {
-  const AVCodecParameters* p = h.par;
-  return {p->codec_type,
-          p->codec_id,
-          p->format,
-          p->width,
-          p->height,
-          p->sample_aspect_ratio.num,
-          p->sample_aspect_ratio.den,
-          p->field_order,
-          p->color_range,
-          p->color_primaries,
-          p->color_trc,
-          p->color_space,
-          p->chroma_location,
-          p->profile,
-          p->level,
-          p->bits_per_raw_sample,
-          p->bits_per_coded_sample,
-          p->video_delay,
-          p->bit_rate,
-          h.time_base.num,
-          h.time_base.den};
-}
-
-void set_segment_fields(SegmentHeader& h, const std::vector<int64_t>& f) {
-  AVCodecParameters* p = h.par;
-  size_t i = 0;
-  p->codec_type = AVMediaType(f[i++]);
-  p->codec_id = AVCodecID(f[i++]);
-  p->format = int(f[i++]);
-  p->width = int(f[i++]);
-  p->height = int(f[i++]);
-  p->sample_aspect_ratio.num = int(f[i++]);
-  p->sample_aspect_ratio.den = int(f[i++]);
-  p->field_order = AVFieldOrder(f[i++]);
-  p->color_range = AVColorRange(f[i++]);
-  p->color_primaries = AVColorPrimaries(f[i++]);
-  p->color_trc = AVColorTransferCharacteristic(f[i++]);
-  p->color_space = AVColorSpace(f[i++]);
-  p->chroma_location = AVChromaLocation(f[i++]);
-  p->profile = int(f[i++]);
-  p->level = int(f[i++]);
-  p->bits_per_raw_sample = int(f[i++]);
-  p->bits_per_coded_sample = int(f[i++]);
-  p->video_delay = int(f[i++]);
-  p->bit_rate = f[i++];
-  h.time_base.num = int(f[i++]);
-  h.time_base.den = int(f[i++]);
-}
-
-class SegmentWriter {
- public:
-  explicit SegmentWriter(FILE* file) : file_(file) {}
-  void i64(int64_t v) { bytes(&v, sizeof v); }
-  void bytes(const void* data, size_t size) {
-    if (size && std::fwrite(data, 1, size, file_) != size) ok_ = false;
-  }
-  void blob(const void* data, size_t size) {
-    i64(int64_t(size));
-    bytes(data, size);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  FILE* file_;
-  bool ok_ = true;
-};
-
-class SegmentReader {
- public:
-  SegmentReader(FILE* file, std::string name) : file_(file), name_(std::move(name)) {}
-  int64_t i64() {
-    int64_t v = 0;
-    bytes(&v, sizeof v);
-    return v;
-  }
-  void bytes(void* data, size_t size) {
-    if (size && std::fread(data, 1, size, file_) != size)
-      throw Error(name_, "segment file is cut short", ExitCode::kProcessingFailed, "save");
-  }
-  std::string blob(int64_t limit) {
-    int64_t size = i64();
-    if (size < 0 || size > limit)
-      throw Error(name_, "segment file is corrupt", ExitCode::kProcessingFailed, "save");
-    std::string out(size_t(size), '\0');
-    bytes(out.data(), out.size());
-    return out;
-  }
-
- private:
-  FILE* file_;
-  std::string name_;
-};
-
-struct FileCloser {
-  void operator()(FILE* f) const { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<FILE, FileCloser>;
 
 enum class SinkMode { kDirect, kSegment, kJoin };
 
@@ -457,10 +100,9 @@ class VideoSink final : public FrameSink {
   void open_encoder(const Frame& first);
   void set_up_video_stream(const AVCodecParameters* par, AVRational time_base,
                            const std::vector<StreamSideData>& side_data);
-  void write_segment_header(const AVFrame* first);
-  void write_segment_packet(const AVPacket* packet);
   void finish_segment();
   void encode(int64_t index, const Frame& frame, int64_t pts);
+  Frame encoder_input(const AVFrame* pixels, int64_t pts) const;
   void drain(int64_t index);
   void copy_until(int64_t ts, AVRational time_base);
   void transcode(int input_index, const AVPacket* packet);
@@ -470,7 +112,7 @@ class VideoSink final : public FrameSink {
   fs::path final_;
   fs::path temporary_;
   const AVOutputFormat* format_ = nullptr;
-  FILE* segment_file_ = nullptr;        // segment mode
+  std::unique_ptr<SegmentFileWriter> segment_file_;  // segment mode
   std::vector<int64_t> joined_fields_;  // join mode: the first segment's, to check the others
   std::string joined_extradata_;
   int64_t last_joined_dts_ = AV_NOPTS_VALUE;
@@ -525,9 +167,7 @@ VideoSink::VideoSink(SinkMode mode, const fs::path& output, const fs::path& cont
     throw UsageError(final_.string(), container_refusal(container, encoder_name_));
   notes_.push_back("encoder " + encoder_name_);
   if (mode_ == SinkMode::kSegment) {
-    segment_file_ = std::fopen(temporary_.c_str(), "wb");
-    if (!segment_file_)
-      fail("cannot write in " + final_.parent_path().string() + ": " + std::strerror(errno));
+    segment_file_ = std::make_unique<SegmentFileWriter>(temporary_, final_.string());
     return;
   }
 
@@ -677,37 +317,14 @@ void VideoSink::open_encoder(const Frame& first) {
   ctx->thread_count = options_.threads;
   if (format_->flags & AVFMT_GLOBALHEADER) ctx->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
 
-  AVDictionary* opts = nullptr;
-  const std::string crf = std::to_string(options_.crf);
-  if (encoder_name_ == "libx264" || encoder_name_ == "libsvtav1") {
-    av_dict_set(&opts, "crf", crf.c_str(), 0);
-  } else if (encoder_name_ == "libvpx-vp9" || encoder_name_ == "libaom-av1") {
-    // Constant quality (b:v 0 lifts the default bitrate cap); row threads; a speed preset
-    // near each library's real-time end (upscaled content, not archival masters).
-    av_dict_set(&opts, "crf", crf.c_str(), 0);
-    av_dict_set(&opts, "b", "0", 0);
-    av_dict_set(&opts, "row-mt", "1", 0);
-    av_dict_set(&opts, "cpu-used", encoder_name_ == "libvpx-vp9" ? "4" : "6", 0);
-    if (encoder_name_ == "libvpx-vp9") av_dict_set(&opts, "deadline", "good", 0);
-  } else if (encoder_name_ == "libx265") {
-    av_dict_set(&opts, "crf", crf.c_str(), 0);
-    av_dict_set(&opts, "x265-params", ("log-level=error:" + x265_hdr_params(f)).c_str(), 0);
-  } else if (encoder_name_ == "h264_nvenc" || encoder_name_ == "hevc_nvenc") {
-    av_dict_set(&opts, "cq", crf.c_str(), 0);
-    if (encoder_name_ == "hevc_nvenc" && pixel_format_bit_depth(ctx->pix_fmt) > 8)
-      av_dict_set(&opts, "profile", "main10", 0);
-  } else if (encoder_name_ == "ffv1") {
-    // Version 3 allows slice threads and checksums each slice.
-    av_dict_set(&opts, "level", "3", 0);
-    av_dict_set(&opts, "slicecrc", "1", 0);
-  }
+  AVDictionary* opts = encoder_open_options(encoder_name_, options_.crf, ctx->pix_fmt, f);
   int err = avcodec_open2(ctx, codec_, &opts);
   av_dict_free(&opts);
   if (err < 0) fail("cannot open the encoder " + encoder_name_ + ": " + av_error_string(err));
   notes_.front() = "encoder " + encoder_name_ + " (" + av_get_pix_fmt_name(ctx->pix_fmt) + ")";
 
   if (mode_ == SinkMode::kSegment) {
-    write_segment_header(f);
+    segment_file_->write_header(ctx, hdr_side_data(f));
     return;
   }
   CodecParametersPtr par(avcodec_parameters_alloc());
@@ -746,90 +363,21 @@ void VideoSink::set_up_video_stream(const AVCodecParameters* par, AVRational tim
   if (err < 0) fail("cannot write the file header: " + av_error_string(err));
 }
 
-void VideoSink::write_segment_header(const AVFrame* first) {
-  SegmentHeader h;
-  if (!h.par || avcodec_parameters_from_context(h.par, encoder_.get()) < 0)
-    fail("cannot describe the video stream");
-  h.time_base = encoder_->time_base;
-  SegmentWriter w(segment_file_);
-  w.bytes(kSegmentMagic, sizeof kSegmentMagic);
-  std::vector<int64_t> fields = segment_fields(h);
-  w.i64(int64_t(fields.size()));
-  for (int64_t v : fields) w.i64(v);
-  w.blob(h.par->extradata, size_t(h.par->extradata_size));
-  std::vector<StreamSideData> side_data = hdr_side_data(first);
-  w.i64(int64_t(side_data.size()));
-  for (const StreamSideData& sd : side_data) {
-    w.i64(sd.type);
-    w.blob(sd.bytes.data(), sd.bytes.size());
-  }
-  if (!w.ok()) fail(std::string("cannot write: ") + std::strerror(errno));
-}
-
-void VideoSink::write_segment_packet(const AVPacket* packet) {
-  SegmentWriter w(segment_file_);
-  w.i64(packet->pts);
-  w.i64(packet->dts);
-  w.i64(packet->duration);
-  w.i64(packet->flags);
-  w.blob(packet->data, size_t(packet->size));
-  if (!w.ok()) fail(std::string("cannot write: ") + std::strerror(errno));
-}
-
 void VideoSink::append_segment(const fs::path& segment) {
-  FilePtr file(std::fopen(segment.c_str(), "rb"));
-  if (!file)
-    throw Error(segment.string(), std::string("cannot read the segment: ") + std::strerror(errno),
-                ExitCode::kProcessingFailed, "save");
-  SegmentReader r(file.get(), segment.string());
-  char magic[sizeof kSegmentMagic];
-  r.bytes(magic, sizeof magic);
-  if (!std::equal(magic, magic + sizeof magic, kSegmentMagic))
-    throw Error(segment.string(), "not an upframe segment file", ExitCode::kProcessingFailed,
-                "save");
-  SegmentHeader h;
-  std::vector<int64_t> fields(size_t(std::clamp<int64_t>(r.i64(), 0, 256)));
-  for (int64_t& v : fields) v = r.i64();
-  if (fields.size() != segment_fields(h).size())
-    throw Error(segment.string(), "segment file of another version", ExitCode::kProcessingFailed,
-                "save");
-  set_segment_fields(h, fields);
-  std::string extradata = r.blob(1 << 24);
-  for (int64_t n = r.i64(); n > 0; --n) {
-    int64_t type = r.i64();
-    h.side_data.push_back({type, r.blob(1 << 20)});
-  }
+  SegmentFileReader reader(segment);
   if (joined_fields_.empty()) {
-    if (!extradata.empty()) {
-      h.par->extradata =
-          static_cast<uint8_t*>(av_mallocz(extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-      if (!h.par->extradata) fail("out of memory");
-      std::copy(extradata.begin(), extradata.end(), h.par->extradata);
-      h.par->extradata_size = int(extradata.size());
-    }
-    set_up_video_stream(h.par, h.time_base, h.side_data);
-    joined_fields_ = fields;
-    joined_extradata_ = extradata;
+    set_up_video_stream(reader.parameters(), reader.time_base(), reader.side_data());
+    joined_fields_ = reader.fields();
+    joined_extradata_ = reader.extradata();
     notes_.front() = std::string("encoder ") + encoder_name_ + " (" +
-                     av_get_pix_fmt_name(AVPixelFormat(h.par->format)) + ")";
-  } else if (fields != joined_fields_ || extradata != joined_extradata_) {
+                     av_get_pix_fmt_name(AVPixelFormat(reader.parameters()->format)) + ")";
+  } else if (reader.fields() != joined_fields_ || reader.extradata() != joined_extradata_) {
     // Each segment's encoder was set up alike; a difference would make an unplayable stream.
     throw Error(segment.string(), "segment encoded differently from the first one",
                 ExitCode::kProcessingFailed, "save");
   }
-  for (;;) {
-    int64_t pts = r.i64(), dts = r.i64(), duration = r.i64(), flags = r.i64();
-    int64_t size = r.i64();
-    if (size == -1) break;  // end record: the segment is whole
-    if (size < 0 || size > (int64_t(1) << 30))
-      throw Error(segment.string(), "segment file is corrupt", ExitCode::kProcessingFailed, "save");
-    if (av_new_packet(packet_.get(), int(size)) < 0) fail("out of memory");
-    r.bytes(packet_->data, size_t(size));
-    packet_->pts = pts;
-    packet_->dts = dts;
-    packet_->duration = duration;
-    packet_->flags = int(flags);
-    av_packet_rescale_ts(packet_.get(), h.time_base, video_stream_->time_base);
+  while (reader.next(packet_.get())) {
+    av_packet_rescale_ts(packet_.get(), reader.time_base(), video_stream_->time_base);
     packet_->stream_index = video_stream_->index;
     if (packet_->dts != AV_NOPTS_VALUE && last_joined_dts_ != AV_NOPTS_VALUE &&
         packet_->dts <= last_joined_dts_)
@@ -855,16 +403,42 @@ void VideoSink::encode(int64_t index, const Frame& frame, int64_t pts) {
              std::to_string(encoder_->height) + " to " + std::to_string(frame.width()) + "x" +
              std::to_string(frame.height()),
          index);
-  Frame converted = converter_.convert(frame, encoder_->pix_fmt).ref();
-  AVFrame* f = converted.av();
+  const Frame converted = converter_.convert(frame, encoder_->pix_fmt);
   if (last_pts_ != AV_NOPTS_VALUE && pts <= last_pts_) pts = last_pts_ + 1;
   last_pts_ = pts;
-  f->pts = pts;
-  f->pict_type = AV_PICTURE_TYPE_NONE;
-  f->sample_aspect_ratio = encoder_->sample_aspect_ratio;
-  int err = avcodec_send_frame(encoder_.get(), f);
+  const Frame clean = encoder_input(converted.av(), pts);
+  int err = avcodec_send_frame(encoder_.get(), clean.av());
   if (err < 0) fail("cannot encode: " + av_error_string(err), index);
   drain(index);
+}
+
+// A new frame holding only the pixels (referenced, not copied), the timestamp and the
+// stream's description: nothing a decoder or an earlier stage left on the frame (picture
+// type, key-frame and interlace flags, side data such as captions or SEI, opaque fields,
+// packet positions) reaches the encoder, so identical input gives identical packets.
+Frame VideoSink::encoder_input(const AVFrame* pixels, int64_t pts) const {
+  AVFrame* f = av_frame_alloc();
+  if (!f) fail("out of memory");
+  Frame owner = Frame::adopt(f);
+  f->format = pixels->format;
+  f->width = pixels->width;
+  f->height = pixels->height;
+  for (size_t i = 0; i < std::size(pixels->buf) && pixels->buf[i]; ++i) {
+    f->buf[i] = av_buffer_ref(pixels->buf[i]);
+    if (!f->buf[i]) fail("out of memory");
+  }
+  for (size_t i = 0; i < std::size(pixels->data); ++i) {
+    f->data[i] = pixels->data[i];
+    f->linesize[i] = pixels->linesize[i];
+  }
+  f->pts = pts;
+  f->sample_aspect_ratio = encoder_->sample_aspect_ratio;
+  f->color_range = encoder_->color_range;
+  f->color_primaries = encoder_->color_primaries;
+  f->color_trc = encoder_->color_trc;
+  f->colorspace = encoder_->colorspace;
+  f->chroma_location = encoder_->chroma_sample_location;
+  return owner;
 }
 
 void VideoSink::drain(int64_t index) {
@@ -873,7 +447,7 @@ void VideoSink::drain(int64_t index) {
     if (err == AVERROR(EAGAIN) || err == AVERROR_EOF) return;
     if (err < 0) fail("cannot encode: " + av_error_string(err), index);
     if (mode_ == SinkMode::kSegment) {
-      write_segment_packet(packet_.get());
+      segment_file_->write_packet(packet_.get());
       av_packet_unref(packet_.get());
       continue;
     }
@@ -960,26 +534,21 @@ void VideoSink::finish() {
     if (err < 0) fail("cannot write: " + av_error_string(err));
   }
   close_output();
+  // On disk before it takes the output's name, so the name never points at a partial file.
+  if (!sync_file(temporary_)) fail(std::string("cannot sync the file: ") + std::strerror(errno));
+  if (options_.before_rename) options_.before_rename(temporary_);
   std::error_code ec;
   fs::rename(temporary_, final_, ec);
   if (ec) fail("cannot move the finished file into place: " + ec.message());
   finished_ = true;
 }
 
-// The end record, then the file synced to disk before the rename: a segment named in the
-// manifest survives a crash whole.
+// The segment file is synced to disk before the rename: a segment named in the manifest
+// survives a crash whole.
 void VideoSink::finish_segment() {
-  SegmentWriter w(segment_file_);
-  w.i64(0);
-  w.i64(0);
-  w.i64(0);
-  w.i64(0);
-  w.i64(-1);
-  bool ok = w.ok() && std::fflush(segment_file_) == 0 && fsync(fileno(segment_file_)) == 0;
-  ok = std::fclose(segment_file_) == 0 && ok;
-  segment_file_ = nullptr;
+  segment_file_->finish();
+  segment_file_.reset();
   encoder_.reset();
-  if (!ok) fail(std::string("cannot write: ") + std::strerror(errno));
   std::error_code ec;
   fs::rename(temporary_, final_, ec);
   if (ec) fail("cannot move the finished segment into place: " + ec.message());
@@ -987,10 +556,7 @@ void VideoSink::finish_segment() {
 }
 
 void VideoSink::close_output() noexcept {
-  if (segment_file_) {
-    std::fclose(segment_file_);
-    segment_file_ = nullptr;
-  }
+  segment_file_.reset();
   encoder_.reset();
   if (!out_) return;
   if (out_->pb && !(out_->oformat->flags & AVFMT_NOFILE)) avio_closep(&out_->pb);
@@ -1009,89 +575,6 @@ void VideoSink::abort() noexcept {
 }
 
 }  // namespace
-
-NvencStatus nvenc_status(const std::string& encoder) {
-  static std::mutex mutex;
-  static std::map<std::string, NvencStatus> probed;
-  std::lock_guard lock(mutex);
-  if (auto it = probed.find(encoder); it != probed.end()) return it->second;
-  NvencStatus status;
-  const CudaDeviceInfo gpu = cuda_device_info();
-  status.device_present = gpu.available;
-  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  if (!gpu.available) {  // no device, or no CUDA support built
-    status.reason = gpu.reason;
-  } else if (!codec) {
-    status.reason = "this FFmpeg has no " + encoder;
-  } else {
-    // The only sure test: open a session (an H100, for one, has no NVENC unit).
-    CodecContextPtr ctx(avcodec_alloc_context3(codec));
-    if (!ctx) throw Error({}, "out of memory probing " + encoder);
-    ctx->width = 256;
-    ctx->height = 256;
-    ctx->time_base = AVRational{1, 25};
-    ctx->pix_fmt = encoder == "hevc_nvenc" ? AV_PIX_FMT_P010LE : AV_PIX_FMT_YUV420P;
-    int err = avcodec_open2(ctx.get(), codec, nullptr);
-    status.usable = err >= 0;
-    if (!status.usable)
-      status.reason = gpu.name + " cannot open " + encoder + ": " + av_error_string(err);
-  }
-  probed[encoder] = status;
-  return status;
-}
-
-std::string resolve_encoder(const std::string& requested, int bit_depth, const fs::path& output) {
-  std::string name = requested;
-  const AVOutputFormat* format =
-      output.empty() ? nullptr : av_guess_format(nullptr, output.c_str(), nullptr);
-  if ((name.empty() || name == "auto") && format && std::string(format->name) == "webm") {
-    // WebM holds VP8/VP9/AV1 only: VP9 (profile 2 above 8 bits), the widely decoded one.
-    name = "libvpx-vp9";
-  } else if (name.empty() || name == "auto") {
-    // SPEC section 8: NVENC where the card has it, else the CPU encoders.
-    const std::string nvenc = bit_depth > 8 ? "hevc_nvenc" : "h264_nvenc";
-    const std::string cpu = bit_depth > 8 ? "libx265" : "libx264";
-    const NvencStatus status = nvenc_status(nvenc);
-    name = status.usable ? nvenc : cpu;
-    static std::once_flag logged;
-    if (!status.usable && status.device_present)
-      std::call_once(logged, [&] {
-        spdlog::info("GPU encode unavailable ({}), using {}", status.reason, cpu);
-      });
-  }
-  if (std::find(kKnownEncoders.begin(), kKnownEncoders.end(), name) == kKnownEncoders.end())
-    throw UsageError({}, "unknown encoder '" + name + "' (" + kKnownEncoderList + ")");
-  if (!avcodec_find_encoder_by_name(name.c_str()))
-    throw UsageError({}, "the encoder " + name + " is not available in this FFmpeg build");
-  return name;
-}
-
-std::string container_refusal(const fs::path& output, const std::string& encoder) {
-  const AVOutputFormat* format = av_guess_format(nullptr, output.c_str(), nullptr);
-  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  if (!format) return "no container for the extension '" + output.extension().string() + "'";
-  std::string problem = std::string("the ") + format->name + " container cannot hold " +
-                        (codec ? avcodec_get_name(codec->id) : encoder.c_str()) +
-                        " video (encoder " + encoder + "); ";
-  if (std::string(format->name) == "webm")
-    return problem + "use --encoder libvpx-vp9, libaom-av1 or libsvtav1, or .mkv";
-  return problem + "use .mkv";
-}
-
-std::string alpha_note(AVPixelFormat source, const std::string& encoder) {
-  const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(source);
-  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  if (!desc || !codec || !(desc->flags & AV_PIX_FMT_FLAG_ALPHA)) return {};
-  const AVPixFmtDescriptor* chosen = av_pix_fmt_desc_get(encoder_pixel_format(codec, source));
-  if (chosen && (chosen->flags & AV_PIX_FMT_FLAG_ALPHA)) return {};
-  return "alpha channel dropped: " + encoder + " video cannot hold it";
-}
-
-bool container_accepts_encoder(const fs::path& output, const std::string& encoder) {
-  const AVOutputFormat* format = av_guess_format(nullptr, output.c_str(), nullptr);
-  const AVCodec* codec = avcodec_find_encoder_by_name(encoder.c_str());
-  return format && codec && avformat_query_codec(format, codec->id, FF_COMPLIANCE_NORMAL) != 0;
-}
 
 std::unique_ptr<FrameSink> make_video_sink(const fs::path& output, const VideoInfo& in, int width,
                                            int height, const VideoSinkOptions& options) {

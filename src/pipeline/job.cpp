@@ -1,4 +1,4 @@
-// A job from settings to stats: checks, upscaler, mode selection (SPEC section 3), then the
+// A job from settings to stats: checks, upscaler, mode selection (docs/INTERFACE.md, "Mode selection"), then the
 // video pipeline or the single-image path.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -241,14 +241,24 @@ pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const Vid
   config.workers = mode.workers;
   config.preload_frames = s.preload_frames;
   config.skip_duplicates = s.skip_duplicates;
+  // The perceptual hash needs at least hash_size pixels a side: a smaller input is upscaled
+  // frame by frame, every frame unique.
+  if (s.skip_duplicates && (info.width < s.hash_size || info.height < s.hash_size)) {
+    config.skip_duplicates = false;
+    spdlog::info("{}: {}x{} is smaller than the {}x{} duplicate hash: every frame is upscaled",
+                 info.path, info.width, info.height, s.hash_size, s.hash_size);
+  }
   config.detector = detector_options(s, info);
   config.frames_total = frames_total;
   config.progress = progress;
   return config;
 }
 
+// `record` is called with the finished output under its temporary name, just before it takes
+// the output's name (video outputs; the caller records the other kinds afterwards).
 JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& plan,
-                       const ProgressCallback& progress, const StopFlag* stop) {
+                       const ProgressCallback& progress, const StopFlag* stop,
+                       const std::function<void(const fs::path&)>& record) {
   using pipeline::Clock;
   auto start = Clock::now();
   JobStats stats;
@@ -264,7 +274,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     if (const std::string note = alpha_note(info.pixel_format, encoder); !note.empty())
       spdlog::info("{}: {}", plan.path.string(), note);
   }
-  // Refuse early rather than fail at 90% on a full disk (SPEC section 8).
+  // Refuse early rather than fail at 90% on a full disk (docs/INTERFACE.md).
   if (!s.no_space_check && plan.kind != OutputKind::kNull) {
     std::error_code size_error;
     uint64_t input_bytes = fs::file_size(s.input, size_error);
@@ -277,7 +287,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
       video_pipeline_config(s, info, info.frame_count, upscaler, progress, stats);
 
   const int out_w = info.width * upscaler.scale(), out_h = info.height * upscaler.scale();
-  // Everything but the null output is built in OUTPUT.upframe-partial/ (SPEC section 8), so an
+  // Everything but the null output is built in OUTPUT.upframe-partial/ (docs/INTERFACE.md), so an
   // interrupted job can be resumed.
   std::unique_ptr<pipeline::PartialRun> partial;
   std::function<bool(int64_t)> already_written;
@@ -306,7 +316,7 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     fo.quality = s.quality;
     fo.overwrite = s.overwrite;
     fo.work_folder = partial->folder();
-    fo.work_private_files = {pipeline::PartialRun::kManifestName};
+    fo.work_private_files = {pipeline::PartialRun::kManifestName, pipeline::PartialRun::kLockName};
     const int64_t written = count_written_frames(partial->folder(), plan.format);
     if (written > 0) {
       spdlog::info("{} frame(s) already written by the interrupted run", written);
@@ -318,21 +328,19 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
     vo.encoder = s.encoder;
     vo.crf = s.crf;
     vo.overwrite = s.overwrite;
+    vo.before_rename = record;
     stats.encoder = resolve_encoder(s.encoder, info.bit_depth, plan.path);
     partial = std::make_unique<pipeline::PartialRun>(
         plan.path, pipeline::input_identity(s.input),
         output_options(s, upscaler, plan, stats.encoder), s.resume, s.overwrite);
-    if (!partial->segments().empty()) {
-      const int64_t segment_frames = s.segment_frames;
-      std::map<int64_t, int64_t> done = partial->segments();
-      already_written = [done, segment_frames](int64_t index) {
-        return done.count(index / segment_frames) > 0;
-      };
-    }
+    auto cuts = std::make_shared<pipeline::SegmentCuts>(partial->segments(), s.segment_frames,
+                                                        s.segment_max_seconds);
+    if (!partial->segments().empty())
+      already_written = [cuts](int64_t index) { return cuts->kept(index); };
+    config.starts_segment = [cuts](int64_t index) { return cuts->starts_segment(index); };
     sink = make_segmented_video_sink(*partial, plan.path, info, out_w, out_h, vo, s.segment_frames);
   }
 
-  if (plan.kind == OutputKind::kVideo) config.reset_detector_every = s.segment_frames;
   config.already_written = already_written;
   config.stop = stop;
   try {
@@ -346,9 +354,25 @@ JobStats run_video_job(const Settings& s, Upscaler& upscaler, const OutputPlan& 
   } catch (const Interrupted&) {
     // Kept for --resume: finished segments (or whole frames) and the manifest.
     sink->suspend();
-    if (partial)
-      spdlog::info("interrupted: the partial run stays at {}; run again with --resume to continue",
-                   partial->folder().string());
+    if (partial) {
+      const int64_t kept = plan.kind == OutputKind::kVideo
+                               ? partial->frames_kept()
+                               : count_written_frames(partial->folder(), plan.format);
+      if (kept > 0)
+        spdlog::info(
+            "interrupted: {} frame(s) kept in the partial run at {}; run again with --resume "
+            "to continue",
+            kept, partial->folder().string());
+      else
+        spdlog::info(
+            "interrupted before any frame was kept; the partial run at {} holds the job's "
+            "settings only",
+            partial->folder().string());
+    }
+    throw;
+  } catch (const pipeline::DamagedSegment&) {
+    // The damaged segment is dropped; the others stay for --resume, which makes it again.
+    sink->suspend();
     throw;
   } catch (...) {
     // Another error: the partial run goes too (nothing is left behind a failed job).
@@ -424,10 +448,16 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress, con
   std::error_code ec;
   const bool output_there = fs::exists(plan.path, ec) &&
                             !(fs::is_directory(plan.path, ec) && fs::is_empty(plan.path, ec));
-  if (settings.resume && plan.kind != OutputKind::kNull && output_there &&
-      !fs::exists(pipeline::partial_folder(plan.path), ec)) {
-    const std::string mismatch = pipeline::finished_output_mismatch(plan.path, input_id, options);
+  const bool partial_there = fs::exists(pipeline::partial_folder(plan.path), ec);
+  const std::string mismatch =
+      settings.resume && plan.kind != OutputKind::kNull && output_there
+          ? pipeline::finished_output_mismatch(plan.path, input_id, options)
+          : std::string("not checked");
+  if (mismatch.empty() ||
+      (settings.resume && plan.kind != OutputKind::kNull && output_there && !partial_there)) {
     if (mismatch.empty()) {
+      // A kill while finishing may have left the partial run beside the finished output.
+      pipeline::remove_finished_leftovers(plan.path);
       spdlog::info(
           "{}: already complete (a finished job with this input and these options): "
           "nothing to do",
@@ -445,10 +475,17 @@ JobStats run_job(const Settings& settings, const ProgressCallback& progress, con
                                                mismatch + "): use -y to overwrite");
   }
   pipeline::check_output(plan, settings.input, settings.overwrite);
+  // A video output carries its record from the instant it has its name (a kill just after the
+  // rename leaves a finished job that --resume recognises); the others get it after.
+  bool recorded = false;
+  auto record = [&](const fs::path& finished) {
+    pipeline::record_finished_output(finished, input_id, options);
+    recorded = true;
+  };
   JobStats stats = plan.kind == OutputKind::kImage
                        ? run_image_job(settings, *upscaler, plan, progress)
-                       : run_video_job(settings, *upscaler, plan, progress, stop);
-  if (plan.kind != OutputKind::kNull)
+                       : run_video_job(settings, *upscaler, plan, progress, stop, record);
+  if (plan.kind != OutputKind::kNull && !recorded)
     pipeline::record_finished_output(plan.path, input_id, options);
   if (!settings.stats.empty()) pipeline::write_stats_file(settings.stats, stats.to_json());
   return stats;

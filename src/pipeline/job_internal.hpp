@@ -1,4 +1,4 @@
-// Parts of a video job that a distributed job's segments (src/pipeline/scale.cpp) run too, so
+// Parts of a video job that a distributed job's segments (src/pipeline/cluster.cpp) run too, so
 // a segment is made exactly as one segment of a resumable job is.
 #pragma once
 

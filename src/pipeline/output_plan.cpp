@@ -1,4 +1,4 @@
-// Where a job's output goes (SPEC section 8, "Output path") and the checks made before any
+// Where a job's output goes (docs/INTERFACE.md, "Output path") and the checks made before any
 // work starts, so bad paths fail fast and nothing is written.
 #include <unistd.h>
 

@@ -48,7 +48,7 @@ double duration_seconds(const VideoInfo& info) {
 }  // namespace
 
 double image_size_factor(const std::string& format) {
-  if (format == "png") return 0.5;  // SPEC section 8
+  if (format == "png") return 0.5;  // docs/INTERFACE.md
   if (format == "jpg" || format == "jpeg") return 0.15;
   if (format == "webp") return 0.1;
   return 1.0;

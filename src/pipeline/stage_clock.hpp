@@ -1,4 +1,4 @@
-// Busy-time accounting per stage (SPEC section 5): only the time a stage spends working,
+// Busy-time accounting per stage (docs/INTERFACE.md, "Stats"): only the time a stage spends working,
 // not waiting on a queue. The upscale stage's wall busy time counts the union of its
 // workers' busy intervals (at least one busy); the busy sum counts them all.
 #pragma once

@@ -26,8 +26,9 @@ struct FrameEntry {
   int64_t pts = 0;
   int64_t duration = 0;  // in the input time base, as the decoder stamped it
   bool duplicate = false;
-  int64_t source_index = -1;  // for a duplicate
-  bool kept = false;          // written by an earlier run (resume): not upscaled, not written
+  int64_t source_index = -1;   // for a duplicate
+  bool kept = false;           // written by an earlier run (resume): not upscaled, not written
+  bool segment_start = false;  // the first frame of an output segment
 };
 
 // Upscaled unique frames that later duplicates may still name: the last one in consecutive
@@ -130,9 +131,9 @@ class Runner {
   FrameEntry detect_one(int64_t index, const Frame& frame) {
     FrameEntry entry{index, frame.pts(), frame.av()->pkt_duration};
     entry.kept = config_.already_written && config_.already_written(index);
+    entry.segment_start = config_.starts_segment && config_.starts_segment(index);
     if (!config_.skip_duplicates) return entry;
-    if (config_.reset_detector_every > 0 && index > 0 && index % config_.reset_detector_every == 0)
-      detect_timer_.time([&] { detector_.reset(); });
+    if (entry.segment_start && index > 0) detect_timer_.time([&] { detector_.reset(); });
     dedup::Decision d = detect_timer_.time([&] {
       try {
         // By reference: an 8-bit frame is kept for later confirmations without a copy.
@@ -171,6 +172,7 @@ class Runner {
   void save_one(const FrameEntry& entry, const Frame& upscaled) {
     check_stop();
     save_timer_.time([&] {
+      if (entry.segment_start) sink_.start_segment(entry.index);
       sink_.set_duration(entry.index, entry.duration);
       if (entry.kept) {
         sink_.keep_written(entry.index, entry.pts);
@@ -264,7 +266,7 @@ class Runner {
 
   void run_streamed() {
     upscaler_.prepare(std::max(1, config_.workers));
-    // Out of GPU memory while creating them: fewer workers (one line logged), SPEC section 6.
+    // Out of GPU memory while creating them: fewer workers (one line logged), docs/INTERFACE.md, "Pipeline and fallbacks".
     std::vector<std::unique_ptr<UpscaleWorker>> upscale_workers =
         nn::make_workers_fitting(config_.workers, [this] { return upscaler_.create_worker(); });
     const int workers = int(upscale_workers.size());

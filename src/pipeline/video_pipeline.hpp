@@ -1,4 +1,4 @@
-// The stages of a video job (SPEC section 2) and the two ways of running them: streamed
+// The stages of a video job (docs/INTERFACE.md, "Pipeline and fallbacks") and the two ways of running them: streamed
 // (decode, detect, N upscale workers and the ordered save overlap, with bounded queues in
 // between) and sequential (one frame through every stage at a time, one worker).
 #pragma once
@@ -23,9 +23,11 @@ struct VideoPipelineConfig {
   int64_t frames_total = -1;  // for progress; -1 unknown
   ProgressCallback progress;
   double progress_interval_s = 0.5;
-  // > 0: the detector forgets everything at every multiple of this index, so the first frame
-  // of every segment is unique and no duplicate names a frame of another segment (resume).
-  int64_t reset_detector_every = 0;
+  // Set: asked once per frame, in order, by the detect stage: whether frame `index` starts a
+  // segment of the output (resumable video). There the detector forgets everything, so the
+  // first frame of every segment is unique and no duplicate names a frame of another segment,
+  // and the sink gets start_segment() before the frame.
+  std::function<bool(int64_t index)> starts_segment;
   // Resume: frames an earlier run wrote. They are still decoded and detected (so every later
   // decision is the one an uninterrupted run makes) but neither upscaled nor written again:
   // the sink gets keep_written(). Counted in the stats' resumed_frames.

@@ -50,9 +50,9 @@ bool is_model_file(const fs::path& path) {
 }
 
 // NAME -> the scales of its NAME-xN.EXT files (0 for a plain NAME.EXT).
-std::map<std::string, std::set<int>> scan_models() {
+std::map<std::string, std::set<int>> scan_models(const fs::path& user_dir) {
   std::map<std::string, std::set<int>> models;
-  for (const fs::path& dir : model_search_dirs()) {
+  for (const fs::path& dir : model_search_dirs(user_dir)) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(dir, ec)) {
       if (!is_model_file(entry.path())) continue;
@@ -145,8 +145,9 @@ struct ResolvedUpscaler {
 
 }  // namespace
 
-std::vector<fs::path> model_search_dirs() {
+std::vector<fs::path> model_search_dirs(const fs::path& user_dir) {
   std::vector<fs::path> candidates;
+  if (!user_dir.empty()) candidates.push_back(user_dir);
   if (const char* env = std::getenv("UPFRAME_MODELS_DIR"); env && *env) candidates.push_back(env);
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -171,9 +172,9 @@ std::vector<fs::path> model_search_dirs() {
   return dirs;
 }
 
-std::vector<std::string> available_models() {
+std::vector<std::string> available_models(const fs::path& user_dir) {
   std::vector<std::string> names;
-  for (const auto& [name, scales] : scan_models()) {
+  for (const auto& [name, scales] : scan_models(user_dir)) {
     const std::string text = scales_text(scales);
     names.push_back(text.empty() ? name : name + " (" + text + ")");
   }
@@ -230,7 +231,9 @@ ResolvedUpscaler resolve_upscaler(const UpscalerOptions& options) {
 
   // A NAME: NAME-x{scale}.EXT, else NAME.EXT, in the first folder that has either.
   const int scale = options.scale ? options.scale : 2;
-  for (const fs::path& dir : model_search_dirs()) {
+  if (!options.models_dir.empty() && !fs::is_directory(options.models_dir))
+    throw UsageError(options.models_dir, "models folder not found");
+  for (const fs::path& dir : model_search_dirs(options.models_dir)) {
     std::error_code ec;
     for (const char* ext : kModelExtensions) {
       const fs::path scaled = dir / (options.model + "-x" + std::to_string(scale) + ext);
@@ -241,14 +244,15 @@ ResolvedUpscaler resolve_upscaler(const UpscalerOptions& options) {
       if (fs::is_regular_file(plain, ec)) return {false, plain, options.scale, cuda, precision};
     }
   }
-  const auto models = scan_models();
+  const auto models = scan_models(options.models_dir);
   if (auto it = models.find(options.model); it != models.end())
     throw UsageError({}, "model " + options.model + " cannot give --scale " +
                              std::to_string(scale) + " (it has " + scales_text(it->second) + ")");
   std::vector<std::string> searched;
-  for (const fs::path& dir : model_search_dirs()) searched.push_back(dir.string());
+  for (const fs::path& dir : model_search_dirs(options.models_dir))
+    searched.push_back(dir.string());
   std::vector<std::string> names = {"lanczos", "bicubic"};
-  for (const std::string& name : available_models()) names.push_back(name);
+  for (const std::string& name : available_models(options.models_dir)) names.push_back(name);
   throw UsageError({}, "unknown model '" + options.model + "'; available: " + join(names, ", ") +
                            " (searched " +
                            (searched.empty() ? "no models folder" : join(searched, ", ")) + ")");
@@ -273,6 +277,7 @@ int upscaler_scale(const UpscalerOptions& options) {
 UpscalerOptions upscaler_options(const Settings& settings) {
   UpscalerOptions options;
   options.model = settings.model;
+  options.models_dir = settings.models_dir;
   options.scale = settings.scale;
   options.device = settings.device;
   options.precision = settings.precision;

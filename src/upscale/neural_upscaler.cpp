@@ -134,7 +134,7 @@ class NeuralWorker : public UpscaleWorker {
   bool host_route_logged_ = false;  // a device frame in a format the device path does not take
 #endif
 
-  // Out of GPU memory (SPEC section 6): a fresh executor (the old one's cached plans freed)
+  // Out of GPU memory (docs/INTERFACE.md, "Pipeline and fallbacks"): a fresh executor (the old one's cached plans freed)
   // with tiles half the size, down to kMinTile, before giving up. The tiled result equals the
   // untiled one, so the output does not change. Never raised by the CPU executor.
   nn::Tensor run_network(const nn::Tensor& rgb) {

@@ -347,7 +347,7 @@ void JobQueue::run_one(Job& job) {
   log_store_warning();
 }
 
-// Whether the partial run a stopped or failed job leaves (SPEC section 8:
+// Whether the partial run a stopped or failed job leaves (docs/INTERFACE.md:
 // OUTPUT.upframe-partial/) is there now, for the page's Resume; a later run may have finished
 // or removed it.
 bool JobQueue::partial_run_kept(const Job& job) {

@@ -1,4 +1,4 @@
-// Folder input (SPEC section 8, "Batch"): every image and video, names and sub-folders kept,
+// Folder input (docs/INTERFACE.md, "Batch"): every image and video, names and sub-folders kept,
 // a bad file reported without stopping the others, stats with one entry per file.
 #include <gtest/gtest.h>
 

@@ -73,7 +73,8 @@ TEST(CliModelFile, MaliciousPickleRefusedWithOneLineAndNothingRun) {
   const fs::path evil = source_dir() / "tests/models/weights/evil_zip.pth";
   const fs::path out = dir / "out.png";
   const CommandResult r = run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
-                                  quote(out.string()) + " --device cpu --model " + quote(evil.string()));
+                                  quote(out.string()) + " --device cpu --precision fp32 --model " +
+                                  quote(evil.string()));
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_EQ(r.stderr_text, "upframe: error: " + evil.string() +
                                ": refused pickle GLOBAL 'posix.system': only tensors and "
@@ -96,6 +97,27 @@ TEST(CliModelFile, NameFoundInTheUserModelsFolder) {
   const Comparison c = compare(read_png_rgb(out), read_png_rgb(fixture("compact-x2.pth.ref.png")));
   EXPECT_GE(c.psnr, 50.0);
   EXPECT_LE(c.max_difference, 2);
+}
+
+TEST(CliModelFile, NameFoundInTheModelsDirFlag) {
+  const fs::path dir = scratch_dir("cli_model_file_models_dir");
+  fs::create_directories(dir / "mine");
+  fs::copy_file(fixture("compact-x4.safetensors"), dir / "mine" / "photo.safetensors");
+  const fs::path out = dir / "out.png";
+  const CommandResult r =
+      run_cli(quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
+              " --models-dir " + quote((dir / "mine").string()) +
+              " --model photo --precision fp32 --device cpu");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(read_png_rgb(out).width, 256);  // x4, the model's own
+  const CommandResult missing =
+      run_cli(quote(fixture("input_64x36.png").string()) + " -o " +
+              quote((dir / "out2.png").string()) + " --models-dir " +
+              quote((dir / "nowhere").string()) + " --model photo --device cpu");
+  EXPECT_EQ(missing.exit_status, 2);
+  EXPECT_NE(missing.stderr_text.find("models folder not found"), std::string::npos)
+      << missing.stderr_text;
+  EXPECT_FALSE(fs::exists(dir / "out2.png"));
 }
 
 TEST(CliModelFile, ModelInfoDescribesTheFile) {

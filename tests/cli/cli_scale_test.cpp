@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -290,6 +292,95 @@ TEST(Scale, JoinNamesMissingAndBadSegments) {
   EXPECT_EQ(status["segments_missing"], 2);
   EXPECT_EQ(status["frames_done"], 20);
   EXPECT_TRUE(status["eta_s"].is_null());
+}
+
+// A manifest is input, not trust: one whose segment path points outside the job folder (an
+// absolute path elsewhere, a `..` path), whose output is moved, or that is damaged (an empty
+// file list, a wrong type) is refused by every command with one line naming the manifest and
+// the field; nothing is written outside the job folder.
+TEST(Scale, HandEditedManifestIsRefusedNamingTheField) {
+  const fs::path dir = scratch_dir("scale_manifest_edits");
+  const fs::path in = make_clip(dir, "64x36", 20, 10);
+  const fs::path out = dir / "out.mkv";
+  const fs::path manifest = plan(in, out, 2);
+  const nlohmann::json planned = nlohmann::json::parse(read_file(manifest));
+  const fs::path outside = dir / "elsewhere" / "x.upseg";
+  fs::create_directories(outside.parent_path());
+  struct Edit {
+    std::string name, field;
+    std::function<void(nlohmann::json&)> apply;
+  };
+  const std::vector<Edit> edits = {
+      {"absolute path", "segments[0].path",
+       [&](nlohmann::json& m) { m["segments"][0]["path"] = outside.string(); }},
+      {"dot-dot path", "segments[1].path",
+       [&](nlohmann::json& m) {
+         m["segments"][1]["path"] =
+             (manifest.parent_path() / "f_0000" / ".." / ".." / "x.upseg").string();
+       }},
+      {"another output", "files[0].output",
+       [&](nlohmann::json& m) {
+         m["files"][0]["output"] = (manifest.parent_path() / "f_0000" / "out.mkv").string();
+       }},
+      {"no files", "files", [&](nlohmann::json& m) { m["files"] = nlohmann::json::array(); }},
+      {"wrong type", "segments[0].frames",
+       [&](nlohmann::json& m) { m["segments"][0]["frames"] = "ten"; }},
+      {"missing field", "files[0].input", [&](nlohmann::json& m) { m["files"][0].erase("input"); }},
+  };
+  for (const Edit& edit : edits) {
+    SCOPED_TRACE(edit.name);
+    nlohmann::json m = planned;
+    edit.apply(m);
+    std::ofstream(manifest) << m.dump(2);
+    for (const std::string command : {"run-segment", "join", "status"}) {
+      auto r = run_cli(command + " " + quote(manifest.string()) +
+                       (command == "run-segment" ? " --index 0" : ""));
+      EXPECT_EQ(r.exit_status, 2) << command << ": " << r.stderr_text;
+      const std::string line =
+          "upframe: error: " + manifest.string() + ": field " + edit.field + ": ";
+      EXPECT_EQ(r.stderr_text.rfind(line, 0), 0u) << command << ": " << r.stderr_text;
+      EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1)
+          << command << ": " << r.stderr_text;
+    }
+  }
+  EXPECT_FALSE(fs::exists(outside));
+  EXPECT_FALSE(fs::exists(dir / "x.upseg"));
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(manifest.parent_path() / "f_0000" / "out.mkv"));
+}
+
+// A flipped byte in a finished segment: the join refuses with one line naming it (nothing at
+// the output), run-segment makes it again, and the join then gives the one-process result.
+TEST(Scale, FlippedByteInASegmentIsNamedAndMadeAgain) {
+  const fs::path dir = scratch_dir("scale_flipped");
+  const fs::path in = make_clip(dir, "64x36", 20, 10);
+  const fs::path out = dir / "out.mkv";
+  const fs::path manifest = plan(in, out, 2);
+  for (int i : {0, 1}) {
+    auto r = run_cli("run-segment " + quote(manifest.string()) + " --index " + std::to_string(i));
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  }
+  const fs::path segment = manifest.parent_path() / "f_0000" / "seg_000001.upseg";
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-100, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-100, std::ios::end);
+    f.put(char(c ^ 0x01));
+  }
+  auto r = run_cli("join " + quote(manifest.string()));
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(r.stderr_text, "upframe: error: " + manifest.string() +
+                               ": cannot join: segment 1 (seg_000001.upseg) damaged: checksum "
+                               "mismatch (the file changed after it was written)\n");
+  EXPECT_FALSE(fs::exists(out));
+  r = run_cli("run-segment " + quote(manifest.string()) + " --index 1");
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(r.stderr_text.find("already finished"), std::string::npos) << r.stderr_text;
+  r = run_cli("join " + quote(manifest.string()));
+  ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+  EXPECT_EQ(framemd5(out), framemd5(one_process_run(in, dir, 10)));
 }
 
 // A folder input plans every video in it (an image is left to a plain run); each joined output

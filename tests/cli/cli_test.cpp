@@ -1,4 +1,4 @@
-// The real `upframe` program on real files: bad input (SPEC section 7), outputs, stats,
+// The real `upframe` program on real files: bad input (docs/INTERFACE.md, "Bad input"), outputs, stats,
 // mode selection and progress. Uses --model lanczos where the network is not the point,
 // so the suite stays fast on two cores.
 #include <gtest/gtest.h>
@@ -348,7 +348,7 @@ TEST(CliVideo, SampleClipStatsAddUp) {
   EXPECT_NE(r.stderr_text.find("mode: pipeline"), std::string::npos) << r.stderr_text;
 }
 
-// Sequential and pipeline modes write identical frames (SPEC section 3), checked through
+// Sequential and pipeline modes write identical frames (docs/INTERFACE.md, "Mode selection"), checked through
 // lossless PNG frames, and the stats show they really ran different modes.
 TEST(CliVideo, SequentialAndPipelineGiveIdenticalFrames) {
   auto dir = scratch_dir("cli-modes");

@@ -156,6 +156,7 @@ void expect_same_motion(const math::MotionSums& x, const math::MotionSums& y) {
   EXPECT_EQ(x.gxd, y.gxd);
   EXPECT_EQ(x.gyd, y.gyd);
   EXPECT_EQ(x.dd, y.dd);
+  EXPECT_EQ(x.gmm, y.gmm);
 }
 
 void expect_same_field(const detail::MotionField& x, const detail::MotionField& y) {
@@ -238,6 +239,11 @@ TEST(DedupDeviceMath, DifferenceAndMotionGridsGiveTheCpuSums) {
     detail::MotionField cpu_field;
     detail::motion_field_8bit(a8.data(), c.width, b8.data(), c.width, c.width, c.height, cpu_field);
     expect_same_field(emulate_motion(a.plane(), b.plane(), rng), cpu_field);
+    // The changed-sample gradient (math::changed_sample) is exercised both ways: some samples
+    // changed by 4 levels or more, others by less.
+    EXPECT_GT(cpu_field.total.gmm, 0) << c.width << "x" << c.height;
+    EXPECT_LT(cpu_field.total.gmm, cpu_field.total.gxx + cpu_field.total.gyy)
+        << c.width << "x" << c.height;
   }
 }
 

@@ -234,6 +234,42 @@ TEST(MeasureDifference, MotionFindsTheShiftOfASmoothPan) {
   EXPECT_EQ(measure_difference(luma_of(origin), luma_of(origin)).motion, 0.0);
 }
 
+TEST(MeasureDifference, ChangeLengthIsTheLongestGroupOfUnmaskedChangedBlocks) {
+  // A flat dark ground (level 30); a thin vertical line 15 levels brighter, 2 px wide, from
+  // row 12 to row 92 at x = 40 (81 px: blocks 1 to 11 of column 5).
+  const auto ground = [](int, int) { return 30.0; };
+  const auto line = [](int x, int y) {
+    return x >= 40 && x < 42 && y >= 12 && y <= 92 ? 45.0 : 30.0;
+  };
+  const Frame flat = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, ground);
+  const Frame streak = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, line);
+  // Appearing and vanishing alike: 11 blocks of 8 rows, 88 px.
+  EXPECT_DOUBLE_EQ(measure_difference(luma_of(flat), luma_of(streak)).change_length, 88.0);
+  EXPECT_DOUBLE_EQ(measure_difference(luma_of(streak), luma_of(flat)).change_length, 88.0);
+  // The same line fainter than change_min_rms (3 levels RMS per block: 2 px x 8 rows x d^2 / 64
+  // = 4 d^2 / 16, so d = 5 gives 2.5 levels): no group.
+  const Frame faint = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, [](int x, int y) {
+    return x >= 40 && x < 42 && y >= 12 && y <= 92 ? 35.0 : 30.0;
+  });
+  EXPECT_DOUBLE_EQ(measure_difference(luma_of(flat), luma_of(faint)).change_length, 0.0);
+  // Masked: the same change along a strong edge of the picture (a 100-level step at x = 40)
+  // is re-coding noise there, not a new line.
+  const auto edge = [](int x, int) { return x < 41 ? 30.0 : 130.0; };
+  const Frame step = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, edge);
+  const Frame step_line = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, [&](int x, int y) {
+    return edge(x, y) + (x >= 40 && x < 42 && y >= 12 && y <= 92 ? 15.0 : 0.0);
+  });
+  EXPECT_DOUBLE_EQ(measure_difference(luma_of(step), luma_of(step_line)).change_length, 0.0);
+  // A 6x6 square changing: one group of at most 2x2 blocks (16 px), under the threshold.
+  const Frame square = synth::render_frame(96, 112, AV_PIX_FMT_GRAY8, [](int x, int y) {
+    return x >= 45 && x < 51 && y >= 50 && y < 56 ? 60.0 : 30.0;
+  });
+  const double square_length = measure_difference(luma_of(flat), luma_of(square)).change_length;
+  EXPECT_GT(square_length, 0.0);
+  EXPECT_LE(square_length, 16.0);
+  EXPECT_LT(square_length, default_thresholds().max_change_length);
+}
+
 TEST(DuplicateDetector, FrameAndPlaneOverloadsDecideAlike) {
   // 8-bit frames are kept by reference, other depths and caller planes as copies: same
   // decisions either way, in both scopes, with the window recycling buffers.

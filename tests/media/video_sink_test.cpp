@@ -1,4 +1,5 @@
 #include <filesystem>
+#include <fstream>
 
 #include "media_test_util.hpp"
 #include "upframe/cuda_device.hpp"
@@ -209,6 +210,53 @@ TEST(VideoSink, AbortLeavesNothing) {
   EXPECT_EQ(entries, 0) << "temporary file left behind";
 }
 
+// Segment files carry a checksum: a byte flipped in a packet's payload (which no container
+// check would see) makes segment_file_problem() and the join name the segment, and the join
+// leaves nothing at the output; the undamaged segments join.
+TEST(VideoSink, FlippedByteInASegmentIsNamedNotJoined) {
+  fs::path dir = scratch_dir("sink-segment-checksum");
+  fs::path input = dir / "in.mp4";
+  ffmpeg(std::string(kSmall) + " -c:v libx264 " + quote(input.string()));
+  fs::path output = dir / "out.mkv";
+  VideoSinkOptions options;
+  options.encoder = "ffv1";
+  std::vector<fs::path> segments = {dir / "a.upseg", dir / "b.upseg"};
+  {
+    VideoDecoder decoder(input);
+    for (size_t k = 0; k < segments.size(); ++k) {
+      auto sink = make_video_segment_sink(segments[k], output, decoder.info(), 160, 90, options);
+      for (int i = 0; i < 10; ++i) {
+        auto frame = decoder.next();
+        ASSERT_TRUE(frame);
+        sink->write_unique(int64_t(k) * 10 + i, *frame, frame->pts());
+      }
+      sink->finish();
+    }
+  }
+  for (const fs::path& segment : segments) EXPECT_EQ(segment_file_problem(segment), "");
+  {
+    std::fstream f(segments[1], std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-500, std::ios::end);
+    char c = 0;
+    f.get(c);
+    f.seekp(-500, std::ios::end);
+    f.put(char(c ^ 0x04));
+  }
+  EXPECT_EQ(segment_file_problem(segments[1]),
+            "damaged: checksum mismatch (the file changed after it was written)");
+  VideoInfo info = VideoDecoder(input).info();
+  try {
+    join_video_segments(output, segments, info, options);
+    ADD_FAILURE() << "a damaged segment was joined";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.file(), segments[1].string());
+    EXPECT_EQ(e.problem(), "damaged: checksum mismatch (the file changed after it was written)");
+  }
+  EXPECT_FALSE(fs::exists(output));
+  join_video_segments(output, {segments[0]}, info, options);
+  EXPECT_EQ(decode_all(output).size(), 10u);
+}
+
 TEST(VideoSink, OutputErrors) {
   fs::path dir = scratch_dir("sink-errors");
   fs::path input = dir / "in.mp4";
@@ -255,7 +303,7 @@ TEST(VideoSink, ShippedSampleWithAudio) {
   EXPECT_EQ(decode_all(output).size(), decode_all(input).size());
 }
 
-// Without a CUDA device, auto must never pick NVENC, and the probe says why (SPEC section 6).
+// Without a CUDA device, auto must never pick NVENC, and the probe says why (docs/INTERFACE.md, "Pipeline and fallbacks").
 TEST(ResolveEncoder, NvencNeedsADevice) {
   const CudaDeviceInfo gpu = cuda_device_info();
   if (gpu.available) GTEST_SKIP() << "a CUDA device is present (" << gpu.name << ")";

@@ -37,7 +37,7 @@ TEST_P(Parity, Fp32MatchesReference) {
   }
 }
 
-// bf16 (SPEC 8: at least 40 dB) against the fp32 result and the reference, on the CPUs where
+// bf16 (docs/INTERFACE.md, "Equality": at least 40 dB) against the fp32 result and the reference, on the CPUs where
 // oneDNN runs bf16 (avx512_bf16 or AMX); skipped, saying so, elsewhere.
 TEST_P(Parity, Bf16MatchesFp32AndReference) {
   if (!nn::cpu_supports_bf16())

@@ -1,4 +1,4 @@
-// Disk pre-flight: the estimate's arithmetic (SPEC section 8), the comparison, the check on
+// Disk pre-flight: the estimate's arithmetic (docs/INTERFACE.md), the comparison, the check on
 // a real (tiny tmpfs) file system, and the estimate against a real upscaled encode.
 #include "upframe/pipeline/preflight.hpp"
 

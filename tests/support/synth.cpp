@@ -334,6 +334,129 @@ std::vector<Frame> grainy_on_twos_clip(const ClipSpec& spec, int hold, double gr
   return frames;
 }
 
+std::vector<Frame> textured_object_clip(const ClipSpec& spec, Texture texture, double strength,
+                                        int size, int step, double level) {
+  const uint32_t seed = spec.seed + 300;
+  const auto texture_at = [&](int x, int y) {
+    switch (texture) {
+      case Texture::kFoliage:  // leaves: blotches of 2 to 6 px, some finer detail
+        return 0.65 * smooth_noise(seed, x, y, 3.0) + 0.35 * smooth_noise(seed + 1, x, y, 1.5);
+      case Texture::kGrain:
+        return lattice_noise(seed, x, y);
+      case Texture::kWall: {  // bricks 24 x 10 px, staggered, dark mortar, a rough surface
+        const int row = y / 10;
+        const int in_row = y % 10, in_brick = (x + (row % 2) * 12) % 24;
+        if (in_row < 2 || in_brick < 2) return -1.0;
+        const int brick = (x + (row % 2) * 12) / 24;
+        return 0.4 * lattice_noise(seed + 2, brick, row) + 0.4 * lattice_noise(seed + 3, x, y) +
+               0.2;
+      }
+    }
+    return 0.0;
+  };
+  std::vector<double> ground(static_cast<size_t>(spec.width) * spec.height);
+  for (int y = 0; y < spec.height; ++y)
+    for (int x = 0; x < spec.width; ++x)
+      ground[static_cast<size_t>(y) * spec.width + x] =
+          clamp_level(0.6 * scene_luma(spec.seed, x, y) + 30 + strength * texture_at(x, y));
+  return render_clip(spec, [&](int i, int x, int y) {
+    const double v = ground[static_cast<size_t>(y) * spec.width + x];
+    const int travel = std::max(1, spec.width - 2 * size - 16);
+    const int ox = 8 + (i * step) % travel, oy = spec.height / 3 + 1;
+    if (x >= ox && x < ox + size && y >= oy && y < oy + size) return level;
+    return v;
+  });
+}
+
+std::vector<Frame> rain_clip(const ClipSpec& spec, int streaks, int hold, bool subtitle) {
+  const double s = spec.height / 1080.0;  // streak sizes follow the frame height
+  std::vector<double> ground(static_cast<size_t>(spec.width) * spec.height);
+  for (int y = 0; y < spec.height; ++y)
+    for (int x = 0; x < spec.width; ++x)
+      ground[static_cast<size_t>(y) * spec.width + x] =
+          std::clamp(0.18 * scene_luma(spec.seed, x / (2 * s), y / (2 * s)) + 12 +
+                         1.2 * lattice_noise(spec.seed + 77, x, y),
+                     0.0, 255.0);
+  struct Streak {
+    double x0, y0, dx, dy;  // from (x0, y0) along the unit direction (dx, dy) ...
+    double length, width, contrast;
+  };
+  // Streak k of drawing d is born at drawing (k + d) - age, ages 0..lifetime-1.
+  const auto streaks_of = [&](int drawing) {
+    std::vector<Streak> out;
+    for (int born = drawing - 2; born <= drawing; ++born)
+      for (int k = 0; k < streaks; ++k) {
+        const uint32_t h = mix(spec.seed * 7717 + static_cast<uint32_t>(born + 1000) * 131 + k);
+        const int lifetime = 1 + static_cast<int>(h % 3);
+        const int age = drawing - born;
+        if (born < 0 || age >= lifetime) continue;
+        const uint32_t g = mix(h);
+        const double angle = 0.15 + 0.2 * ((g & 255) / 255.0);  // from the vertical
+        Streak st;
+        st.dx = std::sin(angle);
+        st.dy = std::cos(angle);
+        st.length = (50 + static_cast<double>((g >> 8) % 151)) * s;
+        st.width = 1 + static_cast<double>((g >> 16) & 1);
+        st.contrast = 10 + static_cast<double>((g >> 17) % 16);
+        const double fall = (6 + static_cast<double>((g >> 21) % 15)) * s * age;
+        st.x0 = static_cast<double>(h >> 8) / (1 << 24) * spec.width + fall * st.dx;
+        st.y0 = static_cast<double>(g >> 25) / 128.0 * (spec.height - st.length) + fall * st.dy;
+        out.push_back(st);
+      }
+    return out;
+  };
+  const auto glyph = [&](int line, int cell) {  // subtitle glyph strokes, as in a font
+    return mix(spec.seed * 977 + static_cast<uint32_t>(line) * 131 + static_cast<uint32_t>(cell));
+  };
+  const double text_h = 40 * s, text_top = spec.height - 90 * s, cell_w = 22 * s;
+  const int cells = static_cast<int>(0.6 * spec.width / cell_w);
+  const double text_left = 0.2 * spec.width;
+  // 1 on a glyph's stroke, 0 off it: vertical and horizontal strokes of each cell.
+  const auto on_text = [&](int line, double x, double y) {
+    if (y < text_top || y >= text_top + text_h || x < text_left) return false;
+    const int cell = static_cast<int>((x - text_left) / cell_w);
+    if (cell >= cells) return false;
+    const uint32_t g = glyph(line, cell);
+    if ((g & 7) == 0) return false;  // a space
+    const double cx = x - text_left - cell * cell_w, cy = y - text_top;
+    const double stroke = 4 * s + 1;
+    if ((g & 8) && cx >= 3 * s && cx < 3 * s + stroke) return true;
+    if ((g & 16) && cx >= 13 * s && cx < 13 * s + stroke) return true;
+    if ((g & 32) && cy >= 2 * s && cy < 2 * s + stroke && cx < 18 * s) return true;
+    if ((g & 64) && cy >= 18 * s && cy < 18 * s + stroke && cx < 18 * s) return true;
+    return (g & 128) && cy >= 34 * s && cy < 34 * s + stroke && cx < 18 * s;
+  };
+  std::vector<Frame> frames;
+  for (int i = 0; i < spec.frames; ++i) {
+    const int drawing = i / std::max(1, hold);
+    if (i > 0 && drawing == (i - 1) / std::max(1, hold)) {  // a held drawing: an exact repeat
+      frames.push_back(frames.back().ref());
+      continue;
+    }
+    const std::vector<Streak> now = streaks_of(drawing);
+    const int line = drawing / 12;
+    frames.push_back(render_frame(spec.width, spec.height, spec.pix_fmt, [&](int x, int y) {
+      double v = ground[static_cast<size_t>(y) * spec.width + x];
+      for (const Streak& st : now) {
+        // Distance across the streak and position along it; 1 px of anti-aliasing at the sides.
+        const double rx = x + 0.5 - st.x0, ry = y + 0.5 - st.y0;
+        const double along = rx * st.dx + ry * st.dy;
+        if (along < 0 || along > st.length) continue;
+        const double across = std::fabs(rx * st.dy - ry * st.dx);
+        const double cover = std::clamp(st.width / 2 + 0.5 - across, 0.0, 1.0);
+        v += st.contrast * cover;
+      }
+      if (subtitle) {
+        if (on_text(line, x, y)) return 235.0;
+        for (const auto& [ox, oy] : {std::pair{-2.0, 0.0}, {2.0, 0.0}, {0.0, -2.0}, {0.0, 2.0}})
+          if (on_text(line, x + ox * s * 1.5, y + oy * s * 1.5)) return 16.0;  // the outline
+      }
+      return std::clamp(v, 0.0, 255.0);
+    }));
+  }
+  return frames;
+}
+
 std::vector<Frame> distinct_clip(const ClipSpec& spec) {
   return render_clip(spec, [&](int i, int x, int y) {
     return scene_luma(spec.seed + 1 + static_cast<uint32_t>(i), x, y);

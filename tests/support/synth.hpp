@@ -76,6 +76,22 @@ std::vector<Frame> screen_recording_clip(const ClipSpec& spec);
 // on_twos_clip with film grain (+-`grain` levels) drawn into each drawing: held frames repeat
 // the drawing and its grain exactly, a new drawing has new grain.
 std::vector<Frame> grainy_on_twos_clip(const ClipSpec& spec, int hold = 2, double grain = 4);
+// Issue 22: motion that must never be frozen on real footage.
+// The texture under textured_object_clip: foliage (blotches a few px across), grain (per-pixel
+// noise) or a wall (bricks with mortar lines and a rough surface).
+enum class Texture { kFoliage, kGrain, kWall };
+// A muted still scene (levels 60 to 160) with `texture` of +-`strength` levels over all of it,
+// and a bright opaque `size` x `size` square (level `level`) moving `step` px a frame across it.
+std::vector<Frame> textured_object_clip(const ClipSpec& spec, Texture texture, double strength,
+                                        int size = 6, int step = 1, double level = 220);
+// A dark still night scene (levels 20 to 50: gradients, blotches, a few shapes, faint grain)
+// with `streaks` faint rain streaks a drawing: 1-2 px wide, 50-200 px long (scaled to the
+// frame height, 1080 px), slanted, 10-25 levels above the ground. Each streak lives 1 to 3
+// drawings and falls 6-20 px a drawing, so every drawing some appear, move and vanish. Every
+// drawing is shown `hold` times (exact repeats). `subtitle`: a burnt-in subtitle line (white
+// glyphs outlined in black) at the bottom, whose text changes every 12 drawings.
+std::vector<Frame> rain_clip(const ClipSpec& spec, int streaks = 5, int hold = 1,
+                             bool subtitle = false);
 // spec.frames entirely different pictures (scene seed + index).
 std::vector<Frame> distinct_clip(const ClipSpec& spec);
 // Frame i repeats frame i-1 exactly where repeats_previous[i] (a new reference to the same

@@ -78,7 +78,7 @@ GoldenResult run_golden(const std::string& precision, int tile) {
   return {test::psnr8(actual, expected), max_difference(actual, expected)};
 }
 
-// SPEC 8: fp32 agrees with the reference to at least 50 dB and at most 2 levels anywhere.
+// docs/INTERFACE.md, "Equality": fp32 agrees with the reference to at least 50 dB and at most 2 levels anywhere.
 // (Tiled == untiled is tiling_test's job.)
 TEST(Neural, GoldenMandelX2Fp32) {
   const GoldenResult whole = run_golden("fp32", 0);

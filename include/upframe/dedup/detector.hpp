@@ -1,5 +1,5 @@
 // Duplicate detection: a hash match is only a candidate, confirmed by a difference check on
-// the luma (SPEC section 8). Frames are fed in decode order.
+// the luma (docs/INTERFACE.md). Frames are fed in decode order.
 #pragma once
 
 #include <cstdint>
@@ -25,11 +25,17 @@ struct Thresholds {
   // Local motion: the largest displacement (pixels) a translation explains in a 16x16 window
   // whose change, gathered in one 8x8 block, has an RMS above local_motion_min_rms (levels)
   // and the pair's own noise floor: a small object or particles moving while the rest of the
-  // frame stands still.
+  // frame stands still (weighed by the gradient of the samples that changed, so a still
+  // texture around them does not hide them).
   double max_local_motion = 0;
   // Zoom: a push-in or pull-out about the centre, |zoom| x RMS radius x sqrt(R^2 gained), px.
   double max_zoom_motion = 0;
   double local_motion_min_rms = 0;
+  // Faint thin changes (a rain streak appearing, moving or vanishing): the longest side, in
+  // pixels, of a connected run of 8x8 blocks whose change is above change_min_rms (levels RMS)
+  // and the pair's noise floor, and not masked by the picture's own edges there.
+  double max_change_length = 0;
+  double change_min_rms = 0;
 };
 Thresholds default_thresholds();
 // All zero: only a luma equal to the kept frame's confirms (sources without coding noise).
@@ -48,6 +54,8 @@ struct DifferenceMeasures {
   // The local motion measure (Thresholds::max_local_motion), with the default min_rms.
   double local_motion = 0;
   double zoom_motion = 0;  // Thresholds::max_zoom_motion
+  // Thresholds::max_change_length, with the default change_min_rms (pixels).
+  double change_length = 0;
 };
 // Both views must have the same size; samples are compared scaled to 8 bits.
 DifferenceMeasures measure_difference(const LumaView& a, const LumaView& b);

@@ -1,4 +1,4 @@
-// Perceptual average hash of the luma plane (SPEC section 2, phase 2).
+// Perceptual average hash of the luma plane (docs/INTERFACE.md, "Pipeline and fallbacks").
 #pragma once
 
 #include <array>

@@ -1,5 +1,5 @@
 // A read-only view of a frame's luma plane. Integer arithmetic only from here on, so the CPU
-// and CUDA duplicate decisions are bit-identical (SPEC section 8).
+// and CUDA duplicate decisions are bit-identical (docs/INTERFACE.md).
 #pragma once
 
 #include <cstdint>

@@ -15,7 +15,7 @@ namespace upframe {
 struct DecoderOptions {
   int threads = 0;  // 0: libavcodec decides (all cores)
   // "cpu", "auto" or "cuda": NVDEC through libavcodec's hwaccel where a CUDA device and the
-  // codec allow, else CPU decode with one log line saying why (SPEC section 6).
+  // codec allow, else CPU decode with one log line saying why (docs/INTERFACE.md, "Pipeline and fallbacks").
   std::string device = "cpu";
   // NVDEC frames stay in device memory (AV_PIX_FMT_CUDA) when true, each copied out of the
   // decoder's surface so that frames held downstream do not hold NVDEC's fixed surfaces; else

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,9 +32,11 @@ class FrameSink {
   // is written. Formats that store per-frame durations (GIF, APNG, WebP) use it for the last
   // frame; the others follow the timestamps alone.
   virtual void set_duration(int64_t /*index*/, int64_t /*duration*/) {}
-  // Frame `index` was written by an earlier, interrupted run (resume, SPEC section 8): it is
-  // not written again, only accounted for (a frames folder lists its timestamp).
+  // Frame `index` was written by an earlier, interrupted run (resume): it is not written
+  // again, only accounted for (a frames folder lists its timestamp).
   virtual void keep_written(int64_t /*index*/, int64_t /*pts*/) {}
+  // Frame `index` (written or kept next) starts a new segment of a segmented output.
+  virtual void start_segment(int64_t /*index*/) {}
   // Stops after an interruption: what is complete stays for a later --resume, what is half
   // written goes. By default the same as abort().
   virtual void suspend() noexcept { abort(); }
@@ -48,6 +51,10 @@ struct VideoSinkOptions {
   int threads = 0;
   bool copy_other_streams = true;  // audio, subtitles, attachments, data
   bool overwrite = false;
+  // Called with the finished file, synced, under its temporary name just before the rename
+  // to the output (a direct or joined video): what must hold of the output from its first
+  // instant, such as the finished-job record, goes on it here.
+  std::function<void(const std::filesystem::path&)> before_rename;
 };
 
 // Encodes to `output` (container from the extension), built as `.NAME.upframe-tmp.EXT`
@@ -85,9 +92,10 @@ std::unique_ptr<FrameSink> make_frames_folder_sink(const std::filesystem::path& 
                                                    const VideoInfo& in,
                                                    const FramesFolderOptions& options);
 
-// One segment of a resumable video output (SPEC section 8, resume): its frames encoded by a
-// fresh encoder (so it starts with a keyframe and decodes on its own), the packets stored with
-// their exact timestamps and the stream's codec parameters in upframe's segment file format.
+// One segment of a resumable video output (docs/ARCHITECTURE.md, "Resume"): its frames
+// encoded by a fresh encoder (so it starts with a keyframe and decodes on its own), the
+// packets stored with their exact timestamps and the stream's codec parameters in upframe's
+// segment file format, with a checksum of the whole file.
 // Built under a temporary name, synced to disk and renamed by finish(), so a segment file is
 // whole or absent. `container` is the final output (its container decides the encoder's
 // global headers); other streams are not copied here but by join_video_segments().
@@ -96,10 +104,15 @@ std::unique_ptr<FrameSink> make_video_segment_sink(const std::filesystem::path& 
                                                    const VideoInfo& in, int width, int height,
                                                    const VideoSinkOptions& options);
 
+// Empty when the segment file at `segment` is whole (its end record present) and its checksum
+// matches its content; otherwise the problem ("damaged: checksum mismatch", "cut short", ...).
+std::string segment_file_problem(const std::filesystem::path& segment);
+
 // Joins segment files, in order, into `output` without re-encoding (packets remuxed), with
 // the other streams of `in.path` copied as make_video_sink() does; written under a temporary
-// name and renamed. Throws upframe::Error naming the segment for an unreadable one or segments
-// that do not fit together. Returns the notes (streams dropped, encoder).
+// name and renamed. Throws upframe::Error naming the segment for an unreadable or damaged one
+// (checksum mismatch: nothing is renamed into place) or segments that do not fit together. Returns
+// the notes (streams dropped, encoder).
 std::vector<std::string> join_video_segments(const std::filesystem::path& output,
                                              const std::vector<std::filesystem::path>& segments,
                                              const VideoInfo& in, const VideoSinkOptions& options);
@@ -123,10 +136,10 @@ std::unique_ptr<FrameSink> make_animation_sink(const std::filesystem::path& outp
                                                const AnimationOptions& options);
 
 // Counts frames and writes nothing: `-o /dev/null`, for benchmarks that must not measure an
-// encoder (SPEC section 8, "null sink").
+// encoder.
 std::unique_ptr<FrameSink> make_null_sink();
 
-// Which encoder `auto` picks for a source of this bit depth (SPEC section 8): h264_nvenc
+// Which encoder `auto` picks for a source of this bit depth (docs/GPU.md): h264_nvenc
 // (8-bit) or hevc_nvenc main10 (more) where a CUDA device can open an NVENC session, else
 // libx264 or libx265 (logging why once when a device is present); for an `output` in WebM,
 // libvpx-vp9 (profile 2, yuv420p10le, above 8 bits). Throws upframe::UsageError for an unknown

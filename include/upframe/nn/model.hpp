@@ -73,7 +73,7 @@ bool cpu_supports_bf16();
 std::string cpu_isa_name();
 
 // CUDA backend (cuDNN convolutions, CUDA kernels for the other ops) on device `device`, with its
-// own CUDA stream: one executor per pipeline worker. Precision::kFp16 (SPEC's default on CUDA:
+// own CUDA stream: one executor per pipeline worker. Precision::kFp16 (the default on CUDA:
 // fp16 storage, fp32 arithmetic, tensor cores) or kFp32 (no TF32); kBf16 throws UsageError.
 // Weights are uploaded at construction. Throws upframe::Error when this upframe was built
 // without CUDA or the device cannot be used, CudaOutOfMemory when device memory runs out.
@@ -82,7 +82,7 @@ std::unique_ptr<Executor> make_cuda_executor(std::shared_ptr<const Model> model,
 
 // Device memory ran out (cudaErrorMemoryAllocation or a cuDNN allocation failure), while building
 // a plan for a new input shape or running it: the caller can retry with smaller tiles or fewer
-// workers (SPEC section 6). `bytes` is the size asked for (0 when cuDNN did not say).
+// workers (docs/INTERFACE.md, "Pipeline and fallbacks"). `bytes` is the size asked for (0 when cuDNN did not say).
 class CudaOutOfMemory : public Error {
  public:
   // `what`: the allocation or the step that failed ("activation buffer 2 for input 1080x1920").

@@ -1,5 +1,5 @@
 // Running a job: one video or image in, upscaled out, through the streamed pipeline of
-// SPEC section 2 (or the sequential mode of section 3).
+// docs/INTERFACE.md, "Pipeline and fallbacks" (or the sequential mode of "Mode selection").
 #pragma once
 
 #include <atomic>

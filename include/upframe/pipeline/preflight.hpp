@@ -1,4 +1,4 @@
-// Disk pre-flight (SPEC section 8): before a job starts, estimate what its output needs on
+// Disk pre-flight (docs/INTERFACE.md): before a job starts, estimate what its output needs on
 // disk and refuse to start when the output's file system clearly lacks it, rather than fail
 // hours later. `--no-space-check` (Settings::no_space_check) skips it.
 #pragma once
@@ -13,7 +13,7 @@
 namespace upframe {
 
 // Size factors of an upscaled frame written as an image, relative to raw RGB (3 bytes a
-// pixel). PNG is SPEC's 0.5; jpg and webp (lossy, quality 95 by default) are upper-end
+// pixel). PNG is the 0.5 of docs/INTERFACE.md, "Build and CI"; jpg and webp (lossy, quality 95 by default) are upper-end
 // figures for photographic and animated content (quality 95 jpg is about 2-3.5 bits a pixel
 // of 24, webp somewhat less). Unknown formats count as raw.
 double image_size_factor(const std::string& format);

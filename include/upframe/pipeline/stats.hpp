@@ -1,4 +1,4 @@
-// The stats contract (SPEC section 5) and live progress (SPEC section 8, Console).
+// The stats contract (docs/INTERFACE.md, "Stats") and live progress (docs/INTERFACE.md, "Console").
 #pragma once
 
 #include <cstdint>

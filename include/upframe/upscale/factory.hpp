@@ -22,6 +22,8 @@ struct UpscalerOptions {
   std::string precision;  // "" = the device's default (fp16 on CUDA, fp32 on the CPU)
   int tile = -1;          // -1 auto, 0 none, N input pixels
   int threads = 0;        // 0 = all cores
+  // --models-dir: a folder searched first for a model NAME ("" none).
+  std::filesystem::path models_dir;
 };
 
 // Throws upframe::UsageError for a usage problem (unknown model name, with the list of what
@@ -37,15 +39,16 @@ int upscaler_scale(const UpscalerOptions& options);
 // The upscaler options of a job's settings (model, scale, device, precision, tile).
 UpscalerOptions upscaler_options(const Settings& settings);
 
-// Folders searched for a model NAME, in order: $UPFRAME_MODELS_DIR, <exe dir>/../share/upframe/
+// Folders searched for a model NAME, in order: `user_dir` (--models-dir) when given,
+// $UPFRAME_MODELS_DIR, <exe dir>/../share/upframe/
 // models, <exe dir>/models, the source tree's models/, the user's models folder
 // ($XDG_DATA_HOME/upframe/models, else ~/.local/share/upframe/models). Only the existing ones
 // are returned. In each, NAME-x{scale}.EXT then NAME.EXT, EXT in .param, .pth, .pt, .ckpt,
 // .safetensors, .onnx.
-std::vector<std::filesystem::path> model_search_dirs();
+std::vector<std::filesystem::path> model_search_dirs(const std::filesystem::path& user_dir = {});
 
 // The models found there, as "NAME (x2, x3, x4)" or "NAME" for one without scale variants.
-std::vector<std::string> available_models();
+std::vector<std::string> available_models(const std::filesystem::path& user_dir = {});
 
 // What a shipped model NAME (or lanczos, bicubic) is for, in a few words: "anime / video",
 // "photos", "no network"; "" for another model.

@@ -1,6 +1,6 @@
 // Duplicate detection on luma planes in device memory (an NVDEC surface): the average hash and
 // the confirmation measures computed by CUDA kernels, bit-identical to the CPU detector
-// (SPEC section 8). The kernels sum integers with 64-bit atomics (the same sums in any order);
+// (docs/INTERFACE.md). The kernels sum integers with 64-bit atomics (the same sums in any order);
 // the hash bits come from the same math::hash_from_cell_sums, and the decision and the motion
 // solve (doubles) run on the host in the same functions the CPU path uses (kernels.hpp).
 // Plain C++ header: host code (the pipeline, tests/cuda) includes it without nvcc.

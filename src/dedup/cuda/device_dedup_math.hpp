@@ -2,7 +2,7 @@
 // C++ functions: the kernels call them per thread, and tests/dedup calls them in loops over the
 // same thread grid on the CPU, so the index arithmetic is checked against the CPU detector even
 // where no GPU is present. Integers only: sums of integers are the same in any order, which
-// is what makes the CUDA results bit-identical to the CPU ones (SPEC section 8).
+// is what makes the CUDA results bit-identical to the CPU ones (docs/INTERFACE.md).
 #pragma once
 
 #include <cstddef>

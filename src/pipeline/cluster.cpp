@@ -1,14 +1,15 @@
-// Distributed jobs (docs/SCALE.md): the plan, one segment, the join, the status, and the
-// scripts for Slurm and Kubernetes. A segment is made by run_video_range(), the code that makes
-// each segment of a resumable job, and joined by join_video_segments(), so a distributed job's
-// output is that of one process cutting at the same frames.
+// Distributed jobs (docs/SCALE.md): the plan, one segment, the join and the status (the Slurm
+// and Kubernetes writers are in cluster_schedulers.cpp). A segment is made by
+// run_video_range(), the code that makes each segment of a resumable job, and joined by
+// join_video_segments(), so a distributed job's output is that of one process cutting at the
+// same frames.
 //
 // The job folder holds, per segment k (file f):
 //   f_NNNN/seg_KKKKKK.upseg    the finished segment (present only when whole)
 //   f_NNNN/seg_KKKKKK.json     its record: frames, options hash, stats (written after the .upseg)
 //   f_NNNN/seg_KKKKKK.lock     the worker's lock (fcntl; a killed worker's lock goes with it)
 //   f_NNNN/seg_KKKKKK.running  the running worker's progress (host, pid, frames done, fps)
-#include "upframe/pipeline/scale.hpp"
+#include "upframe/pipeline/cluster.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -27,6 +28,8 @@
 #include <set>
 #include <thread>
 
+#include "pipeline/cluster_internal.hpp"
+#include "pipeline/file_lock.hpp"
 #include "pipeline/job_internal.hpp"
 #include "pipeline/output_checks.hpp"
 #include "pipeline/resume.hpp"
@@ -37,7 +40,7 @@
 #include "upframe/pipeline/batch.hpp"
 #include "upframe/upscale/factory.hpp"
 
-namespace upframe::scale {
+namespace upframe::cluster {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -60,40 +63,10 @@ double now_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Writes `text` to `path` under a temporary name, synced, then renamed into place.
-void write_atomically(const fs::path& path, const std::string& text) {
-  fs::path temporary = path.parent_path() /
-                       ("." + path.filename().string() + "." + std::to_string(getpid()) + ".tmp");
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) throw Error(path.string(), "cannot write the file");
-  }
-  pipeline::sync_path(temporary);
-  std::error_code ec;
-  fs::rename(temporary, path, ec);
-  if (ec) {
-    fs::remove(temporary, ec);
-    throw Error(path.string(), "cannot write the file: " + ec.message());
-  }
-}
-
 json read_json(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return nullptr;
   return json::parse(in, nullptr, false);
-}
-
-json load_manifest(const fs::path& manifest) {
-  json m = read_json(manifest);
-  if (m.is_discarded() || !m.is_object() || m.value("kind", "") != kManifestKind)
-    throw UsageError(manifest.string(), "not a readable upframe job manifest");
-  if (m.value("version", 0) != kManifestVersion)
-    throw UsageError(manifest.string(), "manifest version " + m["version"].dump() +
-                                            ": this upframe reads version " +
-                                            std::to_string(kManifestVersion));
-  return m;
 }
 
 // The settings a worker runs with: the plan's, for one of its files.
@@ -183,60 +156,27 @@ std::vector<int64_t> segment_starts(const VideoPacketIndex& index, const PlanOpt
   return starts;
 }
 
-// The lock of a segment, held while this process runs it (fcntl record locks: released by the
-// kernel when the process dies, and seen across NFS clients).
-class SegmentLock {
- public:
-  explicit SegmentLock(const fs::path& path) {
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw Error(path.string(), "cannot open the segment's lock file");
-    struct flock lock {};
-    lock.l_type = F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (fcntl(fd_, F_SETLK, &lock) == 0) {
-      held_ = true;
-    } else if (errno != EAGAIN && errno != EACCES) {
-      // No locks on this file system: the final link still lets only one worker win.
-      spdlog::info("{}: file locks unavailable ({}): relying on the atomic link alone",
-                   path.string(), std::strerror(errno));
-      held_ = true;
-    }
-  }
-  ~SegmentLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-  SegmentLock(const SegmentLock&) = delete;
-  SegmentLock& operator=(const SegmentLock&) = delete;
-  bool held() const { return held_; }
-
- private:
-  int fd_ = -1;
-  bool held_ = false;
-};
-
-// Whether a live process holds the lock at `path` (without taking it).
-bool lock_held_by_other(const fs::path& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  struct flock lock {};
-  lock.l_type = F_WRLCK;
-  lock.l_whence = SEEK_SET;
-  const bool held = fcntl(fd, F_GETLK, &lock) == 0 && lock.l_type != F_UNLCK;
-  close(fd);
-  return held;
-}
-
-// Empty when the segment is finished and matches the plan; else why not.
-std::string segment_problem(const json& segment, const json& file) {
+// Empty when the segment is finished and matches the plan; else why not. `read_it`: its file
+// is read through to check its checksum too (a damaged segment is made again or refused).
+std::string segment_problem(const json& segment, const json& file, bool read_it = true) {
   const SegmentFiles files = segment_files(segment);
   std::error_code ec;
   if (!fs::exists(files.upseg, ec)) return "missing";
   const json record = read_json(files.record);
   if (record.is_discarded() || !record.is_object()) return "has no record (unfinished)";
-  if (record.value("options_hash", "") != file.value("options_hash", ""))
+  for (const char* key : {"frames", "unique", "duplicates", "start_duplicate_lost"})
+    if (!record.contains(key) || !record[key].is_number_integer())
+      return "has a damaged record (" + files.record.filename().string() + ": " + key + ")";
+  if (!record.contains("seconds") || !record["seconds"].is_number())
+    return "has a damaged record (" + files.record.filename().string() + ": seconds)";
+  if (const std::string problem = read_it ? segment_file_problem(files.upseg) : std::string();
+      !problem.empty())
+    return problem;
+  if (!record.contains("options_hash") || record["options_hash"] != file["options_hash"])
     return "made with other settings";
-  if (record.value("input", json()) != file["identity"]) return "made from another input";
-  const int64_t frames = record.value("frames", int64_t(-1));
+  if (!record.contains("input") || record["input"] != file["identity"])
+    return "made from another input";
+  const int64_t frames = record["frames"].get<int64_t>();
   const int64_t planned = segment["frames"].get<int64_t>();
   if (frames != planned)
     return "holds " + std::to_string(frames) + " frames, the plan " + std::to_string(planned);
@@ -255,6 +195,8 @@ bool start_costs_duplicate(const Settings& s, const json& segment) {
       segment["end_pts"].is_null() ? std::optional<int64_t>() : segment["end_pts"].get<int64_t>();
   const int64_t start = segment["start_pts"].get<int64_t>();
   VideoDecoder decoder(s.input, o);
+  // Smaller than the hash: the job detects no duplicates (run_video_range), so none is lost.
+  if (decoder.info().width < s.hash_size || decoder.info().height < s.hash_size) return false;
   dedup::DuplicateDetector detector(detector_options(s, decoder.info()));
   for (int64_t index = 0;; ++index) {
     std::optional<Frame> frame = decoder.next();
@@ -262,6 +204,171 @@ bool start_costs_duplicate(const Settings& s, const json& segment) {
     const bool duplicate = detector.classify(index, *frame).duplicate;
     if (frame->pts() >= start) return duplicate;
   }
+}
+
+}  // namespace
+
+void write_atomically(const fs::path& path, const std::string& text) {
+  std::string name = ".";
+  name += path.filename().string();
+  name += '.';
+  name += std::to_string(getpid());
+  name += ".tmp";
+  const fs::path temporary = path.parent_path() / name;
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) throw Error(path.string(), "cannot write the file");
+  }
+  pipeline::sync_path(temporary);
+  std::error_code ec;
+  fs::rename(temporary, path, ec);
+  if (ec) {
+    fs::remove(temporary, ec);
+    throw Error(path.string(), "cannot write the file: " + ec.message());
+  }
+}
+
+namespace {
+
+// A manifest is input, not trust: every field a worker or the join reads is checked before
+// use, and every path it writes is derived from the manifest's own folder. A problem is one
+// line naming the manifest and the field.
+class ManifestCheck {
+ public:
+  explicit ManifestCheck(const fs::path& manifest) : manifest_(manifest) {}
+
+  [[noreturn]] void fail(const std::string& field, const std::string& problem) const {
+    throw UsageError(manifest_.string(), "field " + field + ": " + problem +
+                                             " (a damaged or hand-edited manifest: plan the "
+                                             "job again)");
+  }
+  const json& member(const json& object, const std::string& key, const std::string& field) const {
+    if (!object.contains(key)) fail(field, "missing");
+    return object[key];
+  }
+  std::string text(const json& object, const std::string& key, const std::string& field) const {
+    const json& v = member(object, key, field);
+    if (!v.is_string()) fail(field, "must be a string, not " + std::string(v.type_name()));
+    return v.get<std::string>();
+  }
+  int64_t integer(const json& object, const std::string& key, const std::string& field,
+                  int64_t min) const {
+    const json& v = member(object, key, field);
+    if (!v.is_number_integer())
+      fail(field, "must be an integer, not " + std::string(v.type_name()));
+    const int64_t n = v.get<int64_t>();
+    if (n < min) fail(field, "must be at least " + std::to_string(min));
+    return n;
+  }
+  void integer_or_null(const json& object, const std::string& key, const std::string& field) const {
+    const json& v = member(object, key, field);
+    if (!v.is_null() && !v.is_number_integer())
+      fail(field, "must be an integer or null, not " + std::string(v.type_name()));
+  }
+  const json& of_type(const json& object, const std::string& key, const std::string& field,
+                      json::value_t type, const char* what) const {
+    const json& v = member(object, key, field);
+    if (v.type() != type) fail(field, std::string("must be ") + what + ", not " + v.type_name());
+    return v;
+  }
+  // An absolute path without `.` or `..` steps.
+  fs::path clean_path(const json& object, const std::string& key, const std::string& field) const {
+    const fs::path p = text(object, key, field);
+    if (!p.is_absolute()) fail(field, "must be an absolute path");
+    for (const fs::path& part : p)
+      if (part == "." || part == "..") fail(field, "must not hold '.' or '..' steps");
+    return p;
+  }
+
+ private:
+  fs::path manifest_;
+};
+
+bool is_within(const fs::path& path, const fs::path& folder) {
+  auto a = folder.begin(), b = path.begin();
+  for (; a != folder.end() && !a->empty(); ++a, ++b)
+    if (b == path.end() || *a != *b) return false;
+  return true;
+}
+
+void check_manifest(const json& m, const fs::path& manifest) {
+  const ManifestCheck check(manifest);
+  // The job folder is where the manifest is: what a worker writes is derived from it.
+  const fs::path job = check.clean_path(m, "job_folder", "job_folder");
+  std::error_code ec;
+  const fs::path here = fs::weakly_canonical(fs::absolute(manifest).parent_path(), ec);
+  if (fs::weakly_canonical(job, ec) != here)
+    check.fail("job_folder", "is not the folder that holds the manifest (" + here.string() + ")");
+  const json& settings =
+      check.of_type(m, "settings", "settings", json::value_t::object, "an object");
+  for (auto it = settings.begin(); it != settings.end(); ++it)
+    if (!it.value().is_string()) check.fail("settings." + it.key(), "must be a string");
+  const json& files = check.of_type(m, "files", "files", json::value_t::array, "a list");
+  if (files.empty()) check.fail("files", "must list at least one file");
+  const json& segments = check.of_type(m, "segments", "segments", json::value_t::array, "a list");
+  int64_t next_segment = 0;
+  for (size_t f = 0; f < files.size(); ++f) {
+    const std::string at = "files[" + std::to_string(f) + "]";
+    const json& file = files[f];
+    if (!file.is_object()) check.fail(at, "must be an object");
+    const fs::path input = check.clean_path(file, "input", at + ".input");
+    const fs::path output = check.clean_path(file, "output", at + ".output");
+    if (!is_video_path(output)) check.fail(at + ".output", "is not a video file name");
+    if (output == input) check.fail(at + ".output", "is the input");
+    if (is_within(output, job)) check.fail(at + ".output", "is inside the job folder");
+    check.of_type(file, "identity", at + ".identity", json::value_t::object, "an object");
+    check.of_type(file, "options", at + ".options", json::value_t::object, "an object");
+    check.text(file, "options_hash", at + ".options_hash");
+    check.integer(file, "frames", at + ".frames", 0);
+    char folder_name[32];
+    std::snprintf(folder_name, sizeof folder_name, "f_%04zu", f);
+    if (check.clean_path(file, "folder", at + ".folder") != job / folder_name)
+      check.fail(at + ".folder", "must be " + (job / folder_name).string());
+    if (check.integer(file, "first_segment", at + ".first_segment", 0) != next_segment)
+      check.fail(at + ".first_segment", "must be " + std::to_string(next_segment));
+    const int64_t count = check.integer(file, "segments", at + ".segments", 1);
+    if (next_segment + count > int64_t(segments.size()))
+      check.fail(at + ".segments", "more than the segments listed");
+    for (int64_t k = next_segment; k < next_segment + count; ++k) {
+      const std::string sat = "segments[" + std::to_string(k) + "]";
+      const json& segment = segments[size_t(k)];
+      if (!segment.is_object()) check.fail(sat, "must be an object");
+      if (check.integer(segment, "index", sat + ".index", 0) != k)
+        check.fail(sat + ".index", "must be " + std::to_string(k));
+      if (check.integer(segment, "file", sat + ".file", 0) != int64_t(f))
+        check.fail(sat + ".file", "must be " + std::to_string(f));
+      for (const char* key : {"start_pts", "end_pts", "lookback_pts"})
+        check.integer_or_null(segment, key, sat + "." + key);
+      check.integer(segment, "first_frame", sat + ".first_frame", 0);
+      check.integer(segment, "frames", sat + ".frames", 0);
+      // A worker writes only inside the job's folder, under the name the plan gives.
+      const fs::path expected = job / folder_name / (segment_stem(k) + ".upseg");
+      if (check.clean_path(segment, "path", sat + ".path") != expected)
+        check.fail(sat + ".path", "must be " + expected.string() +
+                                      " (segments are written only inside the job folder)");
+    }
+    next_segment += count;
+  }
+  if (next_segment != int64_t(segments.size()))
+    check.fail("segments", "lists " + std::to_string(segments.size()) + ", the files " +
+                               std::to_string(next_segment));
+}
+
+}  // namespace
+
+json load_manifest(const fs::path& manifest) {
+  json m = read_json(manifest);
+  if (m.is_null() || m.is_discarded() || !m.is_object() || !m.contains("kind") ||
+      m["kind"] != kManifestKind)
+    throw UsageError(manifest.string(), "not a readable upframe job manifest");
+  if (m.value("version", json()) != kManifestVersion)
+    throw UsageError(manifest.string(), "manifest version " + m.value("version", json()).dump() +
+                                            ": this upframe reads version " +
+                                            std::to_string(kManifestVersion));
+  check_manifest(m, manifest);
+  return m;
 }
 
 std::string shell_quote(const std::string& word) {
@@ -275,8 +382,6 @@ fs::path this_program() {
   fs::path self = fs::read_symlink("/proc/self/exe", ec);
   return ec ? fs::path("upframe") : self;
 }
-
-}  // namespace
 
 fs::path plan_job(const Settings& settings, const PlanOptions& options) {
   if ((options.segments > 0) == (options.segment_seconds > 0))
@@ -448,7 +553,8 @@ SegmentResult run_segment(const fs::path& manifest_path, int64_t index,
                          "): give them explicitly to upframe plan");
 
   const SegmentFiles files = segment_files(segment);
-  SegmentLock lock(files.lock);
+  // (A killed worker's lock goes with it; see FileLock.)
+  pipeline::FileLock lock(files.lock);
   if (!lock.held()) {
     spdlog::info("{}: another worker is running it; leaving it to that one", where);
     return {SegmentOutcome::kTakenByOtherWorker, {}};
@@ -632,12 +738,12 @@ nlohmann::json job_status(const fs::path& manifest_path) {
     const int64_t frames = segment["frames"].get<int64_t>();
     frames_total += frames;
     json entry = {{"index", segment["index"]}, {"frames", frames}};
-    if (segment_problem(segment, file).empty()) {
+    if (segment_problem(segment, file, false).empty()) {
       entry["state"] = "done";
       entry["frames_done"] = frames;
       frames_done += frames;
       ++done;
-    } else if (lock_held_by_other(files.lock)) {
+    } else if (pipeline::lock_held_by_other(files.lock)) {
       const json progress = read_json(files.running);
       const int64_t so_far = progress.is_object() ? progress.value("frames_done", int64_t(0)) : 0;
       entry["state"] = "running";
@@ -672,168 +778,4 @@ nlohmann::json job_status(const fs::path& manifest_path) {
           {"list", list}};
 }
 
-SlurmScripts write_slurm_scripts(const fs::path& manifest_path, const SlurmOptions& options) {
-  const json m = load_manifest(manifest_path);
-  const fs::path manifest = fs::absolute(manifest_path);
-  const fs::path job = m["job_folder"].get<std::string>();
-  const std::string program = options.upframe.empty() ? this_program().string() : options.upframe;
-  const size_t count = m["segments"].size();
-  std::string common;
-  if (!options.partition.empty()) common += "#SBATCH --partition=" + options.partition + "\n";
-  if (!options.mem.empty()) common += "#SBATCH --mem=" + options.mem + "\n";
-  if (!options.time.empty()) common += "#SBATCH --time=" + options.time + "\n";
-  for (const std::string& line : options.extra) common += "#SBATCH " + line + "\n";
-  std::string segment_lines = common;
-  if (!options.gres.empty()) segment_lines += "#SBATCH --gres=" + options.gres + "\n";
-  if (options.cpus_per_task > 0)
-    segment_lines += "#SBATCH --cpus-per-task=" + std::to_string(options.cpus_per_task) + "\n";
-  SlurmScripts scripts;
-  scripts.segments = job / "slurm" / "segments.sbatch";
-  scripts.join = job / "slurm" / "join.sbatch";
-  scripts.segments_text =
-      "#!/bin/sh\n"
-      "# upframe: one array task per segment (SLURM_ARRAY_TASK_ID is the segment index).\n"
-      "#SBATCH --job-name=upframe-segments\n"
-      "#SBATCH --array=0-" +
-      std::to_string(count - 1) +
-      (options.max_running > 0 ? "%" + std::to_string(options.max_running) : std::string()) +
-      "\n#SBATCH --output=" + (job / "logs" / "segment_%a.log").string() + "\n" + segment_lines +
-      "exec " + shell_quote(program) + " run-segment " + shell_quote(manifest.string()) + "\n";
-  scripts.join_text =
-      "#!/bin/sh\n"
-      "# upframe: joins the segments once every array task succeeded (afterok).\n"
-      "#SBATCH --job-name=upframe-join\n"
-      "#SBATCH --output=" +
-      (job / "logs" / "join.log").string() + "\n" + common + "exec " + shell_quote(program) +
-      " join " + shell_quote(manifest.string()) + " --stats " +
-      shell_quote((job / "stats.json").string()) + "\n";
-  std::error_code ec;
-  fs::create_directories(job / "slurm", ec);
-  write_atomically(scripts.segments, scripts.segments_text);
-  write_atomically(scripts.join, scripts.join_text);
-  return scripts;
-}
-
-namespace {
-
-// Runs a command line, returning its stdout; throws with its output when it fails.
-std::string run_sbatch(const std::string& command, const fs::path& script) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) throw Error(script.string(), "cannot run sbatch");
-  std::string out;
-  char buffer[512];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (status != 0) throw Error(script.string(), "sbatch failed: " + out);
-  // --parsable: "ID" or "ID;cluster".
-  const std::string id = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
-  return id.substr(0, id.find(';'));
-}
-
-}  // namespace
-
-std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts) {
-  const std::string array =
-      run_sbatch("sbatch --parsable " + shell_quote(scripts.segments.string()), scripts.segments);
-  const std::string join = run_sbatch(
-      "sbatch --parsable --dependency=afterok:" + array + " " + shell_quote(scripts.join.string()),
-      scripts.join);
-  return {array, join};
-}
-
-std::pair<fs::path, std::string> write_kubernetes_manifest(const fs::path& manifest_path,
-                                                           const KubernetesOptions& options) {
-  const json m = load_manifest(manifest_path);
-  const fs::path manifest = fs::absolute(manifest_path);
-  const fs::path job = m["job_folder"].get<std::string>();
-  // The shared volume holds the inputs, the job folder and the outputs, mounted at the same
-  // path as here so the manifest's paths hold in every pod.
-  fs::path mount = options.mount;
-  if (mount.empty()) {
-    std::vector<fs::path> paths = {job};
-    for (const json& file : m["files"]) {
-      paths.push_back(fs::path(file["input"].get<std::string>()).parent_path());
-      paths.push_back(fs::path(file["output"].get<std::string>()).parent_path());
-    }
-    mount = paths.front();
-    for (const fs::path& p : paths) {
-      fs::path common;
-      auto a = mount.begin(), b = p.begin();
-      for (; a != mount.end() && b != p.end() && *a == *b; ++a, ++b) common /= *a;
-      mount = common;
-    }
-  }
-  std::string name = options.name;
-  if (name.empty()) {
-    name = "upframe-";
-    for (char c : job.filename().string())
-      name += std::isalnum(static_cast<unsigned char>(c)) ? char(std::tolower(c)) : '-';
-    while (name.size() > 40 || name.back() == '-') name.pop_back();
-  }
-  const size_t count = m["segments"].size();
-  const int parallelism = options.parallelism > 0 ? options.parallelism : int(count);
-  auto quoted = [](const std::string& s) { return json(s).dump(); };  // JSON strings are YAML
-  auto pod = [&](const std::string& args, bool gpu) {
-    std::string volume =
-        options.claim.empty()
-            ? "        - name: shared\n          hostPath:\n            path: " + quoted(mount) +
-                  "\n"
-            : "        - name: shared\n          persistentVolumeClaim:\n            claimName: " +
-                  quoted(options.claim) + "\n";
-    std::string resources;
-    if (gpu && !options.gpu.empty())
-      resources = "          resources:\n            limits:\n              nvidia.com/gpu: " +
-                  quoted(options.gpu) + "\n";
-    return "      restartPolicy: Never\n"
-           "      containers:\n"
-           "        - name: upframe\n"
-           "          image: " +
-           quoted(options.image) + "\n          command: [" + quoted(options.upframe) + ", " +
-           args + "]\n" + resources +
-           "          volumeMounts:\n"
-           "            - name: shared\n"
-           "              mountPath: " +
-           quoted(mount) + "\n      volumes:\n" + volume;
-  };
-  const std::string text =
-      "# upframe: one pod per segment (JOB_COMPLETION_INDEX is the segment index), then the join.\n"
-      "# Kubernetes has no dependency between Jobs: the join Job waits for the segments itself.\n"
-      "apiVersion: batch/v1\n"
-      "kind: Job\n"
-      "metadata:\n"
-      "  name: " +
-      quoted(name + "-segments") +
-      "\n"
-      "spec:\n"
-      "  completionMode: Indexed\n"
-      "  completions: " +
-      std::to_string(count) + "\n  parallelism: " + std::to_string(parallelism) +
-      "\n  backoffLimitPerIndex: 3\n"
-      "  template:\n"
-      "    spec:\n" +
-      pod(quoted("run-segment") + ", " + quoted(manifest.string()), true) +
-      "---\n"
-      "apiVersion: batch/v1\n"
-      "kind: Job\n"
-      "metadata:\n"
-      "  name: " +
-      quoted(name + "-join") +
-      "\n"
-      "spec:\n"
-      "  completions: 1\n"
-      "  backoffLimit: 2\n"
-      "  template:\n"
-      "    spec:\n" +
-      pod(quoted("join") + ", " + quoted(manifest.string()) + ", " + quoted("--wait") + ", " +
-              quoted("86400") + ", " + quoted("--stats") + ", " +
-              quoted((job / "stats.json").string()),
-          false);
-  const fs::path path = job / "k8s" / "job.yaml";
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  write_atomically(path, text);
-  return {path, text};
-}
-
-}  // namespace upframe::scale
+}  // namespace upframe::cluster

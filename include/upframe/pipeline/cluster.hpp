@@ -2,6 +2,7 @@
 // segments that any number of machines upscale independently, under a scheduler clusters
 // already run (a Slurm job array, a Kubernetes Indexed Job), then joined without
 // re-encoding. The plan is a JSON manifest in a job folder every worker can read and write.
+// The scripts for Slurm and Kubernetes: upframe/pipeline/cluster_schedulers.hpp.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,7 @@
 #include "upframe/pipeline/job.hpp"
 #include "upframe/pipeline/stats.hpp"
 
-namespace upframe::scale {
+namespace upframe::cluster {
 
 inline constexpr int kManifestVersion = 1;
 inline constexpr const char* kManifestName = "manifest.json";
@@ -69,41 +70,4 @@ nlohmann::json join_job(const std::filesystem::path& manifest,
 // an ETA, as JSON (see docs/SCALE.md).
 nlohmann::json job_status(const std::filesystem::path& manifest);
 
-struct SlurmOptions {
-  std::string partition;
-  std::string gres;  // e.g. gpu:1
-  int cpus_per_task = 0;
-  std::string mem;                 // e.g. 8G
-  std::string time;                // e.g. 02:00:00
-  int max_running = 0;             // %N on the array: at most N segments at once
-  std::vector<std::string> extra;  // more #SBATCH lines, e.g. "--account=X"
-  std::string upframe;             // the program the jobs run (default: this one)
-};
-struct KubernetesOptions {
-  std::string image = "upframe:latest";
-  std::string claim;  // the PersistentVolumeClaim holding the input, job folder and output
-  std::filesystem::path mount;      // where it is mounted (the same path on every node); default:
-                                    // the folder holding the input, job folder and output
-  int parallelism = 0;              // pods at once (default: every segment)
-  std::string name;                 // Job name prefix (default: upframe-<job folder's name>)
-  std::string upframe = "upframe";  // the program inside the image
-  std::string gpu;                  // e.g. "1": nvidia.com/gpu limit
-};
-
-struct SlurmScripts {
-  std::filesystem::path segments, join;  // where they were written
-  std::string segments_text, join_text;
-};
-// Writes the array script (one task per segment) and the join script into JOB/slurm/.
-SlurmScripts write_slurm_scripts(const std::filesystem::path& manifest,
-                                 const SlurmOptions& options);
-// Submits them with sbatch (the join with --dependency=afterok on the array); returns the two
-// job ids. Throws Error with sbatch's message when it fails.
-std::pair<std::string, std::string> submit_slurm(const SlurmScripts& scripts);
-
-// Writes the Indexed Job (completions = segments) and the join Job into JOB/k8s/job.yaml;
-// returns the path and the text.
-std::pair<std::filesystem::path, std::string> write_kubernetes_manifest(
-    const std::filesystem::path& manifest, const KubernetesOptions& options);
-
-}  // namespace upframe::scale
+}  // namespace upframe::cluster
