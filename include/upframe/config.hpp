@@ -97,7 +97,7 @@ void set_setting(Settings& settings, const std::string& key, const std::string& 
 // The current value of `key` as text, in the form set_setting reads back.
 std::string get_setting(const Settings& settings, const std::string& key);
 // The default of `key` as a user reads it (--help): "auto", "on"/"off", "18", or what a
-// value decided later stands for ("2, or a PATH.param model's own", "fp16 on CUDA, fp32 on
+// value decided later stands for ("2, or a model file's own", "fp16 on CUDA, fp32 on
 // the CPU", the detector's own thresholds).
 std::string default_text(const std::string& key);
 

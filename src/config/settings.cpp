@@ -38,12 +38,12 @@ const std::vector<Entry>& entries() {
         "",
         K::kInt,
         "upscale factor: one the model has (realesr-animevideov3: 2, 3, 4; "
-        "realesr-general-x4v3: 4; a PATH.param model: its own), any for lanczos and bicubic",
+        "realesr-general-x4v3: 4; a model file: its own), any for lanczos and bicubic",
         {},
         1,
         16},
        &Settings::scale,
-       "2, or a PATH.param model's own"},
+       "2, or a model file's own"},
       {{"model", "", K::kString,
         "realesr-animevideov3 (anime / video), realesr-general-x4v3 (photos), lanczos, bicubic, "
         "a NAME in a models folder, or a model file: .param, .pth, .safetensors, .onnx"},
@@ -51,7 +51,8 @@ const std::vector<Entry>& entries() {
       {{"models_dir", "", K::kString,
         "a folder of your own models, searched first for a --model NAME (then the shipped "
         "models, then $XDG_DATA_HOME/upframe/models)"},
-       &Settings::models_dir},
+       &Settings::models_dir,
+       "none"},
       {{"device", "", K::kChoice, "where to run", {"auto", "cpu", "cuda"}}, &Settings::device},
       {{"precision",
         "",

@@ -81,7 +81,7 @@ TEST(Cli, HelpShowsChoicesAndReadableDefaults) {
       {"--device", "[default: auto]"},
       {"--precision", "[default: auto]"},
       {"--strict", "[default: off]"},
-      {"--scale", "[default: 2, or a PATH.param model's own]"},
+      {"--scale", "[default: 2, or a model file's own]"},
       {"--model", "[default: realesr-animevideov3]"},
       {"--workers", "[default: auto]"},
       {"--tile", "[default: auto]"},

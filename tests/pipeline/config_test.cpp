@@ -154,7 +154,7 @@ TEST(Config, CrfIsCheckedAgainstTheEncoder) {
 }
 
 TEST(Config, DefaultTextIsReadable) {
-  EXPECT_EQ(default_text("scale"), "2, or a PATH.param model's own");
+  EXPECT_EQ(default_text("scale"), "2, or a model file's own");
   EXPECT_EQ(default_text("precision"), "auto");
   EXPECT_EQ(default_text("strict"), "off");
   EXPECT_EQ(default_text("workers"), "auto");

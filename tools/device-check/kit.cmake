@@ -18,7 +18,8 @@ set(kit_sources
   src/nn/subgraph.cpp
   src/nn/graph_runner.cpp src/nn/cuda_memory_plan.cpp
   src/nn/cuda/cuda_executor.cu src/nn/cuda/conv.cu src/nn/cuda/ops.cu
-  src/dedup/hash.cpp src/dedup/kernels.cpp src/dedup/measures.cpp src/dedup/cuda/device_dedup.cu
+  src/dedup/hash.cpp src/dedup/kernels.cpp src/dedup/dsp.cpp src/dedup/dsp_sse2.cpp
+  src/dedup/measures.cpp src/dedup/cuda/device_dedup.cu
   src/upscale/cuda/device_colour.cu
   tools/device-check/device_check.cpp tools/device-check/kit_log.cpp
   tools/device-check/nvdec_decode.cpp)
