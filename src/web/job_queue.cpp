@@ -278,7 +278,9 @@ void JobQueue::run_jobs() {
 
 void JobQueue::run_one(Job& job) {
   spdlog::info("job {}: {} started", job.id, job.settings.input.string());
-  auto last_saved = std::chrono::steady_clock::now();
+  // The first progress event is saved at once (a job killed in its first seconds still shows
+  // where it got to), then one every 2 s.
+  auto last_saved = std::chrono::steady_clock::now() - std::chrono::seconds(3);
   auto on_progress = [this, &job, &last_saved](const Progress& p) {
     {
       std::lock_guard lock(mutex_);

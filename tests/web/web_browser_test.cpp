@@ -288,6 +288,10 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   // queued one runs, and the killed one is offered for Resume.
   const fs::path manifest = root / "long_web.mp4.upframe-partial" / "manifest.json";
   for (int i = 0; i < 600 && !fs::exists(manifest); ++i) std::this_thread::sleep_for(100ms);
+  // The job's progress is saved every 2 s while it runs: let one save pass after the 7 frames
+  // seen above, so the kill finds them saved (a functional wait, not a speed check).
+  std::this_thread::sleep_for(2500ms);
+  ASSERT_EQ(serve->get_json("/api/jobs/3")["state"], "running");
   EXPECT_EQ(serve->stop(SIGKILL), 128 + SIGKILL);
   serve = std::make_unique<ServeProcess>(root, std::vector<std::string>{}, state);
   browser.open(serve->url());
@@ -296,8 +300,10 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
   EXPECT_EQ(table_text(browser, "#job-row-2 td:nth-child(3)"), "done, 1 failed");
   EXPECT_EQ(table_text(browser, "#job-row-3 td:nth-child(3)"), "cancelled");
   // Where it got to (kept every 2 s while it ran), and its log.
-  EXPECT_GE(std::stoi(table_text(browser, "#job-row-3 td:nth-child(4)")), 7)
-      << table_text(browser, "#job-row-3");
+  const std::string kept = table_text(browser, "#job-row-3 td:nth-child(4)");
+  ASSERT_FALSE(kept.empty() || !std::isdigit(static_cast<unsigned char>(kept[0])))
+      << "progress cell: '" << kept << "', row: " << table_text(browser, "#job-row-3");
+  EXPECT_GE(std::stoi(kept), 7) << table_text(browser, "#job-row-3");
   ASSERT_TRUE(browser.wait_for(
       "document.querySelector('#job-row-4 td:nth-child(3)').textContent == 'done'", 60s))
       << table_text(browser, "#job-row-4");
