@@ -21,7 +21,7 @@ struct Settings {
   // Upscaler.
   // NAME, a model file (.param, .pth/.pt/.ckpt, .safetensors, .onnx), lanczos, bicubic
   std::string model = "realesr-animevideov3";
-  std::string models_dir;  // searched first for a model NAME (docs/MODELS.md)
+  std::filesystem::path models_dir;  // searched first for a model NAME (docs/MODELS.md)
   int scale = 0;  // 0: not given (2, or read from the graph of a PATH model); else 1..16
   std::string device = "auto";  // auto, cpu, cuda
   // auto: fp16 on CUDA; on the CPU bf16 where it has avx512_bf16 or AMX, else fp32

@@ -48,7 +48,7 @@ const std::vector<Entry>& entries() {
         "realesr-animevideov3 (anime / video), realesr-general-x4v3 (photos), lanczos, bicubic, "
         "a NAME in a models folder, or a model file: .param, .pth, .safetensors, .onnx"},
        &Settings::model},
-      {{"models_dir", "", K::kString,
+      {{"models_dir", "", K::kPath,
         "a folder of your own models, searched first for a --model NAME (then the shipped "
         "models, then $XDG_DATA_HOME/upframe/models)"},
        &Settings::models_dir,

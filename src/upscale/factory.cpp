@@ -232,7 +232,7 @@ ResolvedUpscaler resolve_upscaler(const UpscalerOptions& options) {
   // A NAME: NAME-x{scale}.EXT, else NAME.EXT, in the first folder that has either.
   const int scale = options.scale ? options.scale : 2;
   if (!options.models_dir.empty() && !fs::is_directory(options.models_dir))
-    throw UsageError(options.models_dir, "models folder not found");
+    throw UsageError(options.models_dir.string(), "models folder not found");
   for (const fs::path& dir : model_search_dirs(options.models_dir)) {
     std::error_code ec;
     for (const char* ext : kModelExtensions) {
