@@ -17,6 +17,9 @@ struct ModelFileCase {
   bool fp16_weights = false;   // then >= 40 dB (the weights were rounded to fp16)
 };
 
+// What GoogleTest prints for a case (not its bytes).
+void PrintTo(const ModelFileCase& c, std::ostream* out) { *out << c.file << " on " << c.input; }
+
 std::string case_name(const ::testing::TestParamInfo<ModelFileCase>& info) {
   std::string name = info.param.file;
   for (char& c : name)
