@@ -47,6 +47,28 @@ class Importer {
   }
 
   Constant to_constant(const onnx::TensorProto& t) const;
+  // `out.size()` values of `t` as float: from raw_data (little-endian elements of type Raw) or
+  // else from the typed field the format keeps that type in, each through `convert`.
+  template <typename Raw, typename Field, typename Convert>
+  void read_values(const onnx::TensorProto& t, const Field& typed, Convert convert,
+                   std::vector<float>& out) const {
+    const std::string& raw = t.raw_data();
+    const size_t n = out.size();
+    if (!raw.empty()) {
+      if (raw.size() != n * sizeof(Raw))
+        fail("tensor '" + t.name() + "' holds " + std::to_string(raw.size()) +
+             " bytes for its shape");
+      for (size_t i = 0; i < n; ++i) {
+        Raw v;
+        std::memcpy(&v, raw.data() + i * sizeof(Raw), sizeof(Raw));
+        out[i] = convert(v);
+      }
+    } else if (static_cast<size_t>(typed.size()) == n) {
+      for (size_t i = 0; i < n; ++i) out[i] = convert(static_cast<Raw>(typed.Get(int(i))));
+    } else {
+      fail("tensor '" + t.name() + "' holds the wrong number of values");
+    }
+  }
   int64_t model_opset() const {
     for (const auto& o : model_.opset_import())
       if (o.domain().empty() || o.domain() == "ai.onnx") return o.version();
@@ -114,86 +136,31 @@ Constant Importer::to_constant(const onnx::TensorProto& t) const {
   }
   if (t.data_location() == onnx::TensorProto::EXTERNAL)
     fail("tensor '" + t.name() + "' keeps its data in an external file, which is not read");
-  const std::string& raw = t.raw_data();
-  auto need_raw = [&](size_t element) {
-    if (raw.size() != static_cast<size_t>(numel) * element)
-      fail("tensor '" + t.name() + "' holds " + std::to_string(raw.size()) +
-           " bytes for its shape");
-  };
   c.values.resize(static_cast<size_t>(numel));
+  auto as_float = [](auto v) { return static_cast<float>(v); };
   switch (t.data_type()) {
     case onnx::TensorProto::FLOAT:
-      if (!raw.empty()) {
-        need_raw(4);
-        std::memcpy(c.values.data(), raw.data(), raw.size());
-      } else if (t.float_data_size() == numel) {
-        std::copy(t.float_data().begin(), t.float_data().end(), c.values.begin());
-      } else {
-        fail("tensor '" + t.name() + "' holds the wrong number of values");
-      }
+      read_values<float>(t, t.float_data(), as_float, c.values);
       break;
-    case onnx::TensorProto::FLOAT16:
-    case onnx::TensorProto::BFLOAT16: {
-      const bool half = t.data_type() == onnx::TensorProto::FLOAT16;
-      c.stored = half ? DType::kF16 : DType::kBF16;
-      std::vector<uint16_t> bits(static_cast<size_t>(numel));
-      if (!raw.empty()) {
-        need_raw(2);
-        std::memcpy(bits.data(), raw.data(), raw.size());
-      } else if (t.int32_data_size() == numel) {
-        for (int64_t i = 0; i < numel; ++i) bits[i] = static_cast<uint16_t>(t.int32_data(int(i)));
-      } else {
-        fail("tensor '" + t.name() + "' holds the wrong number of values");
-      }
-      for (int64_t i = 0; i < numel; ++i) {
-        c.values[i] = half ? half_to_float(bits[i]) : bf16_to_float(bits[i]);
-      }
+    case onnx::TensorProto::FLOAT16:  // raw: 2 bytes each; typed: one int32 each
+      c.stored = DType::kF16;
+      read_values<uint16_t>(t, t.int32_data(), half_to_float, c.values);
       break;
-    }
+    case onnx::TensorProto::BFLOAT16:
+      c.stored = DType::kBF16;
+      read_values<uint16_t>(t, t.int32_data(), bf16_to_float, c.values);
+      break;
     case onnx::TensorProto::DOUBLE:
       c.stored = DType::kF64;
-      if (!raw.empty()) {
-        need_raw(8);
-        for (int64_t i = 0; i < numel; ++i) {
-          double v;
-          std::memcpy(&v, raw.data() + 8 * i, 8);
-          c.values[i] = static_cast<float>(v);
-        }
-      } else if (t.double_data_size() == numel) {
-        for (int64_t i = 0; i < numel; ++i) c.values[i] = static_cast<float>(t.double_data(int(i)));
-      } else {
-        fail("tensor '" + t.name() + "' holds the wrong number of values");
-      }
+      read_values<double>(t, t.double_data(), as_float, c.values);
       break;
     case onnx::TensorProto::INT64:
       c.stored = DType::kI64;
-      if (!raw.empty()) {
-        need_raw(8);
-        for (int64_t i = 0; i < numel; ++i) {
-          int64_t v;
-          std::memcpy(&v, raw.data() + 8 * i, 8);
-          c.values[i] = static_cast<float>(v);
-        }
-      } else if (t.int64_data_size() == numel) {
-        for (int64_t i = 0; i < numel; ++i) c.values[i] = static_cast<float>(t.int64_data(int(i)));
-      } else {
-        fail("tensor '" + t.name() + "' holds the wrong number of values");
-      }
+      read_values<int64_t>(t, t.int64_data(), as_float, c.values);
       break;
     case onnx::TensorProto::INT32:
       c.stored = DType::kI32;
-      if (!raw.empty()) {
-        need_raw(4);
-        for (int64_t i = 0; i < numel; ++i) {
-          int32_t v;
-          std::memcpy(&v, raw.data() + 4 * i, 4);
-          c.values[i] = static_cast<float>(v);
-        }
-      } else if (t.int32_data_size() == numel) {
-        for (int64_t i = 0; i < numel; ++i) c.values[i] = static_cast<float>(t.int32_data(int(i)));
-      } else {
-        fail("tensor '" + t.name() + "' holds the wrong number of values");
-      }
+      read_values<int32_t>(t, t.int32_data(), as_float, c.values);
       break;
     default:
       fail("tensor '" + t.name() + "' has an unsupported element type " +
