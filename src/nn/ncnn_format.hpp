@@ -14,6 +14,7 @@
 
 #include "nn/graph.hpp"
 #include "upframe/error.hpp"
+#include "upframe/weights/float16.hpp"
 
 namespace upframe::nn::ncnn {
 
@@ -127,7 +128,7 @@ class WeightReader {
       for (size_t i = 0; i < count; ++i) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
-        (*out)[i] = half_to_float(h);
+        (*out)[i] = weights::half_to_float(h);
       }
       pos_ += bytes;
     } else if (tag == kTagInt8) {
@@ -172,32 +173,6 @@ class WeightReader {
     need(bytes, layer, what);
     std::memcpy(dst, data_.data() + pos_, bytes);
     pos_ += bytes;
-  }
-  static float half_to_float(uint16_t h) {
-    uint32_t sign = uint32_t(h & 0x8000) << 16;
-    uint32_t exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    uint32_t bits;
-    if (exponent == 0) {
-      if (mantissa == 0) {
-        bits = sign;
-      } else {  // subnormal: normalise
-        exponent = 127 - 15 + 1;
-        while (!(mantissa & 0x400)) {
-          mantissa <<= 1;
-          --exponent;
-        }
-        mantissa &= 0x3ff;
-        bits = sign | (exponent << 23) | (mantissa << 13);
-      }
-    } else if (exponent == 31) {
-      bits = sign | 0x7f800000 | (mantissa << 13);
-    } else {
-      bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
   }
 
   std::string path_;

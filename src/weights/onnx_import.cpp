@@ -13,7 +13,7 @@
 #include <map>
 #include <set>
 
-#include "float16.hpp"
+#include "upframe/weights/float16.hpp"
 #include "ncnn_writer.hpp"
 #include "upframe/error.hpp"
 

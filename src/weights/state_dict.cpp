@@ -20,7 +20,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "float16.hpp"
+#include "upframe/weights/float16.hpp"
 #include "pickle.hpp"
 #include "upframe/error.hpp"
 

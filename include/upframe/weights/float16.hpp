@@ -1,4 +1,5 @@
-// fp16 and bf16 bit patterns as float, exactly (every fp16 and bf16 value is a float).
+// fp16 and bf16 bit patterns as float, exactly (every fp16 and bf16 value is a float): for
+// the ncnn .bin reader and the weight-file readers alike.
 #pragma once
 
 #include <bit>
