@@ -32,6 +32,9 @@ struct Settings {
 
   // Duplicate detection.
   bool skip_duplicates = true;
+  // Tile reuse (docs/INTERFACE.md, "Tile reuse"): with skip_duplicates, the 64x64 tiles of a
+  // unique frame that did not change keep the previous unique frame's upscaled pixels.
+  bool reuse_tiles = true;
   std::string dedup = "consecutive";  // consecutive, global
   int hash_size = 8;
   int hash_threshold = 0;

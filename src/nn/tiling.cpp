@@ -40,8 +40,6 @@ std::vector<TileWindow> tile_windows(int width, int height, int tile, int overla
   return windows;
 }
 
-namespace {
-
 Tensor crop(const Tensor& input, int x0, int y0, int width, int height) {
   Tensor out(input.channels, height, width);
   for (int c = 0; c < input.channels; ++c)
@@ -50,6 +48,8 @@ Tensor crop(const Tensor& input, int x0, int y0, int width, int height) {
                   sizeof(float) * width);
   return out;
 }
+
+namespace {
 
 std::string dims(int width, int height) {
   return std::to_string(width) + "x" + std::to_string(height);

@@ -187,6 +187,7 @@ nlohmann::json output_options(const Settings& s, const Upscaler& upscaler, const
   const dedup::Thresholds thresholds = detector_options(s).thresholds;
   o.update({
       {"skip_duplicates", s.skip_duplicates},
+      {"reuse_tiles", s.skip_duplicates && s.reuse_tiles},
       {"dedup", s.dedup},
       {"hash_size", s.hash_size},
       {"hash_threshold", s.hash_threshold},
@@ -249,6 +250,7 @@ pipeline::VideoPipelineConfig video_pipeline_config(const Settings& s, const Vid
                  info.path, info.width, info.height, s.hash_size, s.hash_size);
   }
   config.detector = detector_options(s, info);
+  config.reuse_tiles = s.reuse_tiles;
   config.frames_total = frames_total;
   config.progress = progress;
   return config;

@@ -1,16 +1,20 @@
 #include "pipeline/video_pipeline.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "pipeline/bounded_queue.hpp"
 #include "pipeline/stage_clock.hpp"
+#include "upframe/dedup/luma.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/memory_policy.hpp"
 
@@ -29,6 +33,10 @@ struct FrameEntry {
   int64_t source_index = -1;   // for a duplicate
   bool kept = false;           // written by an earlier run (resume): not upscaled, not written
   bool segment_start = false;  // the first frame of an output segment
+  // Tile reuse: the tiles to compute (the rest come from the previous unique frame's result);
+  // null: the whole frame is computed.
+  std::shared_ptr<const TileMask> tiles;
+  int tiles_total = 0;  // tiles of a unique frame (tile reuse on), computed or reused
 };
 
 // Upscaled unique frames that later duplicates may still name: the last one in consecutive
@@ -91,7 +99,23 @@ class Runner {
         sink_(sink),
         config_(config),
         detector_(config.detector),
-        cache_(config.detector.scope == dedup::Scope::kGlobal ? config.detector.window : 1) {}
+        cache_(config.detector.scope == dedup::Scope::kGlobal ? config.detector.window : 1) {
+    if (config.skip_duplicates && config.reuse_tiles) {
+      const int radius = upscaler.receptive_radius();
+      if (radius < 0) {
+        spdlog::info("tile reuse is off: {} has no receptive radius (not a network, or its output "
+                     "depends on the whole frame); whole frames are upscaled",
+                     upscaler.name());
+      } else {
+        dedup::TileReuseOptions options;
+        options.tile = config.reuse_tile;
+        options.halo = radius;
+        options.thresholds = config.detector.thresholds;
+        options.max_run_tiles = upscaler.tile() > 0 ? std::max(1, upscaler.tile() / options.tile) : 8;
+        tiles_ = std::make_unique<dedup::TileChangeTracker>(options);
+      }
+    }
+  }
 
   void run(JobStats& stats) {
     start_ = Clock::now();
@@ -111,6 +135,11 @@ class Runner {
     stats.duplicate_frames = frames_written_ - unique_written_;
     stats.hash_candidates = detector_.hash_candidates();
     stats.rejected_by_confirmation = detector_.rejected_by_confirmation();
+    stats.tile_reuse = tiles_ != nullptr;
+    stats.tiles_reused = tiles_reused_;
+    stats.tiles_computed = tiles_computed_;
+    stats.tile_compare_time = tile_compare_timer_.seconds();
+    stats.tile_copy_time = tile_copy_timer_.seconds();
     stats.damaged_frames = decoder_.damaged_frames();
     report_progress(true);
   }
@@ -129,7 +158,10 @@ class Runner {
   }
 
   FrameEntry detect_one(int64_t index, const Frame& frame) {
-    FrameEntry entry{index, frame.pts(), frame.av()->pkt_duration};
+    FrameEntry entry;
+    entry.index = index;
+    entry.pts = frame.pts();
+    entry.duration = frame.av()->pkt_duration;
     entry.kept = config_.already_written && config_.already_written(index);
     entry.segment_start = config_.starts_segment && config_.starts_segment(index);
     if (!config_.skip_duplicates) return entry;
@@ -144,16 +176,35 @@ class Runner {
     });
     entry.duplicate = d.duplicate;
     entry.source_index = d.source_index;
+    if (tiles_ && !entry.duplicate) detect_timer_.time([&] { compare_tiles(entry, frame); });
     return entry;
+  }
+
+  // Tile reuse's decision for a unique frame, in decode order (so it is one process's whatever
+  // the worker count): its tiles compared with the sources of the upscaled pixels the save
+  // stage will hold for them. The workers need nothing of the previous frame's result: the save
+  // stage copies the reused tiles, in order.
+  void compare_tiles(FrameEntry& entry, const Frame& frame) {
+    tile_compare_timer_.time([&] {
+      // A segment starts afresh (the same frames as a run of that segment alone); a frame an
+      // earlier run wrote leaves no upscaled pixels to reuse.
+      if (entry.segment_start || entry.kept) tiles_->reset();
+      if (entry.kept) return;
+      const Frame host = frame.on_device() ? frame.to_host() : Frame();
+      TileMask mask = tiles_->next(dedup::luma_of(host ? host : frame));
+      entry.tiles_total = mask.tile_count();
+      if (!mask.all_changed()) entry.tiles = std::make_shared<const TileMask>(std::move(mask));
+    });
   }
 
   // `started`: the result may still be in flight (UpscaleWorker::upscale_started); the save
   // stage waits for it (wait_upscaled).
   Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame,
-                    bool started = false) {
+                    const TileMask* tiles, bool started = false) {
     check_stop();
     return upscale_timer_.time([&] {
       try {
+        if (tiles) return worker.upscale_tiles(frame, *tiles);
         return started ? worker.upscale_started(frame) : worker.upscale(frame);
       } catch (const Error& e) {
         throw Error(e.file(), e.problem(), e.code(), "upscale", index);
@@ -182,13 +233,37 @@ class Runner {
         sink_.write_duplicate(entry.index, entry.source_index, cache_.find(entry.source_index),
                               entry.pts);
       } else {
-        sink_.write_unique(entry.index, upscaled, entry.pts);
-        cache_.put(entry.index, upscaled);
+        Frame frame = upscaled;
+        if (entry.tiles_total > 0) frame = with_reused_tiles(entry, upscaled);
+        sink_.write_unique(entry.index, frame, entry.pts);
+        cache_.put(entry.index, frame);
         ++unique_written_;
       }
     });
     ++frames_written_;
     report_progress(false);
+  }
+
+  // Tile reuse, in frame order: the reused tiles copied from the previous unique frame's result
+  // (which holds, for each tile, the pixels computed from its reference), and the counts.
+  Frame with_reused_tiles(const FrameEntry& entry, const Frame& upscaled) {
+    if (!entry.tiles) {
+      tiles_computed_ += entry.tiles_total;
+      previous_upscaled_ = upscaled;
+      return upscaled;
+    }
+    const int computed = entry.tiles->changed_count();
+    tiles_computed_ += computed;
+    tiles_reused_ += entry.tiles_total - computed;
+    tile_copy_timer_.time([&] {
+      if (!previous_upscaled_)
+        throw Error({}, "tile reuse has no previous upscaled frame to take tiles from",
+                    ExitCode::kProcessingFailed, "save", entry.index);
+      Frame frame = upscaled;
+      copy_reused_tiles(previous_upscaled_, frame, *entry.tiles, upscaler_.scale());
+    });
+    previous_upscaled_ = upscaled;
+    return upscaled;
   }
 
   void report_progress(bool final) {
@@ -202,6 +277,8 @@ class Runner {
     p.unique = unique_written_;
     p.duplicates = frames_written_ - unique_written_;
     p.damaged = decoder_.damaged_frames();
+    p.tiles_reused = tiles_reused_;
+    p.tiles_computed = tiles_computed_;
     p.elapsed_s = elapsed;
     p.fps = elapsed > 0 ? double(frames_written_) / elapsed : 0;
     if (p.frames_total >= 0 && p.fps > 0)
@@ -226,7 +303,8 @@ class Runner {
       if (!frame) break;
       FrameEntry entry = detect_one(index, *frame);
       Frame upscaled;
-      if (!entry.duplicate && !entry.kept) upscaled = upscale_one(*worker, index, *frame);
+      if (!entry.duplicate && !entry.kept)
+        upscaled = upscale_one(*worker, index, *frame, entry.tiles.get());
       frame.reset();
       save_one(entry, upscaled);
     }
@@ -237,6 +315,7 @@ class Runner {
   struct Decoded {
     int64_t index;
     Frame frame;
+    std::shared_ptr<const TileMask> tiles;  // tile reuse: the tiles to compute
   };
 
   void fail(std::exception_ptr error) {
@@ -277,7 +356,7 @@ class Runner {
       for (int64_t index = 0; !failed_; ++index) {
         std::optional<Frame> frame = decode_one(index);
         if (!frame) break;
-        if (!decoded_.push({index, std::move(*frame)})) break;
+        if (!decoded_.push({index, std::move(*frame), nullptr})) break;
       }
       decoded_.close();
     }));
@@ -286,6 +365,7 @@ class Runner {
         FrameEntry entry = detect_one(d->index, d->frame);
         if (!entries_.push(entry)) break;
         if (entry.duplicate || entry.kept) continue;
+        d->tiles = entry.tiles;
         if (!slots_.acquire() || !unique_.push(std::move(*d))) break;
       }
       entries_.close();
@@ -294,7 +374,7 @@ class Runner {
     for (int i = 0; i < workers; ++i) {
       threads.push_back(stage_thread([this, worker = upscale_workers[i].get()] {
         while (std::optional<Decoded> d = unique_.pop()) {
-          Frame upscaled = upscale_one(*worker, d->index, d->frame, true);
+          Frame upscaled = upscale_one(*worker, d->index, d->frame, d->tiles.get(), true);
           d->frame = Frame();
           std::lock_guard lock(results_mutex_);
           results_.emplace(d->index, std::move(upscaled));
@@ -335,6 +415,11 @@ class Runner {
   UpscaledCache cache_;
 
   StageTimer decode_timer_, detect_timer_, save_timer_;
+  // Tile reuse: the decision (detect stage), the previous unique frame's result (save stage).
+  std::unique_ptr<dedup::TileChangeTracker> tiles_;
+  StageTimer tile_compare_timer_, tile_copy_timer_;
+  Frame previous_upscaled_;
+  int64_t tiles_reused_ = 0, tiles_computed_ = 0;
   SharedStageTimer upscale_timer_;
   Clock::time_point start_;
   double last_progress_ = -1e9;

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "upframe/dedup/detector.hpp"
+#include "upframe/dedup/tile_changes.hpp"
 #include "upframe/media/decoder.hpp"
 #include "upframe/media/frame_sink.hpp"
 #include "upframe/pipeline/job.hpp"
@@ -20,6 +21,11 @@ struct VideoPipelineConfig {
   int preload_frames = 3;  // unique decoded frames waiting ahead of the upscaler
   bool skip_duplicates = true;
   dedup::DetectorOptions detector;
+  // Tile reuse (docs/INTERFACE.md, "Tile reuse"), with skip_duplicates: each unique frame's
+  // tiles that did not change since the upscaled pixels held for them keep those pixels; the
+  // network runs on the others. Off where the upscaler has no receptive radius (one log line).
+  bool reuse_tiles = false;
+  int reuse_tile = 64;  // tile side, input pixels
   int64_t frames_total = -1;  // for progress; -1 unknown
   ProgressCallback progress;
   double progress_interval_s = 0.5;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -81,20 +82,19 @@ class NeuralWorker : public UpscaleWorker {
                                                      : "this format");
       }
 #endif
-      const Frame host = input.to_host();  // rgb_to_frame copies the format of a host frame
-      const nn::Tensor rgb = colour::frame_to_rgb(host);
-      nn::Tensor result = run_network(rgb);
-      if (precision_ == nn::Precision::kFp16) {
-        const auto bad = std::count_if(result.data.begin(), result.data.end(),
-                                       [](float v) { return !std::isfinite(v); });
-        if (bad > 0) {
-          fp16_overflowed(std::to_string(bad) + " of " + std::to_string(result.data.size()) +
-                          " output values are not finite");
-          result = run_network(rgb);
-        }
-      }
-      for (float& v : result.data) v = colour::clamp01(v);
-      return colour::rgb_to_frame(result, host);
+      return upscale_on_host(input, [&](const nn::Tensor& rgb) { return run_network(rgb); });
+    } catch (const Error& e) {
+      if (!e.stage().empty()) throw;
+      throw Error(e.file(), e.problem(), e.code(), "upscale", e.frame_index());
+    }
+  }
+
+  // Tile reuse: the network on the changed tiles' windows only, through the host (a device
+  // frame is downloaded; the CUDA executor uploads each window), whatever the backend.
+  Frame upscale_tiles(const Frame& input, const TileMask& mask) override {
+    try {
+      if (precision_ == nn::Precision::kFp16 && overflow_->found) use_fp32();
+      return upscale_on_host(input, [&](const nn::Tensor& rgb) { return run_tiles(rgb, mask); });
     } catch (const Error& e) {
       if (!e.stage().empty()) throw;
       throw Error(e.file(), e.problem(), e.code(), "upscale", e.frame_index());
@@ -133,6 +133,63 @@ class NeuralWorker : public UpscaleWorker {
   bool host_frames_tiled_ = false;  // a host frame ran out of memory on the device path
   bool host_route_logged_ = false;  // a device frame in a format the device path does not take
 #endif
+
+  // Frame -> RGB -> `network` -> frame on the host, run again in fp32 if fp16 overflowed.
+  template <typename Network>
+  Frame upscale_on_host(const Frame& input, Network&& network) {
+    const Frame host = input.to_host();  // rgb_to_frame copies the format of a host frame
+    const nn::Tensor rgb = colour::frame_to_rgb(host);
+    nn::Tensor result = network(rgb);
+    if (precision_ == nn::Precision::kFp16) {
+      const auto bad = std::count_if(result.data.begin(), result.data.end(),
+                                     [](float v) { return !std::isfinite(v); });
+      if (bad > 0) {
+        fp16_overflowed(std::to_string(bad) + " of " + std::to_string(result.data.size()) +
+                        " output values are not finite");
+        result = network(rgb);
+      }
+    }
+    for (float& v : result.data) v = colour::clamp01(v);
+    return colour::rgb_to_frame(result, host);
+  }
+
+  // The changed tiles of `mask`, each from a window with the receptive radius (plus the chroma
+  // margin) of context, so their pixels, and that margin, are the whole frame's result; the
+  // reused tiles stay 0. Windows no bigger than the memory tile's (tile_), so they fit where
+  // the tiles fit.
+  nn::Tensor run_tiles(const nn::Tensor& rgb, const TileMask& mask) {
+    if (mask.width != rgb.width || mask.height != rgb.height)
+      throw Error({}, "the tile reuse mask is for a " + std::to_string(mask.width) + "x" +
+                          std::to_string(mask.height) + " frame, the frame is " +
+                          std::to_string(rgb.width) + "x" + std::to_string(rgb.height));
+    for (;;) {
+      try {
+        const int margin = overlap_ + kReuseExtraMargin;
+        const int max_run = tile_ > 0 ? std::max(1, tile_ / mask.tile) : 8;
+        nn::Tensor output(rgb.channels, rgb.height * scale_, rgb.width * scale_);
+        for (const ReuseWindow& w : reuse_windows(mask, margin, max_run)) {
+          // Tiled again inside where the window is bigger than the memory tile (--tile).
+          const nn::Tensor result =
+              nn::run_tiled(*executor_, nn::crop(rgb, w.window.x, w.window.y, w.window.w, w.window.h),
+                            tile_, overlap_, scale_);
+          // The core and its chroma margin, inside the frame (and so inside the window).
+          const int x0 = std::max(0, w.core.x - kReuseExtraMargin);
+          const int y0 = std::max(0, w.core.y - kReuseExtraMargin);
+          const int x1 = std::min(rgb.width, w.core.x + w.core.w + kReuseExtraMargin);
+          const int y1 = std::min(rgb.height, w.core.y + w.core.h + kReuseExtraMargin);
+          const int src_x = (x0 - w.window.x) * scale_, src_y = (y0 - w.window.y) * scale_;
+          for (int c = 0; c < result.channels; ++c)
+            for (int y = 0; y < (y1 - y0) * scale_; ++y)
+              std::memcpy(&output.at(c, y0 * scale_ + y, x0 * scale_),
+                          result.plane(c) + size_t(src_y + y) * result.width + src_x,
+                          sizeof(float) * size_t(x1 - x0) * scale_);
+        }
+        return output;
+      } catch (const nn::CudaOutOfMemory& e) {
+        shrink_tiles(e, rgb.width, rgb.height);
+      }
+    }
+  }
 
   // Out of GPU memory (docs/INTERFACE.md, "Pipeline and fallbacks"): a fresh executor (the old one's cached plans freed)
   // with tiles half the size, down to kMinTile, before giving up. The tiled result equals the
@@ -225,6 +282,11 @@ NeuralUpscaler::NeuralUpscaler(std::shared_ptr<const nn::Model> model, nn::Preci
 
 std::string NeuralUpscaler::name() const { return model_->info().name; }
 int NeuralUpscaler::scale() const { return model_->info().scale; }
+int NeuralUpscaler::receptive_radius() const {
+  const nn::ModelInfo& info = model_->info();
+  return info.global_context ? -1 : info.receptive_radius;
+}
+
 std::string NeuralUpscaler::precision() const { return nn::precision_name(precision_); }
 
 size_t NeuralUpscaler::cuda_usable_bytes() const {

@@ -9,4 +9,9 @@ std::vector<Frame> UpscaleWorker::upscale_batch(std::span<const Frame> inputs) {
   return out;
 }
 
+Frame UpscaleWorker::upscale_tiles(const Frame& input, const TileMask& mask) {
+  (void)mask;
+  return upscale(input);
+}
+
 }  // namespace upframe

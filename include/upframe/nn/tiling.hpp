@@ -21,6 +21,9 @@ namespace upframe::nn {
 // throws upframe::Error.
 Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale);
 
+// The width x height part of `input` at (x, y) (inside it), every channel.
+Tensor crop(const Tensor& input, int x, int y, int width, int height);
+
 // The windows run_tiled runs, in order: each a window (win_*) of the input that the executor
 // runs, and the core (core_*) of it whose result is kept; the cores cover the image once. One
 // window (the whole image) when `tile` <= 0 or the image fits a tile. Shared by the host and

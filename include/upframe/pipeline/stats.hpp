@@ -30,6 +30,14 @@ struct JobStats {
   // Input frames the decoder had to conceal errors in, each named in a warning
   // (docs/FIDELITY.md, "Damaged sources").
   int64_t damaged_frames = 0;
+  // Tile reuse (docs/INTERFACE.md, "Tile reuse"): whether it ran, the unique frames' tiles
+  // whose upscaled pixels came from the previous unique frame or from the network, and the
+  // time spent deciding (within detection_time) and copying reused tiles (within save_time).
+  bool tile_reuse = false;
+  int64_t tiles_reused = 0;
+  int64_t tiles_computed = 0;
+  double tile_compare_time = 0;
+  double tile_copy_time = 0;
   std::string mode;                      // "pipeline" or "sequential"
   std::string mode_reason;
   std::string decode_backend = "cpu";
@@ -58,6 +66,8 @@ struct Progress {
   int64_t unique = 0;
   int64_t duplicates = 0;
   int64_t damaged = 0;  // damaged input frames so far (JobStats::damaged_frames)
+  int64_t tiles_reused = 0;    // JobStats::tiles_reused so far
+  int64_t tiles_computed = 0;  // JobStats::tiles_computed so far
   double elapsed_s = 0;
   double fps = 0;
   double eta_s = -1;  // -1: unknown

@@ -25,6 +25,8 @@ class NeuralUpscaler : public Upscaler {
   std::string precision() const override;
   std::string backend() const override { return cuda_ ? "cuda" : "cpu"; }
   int tile() const override { return tile_; }
+  // The model's receptive radius; -1 for a model with global context (tile reuse off).
+  int receptive_radius() const override;
   // CPU: one worker using every core inside the convolutions measures fastest. CUDA: as many
   // streams (up to kMaxCudaWorkers) as free VRAM holds at the tile size.
   int preferred_workers() const override;

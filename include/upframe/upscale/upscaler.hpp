@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "upframe/frame.hpp"
+#include "upframe/tile_mask.hpp"
 
 namespace upframe {
 
@@ -24,6 +25,11 @@ class UpscaleWorker {
   virtual Frame upscale_started(const Frame& input) { return upscale(input); }
   // Several frames at once (a backend that batches overrides this).
   virtual std::vector<Frame> upscale_batch(std::span<const Frame> inputs);
+  // Tile reuse (upframe/tile_mask.hpp): the network runs only on the tiles `mask` marks
+  // changed, each with the context that makes its pixels those of upscale() (the other tiles'
+  // pixels are left unspecified: the caller copies them from the previous unique frame's
+  // result). A finished host frame, writable. Default: upscale().
+  virtual Frame upscale_tiles(const Frame& input, const TileMask& mask);
 };
 
 class Upscaler {
@@ -36,6 +42,10 @@ class Upscaler {
   virtual std::string precision() const { return "fp32"; }
   // Tile side in input pixels (0: no tiling).
   virtual int tile() const { return 0; }
+  // How far (input pixels) an output pixel looks into the input: what tile reuse compares
+  // around each tile. -1: tile reuse does not apply (not a network, or one whose output depends
+  // on the whole frame).
+  virtual int receptive_radius() const { return -1; }
   // The worker count that measures fastest on this machine when the user says `auto`.
   virtual int preferred_workers() const = 0;
   // Upper bound on concurrent workers (memory); >= 1.

@@ -132,6 +132,7 @@ function jobRequest() {
     model: $("model").value,
     parallel: $("parallel").checked,
     skip_duplicates: $("skip-duplicates").checked,
+    reuse_tiles: $("reuse-tiles").checked,
   };
   if ($("scale").value) request.scale = Number($("scale").value);
   if ($("output").value.trim()) request.output = $("output").value.trim();

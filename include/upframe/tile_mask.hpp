@@ -1,0 +1,62 @@
+// Tile reuse (docs/INTERFACE.md, "Tile reuse"): which tiles of a unique frame the network
+// computes and which keep the previous unique frame's upscaled pixels, and the windows the
+// computed tiles run in. Shared by the detect stage (it decides), the upscale stage (it runs the
+// network on the computed tiles) and the save stage (it copies the reused ones).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "upframe/frame.hpp"
+
+namespace upframe {
+
+struct TileMask {
+  int width = 0, height = 0;  // the frame, input pixels
+  int tile = 0;               // tile side, input pixels (the last column / row may be smaller)
+  int columns = 0, rows = 0;
+  std::vector<uint8_t> changed;  // row-major, 1: computed, 0: reused
+
+  TileMask() = default;
+  // Every tile changed.
+  TileMask(int frame_width, int frame_height, int tile_side);
+  bool is_changed(int column, int row) const {
+    return changed[static_cast<size_t>(row) * columns + column] != 0;
+  }
+  int changed_count() const;
+  int tile_count() const { return columns * rows; }
+  bool all_changed() const { return changed_count() == tile_count(); }
+};
+
+struct PixelRect {
+  int x = 0, y = 0, w = 0, h = 0;
+};
+// Tile (column, row)'s own pixels (input pixels).
+PixelRect tile_rect(const TileMask& mask, int column, int row);
+
+// Pixels of context a computed tile's window carries beyond the receptive radius: the chroma
+// downsampling of the output (a tent filter, upframe/upscale/colour.hpp) reads up to 2 output
+// pixels across a tile's edge, which must be the network's full-frame result too.
+inline constexpr int kReuseExtraMargin = 2;
+
+// One network run for tile reuse: a horizontal run of changed tiles in one tile row (`core`),
+// run on `window` (the core plus `margin` pixels of context on every side, shifted inwards at
+// the frame's edges, so all windows of a run length have one shape and an executor that caches
+// per-shape plans builds a few).
+struct ReuseWindow {
+  PixelRect core;
+  PixelRect window;
+};
+// The windows that compute every changed tile of `mask`: each row's runs of changed tiles cut
+// into runs of 8, 4, 2 or 1 tiles (at most `max_run_tiles`, at least 1).
+std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles);
+// Input pixels those windows cover, summed (the network's work, overlaps counted twice).
+int64_t window_area(const std::vector<ReuseWindow>& windows);
+
+// Copies the reused tiles (mask 0) of `previous` into `frame` (both upscaled frames of one
+// size, `scale` x the mask's frame, in one host pixel format; `frame` writable). Planar,
+// semi-planar and packed formats; chroma planes at their subsampled size (tile corners land on
+// whole chroma samples when tile x scale is even, which reuse ensures).
+void copy_reused_tiles(const Frame& previous, Frame& frame, const TileMask& mask, int scale);
+
+}  // namespace upframe
