@@ -78,6 +78,10 @@ TileMask TileChangeTracker::next(const LumaView& luma) {
     return sum;
   };
   if (have_references) {
+    // The frame detector's gate, with the mean |difference| capped for tiles (see the header).
+    Thresholds tile_thresholds = s.options.thresholds;
+    tile_thresholds.max_mean_abs_diff =
+        std::min(tile_thresholds.max_mean_abs_diff, s.options.max_mean_abs_diff);
     for (int row = 0; row < mask.rows; ++row)
       for (int column = 0; column < mask.columns; ++column) {
         const size_t at = static_cast<size_t>(row) * mask.columns + column;
@@ -87,7 +91,7 @@ TileMask TileChangeTracker::next(const LumaView& luma) {
         // a = the reference, b = now: the measures' orientation in the frame detector.
         const bool same = detail::confirm_duplicate_8bit(ref.window.data(), w.w, s.scratch.data(),
                                                          w.w, w.w, w.h, ref.sum, sum,
-                                                         s.options.thresholds);
+                                                         tile_thresholds);
         mask.changed[at] = same ? 0 : 1;
       }
     // Many changed tiles: one whole-frame run costs no more than their windows.

@@ -21,6 +21,12 @@ struct TileReuseOptions {
   int tile = 64;  // tile side, input pixels
   int halo = 0;   // the network's receptive radius, input pixels
   Thresholds thresholds = default_thresholds();
+  // A tile also changed when its window's mean |difference| from its reference exceeds this
+  // (8-bit levels; the smaller of it and thresholds.max_mean_abs_diff applies): the coding noise
+  // a keyframe lays over the whole picture (about 1 level at crf 23) passes the frame gate, and
+  // holding the older noise in every tile would cost more PSNR than the clip's own duplicates
+  // do (measured in tests/pipeline/tile_reuse_test.cpp; docs/BENCHMARKS.md).
+  double max_mean_abs_diff = 0.5;
   // When the windows that would compute the changed tiles cover more than this share of the
   // frame's area, every tile is computed (one whole-frame run is then no slower, and holds no
   // old pixels).
