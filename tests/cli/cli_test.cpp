@@ -8,6 +8,7 @@
 #include <regex>
 #include <sstream>
 
+#include "support/synth.hpp"
 #include "support/test_support.hpp"
 #include "upframe/config.hpp"
 
@@ -50,7 +51,8 @@ TEST(Cli, HelpListsFlagsWithDefaults) {
   EXPECT_EQ(r.exit_status, 0);
   for (const char* flag : {"--hash-size", "--pipeline-min-frames", "--no-parallel", "--dedup",
                            "--workers", "--tile", "--precision", "--stats", "--no-space-check",
-                           "--enable-gpu-pipeline", "--no-skip-duplicates", "--preload-frames"})
+                           "--enable-gpu-pipeline", "--no-skip-duplicates", "--no-reuse-tiles",
+                           "--preload-frames"})
     EXPECT_NE(r.stdout_text.find(flag), std::string::npos) << flag;
   EXPECT_NE(r.stdout_text.find("default: 50"), std::string::npos);
 }
@@ -411,7 +413,8 @@ TEST(CliVideo, ProgressJsonLines) {
   while (std::getline(lines, line)) {
     last = nlohmann::json::parse(line);  // nothing but JSON on stdout
     for (const char* key :
-         {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s", "stage_busy"})
+         {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s", "stage_busy",
+          "tiles_reused", "tiles_computed"})
       EXPECT_TRUE(last.contains(key)) << line;
     ++count;
   }
@@ -419,6 +422,47 @@ TEST(CliVideo, ProgressJsonLines) {
   EXPECT_EQ(last["frames_done"], 72);
   EXPECT_EQ(last["frames_total"], 72);
   EXPECT_EQ(last["unique"].get<int>() + last["duplicates"].get<int>(), 72);
+  EXPECT_EQ(last["tiles_reused"], 0);  // lanczos is not a network: no tile reuse
+}
+
+// Tile reuse through the CLI with the shipped model: on by default with its counters in the
+// stats and the progress JSON, off with --no-reuse-tiles (and then every tile is computed).
+TEST(CliVideo, TileReuseCountersAndItsSwitch) {
+  auto dir = scratch_dir("cli-tile-reuse");
+  synth::ClipSpec spec;
+  spec.width = 256;
+  spec.height = 144;
+  spec.frames = 4;
+  std::vector<Frame> frames;
+  for (const Frame& f : synth::moving_object_clip(spec, 8, 4, 80)) {
+    frames.push_back(f.clone());
+    frames.push_back(f.clone());
+  }
+  const auto clip = dir / "sprite.mp4";
+  synth::encode_clip(clip, frames);
+  const auto stats_of = [&](const std::string& flags, nlohmann::json* last_progress) {
+    auto r = run_cli(quote(clip.string()) + " --device cpu --progress-json -y " + flags +
+                     " --stats " + quote((dir / "s.json").string()) + " -o " +
+                     quote((dir / "o.mp4").string()));
+    EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
+    std::istringstream lines(r.stdout_text);
+    for (std::string line; std::getline(lines, line);) *last_progress = nlohmann::json::parse(line);
+    return nlohmann::json::parse(read_file(dir / "s.json"));
+  };
+  nlohmann::json progress_on, progress_off;
+  const nlohmann::json on = stats_of("", &progress_on);
+  EXPECT_TRUE(on["tile_reuse"].get<bool>());
+  EXPECT_GT(on["tiles_reused"].get<int>(), 0);
+  EXPECT_GT(on["tiles_computed"].get<int>(), 0);
+  // 4 unique frames of 4 x 3 tiles.
+  EXPECT_EQ(on["tiles_reused"].get<int>() + on["tiles_computed"].get<int>(), 4 * 12);
+  EXPECT_GE(on["tile_compare_time"].get<double>(), 0);
+  EXPECT_EQ(progress_on["tiles_reused"], on["tiles_reused"]);
+  EXPECT_EQ(progress_on["tiles_computed"], on["tiles_computed"]);
+  const nlohmann::json off = stats_of("--no-reuse-tiles", &progress_off);
+  EXPECT_FALSE(off["tile_reuse"].get<bool>());
+  EXPECT_EQ(off["tiles_reused"], 0);
+  EXPECT_EQ(progress_off["tiles_reused"], 0);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ TEST(Config, DefaultsFollowSpecSection4) {
   EXPECT_EQ(s.pipeline_min_frames, 50);
   EXPECT_TRUE(s.parallel);
   EXPECT_TRUE(s.skip_duplicates);
+  EXPECT_TRUE(s.reuse_tiles);  // tile reuse is on with --skip-duplicates
   EXPECT_EQ(s.hash_size, 8);
   EXPECT_EQ(s.preload_frames, 3);
   EXPECT_EQ(get_setting(s, "workers"), "auto");
@@ -49,7 +50,7 @@ TEST(Config, TomlFileSetsValues) {
   auto dir = scratch_dir("config");
   auto file = write_file(dir / "u.toml",
                          "enable_gpu_pipeline = false\npipeline_min_frames = 10\n"
-                         "parallel = false\nskip_duplicates = false\nhash_size = 16\n"
+                         "parallel = false\nskip_duplicates = false\nreuse_tiles = false\nhash_size = 16\n"
                          "preload_frames = 5\nworkers = 3\ndevice = \"cpu\"\ntile = 128\n"
                          "encoder = \"ffv1\"\ncrf = 23\ndedup = \"global\"\n"
                          "dedup_max_block_diff = 4.5\n");
@@ -59,6 +60,7 @@ TEST(Config, TomlFileSetsValues) {
   EXPECT_EQ(s.pipeline_min_frames, 10);
   EXPECT_FALSE(s.parallel);
   EXPECT_FALSE(s.skip_duplicates);
+  EXPECT_FALSE(s.reuse_tiles);
   EXPECT_EQ(s.hash_size, 16);
   EXPECT_EQ(s.preload_frames, 5);
   EXPECT_EQ(s.workers, 3);

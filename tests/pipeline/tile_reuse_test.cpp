@@ -51,6 +51,7 @@ std::filesystem::path encode_held(const std::string& name, const std::vector<Fra
   const std::filesystem::path path = test::scratch_dir(name) / "clip.mp4";
   synth::EncodeOptions options;
   options.crf = 23;
+  options.gop = 8;  // a keyframe re-codes the whole picture on frame 8 (a drawing's first)
   synth::encode_clip(path, frames, options);
   return path;
 }
@@ -71,16 +72,16 @@ std::unique_ptr<Upscaler> shipped_model() {
   return make_upscaler(options);
 }
 
-struct Run {
+struct PipelineRun {
   CollectingSink sink;
   JobStats stats;
 };
 
-std::unique_ptr<Run> run_pipeline(const std::filesystem::path& clip, Upscaler& upscaler,
+std::unique_ptr<PipelineRun> run_pipeline(const std::filesystem::path& clip, Upscaler& upscaler,
                                   bool reuse, bool streamed = false,
                                   std::function<bool(int64_t)> starts_segment = {},
                                   std::function<bool(int64_t)> already_written = {}) {
-  auto run = std::make_unique<Run>();
+  auto run = std::make_unique<PipelineRun>();
   pipeline::VideoPipelineConfig config;
   config.streamed = streamed;
   config.workers = streamed ? 2 : 1;
@@ -142,8 +143,8 @@ Steps difference_steps(const Frame& a, const Frame& b, int border_period) {
 // same frame fully upscaled.
 void check_quality_bound(const std::string& name, const std::filesystem::path& clip) {
   std::unique_ptr<Upscaler> upscaler = shipped_model();
-  const std::unique_ptr<Run> reused = run_pipeline(clip, *upscaler, true);
-  const std::unique_ptr<Run> whole = run_pipeline(clip, *upscaler, false);
+  const std::unique_ptr<PipelineRun> reused = run_pipeline(clip, *upscaler, true);
+  const std::unique_ptr<PipelineRun> whole = run_pipeline(clip, *upscaler, false);
   const std::vector<Frame> decoded = synth::decode_file(clip);
   ASSERT_EQ(reused->sink.frames.size(), decoded.size());
   ASSERT_EQ(whole->sink.frames.size(), decoded.size());
@@ -196,9 +197,44 @@ TEST(TileReuse, SpriteOverAStillBackgroundStaysWithinTheDuplicateQualityBound) {
 }
 
 TEST(TileReuse, TalkingHeadStaysWithinTheDuplicateQualityBound) {
-  synth::ClipSpec spec = small_spec(12);
+  synth::ClipSpec spec = small_spec(6);
   check_quality_bound("talking head",
-                      encode_held("tile-reuse-mouth", synth::mouth_flap_clip(spec, 2)));
+                      encode_held("tile-reuse-mouth", synth::mouth_flap_clip(spec, 1)));
+}
+
+bool same_pixels(const Frame& a, const Frame& b) {
+  if (a.width() != b.width() || a.height() != b.height() || a.format() != b.format()) return false;
+  for (int p = 0; p < 3; ++p) {
+    const int rows = p == 0 ? a.height() : (a.height() + 1) / 2;
+    const int bytes = p == 0 ? a.width() : (a.width() + 1) / 2;
+    for (int y = 0; y < rows; ++y)
+      if (std::memcmp(a.av()->data[p] + y * a.av()->linesize[p],
+                      b.av()->data[p] + y * b.av()->linesize[p], bytes) != 0)
+        return false;
+  }
+  return true;
+}
+
+TEST(TileReuse, ASegmentResumedWithTwoWorkersWritesTheFramesOfOneSequentialRun) {
+  synth::ClipSpec spec = small_spec(6);
+  const std::filesystem::path clip =
+      encode_held("tile-reuse-segments", synth::moving_object_clip(spec, 8, 4, 80));
+  std::unique_ptr<Upscaler> upscaler = shipped_model();
+  constexpr int64_t kSegment = 8;  // where the clip has a keyframe, as real segments start
+  const auto starts = [](int64_t index) { return index % kSegment == 0; };
+  // One process, sequential, segments of 8 frames: reuse restarts at each segment's first frame.
+  const std::unique_ptr<PipelineRun> one = run_pipeline(clip, *upscaler, true, false, starts);
+  // A resumed run: the first segment was written before; the rest by two streamed workers.
+  const std::unique_ptr<PipelineRun> resumed = run_pipeline(
+      clip, *upscaler, true, true, starts, [](int64_t index) { return index < kSegment; });
+  EXPECT_GT(one->stats.tiles_reused, 0);
+  EXPECT_GT(resumed->stats.tiles_reused, 0);
+  EXPECT_EQ(resumed->stats.resumed_frames, kSegment);
+  for (const auto& [index, frame] : one->sink.frames) {
+    if (index < kSegment) continue;
+    ASSERT_TRUE(resumed->sink.frames.count(index)) << index;
+    EXPECT_TRUE(same_pixels(frame, resumed->sink.frames.at(index))) << "frame " << index;
+  }
 }
 
 }  // namespace
