@@ -83,8 +83,8 @@ void copy_reused_tiles(const Frame& previous, Frame& frame, const TileMask& mask
   const AVFrame* from = previous.av();
   AVFrame* to = frame.av();
   if (previous.on_device() || frame.on_device() || from->format != to->format ||
-      from->width != to->width || from->height != to->height ||
-      to->width != mask.width * scale || to->height != mask.height * scale)
+      from->width != to->width || from->height != to->height || to->width != mask.width * scale ||
+      to->height != mask.height * scale)
     throw Error({}, "tile reuse cannot copy tiles between these frames (" +
                         std::to_string(from->width) + "x" + std::to_string(from->height) +
                         " into " + std::to_string(to->width) + "x" + std::to_string(to->height) +

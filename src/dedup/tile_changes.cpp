@@ -37,8 +37,8 @@ TileChangeTracker::TileChangeTracker(TileReuseOptions options) : impl_(std::make
     throw UsageError({}, "the tile reuse tile side must be even and at least 16, got " +
                              std::to_string(options.tile));
   if (options.halo < 0)
-    throw UsageError({}, "the tile reuse halo must not be negative, got " +
-                             std::to_string(options.halo));
+    throw UsageError(
+        {}, "the tile reuse halo must not be negative, got " + std::to_string(options.halo));
   impl_->options = options;
 }
 
@@ -89,9 +89,8 @@ TileMask TileChangeTracker::next(const LumaView& luma) {
         const Impl::Reference& ref = s.references[at];
         const uint64_t sum = copy_window(w, s.scratch);
         // a = the reference, b = now: the measures' orientation in the frame detector.
-        const bool same = detail::confirm_duplicate_8bit(ref.window.data(), w.w, s.scratch.data(),
-                                                         w.w, w.w, w.h, ref.sum, sum,
-                                                         tile_thresholds);
+        const bool same = detail::confirm_duplicate_8bit(
+            ref.window.data(), w.w, s.scratch.data(), w.w, w.w, w.h, ref.sum, sum, tile_thresholds);
         mask.changed[at] = same ? 0 : 1;
       }
     // Many changed tiles: one whole-frame run costs no more than their windows.

@@ -103,15 +103,17 @@ class Runner {
     if (config.skip_duplicates && config.reuse_tiles) {
       const int radius = upscaler.receptive_radius();
       if (radius < 0) {
-        spdlog::info("tile reuse is off: {} has no receptive radius (not a network, or its output "
-                     "depends on the whole frame); whole frames are upscaled",
-                     upscaler.name());
+        spdlog::info(
+            "tile reuse is off: {} has no receptive radius (not a network, or its output "
+            "depends on the whole frame); whole frames are upscaled",
+            upscaler.name());
       } else {
         dedup::TileReuseOptions options;
         options.tile = config.reuse_tile;
         options.halo = radius;
         options.thresholds = config.detector.thresholds;
-        options.max_run_tiles = upscaler.tile() > 0 ? std::max(1, upscaler.tile() / options.tile) : 8;
+        options.max_run_tiles =
+            upscaler.tile() > 0 ? std::max(1, upscaler.tile() / options.tile) : 8;
         tiles_ = std::make_unique<dedup::TileChangeTracker>(options);
       }
     }
@@ -199,8 +201,8 @@ class Runner {
 
   // `started`: the result may still be in flight (UpscaleWorker::upscale_started); the save
   // stage waits for it (wait_upscaled).
-  Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame,
-                    const TileMask* tiles, bool started = false) {
+  Frame upscale_one(UpscaleWorker& worker, int64_t index, const Frame& frame, const TileMask* tiles,
+                    bool started = false) {
     check_stop();
     return upscale_timer_.time([&] {
       try {

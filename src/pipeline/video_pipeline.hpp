@@ -25,7 +25,7 @@ struct VideoPipelineConfig {
   // tiles that did not change since the upscaled pixels held for them keep those pixels; the
   // network runs on the others. Off where the upscaler has no receptive radius (one log line).
   bool reuse_tiles = false;
-  int reuse_tile = 64;  // tile side, input pixels
+  int reuse_tile = 64;        // tile side, input pixels
   int64_t frames_total = -1;  // for progress; -1 unknown
   ProgressCallback progress;
   double progress_interval_s = 0.5;

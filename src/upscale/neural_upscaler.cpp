@@ -169,9 +169,9 @@ class NeuralWorker : public UpscaleWorker {
         nn::Tensor output(rgb.channels, rgb.height * scale_, rgb.width * scale_);
         for (const ReuseWindow& w : reuse_windows(mask, margin, max_run)) {
           // Tiled again inside where the window is bigger than the memory tile (--tile).
-          const nn::Tensor result =
-              nn::run_tiled(*executor_, nn::crop(rgb, w.window.x, w.window.y, w.window.w, w.window.h),
-                            tile_, overlap_, scale_);
+          const nn::Tensor result = nn::run_tiled(
+              *executor_, nn::crop(rgb, w.window.x, w.window.y, w.window.w, w.window.h), tile_,
+              overlap_, scale_);
           // The core and its chroma margin, inside the frame (and so inside the window).
           const int x0 = std::max(0, w.core.x - kReuseExtraMargin);
           const int y0 = std::max(0, w.core.y - kReuseExtraMargin);

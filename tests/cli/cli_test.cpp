@@ -49,10 +49,10 @@ void expect_error(const CommandResult& r, int status, const std::string& names,
 TEST(Cli, HelpListsFlagsWithDefaults) {
   auto r = run_cli("--help");
   EXPECT_EQ(r.exit_status, 0);
-  for (const char* flag : {"--hash-size", "--pipeline-min-frames", "--no-parallel", "--dedup",
-                           "--workers", "--tile", "--precision", "--stats", "--no-space-check",
-                           "--enable-gpu-pipeline", "--no-skip-duplicates", "--no-reuse-tiles",
-                           "--preload-frames"})
+  for (const char* flag :
+       {"--hash-size", "--pipeline-min-frames", "--no-parallel", "--dedup", "--workers", "--tile",
+        "--precision", "--stats", "--no-space-check", "--enable-gpu-pipeline",
+        "--no-skip-duplicates", "--no-reuse-tiles", "--preload-frames"})
     EXPECT_NE(r.stdout_text.find(flag), std::string::npos) << flag;
   EXPECT_NE(r.stdout_text.find("default: 50"), std::string::npos);
 }
@@ -412,9 +412,8 @@ TEST(CliVideo, ProgressJsonLines) {
   nlohmann::json last;
   while (std::getline(lines, line)) {
     last = nlohmann::json::parse(line);  // nothing but JSON on stdout
-    for (const char* key :
-         {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s", "stage_busy",
-          "tiles_reused", "tiles_computed"})
+    for (const char* key : {"frames_done", "frames_total", "unique", "duplicates", "fps", "eta_s",
+                            "stage_busy", "tiles_reused", "tiles_computed"})
       EXPECT_TRUE(last.contains(key)) << line;
     ++count;
   }
@@ -441,9 +440,9 @@ TEST(CliVideo, TileReuseCountersAndItsSwitch) {
   const auto clip = dir / "sprite.mp4";
   synth::encode_clip(clip, frames);
   const auto stats_of = [&](const std::string& flags, nlohmann::json* last_progress) {
-    auto r = run_cli(quote(clip.string()) + " --device cpu --progress-json -y " + flags +
-                     " --stats " + quote((dir / "s.json").string()) + " -o " +
-                     quote((dir / "o.mp4").string()));
+    auto r =
+        run_cli(quote(clip.string()) + " --device cpu --progress-json -y " + flags + " --stats " +
+                quote((dir / "s.json").string()) + " -o " + quote((dir / "o.mp4").string()));
     EXPECT_EQ(r.exit_status, 0) << r.stderr_text;
     std::istringstream lines(r.stdout_text);
     for (std::string line; std::getline(lines, line);) *last_progress = nlohmann::json::parse(line);

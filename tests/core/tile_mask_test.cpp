@@ -40,8 +40,8 @@ TEST_P(CopyReusedTiles, CopiesExactlyTheReusedTilesOfEveryPlane) {
   // A 100x70 input in tiles of 32 (4 x 3, the last column 4 wide, the last row 6 high), x2.
   TileMask mask(100, 70, 32);
   std::fill(mask.changed.begin(), mask.changed.end(), uint8_t{1});
-  mask.changed[1] = 0;                   // tile (1, 0)
-  mask.changed[size_t(2) * 4 + 3] = 0;   // tile (3, 2): the bottom-right corner, partial
+  mask.changed[1] = 0;                  // tile (1, 0)
+  mask.changed[size_t(2) * 4 + 3] = 0;  // tile (3, 2): the bottom-right corner, partial
   const Frame previous = filled(200, 140, c.format, 7);
   Frame frame = filled(200, 140, c.format, 200);
   copy_reused_tiles(previous, frame, mask, 2);

@@ -28,8 +28,8 @@ Plane scene(double offset = 0) {
   Plane p;
   for (int y = 0; y < kHeight; ++y)
     for (int x = 0; x < kWidth; ++x)
-      p.at(x, y) = uint8_t(std::clamp(
-          std::lround(test::synth::scene_luma(3, x, y) * 0.8 + 20 + offset), 0L, 255L));
+      p.at(x, y) = uint8_t(
+          std::clamp(std::lround(test::synth::scene_luma(3, x, y) * 0.8 + 20 + offset), 0L, 255L));
   return p;
 }
 
@@ -170,7 +170,8 @@ TEST(TileChanges, ReuseWindowsCoverEveryChangedTileInAFewShapes) {
     EXPECT_GE(w.window.x, 0);
     EXPECT_LE(w.window.x + w.window.w, 1000);
     EXPECT_LE(w.window.y + w.window.h, 300);
-    for (int c = w.core.x / 64; c * 64 < w.core.x + w.core.w; ++c) ++covered[size_t(w.core.y / 64) * 16 + c];
+    for (int c = w.core.x / 64; c * 64 < w.core.x + w.core.w; ++c)
+      ++covered[size_t(w.core.y / 64) * 16 + c];
   }
   for (size_t i = 0; i < covered.size(); ++i) EXPECT_EQ(covered[i], mask.changed[i]) << i;
   // Shapes from the run length only, shifted inwards at the edges.

@@ -48,12 +48,13 @@ TEST(Config, EveryKeyHasAFlagOfTheSameName) {
 
 TEST(Config, TomlFileSetsValues) {
   auto dir = scratch_dir("config");
-  auto file = write_file(dir / "u.toml",
-                         "enable_gpu_pipeline = false\npipeline_min_frames = 10\n"
-                         "parallel = false\nskip_duplicates = false\nreuse_tiles = false\nhash_size = 16\n"
-                         "preload_frames = 5\nworkers = 3\ndevice = \"cpu\"\ntile = 128\n"
-                         "encoder = \"ffv1\"\ncrf = 23\ndedup = \"global\"\n"
-                         "dedup_max_block_diff = 4.5\n");
+  auto file =
+      write_file(dir / "u.toml",
+                 "enable_gpu_pipeline = false\npipeline_min_frames = 10\n"
+                 "parallel = false\nskip_duplicates = false\nreuse_tiles = false\nhash_size = 16\n"
+                 "preload_frames = 5\nworkers = 3\ndevice = \"cpu\"\ntile = 128\n"
+                 "encoder = \"ffv1\"\ncrf = 23\ndedup = \"global\"\n"
+                 "dedup_max_block_diff = 4.5\n");
   Settings s;
   apply_config_file(s, file);
   EXPECT_FALSE(s.enable_gpu_pipeline);

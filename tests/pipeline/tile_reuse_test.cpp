@@ -78,9 +78,9 @@ struct PipelineRun {
 };
 
 std::unique_ptr<PipelineRun> run_pipeline(const std::filesystem::path& clip, Upscaler& upscaler,
-                                  bool reuse, bool streamed = false,
-                                  std::function<bool(int64_t)> starts_segment = {},
-                                  std::function<bool(int64_t)> already_written = {}) {
+                                          bool reuse, bool streamed = false,
+                                          std::function<bool(int64_t)> starts_segment = {},
+                                          std::function<bool(int64_t)> already_written = {}) {
   auto run = std::make_unique<PipelineRun>();
   pipeline::VideoPipelineConfig config;
   config.streamed = streamed;
@@ -192,8 +192,8 @@ void check_quality_bound(const std::string& name, const std::filesystem::path& c
 
 TEST(TileReuse, SpriteOverAStillBackgroundStaysWithinTheDuplicateQualityBound) {
   synth::ClipSpec spec = small_spec(6);
-  check_quality_bound("sprite", encode_held("tile-reuse-sprite",
-                                            synth::moving_object_clip(spec, 16, 6, 80)));
+  check_quality_bound("sprite",
+                      encode_held("tile-reuse-sprite", synth::moving_object_clip(spec, 16, 6, 80)));
 }
 
 TEST(TileReuse, TalkingHeadStaysWithinTheDuplicateQualityBound) {

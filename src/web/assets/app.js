@@ -128,11 +128,11 @@ async function upload(event) {
 
 function jobRequest() {
   const request = {
-    input: $("input-path").value.trim(),
-    model: $("model").value,
-    parallel: $("parallel").checked,
-    skip_duplicates: $("skip-duplicates").checked,
-    reuse_tiles: $("reuse-tiles").checked,
+    input: $('input-path').value.trim(),
+    model: $('model').value,
+    parallel: $('parallel').checked,
+    skip_duplicates: $('skip-duplicates').checked,
+    reuse_tiles: $('reuse-tiles').checked,
   };
   if ($("scale").value) request.scale = Number($("scale").value);
   if ($("output").value.trim()) request.output = $("output").value.trim();

@@ -1,0 +1,124 @@
+// Tile reuse (issue 18), measured side by side in one run (docs/BENCHMARKS.md, "Tile reuse"):
+// the shipped realesr-animevideov3 x2 on three generated x264 clips (every drawing held two
+// frames, as animation is): a sprite over a still background, a talking head (a mouth moving
+// on a still face), and full motion (a pan: every tile changes). For each, the job with tile
+// reuse and without (--no-reuse-tiles): the network's time (the upscale stage's busy time),
+// the fraction of the unique frames' tiles computed, and the wall time. Reuse should cost the
+// network time in proportion to the tiles computed, and on full motion cost at most 3 % more.
+// Runs alternate (with, without, with, without ...) and the fastest of `--repeat` is kept, so
+// other load on the machine touches both alike.
+// Usage: bench_tile_reuse [--width W --height H] [--drawings N] [--repeat R] [--device cpu|cuda]
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "support/synth.hpp"
+#include "support/test_support.hpp"
+#include "upframe/log.hpp"
+#include "upframe/pipeline/job.hpp"
+
+namespace fs = std::filesystem;
+using namespace upframe;
+namespace synth = upframe::test::synth;
+
+namespace {
+
+fs::path encode_held(const fs::path& path, const std::vector<Frame>& drawings) {
+  std::vector<Frame> frames;
+  for (const Frame& f : drawings) {
+    frames.push_back(f.clone());
+    frames.push_back(f.clone());
+  }
+  synth::EncodeOptions options;
+  options.crf = 23;
+  options.gop = 48;
+  synth::encode_clip(path, frames, options);
+  return path;
+}
+
+JobStats upscale(const fs::path& in, bool reuse, const std::string& device) {
+  Settings s;
+  s.input = in;
+  s.output = "/dev/null";
+  s.overwrite = true;
+  s.model = "realesr-animevideov3";
+  s.scale = 2;
+  s.device = device;
+  s.reuse_tiles = reuse;
+  s.quiet = true;
+  return run_job(s);
+}
+
+struct Best {
+  JobStats stats;
+  bool any = false;
+  void keep(const JobStats& s) {
+    if (!any || s.total_time < stats.total_time) stats = s;
+    any = true;
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int width = 480, height = 272, drawings = 16, repeat = 2;
+  std::string device = "cpu";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--width" && i + 1 < argc)
+      width = std::stoi(argv[++i]);
+    else if (a == "--height" && i + 1 < argc)
+      height = std::stoi(argv[++i]);
+    else if (a == "--drawings" && i + 1 < argc)
+      drawings = std::stoi(argv[++i]);
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::stoi(argv[++i]);
+    else if (a == "--device" && i + 1 < argc)
+      device = argv[++i];
+  }
+  set_log_level(LogLevel::kWarning);
+  const fs::path dir = test::scratch_dir("bench-tile-reuse");
+  synth::ClipSpec spec;
+  spec.width = width;
+  spec.height = height;
+  spec.frames = drawings;
+  struct Clip {
+    const char* name;
+    fs::path path;
+  };
+  const std::vector<Clip> clips = {
+      {"sprite", encode_held(dir / "sprite.mp4", synth::moving_object_clip(spec, 24, 8, 80))},
+      {"talking head", encode_held(dir / "mouth.mp4", synth::mouth_flap_clip(spec, 1))},
+      {"full motion (pan)", encode_held(dir / "pan.mp4", synth::pan_clip(spec, 2))},
+  };
+  std::printf(
+      "bench_tile_reuse: realesr-animevideov3 x2 on %s, %dx%d, %d drawings held 2 frames each "
+      "(x264 crf 23), fastest of %d alternating runs, %ld cores\n",
+      device.c_str(), width, height, drawings, repeat, sysconf(_SC_NPROCESSORS_ONLN));
+  std::printf(
+      "| clip | tiles computed | network s, reuse | network s, no reuse | network ratio | "
+      "wall s, reuse | wall s, no reuse | wall ratio |\n|---|---|---|---|---|---|---|---|\n");
+  for (const Clip& clip : clips) {
+    Best with, without;
+    for (int r = 0; r < repeat; ++r) {
+      with.keep(upscale(clip.path, true, device));
+      without.keep(upscale(clip.path, false, device));
+    }
+    const JobStats& a = with.stats;
+    const JobStats& b = without.stats;
+    const double tiles = double(a.tiles_computed + a.tiles_reused);
+    std::printf("| %s | %.1f %% (%lld of %.0f) | %.2f | %.2f | %.3f | %.2f | %.2f | %.3f |\n",
+                clip.name, tiles > 0 ? 100.0 * double(a.tiles_computed) / tiles : 0.0,
+                static_cast<long long>(a.tiles_computed), tiles, a.upscale_busy_time,
+                b.upscale_busy_time, a.upscale_busy_time / b.upscale_busy_time, a.total_time,
+                b.total_time, a.total_time / b.total_time);
+    std::printf(
+        "|   (%s: tile compare %.3f s in detection, tile copy %.3f s in saving; %s mode) "
+        "| | | | | | | |\n",
+        clip.name, a.tile_compare_time, a.tile_copy_time, a.mode.c_str());
+  }
+  return 0;
+}
