@@ -1,13 +1,13 @@
 // Tile reuse (docs/INTERFACE.md, "Tile reuse"): which tiles of a unique frame the network
 // computes and which keep the previous unique frame's upscaled pixels, and the windows the
 // computed tiles run in. Shared by the detect stage (it decides), the upscale stage (it runs the
-// network on the computed tiles) and the save stage (it copies the reused ones).
+// network on the computed tiles) and the save stage (it copies the reused ones:
+// upframe/tile_copy.hpp). No FFmpeg here: the CUDA-only device-check kit runs the windows too.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
-
-#include "upframe/frame.hpp"
 
 namespace upframe {
 
@@ -52,11 +52,5 @@ struct ReuseWindow {
 std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles);
 // Input pixels those windows cover, summed (the network's work, overlaps counted twice).
 int64_t window_area(const std::vector<ReuseWindow>& windows);
-
-// Copies the reused tiles (mask 0) of `previous` into `frame` (both upscaled frames of one
-// size, `scale` x the mask's frame, in one host pixel format; `frame` writable). Planar,
-// semi-planar and packed formats; chroma planes at their subsampled size (tile corners land on
-// whole chroma samples when tile x scale is even, which reuse ensures).
-void copy_reused_tiles(const Frame& previous, Frame& frame, const TileMask& mask, int scale);
 
 }  // namespace upframe

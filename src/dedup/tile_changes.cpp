@@ -94,7 +94,8 @@ TileMask TileChangeTracker::next(const LumaView& luma) {
         mask.changed[at] = same ? 0 : 1;
       }
     // Many changed tiles: one whole-frame run costs no more than their windows.
-    const int64_t area = window_area(reuse_windows(mask, s.options.halo, s.options.max_run_tiles));
+    const int64_t area = window_area(
+        reuse_windows(mask, s.options.halo + kReuseExtraMargin, s.options.max_run_tiles));
     if (static_cast<double>(area) >
         s.options.whole_frame_share * static_cast<double>(luma.width) * luma.height)
       std::fill(mask.changed.begin(), mask.changed.end(), uint8_t{1});

@@ -87,6 +87,34 @@ Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap,
   return output;
 }
 
+void run_reuse_windows(Executor& executor, const Tensor& input,
+                       const std::vector<ReuseWindow>& windows, int tile, int overlap, int scale,
+                       int keep_margin, Tensor& output) {
+  if (output.channels != input.channels || output.width != input.width * scale ||
+      output.height != input.height * scale)
+    throw Error({}, "the tile reuse output is " + dims(output.width, output.height) + ", expected " +
+                        dims(input.width * scale, input.height * scale));
+  for (const ReuseWindow& w : windows) {
+    const PixelRect& win = w.window;
+    const Tensor result =
+        run_tiled(executor, crop(input, win.x, win.y, win.w, win.h), tile, overlap, scale);
+    if (result.channels != input.channels)
+      throw Error({}, "the model gave " + std::to_string(result.channels) + " channels for " +
+                          std::to_string(input.channels));
+    // The core and its margin, inside the input (and so inside the window).
+    const int x0 = std::max(0, w.core.x - keep_margin);
+    const int y0 = std::max(0, w.core.y - keep_margin);
+    const int x1 = std::min(input.width, w.core.x + w.core.w + keep_margin);
+    const int y1 = std::min(input.height, w.core.y + w.core.h + keep_margin);
+    const int src_x = (x0 - win.x) * scale, src_y = (y0 - win.y) * scale;
+    for (int c = 0; c < result.channels; ++c)
+      for (int y = 0; y < (y1 - y0) * scale; ++y)
+        std::memcpy(&output.at(c, y0 * scale + y, x0 * scale),
+                    result.plane(c) + size_t(src_y + y) * result.width + src_x,
+                    sizeof(float) * size_t(x1 - x0) * scale);
+  }
+}
+
 size_t model_bytes_per_input_pixel(const Model& model) {
   const Graph& graph = model.graph();
   constexpr int kProbe = 64;  // activations scale with the pixel count; any size will do

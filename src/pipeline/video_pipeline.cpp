@@ -16,6 +16,7 @@
 #include "pipeline/stage_clock.hpp"
 #include "upframe/dedup/luma.hpp"
 #include "upframe/error.hpp"
+#include "upframe/tile_copy.hpp"
 #include "upframe/nn/memory_policy.hpp"
 
 namespace upframe::pipeline {

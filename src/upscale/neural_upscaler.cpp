@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -167,23 +166,8 @@ class NeuralWorker : public UpscaleWorker {
         const int margin = overlap_ + kReuseExtraMargin;
         const int max_run = tile_ > 0 ? std::max(1, tile_ / mask.tile) : 8;
         nn::Tensor output(rgb.channels, rgb.height * scale_, rgb.width * scale_);
-        for (const ReuseWindow& w : reuse_windows(mask, margin, max_run)) {
-          // Tiled again inside where the window is bigger than the memory tile (--tile).
-          const nn::Tensor result = nn::run_tiled(
-              *executor_, nn::crop(rgb, w.window.x, w.window.y, w.window.w, w.window.h), tile_,
-              overlap_, scale_);
-          // The core and its chroma margin, inside the frame (and so inside the window).
-          const int x0 = std::max(0, w.core.x - kReuseExtraMargin);
-          const int y0 = std::max(0, w.core.y - kReuseExtraMargin);
-          const int x1 = std::min(rgb.width, w.core.x + w.core.w + kReuseExtraMargin);
-          const int y1 = std::min(rgb.height, w.core.y + w.core.h + kReuseExtraMargin);
-          const int src_x = (x0 - w.window.x) * scale_, src_y = (y0 - w.window.y) * scale_;
-          for (int c = 0; c < result.channels; ++c)
-            for (int y = 0; y < (y1 - y0) * scale_; ++y)
-              std::memcpy(&output.at(c, y0 * scale_ + y, x0 * scale_),
-                          result.plane(c) + size_t(src_y + y) * result.width + src_x,
-                          sizeof(float) * size_t(x1 - x0) * scale_);
-        }
+        nn::run_reuse_windows(*executor_, rgb, reuse_windows(mask, margin, max_run), tile_,
+                              overlap_, scale_, kReuseExtraMargin, output);
         return output;
       } catch (const nn::CudaOutOfMemory& e) {
         shrink_tiles(e, rgb.width, rgb.height);

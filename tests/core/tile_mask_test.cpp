@@ -1,11 +1,11 @@
-// copy_reused_tiles (upframe/tile_mask.hpp): the save stage's copy of reused tiles from the
+// copy_reused_tiles (upframe/tile_copy.hpp): the save stage's copy of reused tiles from the
 // previous unique frame's result, in planar, semi-planar and packed formats, chroma included.
 #include <gtest/gtest.h>
 
 #include <cstring>
 
 #include "upframe/error.hpp"
-#include "upframe/tile_mask.hpp"
+#include "upframe/tile_copy.hpp"
 
 extern "C" {
 #include <libavutil/pixdesc.h>

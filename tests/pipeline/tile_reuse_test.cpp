@@ -108,29 +108,33 @@ double luma_psnr(const Frame& a, const Frame& b) {
 }
 
 // A seam is a step of the difference image at a tile border: the mean |D(x) - D(x-1)| of the
-// pixel pairs across the tile borders against the mean over every other pair, D = a - b (luma).
+// sample pairs across the tile borders against the mean over every other pair, D = a - b, in
+// plane `plane` (4:2:0: chroma at half the size and the period).
 struct Steps {
   double border = 0, inside = 0;
 };
-Steps difference_steps(const Frame& a, const Frame& b, int border_period) {
+Steps difference_steps(const Frame& a, const Frame& b, int plane, int border_period) {
+  const int shift = plane == 0 ? 0 : 1;
+  const int width = (a.width() + shift) >> shift, height = (a.height() + shift) >> shift;
+  const int period = border_period >> shift;
   const auto diff = [&](int x, int y) {
-    return double(a.av()->data[0][y * a.av()->linesize[0] + x]) -
-           double(b.av()->data[0][y * b.av()->linesize[0] + x]);
+    return double(a.av()->data[plane][y * a.av()->linesize[plane] + x]) -
+           double(b.av()->data[plane][y * b.av()->linesize[plane] + x]);
   };
   double border = 0, inside = 0;
   int64_t border_n = 0, inside_n = 0;
-  for (int y = 0; y < a.height(); ++y)
-    for (int x = 1; x < a.width(); ++x) {
+  for (int y = 0; y < height; ++y)
+    for (int x = 1; x < width; ++x) {
       const double step = std::fabs(diff(x, y) - diff(x - 1, y));
-      if (x % border_period == 0)
+      if (x % period == 0)
         border += step, ++border_n;
       else
         inside += step, ++inside_n;
     }
-  for (int y = 1; y < a.height(); ++y)
-    for (int x = 0; x < a.width(); ++x) {
+  for (int y = 1; y < height; ++y)
+    for (int x = 0; x < width; ++x) {
       const double step = std::fabs(diff(x, y) - diff(x, y - 1));
-      if (y % border_period == 0)
+      if (y % period == 0)
         border += step, ++border_n;
       else
         inside += step, ++inside_n;
@@ -175,10 +179,14 @@ void check_quality_bound(const std::string& name, const std::filesystem::path& c
     if (reused->sink.sources.count(index)) continue;  // duplicates: whole-frame reuse
     const double psnr = luma_psnr(frame, full[size_t(index)]);
     if (psnr < worst_reuse) worst_reuse = psnr, worst_frame = index;
-    const Steps steps = difference_steps(frame, full[size_t(index)], period);
-    // A seam would put the border steps far above the steps everywhere else.
-    EXPECT_LE(steps.border, 2.0 * steps.inside + 0.25)
-        << name << " frame " << index << ": a step of the difference at the tile borders";
+    ASSERT_EQ(frame.format(), AV_PIX_FMT_YUV420P);
+    for (int plane = 0; plane < 3; ++plane) {
+      const Steps steps = difference_steps(frame, full[size_t(index)], plane, period);
+      // A seam would put the border steps far above the steps everywhere else.
+      EXPECT_LE(steps.border, 2.0 * steps.inside + 0.25)
+          << name << " frame " << index << " plane " << plane
+          << ": a step of the difference at the tile borders";
+    }
   }
   std::printf(
       "[tile reuse] %s: %lld tiles reused, %lld computed; worst PSNR of a frame built with "

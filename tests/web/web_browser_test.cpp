@@ -115,11 +115,17 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
   EXPECT_EQ(browser.run("return document.querySelectorAll('#stats-chart rect').length;"), 5);
   EXPECT_TRUE(fs::exists(root / "off.mp4"));
 
-  // 2. Toggle on: the duplicates the CLI finds on the same clip.
+  // 2. Toggle on: the duplicates the CLI finds on the same clip. Tile reuse unticked in the
+  // advanced options (its own switch, --no-reuse-tiles), then ticked again.
   browser.click("#toggle-skip-duplicates");
+  browser.click("#advanced summary");
+  browser.click("#reuse-tiles");
   browser.type("#output", "on.mp4");
   browser.click("#start");
   ASSERT_TRUE(wait_job_state(browser, 2, "done", 60s)) << browser.text("#job-error");
+  EXPECT_EQ(serve.get_json("/api/jobs/2")["request"]["reuse_tiles"], false);
+  browser.click("#reuse-tiles");
+  browser.click("#advanced summary");
   EXPECT_EQ(page_int(browser, "unique"), cli_on["unique_frames"].get<int>());
   EXPECT_EQ(page_int(browser, "duplicates"), cli_on["duplicate_frames"].get<int>());
   EXPECT_NE(browser.text("#log").find("job 2: done"), std::string::npos);
@@ -135,6 +141,7 @@ TEST(WebBrowser, JobsProgressStatsStopResumeAndBeforeAfter) {
       << browser.text("#job-state") << browser.text("#job-error");
   save_screenshot(browser, "running");
   EXPECT_EQ(serve.get_json("/api/jobs/3")["request"]["segment_frames"], "5");
+  EXPECT_EQ(serve.get_json("/api/jobs/3")["request"]["reuse_tiles"], true);  // the default
   EXPECT_EQ(browser.text("#job-state"), "running");
   browser.click("#stop");
   ASSERT_TRUE(wait_job_state(browser, 3, "cancelled", 60s));

@@ -42,6 +42,7 @@
 #include "upframe/nn/memory_policy.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tiling.hpp"
+#include "upframe/tile_mask.hpp"
 #include "upscale/cuda/device_colour.hpp"
 #include "upscale/cuda/device_colour_math.hpp"
 
@@ -508,6 +509,30 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
           const ImageComparison t = compare_rgb8(tensor_to_rgb8(tiled), tensor_to_rgb8(whole));
           report.add("golden", tiled_check, t.psnr >= 50 ? "pass" : "fail",
                      "tiles of 64, PSNR " + num(t.psnr, 4) + " dB vs untiled (needs >= 50)",
+                     {{"psnr_db", t.psnr}});
+        }
+        // Tile reuse on CUDA: the changed tiles' windows (every other tile) run as the
+        // pipeline's workers run them; the rest is taken from the untiled result, as the save
+        // stage takes the previous frame's. Equal to untiled: no seam.
+        const std::string reuse_check = name + " " + nn::precision_name(p) + " reuse windows";
+        upframe::TileMask mask(input.width, input.height, 64);
+        for (size_t t = 0; t < mask.changed.size(); ++t) mask.changed[t] = t % 2 == 0;
+        const std::string computed = std::to_string(mask.changed_count()) + " of " +
+                                     std::to_string(mask.tile_count()) + " tiles of 64 computed";
+        nn::Tensor reused = whole;
+        nn::run_reuse_windows(
+            *exec, input,
+            upframe::reuse_windows(mask, info.receptive_radius + upframe::kReuseExtraMargin, 8), 0,
+            info.receptive_radius, info.scale, upframe::kReuseExtraMargin, reused);
+        if (p == nn::Precision::kFp32) {
+          const MaxDifference d = max_difference(reused, whole);
+          report.add("golden", reuse_check, d.max_abs <= 1e-3 ? "pass" : "fail",
+                     computed + ", max diff " + num(d.max_abs, 3) + " vs untiled (limit 1e-3)",
+                     {{"max_diff", d.max_abs}});
+        } else {
+          const ImageComparison t = compare_rgb8(tensor_to_rgb8(reused), tensor_to_rgb8(whole));
+          report.add("golden", reuse_check, t.psnr >= 50 ? "pass" : "fail",
+                     computed + ", PSNR " + num(t.psnr, 4) + " dB vs untiled (needs >= 50)",
                      {{"psnr_db", t.psnr}});
         }
       });

@@ -13,7 +13,7 @@ endif()
 find_package(Threads REQUIRED)
 
 set(kit_sources
-  src/core/error.cpp
+  src/core/error.cpp src/core/tile_mask.cpp
   src/nn/graph.cpp src/nn/reader.cpp src/nn/ncnn_layers.cpp src/nn/model.cpp src/nn/tiling.cpp
   src/nn/subgraph.cpp
   src/nn/graph_runner.cpp src/nn/cuda_memory_plan.cpp

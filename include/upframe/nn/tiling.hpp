@@ -8,6 +8,7 @@
 
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tensor.hpp"
+#include "upframe/tile_mask.hpp"
 
 namespace upframe::nn {
 
@@ -23,6 +24,16 @@ Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap,
 
 // The width x height part of `input` at (x, y) (inside it), every channel.
 Tensor crop(const Tensor& input, int x, int y, int width, int height);
+
+// Tile reuse (upframe/tile_mask.hpp): runs each of `windows` on its part of `input` (through
+// run_tiled with `tile` and `overlap`, so a window bigger than the memory tile is tiled too) and
+// writes into `output` (3 x scale x the input's size, allocated by the caller) its core plus
+// `keep_margin` pixels around it, inside the input: with windows of at least overlap +
+// keep_margin of context, those pixels are the whole-frame result. The rest of `output` is
+// left as it was.
+void run_reuse_windows(Executor& executor, const Tensor& input,
+                       const std::vector<ReuseWindow>& windows, int tile, int overlap, int scale,
+                       int keep_margin, Tensor& output);
 
 // The windows run_tiled runs, in order: each a window (win_*) of the input that the executor
 // runs, and the core (core_*) of it whose result is kept; the cores cover the image once. One
