@@ -113,19 +113,6 @@ class CollectingSink final : public FrameSink {
   std::map<int64_t, Frame> frames;
 };
 
-bool same_pixels(const Frame& a, const Frame& b) {
-  if (a.width() != b.width() || a.height() != b.height() || a.format() != b.format()) return false;
-  for (int p = 0; p < 3; ++p) {
-    const int rows = p == 0 ? a.height() : (a.height() + 1) / 2;
-    const int bytes = p == 0 ? a.width() : (a.width() + 1) / 2;
-    for (int y = 0; y < rows; ++y)
-      if (std::memcmp(a.av()->data[p] + y * a.av()->linesize[p],
-                      b.av()->data[p] + y * b.av()->linesize[p], bytes) != 0)
-        return false;
-  }
-  return true;
-}
-
 std::filesystem::path distinct_clip_file(const std::string& name) {
   const std::filesystem::path path = test::scratch_dir(name) / "clip.mkv";
   test::synth::ClipSpec spec;
@@ -159,7 +146,7 @@ TEST(PendingFrames, TheSaveStageWaitsForEveryFrameBeforeWritingIt) {
   EXPECT_EQ(upscaler.waits.load(), int(decoded.size()));
   auto direct = make_swscale_upscaler("lanczos", 2)->create_worker();
   for (size_t i = 0; i < decoded.size(); ++i)
-    EXPECT_TRUE(same_pixels(sink.frames.at(int64_t(i)), direct->upscale(decoded[i])))
+    EXPECT_TRUE(test::synth::same_yuv420p_pixels(sink.frames.at(int64_t(i)), direct->upscale(decoded[i])))
         << "frame " << i << " was written before its pixels arrived";
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -663,6 +664,19 @@ std::vector<Frame> round_trip(const std::filesystem::path& path, const std::vect
                               const EncodeOptions& options) {
   encode_clip(path, frames, options);
   return decode_file(path);
+}
+
+bool same_yuv420p_pixels(const Frame& a, const Frame& b) {
+  if (a.width() != b.width() || a.height() != b.height() || a.format() != b.format()) return false;
+  for (int p = 0; p < 3; ++p) {
+    const int rows = p == 0 ? a.height() : (a.height() + 1) / 2;
+    const int bytes = p == 0 ? a.width() : (a.width() + 1) / 2;
+    for (int y = 0; y < rows; ++y)
+      if (std::memcmp(a.av()->data[p] + y * a.av()->linesize[p],
+                      b.av()->data[p] + y * b.av()->linesize[p], bytes) != 0)
+        return false;
+  }
+  return true;
 }
 
 }  // namespace upframe::test::synth

@@ -128,6 +128,10 @@ void encode_clip(const std::filesystem::path& path, int frame_count,
 // order). Throws std::runtime_error on failure.
 std::vector<Frame> decode_file(const std::filesystem::path& path, int threads = 1);
 
+// Whether two host frames of one 8-bit 4:2:0 format (yuv420p) hold the same pixels, row
+// padding aside.
+bool same_yuv420p_pixels(const Frame& a, const Frame& b);
+
 // Encode then decode: what a real pipeline sees after lossy coding.
 std::vector<Frame> round_trip(const std::filesystem::path& path, const std::vector<Frame>& frames,
                               const EncodeOptions& options = {});
