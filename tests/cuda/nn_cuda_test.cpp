@@ -14,6 +14,7 @@
 #include "upframe/nn/cuda_executor.hpp"
 #include "upframe/nn/model.hpp"
 #include "upframe/nn/tiling.hpp"
+#include "upframe/tile_mask.hpp"
 
 namespace upframe::test {
 namespace {
@@ -268,6 +269,32 @@ TEST(NnCuda, TiledEqualsUntiled) {
       EXPECT_LE(max_difference(tiled, whole), 1e-3f);
     } else {
       EXPECT_GE(compare(to_rgb8(tiled), to_rgb8(whole)).psnr, 50.0);
+    }
+  }
+}
+
+// Tile reuse on CUDA: every other tile of 64 computed in the windows the pipeline's workers
+// run, the others taken from the whole-image result (as the save stage takes the previous
+// frame's): equal to the whole image, no seam.
+TEST(NnCuda, ReuseWindowsEqualUntiled) {
+  SKIP_WITHOUT_DEVICE();
+  auto model = source_model("models/realesr-animevideov3-x2.param");
+  Tensor input = to_tensor(read_png_rgb(source_dir() / "tests/golden/mandel_256x144.png"));
+  const nn::ModelInfo& info = model->info();
+  TileMask mask(input.width, input.height, 64);
+  for (size_t t = 0; t < mask.changed.size(); ++t) mask.changed[t] = t % 2 == 0;
+  for (nn::Precision precision : {nn::Precision::kFp32, nn::Precision::kFp16}) {
+    SCOPED_TRACE(nn::precision_name(precision));
+    auto exec = nn::make_cuda_executor(model, precision);
+    const Tensor whole = exec->run(input);
+    Tensor reused = whole;
+    nn::run_reuse_windows(*exec, input,
+                          reuse_windows(mask, info.receptive_radius + kReuseExtraMargin, 8), 0,
+                          info.receptive_radius, info.scale, kReuseExtraMargin, reused);
+    if (precision == nn::Precision::kFp32) {
+      EXPECT_LE(max_difference(reused, whole), 1e-3f);
+    } else {
+      EXPECT_GE(compare(to_rgb8(reused), to_rgb8(whole)).psnr, 50.0);
     }
   }
 }
