@@ -92,8 +92,8 @@ void run_reuse_windows(Executor& executor, const Tensor& input,
                        int keep_margin, Tensor& output) {
   if (output.channels != input.channels || output.width != input.width * scale ||
       output.height != input.height * scale)
-    throw Error({}, "the tile reuse output is " + dims(output.width, output.height) + ", expected " +
-                        dims(input.width * scale, input.height * scale));
+    throw Error({}, "the tile reuse output is " + dims(output.width, output.height) +
+                        ", expected " + dims(input.width * scale, input.height * scale));
   for (const ReuseWindow& w : windows) {
     const PixelRect& win = w.window;
     const Tensor result =

@@ -16,8 +16,8 @@
 #include "pipeline/stage_clock.hpp"
 #include "upframe/dedup/luma.hpp"
 #include "upframe/error.hpp"
-#include "upframe/tile_copy.hpp"
 #include "upframe/nn/memory_policy.hpp"
+#include "upframe/tile_copy.hpp"
 
 namespace upframe::pipeline {
 

@@ -146,7 +146,8 @@ TEST(PendingFrames, TheSaveStageWaitsForEveryFrameBeforeWritingIt) {
   EXPECT_EQ(upscaler.waits.load(), int(decoded.size()));
   auto direct = make_swscale_upscaler("lanczos", 2)->create_worker();
   for (size_t i = 0; i < decoded.size(); ++i)
-    EXPECT_TRUE(test::synth::same_yuv420p_pixels(sink.frames.at(int64_t(i)), direct->upscale(decoded[i])))
+    EXPECT_TRUE(
+        test::synth::same_yuv420p_pixels(sink.frames.at(int64_t(i)), direct->upscale(decoded[i])))
         << "frame " << i << " was written before its pixels arrived";
 }
 
