@@ -144,7 +144,8 @@ std::vector<int> Graph::last_uses() const {
 }
 
 bool is_activation(OpType type) {
-  return type == OpType::kPReLU || type == OpType::kReLU || type == OpType::kSigmoid;
+  return type == OpType::kPReLU || type == OpType::kReLU || type == OpType::kSigmoid ||
+         type == OpType::kMish;
 }
 
 ActivationSpec activation_of(const Op& op) {
@@ -156,6 +157,8 @@ ActivationSpec activation_of(const Op& op) {
     const float slope = op.get<ReLUParams>().slope;
     a.type = slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
     a.alpha = slope;
+  } else if (op.type == OpType::kMish) {
+    a.type = Activation::kMish;
   } else {
     a.type = Activation::kSigmoid;
   }
@@ -303,6 +306,7 @@ int Graph::receptive_radius(bool* global_context) const {
         extra = op.get<InterpParams>().resize_type == ResizeType::kBicubic ? 2 : 1;
         break;
       case OpType::kPooling:
+      case OpType::kGroupNorm:  // statistics over the whole image
         *global_context = true;
         break;
       default:

@@ -37,6 +37,9 @@ ActivationSpec read_activation(const LayerParams& p) {
     case 4:
       a.type = Activation::kSigmoid;
       break;
+    case 5:
+      a.type = Activation::kMish;
+      break;
     default:
       p.unsupported("activation type " + std::to_string(type) + " (param 9)");
   }
@@ -136,6 +139,51 @@ OpParams parse_relu(const LayerLine& l) {
 OpParams parse_sigmoid(const LayerLine& l) {
   l.need_io(1, 1, 1);
   return SigmoidParams{};
+}
+
+OpParams parse_mish(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return MishParams{};
+}
+
+// The affine weights of a norm: gamma then beta, `channels` raw floats each.
+void claim_norm_weights(const LayerLine& l, int id, NormParams* norm) {
+  if (norm->channels <= 0) l.p.fail(id, "channel count must be positive");
+  if (!norm->affine) return;
+  claim_weights(l.p, id, int64_t(norm->channels) * 2, l.bin_bytes_left);
+  norm->gamma.resize(norm->channels);
+  norm->beta.resize(norm->channels);
+}
+
+// ncnn's GroupNorm: 0=groups 1=channels 2=eps 3=affine.
+OpParams parse_groupnorm(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  NormParams norm;
+  norm.groups = l.p.get_int(0, 1);
+  norm.channels = l.p.get_int(1, 0);
+  norm.eps = l.p.get_float(2, 0.001f);
+  norm.affine = l.p.get_int(3, 1) != 0;
+  if (norm.groups <= 0 || norm.channels % norm.groups != 0)
+    l.p.fail(0, "group count must divide the channel count");
+  if (!(norm.eps > 0.f)) l.p.fail(2, "eps must be positive");
+  claim_norm_weights(l, 1, &norm);
+  return norm;
+}
+
+// LayerNorm over the channels of each pixel, as ConvNeXt's and RealPLKSR's channels-first
+// LayerNorm: 0=channels 1=eps 2=affine, and 3=1 marking this form (upframe's: ncnn's LayerNorm
+// normalises each row or each channel plane instead, and is refused).
+OpParams parse_layernorm(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  if (l.p.get_int(3, 0) != 1)
+    l.p.unsupported("LayerNorm over rows or channel planes (only over channels, param 3=1)");
+  NormParams norm;
+  norm.channels = l.p.get_int(0, 0);
+  norm.eps = l.p.get_float(1, 0.001f);
+  norm.affine = l.p.get_int(2, 1) != 0;
+  if (!(norm.eps > 0.f)) l.p.fail(1, "eps must be positive");
+  claim_norm_weights(l, 0, &norm);
+  return norm;
 }
 
 OpParams parse_pixelshuffle(const LayerLine& l) {
@@ -275,6 +323,13 @@ void load_prelu(WeightReader& weights, Op& op) {
   weights.load_raw(&op.get<PReLUParams>().slopes, op.name, "PReLU slopes");
 }
 
+void load_norm(WeightReader& weights, Op& op) {
+  NormParams& p = op.get<NormParams>();
+  if (!p.affine) return;
+  weights.load_raw(&p.gamma, op.name, "gamma");
+  weights.load_raw(&p.beta, op.name, "beta");
+}
+
 void load_innerproduct(WeightReader& weights, Op& op) {
   InnerProductParams& p = op.get<InnerProductParams>();
   weights.load_flagged(&p.weights, op.name);
@@ -341,6 +396,14 @@ Shape shape_prelu(const ShapeContext& x) {
   if (slopes != 1 && int(slopes) != x.in[0].c)
     throw x.fail(std::to_string(slopes) + " slopes for " + std::to_string(x.in[0].c) +
                  " channels");
+  return x.in[0];
+}
+
+Shape shape_norm(const ShapeContext& x) {
+  x.need_image(x.in[0]);
+  const int channels = x.op.get<NormParams>().channels;
+  if (x.in[0].c != channels)
+    throw x.fail("made for " + std::to_string(channels) + " channels, got " + x.in_text());
   return x.in[0];
 }
 
@@ -461,6 +524,9 @@ const std::map<std::string, LayerParser>& layer_parsers() {
       {"PReLU", {OpType::kPReLU, parse_prelu, shape_prelu, load_prelu}},
       {"ReLU", {OpType::kReLU, parse_relu, shape_same}},
       {"Sigmoid", {OpType::kSigmoid, parse_sigmoid, shape_same}},
+      {"Mish", {OpType::kMish, parse_mish, shape_same}},
+      {"GroupNorm", {OpType::kGroupNorm, parse_groupnorm, shape_norm, load_norm}},
+      {"LayerNorm", {OpType::kLayerNorm, parse_layernorm, shape_norm, load_norm}},
       {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle, shape_pixelshuffle}},
       {"Interp", {OpType::kInterp, parse_interp, shape_interp}},
       {"BinaryOp", {OpType::kBinaryOp, parse_binaryop, shape_binaryop}},

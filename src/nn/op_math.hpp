@@ -50,12 +50,31 @@ UPFRAME_NN_HD inline float activate(const ActivationArgs& a, float v, int channe
       return min_of(max_of(v, a.alpha), a.beta);
     case Activation::kSigmoid:
       return 1.f / (1.f + expf(-v));
+    case Activation::kMish:  // as PyTorch: exp overflowing to inf gives tanh(inf) = 1, so v
+      return v * tanhf(log1pf(expf(v)));
     case Activation::kPReLU: {
       float s = a.slope_count == 1 ? a.slopes[0] : a.slopes[channel];
       return v > 0.f ? v : v * s;
     }
   }
   return v;
+}
+
+// A norm's affine weights as pointers (host or device memory); null gamma: no affine step.
+struct NormWeights {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+};
+inline NormWeights norm_weights(const NormParams& p) {
+  return p.affine ? NormWeights{p.gamma.data(), p.beta.data()} : NormWeights{};
+}
+
+// GroupNorm and LayerNorm: v normalised by its group's (or pixel's) mean and 1/sqrt(var + eps),
+// then scaled and shifted by channel c's weights.
+UPFRAME_NN_HD inline float normalize(float v, float mean, float inv_std, const NormWeights& w,
+                                     int c) {
+  const float n = (v - mean) * inv_std;
+  return w.gamma ? w.gamma[c] * n + w.beta[c] : n;
 }
 
 UPFRAME_NN_HD inline float binary(BinaryKind k, float a, float b) {

@@ -404,10 +404,76 @@ inline std::vector<OpCase> reduction_cases() {
   return cases;
 }
 
+// Mish, GroupNorm and the channel LayerNorm (RealPLKSR's blocks).
+inline std::vector<OpCase> norm_cases() {
+  std::vector<OpCase> cases;
+  cases.push_back({"mish",
+                   {input_layer(4), "Mish m 1 1 data out"},
+                   "",
+                   map_values(random_tensor(4, 6, 7, 41), [](float v, int) { return v * 6; }),
+                   [](const Tensor& in) {
+                     return map_values(in, [](float v, int) {
+                       return float(v * std::tanh(std::log1p(std::exp(double(v)))));
+                     });
+                   },
+                   1e-5f});
+  // Means and spreads that differ by group and by pixel, so the statistics' extent is tested.
+  auto shifted = [](int c, int h, int w, unsigned seed) {
+    Tensor t = random_tensor(c, h, w, seed);
+    return map_values(t, [](float v, int ch) { return v * (1.f + ch) + 0.5f * float(ch); });
+  };
+  const auto gamma = random_values(6, 42, 1.f), beta = random_values(6, 43, 1.f);
+  cases.push_back({"groupnorm_2_groups",
+                   {input_layer(6), "GroupNorm gn 1 1 data out 0=2 1=6 2=1.000000e-05 3=1"},
+                   floats(gamma) + floats(beta),
+                   shifted(6, 7, 9, 44),
+                   [=](const Tensor& in) {
+                     Tensor out = in;
+                     for (int g = 0; g < 2; ++g) {
+                       double sum = 0, squares = 0;
+                       const size_t n = size_t(3) * in.height * in.width;
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i) sum += in.plane(c)[i];
+                       const double mean = sum / double(n);
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i)
+                           squares += (in.plane(c)[i] - mean) * (in.plane(c)[i] - mean);
+                       const double inv_std = 1 / std::sqrt(squares / double(n) + 1e-5);
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i)
+                           out.plane(c)[i] =
+                               float(gamma[c] * (in.plane(c)[i] - mean) * inv_std + beta[c]);
+                     }
+                     return out;
+                   }});
+  cases.push_back({"layernorm_channels",
+                   {input_layer(6), "LayerNorm ln 1 1 data out 0=6 1=1.000000e-06 2=1 3=1"},
+                   floats(gamma) + floats(beta),
+                   shifted(6, 7, 9, 45),
+                   [=](const Tensor& in) {
+                     Tensor out = in;
+                     for (int y = 0; y < in.height; ++y)
+                       for (int x = 0; x < in.width; ++x) {
+                         double sum = 0, squares = 0;
+                         for (int c = 0; c < 6; ++c) sum += in.at(c, y, x);
+                         const double mean = sum / 6;
+                         for (int c = 0; c < 6; ++c)
+                           squares += (in.at(c, y, x) - mean) * (in.at(c, y, x) - mean);
+                         const double inv_std = 1 / std::sqrt(squares / 6 + 1e-6);
+                         for (int c = 0; c < 6; ++c)
+                           out.at(c, y, x) =
+                               float(gamma[c] * (in.at(c, y, x) - mean) * inv_std + beta[c]);
+                       }
+                     return out;
+                   }});
+  return cases;
+}
+
 // Every case, every op type at least once.
 inline std::vector<OpCase> all_cases() {
   std::vector<OpCase> cases;
-  for (auto part : {convolution_cases(), element_cases(), layout_cases(), reduction_cases()})
+  for (auto part :
+       {convolution_cases(), element_cases(), layout_cases(), reduction_cases(), norm_cases()})
     cases.insert(cases.end(), part.begin(), part.end());
   return cases;
 }

@@ -179,6 +179,67 @@ __global__ void inner_product_kernel(const T* in, const float* w, const float* b
   }
 }
 
+// GroupNorm statistics: one block per group of `count` contiguous values (its channels' planes),
+// two passes in double as the CPU: stats[2g] the mean, stats[2g + 1] 1/sqrt(var + eps).
+template <typename T>
+__global__ void group_norm_stats_kernel(const T* in, float* stats, size_t count, float eps) {
+  __shared__ double sums[kThreads];
+  const T* p = in + size_t(blockIdx.x) * count;
+  auto block_sum = [&](double v) {
+    sums[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s /= 2) {
+      if (int(threadIdx.x) < s) sums[threadIdx.x] += sums[threadIdx.x + s];
+      __syncthreads();
+    }
+    const double total = sums[0];
+    __syncthreads();
+    return total;
+  };
+  double sum = 0;
+  for (size_t i = threadIdx.x; i < count; i += blockDim.x) sum += load(p[i]);
+  const float mean = float(block_sum(sum) / double(count));
+  double squares = 0;
+  for (size_t i = threadIdx.x; i < count; i += blockDim.x) {
+    const double d = double(load(p[i])) - mean;
+    squares += d * d;
+  }
+  const double var = block_sum(squares) / double(count);
+  if (threadIdx.x == 0) {
+    stats[2 * blockIdx.x] = mean;
+    stats[2 * blockIdx.x + 1] = float(1 / sqrt(var + double(eps)));
+  }
+}
+
+template <typename T>
+__global__ void group_norm_apply_kernel(const T* in, T* out, const float* stats,
+                                        math::NormWeights w, size_t plane, int per_group,
+                                        size_t n) {
+  UPFRAME_GRID_STRIDE(i, n) {
+    const int c = int(i / plane), g = c / per_group;
+    out[i] = store<T>(math::normalize(load(in[i]), stats[2 * g], stats[2 * g + 1], w, c));
+  }
+}
+
+// LayerNorm over the channels of each pixel: one thread per pixel, fp32 sums as the CPU.
+template <typename T>
+__global__ void layer_norm_kernel(const T* in, T* out, math::NormWeights w, int channels,
+                                  size_t plane, float eps) {
+  UPFRAME_GRID_STRIDE(i, plane) {
+    float sum = 0;
+    for (int c = 0; c < channels; ++c) sum += load(in[c * plane + i]);
+    const float mean = sum / float(channels);
+    float squares = 0;
+    for (int c = 0; c < channels; ++c) {
+      const float d = load(in[c * plane + i]) - mean;
+      squares += d * d;
+    }
+    const float inv_std = 1.f / sqrtf(squares / float(channels) + eps);
+    for (int c = 0; c < channels; ++c)
+      out[c * plane + i] = store<T>(math::normalize(load(in[c * plane + i]), mean, inv_std, w, c));
+  }
+}
+
 #undef UPFRAME_GRID_STRIDE
 
 }  // namespace upframe::nn::cuda
