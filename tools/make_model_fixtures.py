@@ -3,8 +3,8 @@
 
 Run with Debian's python3-torch and python3-pil (`/usr/bin/python3 tools/make_model_fixtures.py`);
 CI only reads what it writes. The networks below are written for upframe from the published
-definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout) and
-Real-ESRGAN's SRVGGNetCompact. Small random-weight networks of each family, in each format a
+definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout),
+Real-ESRGAN's SRVGGNetCompact and RealPLKSR (neosr / spandrel, after dslisleedh's PLKSR). Small random-weight networks of each family, in each format a
 user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
 saved as its authors' tools save it ({'params': ...}). Each NAME gets NAME.ref.png: PyTorch fp32
 on the input, clamped to [0, 1], times 255, rounded.
@@ -13,6 +13,7 @@ import collections
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -122,6 +123,112 @@ class Compact(nn.Module):
             out = layer(out)
         out = F.pixel_shuffle(out, self.scale)
         return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class ChannelLayerNorm(nn.Module):
+    """RealPLKSR's channels-first LayerNorm: over the channels of each pixel, eps 1e-6."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        mean = x.mean(1, keepdim=True)
+        var = (x - mean).pow(2).mean(1, keepdim=True)
+        return self.weight[:, None, None] * ((x - mean) / torch.sqrt(var + 1e-6)) + self.bias[:, None, None]
+
+
+class EA(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return x * self.f(x)
+
+
+class PartialLargeKernel(nn.Module):
+    def __init__(self, pdim, kernel):
+        super().__init__()
+        self.pdim = pdim
+        self.conv = nn.Conv2d(pdim, pdim, kernel, 1, kernel // 2)
+
+    def forward(self, x):
+        return torch.cat([self.conv(x[:, : self.pdim]), x[:, self.pdim :]], 1)
+
+
+class PLKBlock(nn.Module):
+    """LayerNorm (or nothing), DCCM (3x3 to 2*dim, Mish, 3x3 back), the partial large kernel,
+    EA, a 1x1 refinement, GroupNorm(4) (or nothing when the LayerNorm is there), + input."""
+
+    def __init__(self, dim, kernel, pdim, layer_norm, attention):
+        super().__init__()
+        if layer_norm:
+            self.layer_norm = ChannelLayerNorm(dim)
+        self.channel_mixer = nn.Sequential(nn.Conv2d(dim, 2 * dim, 3, 1, 1), nn.Mish(),
+                                           nn.Conv2d(2 * dim, dim, 3, 1, 1))
+        self.lk = PartialLargeKernel(pdim, kernel)
+        if attention:
+            self.attn = EA(dim)
+        self.refine = nn.Conv2d(dim, dim, 1, 1, 0)
+        if not layer_norm:
+            self.norm = nn.GroupNorm(4, dim)
+
+    def forward(self, x):
+        h = self.layer_norm(x) if hasattr(self, "layer_norm") else x
+        h = self.lk(self.channel_mixer(h))
+        if hasattr(self, "attn"):
+            h = self.attn(h)
+        h = self.refine(h)
+        if hasattr(self, "norm"):
+            h = self.norm(h)
+        return h + x
+
+
+class RealPLKSR(nn.Module):
+    def __init__(self, dim, blocks, scale, kernel, pdim, layer_norm, attention=True):
+        super().__init__()
+        self.scale = scale
+        self.feats = nn.Sequential(nn.Conv2d(3, dim, 3, 1, 1),
+                                   *[PLKBlock(dim, kernel, pdim, layer_norm, attention) for _ in range(blocks)],
+                                   nn.Dropout2d(0.5), nn.Conv2d(dim, 3 * scale * scale, 3, 1, 1))
+
+    def forward(self, x):
+        out = self.feats(x) + torch.repeat_interleave(x, self.scale * self.scale, dim=1)
+        return F.pixel_shuffle(out, self.scale)
+
+
+def randomise_realplksr(model, seed):
+    """Random weights, norms' gamma and beta included, kept small enough for an image."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:
+                p.normal_(0, 0.8 / (p.shape[1] * p.shape[2] * p.shape[3]) ** 0.5)
+            elif "norm" in name and name.endswith("weight"):
+                p.uniform_(0.5, 1.5)
+            else:
+                p.normal_(0, 0.05)
+        # The blocks' detail on top of the repeated input, mostly inside [0, 1] (not clamped).
+        model.feats[-1].weight.mul_(0.12)
+    return model
+
+
+def realplksr_fixtures(small, tiny):
+    """RealPLKSR with GroupNorm (x2, .pth under params_ema) and with LayerNorm (x4,
+    .safetensors; x2 without EA, .pth), 16 features, 2 blocks, 13x13 and 17x17 large kernels."""
+    cases = []
+    group = randomise_realplksr(RealPLKSR(16, 2, 2, 17, 4, layer_norm=False), 11).eval()
+    torch.save({"params_ema": group.state_dict()}, os.path.join(OUT, "realplksr-x2.pth"))
+    cases.append(("realplksr-x2.pth", group, small))
+    layer = randomise_realplksr(RealPLKSR(16, 2, 4, 13, 4, layer_norm=True), 12).eval()
+    write_safetensors(os.path.join(OUT, "realplksr-layernorm-x4.safetensors"), layer.state_dict())
+    cases.append(("realplksr-layernorm-x4.safetensors", layer, tiny))
+    no_ea = randomise_realplksr(RealPLKSR(12, 1, 2, 9, 3, layer_norm=True, attention=False), 13).eval()
+    torch.save(no_ea.state_dict(), os.path.join(OUT, "realplksr-layernorm-noea-x2.pth"))
+    cases.append(("realplksr-layernorm-noea-x2.pth", no_ea, small))
+    return cases
 
 
 def randomise(model, seed):
@@ -237,6 +344,8 @@ def main():
     write_safetensors(os.path.join(OUT, "esrgan-unshuffle-x1.safetensors"), esrgan1u.state_dict())
     cases.append(("esrgan-unshuffle-x1.safetensors", esrgan1u, odd))
 
+    cases += realplksr_fixtures(small, tiny)
+
     shipped = Compact(64, 16, 4).eval()
     shipped.load_state_dict(read_ncnn_compact(os.path.join(ROOT, "models", "realesr-animevideov3-x4.param"),
                                               os.path.join(ROOT, "models", "realesr-animevideov3-x4.bin")))
@@ -306,6 +415,19 @@ def export_onnx():
         print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
 
 
+def main_realplksr():
+    """Only the RealPLKSR fixtures (the others stay byte for byte as they are)."""
+    small = load_image("testsrc2_160x90.png", (40, 20, 104, 56))
+    tiny = load_image("testsrc2_160x90.png", (60, 30, 92, 48))
+    with torch.no_grad():
+        for name, model, image in realplksr_fixtures(small, tiny):
+            save_reference(model(image), os.path.join(OUT, name + ".ref.png"))
+            print("wrote", name)
+
+
 if __name__ == "__main__":
-    main()
-    export_onnx()
+    if sys.argv[1:] == ["realplksr"]:
+        main_realplksr()
+    else:
+        main()
+        export_onnx()

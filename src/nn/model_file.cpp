@@ -57,7 +57,8 @@ LoadedModel load_converted(const fs::path& path) {
     const weights::StateDict dict = weights::read_state_dict(path);
     const weights::Architecture a = weights::recognise_architecture(dict);
     if (a.family == "unknown")
-      throw Error(path.string(), "unknown architecture (not ESRGAN or Compact; see docs/MODELS.md)",
+      throw Error(path.string(),
+                  "unknown architecture (not ESRGAN, Compact or RealPLKSR; see docs/MODELS.md)",
                   ExitCode::kUsage);
     net = weights::build_ncnn_network(dict, a, path.string());
     info.format = dict.format;
@@ -66,6 +67,12 @@ LoadedModel load_converted(const fs::path& path) {
       info.details = std::to_string(a.blocks) + " RRDB blocks, " + std::to_string(a.features) +
                      " features, growth " + std::to_string(a.growth) + ", " + a.key_style +
                      " keys" + (a.unshuffle > 1 ? ", input unshuffled by " + std::to_string(a.unshuffle) : "");
+    else if (a.family == "RealPLKSR")
+      info.details = std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) +
+                     " features, " + std::to_string(a.large_kernel) + "x" +
+                     std::to_string(a.large_kernel) + " kernel on " +
+                     std::to_string(a.large_kernel_channels) + " channels, " + a.norm +
+                     (a.attention ? ", EA" : "");
     else
       info.details = std::to_string(a.blocks + 2) + " convolutions, " +
                      std::to_string(a.features) + " features, " + a.activation;

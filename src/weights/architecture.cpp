@@ -7,6 +7,12 @@
 // - Compact / SRVGGNetCompact (`body.N`): 3x3 convolutions at even indices, PReLU at odd ones,
 //   the last convolution giving out_channels * scale^2 channels, a pixel shuffle, plus the
 //   input upsampled by nearest neighbour.
+// - RealPLKSR (neosr's and spandrel's RealPLKSR, after dslisleedh's PLKSR; `feats.N`): a 3x3
+//   convolution, blocks, a Dropout2d (no weights: identity in eval), a 3x3 convolution to
+//   out_channels * scale^2; plus the input with each channel repeated scale^2 times, pixel
+//   shuffled. A block: [channels-first LayerNorm, eps 1e-6,] 3x3 conv to 2*dim, Mish, 3x3 conv
+//   back to dim, a kxk conv on the first pdim channels only, [x * sigmoid(3x3 conv(x)),] a 1x1
+//   conv, [GroupNorm(4 groups, eps 1e-5), when there is no LayerNorm,] plus the block's input.
 #include "upframe/weights/architecture.hpp"
 
 #include <algorithm>
@@ -111,6 +117,46 @@ Architecture recognise_compact(const StateDict& d) {
   return a;
 }
 
+Architecture recognise_realplksr(const StateDict& d) {
+  if (has(d, "to_img.init_pos"))
+    return unsupported("RealPLKSR",
+                       "the DySample upsampler (to_img.*: grid sampling) is not "
+                       "supported yet");
+  Architecture a;
+  a.family = "RealPLKSR";
+  const Tensor* first = d.find("feats.0.weight");
+  const std::set<int> feats = indices(d, "feats");
+  const int last = *feats.rbegin();
+  const Tensor* out = d.find("feats." + std::to_string(last) + ".weight");
+  const Tensor* lk = d.find("feats.1.lk.conv.weight");
+  a.input_channels = dim(first, 1);
+  a.features = dim(first, 0);
+  a.output_channels = a.input_channels;
+  a.blocks = last - 2;  // the blocks, then the Dropout2d, then the last convolution
+  for (int b = 1; b <= a.blocks; ++b)
+    if (!has(d, "feats." + std::to_string(b) + ".refine.weight"))
+      return unsupported("RealPLKSR", "block feats." + std::to_string(b) + " is missing");
+  const int out_ch = dim(out, 0);
+  const int s2 = a.output_channels > 0 ? out_ch / a.output_channels : 0;
+  a.scale = static_cast<int>(std::lround(std::sqrt(std::max(s2, 0))));
+  if (a.blocks < 1 || a.scale < 1 || a.scale * a.scale * a.output_channels != out_ch || !lk)
+    return unsupported("RealPLKSR", "its feats layers do not form a RealPLKSR");
+  a.large_kernel = dim(lk, 2);
+  a.large_kernel_channels = dim(lk, 0);
+  a.attention = has(d, "feats.1.attn.f.0.weight");
+  const bool layer_norm = has(d, "feats.1.layer_norm.weight");
+  a.norm = layer_norm ? "LayerNorm" : "GroupNorm(4)";
+  a.activation = "Mish";
+  if (!layer_norm && (!has(d, "feats.1.norm.weight") || a.features % 4 != 0))
+    return unsupported("RealPLKSR", "its blocks have neither a LayerNorm nor a 4-group GroupNorm");
+  if (a.large_kernel % 2 == 0 || a.large_kernel_channels > a.features)
+    return unsupported("RealPLKSR",
+                       "its large-kernel convolution is not an odd square kernel "
+                       "on some of the channels");
+  a.supported = true;
+  return a;
+}
+
 }  // namespace
 
 StateDict esrgan_with_new_keys(const StateDict& d) {
@@ -158,8 +204,12 @@ Architecture recognise_architecture(const StateDict& d) {
                                      "files are)");
   if (any_key(d, "block_1.c1_r.") && has(d, "conv_cat.weight"))
     return unsupported("SPAN", "SPAN is not supported yet");
-  if (has(d, "feats.0.weight") && any_key(d, ".lk."))
-    return unsupported("RealPLKSR", "RealPLKSR is not supported yet");
+  if (has(d, "feats.0.weight") && any_key(d, ".lk.")) {
+    // dslisleedh's original PLKSR spells its mixer "channe_mixer"; RealPLKSR "channel_mixer".
+    if (any_key(d, ".channe_mixer."))
+      return unsupported("PLKSR", "the original PLKSR is not supported yet (RealPLKSR is)");
+    return recognise_realplksr(d);
+  }
   if (has(d, "conv_first.weight") && has(d, "body.0.rdb1.conv1.weight"))
     return recognise_esrgan(d);
   if (has(d, "model.0.weight") && has(d, "model.1.sub.0.RDB1.conv1.0.weight")) {

@@ -85,6 +85,34 @@ NcnnNetwork build_compact(const StateDict& d, const Architecture& a, const std::
   return w.finish(w.add_blobs(shuffled, w.nearest(input, a.scale)));
 }
 
+NcnnNetwork build_realplksr(const StateDict& d, const Architecture& a, const std::string& file) {
+  NcnnWriter w(file);
+  const int dim = a.features, pdim = a.large_kernel_channels;
+  const std::string input = w.input(a.input_channels);
+  std::string x = w.conv(input, d, "feats.0", a.input_channels);
+  for (int b = 1; b <= a.blocks; ++b) {
+    const std::string block = "feats." + std::to_string(b) + ".";
+    std::string h = x;
+    if (a.norm == "LayerNorm") h = w.channel_layer_norm(h, d, block + "layer_norm", 1e-6f);
+    constexpr int kMish = 5, kSigmoid = 4;  // ncnn's fused activation ids
+    h = w.conv_with_activation(h, d, block + "channel_mixer.0", dim, 3, kMish);
+    h = w.conv(h, d, block + "channel_mixer.2", 2 * dim);
+    // The large kernel on the first pdim channels; the others pass through.
+    const std::string partial =
+        w.conv(w.crop_channels(h, 0, pdim), d, block + "lk.conv", pdim, 0, a.large_kernel);
+    h = pdim == dim ? partial : w.concat({partial, w.crop_channels(h, pdim, dim - pdim)});
+    if (a.attention)
+      h = w.multiply_blobs(h, w.conv_with_activation(h, d, block + "attn.f.0", dim, 3, kSigmoid));
+    h = w.conv(h, d, block + "refine", dim, 0, 1);
+    if (a.norm != "LayerNorm") h = w.group_norm(h, d, block + "norm", 4, 1e-5f);
+    x = w.add_blobs(h, x);
+  }
+  const std::string features = w.conv(x, d, "feats." + std::to_string(a.blocks + 2), dim);
+  const int s2 = a.scale * a.scale;
+  const std::string repeated = w.repeat_channels(input, a.input_channels, s2);
+  return w.finish(w.pixel_shuffle(w.add_blobs(features, repeated), a.scale));
+}
+
 }  // namespace
 
 NcnnNetwork build_ncnn_network(const StateDict& dict, const Architecture& arch,
@@ -93,6 +121,7 @@ NcnnNetwork build_ncnn_network(const StateDict& dict, const Architecture& arch,
     throw Error(file, arch.family + " network: " + arch.unsupported_reason, ExitCode::kUsage);
   if (arch.family == "ESRGAN") return build_esrgan(dict, arch, file);
   if (arch.family == "Compact") return build_compact(dict, arch, file);
+  if (arch.family == "RealPLKSR") return build_realplksr(dict, arch, file);
   throw Error(file, "no builder for the " + arch.family + " family", ExitCode::kUsage);
 }
 

@@ -27,25 +27,47 @@ class NcnnWriter {
   // `leaky` > 0 fuses a LeakyReLU of that slope.
   std::string conv(const std::string& in, const StateDict& d, const std::string& key,
                    int in_channels, float leaky = 0, int kernel = 3) {
-    const Tensor* w = d.find(key + ".weight");
-    const Tensor* b = d.find(key + ".bias");
-    if (!w || w->shape.size() != 4 || w->shape[1] != in_channels || w->shape[2] != kernel ||
-        w->shape[3] != kernel)
-      throw Error(file_, "tensor " + key + ".weight is missing or not a " +
-                             std::to_string(kernel) + "x" + std::to_string(kernel) +
-                             " convolution from " + std::to_string(in_channels) + " channels");
-    const int64_t out = w->shape[0];
-    if (b && (b->shape.size() != 1 || b->shape[0] != out))
-      throw Error(file_, "tensor " + key + ".bias does not match its weights");
-    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
-                         " 4=" + std::to_string(kernel / 2) + " 5=" + (b ? "1" : "0") +
-                         " 6=" + std::to_string(w->values.size());
-    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
-    const uint32_t fp32_flag = 0;
-    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
-    append(w->values);
-    if (b) append(b->values);
-    return add("Convolution", {in}, params);
+    return conv_activated(in, d, key, in_channels, kernel,
+                          leaky > 0 ? "9=2 -23310=1," + number(leaky) : "");
+  }
+  // The same with ncnn's fused activation `activation` (param 9: 4 Sigmoid, 5 Mish).
+  std::string conv_with_activation(const std::string& in, const StateDict& d,
+                                   const std::string& key, int in_channels, int kernel,
+                                   int activation) {
+    return conv_activated(in, d, key, in_channels, kernel, "9=" + std::to_string(activation));
+  }
+
+  // The channels [first, first + count) of `in`.
+  std::string crop_channels(const std::string& in, int first, int count) {
+    return add("Crop", {in}, "2=" + std::to_string(first) + " 5=" + std::to_string(count));
+  }
+  // Each of `channels` channels repeated `times` times in place (torch.repeat_interleave on
+  // dim 1), as a 1x1 convolution with one-hot weights (exact in fp32).
+  std::string repeat_channels(const std::string& in, int channels, int times) {
+    const int out = channels * times;
+    std::vector<float> weights(static_cast<size_t>(out) * channels, 0.f);
+    for (int o = 0; o < out; ++o) weights[static_cast<size_t>(o) * channels + o / times] = 1.f;
+    weights_fp32_flagged(weights);
+    return add("Convolution", {in},
+               "0=" + std::to_string(out) + " 1=1 5=0 6=" + std::to_string(weights.size()));
+  }
+  // GroupNorm (ncnn's layer) or LayerNorm over the channels of each pixel (upframe's form,
+  // param 3=1) with `key`'s weight and bias as gamma and beta.
+  std::string group_norm(const std::string& in, const StateDict& d, const std::string& key,
+                         int groups, float eps) {
+    const int channels = norm_weights(d, key);
+    return add("GroupNorm", {in},
+               "0=" + std::to_string(groups) + " 1=" + std::to_string(channels) +
+                   " 2=" + number(eps) + " 3=1");
+  }
+  std::string channel_layer_norm(const std::string& in, const StateDict& d, const std::string& key,
+                                 float eps) {
+    const int channels = norm_weights(d, key);
+    return add("LayerNorm", {in},
+               "0=" + std::to_string(channels) + " 1=" + number(eps) + " 2=1 3=1");
+  }
+  std::string multiply_blobs(const std::string& a, const std::string& b) {
+    return add("BinaryOp", {a, b}, "0=2");
   }
 
   std::string prelu(const std::string& in, const Tensor& slopes) {
@@ -159,6 +181,40 @@ class NcnnWriter {
     std::vector<std::string> inputs, outputs;
     std::string params;
   };
+
+  std::string conv_activated(const std::string& in, const StateDict& d, const std::string& key,
+                             int in_channels, int kernel, const std::string& activation) {
+    const Tensor* w = d.find(key + ".weight");
+    const Tensor* b = d.find(key + ".bias");
+    if (!w || w->shape.size() != 4 || w->shape[1] != in_channels || w->shape[2] != kernel ||
+        w->shape[3] != kernel)
+      throw Error(file_, "tensor " + key + ".weight is missing or not a " + std::to_string(kernel) +
+                             "x" + std::to_string(kernel) + " convolution from " +
+                             std::to_string(in_channels) + " channels");
+    const int64_t out = w->shape[0];
+    if (b && (b->shape.size() != 1 || b->shape[0] != out))
+      throw Error(file_, "tensor " + key + ".bias does not match its weights");
+    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
+                         " 4=" + std::to_string(kernel / 2) + " 5=" + (b ? "1" : "0") +
+                         " 6=" + std::to_string(w->values.size());
+    if (!activation.empty()) params += " " + activation;
+    weights_fp32_flagged(w->values);
+    if (b) append(b->values);
+    return add("Convolution", {in}, params);
+  }
+
+  // Appends `key`.weight and `key`.bias (one value per channel each); returns the channels.
+  int norm_weights(const StateDict& d, const std::string& key) {
+    const Tensor* w = d.find(key + ".weight");
+    const Tensor* b = d.find(key + ".bias");
+    if (!w || !b || w->shape.size() != 1 || b->shape != w->shape)
+      throw Error(file_, "tensors " + key +
+                             ".weight and .bias are missing or not one value per "
+                             "channel");
+    append(w->values);
+    append(b->values);
+    return static_cast<int>(w->shape[0]);
+  }
 
   void append(const std::vector<float>& values) {
     bin_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));

@@ -20,11 +20,18 @@ struct Architecture {
   int input_channels = 0;
   int output_channels = 0;
   int features = 0;    // width of the feature maps
-  int blocks = 0;      // RRDB blocks (ESRGAN) or body convolutions (Compact)
+  int blocks = 0;      // RRDB blocks (ESRGAN), body convolutions (Compact), PLK blocks
   int growth = 0;      // ESRGAN: channels each dense layer adds
   int unshuffle = 1;   // ESRGAN x1/x2: the input is pixel-unshuffled by this factor first
   std::string activation;  // "PReLU", "LeakyReLU(0.2)"
   std::string key_style;   // ESRGAN: "new" (conv_first/body/...) or "old" (model.N)
+  // RealPLKSR: the large kernel's size, the channels it convolves (the first ones), the
+  // block's norm ("GroupNorm(4)" after the block, "LayerNorm" before it) and whether the
+  // element-wise attention (EA) is there.
+  int large_kernel = 0;
+  int large_kernel_channels = 0;
+  std::string norm;
+  bool attention = false;
 };
 
 // Never throws for an unknown layout: `family` is "unknown" then.
