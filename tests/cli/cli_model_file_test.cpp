@@ -55,6 +55,35 @@ TEST(CliModelFile, UnshuffledInputTiledAndUntiled) {
   }
 }
 
+// RealPLKSR (LayerNorm blocks, 13x13 large kernel, x4 read from the file), whole and in tiles
+// thinner than its receptive radius (20 px), and what model-info says of it.
+TEST(CliModelFile, RealPlksrWithoutScaleTiledAndUntiled) {
+  const fs::path dir = scratch_dir("cli_model_file_realplksr");
+  const fs::path model = fixture("realplksr-layernorm-x4.safetensors");
+  const Rgb8 reference = read_png_rgb(fixture("realplksr-layernorm-x4.safetensors.ref.png"));
+  for (const char* tile : {"0", "16"}) {
+    SCOPED_TRACE(std::string("tile ") + tile);
+    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
+    const CommandResult r = run_cli(quote(fixture("input_32x18.png").string()) + " -o " +
+                                    quote(out.string()) + " --model " + quote(model.string()) +
+                                    " --precision fp32 --device cpu --tile " + tile);
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const Rgb8 got = read_png_rgb(out);
+    ASSERT_EQ(got.width, 128);
+    ASSERT_EQ(got.height, 72);
+    const Comparison c = compare(got, reference);
+    EXPECT_GE(c.psnr, 50.0);
+    EXPECT_LE(c.max_difference, 2);
+  }
+  const CommandResult info = run_cli("model-info --json " + quote(model.string()));
+  ASSERT_EQ(info.exit_status, 0) << info.stderr_text;
+  const auto json = nlohmann::json::parse(info.stdout_text);
+  EXPECT_EQ(json.at("family"), "RealPLKSR");
+  EXPECT_EQ(json.at("details"), "2 blocks, 16 features, 13x13 kernel on 4 channels, LayerNorm, EA");
+  EXPECT_EQ(json.at("receptive_radius"), 20);
+  EXPECT_EQ(json.at("ops").at("LayerNorm"), 2);
+}
+
 TEST(CliModelFile, ScaleTheModelCannotGiveIsRefused) {
   const fs::path dir = scratch_dir("cli_model_file_scale");
   const fs::path out = dir / "out.png";
