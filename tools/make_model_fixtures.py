@@ -186,16 +186,53 @@ class PLKBlock(nn.Module):
         return h + x
 
 
+class DySample(nn.Module):
+    """DySample's upsampling as RealPLKSR uses it: offsets = offset(x) * sigmoid(scope(x)) * 0.5
+    + init_pos (each sub-pixel's centre), x sampled there per group of channels with
+    grid_sample (bilinear, align_corners=False, border), then end_conv when scale != 1."""
+
+    def __init__(self, channels, out_ch, scale, groups):
+        super().__init__()
+        self.scale, self.groups = scale, groups
+        self.offset = nn.Conv2d(channels, 2 * groups * scale * scale, 1)
+        self.scope = nn.Conv2d(channels, 2 * groups * scale * scale, 1, bias=False)
+        if scale != 1:
+            self.end_conv = nn.Conv2d(channels, out_ch, 1)
+        centres = (torch.arange(scale) - (scale - 1) / 2) / scale
+        pos = torch.zeros(2, groups, scale, scale)
+        pos[0] = centres[None, None, :]  # x: by sub-pixel column
+        pos[1] = centres[None, :, None]  # y: by sub-pixel row
+        self.register_buffer("init_pos", pos.reshape(1, -1, 1, 1))
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        s, g = self.scale, self.groups
+        offset = (self.offset(x) * self.scope(x).sigmoid() * 0.5 + self.init_pos).view(b, 2, -1, h, w)
+        ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+        centres = torch.stack([xs, ys]).to(x.dtype)[None, :, None]
+        size = torch.tensor([w, h], dtype=x.dtype).view(1, 2, 1, 1, 1)
+        grid = 2 * (centres + offset) / size - 1
+        grid = F.pixel_shuffle(grid.reshape(b, -1, h, w), s).view(b, 2, g, s * h, s * w)
+        grid = grid.permute(0, 2, 3, 4, 1).reshape(b * g, s * h, s * w, 2)
+        out = F.grid_sample(x.reshape(b * g, -1, h, w), grid, mode="bilinear", align_corners=False,
+                            padding_mode="border").view(b, -1, s * h, s * w)
+        return self.end_conv(out) if s != 1 else out
+
+
 class RealPLKSR(nn.Module):
-    def __init__(self, dim, blocks, scale, kernel, pdim, layer_norm, attention=True):
+    def __init__(self, dim, blocks, scale, kernel, pdim, layer_norm, attention=True, dysample=False):
         super().__init__()
         self.scale = scale
         self.feats = nn.Sequential(nn.Conv2d(3, dim, 3, 1, 1),
                                    *[PLKBlock(dim, kernel, pdim, layer_norm, attention) for _ in range(blocks)],
                                    nn.Dropout2d(0.5), nn.Conv2d(dim, 3 * scale * scale, 3, 1, 1))
+        if dysample:
+            self.to_img = DySample(3 * scale * scale, 3, scale, 3 if scale % 2 else 4)
 
     def forward(self, x):
         out = self.feats(x) + torch.repeat_interleave(x, self.scale * self.scale, dim=1)
+        if hasattr(self, "to_img"):
+            return self.to_img(out)
         return F.pixel_shuffle(out, self.scale)
 
 
@@ -212,12 +249,22 @@ def randomise_realplksr(model, seed):
                 p.normal_(0, 0.05)
         # The blocks' detail on top of the repeated input, mostly inside [0, 1] (not clamped).
         model.feats[-1].weight.mul_(0.12)
+        if hasattr(model, "to_img"):
+            # Offsets of up to a pixel or two, so samples fall between and outside pixels.
+            model.to_img.offset.weight.mul_(6)
+            # end_conv: each output channel about the mean of its repeated input channels.
+            s2 = model.scale * model.scale
+            mean = torch.zeros_like(model.to_img.end_conv.weight)
+            for o in range(3):
+                mean[o, o * s2:(o + 1) * s2] = 1 / s2
+            model.to_img.end_conv.weight.mul_(0.3).add_(mean)
     return model
 
 
 def realplksr_fixtures(small, tiny):
     """RealPLKSR with GroupNorm (x2, .pth under params_ema) and with LayerNorm (x4,
-    .safetensors; x2 without EA, .pth), 16 features, 2 blocks, 13x13 and 17x17 large kernels."""
+    .safetensors; x2 without EA, .pth), 16 features, 2 blocks, 13x13 and 17x17 large kernels;
+    with the DySample upsampler (x4 GroupNorm, 4 groups; x3 LayerNorm, 3 groups)."""
     cases = []
     group = randomise_realplksr(RealPLKSR(16, 2, 2, 17, 4, layer_norm=False), 11).eval()
     torch.save({"params_ema": group.state_dict()}, os.path.join(OUT, "realplksr-x2.pth"))
@@ -228,6 +275,12 @@ def realplksr_fixtures(small, tiny):
     no_ea = randomise_realplksr(RealPLKSR(12, 1, 2, 9, 3, layer_norm=True, attention=False), 13).eval()
     torch.save(no_ea.state_dict(), os.path.join(OUT, "realplksr-layernorm-noea-x2.pth"))
     cases.append(("realplksr-layernorm-noea-x2.pth", no_ea, small))
+    dysample4 = randomise_realplksr(RealPLKSR(16, 1, 4, 11, 4, layer_norm=False, dysample=True), 14).eval()
+    torch.save({"params_ema": dysample4.state_dict()}, os.path.join(OUT, "realplksr-dysample-x4.pth"))
+    cases.append(("realplksr-dysample-x4.pth", dysample4, tiny))
+    dysample3 = randomise_realplksr(RealPLKSR(12, 1, 3, 7, 3, layer_norm=True, dysample=True), 15).eval()
+    write_safetensors(os.path.join(OUT, "realplksr-dysample-x3.safetensors"), dysample3.state_dict())
+    cases.append(("realplksr-dysample-x3.safetensors", dysample3, tiny))
     return cases
 
 

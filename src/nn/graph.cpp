@@ -307,6 +307,7 @@ int Graph::receptive_radius(bool* global_context) const {
         break;
       case OpType::kPooling:
       case OpType::kGroupNorm:  // statistics over the whole image
+      case OpType::kDySample:   // sample positions the data chooses, anywhere in the image
         *global_context = true;
         break;
       default:

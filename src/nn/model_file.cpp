@@ -68,11 +68,11 @@ LoadedModel load_converted(const fs::path& path) {
                      " features, growth " + std::to_string(a.growth) + ", " + a.key_style +
                      " keys" + (a.unshuffle > 1 ? ", input unshuffled by " + std::to_string(a.unshuffle) : "");
     else if (a.family == "RealPLKSR")
-      info.details = std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) +
-                     " features, " + std::to_string(a.large_kernel) + "x" +
-                     std::to_string(a.large_kernel) + " kernel on " +
-                     std::to_string(a.large_kernel_channels) + " channels, " + a.norm +
-                     (a.attention ? ", EA" : "");
+      info.details =
+          std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) + " features, " +
+          std::to_string(a.large_kernel) + "x" + std::to_string(a.large_kernel) + " kernel on " +
+          std::to_string(a.large_kernel_channels) + " channels, " + a.norm +
+          (a.attention ? ", EA" : "") + (a.upsampler == "DySample" ? ", DySample upsampler" : "");
     else
       info.details = std::to_string(a.blocks + 2) + " convolutions, " +
                      std::to_string(a.features) + " features, " + a.activation;

@@ -186,6 +186,15 @@ OpParams parse_layernorm(const LayerLine& l) {
   return norm;
 }
 
+// upframe's DySample (see DySampleParams): 0=scale 1=groups; inputs the image and its offsets.
+OpParams parse_dysample(const LayerLine& l) {
+  l.need_io(2, 2, 1);
+  DySampleParams d{l.p.get_int(0, 2), l.p.get_int(1, 1)};
+  if (d.scale <= 0) l.p.fail(0, "scale must be positive");
+  if (d.groups <= 0) l.p.fail(1, "group count must be positive");
+  return d;
+}
+
 OpParams parse_pixelshuffle(const LayerLine& l) {
   l.need_io(1, 1, 1);
   const int factor = l.p.get_int(0, 1), mode = l.p.get_int(1, 0);
@@ -407,6 +416,21 @@ Shape shape_norm(const ShapeContext& x) {
   return x.in[0];
 }
 
+Shape shape_dysample(const ShapeContext& x) {
+  const Shape &in = x.in[0], &offsets = x.in[1];
+  x.need_image(in);
+  x.need_image(offsets);
+  const DySampleParams& d = x.op.get<DySampleParams>();
+  if (in.c % d.groups != 0)
+    throw x.fail(std::to_string(d.groups) + " groups do not divide " + x.in_text());
+  if (offsets.h != in.h || offsets.w != in.w ||
+      int64_t(offsets.c) != int64_t(2) * d.groups * d.scale * d.scale)
+    throw x.fail("offsets " + ShapeContext::text(offsets) +
+                 " are not 2 x groups x scale^2 "
+                 "channels of the image's size");
+  return x.checked(3, in.c, int64_t(in.h) * d.scale, int64_t(in.w) * d.scale);
+}
+
 Shape shape_pixelshuffle(const ShapeContext& x) {
   const Shape& in = x.in[0];
   x.need_image(in);
@@ -527,6 +551,7 @@ const std::map<std::string, LayerParser>& layer_parsers() {
       {"Mish", {OpType::kMish, parse_mish, shape_same}},
       {"GroupNorm", {OpType::kGroupNorm, parse_groupnorm, shape_norm, load_norm}},
       {"LayerNorm", {OpType::kLayerNorm, parse_layernorm, shape_norm, load_norm}},
+      {"DySample", {OpType::kDySample, parse_dysample, shape_dysample}},
       {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle, shape_pixelshuffle}},
       {"Interp", {OpType::kInterp, parse_interp, shape_interp}},
       {"BinaryOp", {OpType::kBinaryOp, parse_binaryop, shape_binaryop}},

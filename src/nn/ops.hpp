@@ -28,9 +28,10 @@ enum class OpType {
   kMish,
   kGroupNorm,
   kLayerNorm,  // over the channels of each pixel (upframe's form, see NormParams)
+  kDySample,   // upframe's: DySample's learned resampling (see DySampleParams)
 };
 // Entries of the per-backend op tables (indexed by OpType).
-inline constexpr int kOpTypeCount = int(OpType::kLayerNorm) + 1;
+inline constexpr int kOpTypeCount = int(OpType::kDySample) + 1;
 inline const char* op_type_name(OpType type) {
   switch (type) {
     case OpType::kInput:
@@ -71,6 +72,8 @@ inline const char* op_type_name(OpType type) {
       return "GroupNorm";
     case OpType::kLayerNorm:
       return "LayerNorm";
+    case OpType::kDySample:
+      return "DySample";
   }
   return "?";
 }
@@ -210,12 +213,23 @@ struct NormParams {
   std::vector<float> gamma, beta;  // `channels` each when affine
 };
 
+// DySample's upsampling by `scale` (RealPLKSR's to_img): inputs an image of C channels and its
+// offsets, 2 * groups * scale^2 channels of the same size (x offsets, then y offsets; in each,
+// group g's sub-pixel k = i * scale + j at channel g * scale^2 + k). Output pixel (Y, X) of
+// channel c (group c / (C / groups)) is the image sampled bilinearly at input pixel
+// (Y / scale + y offset, X / scale + x offset), the offsets read at (Y / scale, X / scale),
+// positions clamped to the image (PyTorch's grid_sample, align_corners=False, border padding).
+struct DySampleParams {
+  int scale = 2;
+  int groups = 1;
+};
+
 // One alternative per op type (Convolution and Deconvolution share ConvParams, GroupNorm and
 // LayerNorm NormParams).
 using OpParams = std::variant<InputParams, SplitParams, ConvParams, PReLUParams, ReLUParams,
                               SigmoidParams, PixelShuffleParams, InterpParams, BinaryParams,
                               EltwiseParams, ConcatParams, CropParams, PaddingParams, PoolingParams,
-                              InnerProductParams, MishParams, NormParams>;
+                              InnerProductParams, MishParams, NormParams, DySampleParams>;
 
 struct Op {
   OpType type = OpType::kInput;

@@ -13,6 +13,9 @@
 //   shuffled. A block: [channels-first LayerNorm, eps 1e-6,] 3x3 conv to 2*dim, Mish, 3x3 conv
 //   back to dim, a kxk conv on the first pdim channels only, [x * sigmoid(3x3 conv(x)),] a 1x1
 //   conv, [GroupNorm(4 groups, eps 1e-5), when there is no LayerNorm,] plus the block's input.
+//   With `to_img.*` the pixel shuffle is DySample's instead: offsets = 1x1 conv(x) *
+//   sigmoid(1x1 conv(x)) * 0.5 + init_pos, x sampled bilinearly there (grid_sample,
+//   align_corners=False, border), then a 1x1 conv (end_conv) when the scale is not 1.
 #include "upframe/weights/architecture.hpp"
 
 #include <algorithm>
@@ -118,10 +121,6 @@ Architecture recognise_compact(const StateDict& d) {
 }
 
 Architecture recognise_realplksr(const StateDict& d) {
-  if (has(d, "to_img.init_pos"))
-    return unsupported("RealPLKSR",
-                       "the DySample upsampler (to_img.*: grid sampling) is not "
-                       "supported yet");
   Architecture a;
   a.family = "RealPLKSR";
   const Tensor* first = d.find("feats.0.weight");
@@ -147,6 +146,17 @@ Architecture recognise_realplksr(const StateDict& d) {
   const bool layer_norm = has(d, "feats.1.layer_norm.weight");
   a.norm = layer_norm ? "LayerNorm" : "GroupNorm(4)";
   a.activation = "Mish";
+  a.upsampler = has(d, "to_img.init_pos") ? "DySample" : "PixelShuffle";
+  if (a.upsampler == "DySample") {
+    const Tensor* offset = d.find("to_img.offset.weight");
+    const int s2 = a.scale * a.scale;
+    a.upsampler_groups = dim(offset, 0) / (2 * s2);
+    if (!offset || a.upsampler_groups < 1 || dim(offset, 0) != 2 * s2 * a.upsampler_groups ||
+        dim(offset, 1) != out_ch || out_ch % a.upsampler_groups != 0 ||
+        (a.scale != 1) != has(d, "to_img.end_conv.weight") ||
+        dim(d.find("to_img.init_pos"), 1) != dim(offset, 0))
+      return unsupported("RealPLKSR", "its DySample upsampler (to_img.*) has unexpected shapes");
+  }
   if (!layer_norm && (!has(d, "feats.1.norm.weight") || a.features % 4 != 0))
     return unsupported("RealPLKSR", "its blocks have neither a LayerNorm nor a 4-group GroupNorm");
   if (a.large_kernel % 2 == 0 || a.large_kernel_channels > a.features)

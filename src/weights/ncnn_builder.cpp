@@ -85,6 +85,8 @@ NcnnNetwork build_compact(const StateDict& d, const Architecture& a, const std::
   return w.finish(w.add_blobs(shuffled, w.nearest(input, a.scale)));
 }
 
+constexpr int kSigmoid = 4, kMish = 5;  // ncnn's fused activation ids (param 9)
+
 NcnnNetwork build_realplksr(const StateDict& d, const Architecture& a, const std::string& file) {
   NcnnWriter w(file);
   const int dim = a.features, pdim = a.large_kernel_channels;
@@ -94,7 +96,6 @@ NcnnNetwork build_realplksr(const StateDict& d, const Architecture& a, const std
     const std::string block = "feats." + std::to_string(b) + ".";
     std::string h = x;
     if (a.norm == "LayerNorm") h = w.channel_layer_norm(h, d, block + "layer_norm", 1e-6f);
-    constexpr int kMish = 5, kSigmoid = 4;  // ncnn's fused activation ids
     h = w.conv_with_activation(h, d, block + "channel_mixer.0", dim, 3, kMish);
     h = w.conv(h, d, block + "channel_mixer.2", 2 * dim);
     // The large kernel on the first pdim channels; the others pass through.
@@ -110,7 +111,26 @@ NcnnNetwork build_realplksr(const StateDict& d, const Architecture& a, const std
   const std::string features = w.conv(x, d, "feats." + std::to_string(a.blocks + 2), dim);
   const int s2 = a.scale * a.scale;
   const std::string repeated = w.repeat_channels(input, a.input_channels, s2);
-  return w.finish(w.pixel_shuffle(w.add_blobs(features, repeated), a.scale));
+  const std::string sum = w.add_blobs(features, repeated);
+  if (a.upsampler != "DySample") return w.finish(w.pixel_shuffle(sum, a.scale));
+  // offsets = offset(x) * sigmoid(scope(x)) * 0.5 + init_pos, the 0.5 folded into the offset
+  // convolution's weights and bias (exact: a power of two).
+  const int channels = a.output_channels * s2;
+  StateDict halved;
+  for (const char* part : {".weight", ".bias"}) {
+    const Tensor* t = d.find(std::string("to_img.offset") + part);
+    if (!t) continue;
+    Tensor half = *t;
+    for (float& v : half.values) v *= 0.5f;
+    halved.tensors.emplace_back(std::string("to_img.offset") + part, std::move(half));
+  }
+  const std::string offset = w.conv(sum, halved, "to_img.offset", channels, 0, 1);
+  const std::string scope = w.conv_with_activation(sum, d, "to_img.scope", channels, 1, kSigmoid);
+  const std::string offsets =
+      w.add_channel_constants(w.multiply_blobs(offset, scope), d.find("to_img.init_pos")->values);
+  const std::string sampled = w.dysample(sum, offsets, a.scale, a.upsampler_groups);
+  if (a.scale == 1) return w.finish(sampled);
+  return w.finish(w.conv(sampled, d, "to_img.end_conv", channels, 0, 1));
 }
 
 }  // namespace

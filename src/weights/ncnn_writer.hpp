@@ -66,6 +66,19 @@ class NcnnWriter {
     return add("LayerNorm", {in},
                "0=" + std::to_string(channels) + " 1=" + number(eps) + " 2=1 3=1");
   }
+  // `values[c]` added to channel c: a 1x1 depthwise convolution of weight 1 (exact).
+  std::string add_channel_constants(const std::string& in, const std::vector<float>& values) {
+    const std::string c = std::to_string(values.size());
+    weights_fp32_flagged(std::vector<float>(values.size(), 1.f));
+    append(values);
+    return add("ConvolutionDepthWise", {in}, "0=" + c + " 1=1 5=1 6=" + c + " 7=" + c);
+  }
+  // upframe's DySample layer (nn/ops.hpp): `image` sampled at `offsets`.
+  std::string dysample(const std::string& image, const std::string& offsets, int scale,
+                       int groups) {
+    return add("DySample", {image, offsets},
+               "0=" + std::to_string(scale) + " 1=" + std::to_string(groups));
+  }
   std::string multiply_blobs(const std::string& a, const std::string& b) {
     return add("BinaryOp", {a, b}, "0=2");
   }

@@ -1,9 +1,9 @@
 // PyTorch and safetensors models (tools/make_model_fixtures.py) recognised from their keys and
 // run by the CPU executor: each output against PyTorch's own fp32 output on a real image
 // (>= 50 dB and at most 2 levels), the scale read from the file, bf16 within 40 dB.
-#include "upframe/nn/model_file.hpp"
 #include "nn/nn_test_util.hpp"
 #include "upframe/error.hpp"
+#include "upframe/nn/model_file.hpp"
 #include "upframe/nn/tiling.hpp"
 
 namespace upframe::test {
@@ -63,29 +63,36 @@ TEST_P(ModelFile, MatchesPyTorchFp32) {
 
 INSTANTIATE_TEST_SUITE_P(
     PyTorch, ModelFile,
-    ::testing::Values(
-        ModelFileCase{"compact-x2.pth", "input_64x36.png", 2, "Compact"},
-        ModelFileCase{"compact-x4.safetensors", "input_64x36.png", 4, "Compact"},
-        ModelFileCase{"esrgan-x4.pth", "input_64x36.png", 4, "ESRGAN"},
-        ModelFileCase{"esrgan-old-x2.pth", "input_64x36.png", 2, "ESRGAN"},
-        ModelFileCase{"esrgan-old-x8.safetensors", "input_32x18.png", 8, "ESRGAN"},
-        // Pixel-unshuffled input, on an odd-sized image (reflect padding, crop).
-        ModelFileCase{"esrgan-unshuffle-x2.pth", "input_63x35.png", 2, "ESRGAN"},
-        ModelFileCase{"esrgan-unshuffle-x1.safetensors", "input_63x35.png", 1, "ESRGAN"},
-        // ONNX exports of the same networks (torch.onnx, dynamic H/W).
-        ModelFileCase{"compact-x2.onnx", "input_64x36.png", 2, "ONNX graph",
-                      "compact-x2.pth.ref.png"},
-        ModelFileCase{"esrgan-x4.onnx", "input_64x36.png", 4, "ONNX graph",
-                      "esrgan-x4.pth.ref.png"},
-        ModelFileCase{"compact-x2-fp16.onnx", "input_64x36.png", 2, "ONNX graph",
-                      "compact-x2.pth.ref.png", true},
-        ModelFileCase{"realesr-animevideov3-x4.pth", "tests/golden/testsrc2_160x90.png", 4,
-                      "Compact"},
-        // RealPLKSR: GroupNorm blocks (x2, 17x17 kernel), LayerNorm blocks (x4,
-        // 13x13), LayerNorm without the EA attention (x2, 9x9).
-        ModelFileCase{"realplksr-x2.pth", "input_64x36.png", 2, "RealPLKSR"},
-        ModelFileCase{"realplksr-layernorm-x4.safetensors", "input_32x18.png", 4, "RealPLKSR"},
-        ModelFileCase{"realplksr-layernorm-noea-x2.pth", "input_64x36.png", 2, "RealPLKSR"}),
+    ::testing::Values(ModelFileCase{"compact-x2.pth", "input_64x36.png", 2, "Compact"},
+                      ModelFileCase{"compact-x4.safetensors", "input_64x36.png", 4, "Compact"},
+                      ModelFileCase{"esrgan-x4.pth", "input_64x36.png", 4, "ESRGAN"},
+                      ModelFileCase{"esrgan-old-x2.pth", "input_64x36.png", 2, "ESRGAN"},
+                      ModelFileCase{"esrgan-old-x8.safetensors", "input_32x18.png", 8, "ESRGAN"},
+                      // Pixel-unshuffled input, on an odd-sized image (reflect padding, crop).
+                      ModelFileCase{"esrgan-unshuffle-x2.pth", "input_63x35.png", 2, "ESRGAN"},
+                      ModelFileCase{"esrgan-unshuffle-x1.safetensors", "input_63x35.png", 1,
+                                    "ESRGAN"},
+                      // ONNX exports of the same networks (torch.onnx, dynamic H/W).
+                      ModelFileCase{"compact-x2.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "compact-x2.pth.ref.png"},
+                      ModelFileCase{"esrgan-x4.onnx", "input_64x36.png", 4, "ONNX graph",
+                                    "esrgan-x4.pth.ref.png"},
+                      ModelFileCase{"compact-x2-fp16.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "compact-x2.pth.ref.png", true},
+                      ModelFileCase{"realesr-animevideov3-x4.pth",
+                                    "tests/golden/testsrc2_160x90.png", 4, "Compact"},
+                      // RealPLKSR: GroupNorm blocks (x2, 17x17 kernel), LayerNorm blocks (x4,
+                      // 13x13), LayerNorm without the EA attention (x2, 9x9), the DySample
+                      // upsampler (x4: 4 groups, x3: 3 groups).
+                      ModelFileCase{"realplksr-x2.pth", "input_64x36.png", 2, "RealPLKSR"},
+                      ModelFileCase{"realplksr-layernorm-x4.safetensors", "input_32x18.png", 4,
+                                    "RealPLKSR"},
+                      ModelFileCase{"realplksr-layernorm-noea-x2.pth", "input_64x36.png", 2,
+                                    "RealPLKSR"},
+                      ModelFileCase{"realplksr-dysample-x4.pth", "input_32x18.png", 4,
+                                    "RealPLKSR"},
+                      ModelFileCase{"realplksr-dysample-x3.safetensors", "input_32x18.png", 3,
+                                    "RealPLKSR"}),
     case_name);
 
 // The shipped model saved as .pth gives what its ncnn twin gives, bit for bit: the same graph.
@@ -146,8 +153,7 @@ TEST(ModelFileErrors, RecognisedButUnsupportedFamiliesAreNamed) {
   };
   auto family_error = [&](const std::string& key) { return keys_error({key}); };
   EXPECT_EQ(keys_error({"feats.0.weight", "feats.1.lk.conv.weight", "to_img.init_pos"}),
-            "RealPLKSR network: the DySample upsampler (to_img.*: grid sampling) is not "
-            "supported yet");
+            "RealPLKSR network: its feats layers do not form a RealPLKSR");
   EXPECT_EQ(
       keys_error({"feats.0.weight", "feats.1.lk.conv.weight", "feats.1.channe_mixer.0.weight"}),
       "PLKSR network: the original PLKSR is not supported yet (RealPLKSR is)");

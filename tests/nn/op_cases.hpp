@@ -404,7 +404,7 @@ inline std::vector<OpCase> reduction_cases() {
   return cases;
 }
 
-// Mish, GroupNorm and the channel LayerNorm (RealPLKSR's blocks).
+// Mish, GroupNorm, the channel LayerNorm (RealPLKSR's blocks) and DySample (its upsampler).
 inline std::vector<OpCase> norm_cases() {
   std::vector<OpCase> cases;
   cases.push_back({"mish",
@@ -466,6 +466,29 @@ inline std::vector<OpCase> norm_cases() {
                        }
                      return out;
                    }});
+  // DySample x2, 2 groups of 2 channels, offsets from a 1x1 convolution of the image reaching
+  // up to ~2 pixels (so many samples clamp at the border).
+  const auto ow = random_values(16 * 4, 46, 1.2f), ob = random_values(16, 47, 0.5f);
+  cases.push_back(
+      {"dysample_x2_2_groups",
+       {input_layer(4), "Split sp 1 2 data a b", "Convolution off 1 1 b o 0=16 1=1 5=1 6=64",
+        "DySample ds 2 1 a o out 0=2 1=2"},
+       flag_fp32() + floats(ow) + floats(ob),
+       random_tensor(4, 5, 6, 48),
+       [=](const Tensor& in) {
+         const Tensor off = ref_conv(in, ow, ob, 16, 1, 1, 1, 0, 0, 5, 6);
+         return make_image(4, 10, 12, [&](int c, int y, int x) {
+           const int g = c / 2, k = (y % 2) * 2 + x % 2;
+           const double fx = std::clamp(x / 2 + double(off.at(g * 4 + k, y / 2, x / 2)), 0.0, 5.0);
+           const double fy =
+               std::clamp(y / 2 + double(off.at((2 + g) * 4 + k, y / 2, x / 2)), 0.0, 4.0);
+           const int x0 = int(std::floor(fx)), y0 = int(std::floor(fy));
+           const int x1 = std::min(x0 + 1, 5), y1 = std::min(y0 + 1, 4);
+           const double wx = fx - x0, wy = fy - y0;
+           return float((1 - wy) * ((1 - wx) * in.at(c, y0, x0) + wx * in.at(c, y0, x1)) +
+                        wy * ((1 - wx) * in.at(c, y1, x0) + wx * in.at(c, y1, x1)));
+         });
+       }});
   return cases;
 }
 

@@ -32,6 +32,8 @@ struct Architecture {
   int large_kernel_channels = 0;
   std::string norm;
   bool attention = false;
+  std::string upsampler;     // RealPLKSR: "PixelShuffle" or "DySample"
+  int upsampler_groups = 0;  // DySample's groups
 };
 
 // Never throws for an unknown layout: `family` is "unknown" then.

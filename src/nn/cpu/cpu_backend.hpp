@@ -150,5 +150,6 @@ void prepare_groupnorm(CpuBackend&, CpuPlan&, int op_index);
 void prepare_layernorm(CpuBackend&, CpuPlan&, int op_index);
 void prepare_pixelshuffle(CpuBackend&, CpuPlan&, int op_index);
 void prepare_interp(CpuBackend&, CpuPlan&, int op_index);
+void prepare_dysample(CpuBackend&, CpuPlan&, int op_index);
 
 }  // namespace upframe::nn::cpu

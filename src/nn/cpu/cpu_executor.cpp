@@ -66,6 +66,7 @@ const std::array<CpuPrepare, kOpTypeCount>& prepare_table() {
     t[int(OpType::kMish)] = prepare_activation;
     t[int(OpType::kGroupNorm)] = prepare_groupnorm;
     t[int(OpType::kLayerNorm)] = prepare_layernorm;
+    t[int(OpType::kDySample)] = prepare_dysample;
     return t;
   }();
   return table;

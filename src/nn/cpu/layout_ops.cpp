@@ -1,5 +1,5 @@
-// The CPU's ops that move values: Input, Concat, Crop, Padding, PixelShuffle and Interp
-// (separable resampling with the taps of op_math.hpp).
+// The CPU's ops that move values: Input, Concat, Crop, Padding, PixelShuffle, Interp
+// (separable resampling with the taps of op_math.hpp) and DySample (bilinear at learned offsets).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -227,6 +227,32 @@ void prepare_interp(CpuBackend& cpu, CpuPlan& plan, int op_index) {
       std::make_shared<std::vector<float>>(size_t(cbs) * in.block * in.shape.h * out_shape.w);
   plan.steps.push_back(
       [in, out, xt, yt, tmp]() { resample_any(view(in), view(out), *xt, *yt, tmp->data()); });
+}
+
+void prepare_dysample(CpuBackend& cpu, CpuPlan& plan, int op_index) {
+  const Op& op = cpu.graph.ops[op_index];
+  // Plain NCHW: the sampled pixels are anywhere in a channel's plane.
+  Blob in = cpu.in_layout(plan, op.inputs[0], 1);
+  Blob offsets = cpu.in_layout(plan, op.inputs[1], 1);
+  Blob out = cpu.new_blob(plan, op.outputs[0], plan.shapes[op.outputs[0]], 1);
+  const DySampleParams p = op.get<DySampleParams>();
+  const math::DySampleGeometry g{in.shape.c, in.shape.h, in.shape.w, p.scale, p.groups};
+  plan.steps.push_back([in, offsets, out, g]() {
+    const float *src = in.data(), *off = offsets.data();
+    float* dst = out.data();
+    const size_t plane = size_t(g.h) * g.w, n = out.shape.elements();
+#pragma omp parallel for
+    for (size_t i = 0; i < n; ++i) {
+      const math::DySamplePoint q = math::dysample_point(g, i);
+      const size_t at = size_t(q.y) * g.w + q.x;
+      const math::BilinearTaps t =
+          math::border_bilinear(float(q.x) + off[q.offset_x_channel * plane + at],
+                                float(q.y) + off[q.offset_y_channel * plane + at], g.w, g.h);
+      const float* p = src + q.c * plane;
+      dst[i] = math::bilinear_mix(t, p[size_t(t.y0) * g.w + t.x0], p[size_t(t.y0) * g.w + t.x1],
+                                  p[size_t(t.y1) * g.w + t.x0], p[size_t(t.y1) * g.w + t.x1]);
+    }
+  });
 }
 
 }  // namespace upframe::nn::cpu

@@ -273,5 +273,7 @@ template <typename T>
 void prepare_groupnorm(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
 void prepare_layernorm(CudaBackend&, CudaPlan&, int op_index);
+template <typename T>
+void prepare_dysample(CudaBackend&, CudaPlan&, int op_index);
 
 }  // namespace upframe::nn::cuda

@@ -45,6 +45,7 @@ const std::array<CudaOp, kOpTypeCount>& prepare_table() {
     t[int(OpType::kMish)] = UPFRAME_CUDA_OP(prepare_activation);
     t[int(OpType::kGroupNorm)] = UPFRAME_CUDA_OP(prepare_groupnorm);
     t[int(OpType::kLayerNorm)] = UPFRAME_CUDA_OP(prepare_layernorm);
+    t[int(OpType::kDySample)] = UPFRAME_CUDA_OP(prepare_dysample);
     return t;
   }();
   return table;

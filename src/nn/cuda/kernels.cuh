@@ -240,6 +240,24 @@ __global__ void layer_norm_kernel(const T* in, T* out, math::NormWeights w, int 
   }
 }
 
+// DySample: the CPU's arithmetic (op_math.hpp) per output element.
+template <typename T>
+__global__ void dysample_kernel(const T* in, const T* offsets, T* out, math::DySampleGeometry g,
+                                size_t n) {
+  const size_t plane = size_t(g.h) * g.w;
+  UPFRAME_GRID_STRIDE(i, n) {
+    const math::DySamplePoint q = math::dysample_point(g, i);
+    const size_t at = size_t(q.y) * g.w + q.x;
+    const math::BilinearTaps t = math::border_bilinear(
+        float(q.x) + load(offsets[q.offset_x_channel * plane + at]),
+        float(q.y) + load(offsets[q.offset_y_channel * plane + at]), g.w, g.h);
+    const T* p = in + q.c * plane;
+    out[i] = store<T>(math::bilinear_mix(
+        t, load(p[size_t(t.y0) * g.w + t.x0]), load(p[size_t(t.y0) * g.w + t.x1]),
+        load(p[size_t(t.y1) * g.w + t.x0]), load(p[size_t(t.y1) * g.w + t.x1])));
+  }
+}
+
 #undef UPFRAME_GRID_STRIDE
 
 }  // namespace upframe::nn::cuda

@@ -297,6 +297,23 @@ void prepare_layernorm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   });
 }
 
+template <typename T>
+void prepare_dysample(CudaBackend& cuda, CudaPlan& plan, int op_index) {
+  const OpSite<T> site(cuda, plan, op_index);
+  const Shape& in_shape = plan.shapes[site.op.inputs[0]];
+  const DySampleParams p = site.op.template get<DySampleParams>();
+  const math::DySampleGeometry g{in_shape.c, in_shape.h, in_shape.w, p.scale, p.groups};
+  const DeviceBlob<T> in = plan.blob<T>(site.op.inputs[0]);
+  const DeviceBlob<T> offsets = plan.blob<T>(site.op.inputs[1]), out = site.out;
+  const size_t n = site.n;
+  const std::string name = site.name;
+  const cudaStream_t s = site.stream;
+  plan.steps.push_back([=]() {
+    dysample_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), offsets.get(), out.get(), g, n);
+    check_launch("dysample kernel", name);
+  });
+}
+
 #define UPFRAME_INSTANTIATE(prepare)                                   \
   template void prepare<float>(CudaBackend&, CudaPlan&, int op_index); \
   template void prepare<__half>(CudaBackend&, CudaPlan&, int op_index);
@@ -312,6 +329,7 @@ UPFRAME_INSTANTIATE(prepare_pooling)
 UPFRAME_INSTANTIATE(prepare_innerproduct)
 UPFRAME_INSTANTIATE(prepare_groupnorm)
 UPFRAME_INSTANTIATE(prepare_layernorm)
+UPFRAME_INSTANTIATE(prepare_dysample)
 #undef UPFRAME_INSTANTIATE
 
 }  // namespace upframe::nn::cuda
