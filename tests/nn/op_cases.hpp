@@ -335,6 +335,20 @@ inline std::vector<OpCase> layout_cases() {
                          3, 7, 8, [&](int c, int y, int x) { return in.at(c + 1, y + 2, x + 1); });
                    },
                    0.f});
+  // Channel crops put back together (RealPLKSR's partial convolution): 24 channels, wide
+  // enough that after a convolution they are nhwc (the per-pixel crop and concat).
+  cases.push_back(
+      {"crop_channels_concat",
+       {input_layer(24), "Split sp 1 2 data a b", "Crop c1 1 1 a lo 2=0 5=8",
+        "Crop c2 1 1 b hi 2=8 5=16", "Sigmoid s 1 1 lo slo", "Concat cat 2 1 hi slo out 0=0"},
+       "",
+       random_tensor(24, 5, 7, 49),
+       [](const Tensor& in) {
+         return make_image(24, 5, 7, [&](int c, int y, int x) {
+           return c < 16 ? in.at(c + 8, y, x) : sigmoid(in.at(c - 16, y, x));
+         });
+       },
+       1e-6f});
   for (int type : {0, 1, 2})
     cases.push_back({"padding_type" + std::to_string(type),
                      {input_layer(5), "Padding pad 1 1 data out 0=2 1=3 2=4 3=1 4=" +
