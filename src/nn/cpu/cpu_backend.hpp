@@ -146,8 +146,7 @@ void prepare_crop(CpuBackend&, CpuPlan&, int op_index);
 void prepare_padding(CpuBackend&, CpuPlan&, int op_index);
 void prepare_pooling(CpuBackend&, CpuPlan&, int op_index);
 void prepare_innerproduct(CpuBackend&, CpuPlan&, int op_index);
-void prepare_groupnorm(CpuBackend&, CpuPlan&, int op_index);
-void prepare_layernorm(CpuBackend&, CpuPlan&, int op_index);
+void prepare_norm(CpuBackend&, CpuPlan&, int op_index);  // GroupNorm, LayerNorm
 void prepare_pixelshuffle(CpuBackend&, CpuPlan&, int op_index);
 void prepare_interp(CpuBackend&, CpuPlan&, int op_index);
 void prepare_dysample(CpuBackend&, CpuPlan&, int op_index);

@@ -270,9 +270,7 @@ void prepare_pooling(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
 void prepare_innerproduct(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
-void prepare_groupnorm(CudaBackend&, CudaPlan&, int op_index);
-template <typename T>
-void prepare_layernorm(CudaBackend&, CudaPlan&, int op_index);
+void prepare_norm(CudaBackend&, CudaPlan&, int op_index);  // GroupNorm, LayerNorm
 template <typename T>
 void prepare_dysample(CudaBackend&, CudaPlan&, int op_index);
 

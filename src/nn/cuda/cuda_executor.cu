@@ -43,8 +43,8 @@ const std::array<CudaOp, kOpTypeCount>& prepare_table() {
     t[int(OpType::kPooling)] = UPFRAME_CUDA_OP(prepare_pooling);
     t[int(OpType::kInnerProduct)] = UPFRAME_CUDA_OP(prepare_innerproduct);
     t[int(OpType::kMish)] = UPFRAME_CUDA_OP(prepare_activation);
-    t[int(OpType::kGroupNorm)] = UPFRAME_CUDA_OP(prepare_groupnorm);
-    t[int(OpType::kLayerNorm)] = UPFRAME_CUDA_OP(prepare_layernorm);
+    t[int(OpType::kGroupNorm)] = UPFRAME_CUDA_OP(prepare_norm);
+    t[int(OpType::kLayerNorm)] = UPFRAME_CUDA_OP(prepare_norm);
     t[int(OpType::kDySample)] = UPFRAME_CUDA_OP(prepare_dysample);
     return t;
   }();

@@ -251,7 +251,7 @@ void prepare_innerproduct(CudaBackend& cuda, CudaPlan& plan, int op_index) {
 }
 
 template <typename T>
-void prepare_groupnorm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
+void prepare_norm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   const OpSite<T> site(cuda, plan, op_index);
   const NormParams& norm = site.op.template get<NormParams>();
   const LayerParams& p = cuda.params.at(op_index);
@@ -260,40 +260,28 @@ void prepare_groupnorm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
                                   : math::NormWeights{};
   const DeviceBlob<T> in = plan.blob<T>(site.op.inputs[0]), out = site.out;
   const size_t plane = plane_of(site.out_shape), n = site.n;
-  const int per_group = site.out_shape.c / norm.groups;
-  const unsigned groups = unsigned(norm.groups);
+  const int channels = site.out_shape.c;
   const float eps = norm.eps;
-  plan.scratch.emplace_back(sizeof(float) * 2 * groups, "GroupNorm statistics of " + site.name);
-  float* stats = static_cast<float*>(plan.scratch.back().get());
   const std::string name = site.name;
   const cudaStream_t s = site.stream;
+  if (site.op.type == OpType::kLayerNorm) {
+    plan.steps.push_back([=]() {
+      layer_norm_kernel<T>
+          <<<grid_for(plane), kThreads, 0, s>>>(in.get(), out.get(), w, channels, plane, eps);
+      check_launch("layernorm kernel", name);
+    });
+    return;
+  }
+  const int per_group = channels / norm.groups;
+  const unsigned groups = unsigned(norm.groups);
+  plan.scratch.emplace_back(sizeof(float) * 2 * groups, "GroupNorm statistics of " + name);
+  float* stats = static_cast<float*>(plan.scratch.back().get());
   plan.steps.push_back([=]() {
     group_norm_stats_kernel<T><<<groups, kThreads, 0, s>>>(in.get(), stats, plane * per_group, eps);
     check_launch("groupnorm statistics kernel", name);
     group_norm_apply_kernel<T>
         <<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), stats, w, plane, per_group, n);
     check_launch("groupnorm kernel", name);
-  });
-}
-
-template <typename T>
-void prepare_layernorm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
-  const OpSite<T> site(cuda, plan, op_index);
-  const NormParams& norm = site.op.template get<NormParams>();
-  const LayerParams& p = cuda.params.at(op_index);
-  const math::NormWeights w = norm.affine
-                                  ? math::NormWeights{p.weights.as<float>(), p.bias.as<float>()}
-                                  : math::NormWeights{};
-  const DeviceBlob<T> in = plan.blob<T>(site.op.inputs[0]), out = site.out;
-  const size_t plane = plane_of(site.out_shape);
-  const int channels = site.out_shape.c;
-  const float eps = norm.eps;
-  const std::string name = site.name;
-  const cudaStream_t s = site.stream;
-  plan.steps.push_back([=]() {
-    layer_norm_kernel<T>
-        <<<grid_for(plane), kThreads, 0, s>>>(in.get(), out.get(), w, channels, plane, eps);
-    check_launch("layernorm kernel", name);
   });
 }
 
@@ -327,8 +315,7 @@ UPFRAME_INSTANTIATE(prepare_crop)
 UPFRAME_INSTANTIATE(prepare_padding)
 UPFRAME_INSTANTIATE(prepare_pooling)
 UPFRAME_INSTANTIATE(prepare_innerproduct)
-UPFRAME_INSTANTIATE(prepare_groupnorm)
-UPFRAME_INSTANTIATE(prepare_layernorm)
+UPFRAME_INSTANTIATE(prepare_norm)
 UPFRAME_INSTANTIATE(prepare_dysample)
 #undef UPFRAME_INSTANTIATE
 
