@@ -179,35 +179,37 @@ __global__ void inner_product_kernel(const T* in, const float* w, const float* b
   }
 }
 
-// GroupNorm statistics: one block per group of `count` contiguous values (its channels' planes),
-// two passes in double as the CPU: stats[2g] the mean, stats[2g + 1] 1/sqrt(var + eps).
+// GroupNorm statistics in two steps, so a group's values (its channels' planes, `count`
+// contiguous values) are read by many blocks: block (chunk, group) sums its share and their
+// squares in double into partial[2 * (group * chunks + chunk) + {0, 1}]; then one thread per
+// group (group_norm_finish_kernel, ops.cu) gives stats[2g] the mean and stats[2g + 1]
+// 1/sqrt(var + eps), var = E[x^2] - mean^2 in double (the CPU subtracts the mean first; the two
+// agree to float rounding for image data).
+constexpr int kGroupNormChunks = 64;
 template <typename T>
-__global__ void group_norm_stats_kernel(const T* in, float* stats, size_t count, float eps) {
-  __shared__ double sums[kThreads];
-  const T* p = in + size_t(blockIdx.x) * count;
-  auto block_sum = [&](double v) {
-    sums[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s /= 2) {
-      if (int(threadIdx.x) < s) sums[threadIdx.x] += sums[threadIdx.x + s];
-      __syncthreads();
-    }
-    const double total = sums[0];
-    __syncthreads();
-    return total;
-  };
-  double sum = 0;
-  for (size_t i = threadIdx.x; i < count; i += blockDim.x) sum += load(p[i]);
-  const float mean = float(block_sum(sum) / double(count));
-  double squares = 0;
-  for (size_t i = threadIdx.x; i < count; i += blockDim.x) {
-    const double d = double(load(p[i])) - mean;
-    squares += d * d;
+__global__ void group_norm_partial_kernel(const T* in, double* partial, size_t count) {
+  __shared__ double sums[kThreads], squares[kThreads];
+  const unsigned chunk = blockIdx.x, group = blockIdx.y, t = threadIdx.x;
+  const T* p = in + size_t(group) * count;
+  double sum = 0, square = 0;
+  for (size_t i = size_t(chunk) * blockDim.x + t; i < count; i += size_t(gridDim.x) * blockDim.x) {
+    const double v = load(p[i]);
+    sum += v;
+    square += v * v;
   }
-  const double var = block_sum(squares) / double(count);
-  if (threadIdx.x == 0) {
-    stats[2 * blockIdx.x] = mean;
-    stats[2 * blockIdx.x + 1] = float(1 / sqrt(var + double(eps)));
+  sums[t] = sum;
+  squares[t] = square;
+  __syncthreads();
+  for (unsigned s = blockDim.x / 2; s > 0; s /= 2) {
+    if (t < s) {
+      sums[t] += sums[t + s];
+      squares[t] += squares[t + s];
+    }
+    __syncthreads();
+  }
+  if (t == 0) {
+    partial[2 * (size_t(group) * gridDim.x + chunk)] = sums[0];
+    partial[2 * (size_t(group) * gridDim.x + chunk) + 1] = squares[0];
   }
 }
 

@@ -29,6 +29,22 @@ struct OpSite {
   const cudaStream_t stream;
 };
 
+// GroupNorm's statistics from group_norm_partial_kernel's sums (kernels.cuh).
+__global__ void group_norm_finish_kernel(const double* partial, float* stats, int groups,
+                                         int chunks, size_t count, float eps) {
+  const int g = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (g >= groups) return;
+  double sum = 0, square = 0;
+  for (int c = 0; c < chunks; ++c) {
+    sum += partial[2 * (size_t(g) * chunks + c)];
+    square += partial[2 * (size_t(g) * chunks + c) + 1];
+  }
+  const double mean = sum / double(count);
+  const double var = square / double(count) - mean * mean;
+  stats[2 * g] = float(mean);
+  stats[2 * g + 1] = float(1 / sqrt((var > 0 ? var : 0) + double(eps)));
+}
+
 }  // namespace
 
 template <typename T>
@@ -274,10 +290,18 @@ void prepare_norm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   }
   const int per_group = channels / norm.groups;
   const unsigned groups = unsigned(norm.groups);
+  plan.scratch.emplace_back(sizeof(double) * 2 * groups * kGroupNormChunks,
+                            "GroupNorm partial sums of " + name);
+  double* partial = static_cast<double*>(plan.scratch.back().get());
   plan.scratch.emplace_back(sizeof(float) * 2 * groups, "GroupNorm statistics of " + name);
   float* stats = static_cast<float*>(plan.scratch.back().get());
+  const size_t count = plane * per_group;
   plan.steps.push_back([=]() {
-    group_norm_stats_kernel<T><<<groups, kThreads, 0, s>>>(in.get(), stats, plane * per_group, eps);
+    group_norm_partial_kernel<T>
+        <<<dim3(kGroupNormChunks, groups), kThreads, 0, s>>>(in.get(), partial, count);
+    check_launch("groupnorm partial sums kernel", name);
+    group_norm_finish_kernel<<<(groups + kThreads - 1) / kThreads, kThreads, 0, s>>>(
+        partial, stats, int(groups), kGroupNormChunks, count, eps);
     check_launch("groupnorm statistics kernel", name);
     group_norm_apply_kernel<T>
         <<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), stats, w, plane, per_group, n);
