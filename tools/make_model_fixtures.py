@@ -3,9 +3,10 @@
 
 Run with Debian's python3-torch and python3-pil (`/usr/bin/python3 tools/make_model_fixtures.py`);
 CI only reads what it writes. The networks below are written for upframe from the published
-definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout) and
-Real-ESRGAN's SRVGGNetCompact. Small random-weight networks of each family, in each format a
-user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
+definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout),
+Real-ESRGAN's SRVGGNetCompact, SPAN (eval mode) and Real-CUGAN's UpCunet2x/3x/4x (`span-cugan`
+as the only argument writes just those two families' files). Small random-weight networks of
+each family, in each format a user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
 saved as its authors' tools save it ({'params': ...}). Each NAME gets NAME.ref.png: PyTorch fp32
 on the input, clamped to [0, 1], times 255, rounded.
 """
