@@ -2,6 +2,7 @@
 // run by the CPU executor: each output against PyTorch's own fp32 output on a real image
 // (>= 50 dB and at most 2 levels), the scale read from the file, bf16 within 40 dB.
 #include "upframe/nn/model_file.hpp"
+#include "../../src/nn/graph.hpp"
 #include "nn/nn_test_util.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/tiling.hpp"
@@ -121,6 +122,102 @@ TEST(ModelFileTiles, SpanTiledMatchesPyTorch) {
               cmp.max_difference);
   EXPECT_GE(cmp.psnr, 50.0);
   EXPECT_LE(cmp.max_difference, 2);
+}
+
+// The Real-CUGAN x2 builder writes the graph bilibili's ncnn files hold: the shipped ncnn
+// weights (tests/models/realcugan), saved under the PyTorch keys in ncnn's layer order as a
+// .safetensors, give exactly what the ncnn graph gives on the input padded by reflection (18 px
+// each side, as realcugan-ncnn-vulkan and the authors' forward pad an even-sized image).
+TEST(ModelFileTwin, RealCuganFromTheNcnnWeightsEqualsTheNcnnGraph) {
+  auto ncnn = source_model("tests/models/realcugan/up2x-no-denoise.param");
+  std::vector<std::string> keys;
+  for (const std::string net : {"unet1", "unet2"}) {
+    const std::vector<std::string> blocks =
+        net == "unet1" ? std::vector<std::string>{"conv1", "conv2"}
+                       : std::vector<std::string>{"conv1", "conv2", "conv3", "conv4"};
+    for (const std::string& b : blocks) {
+      keys.push_back(net + "." + b + ".conv.0");
+      keys.push_back(net + "." + b + ".conv.2");
+      if (b != "conv1") {
+        keys.push_back(net + "." + b + ".seblock.conv1");
+        keys.push_back(net + "." + b + ".seblock.conv2");
+      }
+      if (b == "conv1" || (net == "unet2" && b == "conv2")) {
+        keys.push_back(net + "." + b + "_down");
+      } else {
+        keys.push_back(net + "." + b + "_up");
+      }
+    }
+    keys.push_back(net + (net == "unet1" ? ".conv3" : ".conv5"));
+    keys.push_back(net + ".conv_bottom");
+  }
+  // The header and the fp32 data of a .safetensors holding every weighted layer.
+  std::string header = "{", data;
+  size_t layer = 0;
+  auto add = [&](const std::string& key, std::vector<int64_t> shape, const std::vector<float>& v) {
+    std::string dims;
+    for (int64_t d : shape) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+    header +=
+        (header.size() > 1 ? "," : "") +
+        ("\"" + key + "\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[" +
+         std::to_string(data.size()) + "," + std::to_string(data.size() + v.size() * 4) + "]}");
+    data.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+  };
+  for (const nn::Op& op : ncnn->graph().ops) {
+    std::vector<float> weights, bias;
+    std::vector<int64_t> shape;
+    if (op.type == nn::OpType::kInnerProduct) {
+      const auto& p = op.get<nn::InnerProductParams>();
+      shape = {p.num_output, int64_t(p.weights.size()) / p.num_output, 1, 1};
+      weights = p.weights;
+      bias = p.bias;
+    } else if (op.type == nn::OpType::kConvolution || op.type == nn::OpType::kDeconvolution) {
+      const auto& c = op.get<nn::ConvParams>();
+      const int64_t k = c.kernel_w, out = c.num_output;
+      const int64_t in = int64_t(c.weights.size()) / (out * k * k);
+      weights = c.weights;
+      bias = c.bias;
+      shape = {out, in, k, k};
+      if (op.type == nn::OpType::kDeconvolution) {  // ncnn [out][in] -> PyTorch [in][out]
+        shape = {in, out, k, k};
+        for (int64_t o = 0; o < out; ++o)
+          for (int64_t i = 0; i < in; ++i)
+            for (int64_t t = 0; t < k * k; ++t)
+              weights[(i * out + o) * k * k + t] = c.weights[(o * in + i) * k * k + t];
+      }
+    } else {
+      continue;
+    }
+    ASSERT_LT(layer, keys.size());
+    add(keys[layer] + ".weight", shape, weights);
+    add(keys[layer] + ".bias", {int64_t(bias.size())}, bias);
+    ++layer;
+  }
+  ASSERT_EQ(layer, keys.size());
+  header += "}";
+  header += std::string((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  const fs::path file = scratch_dir("model_file_cugan_twin") / "up2x-no-denoise.safetensors";
+  write_file(file, bytes + header + data);
+
+  auto pth = nn::load_model_file(file);
+  EXPECT_EQ(nn::describe_model_file(file).family, "Real-CUGAN");
+  Rgb8 input = read_png_rgb(fixture("input_64x36.png"));
+  const nn::Tensor in = to_tensor(input);
+  const int pad = 18;
+  nn::Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < padded.height; ++y)
+      for (int x = 0; x < padded.width; ++x)
+        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  nn::Tensor a = nn::make_cpu_executor(pth, nn::Precision::kFp32)->run(in);
+  nn::Tensor b = nn::make_cpu_executor(ncnn, nn::Precision::kFp32)->run(padded);
+  ASSERT_EQ(a.width, b.width);
+  ASSERT_EQ(a.height, b.height);
+  EXPECT_EQ(a.data, b.data);  // the same ops on the same values
 }
 
 // A SPAN file whose layers do not fit is refused naming the layer, not run.
