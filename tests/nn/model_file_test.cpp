@@ -206,13 +206,7 @@ TEST(ModelFileTwin, RealCuganFromTheNcnnWeightsEqualsTheNcnnGraph) {
   EXPECT_EQ(nn::describe_model_file(file).family, "Real-CUGAN");
   Rgb8 input = read_png_rgb(fixture("input_64x36.png"));
   const nn::Tensor in = to_tensor(input);
-  const int pad = 18;
-  nn::Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
-  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < padded.height; ++y)
-      for (int x = 0; x < padded.width; ++x)
-        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  const nn::Tensor padded = reflect_padded(in, 18);
   nn::Tensor a = nn::make_cpu_executor(pth, nn::Precision::kFp32)->run(in);
   nn::Tensor b = nn::make_cpu_executor(ncnn, nn::Precision::kFp32)->run(padded);
   ASSERT_EQ(a.width, b.width);
