@@ -13,68 +13,48 @@ namespace {
 
 fs::path fixture(const std::string& name) { return source_dir() / "tests/models/pytorch" / name; }
 
-TEST(CliModelFile, PthWithoutScaleMatchesPyTorchTiledAndUntiled) {
-  const fs::path dir = scratch_dir("cli_model_file_pth");
-  const Rgb8 reference = read_png_rgb(fixture("esrgan-x4.pth.ref.png"));
-  for (const char* tile : {"0", "32"}) {
+// `upframe INPUT --model MODEL` (fixtures) with no --scale, once per tile size: each output
+// WIDTH x HEIGHT (the model's own scale) and within 50 dB and 2 levels of MODEL.ref.png.
+void expect_cli_matches_pytorch(const std::string& test, const std::string& model,
+                                const std::string& input, std::initializer_list<const char*> tiles,
+                                int width, int height) {
+  const fs::path dir = scratch_dir(test);
+  const Rgb8 reference = read_png_rgb(fixture(model + ".ref.png"));
+  for (const char* tile : tiles) {
     SCOPED_TRACE(std::string("tile ") + tile);
     const fs::path out = dir / (std::string("out_tile") + tile + ".png");
     const CommandResult r =
-        run_cli(quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
-                " --model " + quote(fixture("esrgan-x4.pth").string()) +
-                " --precision fp32 --device cpu --tile " + tile);
+        run_cli(quote(fixture(input).string()) + " -o " + quote(out.string()) + " --model " +
+                quote(fixture(model).string()) + " --precision fp32 --device cpu --tile " + tile);
     ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
     const Rgb8 got = read_png_rgb(out);
-    ASSERT_EQ(got.width, 256);  // x4, read from the model
-    ASSERT_EQ(got.height, 144);
+    ASSERT_EQ(got.width, width);
+    ASSERT_EQ(got.height, height);
     const Comparison c = compare(got, reference);
+    std::printf("%s tile %s: PSNR %.2f dB, max difference %d\n", model.c_str(), tile, c.psnr,
+                c.max_difference);
     EXPECT_GE(c.psnr, 50.0);
     EXPECT_LE(c.max_difference, 2);
   }
 }
 
+TEST(CliModelFile, PthWithoutScaleMatchesPyTorchTiledAndUntiled) {
+  expect_cli_matches_pytorch("cli_model_file_pth", "esrgan-x4.pth", "input_64x36.png", {"0", "32"},
+                             256, 144);  // x4, read from the model
+}
+
 // An x2 model that pixel-unshuffles its input, on an odd-sized image, whole and in tiles.
 TEST(CliModelFile, UnshuffledInputTiledAndUntiled) {
-  const fs::path dir = scratch_dir("cli_model_file_unshuffle");
-  const Rgb8 reference = read_png_rgb(fixture("esrgan-unshuffle-x2.pth.ref.png"));
-  for (const char* tile : {"0", "32"}) {
-    SCOPED_TRACE(std::string("tile ") + tile);
-    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
-    const CommandResult r =
-        run_cli(quote(fixture("input_63x35.png").string()) + " -o " + quote(out.string()) +
-                " --model " + quote(fixture("esrgan-unshuffle-x2.pth").string()) +
-                " --precision fp32 --device cpu --tile " + tile);
-    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-    const Rgb8 got = read_png_rgb(out);
-    ASSERT_EQ(got.width, 126);
-    ASSERT_EQ(got.height, 70);
-    const Comparison c = compare(got, reference);
-    std::printf("tile %s: PSNR %.2f dB, max difference %d\n", tile, c.psnr, c.max_difference);
-    EXPECT_GE(c.psnr, 50.0);
-    EXPECT_LE(c.max_difference, 2);
-  }
+  expect_cli_matches_pytorch("cli_model_file_unshuffle", "esrgan-unshuffle-x2.pth",
+                             "input_63x35.png", {"0", "32"}, 126, 70);
 }
 
 // RealPLKSR (LayerNorm blocks, 13x13 large kernel, x4 read from the file), whole and in tiles
 // thinner than its receptive radius (20 px), and what model-info says of it.
 TEST(CliModelFile, RealPlksrWithoutScaleTiledAndUntiled) {
-  const fs::path dir = scratch_dir("cli_model_file_realplksr");
+  expect_cli_matches_pytorch("cli_model_file_realplksr", "realplksr-layernorm-x4.safetensors",
+                             "input_32x18.png", {"0", "16"}, 128, 72);
   const fs::path model = fixture("realplksr-layernorm-x4.safetensors");
-  const Rgb8 reference = read_png_rgb(fixture("realplksr-layernorm-x4.safetensors.ref.png"));
-  for (const char* tile : {"0", "16"}) {
-    SCOPED_TRACE(std::string("tile ") + tile);
-    const fs::path out = dir / (std::string("out_tile") + tile + ".png");
-    const CommandResult r = run_cli(quote(fixture("input_32x18.png").string()) + " -o " +
-                                    quote(out.string()) + " --model " + quote(model.string()) +
-                                    " --precision fp32 --device cpu --tile " + tile);
-    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
-    const Rgb8 got = read_png_rgb(out);
-    ASSERT_EQ(got.width, 128);
-    ASSERT_EQ(got.height, 72);
-    const Comparison c = compare(got, reference);
-    EXPECT_GE(c.psnr, 50.0);
-    EXPECT_LE(c.max_difference, 2);
-  }
   const CommandResult info = run_cli("model-info --json " + quote(model.string()));
   ASSERT_EQ(info.exit_status, 0) << info.stderr_text;
   const auto json = nlohmann::json::parse(info.stdout_text);

@@ -250,11 +250,11 @@ TEST(NnCuda, RealCuganMatchesCpu) {
 // Users' SPAN and Real-CUGAN files (tests/models/pytorch) built as ncnn graphs: CUDA against
 // the CPU executor (SPAN's SiLU and attention, Real-CUGAN's in-graph reflection padding, crops
 // to a reference blob and the pro input/output transform).
-TEST(NnCuda, SpanAndRealCuganModelFilesMatchCpu) {
-  SKIP_WITHOUT_DEVICE();
+// Each model file of tests/models/pytorch on CUDA, fp32 and fp16, against the CPU's fp32 output
+// on input_63x35.png.
+void expect_model_files_match_cpu(std::initializer_list<const char*> files) {
   const fs::path dir = source_dir() / "tests/models/pytorch";
-  for (const char* file :
-       {"span-x2.pth", "span-x4.safetensors", "realcugan-x3.pth", "realcugan-pro-x4.safetensors"}) {
+  for (const char* file : files) {
     SCOPED_TRACE(file);
     auto model = nn::load_model_file(dir / file);
     Tensor in = to_tensor(read_png_rgb(dir / "input_63x35.png"));
@@ -265,6 +265,21 @@ TEST(NnCuda, SpanAndRealCuganModelFilesMatchCpu) {
       EXPECT_GE(c.psnr, precision == nn::Precision::kFp32 ? 50.0 : 40.0);
     }
   }
+}
+
+TEST(NnCuda, SpanAndRealCuganModelFilesMatchCpu) {
+  SKIP_WITHOUT_DEVICE();
+  expect_model_files_match_cpu(
+      {"span-x2.pth", "span-x4.safetensors", "realcugan-x3.pth", "realcugan-pro-x4.safetensors"});
+}
+
+// RealPLKSR: Mish fused into the convolutions, the channel crop and concat, GroupNorm,
+// LayerNorm and DySample on the device.
+TEST(NnCuda, RealPlksrModelFilesMatchCpu) {
+  SKIP_WITHOUT_DEVICE();
+  expect_model_files_match_cpu({"realplksr-x2.pth", "realplksr-layernorm-x4.safetensors",
+                                "realplksr-layernorm-noea-x2.pth", "realplksr-dysample-x4.pth",
+                                "realplksr-dysample-x3.safetensors"});
 }
 
 TEST(NnCuda, TiledEqualsUntiled) {
