@@ -131,6 +131,7 @@ ModelFileInfo describe_model_file(const fs::path& path) {
   info.input_channels = m.input_channels;
   info.output_channels = m.output_channels;
   info.receptive_radius = m.receptive_radius;
+  info.whole_image = m.global_context;
   for (const Op& op : model->graph().ops) {
     const std::string type = op_type_name(op.type);
     auto it = std::find_if(info.ops.begin(), info.ops.end(),

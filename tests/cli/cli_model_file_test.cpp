@@ -61,7 +61,16 @@ TEST(CliModelFile, RealPlksrWithoutScaleTiledAndUntiled) {
   EXPECT_EQ(json.at("family"), "RealPLKSR");
   EXPECT_EQ(json.at("details"), "2 blocks, 16 features, 13x13 kernel on 4 channels, LayerNorm, EA");
   EXPECT_EQ(json.at("receptive_radius"), 20);
+  EXPECT_EQ(json.at("whole_image"), false);
   EXPECT_EQ(json.at("ops").at("LayerNorm"), 2);
+  // The GroupNorm form's statistics span the whole image.
+  const CommandResult group_norm =
+      run_cli("model-info " + quote(fixture("realplksr-x2.pth").string()));
+  ASSERT_EQ(group_norm.exit_status, 0) << group_norm.stderr_text;
+  EXPECT_NE(group_norm.stdout_text.find(
+                "receptive radius: 24 px and the whole image (tiles change the output)"),
+            std::string::npos)
+      << group_norm.stdout_text;
 }
 
 // SPAN (whole and in tiles) and Real-CUGAN (whole frames: its SE blocks see the whole

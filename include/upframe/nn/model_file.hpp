@@ -33,6 +33,8 @@ struct ModelFileInfo {
   std::string weight_precision;   // "fp32", "fp16", "bf16", "mixed: ..."
   std::vector<std::pair<std::string, int>> ops;  // op type and how many, in first-seen order
   int receptive_radius = 0;
+  // Some op (global pooling, GroupNorm, DySample) reads the whole image: tiles change the output.
+  bool whole_image = false;
 };
 // Loads the model (so everything that would fail a run fails here too) and describes it.
 ModelFileInfo describe_model_file(const std::filesystem::path& path);
