@@ -63,8 +63,7 @@ json ModelCatalog::describe(const fs::path& path, const std::string& name, int s
   std::error_code parent_ec;
   entry["user"] = !upload_dir_.empty() &&
                   fs::equivalent(path.parent_path(), upload_dir_, parent_ec) && !parent_ec;
-  if (const std::string purpose = model_purpose(name); !purpose.empty())
-    entry["purpose"] = purpose;
+  if (const std::string purpose = model_purpose(name); !purpose.empty()) entry["purpose"] = purpose;
   try {
     const nn::ModelFileInfo info = nn::describe_model_file(path);
     entry["format"] = info.format;
@@ -137,14 +136,14 @@ ModelUpload::ModelUpload(ModelCatalog& catalog, const std::string& file_name, bo
       throw RequestError(409, shown(file_name) + ": the model '" + stem + "' is already there (" +
                                   file.path.string() + "); choose another name");
   fs::create_directories(folder, ec);
-  if (ec) throw RequestError(500, folder.string() + ": cannot create the models folder: " +
-                                      ec.message());
-  temporary_ = folder / ("." + stem + ".upframe-upload-" + random_hex(8) +
-                         name.extension().string());
+  if (ec)
+    throw RequestError(500, folder.string() + ": cannot create the models folder: " + ec.message());
+  temporary_ =
+      folder / ("." + stem + ".upframe-upload-" + random_hex(8) + name.extension().string());
   fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0)
-    throw RequestError(500, temporary_.string() + ": cannot write the upload: " +
-                                std::strerror(errno));
+    throw RequestError(500,
+                       temporary_.string() + ": cannot write the upload: " + std::strerror(errno));
 }
 
 ModelUpload::~ModelUpload() {
@@ -159,14 +158,13 @@ void ModelUpload::write(const char* data, size_t size) {
   written_ += size;
   if (written_ > max_bytes_)
     throw RequestError(413, shown(name_) + ": larger than the model upload limit (" +
-                                std::to_string(max_bytes_ >> 20) +
-                                " MiB, --max-model-upload-mb)");
+                                std::to_string(max_bytes_ >> 20) + " MiB, --max-model-upload-mb)");
   while (size > 0) {
     const ssize_t done = ::write(fd_, data, size);
     if (done < 0 && errno == EINTR) continue;
     if (done <= 0)
-      throw RequestError(500, target_.string() + ": cannot write the upload: " +
-                                  std::strerror(errno));
+      throw RequestError(500,
+                         target_.string() + ": cannot write the upload: " + std::strerror(errno));
     data += done;
     size -= size_t(done);
   }
@@ -175,8 +173,8 @@ void ModelUpload::write(const char* data, size_t size) {
 json ModelUpload::keep() {
   if (::close(fd_) != 0) {
     fd_ = -1;
-    throw RequestError(500, target_.string() + ": cannot write the upload: " +
-                                std::strerror(errno));
+    throw RequestError(500,
+                       target_.string() + ": cannot write the upload: " + std::strerror(errno));
   }
   fd_ = -1;
   if (written_ == 0) throw RequestError(400, shown(name_) + ": empty file");

@@ -414,11 +414,13 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) throw RequestError(404, folder.string() + ": not a folder");
   if (!req.has_file("file")) throw RequestError(400, "no 'file' field in the upload form");
-  // The server reads bodies up to the larger of the two upload limits.
-  if (req.body.size() > options_.max_upload_bytes)
-    throw RequestError(413, "POST /api/upload: the body is larger than the limit (--max-upload-mb " +
-                                std::to_string(options_.max_upload_bytes >> 20) + ")");
+  // The server reads bodies up to the larger of the two upload limits (a multipart body is
+  // parsed into req.files, not kept in req.body).
   const httplib::MultipartFormData file = req.get_file_value("file");
+  if (file.content.size() > options_.max_upload_bytes)
+    throw RequestError(413,
+                       "POST /api/upload: the body is larger than the limit (--max-upload-mb " +
+                           std::to_string(options_.max_upload_bytes >> 20) + ")");
   // NAME_MAX, less the hidden temporary's additions (".NAME.upframe-upload").
   constexpr size_t kMaxName = 255 - 16;
   if (file.filename.size() > kMaxName)

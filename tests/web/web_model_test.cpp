@@ -143,8 +143,7 @@ TEST(WebModels, UploadsAreCheckedByTheModelReadersBeforeTheyAreKept) {
       std::string part = r.error;
       const bool anywhere = part.starts_with("*");
       part.erase(std::remove(part.begin(), part.end(), '*'), part.end());
-      EXPECT_EQ(anywhere ? error.find(part) != std::string::npos : error.rfind(part, 0) == 0,
-                true)
+      EXPECT_EQ(anywhere ? error.find(part) != std::string::npos : error.rfind(part, 0) == 0, true)
           << r.name << ": " << error;
     } else {
       EXPECT_EQ(error, r.error) << r.name;

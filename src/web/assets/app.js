@@ -129,7 +129,8 @@ async function upload(event) {
 // --- models: the files of the models folders, and uploads into the user's ---
 
 function modelInfoText(m) {
-  if (m.error) return m.error;
+  // The row names the file: its error without the path in front.
+  if (m.error) return m.error.startsWith(m.path + ": ") ? m.error.slice(m.path.length + 2) : m.error;
   const parts = [m.family === "ncnn graph" ? "ncnn" : m.family, "x" + m.scale];
   if (m.details) parts.push(m.details);
   if (m.format !== "ncnn") parts.push(m.format);
