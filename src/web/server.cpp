@@ -156,9 +156,9 @@ std::string setting_text(const std::string& key, const json& value, size_t max_l
   throw RequestError(400, "bad value for '" + key + "': expected a string, number or boolean");
 }
 
-std::vector<std::string> model_names() {
+std::vector<std::string> model_names(const fs::path& models_dir) {
   std::vector<std::string> names;
-  for (const std::string& entry : available_models())
+  for (const std::string& entry : available_models(models_dir))
     names.push_back(entry.substr(0, entry.find(" (")));
   names.push_back("lanczos");
   names.push_back("bicubic");
@@ -623,16 +623,17 @@ void WebServer::add_routes() {
                    "'unsafe-inline'; script-src 'self' 'unsafe-inline'");
     res.set_content(page_, "text/html; charset=utf-8");
   });
-  server_.Get("/api/roots", guarded([this](const httplib::Request&, httplib::Response& res) {
-                json roots = json::array();
-                for (const fs::path& root : roots_.folders()) roots.push_back(root.string());
-                nlohmann::json labels = nlohmann::json::object();
-                for (const std::string& name : model_names())
-                  if (const std::string purpose = model_purpose(name); !purpose.empty())
-                    labels[name] = purpose;
-                send_json(res, 200,
-                          {{"roots", roots}, {"models", model_names()}, {"model_labels", labels}});
-              }));
+  server_.Get(
+      "/api/roots", guarded([this](const httplib::Request&, httplib::Response& res) {
+        json roots = json::array();
+        for (const fs::path& root : roots_.folders()) roots.push_back(root.string());
+        nlohmann::json labels = nlohmann::json::object();
+        const std::vector<std::string> names = model_names(options_.models_dir);
+        for (const std::string& name : names)
+          if (const std::string purpose = model_purpose(name); !purpose.empty())
+            labels[name] = purpose;
+        send_json(res, 200, {{"roots", roots}, {"models", names}, {"model_labels", labels}});
+      }));
   server_.Get("/api/files", guarded([this](const auto& req, auto& res) { list_folder(req, res); }));
   server_.Get("/api/info", guarded([this](const auto& req, auto& res) { media_info(req, res); }));
   server_.Post("/api/upload", guarded([this](const auto& req, auto& res) { upload(req, res); }));
