@@ -122,6 +122,15 @@ ModelUpload::ModelUpload(ModelCatalog& catalog, const std::string& file_name, bo
                        "start the server with --models-dir)");
   target_ = folder / name;
   const std::string stem = name.stem().string();
+  // A job names the model by its NAME (the stem): one a request can carry, and not one read as
+  // a path (NAME.param, x.onnx).
+  if (stem.size() > 64)
+    throw RequestError(400, shown(file_name, 40) + ": the model's name is too long (" +
+                                std::to_string(stem.size()) + " bytes before the extension, at " +
+                                "most 64)");
+  const std::string inner = fs::path(stem).extension().string();
+  if (inner == ".param" || nn::is_weight_file_extension(fs::path(stem)))
+    throw RequestError(400, shown(file_name) + ": a model's name may not end in " + inner);
   if (stem == "lanczos" || stem == "bicubic")
     throw RequestError(409, shown(file_name) + ": '" + stem + "' is a built-in resampler's name");
   std::error_code ec;

@@ -132,6 +132,8 @@ TEST(WebModels, UploadsAreCheckedByTheModelReadersBeforeTheyAreKept) {
       {"notes.txt", compact, 415, "notes.txt: not a model file name*"},
       {"model.param", compact, 415, "model.param: not a model file name*"},
       {"lanczos.pth", compact, 409, "lanczos.pth: 'lanczos' is a built-in resampler's name"},
+      {"x.onnx.pth", compact, 400, "x.onnx.pth: a model's name may not end in .onnx"},
+      {std::string(65, 'n') + ".pth", compact, 400, "*the model's name is too long (65 bytes*"},
       // A shipped model's NAME: a job would get one or the other by the search order.
       {"realesr-general-x4v3.pth", compact, 409, "realesr-general-x4v3.pth: the model*"},
   };
