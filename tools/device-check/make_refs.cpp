@@ -187,8 +187,9 @@ RefArchive make_golden_refs() {
 
 RefArchive make_user_model_refs() {
   const fs::path folder = kSource / "tests/models/pytorch";
-  const Rgb8 in = read_rgb8(folder / "input_32x18.png");
-  const nn::Tensor input = to_tensor(in, 0, 0, in.height, in.width);
+  const Rgb8 small = read_rgb8(folder / "input_32x18.png");
+  // Real-CUGAN pads by reflection (14 to 19 pixels before its U-Net): wider than 18 rows.
+  const Rgb8 larger = read_rgb8(folder / "input_64x36.png");
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(folder))
     if (nn::is_weight_file_extension(entry.path())) files.push_back(entry.path());
@@ -212,6 +213,8 @@ RefArchive make_user_model_refs() {
       continue;
     }
     const auto model = nn::load_model_file(file);
+    const Rgb8& in = file.filename().string().starts_with("realcugan") ? larger : small;
+    const nn::Tensor input = to_tensor(in, 0, 0, in.height, in.width);
     const std::string prefix = "user_models/" + file.filename().string() + "/";
     put_string(a, prefix + "param", ncnn.param_text);
     put_string(a, prefix + "bin", ncnn.bin);
