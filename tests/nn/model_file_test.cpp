@@ -4,6 +4,7 @@
 #include "nn/nn_test_util.hpp"
 #include "upframe/error.hpp"
 #include "upframe/nn/model_file.hpp"
+#include "upframe/nn/tiling.hpp"
 
 namespace upframe::test {
 namespace {
@@ -78,9 +79,54 @@ INSTANTIATE_TEST_SUITE_P(
                                     "esrgan-x4.pth.ref.png"},
                       ModelFileCase{"compact-x2-fp16.onnx", "input_64x36.png", 2, "ONNX graph",
                                     "compact-x2.pth.ref.png", true},
+                      // The importer's layout and shape ops, torch.onnx at opsets 11 and 17.
+                      ModelFileCase{"onnx-deconv-11.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-deconv.ref.png"},
+                      ModelFileCase{"onnx-deconv-17.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-deconv.ref.png"},
+                      ModelFileCase{"onnx-shuffle-11.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-shuffle.ref.png"},
+                      ModelFileCase{"onnx-shuffle-17.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-shuffle.ref.png"},
+                      ModelFileCase{"onnx-shuffle-view-11.onnx", "input_64x36.png", 2,
+                                    "ONNX graph", "onnx-shuffle-view.ref.png"},
+                      ModelFileCase{"onnx-shuffle-view-17.onnx", "input_64x36.png", 2,
+                                    "ONNX graph", "onnx-shuffle-view.ref.png"},
+                      ModelFileCase{"onnx-dcr-view-11.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-dcr-view.ref.png"},
+                      ModelFileCase{"onnx-dcr-view-17.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-dcr-view.ref.png"},
+                      ModelFileCase{"onnx-se-11.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-se.ref.png"},
+                      ModelFileCase{"onnx-se-17.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-se.ref.png"},
+                      ModelFileCase{"onnx-depth-ops.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-depth-ops.ref.png"},
                       ModelFileCase{"realesr-animevideov3-x4.pth",
                                     "tests/golden/testsrc2_160x90.png", 4, "Compact"}),
     case_name);
+
+// The imported layout ops keep tiles exact: in 16-pixel tiles with the model's receptive radius
+// as overlap, the stitched output equals the whole-image one (the unshuffling models need the
+// radius rounded to their factor of 2: an odd overlap shifts the unshuffle's phase). onnx-se
+// pools globally, so it says so and is not tiled.
+TEST(ModelFileTiles, OnnxLayoutOpsTiledEqualUntiled) {
+  const Rgb8 input = read_png_rgb(fixture("input_64x36.png"));
+  for (const char* file : {"onnx-deconv-17.onnx", "onnx-shuffle-11.onnx",
+                           "onnx-shuffle-view-17.onnx", "onnx-dcr-view-11.onnx",
+                           "onnx-depth-ops.onnx"}) {
+    SCOPED_TRACE(file);
+    auto model = nn::load_model_file(fixture(file));
+    const nn::ModelInfo& info = model->info();
+    EXPECT_FALSE(info.global_context);
+    auto executor = nn::make_cpu_executor(model, nn::Precision::kFp32);
+    const nn::Tensor whole = executor->run(to_tensor(input));
+    const nn::Tensor tiled =
+        nn::run_tiled(*executor, to_tensor(input), 16, info.receptive_radius, info.scale);
+    EXPECT_LT(max_abs_difference(whole, tiled), 1e-4f) << "radius " << info.receptive_radius;
+  }
+  EXPECT_TRUE(nn::load_model_file(fixture("onnx-se-17.onnx"))->info().global_context);
+}
 
 // The shipped model saved as .pth gives what its ncnn twin gives, bit for bit: the same graph.
 TEST(ModelFileTwin, ShippedModelAsPthEqualsItsNcnnFiles) {
@@ -129,6 +175,16 @@ TEST(ModelFileErrors, OnnxOpOutsideTheSetIsNamedWithItsNode) {
     EXPECT_EQ(e.problem(),
               "ONNX: node 'channel_softmax' (Softmax): op not supported (docs/MODELS.md lists what "
               "is supported)");
+  }
+  // A layout change that is not a pixel (un)shuffle: its node named.
+  try {
+    nn::load_model_file(fixture("unsupported-transpose.onnx"));
+    ADD_FAILURE() << "an ONNX graph swapping height and width loaded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_EQ(e.problem(),
+              "ONNX: node '/Transpose' (Transpose): a reshape and transpose that is not a pixel "
+              "shuffle or unshuffle (docs/MODELS.md lists what is supported)");
   }
   // Not ONNX at all.
   const fs::path dir = scratch_dir("model_file_not_onnx");
