@@ -456,6 +456,30 @@ def export_onnx_ops():
     onnx.checker.check_model(model)
     onnx.save(model, os.path.join(OUT, "onnx-depth-ops.onnx"))
     export(randomise(TransposedImage(), 16).eval(), os.path.join(OUT, "unsupported-transpose.onnx"), 13)
+    # Opset 18's forms (torch 1.13 and onnx 1.12 write at most 17, so by hand): Pad and
+    # ReduceMean with axes as inputs, Resize with an axes attribute and two scales.
+    conv = randomise(nn.Conv2d(3, 3, 3), 17).eval()
+    with torch.no_grad():
+        y = conv(F.pad(image, (1, 1, 1, 1), "reflect"))
+        y = y * torch.sigmoid(y.mean((2, 3), keepdim=True))
+        save_reference(F.interpolate(y, scale_factor=2, mode="nearest"), os.path.join(OUT, "onnx-opset18.ref.png"))
+    ints = lambda v, n: numpy_helper.from_array(np.array(v, np.int64), n)
+    inits = [numpy_helper.from_array(conv.weight.detach().numpy(), "w"),
+             numpy_helper.from_array(conv.bias.detach().numpy(), "b"), ints([1, 1, 1, 1], "pads"),
+             ints([2, 3], "axes"), numpy_helper.from_array(np.array([2, 2], np.float32), "scales")]
+    nodes = [helper.make_node("Pad", ["input", "pads", "", "axes"], ["padded"], name="pad", mode="reflect"),
+             helper.make_node("Conv", ["padded", "w", "b"], ["c"], name="conv"),
+             helper.make_node("ReduceMean", ["c", "axes"], ["mean"], name="mean", keepdims=1),
+             helper.make_node("Sigmoid", ["mean"], ["gate"]),
+             helper.make_node("Mul", ["c", "gate"], ["gated"]),
+             helper.make_node("Resize", ["gated", "", "scales"], ["output"], name="resize", mode="nearest",
+                              axes=[2, 3], coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+    graph = helper.make_graph(
+        nodes, "opset18",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, "H", "W"])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+              os.path.join(OUT, "onnx-opset18.onnx"))
     for name in sorted(os.listdir(OUT)):
         if name.startswith("onnx-") and name.endswith(".onnx"):
             m = onnx.load(os.path.join(OUT, name))

@@ -8,8 +8,8 @@
 // Mul/Div -> Unsqueeze -> Concat -> Reshape or Resize). Those values are folded at three probe
 // input sizes at once: a value that is the same at every probe is a constant, one that is not
 // is a function of the input size, and two such values are equal when they agree at every
-// probe (the probes are multiples of 48 so that strides and (un)shuffles of 2, 3, 4 and 8
-// divide them, and their heights and widths are not proportional). Reshape/Transpose chains
+// probe (the probes are multiples of 192 so that strides and (un)shuffles up to 64 divide
+// them, and their heights and widths are not proportional). Reshape/Transpose chains
 // are then matched against pixel shuffle and unshuffle; any other layout change is refused.
 #include "upframe/weights/onnx_import.hpp"
 
@@ -40,8 +40,8 @@ struct Constant {
 };
 
 constexpr int kProbes = 3;
-constexpr std::array<int64_t, kProbes> kProbeHeights = {96, 144, 240};
-constexpr std::array<int64_t, kProbes> kProbeWidths = {192, 336, 528};
+constexpr std::array<int64_t, kProbes> kProbeHeights = {192, 384, 960};
+constexpr std::array<int64_t, kProbes> kProbeWidths = {576, 1344, 768};
 // Folded values this long at most (shape vectors, slice bounds): anything longer is weights.
 constexpr size_t kMaxFoldedElements = 64;
 
@@ -956,6 +956,17 @@ void Importer::resize(const onnx::NodeProto& node) {
     // Resize(X, roi, scales[, sizes]) from opset 11; Resize(X, scales) in 10; Upsample(X, scales).
     const int at = node.op_type() == "Resize" && model_opset() >= 11 ? 2 : 1;
     if (node.input_size() > at && !node.input(at).empty()) scales = constant(node.input(at));
+    // Opset 18 may give scales and sizes for some axes only: here height and width.
+    std::vector<int64_t> axes = ints_attribute(node, "axes");
+    for (int64_t& a : axes) a = normalised_axis(a, 4);
+    const bool spatial_only = axes == std::vector<int64_t>{2, 3};
+    if (!axes.empty() && !spatial_only) unsupported(node, "a resize of axes other than 2 and 3");
+    if (string_attribute(node, "keep_aspect_ratio_policy", "stretch") != "stretch")
+      unsupported(node, "a keep_aspect_ratio_policy other than stretch");
+    if (spatial_only && scales && scales->values.size() == 2) {
+      from_attribute.values = {1.f, 1.f, scales->values[0], scales->values[1]};
+      scales = &from_attribute;
+    }
     if (node.op_type() == "Resize" && has_input(node, 3)) {
       // Sizes computed from the input's (F.interpolate(size=...), or scale_factor with
       // recompute_scale_factor): the same multiple of the input size at every probe.
@@ -963,7 +974,8 @@ void Importer::resize(const onnx::NodeProto& node) {
       const ProbeDims& d = dims_of(node.input(0));
       from_attribute.values = {1.f, 1.f, 0.f, 0.f};
       for (int p = 0; p < kProbes; ++p) {
-        const std::vector<double>& v = sizes.values[p];
+        std::vector<double> v = sizes.values[p];
+        if (spatial_only && v.size() == 2) v.insert(v.begin(), {double(d[p][0]), double(d[p][1])});
         if (v.size() != 4 || v[0] != double(d[p][0]) || v[1] != double(d[p][1]))
           unsupported(node, "sizes that are not [N, C, height, width] of its input");
         for (int a : {2, 3}) {
@@ -1021,6 +1033,19 @@ void Importer::pad(const onnx::NodeProto& node) {
     const Constant* p = constant(node.input(1));
     if (!p) unsupported(node, "computed pads");
     pads.assign(p->values.begin(), p->values.end());
+  }
+  if (has_input(node, 3)) {
+    // Opset 18: pads for the listed axes only, all begins then all ends.
+    const std::vector<int64_t> axes = fixed_ints(node, 3, "axes");
+    if (pads.size() != 2 * axes.size()) unsupported(node, "pads that do not match its axes");
+    std::vector<int64_t> full(8, 0);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const int64_t a = normalised_axis(axes[i], 4);
+      if (a < 0) unsupported(node, "an axis out of range");
+      full[size_t(a)] = pads[i];
+      full[size_t(a) + 4] = pads[i + axes.size()];
+    }
+    pads = full;
   }
   float value = 0;
   if (node.input_size() > 2 && !node.input(2).empty()) {

@@ -102,6 +102,8 @@ INSTANTIATE_TEST_SUITE_P(
                                     "onnx-se.ref.png"},
                       ModelFileCase{"onnx-depth-ops.onnx", "input_64x36.png", 2, "ONNX graph",
                                     "onnx-depth-ops.ref.png"},
+                      ModelFileCase{"onnx-opset18.onnx", "input_64x36.png", 2, "ONNX graph",
+                                    "onnx-opset18.ref.png"},
                       ModelFileCase{"realesr-animevideov3-x4.pth",
                                     "tests/golden/testsrc2_160x90.png", 4, "Compact"}),
     case_name);
