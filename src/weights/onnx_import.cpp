@@ -695,7 +695,8 @@ void Importer::slice(const onnx::NodeProto& node) {
 
 void Importer::inner_product(const onnx::NodeProto& node, const std::string& in, const Constant& w,
                              const Constant* b, bool transposed, float alpha, float beta) {
-  const int64_t out = transposed ? w.dims[1] : w.dims[0];
+  const int64_t out = w.dims.size() < 2 ? 0 : transposed ? w.dims[1] : w.dims[0];
+  if (out < 1) unsupported(node, "weights with no outputs");
   const int64_t inputs = static_cast<int64_t>(w.values.size()) / out;
   const ProbeDims& d = dims_of(node.input(0));
   if (product(d[0]) != inputs)
@@ -757,6 +758,10 @@ void Importer::deconvolution(const onnx::NodeProto& node) {
   if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 ||
       output_padding.size() != 2)
     unsupported(node, "a transposed convolution that is not 2-D");
+  for (int64_t v : strides)
+    if (v < 1) unsupported(node, "a stride below 1");
+  for (int64_t v : dilations)
+    if (v < 1) unsupported(node, "a dilation below 1");
   std::vector<float> weights(w->values.size());
   const int64_t k = kh * kw;
   for (int64_t g = 0; g < group; ++g)
@@ -830,6 +835,10 @@ void Importer::convolution(const onnx::NodeProto& node) {
   if (pads.empty()) pads = {0, 0, 0, 0};
   if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4)
     unsupported(node, "a convolution that is not 2-D");
+  for (int64_t v : strides)
+    if (v < 1) unsupported(node, "a stride below 1");
+  for (int64_t v : dilations)
+    if (v < 1) unsupported(node, "a dilation below 1");
   std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kw) +
                        " 11=" + std::to_string(kh) + " 2=" + std::to_string(dilations[1]) +
                        " 12=" + std::to_string(dilations[0]) + " 3=" + std::to_string(strides[1]) +
