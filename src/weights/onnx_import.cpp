@@ -167,6 +167,36 @@ class Importer {
     const std::string& in = node.input(input);
     produce(node, ncnn_blob, dims_of(in), vectors_.count(in) > 0);
   }
+  // Initializer elements the network uses, by stored type (for model-info).
+  void count_weights(const Constant* c) {
+    if (c) weight_elements_[std::string(dtype_name(c->stored))] += int64_t(c->values.size());
+  }
+  // A layer's weights (as ncnn orders them) and bias into the .bin, counted as w's and b's.
+  void write_weights(const std::vector<float>& weights, const Constant* w, const Constant* b) {
+    writer_.weights_fp32_flagged(weights);
+    if (b) writer_.weights_raw(b->values);
+    count_weights(w);
+    count_weights(b);
+  }
+  struct ConvAttributes {
+    std::vector<int64_t> strides, dilations, pads;  // pads: [top, left, bottom, right]
+    std::string auto_pad;
+  };
+  // Conv's and ConvTranspose's shared attributes with their defaults, checked 2-D.
+  ConvAttributes conv_attributes(const onnx::NodeProto& node) const {
+    ConvAttributes a{ints_attribute(node, "strides"), ints_attribute(node, "dilations"),
+                     ints_attribute(node, "pads"), string_attribute(node, "auto_pad", "NOTSET")};
+    if (a.strides.empty()) a.strides = {1, 1};
+    if (a.dilations.empty()) a.dilations = {1, 1};
+    if (a.pads.empty() || a.auto_pad == "VALID") a.pads = {0, 0, 0, 0};
+    if (a.strides.size() != 2 || a.dilations.size() != 2 || a.pads.size() != 4)
+      unsupported(node, "a convolution that is not 2-D");
+    for (int64_t v : a.strides)
+      if (v < 1) unsupported(node, "a stride below 1");
+    for (int64_t v : a.dilations)
+      if (v < 1) unsupported(node, "a dilation below 1");
+    return a;
+  }
   Folded folded(const onnx::NodeProto& node, int input) const;
   // A folded input that must be the same at every probe, as integers.
   std::vector<int64_t> fixed_ints(const onnx::NodeProto& node, int input,
@@ -710,12 +740,12 @@ void Importer::inner_product(const onnx::NodeProto& node, const std::string& in,
       weights[size_t(o * inputs + i)] =
           alpha * w.values[size_t(transposed ? i * out + o : o * inputs + i)];
   writer_.weights_fp32_flagged(weights);
-  weight_elements_[std::string(dtype_name(w.stored))] += static_cast<int64_t>(w.values.size());
+  count_weights(&w);
   if (b) {
     std::vector<float> bias = b->values;
     for (float& v : bias) v *= beta;
     writer_.weights_raw(bias);
-    weight_elements_[std::string(dtype_name(b->stored))] += static_cast<int64_t>(b->values.size());
+    count_weights(b);
   }
   ProbeDims dims;
   for (auto& v : dims) v = node.op_type() == "Gemm" ? Dims{1, out} : Dims{1, out, 1, 1};
@@ -744,24 +774,12 @@ void Importer::deconvolution(const onnx::NodeProto& node) {
   const int64_t out = out_g * group, in_g = in_c / group;
   if (b && static_cast<int64_t>(b->values.size()) != out)
     fail("node '" + node.name() + "': bias size");
-  std::vector<int64_t> strides = ints_attribute(node, "strides");
-  std::vector<int64_t> dilations = ints_attribute(node, "dilations");
-  std::vector<int64_t> pads = ints_attribute(node, "pads");
+  const auto [strides, dilations, pads, auto_pad] = conv_attributes(node);
   std::vector<int64_t> output_padding = ints_attribute(node, "output_padding");
-  const std::string auto_pad = string_attribute(node, "auto_pad", "NOTSET");
-  if (strides.empty()) strides = {1, 1};
-  if (dilations.empty()) dilations = {1, 1};
-  if (pads.empty() || auto_pad == "VALID") pads = {0, 0, 0, 0};
   if (output_padding.empty()) output_padding = {0, 0};
   if (auto_pad != "NOTSET" && auto_pad != "VALID") unsupported(node, "auto_pad " + auto_pad);
   if (attribute(node, "output_shape")) unsupported(node, "a fixed output_shape");
-  if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4 ||
-      output_padding.size() != 2)
-    unsupported(node, "a transposed convolution that is not 2-D");
-  for (int64_t v : strides)
-    if (v < 1) unsupported(node, "a stride below 1");
-  for (int64_t v : dilations)
-    if (v < 1) unsupported(node, "a dilation below 1");
+  if (output_padding.size() != 2) unsupported(node, "output padding that is not 2-D");
   std::vector<float> weights(w->values.size());
   const int64_t k = kh * kw;
   for (int64_t g = 0; g < group; ++g)
@@ -769,11 +787,7 @@ void Importer::deconvolution(const onnx::NodeProto& node) {
       for (int64_t i = 0; i < in_g; ++i)
         std::copy_n(w->values.begin() + ((g * in_g + i) * out_g + o) * k, k,
                     weights.begin() + ((g * out_g + o) * in_g + i) * k);
-  writer_.weights_fp32_flagged(weights);
-  if (b) writer_.weights_raw(b->values);
-  weight_elements_[std::string(dtype_name(w->stored))] += static_cast<int64_t>(w->values.size());
-  if (b)
-    weight_elements_[std::string(dtype_name(b->stored))] += static_cast<int64_t>(b->values.size());
+  write_weights(weights, w, b);
   ProbeDims dims;
   for (int p = 0; p < kProbes; ++p) {
     auto side = [&](int a) {
@@ -826,19 +840,7 @@ void Importer::convolution(const onnx::NodeProto& node) {
   if (b && static_cast<int64_t>(b->values.size()) != out)
     fail("node '" + node.name() + "': bias size");
   const int64_t group = int_attribute(node, "group", 1);
-  std::vector<int64_t> strides = ints_attribute(node, "strides");
-  std::vector<int64_t> dilations = ints_attribute(node, "dilations");
-  std::vector<int64_t> pads = ints_attribute(node, "pads");
-  const std::string auto_pad = string_attribute(node, "auto_pad", "NOTSET");
-  if (strides.empty()) strides = {1, 1};
-  if (dilations.empty()) dilations = {1, 1};
-  if (pads.empty()) pads = {0, 0, 0, 0};
-  if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4)
-    unsupported(node, "a convolution that is not 2-D");
-  for (int64_t v : strides)
-    if (v < 1) unsupported(node, "a stride below 1");
-  for (int64_t v : dilations)
-    if (v < 1) unsupported(node, "a dilation below 1");
+  const auto [strides, dilations, pads, auto_pad] = conv_attributes(node);
   std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kw) +
                        " 11=" + std::to_string(kh) + " 2=" + std::to_string(dilations[1]) +
                        " 12=" + std::to_string(dilations[0]) + " 3=" + std::to_string(strides[1]) +
@@ -846,7 +848,6 @@ void Importer::convolution(const onnx::NodeProto& node) {
   if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     params += auto_pad == "SAME_UPPER" ? " 4=-233" : " 4=-234";
   } else if (auto_pad == "NOTSET" || auto_pad == "VALID") {
-    if (auto_pad == "VALID") pads = {0, 0, 0, 0};
     // ONNX: [top, left, bottom, right]
     params += " 4=" + std::to_string(pads[1]) + " 14=" + std::to_string(pads[0]) +
               " 15=" + std::to_string(pads[3]) + " 16=" + std::to_string(pads[2]);
@@ -855,11 +856,7 @@ void Importer::convolution(const onnx::NodeProto& node) {
   }
   params += std::string(" 5=") + (b ? "1" : "0") + " 6=" + std::to_string(w->values.size());
   if (group != 1) params += " 7=" + std::to_string(group);
-  writer_.weights_fp32_flagged(w->values);
-  if (b) writer_.weights_raw(b->values);
-  weight_elements_[std::string(dtype_name(w->stored))] += static_cast<int64_t>(w->values.size());
-  if (b)
-    weight_elements_[std::string(dtype_name(b->stored))] += static_cast<int64_t>(b->values.size());
+  write_weights(w->values, w, b);
   ProbeDims dims;
   for (int p = 0; p < kProbes; ++p) {
     auto side = [&](int a) {
@@ -1151,8 +1148,7 @@ void Importer::translate(const onnx::NodeProto& node) {
     if (vectors_.count(node.input(0))) unsupported(node, "a PReLU of a pooled vector");
     const std::string x = blob(node, 0);
     writer_.weights_raw(slope->values);
-    weight_elements_[std::string(dtype_name(slope->stored))] +=
-        static_cast<int64_t>(slope->values.size());
+    count_weights(slope);
     produce_like(node, writer_.layer("PReLU", {x}, "0=" + std::to_string(slope->values.size())));
   } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
     arithmetic(node, op == "Add" ? 0 : op == "Sub" ? 1 : op == "Mul" ? 2 : 3);
