@@ -368,7 +368,8 @@ class ShuffleNet(nn.Module):
 
 class SqueezeExcite(nn.Module):
     """x2: squeeze-and-excitation twice (1x1 convolutions on the pooled tensor; Linear layers on
-    the flattened mean), a channel slice between, a pixel shuffle."""
+    the flattened mean), a channel slice between, a pixel shuffle, plus the bicubic-upsampled
+    input."""
 
     def __init__(self):
         super().__init__()
@@ -383,7 +384,8 @@ class SqueezeExcite(nn.Module):
         a = a * torch.sigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(a, 1)))))
         n, c = b.shape[:2]
         b = b * torch.sigmoid(self.fc2(F.relu(self.fc1(b.mean((2, 3)))))).view(n, c, 1, 1)
-        return F.pixel_shuffle(self.tail(torch.cat([a, F.leaky_relu(b, 0.2)], 1)), 2)
+        y = F.pixel_shuffle(self.tail(torch.cat([a, F.leaky_relu(b, 0.2)], 1)), 2)
+        return y + F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
 
 
 class TransposedImage(nn.Module):

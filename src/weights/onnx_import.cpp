@@ -1016,6 +1016,16 @@ void Importer::resize(const onnx::NodeProto& node) {
     if (node.op_type() == "Resize" && transform != "half_pixel" &&
         transform != "pytorch_half_pixel")
       unsupported(node, "linear with " + transform);
+  } else if (mode == "cubic" && node.op_type() == "Resize") {
+    // ncnn's bicubic is PyTorch's: Keys' kernel with a = -0.75, half-pixel centres, the taps
+    // beyond the edge clamped to it.
+    resize_type = 3;
+    const std::string transform =
+        string_attribute(node, "coordinate_transformation_mode", "half_pixel");
+    const auto* a = attribute(node, "cubic_coeff_a");
+    if ((a && a->f() != -0.75f) || int_attribute(node, "exclude_outside", 0) != 0 ||
+        (transform != "half_pixel" && transform != "pytorch_half_pixel"))
+      unsupported(node, "cubic other than PyTorch's (a = -0.75, half_pixel)");
   } else {
     unsupported(node, "mode " + mode);
   }
