@@ -367,9 +367,9 @@ class ShuffleNet(nn.Module):
 
 
 class SqueezeExcite(nn.Module):
-    """x2: squeeze-and-excitation twice (1x1 convolutions on the pooled tensor; Linear layers on
-    the flattened mean), a channel slice between, a pixel shuffle, plus the bicubic-upsampled
-    input."""
+    """x2: the channels split in two halves, squeeze-and-excitation on each (1x1 convolutions on
+    the pooled tensor; Linear layers on the flattened mean), a pixel shuffle, plus the
+    bicubic-upsampled input."""
 
     def __init__(self):
         super().__init__()
@@ -379,8 +379,7 @@ class SqueezeExcite(nn.Module):
         self.tail = nn.Conv2d(16, 12, 3, 1, 1)
 
     def forward(self, x):
-        f = self.head(x)
-        a, b = f[:, :8], f[:, 8:]
+        a, b = torch.split(self.head(x), 8, dim=1)
         a = a * torch.sigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(a, 1)))))
         n, c = b.shape[:2]
         b = b * torch.sigmoid(self.fc2(F.relu(self.fc1(b.mean((2, 3)))))).view(n, c, 1, 1)

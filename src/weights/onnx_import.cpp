@@ -232,6 +232,7 @@ class Importer {
   void resolve_layout(const std::string& value);
   void slice(const onnx::NodeProto& node);
   void space_to_depth(const onnx::NodeProto& node);
+  void split(const onnx::NodeProto& node);
   void resize(const onnx::NodeProto& node);
   void pad(const onnx::NodeProto& node);
   void clip(const onnx::NodeProto& node);
@@ -723,6 +724,42 @@ void Importer::slice(const onnx::NodeProto& node) {
           out);
 }
 
+// Split over channels (torch.split, torch.chunk): one channel crop per output.
+void Importer::split(const onnx::NodeProto& node) {
+  if (vectors_.count(node.input(0))) unsupported(node, "a split of a pooled vector");
+  if (normalised_axis(int_attribute(node, "axis", 0), 4) != 1)
+    unsupported(node, "a split along an axis other than channels");
+  const std::string x = blob(node, 0);
+  const ProbeDims& d = dims_of(node.input(0));
+  const int64_t channels = d[0][1];
+  // Sizes: an input from opset 13, an attribute before; else equal parts (num_outputs in 18).
+  std::vector<int64_t> sizes =
+      has_input(node, 1) ? fixed_ints(node, 1, "sizes") : ints_attribute(node, "split");
+  if (sizes.empty()) {
+    const int64_t parts = int_attribute(node, "num_outputs", node.output_size());
+    const int64_t each = parts > 0 ? (channels + parts - 1) / parts : 0;
+    for (int64_t left = channels; left > 0 && each > 0; left -= each)
+      sizes.push_back(std::min(each, left));
+  }
+  int64_t total = 0;
+  for (int64_t v : sizes) total += v > 0 ? v : channels + 1;  // a size below 1 never adds up
+  if (int64_t(sizes.size()) != node.output_size() || total != channels)
+    unsupported(node, "sizes that do not add up to its " + std::to_string(channels) +
+                          " channels over its outputs");
+  int64_t start = 0;
+  for (int i = 0; i < node.output_size(); ++i) {
+    const int64_t end = start + sizes[size_t(i)];
+    ProbeDims out = d;
+    for (Dims& o : out) o[1] = sizes[size_t(i)];
+    blobs_[node.output(i)] =
+        writer_.layer("Crop", {x},
+                      "-23309=1," + std::to_string(start) + " -23310=1," +
+                          std::to_string(end == channels ? -233 : end) + " -23311=1,0");
+    shapes_[node.output(i)] = out;
+    start = end;
+  }
+}
+
 void Importer::inner_product(const onnx::NodeProto& node, const std::string& in, const Constant& w,
                              const Constant* b, bool transposed, float alpha, float beta) {
   const int64_t out = w.dims.size() < 2 ? 0 : transposed ? w.dims[1] : w.dims[0];
@@ -1192,6 +1229,8 @@ void Importer::translate(const onnx::NodeProto& node) {
     space_to_depth(node);
   } else if (op == "Slice") {
     slice(node);
+  } else if (op == "Split") {
+    split(node);
   } else if (op == "Resize" || op == "Upsample") {
     resize(node);
   } else if (op == "Pad") {
