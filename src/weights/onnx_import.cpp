@@ -297,6 +297,7 @@ Constant Importer::to_constant(const onnx::TensorProto& t) const {
 }
 
 Folded Importer::folded(const onnx::NodeProto& node, int input) const {
+  if (!has_input(node, input)) unsupported(node, "missing input " + std::to_string(input));
   const std::string& name = node.input(input);
   auto it = folded_.find(name);
   if (it != folded_.end()) return it->second;
@@ -381,6 +382,9 @@ void Importer::fold(const onnx::NodeProto& node) {
     out.dims = {end - start};
     each([&](int p) { out.values[p].assign(d[p].begin() + start, d[p].begin() + end); });
   } else {
+    const bool binary = op == "Add" || op == "Sub" || op == "Mul" || op == "Div";
+    if ((binary || op == "Gather" || op == "Reshape") && node.input_size() != 2)
+      unsupported(node, "not two inputs");
     std::vector<Folded> in(node.input_size());
     for (int i = 0; i < node.input_size(); ++i)
       if (has_input(node, i)) in[i] = folded(node, i);
@@ -1151,12 +1155,18 @@ void Importer::translate(const onnx::NodeProto& node) {
   if (!node.domain().empty() && node.domain() != "ai.onnx")
     unsupported(node, "an op of domain " + node.domain());
   if (node.output_size() < 1) fail("node '" + node.name() + "' has no output");
+  static const std::set<std::string> image_only = {"Pad", "Resize", "Upsample", "DepthToSpace",
+                                                   "SpaceToDepth"};
   static const std::set<std::string> layout_ops = {"Reshape", "Flatten", "Squeeze", "Unsqueeze",
                                                    "Transpose"};
   if (op == "Constant") {
     const auto* value = attribute(node, "value");
     if (!value || !value->has_t()) unsupported(node, "a constant that is not a tensor");
     constants_[node.output(0)] = to_constant(value->t());
+  } else if (node.input_size() < 1 || node.input(0).empty()) {
+    unsupported(node, "no input");
+  } else if (image_only.count(op) && vectors_.count(node.input(0))) {
+    unsupported(node, "a pooled vector where an image is expected");
   } else if (foldable(node)) {
     fold(node);
   } else if (layout_ops.count(op) && node.input_size() > 0 && is_tensor(node.input(0))) {
@@ -1204,10 +1214,10 @@ void Importer::translate(const onnx::NodeProto& node) {
     if (axis != 1 && axis != -3)
       unsupported(node, "concatenation along an axis other than channels");
     std::vector<std::string> inputs;
+    for (int i = 0; i < node.input_size(); ++i) inputs.push_back(blob(node, i));
     ProbeDims dims = dims_of(node.input(0));
     for (Dims& d : dims) d[1] = 0;
     for (int i = 0; i < node.input_size(); ++i) {
-      inputs.push_back(blob(node, i));
       if (vectors_.count(node.input(i))) unsupported(node, "a concatenation of pooled vectors");
       for (int p = 0; p < kProbes; ++p) dims[p][1] += dims_of(node.input(i))[p][1];
     }
