@@ -458,7 +458,8 @@ def export_onnx_ops():
     onnx.save(model, os.path.join(OUT, "onnx-depth-ops.onnx"))
     export(randomise(TransposedImage(), 16).eval(), os.path.join(OUT, "unsupported-transpose.onnx"), 13)
     # Opset 18's forms (torch 1.13 and onnx 1.12 write at most 17, so by hand): Pad and
-    # ReduceMean with axes as inputs, Resize with an axes attribute and two scales.
+    # ReduceMean with axes as inputs, Resize with an axes attribute and two scales; with
+    # Flatten and reshapes that change nothing.
     conv = randomise(nn.Conv2d(3, 3, 3), 17).eval()
     with torch.no_grad():
         y = conv(F.pad(image, (1, 1, 1, 1), "reflect"))
@@ -467,12 +468,19 @@ def export_onnx_ops():
     ints = lambda v, n: numpy_helper.from_array(np.array(v, np.int64), n)
     inits = [numpy_helper.from_array(conv.weight.detach().numpy(), "w"),
              numpy_helper.from_array(conv.bias.detach().numpy(), "b"), ints([1, 1, 1, 1], "pads"),
-             ints([2, 3], "axes"), numpy_helper.from_array(np.array([2, 2], np.float32), "scales")]
+             ints([2, 3], "axes"), numpy_helper.from_array(np.array([2, 2], np.float32), "scales"),
+             ints([1, 3, 1, 1], "gate_shape")]
     nodes = [helper.make_node("Pad", ["input", "pads", "", "axes"], ["padded"], name="pad", mode="reflect"),
              helper.make_node("Conv", ["padded", "w", "b"], ["c"], name="conv"),
              helper.make_node("ReduceMean", ["c", "axes"], ["mean"], name="mean", keepdims=1),
-             helper.make_node("Sigmoid", ["mean"], ["gate"]),
-             helper.make_node("Mul", ["c", "gate"], ["gated"]),
+             # The pooled [1, C, 1, 1] flattened to [1, C] and back, the image reshaped to its
+             # own shape: no-ops upframe must see through.
+             helper.make_node("Flatten", ["mean"], ["flat"], axis=1),
+             helper.make_node("Reshape", ["flat", "gate_shape"], ["mean4"], name="unflatten"),
+             helper.make_node("Sigmoid", ["mean4"], ["gate"]),
+             helper.make_node("Shape", ["c"], ["c_shape"]),
+             helper.make_node("Reshape", ["c", "c_shape"], ["same"], name="same_shape"),
+             helper.make_node("Mul", ["same", "gate"], ["gated"]),
              helper.make_node("Resize", ["gated", "", "scales"], ["output"], name="resize", mode="nearest",
                               axes=[2, 3], coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
     graph = helper.make_graph(
