@@ -250,6 +250,7 @@ class Importer {
   std::set<std::string> vectors_;                   // values whose ncnn blob is a pooled [C]
   std::map<std::string, Folded> folded_;            // shape values that vary with the input size
   std::map<std::string, Layout> layouts_;
+  std::string fixed_size_hint_;  // added to shape refusals when the input's size is fixed
 };
 
 Constant Importer::to_constant(const onnx::TensorProto& t) const {
@@ -542,7 +543,7 @@ void Importer::layout(const onnx::NodeProto& node) {
       }
       if (infer >= 0) to[infer] = product(from) / product(to);
       if (product(to) != product(from))
-        unsupported(node, "a reshape whose sizes do not fit its input");
+        unsupported(node, "a reshape whose sizes do not fit its input" + fixed_size_hint_);
     } else if (op == "Flatten") {
       const int64_t axis = normalised_axis(int_attribute(node, "axis", 1), from.size() + 1);
       if (axis < 0) unsupported(node, "an axis out of range");
@@ -1028,7 +1029,8 @@ void Importer::resize(const onnx::NodeProto& node) {
         for (int a : {2, 3}) {
           const float ratio = float(v[size_t(a)] / double(d[p][size_t(a)]));
           if (p > 0 && ratio != from_attribute.values[size_t(a)])
-            unsupported(node, "sizes that are not a fixed multiple of the input size");
+            unsupported(node,
+                        "sizes that are not a fixed multiple of the input size" + fixed_size_hint_);
           from_attribute.values[size_t(a)] = ratio;
         }
       }
@@ -1285,6 +1287,11 @@ OnnxImport Importer::run() {
     if (type.has_tensor_type() && type.tensor_type().shape().dim_size() == 4) {
       const auto& d = type.tensor_type().shape().dim(1);
       if (d.has_dim_value()) channels = static_cast<int>(d.dim_value());
+      if (type.tensor_type().shape().dim(2).has_dim_value() ||
+          type.tensor_type().shape().dim(3).has_dim_value())
+        fixed_size_hint_ =
+            " (the graph was exported for one input size: export it with dynamic "
+            "height and width)";
     } else if (type.has_tensor_type() && type.tensor_type().shape().dim_size() != 0) {
       fail("the input is not an NCHW image");
     }
