@@ -3,9 +3,10 @@
 
 Run with Debian's python3-torch and python3-pil (`/usr/bin/python3 tools/make_model_fixtures.py`);
 CI only reads what it writes. The networks below are written for upframe from the published
-definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout) and
-Real-ESRGAN's SRVGGNetCompact. Small random-weight networks of each family, in each format a
-user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
+definitions of ESRGAN's RRDBNet (ESRGAN's original `model.N` layout and BasicSR's layout),
+Real-ESRGAN's SRVGGNetCompact, SPAN (eval mode) and Real-CUGAN's UpCunet2x/3x/4x (`span-cugan`
+as the only argument writes just those two families' files). Small random-weight networks of
+each family, in each format a user meets them in, plus the shipped realesr-animevideov3 x4 weights (read from its ncnn files)
 saved as its authors' tools save it ({'params': ...}). Each NAME gets NAME.ref.png: PyTorch fp32
 on the input, clamped to [0, 1], times 255, rounded.
 """
@@ -122,6 +123,247 @@ class Compact(nn.Module):
             out = layer(out)
         out = F.pixel_shuffle(out, self.scale)
         return out + F.interpolate(x, scale_factor=self.scale, mode="nearest")
+
+
+class Conv3XC(nn.Module):
+    """SPAN's re-parameterisable convolution: a 1x1 shortcut `sk` plus a 1x1 -> 3x3 (unpadded)
+    -> 1x1 chain `conv`. In eval mode the authors fold both into one padded 3x3 convolution on
+    every forward (update_params) and run only that, so a stored `eval_conv` weight is ignored."""
+
+    def __init__(self, c_in, c_out, gain=2):
+        super().__init__()
+        self.sk = nn.Conv2d(c_in, c_out, 1)
+        self.conv = nn.Sequential(nn.Conv2d(c_in, c_in * gain, 1), nn.Conv2d(c_in * gain, c_out * gain, 3),
+                                  nn.Conv2d(c_out * gain, c_out, 1))
+        self.eval_conv = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def fused(self):
+        a, b, c = self.conv
+        # 3x3 kernel of (b after a), then c after that, then sk at the centre tap.
+        w = torch.einsum("omyx,mi->oiyx", b.weight, a.weight[:, :, 0, 0])
+        bias = (b.weight * a.bias.view(1, -1, 1, 1)).sum((1, 2, 3)) + b.bias
+        w = torch.einsum("om,miyx->oiyx", c.weight[:, :, 0, 0], w)
+        bias = c.weight[:, :, 0, 0] @ bias + c.bias
+        w = w + F.pad(self.sk.weight, (1, 1, 1, 1))
+        return w, bias + self.sk.bias
+
+    def forward(self, x):
+        w, b = self.fused()
+        return F.conv2d(x, w, b, padding=1)
+
+
+class SPAB(nn.Module):
+    def __init__(self, nf):
+        super().__init__()
+        self.c1_r, self.c2_r, self.c3_r = Conv3XC(nf, nf), Conv3XC(nf, nf), Conv3XC(nf, nf)
+
+    def forward(self, x):
+        out1 = self.c1_r(x)
+        out2 = self.c2_r(F.silu(out1))
+        out3 = self.c3_r(F.silu(out2))
+        attention = torch.sigmoid(out3) - 0.5
+        return (out3 + x) * attention, out1
+
+
+class SPAN(nn.Module):
+    """SPAN (Swift Parameter-free Attention Network) in eval mode: six SPABs, the input
+    normalised as (x - mean) * 255 unless the file holds a `no_norm` buffer, no denormalisation."""
+
+    def __init__(self, nf, scale, norm=True):
+        super().__init__()
+        if not norm:
+            self.register_buffer("no_norm", torch.zeros(1))
+        self.norm = norm
+        self.register_buffer("mean", torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1), persistent=False)
+        self.conv_1 = Conv3XC(3, nf)
+        for i in range(1, 7):
+            setattr(self, "block_%d" % i, SPAB(nf))
+        self.conv_cat = nn.Conv2d(nf * 4, nf, 1)
+        self.conv_2 = Conv3XC(nf, nf)
+        self.upsampler = nn.Sequential(nn.Conv2d(nf, 3 * scale * scale, 3, padding=1), nn.PixelShuffle(scale))
+
+    def forward(self, x):
+        if self.norm:
+            x = (x - self.mean) * 255.0
+        feature = self.conv_1(x)
+        out, outs = feature, []
+        for i in range(1, 7):
+            out, out1 = getattr(self, "block_%d" % i)(out)
+            outs.append((out, out1))
+        last = self.conv_2(out)
+        return self.upsampler(self.conv_cat(torch.cat([feature, last, outs[0][0], outs[5][1]], 1)))
+
+
+def randomise_span(model, seed):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:
+                p.normal_(0, 0.5 / (p.shape[1] * p.shape[2] * p.shape[3]) ** 0.5)
+            else:
+                p.normal_(0, 0.02)
+        if model.norm:  # the input is in [-115, 145]
+            for p in model.conv_1.parameters():
+                p.mul_(255 ** -(1 / 4))
+    return model
+
+
+def calibrate_span(model, image):
+    """The last convolution scaled so the output has a standard deviation of 0.2 around 0.5
+    (random weights otherwise saturate or give a flat picture)."""
+    with torch.no_grad():
+        model.upsampler[0].bias.zero_()
+        model.upsampler[0].weight.mul_(0.2 / model(image).std())
+        model.upsampler[0].bias.fill_(0.5)
+    return model
+
+
+def span_state_dict(model):
+    """With eval_conv weights that are NOT the fused ones (a stale save), so that reading
+    them instead of fusing fails the test."""
+    state = model.state_dict()
+    torch.manual_seed(99)
+    for k in state:
+        if "eval_conv" in k:
+            state[k] = torch.randn_like(state[k])
+    return state
+
+
+class SEBlock(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c // 8, 1)
+        self.conv2 = nn.Conv2d(c // 8, c, 1)
+
+    def forward(self, x):
+        s = torch.sigmoid(self.conv2(F.relu(self.conv1(x.mean((2, 3), keepdim=True)))))
+        return x * s
+
+
+class UNetConv(nn.Module):
+    def __init__(self, c_in, c_mid, c_out, se):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(c_in, c_mid, 3), nn.LeakyReLU(0.1), nn.Conv2d(c_mid, c_out, 3),
+                                  nn.LeakyReLU(0.1))
+        if se:
+            self.seblock = SEBlock(c_out)
+
+    def forward(self, x):
+        x = self.conv(x)
+        return self.seblock(x) if hasattr(self, "seblock") else x
+
+
+def lrelu(x):
+    return F.leaky_relu(x, 0.1)
+
+
+class CuganUNet1(nn.Module):
+    """Real-CUGAN's shallow U-Net; `bottom` is (kernel, stride, padding) of its last deconvolution
+    (4, 2, 3 for x2 and x4; 5, 3, 2 for x3). Widths divided by `d` (the published network: d=1)."""
+
+    def __init__(self, c_in, c_out, bottom, d):
+        super().__init__()
+        self.conv1 = UNetConv(c_in, 32 // d, 64 // d, False)
+        self.conv1_down = nn.Conv2d(64 // d, 64 // d, 2, 2)
+        self.conv2 = UNetConv(64 // d, 128 // d, 64 // d, True)
+        self.conv2_up = nn.ConvTranspose2d(64 // d, 64 // d, 2, 2)
+        self.conv3 = nn.Conv2d(64 // d, 64 // d, 3)
+        self.conv_bottom = nn.ConvTranspose2d(64 // d, c_out, bottom[0], bottom[1], bottom[2])
+
+    def forward(self, x):
+        x1 = self.conv1(x)
+        x2 = self.conv2_up(self.conv2(lrelu(self.conv1_down(x1))))
+        x3 = lrelu(self.conv3(x1[:, :, 4:-4, 4:-4] + lrelu(x2)))
+        return self.conv_bottom(x3)
+
+
+class CuganUNet2(nn.Module):
+    def __init__(self, c_in, c_out, d):
+        super().__init__()
+        self.conv1 = UNetConv(c_in, 32 // d, 64 // d, False)
+        self.conv1_down = nn.Conv2d(64 // d, 64 // d, 2, 2)
+        self.conv2 = UNetConv(64 // d, 64 // d, 128 // d, True)
+        self.conv2_down = nn.Conv2d(128 // d, 128 // d, 2, 2)
+        self.conv3 = UNetConv(128 // d, 256 // d, 128 // d, True)
+        self.conv3_up = nn.ConvTranspose2d(128 // d, 128 // d, 2, 2)
+        self.conv4 = UNetConv(128 // d, 64 // d, 64 // d, True)
+        self.conv4_up = nn.ConvTranspose2d(64 // d, 64 // d, 2, 2)
+        self.conv5 = nn.Conv2d(64 // d, 64 // d, 3)
+        self.conv_bottom = nn.Conv2d(64 // d, c_out, 3)
+
+    def forward(self, x):
+        x1 = self.conv1(x)
+        x2 = self.conv2(lrelu(self.conv1_down(x1)))
+        x3 = lrelu(self.conv3_up(self.conv3(lrelu(self.conv2_down(x2)))))
+        x4 = lrelu(self.conv4_up(self.conv4(x2[:, :, 4:-4, 4:-4] + x3)))
+        x5 = lrelu(self.conv5(x1[:, :, 16:-16, 16:-16] + x4))
+        return self.conv_bottom(x5)
+
+
+class UpCunet(nn.Module):
+    """Real-CUGAN UpCunet2x / 3x / 4x (optionally "pro") as the authors' forward runs a whole
+    image: reflection padding (to a multiple of 2, or 4 for x3), the two U-Nets, the crop."""
+
+    def __init__(self, scale, d=1, pro=False):
+        super().__init__()
+        self.scale, self.is_pro = scale, pro
+        if pro:
+            self.register_buffer("pro", torch.zeros(1))
+        out = 64 // d if scale == 4 else 3
+        self.unet1 = CuganUNet1(3, out, (5, 3, 2) if scale == 3 else (4, 2, 3), d)
+        self.unet2 = CuganUNet2(out, out, d)
+        if scale == 4:
+            self.conv_final = nn.Conv2d(64 // d, 12, 3)
+
+    def forward(self, x):
+        h0, w0 = x.shape[2:]
+        if self.is_pro:
+            x = x * 0.7 + 0.15
+        x00 = x
+        m, p = {2: (2, 18), 3: (4, 14), 4: (2, 19)}[self.scale]
+        ph, pw = (h0 - 1) // m * m + m, (w0 - 1) // m * m + m
+        x = self.unet1(F.pad(x, (p, p + pw - w0, p, p + ph - h0), "reflect"))
+        x = self.unet2(x) + x[:, :, 20:-20, 20:-20]
+        if self.scale == 4:
+            x = F.pixel_shuffle(self.conv_final(x)[:, :, 1:-1, 1:-1], 2)
+        x = x[:, :, : h0 * self.scale, : w0 * self.scale]
+        if self.scale == 4:
+            x = x + F.interpolate(x00, scale_factor=4, mode="nearest")
+        if self.is_pro:
+            x = (x - 0.15) / 0.7
+        return x
+
+
+def randomise_cugan(model, seed):
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 4:
+                fan = p.shape[1] * p.shape[2] * p.shape[3]
+                if "up" in name or "bottom" in name and "unet1" in name:  # transposed: (in, out, k, k)
+                    fan = p.shape[0] * p.shape[2] * p.shape[3] / 4
+                p.normal_(0, 1.2 / fan ** 0.5)
+            else:
+                p.normal_(0, 0.05)
+    return model
+
+
+def calibrate_cugan(model, image):
+    """The last layers scaled so each part of the output has a moderate contrast."""
+    with torch.no_grad():
+        if model.scale == 4:
+            model.conv_final.weight.mul_(0.15 / model(image).std())
+            return model
+        model.unet2.conv_bottom.weight.zero_()
+        model.unet2.conv_bottom.bias.zero_()
+        model.unet1.conv_bottom.bias.zero_()
+        model.unet1.conv_bottom.weight.mul_(0.2 / model(image).std())
+        model.unet1.conv_bottom.bias.fill_(0.5)
+        without_unet2 = model(image)
+        torch.manual_seed(model.scale)
+        model.unet2.conv_bottom.weight.normal_(0, 1.0)
+        model.unet2.conv_bottom.weight.mul_(0.1 / (model(image) - without_unet2).std())
+    return model
 
 
 def randomise(model, seed):
@@ -495,7 +737,57 @@ def export_onnx_ops():
             print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
 
 
+
+def span_cugan():
+    """SPAN at x2 (normalised input, .pth) and x4 (`no_norm`, .safetensors); Real-CUGAN x2, x3
+    and x4-pro with every width divided by 8 (the published widths make 5 MB files; the graph
+    is the same, its widths read from the shapes)."""
+    small = load_image("testsrc2_160x90.png", (40, 20, 104, 56))  # 64x36
+    odd = load_image("testsrc2_160x90.png", (40, 20, 103, 55))    # 63x35
+    cases = []
+    full = load_image("testsrc2_160x90.png")
+    span2 = calibrate_span(randomise_span(SPAN(8, 2), 11).eval(), full)
+    with torch.no_grad():  # saved as fp16: the reference runs on the same rounded weights
+        for p in span2.parameters():
+            p.copy_(p.half().float())
+    torch.save({"params": {k: v.half() for k, v in span_state_dict(span2).items()}},
+               os.path.join(OUT, "span-x2.pth"))
+    cases.append(("span-x2.pth", span2, full))
+    span4 = calibrate_span(randomise_span(SPAN(6, 4, norm=False), 12).eval(), odd)
+    write_safetensors(os.path.join(OUT, "span-x4.safetensors"), span_state_dict(span4))
+    cases.append(("span-x4.safetensors", span4, odd))
+    cugan2 = calibrate_cugan(randomise_cugan(UpCunet(2, 8), 13).eval(), odd)
+    torch.save(cugan2.state_dict(), os.path.join(OUT, "realcugan-x2.pth"))
+    cases.append(("realcugan-x2.pth", cugan2, odd))
+    cugan3 = calibrate_cugan(randomise_cugan(UpCunet(3, 8), 14).eval(), odd)
+    torch.save(cugan3.state_dict(), os.path.join(OUT, "realcugan-x3.pth"),
+               _use_new_zipfile_serialization=False)
+    cases.append(("realcugan-x3.pth", cugan3, odd))
+    cugan4 = calibrate_cugan(randomise_cugan(UpCunet(4, 8, pro=True), 15).eval(), small)
+    write_safetensors(os.path.join(OUT, "realcugan-pro-x4.safetensors"), cugan4.state_dict())
+    cases.append(("realcugan-pro-x4.safetensors", cugan4, small))
+    with torch.no_grad():
+        # The fold is the authors' update_params (kernels composed by convolution).
+        c = span2.block_3.c2_r
+        a, b, e = c.conv
+        w = F.conv2d(a.weight.flip(2, 3).permute(1, 0, 2, 3), b.weight, padding=2).flip(2, 3).permute(1, 0, 2, 3)
+        w = F.conv2d(w.flip(2, 3).permute(1, 0, 2, 3), e.weight).flip(2, 3).permute(1, 0, 2, 3)
+        assert torch.allclose(w + F.pad(c.sk.weight, (1, 1, 1, 1)), c.fused()[0], atol=1e-6)
+        for name, model, image in cases:
+            out = model(image)
+            print(name, tuple(out.shape), "mean %.3f std %.3f clipped %.3f" % (
+                out.mean(), out.std(), ((out < 0) | (out > 1)).float().mean()))
+            save_reference(out, os.path.join(OUT, name + ".ref.png"))
+
+
 if __name__ == "__main__":
-    main()
-    export_onnx()
-    export_onnx_ops()
+    import sys
+    if sys.argv[1:] == ["span-cugan"]:  # only these (the others stay byte for byte)
+        span_cugan()
+    elif sys.argv[1:] == ["onnx-ops"]:  # only the ONNX importer's op fixtures
+        export_onnx_ops()
+    else:
+        main()
+        export_onnx()
+        span_cugan()
+        export_onnx_ops()

@@ -57,8 +57,10 @@ LoadedModel load_converted(const fs::path& path) {
     const weights::StateDict dict = weights::read_state_dict(path);
     const weights::Architecture a = weights::recognise_architecture(dict);
     if (a.family == "unknown")
-      throw Error(path.string(), "unknown architecture (not ESRGAN or Compact; see docs/MODELS.md)",
-                  ExitCode::kUsage);
+      throw Error(
+          path.string(),
+          "unknown architecture (not ESRGAN, Compact, SPAN or Real-CUGAN; see docs/MODELS.md)",
+          ExitCode::kUsage);
     net = weights::build_ncnn_network(dict, a, path.string());
     info.format = dict.format;
     info.family = a.family;
@@ -66,6 +68,12 @@ LoadedModel load_converted(const fs::path& path) {
       info.details = std::to_string(a.blocks) + " RRDB blocks, " + std::to_string(a.features) +
                      " features, growth " + std::to_string(a.growth) + ", " + a.key_style +
                      " keys" + (a.unshuffle > 1 ? ", input unshuffled by " + std::to_string(a.unshuffle) : "");
+    else if (a.family == "SPAN")
+      info.details = std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) +
+                     " features, " + (a.normalised_input ? "mean-normalised input" : "no_norm");
+    else if (a.family == "Real-CUGAN")
+      info.details = "UpCunet" + std::to_string(a.scale) + "x" + (a.pro ? " pro" : "") + ", " +
+                     std::to_string(a.features) + " features";
     else
       info.details = std::to_string(a.blocks + 2) + " convolutions, " +
                      std::to_string(a.features) + " features, " + a.activation;

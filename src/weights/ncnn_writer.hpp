@@ -95,6 +95,72 @@ class NcnnWriter {
     return add("PixelShuffle", {in}, "0=" + std::to_string(scale));
   }
 
+  // A convolution of weights already in memory ([out][in / groups][k][k]) and `bias` (empty:
+  // none), with explicit padding (0 for the unpadded ones) and stride; `leaky` as in conv().
+  std::string conv_values(const std::string& in, const std::vector<float>& weights,
+                          const std::vector<float>& bias, int out, int kernel, int stride, int pad,
+                          float leaky = 0, int groups = 1) {
+    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
+                         " 3=" + std::to_string(stride) + " 4=" + std::to_string(pad) +
+                         " 5=" + (bias.empty() ? "0" : "1") +
+                         " 6=" + std::to_string(weights.size());
+    if (groups > 1) params += " 7=" + std::to_string(groups);
+    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
+    weights_fp32_flagged(weights);
+    append(bias);
+    return add(groups > 1 ? "ConvolutionDepthWise" : "Convolution", {in}, params);
+  }
+  // PyTorch's ConvTranspose2d (weights [in][out][k][k]) as ncnn's Deconvolution ([out][in]).
+  std::string deconv(const std::string& in, const Tensor& w, const Tensor* bias, int stride,
+                     int pad, float leaky = 0) {
+    const int64_t cin = w.shape[0], cout = w.shape[1], kk = w.shape[2] * w.shape[3];
+    std::vector<float> transposed(w.values.size());
+    for (int64_t i = 0; i < cin; ++i)
+      for (int64_t o = 0; o < cout; ++o)
+        for (int64_t k = 0; k < kk; ++k)
+          transposed[(o * cin + i) * kk + k] = w.values[(i * cout + o) * kk + k];
+    std::string params = "0=" + std::to_string(cout) + " 1=" + std::to_string(w.shape[2]) +
+                         " 3=" + std::to_string(stride) + " 4=" + std::to_string(pad) +
+                         " 5=" + (bias ? "1" : "0") + " 6=" + std::to_string(transposed.size());
+    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
+    weights_fp32_flagged(transposed);
+    if (bias) append(bias->values);
+    return add("Deconvolution", {in}, params);
+  }
+  // A fully connected layer on a vector (a 1x1 convolution after global pooling); activation
+  // 0 none, 1 ReLU, 4 sigmoid (ncnn's param 9).
+  std::string inner_product(const std::string& in, const Tensor& w, const Tensor* bias,
+                            int activation) {
+    std::string params = "0=" + std::to_string(w.shape[0]) + " 1=" + (bias ? "1" : "0") +
+                         " 2=" + std::to_string(w.values.size());
+    if (activation != 0) params += " 9=" + std::to_string(activation);
+    weights_fp32_flagged(w.values);
+    if (bias) append(bias->values);
+    return add("InnerProduct", {in}, params);
+  }
+  std::string global_average(const std::string& in) { return add("Pooling", {in}, "0=1 4=1"); }
+  std::string sigmoid(const std::string& in) { return add("Sigmoid", {in}, ""); }
+  // ncnn BinaryOp kinds: 0 add, 1 sub, 2 mul (a vector operand is broadcast over channels).
+  std::string binary(const std::string& a, const std::string& b, int kind) {
+    return add("BinaryOp", {a, b}, "0=" + std::to_string(kind));
+  }
+  std::string binary_scalar(const std::string& a, int kind, float scalar) {
+    return add("BinaryOp", {a}, "0=" + std::to_string(kind) + " 1=1 2=" + number(scalar));
+  }
+  // `border` pixels off every side (height and width).
+  std::string crop_border(const std::string& in, int border) {
+    const std::string b = std::to_string(border);
+    return add("Crop", {in},
+               "-23309=2," + b + "," + b + " -23310=2,-" + b + ",-" + b + " -23311=2,-2,-1");
+  }
+  // Padding of each side; `type` 0 constant zero, 2 reflect.
+  std::string pad(const std::string& in, int top, int bottom, int left, int right, int type) {
+    return add("Padding", {in},
+               "0=" + std::to_string(top) + " 1=" + std::to_string(bottom) +
+                   " 2=" + std::to_string(left) + " 3=" + std::to_string(right) +
+                   " 4=" + std::to_string(type));
+  }
+
   // Any layer: `params` in ncnn's "id=value" form; its weights appended with weights_*().
   std::string layer(const std::string& type, std::vector<std::string> inputs, std::string params) {
     return add(type, std::move(inputs), std::move(params));

@@ -55,6 +55,36 @@ TEST(CliModelFile, UnshuffledInputTiledAndUntiled) {
   }
 }
 
+// SPAN (whole and in tiles) and Real-CUGAN (whole frames: its SE blocks see the whole
+// input) from their state dicts, the scale read from the file, against PyTorch.
+TEST(CliModelFile, SpanAndRealCuganWithoutScaleMatchPyTorch) {
+  const fs::path dir = scratch_dir("cli_model_file_span_cugan");
+  struct Case {
+    std::string model, input, tile;
+    int width, height;
+  };
+  const fs::path full = source_dir() / "tests/golden/testsrc2_160x90.png";
+  for (const Case& c :
+       {Case{"span-x2.pth", full.string(), "0", 320, 180},
+        Case{"span-x2.pth", full.string(), "32", 320, 180},
+        Case{"realcugan-x3.pth", fixture("input_63x35.png").string(), "0", 189, 105}}) {
+    SCOPED_TRACE(c.model + " tile " + c.tile);
+    const fs::path out = dir / (c.model + "_tile" + c.tile + ".png");
+    const CommandResult r = run_cli(quote(c.input) + " -o " + quote(out.string()) + " --model " +
+                                    quote(fixture(c.model).string()) +
+                                    " --precision fp32 --device cpu --tile " + c.tile);
+    ASSERT_EQ(r.exit_status, 0) << r.stderr_text;
+    const Rgb8 got = read_png_rgb(out);
+    ASSERT_EQ(got.width, c.width);
+    ASSERT_EQ(got.height, c.height);
+    const Comparison cmp = compare(got, read_png_rgb(fixture(c.model + ".ref.png")));
+    std::printf("%s tile %s: PSNR %.2f dB, max difference %d\n", c.model.c_str(), c.tile.c_str(),
+                cmp.psnr, cmp.max_difference);
+    EXPECT_GE(cmp.psnr, 50.0);
+    EXPECT_LE(cmp.max_difference, 2);
+  }
+}
+
 TEST(CliModelFile, ScaleTheModelCannotGiveIsRefused) {
   const fs::path dir = scratch_dir("cli_model_file_scale");
   const fs::path out = dir / "out.png";

@@ -25,6 +25,8 @@ struct Architecture {
   int unshuffle = 1;   // ESRGAN x1/x2: the input is pixel-unshuffled by this factor first
   std::string activation;  // "PReLU", "LeakyReLU(0.2)"
   std::string key_style;   // ESRGAN: "new" (conv_first/body/...) or "old" (model.N)
+  bool normalised_input = false;  // SPAN without `no_norm`: (x - mean) * 255 first
+  bool pro = false;               // Real-CUGAN "pro" models (a `pro` buffer): x * 0.7 + 0.15 in
 };
 
 // Never throws for an unknown layout: `family` is "unknown" then.
