@@ -644,7 +644,8 @@ def export_onnx_ops():
     """Networks for the ONNX importer's layout and shape ops, exported by torch.onnx at opsets
     11 and 17 (torch 1.13 writes at most 17) with dynamic height and width, each with PyTorch's
     fp32 output on input_64x36.png; SpaceToDepth and DepthToSpace DCR as ONNX nodes (which
-    torch does not write) by hand; and a graph with a layout change upframe refuses."""
+    torch does not write) by hand; and a graph with a layout change upframe refuses.
+    `make_model_fixtures.py onnx-ops` writes only these."""
     import onnx
     from onnx import helper, numpy_helper
 
