@@ -711,6 +711,197 @@ def export_onnx():
         print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
 
 
+class DeconvNet(nn.Module):
+    """x2 by transposed convolutions: stride 2 with output_padding in two groups, then
+    asymmetric kernels and pads that return to 2x, plus the nearest-upsampled input."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Conv2d(3, 8, 3, 1, 1)
+        self.up = nn.ConvTranspose2d(8, 8, 3, 2, 1, output_padding=1, groups=2)
+        self.mid = nn.ConvTranspose2d(8, 6, 4, 1, (1, 2))  # 2h+1 x 2w-1
+        self.tail = nn.ConvTranspose2d(6, 3, 2, 1, (1, 0))  # 2h x 2w
+
+    def forward(self, x):
+        y = F.leaky_relu(self.head(x), 0.1)
+        y = F.leaky_relu(self.up(y), 0.1)
+        y = F.leaky_relu(self.mid(y), 0.1)
+        return self.tail(y) + F.interpolate(x, scale_factor=2, mode="nearest")
+
+
+def unshuffle_view(x, r, space_to_depth):
+    """PyTorch's pixel_unshuffle, or ONNX SpaceToDepth's channel order, written as view/permute."""
+    b, c, h, w = x.shape
+    x = x.view(b, c, h // r, r, w // r, r)
+    x = x.permute(0, 3, 5, 1, 2, 4) if space_to_depth else x.permute(0, 1, 3, 5, 2, 4)
+    return x.reshape(b, c * r * r, h // r, w // r)
+
+
+def shuffle_view(x, r, dcr):
+    """PyTorch's pixel_shuffle, or ONNX DepthToSpace DCR, written as view/permute."""
+    b, c, h, w = x.shape
+    if dcr:
+        x = x.view(b, r, r, c // (r * r), h, w).permute(0, 3, 4, 1, 5, 2)
+    else:
+        x = x.view(b, c // (r * r), r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+    return x.reshape(b, c // (r * r), h * r, w * r)
+
+
+class ShuffleNet(nn.Module):
+    """x2: unshuffle by 2, convolutions, shuffle by 4, with slices over channels; the residual
+    upsampled to a size computed from the input's (F.interpolate(size=...)) or by a recomputed
+    scale factor. `manual`: the shuffles as view/permute (Reshape+Transpose in ONNX) instead of
+    F.pixel_(un)shuffle; `dcr`: ONNX's SpaceToDepth and DepthToSpace DCR orders (manual only)."""
+
+    def __init__(self, manual, dcr=False):
+        super().__init__()
+        self.manual, self.dcr = manual, dcr
+        self.head = nn.Conv2d(12, 8, 3, 1, 1)
+        self.tail = nn.Conv2d(8, 48, 3, 1, 1)
+
+    def forward(self, x):
+        h, w = x.shape[2:]
+        y = unshuffle_view(x, 2, self.dcr) if self.manual else F.pixel_unshuffle(x, 2)
+        y = self.head(y)
+        y = torch.cat([F.leaky_relu(y[:, :4], 0.2), torch.sigmoid(y[:, -4:]) - 0.5], 1)
+        y = self.tail(y)
+        y = shuffle_view(y, 4, self.dcr) if self.manual else F.pixel_shuffle(y, 4)
+        if self.manual:
+            return y + F.interpolate(x, scale_factor=2.0, mode="nearest", recompute_scale_factor=True)
+        return y + F.interpolate(x, size=(h * 2, w * 2), mode="bilinear", align_corners=False)
+
+
+class SqueezeExcite(nn.Module):
+    """x2: the channels split in two halves, squeeze-and-excitation on each (1x1 convolutions on
+    the pooled tensor; Linear layers on the flattened mean), a pixel shuffle, plus the
+    bicubic-upsampled input."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Conv2d(3, 16, 3, 1, 1)
+        self.se1, self.se2 = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.fc1, self.fc2 = nn.Linear(8, 4), nn.Linear(4, 8)
+        self.tail = nn.Conv2d(16, 12, 3, 1, 1)
+
+    def forward(self, x):
+        a, b = torch.split(self.head(x), 8, dim=1)
+        a = a * torch.sigmoid(self.se2(F.relu(self.se1(F.adaptive_avg_pool2d(a, 1)))))
+        n, c = b.shape[:2]
+        b = b * torch.sigmoid(self.fc2(F.relu(self.fc1(b.mean((2, 3)))))).view(n, c, 1, 1)
+        y = F.pixel_shuffle(self.tail(torch.cat([a, F.leaky_relu(b, 0.2)], 1)), 2)
+        return y + F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False)
+
+
+class TransposedImage(nn.Module):
+    """A layout change that is not a pixel (un)shuffle: height and width swapped."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, 1, 1)
+
+    def forward(self, x):
+        return self.conv(x).transpose(2, 3)
+
+
+def export_onnx_ops():
+    """Networks for the ONNX importer's layout and shape ops, exported by torch.onnx at opsets
+    11 and 17 (torch 1.13 writes at most 17) with dynamic height and width, each with PyTorch's
+    fp32 output on input_64x36.png; SpaceToDepth and DepthToSpace DCR as ONNX nodes (which
+    torch does not write) by hand; and a graph with a layout change upframe refuses.
+    `make_model_fixtures.py onnx-ops` writes only these."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    def export(model, path, opset):
+        torch.onnx.export(model, torch.rand(1, 3, 36, 64), path, opset_version=opset,
+                          input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+
+    image = load_image("testsrc2_160x90.png", (40, 20, 104, 56))
+    nets = [("onnx-deconv", randomise(DeconvNet(), 11)),
+            ("onnx-shuffle", randomise(ShuffleNet(False), 12)),
+            ("onnx-shuffle-view", randomise(ShuffleNet(True), 13)),
+            ("onnx-se", randomise(SqueezeExcite(), 14)),
+            ("onnx-dcr-view", randomise(ShuffleNet(True, dcr=True), 15))]
+    with torch.no_grad():
+        for name, model in nets:
+            model.eval()
+            save_reference(model(image), os.path.join(OUT, name + ".ref.png"))
+            for opset in (11, 17):
+                export(model, os.path.join(OUT, "%s-%d.onnx" % (name, opset)), opset)
+    # SpaceToDepth and DepthToSpace DCR as single nodes: onnx-dcr-view's network without the
+    # residual, checked against PyTorch separately.
+    dcr = dict(nets)["onnx-dcr-view"]
+    with torch.no_grad():
+        y = unshuffle_view(image, 2, True)
+        y = dcr.head(y)
+        y = torch.cat([F.leaky_relu(y[:, :4], 0.2), torch.sigmoid(y[:, -4:]) - 0.5], 1)
+        save_reference(shuffle_view(dcr.tail(y), 4, True) + 0.5, os.path.join(OUT, "onnx-depth-ops.ref.png"))
+    weights = {k: numpy_helper.from_array(v.numpy(), k) for k, v in dcr.state_dict().items()}
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
+    nodes = [helper.make_node("SpaceToDepth", ["input"], ["s2d"], name="space_to_depth", blocksize=2),
+             helper.make_node("Conv", ["s2d", "head.weight", "head.bias"], ["h"], name="head", pads=[1, 1, 1, 1]),
+             helper.make_node("Slice", ["h", "starts", "ends", "axes"], ["lo"], name="low_channels"),
+             helper.make_node("Slice", ["h", "starts_hi", "ends_hi", "axes"], ["hi"], name="high_channels"),
+             helper.make_node("LeakyRelu", ["lo"], ["lo_act"], alpha=0.2),
+             helper.make_node("Sigmoid", ["hi"], ["hi_sig"]),
+             helper.make_node("Sub", ["hi_sig", "half"], ["hi_act"]),
+             helper.make_node("Concat", ["lo_act", "hi_act"], ["cat"], axis=1),
+             helper.make_node("Conv", ["cat", "tail.weight", "tail.bias"], ["t"], name="tail", pads=[1, 1, 1, 1]),
+             helper.make_node("DepthToSpace", ["t"], ["d2s"], name="depth_to_space", blocksize=4, mode="DCR"),
+             helper.make_node("Add", ["d2s", "half"], ["output"])]
+    inits = list(weights.values()) + [half, numpy_helper.from_array(np.array([0], np.int64), "starts"),
+                                      numpy_helper.from_array(np.array([4], np.int64), "ends"),
+                                      numpy_helper.from_array(np.array([1], np.int64), "axes"),
+                                      numpy_helper.from_array(np.array([-4], np.int64), "starts_hi"),
+                                      numpy_helper.from_array(np.array([2**63 - 1], np.int64), "ends_hi")]
+    graph = helper.make_graph(
+        nodes, "depth_ops",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, "H", "W"])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(OUT, "onnx-depth-ops.onnx"))
+    export(randomise(TransposedImage(), 16).eval(), os.path.join(OUT, "unsupported-transpose.onnx"), 13)
+    # Opset 18's forms (torch 1.13 and onnx 1.12 write at most 17, so by hand): Pad and
+    # ReduceMean with axes as inputs, Resize with an axes attribute and two scales; with
+    # Flatten and reshapes that change nothing.
+    conv = randomise(nn.Conv2d(3, 3, 3), 17).eval()
+    with torch.no_grad():
+        y = conv(F.pad(image, (1, 1, 1, 1), "reflect"))
+        y = y * torch.sigmoid(y.mean((2, 3), keepdim=True))
+        save_reference(F.interpolate(y, scale_factor=2, mode="nearest"), os.path.join(OUT, "onnx-opset18.ref.png"))
+    ints = lambda v, n: numpy_helper.from_array(np.array(v, np.int64), n)
+    inits = [numpy_helper.from_array(conv.weight.detach().numpy(), "w"),
+             numpy_helper.from_array(conv.bias.detach().numpy(), "b"), ints([1, 1, 1, 1], "pads"),
+             ints([2, 3], "axes"), numpy_helper.from_array(np.array([2, 2], np.float32), "scales"),
+             ints([1, 3, 1, 1], "gate_shape")]
+    nodes = [helper.make_node("Pad", ["input", "pads", "", "axes"], ["padded"], name="pad", mode="reflect"),
+             helper.make_node("Conv", ["padded", "w", "b"], ["c"], name="conv"),
+             helper.make_node("ReduceMean", ["c", "axes"], ["mean"], name="mean", keepdims=1),
+             # The pooled [1, C, 1, 1] flattened to [1, C] and back, the image reshaped to its
+             # own shape: no-ops upframe must see through.
+             helper.make_node("Flatten", ["mean"], ["flat"], axis=1),
+             helper.make_node("Reshape", ["flat", "gate_shape"], ["mean4"], name="unflatten"),
+             helper.make_node("Sigmoid", ["mean4"], ["gate"]),
+             helper.make_node("Shape", ["c"], ["c_shape"]),
+             helper.make_node("Reshape", ["c", "c_shape"], ["same"], name="same_shape"),
+             helper.make_node("Mul", ["same", "gate"], ["gated"]),
+             helper.make_node("Resize", ["gated", "", "scales"], ["output"], name="resize", mode="nearest",
+                              axes=[2, 3], coordinate_transformation_mode="asymmetric", nearest_mode="floor")]
+    graph = helper.make_graph(
+        nodes, "opset18",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 3, "H", "W"])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]),
+              os.path.join(OUT, "onnx-opset18.onnx"))
+    for name in sorted(os.listdir(OUT)):
+        if name.startswith("onnx-") and name.endswith(".onnx"):
+            m = onnx.load(os.path.join(OUT, name))
+            print(name, "opset", m.opset_import[0].version, sorted({n.op_type for n in m.graph.node}))
+
+
+
 def span_cugan():
     """SPAN at x2 (normalised input, .pth) and x4 (`no_norm`, .safetensors); Real-CUGAN x2, x3
     and x4-pro with every width divided by 8 (the published widths make 5 MB files; the graph
@@ -769,7 +960,10 @@ if __name__ == "__main__":
         span_cugan()
     elif sys.argv[1:] == ["realplksr"]:
         main_realplksr()
+    elif sys.argv[1:] == ["onnx-ops"]:  # only the ONNX importer's op fixtures
+        export_onnx_ops()
     else:
         main()
         export_onnx()
         span_cugan()
+        export_onnx_ops()

@@ -38,7 +38,8 @@ std::vector<uint8_t> read_bytes(const fs::path& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
-LoadedModel load_converted(const fs::path& path) {
+// `ncnn_out`: where the network's ncnn text and weights are copied, when asked.
+LoadedModel load_converted(const fs::path& path, NcnnFiles* ncnn_out = nullptr) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     throw Error(path.string(), "model file not found", ExitCode::kUsage);
@@ -89,6 +90,7 @@ LoadedModel load_converted(const fs::path& path) {
     for (const auto& [key, t] : dict.tensors) by_type[std::string(weights::dtype_name(t.stored))] += t.numel();
     info.weight_precision = precision_of(by_type);
   }
+  if (ncnn_out) *ncnn_out = {net.param_text, net.bin};
   Graph graph = read_ncnn_model_text(net.param_text, std::move(net.bin), path.string());
   graph.simplify();
   out.model = Model::from_graph(std::move(graph), path.stem().string());
@@ -110,6 +112,14 @@ std::shared_ptr<const Model> load_model_file(const fs::path& path) {
     return Model::load(path, bin);
   }
   return load_converted(path).model;
+}
+
+NcnnFiles convert_to_ncnn(const fs::path& path) {
+  if (!is_weight_file_extension(path))
+    throw Error(path.string(), "not a weight file or ONNX graph (an ncnn model is already one)");
+  NcnnFiles files;
+  load_converted(path, &files);
+  return files;
 }
 
 ModelFileInfo describe_model_file(const fs::path& path) {

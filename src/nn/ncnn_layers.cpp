@@ -87,7 +87,9 @@ void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvPar
   claim_weights(p, 6, weight_size, bin_bytes_left);
   c->weights.resize(weight_size);
   if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
-  p.require_absent(19, "dynamic weights");
+  // ncnn's dynamic-weight flag: param 19 of a Convolution; a Deconvolution's 19 is its
+  // bottom output padding and its flag is 28.
+  p.require_absent(deconv ? 28 : 19, "dynamic weights");
   if (deconv) {
     c->output_pad_right = p.get_int(18, 0);
     c->output_pad_bottom = p.get_int(19, c->output_pad_right);

@@ -92,14 +92,17 @@ class NcnnWriter {
     return add("Padding", {in}, "0=0 1=" + std::to_string(rows) + " 2=0 3=" +
                                     std::to_string(rows) + " 4=2");
   }
-  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution.
-  std::string pixel_unshuffle(const std::string& in, int channels, int f) {
+  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution; with
+  // `space_to_depth_order`, ONNX SpaceToDepth's (out channel (dy*f + dx)*channels + c).
+  std::string pixel_unshuffle(const std::string& in, int channels, int f,
+                              bool space_to_depth_order = false) {
     const int out = channels * f * f;
     std::vector<float> weights(static_cast<size_t>(out) * channels * f * f, 0.f);
     for (int c = 0; c < channels; ++c)
       for (int dy = 0; dy < f; ++dy)
         for (int dx = 0; dx < f; ++dx) {
-          const int o = c * f * f + dy * f + dx;
+          const int o =
+              space_to_depth_order ? (dy * f + dx) * channels + c : c * f * f + dy * f + dx;
           weights[((static_cast<size_t>(o) * channels + c) * f + dy) * f + dx] = 1.f;
         }
     const uint32_t fp32_flag = 0;

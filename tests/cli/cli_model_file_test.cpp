@@ -114,6 +114,22 @@ TEST(CliModelFile, ScaleTheModelCannotGiveIsRefused) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// An ONNX layout change that is not a pixel (un)shuffle: one line naming the node, exit 2.
+TEST(CliModelFile, OnnxReshapeOutsideTheSetIsRefusedNamingItsNode) {
+  const fs::path dir = scratch_dir("cli_model_file_onnx_reshape");
+  const fs::path model = fixture("unsupported-transpose.onnx");
+  const fs::path out = dir / "out.png";
+  const CommandResult r =
+      run_cli(quote(fixture("input_64x36.png").string()) + " -o " + quote(out.string()) +
+              " --device cpu --precision fp32 --model " + quote(model.string()));
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_EQ(r.stderr_text, "upframe: error: " + model.string() +
+                               ": ONNX: node '/Transpose' (Transpose): a reshape and transpose "
+                               "that is not a pixel shuffle or unshuffle (docs/MODELS.md lists "
+                               "what is supported)\n");
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(CliModelFile, MaliciousPickleRefusedWithOneLineAndNothingRun) {
   const fs::path dir = scratch_dir("cli_model_file_evil");
   const fs::path marker = "/tmp/upframe-evil-pickle-ran";

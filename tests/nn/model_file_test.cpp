@@ -30,6 +30,12 @@ std::string case_name(const ::testing::TestParamInfo<ModelFileCase>& info) {
   return name;
 }
 
+// An x2 ONNX fixture NET-OPSET.onnx (NET.onnx without an opset) against NET.ref.png.
+ModelFileCase onnx_case(const std::string& net, int opset = 0) {
+  const std::string file = net + (opset ? "-" + std::to_string(opset) : "") + ".onnx";
+  return {file, "input_64x36.png", 2, "ONNX graph", net + ".ref.png"};
+}
+
 fs::path fixture(const std::string& name) { return source_dir() / "tests/models/pytorch" / name; }
 
 class ModelFile : public ::testing::TestWithParam<ModelFileCase> {};
@@ -81,6 +87,13 @@ INSTANTIATE_TEST_SUITE_P(
                       "esrgan-x4.pth.ref.png"},
         ModelFileCase{"compact-x2-fp16.onnx", "input_64x36.png", 2, "ONNX graph",
                       "compact-x2.pth.ref.png", true},
+        // The importer's layout and shape ops, torch.onnx at opsets 11 and 17.
+        onnx_case("onnx-deconv", 11), onnx_case("onnx-deconv", 17),
+        onnx_case("onnx-shuffle", 11), onnx_case("onnx-shuffle", 17),
+        onnx_case("onnx-shuffle-view", 11), onnx_case("onnx-shuffle-view", 17),
+        onnx_case("onnx-dcr-view", 11), onnx_case("onnx-dcr-view", 17),
+        onnx_case("onnx-se", 11), onnx_case("onnx-se", 17), onnx_case("onnx-depth-ops"),
+        onnx_case("onnx-opset18"),
         // SPAN: Conv3XC layers folded at load time (stale eval_conv weights in
         // the files), fp16 .pth with the mean-normalised input, no_norm x4.
         ModelFileCase{"span-x2.pth", "tests/golden/testsrc2_160x90.png", 2, "SPAN"},
@@ -101,6 +114,28 @@ INSTANTIATE_TEST_SUITE_P(
         ModelFileCase{"realplksr-dysample-x4.pth", "input_32x18.png", 4, "RealPLKSR"},
         ModelFileCase{"realplksr-dysample-x3.safetensors", "input_32x18.png", 3, "RealPLKSR"}),
     case_name);
+
+// The imported layout ops keep tiles exact: in 16-pixel tiles with the model's receptive radius
+// as overlap, the stitched output equals the whole-image one (the unshuffling models need the
+// radius rounded to their factor of 2: an odd overlap shifts the unshuffle's phase). onnx-se
+// pools globally, so it says so and is not tiled.
+TEST(ModelFileTiles, OnnxLayoutOpsTiledEqualUntiled) {
+  const Rgb8 input = read_png_rgb(fixture("input_64x36.png"));
+  for (const char* file :
+       {"onnx-deconv-17.onnx", "onnx-shuffle-11.onnx", "onnx-shuffle-view-17.onnx",
+        "onnx-dcr-view-11.onnx", "onnx-depth-ops.onnx"}) {
+    SCOPED_TRACE(file);
+    auto model = nn::load_model_file(fixture(file));
+    const nn::ModelInfo& info = model->info();
+    EXPECT_FALSE(info.global_context);
+    auto executor = nn::make_cpu_executor(model, nn::Precision::kFp32);
+    const nn::Tensor whole = executor->run(to_tensor(input));
+    const nn::Tensor tiled =
+        nn::run_tiled(*executor, to_tensor(input), 16, info.receptive_radius, info.scale);
+    EXPECT_LT(max_abs_difference(whole, tiled), 1e-4f) << "radius " << info.receptive_radius;
+  }
+  EXPECT_TRUE(nn::load_model_file(fixture("onnx-se-17.onnx"))->info().global_context);
+}
 
 // The shipped model saved as .pth gives what its ncnn twin gives, bit for bit: the same graph.
 TEST(ModelFileTwin, ShippedModelAsPthEqualsItsNcnnFiles) {
@@ -295,15 +330,22 @@ TEST(ModelFileErrors, RecognisedButUnsupportedFamiliesAreNamed) {
 }
 
 TEST(ModelFileErrors, OnnxOpOutsideTheSetIsNamedWithItsNode) {
-  try {
-    nn::load_model_file(fixture("unsupported-op.onnx"));
-    ADD_FAILURE() << "an ONNX graph with Softmax loaded";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ExitCode::kUsage);
-    EXPECT_EQ(e.problem(),
-              "ONNX: node 'channel_softmax' (Softmax): op not supported (docs/MODELS.md lists what "
-              "is supported)");
-  }
+  auto refusal = [](const std::string& file) -> std::string {
+    try {
+      nn::load_model_file(fixture(file));
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+      return e.problem();
+    }
+    return "loaded";
+  };
+  EXPECT_EQ(refusal("unsupported-op.onnx"),
+            "ONNX: node 'channel_softmax' (Softmax): op not supported (docs/MODELS.md lists what "
+            "is supported)");
+  // A layout change that is not a pixel (un)shuffle (height and width swapped): its node named.
+  EXPECT_EQ(refusal("unsupported-transpose.onnx"),
+            "ONNX: node '/Transpose' (Transpose): a reshape and transpose that is not a pixel "
+            "shuffle or unshuffle (docs/MODELS.md lists what is supported)");
   // Not ONNX at all.
   const fs::path dir = scratch_dir("model_file_not_onnx");
   write_file(dir / "x.onnx", "this is not a protobuf");
