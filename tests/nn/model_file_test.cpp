@@ -221,11 +221,13 @@ TEST(ModelFileTwin, RealCuganFromTheNcnnWeightsEqualsTheNcnnGraph) {
   size_t layer = 0;
   auto add = [&](const std::string& key, std::vector<int64_t> shape, const std::vector<float>& v) {
     std::string dims;
-    for (int64_t d : shape) dims += (dims.empty() ? "" : ",") + std::to_string(d);
-    header +=
-        (header.size() > 1 ? "," : "") +
-        ("\"" + key + "\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[" +
-         std::to_string(data.size()) + "," + std::to_string(data.size() + v.size() * 4) + "]}");
+    for (int64_t d : shape) {
+      if (!dims.empty()) dims += ',';
+      dims += std::to_string(d);
+    }
+    if (header.size() > 1) header += ',';
+    header += "\"" + key + "\":{\"dtype\":\"F32\",\"shape\":[" + dims + "],\"data_offsets\":[" +
+              std::to_string(data.size()) + "," + std::to_string(data.size() + v.size() * 4) + "]}";
     data.append(reinterpret_cast<const char*>(v.data()), v.size() * 4);
   };
   for (const nn::Op& op : ncnn->graph().ops) {
