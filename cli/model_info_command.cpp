@@ -34,7 +34,8 @@ int run_model_info_command(int argc, char** argv) {
                                   {"input_channels", info.input_channels},
                                   {"output_channels", info.output_channels},
                                   {"weight_precision", info.weight_precision},
-                                  {"receptive_radius", info.receptive_radius}};
+                                  {"receptive_radius", info.receptive_radius},
+                                  {"whole_image", info.whole_image}};
     out["parameters"] = info.parameters >= 0 ? nlohmann::ordered_json(info.parameters) : nullptr;
     nlohmann::ordered_json ops = nlohmann::ordered_json::object();
     for (const auto& [type, count] : info.ops) ops[type] = count;
@@ -50,7 +51,8 @@ int run_model_info_command(int argc, char** argv) {
   std::printf("channels:         %d in, %d out\n", info.input_channels, info.output_channels);
   if (info.parameters >= 0) std::printf("parameters:       %lld\n", (long long)info.parameters);
   std::printf("weight precision: %s\n", info.weight_precision.c_str());
-  std::printf("receptive radius: %d px\n", info.receptive_radius);
+  std::printf("receptive radius: %d px%s\n", info.receptive_radius,
+              info.whole_image ? " and the whole image (tiles change the output)" : "");
   std::string ops;
   for (const auto& [type, count] : info.ops)
     ops += (ops.empty() ? "" : ", ") + type + " x" + std::to_string(count);

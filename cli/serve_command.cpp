@@ -7,6 +7,7 @@
 
 #include "report_error.hpp"
 #include "setup.hpp"
+#include "upframe/config.hpp"
 #include "upframe/error.hpp"
 #include "upframe/web/server.hpp"
 
@@ -19,6 +20,8 @@ int run_serve_command(int argc, char** argv) {
   upframe::web::ServeOptions options;
   std::vector<std::string> roots;
   uint64_t max_upload_mib = options.max_upload_bytes >> 20;
+  uint64_t max_model_upload_mib = options.max_model_upload_bytes >> 20;
+  std::string models_dir;
   app.add_option("--host", options.host,
                  "address to listen on (another than loopback needs --token)")
       ->capture_default_str();
@@ -34,12 +37,34 @@ int run_serve_command(int argc, char** argv) {
                  "[A-Za-z0-9_-]")
       ->type_name("TOKEN");
   app.add_option("--max-upload-mb", max_upload_mib, "largest upload, MiB")->capture_default_str();
+  app.add_option("--max-model-upload-mb", max_model_upload_mib, "largest model file upload, MiB")
+      ->capture_default_str();
+  app.add_option("--models-dir", models_dir,
+                 "folder of your own models: searched first for a job's model NAME, and where "
+                 "uploaded models go [default: models_dir of ./upframe.toml, else "
+                 "$XDG_DATA_HOME/upframe/models]")
+      ->type_name("DIR");
   if (int status = upframe::cli::parse_command_line(app, argc, argv); status >= 0) return status;
   for (const std::string& root : roots) options.roots.emplace_back(root);
   options.max_upload_bytes = max_upload_mib << 20;
+  options.max_model_upload_bytes = max_model_upload_mib << 20;
 
   upframe::cli::set_up_console(/*quiet=*/false);
   try {
+    // The same models folder a command in this folder uses: --models-dir, else the config's.
+    if (models_dir.empty()) {
+      if (const auto config = upframe::default_config_file()) {
+        upframe::Settings settings;
+        upframe::apply_config_file(settings, *config);
+        models_dir = settings.models_dir.string();
+      }
+    }
+    if (!models_dir.empty()) {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(models_dir, ec))
+        throw upframe::UsageError(models_dir, "models folder not found");
+      options.models_dir = std::filesystem::absolute(models_dir);
+    }
     const int signal = upframe::web::serve(options, [](const std::string& url) {
       // The URL alone on stdout, for scripts and tests; the log goes to stderr.
       std::cout << url << std::endl;

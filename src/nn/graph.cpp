@@ -144,7 +144,8 @@ std::vector<int> Graph::last_uses() const {
 }
 
 bool is_activation(OpType type) {
-  return type == OpType::kPReLU || type == OpType::kReLU || type == OpType::kSigmoid;
+  return type == OpType::kPReLU || type == OpType::kReLU || type == OpType::kSigmoid ||
+         type == OpType::kMish;
 }
 
 ActivationSpec activation_of(const Op& op) {
@@ -156,6 +157,8 @@ ActivationSpec activation_of(const Op& op) {
     const float slope = op.get<ReLUParams>().slope;
     a.type = slope == 0.f ? Activation::kReLU : Activation::kLeakyReLU;
     a.alpha = slope;
+  } else if (op.type == OpType::kMish) {
+    a.type = Activation::kMish;
   } else {
     a.type = Activation::kSigmoid;
   }
@@ -277,10 +280,13 @@ int Graph::receptive_radius(bool* global_context) const {
   double input_w = shapes[input_blob].w;
   // radius[b]: input pixels each side that blob b's pixel depends on.
   std::vector<double> radius(blob_names.size(), 0.0);
+  double smallest_scale = 1.0;  // of any blob against the input (strides, pixel unshuffle)
   for (const Op& op : ops) {
     double r = 0;
     for (int b : op.inputs) r = std::max(r, radius[b]);
     double in_scale = op.inputs.empty() ? 1.0 : shapes[op.inputs[0]].w / input_w;
+    for (int b : op.outputs)
+      if (shapes[b].dims == 3) smallest_scale = std::min(smallest_scale, shapes[b].w / input_w);
     double extra = 0;  // in pixels of the op's input
     switch (op.type) {
       case OpType::kConvolution: {
@@ -303,6 +309,8 @@ int Graph::receptive_radius(bool* global_context) const {
         extra = op.get<InterpParams>().resize_type == ResizeType::kBicubic ? 2 : 1;
         break;
       case OpType::kPooling:
+      case OpType::kGroupNorm:  // statistics over the whole image
+      case OpType::kDySample:   // sample positions the data chooses, anywhere in the image
         *global_context = true;
         break;
       default:
@@ -311,8 +319,12 @@ int Graph::receptive_radius(bool* global_context) const {
     r += extra / in_scale;
     for (int b : op.outputs) radius[b] = r;
   }
+  // A graph that downsamples by f (a stride-f convolution, a pixel unshuffle) gives a tile
+  // other pixels unless the tile's window starts on a multiple of f: a radius that is a
+  // multiple of f keeps every window (core minus overlap) aligned when tiles are.
+  const double align = smallest_scale < 1.0 ? std::round(1.0 / smallest_scale) : 1.0;
   // Compared in double before the conversion: a long chain of wide ops can sum past INT_MAX.
-  const double result = std::ceil(radius[output_blob] - 1e-9);
+  const double result = std::ceil(std::ceil(radius[output_blob] - 1e-9) / align) * align;
   if (!(result <= kMaxShapeSide)) {
     *global_context = true;  // no allowed image is wide enough to hold the context
     return kMaxShapeSide;

@@ -96,9 +96,10 @@ class Graph {
   // Orders ops so each runs after the producers of its inputs; sets input/output blobs.
   // Throws for an undefined blob, a cycle, or not exactly one input and one output.
   void finalize();
-  // Input pixels each side one output pixel depends on (conservative); sets *global_context
-  // when some op (global pooling) makes every output pixel depend on the whole image, or the
-  // radius exceeds kMaxShapeSide (then the radius returned is kMaxShapeSide).
+  // Input pixels each side one output pixel depends on (conservative, and rounded up to a
+  // multiple of the graph's downsampling factor so tile windows stay aligned); sets
+  // *global_context when some op (global pooling) makes every output pixel depend on the whole
+  // image, or the radius exceeds kMaxShapeSide (then the radius returned is kMaxShapeSide).
   int receptive_radius(bool* global_context) const;
 };
 

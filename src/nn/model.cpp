@@ -100,7 +100,8 @@ std::shared_ptr<const Model> Model::from_graph(Graph graph, std::string name) {
   log_message(LogLevel::kDebug, "model " + info.name + ": " + std::to_string(g.ops.size()) +
                                     " ops, scale " + std::to_string(info.scale) +
                                     ", receptive radius " + std::to_string(info.receptive_radius) +
-                                    " px" + (info.global_context ? " (plus global pooling)" : ""));
+                                    " px" +
+                                    (info.global_context ? " (plus whole-image statistics)" : ""));
   return model;
 }
 

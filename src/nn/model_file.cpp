@@ -38,7 +38,8 @@ std::vector<uint8_t> read_bytes(const fs::path& path) {
   return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
-LoadedModel load_converted(const fs::path& path) {
+// `ncnn_out`: where the network's ncnn text and weights are copied, when asked.
+LoadedModel load_converted(const fs::path& path, NcnnFiles* ncnn_out = nullptr) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     throw Error(path.string(), "model file not found", ExitCode::kUsage);
@@ -57,7 +58,9 @@ LoadedModel load_converted(const fs::path& path) {
     const weights::StateDict dict = weights::read_state_dict(path);
     const weights::Architecture a = weights::recognise_architecture(dict);
     if (a.family == "unknown")
-      throw Error(path.string(), "unknown architecture (not ESRGAN or Compact; see docs/MODELS.md)",
+      throw Error(path.string(),
+                  "unknown architecture (not ESRGAN, Compact, SPAN, Real-CUGAN or RealPLKSR; see "
+                  "docs/MODELS.md)",
                   ExitCode::kUsage);
     net = weights::build_ncnn_network(dict, a, path.string());
     info.format = dict.format;
@@ -66,6 +69,18 @@ LoadedModel load_converted(const fs::path& path) {
       info.details = std::to_string(a.blocks) + " RRDB blocks, " + std::to_string(a.features) +
                      " features, growth " + std::to_string(a.growth) + ", " + a.key_style +
                      " keys" + (a.unshuffle > 1 ? ", input unshuffled by " + std::to_string(a.unshuffle) : "");
+    else if (a.family == "SPAN")
+      info.details = std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) +
+                     " features, " + (a.normalised_input ? "mean-normalised input" : "no_norm");
+    else if (a.family == "Real-CUGAN")
+      info.details = "UpCunet" + std::to_string(a.scale) + "x" + (a.pro ? " pro" : "") + ", " +
+                     std::to_string(a.features) + " features";
+    else if (a.family == "RealPLKSR")
+      info.details =
+          std::to_string(a.blocks) + " blocks, " + std::to_string(a.features) + " features, " +
+          std::to_string(a.large_kernel) + "x" + std::to_string(a.large_kernel) + " kernel on " +
+          std::to_string(a.large_kernel_channels) + " channels, " + a.norm +
+          (a.attention ? ", EA" : "") + (a.upsampler == "DySample" ? ", DySample upsampler" : "");
     else
       info.details = std::to_string(a.blocks + 2) + " convolutions, " +
                      std::to_string(a.features) + " features, " + a.activation;
@@ -75,6 +90,7 @@ LoadedModel load_converted(const fs::path& path) {
     for (const auto& [key, t] : dict.tensors) by_type[std::string(weights::dtype_name(t.stored))] += t.numel();
     info.weight_precision = precision_of(by_type);
   }
+  if (ncnn_out) *ncnn_out = {net.param_text, net.bin};
   Graph graph = read_ncnn_model_text(net.param_text, std::move(net.bin), path.string());
   graph.simplify();
   out.model = Model::from_graph(std::move(graph), path.stem().string());
@@ -98,6 +114,14 @@ std::shared_ptr<const Model> load_model_file(const fs::path& path) {
   return load_converted(path).model;
 }
 
+NcnnFiles convert_to_ncnn(const fs::path& path) {
+  if (!is_weight_file_extension(path))
+    throw Error(path.string(), "not a weight file or ONNX graph (an ncnn model is already one)");
+  NcnnFiles files;
+  load_converted(path, &files);
+  return files;
+}
+
 ModelFileInfo describe_model_file(const fs::path& path) {
   ModelFileInfo info;
   std::shared_ptr<const Model> model;
@@ -117,6 +141,7 @@ ModelFileInfo describe_model_file(const fs::path& path) {
   info.input_channels = m.input_channels;
   info.output_channels = m.output_channels;
   info.receptive_radius = m.receptive_radius;
+  info.whole_image = m.global_context;
   for (const Op& op : model->graph().ops) {
     const std::string type = op_type_name(op.type);
     auto it = std::find_if(info.ops.begin(), info.ops.end(),

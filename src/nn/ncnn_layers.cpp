@@ -37,6 +37,9 @@ ActivationSpec read_activation(const LayerParams& p) {
     case 4:
       a.type = Activation::kSigmoid;
       break;
+    case 5:
+      a.type = Activation::kMish;
+      break;
     default:
       p.unsupported("activation type " + std::to_string(type) + " (param 9)");
   }
@@ -84,7 +87,9 @@ void read_conv_params(const LayerParams& p, bool deconv, bool depthwise, ConvPar
   claim_weights(p, 6, weight_size, bin_bytes_left);
   c->weights.resize(weight_size);
   if (p.get_int(8, 0) != 0) p.unsupported("int8 quantized weights (param 8)");
-  p.require_absent(19, "dynamic weights");
+  // ncnn's dynamic-weight flag: param 19 of a Convolution; a Deconvolution's 19 is its
+  // bottom output padding and its flag is 28.
+  p.require_absent(deconv ? 28 : 19, "dynamic weights");
   if (deconv) {
     c->output_pad_right = p.get_int(18, 0);
     c->output_pad_bottom = p.get_int(19, c->output_pad_right);
@@ -136,6 +141,60 @@ OpParams parse_relu(const LayerLine& l) {
 OpParams parse_sigmoid(const LayerLine& l) {
   l.need_io(1, 1, 1);
   return SigmoidParams{};
+}
+
+OpParams parse_mish(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  return MishParams{};
+}
+
+// The affine weights of a norm: gamma then beta, `channels` raw floats each.
+void claim_norm_weights(const LayerLine& l, int id, NormParams* norm) {
+  if (norm->channels <= 0) l.p.fail(id, "channel count must be positive");
+  if (!norm->affine) return;
+  claim_weights(l.p, id, int64_t(norm->channels) * 2, l.bin_bytes_left);
+  norm->gamma.resize(norm->channels);
+  norm->beta.resize(norm->channels);
+}
+
+// ncnn's GroupNorm: 0=groups 1=channels 2=eps 3=affine.
+OpParams parse_groupnorm(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  NormParams norm;
+  norm.groups = l.p.get_int(0, 1);
+  norm.channels = l.p.get_int(1, 0);
+  norm.eps = l.p.get_float(2, 0.001f);
+  norm.affine = l.p.get_int(3, 1) != 0;
+  if (norm.groups <= 0 || norm.channels % norm.groups != 0)
+    l.p.fail(0, "group count must divide the channel count");
+  if (!(norm.eps > 0.f)) l.p.fail(2, "eps must be positive");
+  claim_norm_weights(l, 1, &norm);
+  return norm;
+}
+
+// LayerNorm over the channels of each pixel, as ConvNeXt's and RealPLKSR's channels-first
+// LayerNorm: 0=channels 1=eps 2=affine, and 3=1 marking this form (upframe's: ncnn's LayerNorm
+// normalises each row or each channel plane instead, and is refused).
+OpParams parse_layernorm(const LayerLine& l) {
+  l.need_io(1, 1, 1);
+  if (l.p.get_int(3, 0) != 1)
+    l.p.unsupported("LayerNorm over rows or channel planes (only over channels, param 3=1)");
+  NormParams norm;
+  norm.channels = l.p.get_int(0, 0);
+  norm.eps = l.p.get_float(1, 0.001f);
+  norm.affine = l.p.get_int(2, 1) != 0;
+  if (!(norm.eps > 0.f)) l.p.fail(1, "eps must be positive");
+  claim_norm_weights(l, 0, &norm);
+  return norm;
+}
+
+// upframe's DySample (see DySampleParams): 0=scale 1=groups; inputs the image and its offsets.
+OpParams parse_dysample(const LayerLine& l) {
+  l.need_io(2, 2, 1);
+  DySampleParams d{l.p.get_int(0, 2), l.p.get_int(1, 1)};
+  if (d.scale <= 0) l.p.fail(0, "scale must be positive");
+  if (d.groups <= 0) l.p.fail(1, "group count must be positive");
+  return d;
 }
 
 OpParams parse_pixelshuffle(const LayerLine& l) {
@@ -275,6 +334,13 @@ void load_prelu(WeightReader& weights, Op& op) {
   weights.load_raw(&op.get<PReLUParams>().slopes, op.name, "PReLU slopes");
 }
 
+void load_norm(WeightReader& weights, Op& op) {
+  NormParams& p = op.get<NormParams>();
+  if (!p.affine) return;
+  weights.load_raw(&p.gamma, op.name, "gamma");
+  weights.load_raw(&p.beta, op.name, "beta");
+}
+
 void load_innerproduct(WeightReader& weights, Op& op) {
   InnerProductParams& p = op.get<InnerProductParams>();
   weights.load_flagged(&p.weights, op.name);
@@ -342,6 +408,29 @@ Shape shape_prelu(const ShapeContext& x) {
     throw x.fail(std::to_string(slopes) + " slopes for " + std::to_string(x.in[0].c) +
                  " channels");
   return x.in[0];
+}
+
+Shape shape_norm(const ShapeContext& x) {
+  x.need_image(x.in[0]);
+  const int channels = x.op.get<NormParams>().channels;
+  if (x.in[0].c != channels)
+    throw x.fail("made for " + std::to_string(channels) + " channels, got " + x.in_text());
+  return x.in[0];
+}
+
+Shape shape_dysample(const ShapeContext& x) {
+  const Shape &in = x.in[0], &offsets = x.in[1];
+  x.need_image(in);
+  x.need_image(offsets);
+  const DySampleParams& d = x.op.get<DySampleParams>();
+  if (in.c % d.groups != 0)
+    throw x.fail(std::to_string(d.groups) + " groups do not divide " + x.in_text());
+  if (offsets.h != in.h || offsets.w != in.w ||
+      int64_t(offsets.c) != int64_t(2) * d.groups * d.scale * d.scale)
+    throw x.fail("offsets " + ShapeContext::text(offsets) +
+                 " are not 2 x groups x scale^2 "
+                 "channels of the image's size");
+  return x.checked(3, in.c, int64_t(in.h) * d.scale, int64_t(in.w) * d.scale);
 }
 
 Shape shape_pixelshuffle(const ShapeContext& x) {
@@ -461,6 +550,10 @@ const std::map<std::string, LayerParser>& layer_parsers() {
       {"PReLU", {OpType::kPReLU, parse_prelu, shape_prelu, load_prelu}},
       {"ReLU", {OpType::kReLU, parse_relu, shape_same}},
       {"Sigmoid", {OpType::kSigmoid, parse_sigmoid, shape_same}},
+      {"Mish", {OpType::kMish, parse_mish, shape_same}},
+      {"GroupNorm", {OpType::kGroupNorm, parse_groupnorm, shape_norm, load_norm}},
+      {"LayerNorm", {OpType::kLayerNorm, parse_layernorm, shape_norm, load_norm}},
+      {"DySample", {OpType::kDySample, parse_dysample, shape_dysample}},
       {"PixelShuffle", {OpType::kPixelShuffle, parse_pixelshuffle, shape_pixelshuffle}},
       {"Interp", {OpType::kInterp, parse_interp, shape_interp}},
       {"BinaryOp", {OpType::kBinaryOp, parse_binaryop, shape_binaryop}},

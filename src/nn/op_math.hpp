@@ -50,12 +50,67 @@ UPFRAME_NN_HD inline float activate(const ActivationArgs& a, float v, int channe
       return min_of(max_of(v, a.alpha), a.beta);
     case Activation::kSigmoid:
       return 1.f / (1.f + expf(-v));
+    case Activation::kMish:  // as PyTorch: exp overflowing to inf gives tanh(inf) = 1, so v
+      return v * tanhf(log1pf(expf(v)));
     case Activation::kPReLU: {
       float s = a.slope_count == 1 ? a.slopes[0] : a.slopes[channel];
       return v > 0.f ? v : v * s;
     }
   }
   return v;
+}
+
+// A norm's affine weights as pointers (host or device memory); null gamma: no affine step.
+struct NormWeights {
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+};
+inline NormWeights norm_weights(const NormParams& p) {
+  return p.affine ? NormWeights{p.gamma.data(), p.beta.data()} : NormWeights{};
+}
+
+// GroupNorm and LayerNorm: v normalised by its group's (or pixel's) mean and 1/sqrt(var + eps),
+// then scaled and shifted by channel c's weights.
+UPFRAME_NN_HD inline float normalize(float v, float mean, float inv_std, const NormWeights& w,
+                                     int c) {
+  const float n = (v - mean) * inv_std;
+  return w.gamma ? w.gamma[c] * n + w.beta[c] : n;
+}
+
+// DySample (DySampleParams) for output element idx of a plain NCHW channels x h*scale x
+// w*scale output: the input channel, the low-resolution pixel and the offset channels read there.
+struct DySampleGeometry {
+  int channels, h, w, scale, groups;
+};
+struct DySamplePoint {
+  int c, y, x, offset_x_channel, offset_y_channel;
+};
+UPFRAME_NN_HD inline DySamplePoint dysample_point(const DySampleGeometry& g, size_t idx) {
+  const int out_w = g.w * g.scale, out_h = g.h * g.scale;
+  const int X = int(idx % out_w), Y = int((idx / out_w) % out_h),
+            c = int(idx / (size_t(out_w) * out_h));
+  const int s2 = g.scale * g.scale;
+  const int group = c / (g.channels / g.groups), k = (Y % g.scale) * g.scale + X % g.scale;
+  return {c, Y / g.scale, X / g.scale, group * s2 + k, (g.groups + group) * s2 + k};
+}
+
+// Bilinear taps at (fx, fy) in a w x h image, the position first clamped to the image
+// (grid_sample's border padding): rows y0, y1 and columns x0, x1 weighted 1 - wy, wy, 1 - wx, wx.
+struct BilinearTaps {
+  int x0, x1, y0, y1;
+  float wx, wy;
+};
+UPFRAME_NN_HD inline BilinearTaps border_bilinear(float fx, float fy, int w, int h) {
+  fx = min_of(max_of(fx, 0.f), float(w - 1));
+  fy = min_of(max_of(fy, 0.f), float(h - 1));
+  const int x0 = int(floorf(fx)), y0 = int(floorf(fy));
+  return {
+      x0, x0 + 1 < w ? x0 + 1 : x0, y0, y0 + 1 < h ? y0 + 1 : y0, fx - float(x0), fy - float(y0)};
+}
+UPFRAME_NN_HD inline float bilinear_mix(const BilinearTaps& t, float v00, float v01, float v10,
+                                        float v11) {
+  return (1.f - t.wy) * ((1.f - t.wx) * v00 + t.wx * v01) +
+         t.wy * ((1.f - t.wx) * v10 + t.wx * v11);
 }
 
 UPFRAME_NN_HD inline float binary(BinaryKind k, float a, float b) {

@@ -25,9 +25,13 @@ enum class OpType {
   kPadding,
   kPooling,
   kInnerProduct,
+  kMish,
+  kGroupNorm,
+  kLayerNorm,  // over the channels of each pixel (upframe's form, see NormParams)
+  kDySample,   // upframe's: DySample's learned resampling (see DySampleParams)
 };
 // Entries of the per-backend op tables (indexed by OpType).
-inline constexpr int kOpTypeCount = int(OpType::kInnerProduct) + 1;
+inline constexpr int kOpTypeCount = int(OpType::kDySample) + 1;
 inline const char* op_type_name(OpType type) {
   switch (type) {
     case OpType::kInput:
@@ -62,6 +66,14 @@ inline const char* op_type_name(OpType type) {
       return "Pooling";
     case OpType::kInnerProduct:
       return "InnerProduct";
+    case OpType::kMish:
+      return "Mish";
+    case OpType::kGroupNorm:
+      return "GroupNorm";
+    case OpType::kLayerNorm:
+      return "LayerNorm";
+    case OpType::kDySample:
+      return "DySample";
   }
   return "?";
 }
@@ -74,6 +86,7 @@ enum class Activation {
   kLeakyReLU = 2,
   kClip = 3,
   kSigmoid = 4,
+  kMish = 5,  // x * tanh(softplus(x))
   kPReLU = 100
 };
 
@@ -186,11 +199,37 @@ struct InnerProductParams {
   std::vector<float> bias;
 };
 
-// One alternative per op type (Convolution and Deconvolution share ConvParams).
-using OpParams =
-    std::variant<InputParams, SplitParams, ConvParams, PReLUParams, ReLUParams, SigmoidParams,
-                 PixelShuffleParams, InterpParams, BinaryParams, EltwiseParams, ConcatParams,
-                 CropParams, PaddingParams, PoolingParams, InnerProductParams>;
+struct MishParams {};
+
+// GroupNorm (ncnn's): per group of channels/groups channels, normalised over those channels and
+// every pixel: (x - mean) / sqrt(var + eps), var biased, then gamma[c] * x + beta[c].
+// LayerNorm (upframe's form: ncnn's normalises rows or planes): per pixel, normalised over all
+// channels, the same formula; `groups` is 1.
+struct NormParams {
+  int groups = 1;
+  int channels = 0;
+  float eps = 1e-5f;
+  bool affine = true;
+  std::vector<float> gamma, beta;  // `channels` each when affine
+};
+
+// DySample's upsampling by `scale` (RealPLKSR's to_img): inputs an image of C channels and its
+// offsets, 2 * groups * scale^2 channels of the same size (x offsets, then y offsets; in each,
+// group g's sub-pixel k = i * scale + j at channel g * scale^2 + k). Output pixel (Y, X) of
+// channel c (group c / (C / groups)) is the image sampled bilinearly at input pixel
+// (Y / scale + y offset, X / scale + x offset), the offsets read at (Y / scale, X / scale),
+// positions clamped to the image (PyTorch's grid_sample, align_corners=False, border padding).
+struct DySampleParams {
+  int scale = 2;
+  int groups = 1;
+};
+
+// One alternative per op type (Convolution and Deconvolution share ConvParams, GroupNorm and
+// LayerNorm NormParams).
+using OpParams = std::variant<InputParams, SplitParams, ConvParams, PReLUParams, ReLUParams,
+                              SigmoidParams, PixelShuffleParams, InterpParams, BinaryParams,
+                              EltwiseParams, ConcatParams, CropParams, PaddingParams, PoolingParams,
+                              InnerProductParams, MishParams, NormParams, DySampleParams>;
 
 struct Op {
   OpType type = OpType::kInput;
@@ -211,7 +250,8 @@ struct Op {
   }
 };
 
-// True for the standalone activation layers: PReLU, ReLU (LeakyReLU with a slope), Sigmoid.
+// True for the standalone activation layers: PReLU, ReLU (LeakyReLU with a slope), Sigmoid,
+// Mish.
 bool is_activation(OpType type);
 // What such a layer applies, as the activation a convolution can carry fused (ReLU with slope 0
 // is kReLU, with another slope kLeakyReLU).

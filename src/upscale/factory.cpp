@@ -52,14 +52,8 @@ bool is_model_file(const fs::path& path) {
 // NAME -> the scales of its NAME-xN.EXT files (0 for a plain NAME.EXT).
 std::map<std::string, std::set<int>> scan_models(const fs::path& user_dir) {
   std::map<std::string, std::set<int>> models;
-  for (const fs::path& dir : model_search_dirs(user_dir)) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      if (!is_model_file(entry.path())) continue;
-      auto [name, scale] = split_scale_suffix(entry.path().stem().string());
-      models[name].insert(scale);
-    }
-  }
+  for (const ModelFileEntry& file : list_model_files(user_dir))
+    models[file.name].insert(file.suffix_scale);
   return models;
 }
 
@@ -158,11 +152,7 @@ std::vector<fs::path> model_search_dirs(const fs::path& user_dir) {
 #ifdef UPFRAME_SOURCE_MODELS_DIR
   candidates.push_back(UPFRAME_SOURCE_MODELS_DIR);
 #endif
-  // The user's own models: $XDG_DATA_HOME/upframe/models, by default ~/.local/share/...
-  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data)
-    candidates.push_back(fs::path(data) / "upframe" / "models");
-  else if (const char* home = std::getenv("HOME"); home && *home)
-    candidates.push_back(fs::path(home) / ".local" / "share" / "upframe" / "models");
+  if (const fs::path user = user_models_dir(); !user.empty()) candidates.push_back(user);
   std::vector<fs::path> dirs;
   for (const fs::path& dir : candidates) {
     if (!fs::is_directory(dir, ec)) continue;
@@ -170,6 +160,31 @@ std::vector<fs::path> model_search_dirs(const fs::path& user_dir) {
     if (std::find(dirs.begin(), dirs.end(), canonical) == dirs.end()) dirs.push_back(canonical);
   }
   return dirs;
+}
+
+fs::path user_models_dir() {
+  if (const char* data = std::getenv("XDG_DATA_HOME"); data && *data)
+    return fs::path(data) / "upframe" / "models";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return fs::path(home) / ".local" / "share" / "upframe" / "models";
+  return {};
+}
+
+std::vector<ModelFileEntry> list_model_files(const fs::path& user_dir) {
+  std::vector<ModelFileEntry> files;
+  for (const fs::path& dir : model_search_dirs(user_dir)) {
+    std::error_code ec;
+    std::vector<fs::path> paths;
+    for (const auto& entry : fs::directory_iterator(dir, ec))
+      if (is_model_file(entry.path()) && !entry.path().filename().string().starts_with("."))
+        paths.push_back(entry.path());
+    std::sort(paths.begin(), paths.end());
+    for (const fs::path& path : paths) {
+      auto [name, scale] = split_scale_suffix(path.stem().string());
+      files.push_back({path, name, scale});
+    }
+  }
+  return files;
 }
 
 std::vector<std::string> available_models(const fs::path& user_dir) {

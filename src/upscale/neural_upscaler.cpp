@@ -260,6 +260,12 @@ NeuralUpscaler::NeuralUpscaler(std::shared_ptr<const nn::Model> model, nn::Preci
     bytes_per_pixel_ = nn::model_bytes_per_input_pixel(*model_);
     tile_ = tile < 0 ? nn::auto_tile_size(*model_, nn::default_cpu_tile_budget_bytes()) : tile;
   }
+  // Global pooling, GroupNorm, DySample: no overlap makes tiles equal the whole image.
+  if (tile > 0 && info.global_context)
+    spdlog::warn(
+        "{}: its output depends on the whole image, so tiles of {} pixels may change it "
+        "(--tile 0 for the exact result)",
+        info.name, tile);
   total_threads_ = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
   threads_per_worker_ = total_threads_;
 }

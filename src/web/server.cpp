@@ -25,6 +25,7 @@
 #include "upframe/web/roots.hpp"
 #include "web/guarded_server.hpp"
 #include "web/job_store.hpp"
+#include "web/model_catalog.hpp"
 #include "web/page.hpp"
 #include "web/request_text.hpp"
 
@@ -35,11 +36,12 @@ using nlohmann::json;
 
 namespace {
 
-// Settings a request may not set: the server owns the console and where files are written
-// outside the output (a stats file anywhere, a config file read from anywhere).
+// Settings a request may not set: the server owns the console, where files are written
+// outside the output (a stats file anywhere, a config file read from anywhere) and which
+// folders models are read from (its --models-dir).
 bool settable_by_request(const std::string& key) {
   return key != "stats" && key != "quiet" && key != "progress_json" && key != "input" &&
-         key != "output" && key != "model";
+         key != "output" && key != "model" && key != "models_dir";
 }
 
 std::string random_token() {
@@ -154,9 +156,9 @@ std::string setting_text(const std::string& key, const json& value, size_t max_l
   throw RequestError(400, "bad value for '" + key + "': expected a string, number or boolean");
 }
 
-std::vector<std::string> model_names() {
+std::vector<std::string> model_names(const fs::path& models_dir) {
   std::vector<std::string> names;
-  for (const std::string& entry : available_models())
+  for (const std::string& entry : available_models(models_dir))
     names.push_back(entry.substr(0, entry.find(" (")));
   names.push_back("lanczos");
   names.push_back("bicubic");
@@ -169,7 +171,8 @@ class WebServer {
       : options_(options),
         roots_(options.roots),
         token_(options.token.empty() ? random_token() : options.token),
-        page_(page_html(token_)) {}
+        page_(page_html(token_)),
+        models_(options.models_dir) {}
 
   int run(const std::function<void(const std::string&)>& on_ready);
 
@@ -191,6 +194,8 @@ class WebServer {
   void list_folder(const httplib::Request& req, httplib::Response& res) const;
   void media_info(const httplib::Request& req, httplib::Response& res) const;
   void upload(const httplib::Request& req, httplib::Response& res) const;
+  void upload_model(const httplib::Request& req, httplib::Response& res,
+                    const httplib::ContentReader& read_body);
   void preview(const httplib::Request& req, httplib::Response& res);
   void job_events(const httplib::Request& req, httplib::Response& res);
 
@@ -204,6 +209,7 @@ class WebServer {
   PreviewCache previews_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> open_streams_{0};
+  ModelCatalog models_;
 };
 
 bool WebServer::allowed(const httplib::Request& req, httplib::Response& res) const {
@@ -314,6 +320,7 @@ Settings WebServer::settings_from(const json& body, json& accepted,
   }
   settings.progress_json = false;
   settings.quiet = false;
+  settings.models_dir = options_.models_dir;
   validate_settings(settings);
   return settings;
 }
@@ -407,7 +414,13 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
   std::error_code ec;
   if (!fs::is_directory(folder, ec)) throw RequestError(404, folder.string() + ": not a folder");
   if (!req.has_file("file")) throw RequestError(400, "no 'file' field in the upload form");
+  // The server reads bodies up to the larger of the two upload limits (a multipart body is
+  // parsed into req.files, not kept in req.body).
   const httplib::MultipartFormData file = req.get_file_value("file");
+  if (file.content.size() > options_.max_upload_bytes)
+    throw RequestError(413,
+                       "POST /api/upload: the body is larger than the limit (--max-upload-mb " +
+                           std::to_string(options_.max_upload_bytes >> 20) + ")");
   // NAME_MAX, less the hidden temporary's additions (".NAME.upframe-upload").
   constexpr size_t kMaxName = 255 - 16;
   if (file.filename.size() > kMaxName)
@@ -447,6 +460,89 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
   }
   spdlog::info("upload: {} ({} bytes)", target.string(), file.content.size());
   send_json(res, 201, {{"path", target.string()}, {"size", file.content.size()}});
+}
+
+void WebServer::upload_model(const httplib::Request& req, httplib::Response& res,
+                             const httplib::ContentReader& read_body) {
+  // The body is read to its end whatever is wrong with it (then the error is answered): a
+  // server that closes with unread bytes resets the connection, and the client sees no answer.
+  const uint64_t limit = options_.max_model_upload_bytes;
+  std::exception_ptr failure;
+  std::unique_ptr<ModelUpload> upload;
+  bool file_field = false, seen_file = false;
+  auto fail = [&] {
+    if (!failure) failure = std::current_exception();
+    upload.reset();  // removes the temporary
+  };
+  const bool overwrite = req.get_param_value("overwrite") == "1";
+  if (req.has_header("Content-Length")) {
+    const std::string length = req.get_header_value("Content-Length");
+    uint64_t bytes = 0;
+    const auto [end, ec] = std::from_chars(length.data(), length.data() + length.size(), bytes);
+    if (ec == std::errc() && bytes > limit + (64 << 10)) {  // room for the form's own lines
+      try {
+        throw RequestError(413, "POST /api/models: the model file is larger than the limit (" +
+                                    std::to_string(limit >> 20) + " MiB, --max-model-upload-mb)");
+      } catch (...) {
+        fail();
+      }
+    }
+  }
+  bool read = true;
+  auto drain = [&] {
+    // httplib parses a multipart body with the form reader whatever the handler wants.
+    auto discard = [](const char*, size_t) { return true; };
+    return req.is_multipart_form_data()
+               ? read_body([](const httplib::MultipartFormData&) { return true; }, discard)
+               : read_body(discard);
+  };
+  if (failure) {
+    read = drain();
+  } else if (req.is_multipart_form_data()) {
+    read = read_body(
+        [&](const httplib::MultipartFormData& part) {
+          file_field = part.name == "file" && !seen_file;
+          if (!file_field || failure) return true;
+          seen_file = true;
+          try {
+            upload = std::make_unique<ModelUpload>(models_, part.filename, overwrite, limit);
+          } catch (...) {
+            fail();
+          }
+          return true;
+        },
+        [&](const char* data, size_t size) {
+          if (!file_field || failure) return true;
+          try {
+            upload->write(data, size);
+          } catch (...) {
+            fail();
+          }
+          return true;
+        });
+  } else {
+    read = drain();
+    if (!failure) {
+      try {
+        throw RequestError(400, "expected a multipart form with a 'file' field");
+      } catch (...) {
+        fail();
+      }
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+  if (!read) {
+    // httplib's reader says why in the status it set (413 past its own limit, 400 a bad form).
+    upload.reset();
+    if (res.status == 413)
+      throw RequestError(413, "POST /api/models: the body is larger than the server's limit");
+    throw RequestError(400, "the upload form could not be read");
+  }
+  if (!upload) throw RequestError(400, "no 'file' field in the upload form");
+  const uint64_t size = upload->size();
+  json entry = upload->keep();
+  entry["size"] = size;
+  send_json(res, 201, entry);
 }
 
 void WebServer::preview(const httplib::Request& req, httplib::Response& res) {
@@ -527,19 +623,34 @@ void WebServer::add_routes() {
                    "'unsafe-inline'; script-src 'self' 'unsafe-inline'");
     res.set_content(page_, "text/html; charset=utf-8");
   });
-  server_.Get("/api/roots", guarded([this](const httplib::Request&, httplib::Response& res) {
-                json roots = json::array();
-                for (const fs::path& root : roots_.folders()) roots.push_back(root.string());
-                nlohmann::json labels = nlohmann::json::object();
-                for (const std::string& name : model_names())
-                  if (const std::string purpose = model_purpose(name); !purpose.empty())
-                    labels[name] = purpose;
-                send_json(res, 200,
-                          {{"roots", roots}, {"models", model_names()}, {"model_labels", labels}});
-              }));
+  server_.Get(
+      "/api/roots", guarded([this](const httplib::Request&, httplib::Response& res) {
+        json roots = json::array();
+        for (const fs::path& root : roots_.folders()) roots.push_back(root.string());
+        nlohmann::json labels = nlohmann::json::object();
+        const std::vector<std::string> names = model_names(options_.models_dir);
+        for (const std::string& name : names)
+          if (const std::string purpose = model_purpose(name); !purpose.empty())
+            labels[name] = purpose;
+        send_json(res, 200, {{"roots", roots}, {"models", names}, {"model_labels", labels}});
+      }));
   server_.Get("/api/files", guarded([this](const auto& req, auto& res) { list_folder(req, res); }));
   server_.Get("/api/info", guarded([this](const auto& req, auto& res) { media_info(req, res); }));
   server_.Post("/api/upload", guarded([this](const auto& req, auto& res) { upload(req, res); }));
+  server_.Get("/api/models", guarded([this](const httplib::Request&, httplib::Response& res) {
+                json list = models_.list();
+                list["max_upload_bytes"] = options_.max_model_upload_bytes;
+                send_json(res, 200, list);
+              }));
+  // Streamed to a file as it comes (a model may be hundreds of MiB), not held in memory.
+  server_.Post("/api/models", [this](const httplib::Request& req, httplib::Response& res,
+                                     const httplib::ContentReader& read_body) {
+    guarded([&](const auto& req, auto& res) { upload_model(req, res, read_body); })(req, res);
+  });
+  // A POST without a body never reaches the reader above.
+  server_.Post("/api/models", guarded([](const auto&, auto&) {
+                 throw RequestError(400, "no 'file' field in the upload form");
+               }));
   server_.Post("/api/jobs", guarded([this](const auto& req, auto& res) { create_job(req, res); }));
   server_.Get("/api/jobs", guarded([this](const httplib::Request&, httplib::Response& res) {
                 send_json(res, 200, queue_.list());
@@ -573,6 +684,11 @@ void WebServer::add_routes() {
     const std::string what = req.method + " " + shown(req.path);
     if (res.status == 404)
       send_error(res, 404, what + ": no such endpoint");
+    else if (res.status == 413 && req.path == "/api/models")
+      send_error(res, 413,
+                 what + ": the model file is larger than the limit (" +
+                     std::to_string(options_.max_model_upload_bytes >> 20) +
+                     " MiB, --max-model-upload-mb)");
     else if (res.status == 413)
       send_error(res, 413,
                  what + ": the body is larger than the limit (--max-upload-mb " +
@@ -605,7 +721,8 @@ void WebServer::start_queue() {
 
 int WebServer::run(const std::function<void(const std::string&)>& on_ready) {
   add_routes();
-  server_.set_payload_max_length(options_.max_upload_bytes);
+  server_.set_payload_max_length(
+      std::max(options_.max_upload_bytes, options_.max_model_upload_bytes + (64 << 10)));
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second server bind a port already
   // in use (the two then split the connections); SO_REUSEADDR alone still allows a quick
   // restart.

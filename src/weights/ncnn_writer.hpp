@@ -27,25 +27,60 @@ class NcnnWriter {
   // `leaky` > 0 fuses a LeakyReLU of that slope.
   std::string conv(const std::string& in, const StateDict& d, const std::string& key,
                    int in_channels, float leaky = 0, int kernel = 3) {
-    const Tensor* w = d.find(key + ".weight");
-    const Tensor* b = d.find(key + ".bias");
-    if (!w || w->shape.size() != 4 || w->shape[1] != in_channels || w->shape[2] != kernel ||
-        w->shape[3] != kernel)
-      throw Error(file_, "tensor " + key + ".weight is missing or not a " +
-                             std::to_string(kernel) + "x" + std::to_string(kernel) +
-                             " convolution from " + std::to_string(in_channels) + " channels");
-    const int64_t out = w->shape[0];
-    if (b && (b->shape.size() != 1 || b->shape[0] != out))
-      throw Error(file_, "tensor " + key + ".bias does not match its weights");
-    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
-                         " 4=" + std::to_string(kernel / 2) + " 5=" + (b ? "1" : "0") +
-                         " 6=" + std::to_string(w->values.size());
-    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
-    const uint32_t fp32_flag = 0;
-    bin_.append(reinterpret_cast<const char*>(&fp32_flag), 4);
-    append(w->values);
-    if (b) append(b->values);
-    return add("Convolution", {in}, params);
+    return conv_activated(in, d, key, in_channels, kernel,
+                          leaky > 0 ? "9=2 -23310=1," + number(leaky) : "");
+  }
+  // The same with ncnn's fused activation `activation` (param 9: 4 Sigmoid, 5 Mish).
+  std::string conv_with_activation(const std::string& in, const StateDict& d,
+                                   const std::string& key, int in_channels, int kernel,
+                                   int activation) {
+    return conv_activated(in, d, key, in_channels, kernel, "9=" + std::to_string(activation));
+  }
+
+  // The channels [first, first + count) of `in`.
+  std::string crop_channels(const std::string& in, int first, int count) {
+    return add("Crop", {in}, "2=" + std::to_string(first) + " 5=" + std::to_string(count));
+  }
+  // Each of `channels` channels repeated `times` times in place (torch.repeat_interleave on
+  // dim 1), as a 1x1 convolution with one-hot weights (exact in fp32).
+  std::string repeat_channels(const std::string& in, int channels, int times) {
+    const int out = channels * times;
+    std::vector<float> weights(static_cast<size_t>(out) * channels, 0.f);
+    for (int o = 0; o < out; ++o) weights[static_cast<size_t>(o) * channels + o / times] = 1.f;
+    weights_fp32_flagged(weights);
+    return add("Convolution", {in},
+               "0=" + std::to_string(out) + " 1=1 5=0 6=" + std::to_string(weights.size()));
+  }
+  // GroupNorm (ncnn's layer) or LayerNorm over the channels of each pixel (upframe's form,
+  // param 3=1) with `key`'s weight and bias as gamma and beta.
+  std::string group_norm(const std::string& in, const StateDict& d, const std::string& key,
+                         int groups, float eps) {
+    const int channels = norm_weights(d, key);
+    return add("GroupNorm", {in},
+               "0=" + std::to_string(groups) + " 1=" + std::to_string(channels) +
+                   " 2=" + number(eps) + " 3=1");
+  }
+  std::string channel_layer_norm(const std::string& in, const StateDict& d, const std::string& key,
+                                 float eps) {
+    const int channels = norm_weights(d, key);
+    return add("LayerNorm", {in},
+               "0=" + std::to_string(channels) + " 1=" + number(eps) + " 2=1 3=1");
+  }
+  // `values[c]` added to channel c: a 1x1 depthwise convolution of weight 1 (exact).
+  std::string add_channel_constants(const std::string& in, const std::vector<float>& values) {
+    const std::string c = std::to_string(values.size());
+    weights_fp32_flagged(std::vector<float>(values.size(), 1.f));
+    append(values);
+    return add("ConvolutionDepthWise", {in}, "0=" + c + " 1=1 5=1 6=" + c + " 7=" + c);
+  }
+  // upframe's DySample layer (nn/ops.hpp): `image` sampled at `offsets`.
+  std::string dysample(const std::string& image, const std::string& offsets, int scale,
+                       int groups) {
+    return add("DySample", {image, offsets},
+               "0=" + std::to_string(scale) + " 1=" + std::to_string(groups));
+  }
+  std::string multiply_blobs(const std::string& a, const std::string& b) {
+    return add("BinaryOp", {a, b}, "0=2");
   }
 
   std::string prelu(const std::string& in, const Tensor& slopes) {
@@ -57,14 +92,17 @@ class NcnnWriter {
     return add("Padding", {in}, "0=0 1=" + std::to_string(rows) + " 2=0 3=" +
                                     std::to_string(rows) + " 4=2");
   }
-  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution.
-  std::string pixel_unshuffle(const std::string& in, int channels, int f) {
+  // PyTorch's pixel_unshuffle (out channel c*f*f + dy*f + dx) as a stride-f convolution; with
+  // `space_to_depth_order`, ONNX SpaceToDepth's (out channel (dy*f + dx)*channels + c).
+  std::string pixel_unshuffle(const std::string& in, int channels, int f,
+                              bool space_to_depth_order = false) {
     const int out = channels * f * f;
     std::vector<float> weights(static_cast<size_t>(out) * channels * f * f, 0.f);
     for (int c = 0; c < channels; ++c)
       for (int dy = 0; dy < f; ++dy)
         for (int dx = 0; dx < f; ++dx) {
-          const int o = c * f * f + dy * f + dx;
+          const int o =
+              space_to_depth_order ? (dy * f + dx) * channels + c : c * f * f + dy * f + dx;
           weights[((static_cast<size_t>(o) * channels + c) * f + dy) * f + dx] = 1.f;
         }
     const uint32_t fp32_flag = 0;
@@ -90,6 +128,72 @@ class NcnnWriter {
   }
   std::string pixel_shuffle(const std::string& in, int scale) {
     return add("PixelShuffle", {in}, "0=" + std::to_string(scale));
+  }
+
+  // A convolution of weights already in memory ([out][in / groups][k][k]) and `bias` (empty:
+  // none), with explicit padding (0 for the unpadded ones) and stride; `leaky` as in conv().
+  std::string conv_values(const std::string& in, const std::vector<float>& weights,
+                          const std::vector<float>& bias, int out, int kernel, int stride, int pad,
+                          float leaky = 0, int groups = 1) {
+    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
+                         " 3=" + std::to_string(stride) + " 4=" + std::to_string(pad) +
+                         " 5=" + (bias.empty() ? "0" : "1") +
+                         " 6=" + std::to_string(weights.size());
+    if (groups > 1) params += " 7=" + std::to_string(groups);
+    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
+    weights_fp32_flagged(weights);
+    append(bias);
+    return add(groups > 1 ? "ConvolutionDepthWise" : "Convolution", {in}, params);
+  }
+  // PyTorch's ConvTranspose2d (weights [in][out][k][k]) as ncnn's Deconvolution ([out][in]).
+  std::string deconv(const std::string& in, const Tensor& w, const Tensor* bias, int stride,
+                     int pad, float leaky = 0) {
+    const int64_t cin = w.shape[0], cout = w.shape[1], kk = w.shape[2] * w.shape[3];
+    std::vector<float> transposed(w.values.size());
+    for (int64_t i = 0; i < cin; ++i)
+      for (int64_t o = 0; o < cout; ++o)
+        for (int64_t k = 0; k < kk; ++k)
+          transposed[(o * cin + i) * kk + k] = w.values[(i * cout + o) * kk + k];
+    std::string params = "0=" + std::to_string(cout) + " 1=" + std::to_string(w.shape[2]) +
+                         " 3=" + std::to_string(stride) + " 4=" + std::to_string(pad) +
+                         " 5=" + (bias ? "1" : "0") + " 6=" + std::to_string(transposed.size());
+    if (leaky > 0) params += " 9=2 -23310=1," + number(leaky);
+    weights_fp32_flagged(transposed);
+    if (bias) append(bias->values);
+    return add("Deconvolution", {in}, params);
+  }
+  // A fully connected layer on a vector (a 1x1 convolution after global pooling); activation
+  // 0 none, 1 ReLU, 4 sigmoid (ncnn's param 9).
+  std::string inner_product(const std::string& in, const Tensor& w, const Tensor* bias,
+                            int activation) {
+    std::string params = "0=" + std::to_string(w.shape[0]) + " 1=" + (bias ? "1" : "0") +
+                         " 2=" + std::to_string(w.values.size());
+    if (activation != 0) params += " 9=" + std::to_string(activation);
+    weights_fp32_flagged(w.values);
+    if (bias) append(bias->values);
+    return add("InnerProduct", {in}, params);
+  }
+  std::string global_average(const std::string& in) { return add("Pooling", {in}, "0=1 4=1"); }
+  std::string sigmoid(const std::string& in) { return add("Sigmoid", {in}, ""); }
+  // ncnn BinaryOp kinds: 0 add, 1 sub, 2 mul (a vector operand is broadcast over channels).
+  std::string binary(const std::string& a, const std::string& b, int kind) {
+    return add("BinaryOp", {a, b}, "0=" + std::to_string(kind));
+  }
+  std::string binary_scalar(const std::string& a, int kind, float scalar) {
+    return add("BinaryOp", {a}, "0=" + std::to_string(kind) + " 1=1 2=" + number(scalar));
+  }
+  // `border` pixels off every side (height and width).
+  std::string crop_border(const std::string& in, int border) {
+    const std::string b = std::to_string(border);
+    return add("Crop", {in},
+               "-23309=2," + b + "," + b + " -23310=2,-" + b + ",-" + b + " -23311=2,-2,-1");
+  }
+  // Padding of each side; `type` 0 constant zero, 2 reflect.
+  std::string pad(const std::string& in, int top, int bottom, int left, int right, int type) {
+    return add("Padding", {in},
+               "0=" + std::to_string(top) + " 1=" + std::to_string(bottom) +
+                   " 2=" + std::to_string(left) + " 3=" + std::to_string(right) +
+                   " 4=" + std::to_string(type));
   }
 
   // Any layer: `params` in ncnn's "id=value" form; its weights appended with weights_*().
@@ -159,6 +263,40 @@ class NcnnWriter {
     std::vector<std::string> inputs, outputs;
     std::string params;
   };
+
+  std::string conv_activated(const std::string& in, const StateDict& d, const std::string& key,
+                             int in_channels, int kernel, const std::string& activation) {
+    const Tensor* w = d.find(key + ".weight");
+    const Tensor* b = d.find(key + ".bias");
+    if (!w || w->shape.size() != 4 || w->shape[1] != in_channels || w->shape[2] != kernel ||
+        w->shape[3] != kernel)
+      throw Error(file_, "tensor " + key + ".weight is missing or not a " + std::to_string(kernel) +
+                             "x" + std::to_string(kernel) + " convolution from " +
+                             std::to_string(in_channels) + " channels");
+    const int64_t out = w->shape[0];
+    if (b && (b->shape.size() != 1 || b->shape[0] != out))
+      throw Error(file_, "tensor " + key + ".bias does not match its weights");
+    std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kernel) +
+                         " 4=" + std::to_string(kernel / 2) + " 5=" + (b ? "1" : "0") +
+                         " 6=" + std::to_string(w->values.size());
+    if (!activation.empty()) params += " " + activation;
+    weights_fp32_flagged(w->values);
+    if (b) append(b->values);
+    return add("Convolution", {in}, params);
+  }
+
+  // Appends `key`.weight and `key`.bias (one value per channel each); returns the channels.
+  int norm_weights(const StateDict& d, const std::string& key) {
+    const Tensor* w = d.find(key + ".weight");
+    const Tensor* b = d.find(key + ".bias");
+    if (!w || !b || w->shape.size() != 1 || b->shape != w->shape)
+      throw Error(file_, "tensors " + key +
+                             ".weight and .bias are missing or not one value per "
+                             "channel");
+    append(w->values);
+    append(b->values);
+    return static_cast<int>(w->shape[0]);
+  }
 
   void append(const std::vector<float>& values) {
     bin_.append(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));

@@ -471,15 +471,23 @@ StateDict parse_safetensors(std::span<const uint8_t> bytes, const std::string& n
   return dict;
 }
 
+namespace {
+
+// A safetensors header: its length (u64, below the limit) then '{'. Tested before the pickle's
+// 0x80: a header length whose low byte is 0x80 (2688 bytes, say) also starts with it.
+bool looks_like_safetensors(std::span<const uint8_t> head) {
+  if (head.size() < 9) return false;
+  uint64_t header_size = 0;
+  std::memcpy(&header_size, head.data(), 8);
+  return header_size < kMaxHeaderBytes && head[8] == '{';
+}
+
+}  // namespace
+
 bool looks_like_weight_file(std::span<const uint8_t> head) {
   if (head.size() >= 4 && std::memcmp(head.data(), "PK\x03\x04", 4) == 0) return true;
-  if (head.size() >= 2 && head[0] == 0x80 && head[1] <= 5) return true;  // a pickle
-  if (head.size() >= 9) {
-    uint64_t header_size = 0;
-    std::memcpy(&header_size, head.data(), 8);
-    return header_size < kMaxHeaderBytes && head[8] == '{';
-  }
-  return false;
+  if (looks_like_safetensors(head)) return true;
+  return head.size() >= 2 && head[0] == 0x80 && head[1] <= 5;  // a pickle
 }
 
 StateDict read_state_dict(const std::filesystem::path& path) {
@@ -487,8 +495,8 @@ StateDict read_state_dict(const std::filesystem::path& path) {
   const std::string name = path.string();
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), "PK\x03\x04", 4) == 0)
     return parse_torch_zip(bytes, name);
+  if (looks_like_safetensors(bytes)) return parse_safetensors(bytes, name);
   if (bytes.size() >= 2 && bytes[0] == 0x80) return parse_torch_legacy(bytes, name);
-  if (looks_like_weight_file(bytes)) return parse_safetensors(bytes, name);
   throw Error(name, "not a PyTorch (.pth) or safetensors file");
 }
 

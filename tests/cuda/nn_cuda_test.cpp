@@ -13,6 +13,7 @@
 #include "upframe/error.hpp"
 #include "upframe/nn/cuda_executor.hpp"
 #include "upframe/nn/model.hpp"
+#include "upframe/nn/model_file.hpp"
 #include "upframe/nn/tiling.hpp"
 #include "upframe/tile_mask.hpp"
 
@@ -237,13 +238,7 @@ TEST(NnCuda, RealCuganMatchesCpu) {
   SKIP_WITHOUT_DEVICE();
   auto model = source_model("tests/models/realcugan/up2x-no-denoise.param");
   Tensor in = to_tensor(read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png"));
-  const int pad = 18;
-  Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
-  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < padded.height; ++y)
-      for (int x = 0; x < padded.width; ++x)
-        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  const Tensor padded = reflect_padded(in, 18);
   Rgb8 cpu = to_rgb8(nn::make_cpu_executor(model, nn::Precision::kFp32)->run(padded));
   for (nn::Precision precision : {nn::Precision::kFp32, nn::Precision::kFp16}) {
     Comparison c = compare(to_rgb8(nn::make_cuda_executor(model, precision)->run(padded)), cpu);
@@ -251,6 +246,41 @@ TEST(NnCuda, RealCuganMatchesCpu) {
                 c.psnr);
     EXPECT_GE(c.psnr, precision == nn::Precision::kFp32 ? 50.0 : 40.0);
   }
+}
+
+// Users' SPAN and Real-CUGAN files (tests/models/pytorch) built as ncnn graphs: CUDA against
+// the CPU executor (SPAN's SiLU and attention, Real-CUGAN's in-graph reflection padding, crops
+// to a reference blob and the pro input/output transform).
+// Each model file of tests/models/pytorch on CUDA, fp32 and fp16, against the CPU's fp32 output
+// on input_63x35.png.
+void expect_model_files_match_cpu(std::initializer_list<const char*> files) {
+  const fs::path dir = source_dir() / "tests/models/pytorch";
+  for (const char* file : files) {
+    SCOPED_TRACE(file);
+    auto model = nn::load_model_file(dir / file);
+    Tensor in = to_tensor(read_png_rgb(dir / "input_63x35.png"));
+    Rgb8 cpu = to_rgb8(nn::make_cpu_executor(model, nn::Precision::kFp32)->run(in));
+    for (nn::Precision precision : {nn::Precision::kFp32, nn::Precision::kFp16}) {
+      Comparison c = compare(to_rgb8(nn::make_cuda_executor(model, precision)->run(in)), cpu);
+      std::printf("CUDA %s %s vs CPU: PSNR %.2f dB\n", nn::precision_name(precision), file, c.psnr);
+      EXPECT_GE(c.psnr, precision == nn::Precision::kFp32 ? 50.0 : 40.0);
+    }
+  }
+}
+
+TEST(NnCuda, SpanAndRealCuganModelFilesMatchCpu) {
+  SKIP_WITHOUT_DEVICE();
+  expect_model_files_match_cpu(
+      {"span-x2.pth", "span-x4.safetensors", "realcugan-x3.pth", "realcugan-pro-x4.safetensors"});
+}
+
+// RealPLKSR: Mish fused into the convolutions, the channel crop and concat, GroupNorm,
+// LayerNorm and DySample on the device.
+TEST(NnCuda, RealPlksrModelFilesMatchCpu) {
+  SKIP_WITHOUT_DEVICE();
+  expect_model_files_match_cpu({"realplksr-x2.pth", "realplksr-layernorm-x4.safetensors",
+                                "realplksr-layernorm-noea-x2.pth", "realplksr-dysample-x4.pth",
+                                "realplksr-dysample-x3.safetensors"});
 }
 
 TEST(NnCuda, TiledEqualsUntiled) {

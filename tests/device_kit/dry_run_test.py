@@ -12,6 +12,10 @@ Usage: dry_run_test.py CASE KIT_BUILD_DIR, CASE one of:
                  host halves show as skipped, not passed (skipped where a GPU is present)
   cudnn-root     the script takes cuDNN's header and library from one root: a $CUDNN_ROOT
                  holding both wins; one holding only the header is passed over
+  user-models    the user_models section's host half: every model file of tests/models/pytorch
+                 the CPU runs (less the shipped model's .pth) built from the ncnn text and weights
+                 user_models.ref carries, its shape agreeing with the CPU output; a reference
+                 whose scale is wrong fails, naming it
   report         merge_report.py alone (no kit): throughput and anchor figures give the
                  upframe/PyTorch ratio per case; what needs FFmpeg is listed as not covered
   anchor         bench/torch_anchor.py on the CPU: the shipped models in PyTorch match
@@ -21,6 +25,7 @@ Usage: dry_run_test.py CASE KIT_BUILD_DIR, CASE one of:
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +58,34 @@ def expect(condition, what, output):
         print("FAILED: " + what)
         sys.exit(1)
     print("ok: " + what)
+
+
+def read_refs(path):
+    """A device-check reference file (ref_archive.hpp) as [(name, type, dims, bytes)]."""
+    with open(path, "rb") as f:
+        data = f.read()
+    entries, at = [], 8
+    while at < len(data):
+        (size,) = struct.unpack_from("<Q", data, at)
+        name = data[at + 8:at + 8 + size].decode()
+        at += 8 + size
+        kind = data[at]
+        (ndims,) = struct.unpack_from("<Q", data, at + 1)
+        dims = struct.unpack_from("<%dQ" % ndims, data, at + 9)
+        at += 9 + 8 * ndims
+        (size,) = struct.unpack_from("<Q", data, at)
+        entries.append((name, kind, dims, data[at + 8:at + 8 + size]))
+        at += 8 + size
+    return data[:8], entries
+
+
+def write_refs(path, magic, entries):
+    with open(path, "wb") as f:
+        f.write(magic)
+        for name, kind, dims, values in entries:
+            f.write(struct.pack("<Q", len(name)) + name.encode() + bytes([kind]))
+            f.write(struct.pack("<Q", len(dims)) + struct.pack("<%dQ" % len(dims), *dims))
+            f.write(struct.pack("<Q", len(values)) + values)
 
 
 def main():
@@ -114,6 +147,41 @@ def main():
             expect(len(checks(report, "colour", "skip")) == 5 and not checks(report, "colour",
                                                                               "pass"),
                    "the host halves show as skipped", log)
+        elif case == "user-models":
+            folder = os.path.join(SOURCE, "tests", "models", "pytorch")
+            expected = sorted(f for f in os.listdir(folder)
+                              if f.endswith((".pth", ".pt", ".ckpt", ".safetensors", ".onnx"))
+                              and f not in ("unsupported-op.onnx", "unsupported-transpose.onnx",
+                                            "realesr-animevideov3-x4.pth"))
+            rc, report, log, _ = run(["--cpu-dry-run", "--prebuilt", kit,
+                                      "--sections", "device,user_models"], {}, out)
+            expect(rc == 0, f"the dry run passes (got {rc})", log)
+            passed = checks(report, "user_models", "pass")
+            names = sorted(c["name"].replace(" (host half)", "") for c in passed)
+            expect(names == expected and len(checks(report, "user_models")) == len(expected),
+                   f"each of the {len(expected)} model files has its host half passed: {names}",
+                   log)
+            expect(all("skipped: --cpu-dry-run" in c["detail"] for c in passed),
+                   "each says its GPU halves were skipped", log)
+            # A reference of another scale than the carried graph's: that model fails, by name.
+            refs = os.path.join(out, "refs")
+            os.makedirs(refs)
+            magic, entries = read_refs(os.path.join(SOURCE, "tools", "device-check", "refs",
+                                                    "user_models.ref"))
+            broken = "user_models/compact-x2.pth/scale"
+            entries = [(n, k, d, struct.pack("<q", 3) if n == broken else v)
+                       for n, k, d, v in entries]
+            write_refs(os.path.join(refs, "user_models.ref"), magic, entries)
+            target = os.path.join(out, "kit.json")
+            p = subprocess.run([kit, "--source", SOURCE, "--refs", refs, "--cpu-dry-run",
+                                "--sections", "user_models", "--json", target],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            with open(target) as f:
+                failed = [c for c in json.load(f)["checks"] if c["status"] == "fail"]
+            expect(p.returncode == 1 and len(failed) == 1 and
+                   failed[0]["name"].startswith("compact-x2.pth") and
+                   "the reference is x3" in failed[0]["detail"],
+                   "a wrong reference fails that model alone, saying why", p.stdout)
         elif case == "cudnn-root":
             def chosen(root):
                 env = dict(os.environ, CUDNN_ROOT=root)

@@ -53,6 +53,17 @@ inline nn::Tensor to_tensor(const Rgb8& img) {
   return t;
 }
 
+// `in` padded by reflection, `pad` pixels each side (as Real-CUGAN's ncnn graphs expect).
+inline nn::Tensor reflect_padded(const nn::Tensor& in, int pad) {
+  nn::Tensor padded(in.channels, in.height + 2 * pad, in.width + 2 * pad);
+  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
+  for (int c = 0; c < in.channels; ++c)
+    for (int y = 0; y < padded.height; ++y)
+      for (int x = 0; x < padded.width; ++x)
+        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  return padded;
+}
+
 // Clamp to [0,1], times 255, rounded (as the golden references were made).
 inline Rgb8 to_rgb8(const nn::Tensor& t) {
   Rgb8 img;

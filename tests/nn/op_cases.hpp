@@ -335,6 +335,20 @@ inline std::vector<OpCase> layout_cases() {
                          3, 7, 8, [&](int c, int y, int x) { return in.at(c + 1, y + 2, x + 1); });
                    },
                    0.f});
+  // Channel crops put back together (RealPLKSR's partial convolution): 24 channels, wide
+  // enough that after a convolution they are nhwc (the per-pixel crop and concat).
+  cases.push_back(
+      {"crop_channels_concat",
+       {input_layer(24), "Split sp 1 2 data a b", "Crop c1 1 1 a lo 2=0 5=8",
+        "Crop c2 1 1 b hi 2=8 5=16", "Sigmoid s 1 1 lo slo", "Concat cat 2 1 hi slo out 0=0"},
+       "",
+       random_tensor(24, 5, 7, 49),
+       [](const Tensor& in) {
+         return make_image(24, 5, 7, [&](int c, int y, int x) {
+           return c < 16 ? in.at(c + 8, y, x) : sigmoid(in.at(c - 16, y, x));
+         });
+       },
+       1e-6f});
   for (int type : {0, 1, 2})
     cases.push_back({"padding_type" + std::to_string(type),
                      {input_layer(5), "Padding pad 1 1 data out 0=2 1=3 2=4 3=1 4=" +
@@ -404,10 +418,99 @@ inline std::vector<OpCase> reduction_cases() {
   return cases;
 }
 
+// Mish, GroupNorm, the channel LayerNorm (RealPLKSR's blocks) and DySample (its upsampler).
+inline std::vector<OpCase> norm_cases() {
+  std::vector<OpCase> cases;
+  cases.push_back({"mish",
+                   {input_layer(4), "Mish m 1 1 data out"},
+                   "",
+                   map_values(random_tensor(4, 6, 7, 41), [](float v, int) { return v * 6; }),
+                   [](const Tensor& in) {
+                     return map_values(in, [](float v, int) {
+                       return float(v * std::tanh(std::log1p(std::exp(double(v)))));
+                     });
+                   },
+                   1e-5f});
+  // Means and spreads that differ by group and by pixel, so the statistics' extent is tested.
+  auto shifted = [](int c, int h, int w, unsigned seed) {
+    Tensor t = random_tensor(c, h, w, seed);
+    return map_values(t, [](float v, int ch) { return v * (1.f + ch) + 0.5f * float(ch); });
+  };
+  const auto gamma = random_values(6, 42, 1.f), beta = random_values(6, 43, 1.f);
+  cases.push_back({"groupnorm_2_groups",
+                   {input_layer(6), "GroupNorm gn 1 1 data out 0=2 1=6 2=1.000000e-05 3=1"},
+                   floats(gamma) + floats(beta),
+                   shifted(6, 7, 9, 44),
+                   [=](const Tensor& in) {
+                     Tensor out = in;
+                     for (int g = 0; g < 2; ++g) {
+                       double sum = 0, squares = 0;
+                       const size_t n = size_t(3) * in.height * in.width;
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i) sum += in.plane(c)[i];
+                       const double mean = sum / double(n);
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i)
+                           squares += (in.plane(c)[i] - mean) * (in.plane(c)[i] - mean);
+                       const double inv_std = 1 / std::sqrt(squares / double(n) + 1e-5);
+                       for (int c = 3 * g; c < 3 * g + 3; ++c)
+                         for (int i = 0; i < in.height * in.width; ++i)
+                           out.plane(c)[i] =
+                               float(gamma[c] * (in.plane(c)[i] - mean) * inv_std + beta[c]);
+                     }
+                     return out;
+                   }});
+  cases.push_back({"layernorm_channels",
+                   {input_layer(6), "LayerNorm ln 1 1 data out 0=6 1=1.000000e-06 2=1 3=1"},
+                   floats(gamma) + floats(beta),
+                   shifted(6, 7, 9, 45),
+                   [=](const Tensor& in) {
+                     Tensor out = in;
+                     for (int y = 0; y < in.height; ++y)
+                       for (int x = 0; x < in.width; ++x) {
+                         double sum = 0, squares = 0;
+                         for (int c = 0; c < 6; ++c) sum += in.at(c, y, x);
+                         const double mean = sum / 6;
+                         for (int c = 0; c < 6; ++c)
+                           squares += (in.at(c, y, x) - mean) * (in.at(c, y, x) - mean);
+                         const double inv_std = 1 / std::sqrt(squares / 6 + 1e-6);
+                         for (int c = 0; c < 6; ++c)
+                           out.at(c, y, x) =
+                               float(gamma[c] * (in.at(c, y, x) - mean) * inv_std + beta[c]);
+                       }
+                     return out;
+                   }});
+  // DySample x2, 2 groups of 2 channels, offsets from a 1x1 convolution of the image reaching
+  // up to ~2 pixels (so many samples clamp at the border).
+  const auto ow = random_values(16 * 4, 46, 1.2f), ob = random_values(16, 47, 0.5f);
+  cases.push_back(
+      {"dysample_x2_2_groups",
+       {input_layer(4), "Split sp 1 2 data a b", "Convolution off 1 1 b o 0=16 1=1 5=1 6=64",
+        "DySample ds 2 1 a o out 0=2 1=2"},
+       flag_fp32() + floats(ow) + floats(ob),
+       random_tensor(4, 5, 6, 48),
+       [=](const Tensor& in) {
+         const Tensor off = ref_conv(in, ow, ob, 16, 1, 1, 1, 0, 0, 5, 6);
+         return make_image(4, 10, 12, [&](int c, int y, int x) {
+           const int g = c / 2, k = (y % 2) * 2 + x % 2;
+           const double fx = std::clamp(x / 2 + double(off.at(g * 4 + k, y / 2, x / 2)), 0.0, 5.0);
+           const double fy =
+               std::clamp(y / 2 + double(off.at((2 + g) * 4 + k, y / 2, x / 2)), 0.0, 4.0);
+           const int x0 = int(std::floor(fx)), y0 = int(std::floor(fy));
+           const int x1 = std::min(x0 + 1, 5), y1 = std::min(y0 + 1, 4);
+           const double wx = fx - x0, wy = fy - y0;
+           return float((1 - wy) * ((1 - wx) * in.at(c, y0, x0) + wx * in.at(c, y0, x1)) +
+                        wy * ((1 - wx) * in.at(c, y1, x0) + wx * in.at(c, y1, x1)));
+         });
+       }});
+  return cases;
+}
+
 // Every case, every op type at least once.
 inline std::vector<OpCase> all_cases() {
   std::vector<OpCase> cases;
-  for (auto part : {convolution_cases(), element_cases(), layout_cases(), reduction_cases()})
+  for (auto part :
+       {convolution_cases(), element_cases(), layout_cases(), reduction_cases(), norm_cases()})
     cases.insert(cases.end(), part.begin(), part.end());
   return cases;
 }

@@ -86,13 +86,7 @@ TEST(RealCugan, Up2xGivesAPlausibleImage) {
   EXPECT_EQ(model->info().scale, 2);
   Rgb8 input = read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png");
   nn::Tensor in = to_tensor(input);
-  const int pad = 18;
-  nn::Tensor padded(3, in.height + 2 * pad, in.width + 2 * pad);
-  auto reflect = [](int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; };
-  for (int c = 0; c < 3; ++c)
-    for (int y = 0; y < padded.height; ++y)
-      for (int x = 0; x < padded.width; ++x)
-        padded.at(c, y, x) = in.at(c, reflect(y - pad, in.height), reflect(x - pad, in.width));
+  const nn::Tensor padded = reflect_padded(in, 18);
   nn::Tensor out = nn::make_cpu_executor(model, nn::Precision::kFp32)->run(padded);
   ASSERT_EQ(out.width, 2 * in.width);
   ASSERT_EQ(out.height, 2 * in.height);

@@ -166,6 +166,30 @@ TEST(Factory, ModelsDirFromEnvironmentComesFirst) {
   EXPECT_EQ(dirs.front(), fs::weakly_canonical(dir));
 }
 
+// The files behind each NAME, in search order: NAME-xN gives its scale, hidden files (the web
+// server's upload temporaries) and other extensions are not models.
+TEST(Factory, ModelFilesOfAFolder) {
+  const fs::path dir = test::scratch_dir("factory-list");
+  for (const char* name :
+       {"b.onnx", "a-x2.pth", ".a-x2.upframe-upload-0123.pth", "notes.txt", "c-x4v3.safetensors"})
+    std::ofstream(dir / name) << "x";
+  const std::vector<ModelFileEntry> files = list_model_files(dir);
+  ASSERT_GE(files.size(), 3u);
+  EXPECT_EQ(files[0].path, fs::weakly_canonical(dir) / "a-x2.pth");
+  EXPECT_EQ(files[0].name, "a");
+  EXPECT_EQ(files[0].suffix_scale, 2);
+  EXPECT_EQ(files[1].name, "b");
+  EXPECT_EQ(files[1].suffix_scale, 0);
+  EXPECT_EQ(files[2].name, "c-x4v3");  // not a scale suffix
+  for (const ModelFileEntry& file : files)
+    EXPECT_FALSE(file.path.filename().string().starts_with(".")) << file.path;
+  EXPECT_EQ(std::count_if(files.begin(), files.end(),
+                          [&](const ModelFileEntry& f) {
+                            return f.path.parent_path() == fs::weakly_canonical(dir);
+                          }),
+            3);
+}
+
 TEST(Factory, DeviceAndPrecisionErrors) {
   UpscalerOptions options;
   options.device = "cuda";

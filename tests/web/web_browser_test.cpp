@@ -336,5 +336,71 @@ TEST(WebBrowser, FoldersImagesFailuresReloadAndRestart) {
       "['cancelled', 'done'].includes(document.getElementById('job-state').textContent)", 60s));
 }
 
+// A model file uploaded through the page: a malicious pickle refused with its one line shown
+// and nothing kept, then a real .pth fixture kept, listed with what model-info says, chosen,
+// and a job run with it; a broken file in the models folder is listed with its error.
+TEST(WebBrowser, ModelUploadThenAJobWithIt) {
+  if (!Browser::available()) GTEST_SKIP() << kNoBrowser;
+  const fs::path base = scratch_dir("web-browser-models");
+  const fs::path root = base / "root";
+  const fs::path pytorch = source_dir() / "tests/models/pytorch";
+  fs::create_directories(root);
+  fs::copy_file(pytorch / "input_32x18.png", root / "in.png");
+  const fs::path user = base / "data" / "upframe" / "models";
+  fs::create_directories(user);
+  std::ofstream(user / "broken.pth") << "not a model";
+  ServeProcess serve(root);
+  ASSERT_EQ(serve.user_models_dir(), user);
+  Browser browser;
+  browser.open(serve.url());
+  ASSERT_TRUE(
+      browser.wait_for("document.querySelector(\"#model-list li[data-file='broken.pth']\")", 20s));
+  // The row names the file, its text is the readers' error.
+  const json broken = serve.get_json("/api/models")["models"].back();
+  ASSERT_EQ(broken["file"], "broken.pth");
+  EXPECT_EQ((user / "broken.pth").string() + ": " +
+                browser.text("#model-list li[data-file='broken.pth'] .info"),
+            broken["error"])
+      << browser.text("#model-list");
+  EXPECT_TRUE(browser
+                  .run("return document.querySelector(\"#model option[value='broken']\")"
+                       ".disabled;")
+                  .get<bool>());
+  EXPECT_EQ(browser.run("return document.getElementById('model').value;"), "realesr-animevideov3");
+
+  browser.attach_file("#model-file", source_dir() / "tests/models/weights/evil_zip.pth");
+  browser.click("#model-upload");
+  ASSERT_TRUE(
+      browser.wait_for("document.getElementById('model-upload-status').className == 'error'", 30s))
+      << browser.text("#model-upload-status");
+  EXPECT_EQ(browser.text("#model-upload-status"),
+            "evil_zip.pth: refused pickle GLOBAL 'posix.system': only tensors and containers are "
+            "loaded from PyTorch files");
+  std::vector<std::string> kept;
+  for (const auto& e : fs::directory_iterator(user)) kept.push_back(e.path().filename());
+  EXPECT_EQ(kept, std::vector<std::string>{"broken.pth"});
+
+  browser.attach_file("#model-file", pytorch / "compact-x2.pth");
+  browser.click("#model-upload");
+  ASSERT_TRUE(browser.wait_for(
+      "document.getElementById('model-upload-status').textContent.includes('chosen')", 30s))
+      << browser.text("#model-upload-status");
+  EXPECT_EQ(read_file(user / "compact-x2.pth"), read_file(pytorch / "compact-x2.pth"));
+  EXPECT_EQ(browser.text("#model-list li[data-file='compact-x2.pth'] .info")
+                .rfind("Compact, x2, 6 convolutions", 0),
+            0u)
+      << browser.text("#model-list");
+  EXPECT_EQ(browser.run("return document.getElementById('model').value;"), "compact");
+  EXPECT_EQ(browser.run("return document.getElementById('scale').value;"), "2");
+  save_screenshot(browser, "models");
+
+  choose_input(browser, "in.png");
+  browser.click("#start");
+  ASSERT_TRUE(wait_job_state(browser, 1, "done", 120s)) << browser.text("#job-error");
+  const json job = serve.get_json("/api/jobs/1");
+  EXPECT_EQ(job["request"]["model"], "compact") << job.dump();
+  EXPECT_EQ(serve.get_json("/api/info?path=in_x2.png")["width"], 64);
+}
+
 }  // namespace
 }  // namespace upframe::test

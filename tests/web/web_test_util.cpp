@@ -102,6 +102,7 @@ ServeProcess::ServeProcess(const fs::path& root, const std::vector<std::string>&
                            const fs::path& state_home)
     : log_file_(root.parent_path() / ("serve-" + std::to_string(getpid()) + ".log")),
       state_home_(state_home.empty() ? root.parent_path() / "state" : state_home),
+      data_home_(root.parent_path() / "data"),
       process_(
           [&] {
             std::vector<std::string> argv = {cli_path().string(), "serve", "--port", "0", "--root",
@@ -109,7 +110,8 @@ ServeProcess::ServeProcess(const fs::path& root, const std::vector<std::string>&
             argv.insert(argv.end(), extra.begin(), extra.end());
             return argv;
           }(),
-          log_file_, {"XDG_STATE_HOME=" + state_home_.string()}) {
+          log_file_,
+          {"XDG_STATE_HOME=" + state_home_.string(), "XDG_DATA_HOME=" + data_home_.string()}) {
   url_ = process_.first_line(20s);
   std::smatch m;
   if (!std::regex_search(url_, m, std::regex(R"(:(\d+)/)")))
@@ -273,6 +275,12 @@ void Browser::type(const std::string& css, const std::string& text) {
   const std::string id = find(css);
   command("POST", "/session/" + session_ + "/element/" + id + "/clear", json::object());
   command("POST", "/session/" + session_ + "/element/" + id + "/value", {{"text", text}});
+}
+
+void Browser::attach_file(const std::string& css, const fs::path& path) {
+  // A file input takes the path as typed text (and has nothing to clear).
+  command("POST", "/session/" + session_ + "/element/" + find(css) + "/value",
+          {{"text", fs::absolute(path).string()}});
 }
 
 void Browser::drag(const std::string& css, int from_x, int to_x) {

@@ -41,7 +41,8 @@ class ChildProcess {
 };
 
 // `upframe serve --port 0 --root ROOT [extra...]`, ready to take requests. It keeps its jobs
-// under `state_home` (XDG_STATE_HOME; default: ROOT/../state), never the user's.
+// under `state_home` (XDG_STATE_HOME; default: ROOT/../state) and takes model uploads into
+// ROOT/../data/upframe/models (XDG_DATA_HOME), never the user's.
 class ServeProcess {
  public:
   ServeProcess(const fs::path& root, const std::vector<std::string>& extra = {},
@@ -60,11 +61,14 @@ class ServeProcess {
   int stop(int signal) { return process_.stop(signal, std::chrono::seconds(30)); }
   // The job file (XDG_STATE_HOME/upframe/jobs.sqlite).
   fs::path job_store() const { return state_home_ / "upframe" / "jobs.sqlite"; }
+  // The user's models folder it sees (XDG_DATA_HOME/upframe/models).
+  fs::path user_models_dir() const { return data_home_ / "upframe" / "models"; }
   std::string log() const;
 
  private:
   fs::path log_file_;
   fs::path state_home_;
+  fs::path data_home_;
   ChildProcess process_;
   std::string url_, token_;
   int port_ = 0;
@@ -101,6 +105,8 @@ class Browser {
   std::string find(const std::string& css);
   void click(const std::string& css);
   void type(const std::string& css, const std::string& text);
+  // Chooses the file at `path` in the <input type=file> matching `css`.
+  void attach_file(const std::string& css, const fs::path& path);
   // A mouse drag across the element matching `css`, from one horizontal offset from its
   // centre to another (CSS pixels), with the WebDriver actions API.
   void drag(const std::string& css, int from_x, int to_x);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "support/test_support.hpp"
@@ -55,6 +56,17 @@ TEST(WeightFiles, FormatIsFoundFromTheContentNotTheName) {
   const fs::path dir = scratch_dir("weights_renamed");
   fs::copy_file(fixture("plain.safetensors"), dir / "model.pth");
   EXPECT_EQ(weights::read_state_dict(dir / "model.pth").format, "safetensors");
+  // A header of 0x0a80 bytes: the file starts with 0x80 as a pickle does, and is still read as
+  // safetensors (it was taken for a pickle once).
+  std::string header = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  header.resize(0x0a80, ' ');
+  std::string file(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(file.data(), &n, 8);
+  std::ofstream(dir / "pickle_like.safetensors", std::ios::binary)
+      << file << header << std::string(4, '\0');
+  ASSERT_EQ(static_cast<uint8_t>(file[0]), 0x80);
+  EXPECT_EQ(weights::read_state_dict(dir / "pickle_like.safetensors").format, "safetensors");
 }
 
 TEST(WeightFiles, MaliciousPickleRefusedBeforeAnythingRuns) {

@@ -34,6 +34,7 @@
 #include "device-check/ref_archive.hpp"
 #include "device-check/ref_values.hpp"
 #include "nn/graph.hpp"
+#include "nn/reader.hpp"
 #include "nn/subgraph.hpp"
 #include "upframe/cuda_check.hpp"
 #include "upframe/dedup/hash.hpp"
@@ -63,8 +64,8 @@ struct Options {
   fs::path refs;
   fs::path json;
   bool dry_run = false;
-  std::vector<std::string> sections = {"device", "ops",    "golden",     "dedup", "dedup_speed",
-                                       "colour", "memory", "throughput", "nvdec"};
+  std::vector<std::string> sections = {"device",      "ops",    "golden", "user_models", "dedup",
+                                       "dedup_speed", "colour", "memory", "throughput",  "nvdec"};
   double seconds = 1.0;  // per throughput configuration
   int max_streams = 4;
 };
@@ -535,6 +536,72 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
                      computed + ", PSNR " + num(t.psnr, 4) + " dB vs untiled (needs >= 50)",
                      {{"psnr_db", t.psnr}});
         }
+      });
+    }
+  }
+}
+
+// --- 2b. users' model files (tests/models/pytorch) vs the CPU executor ------------------------
+
+// PSNR of two float images on [0, 1] (each value clamped there first, as the pipeline does).
+double psnr_unit(const nn::Tensor& got, const nn::Tensor& ref) {
+  max_difference(got, ref);  // the shapes
+  double sse = 0;
+  for (size_t i = 0; i < ref.data.size(); ++i) {
+    const double d =
+        std::clamp(double(got.data[i]), 0.0, 1.0) - std::clamp(double(ref.data[i]), 0.0, 1.0);
+    sse += d * d;
+  }
+  const double mse = sse / double(ref.data.size());
+  return mse == 0 ? 99.0 : 10 * std::log10(1.0 / mse);
+}
+
+// Each model the weight readers and the ONNX importer build (the kit has neither: the built ncnn
+// text and weights come in user_models.ref, with the CPU executor's fp32 output on a small
+// input), run by the CUDA executor in fp32 (>= 50 dB) and fp16 (>= 40 dB).
+void check_user_models(const Options& o, const Device& dev, Report& report) {
+  const RefArchive refs = RefArchive::load((o.refs / "user_models.ref").string());
+  const auto names = keys_between(refs, "user_models/", "/param");
+  if (names.empty()) throw std::runtime_error("user_models.ref holds no model");
+  for (const std::string& name : names) {
+    const std::string prefix = "user_models/" + name + "/";
+    std::shared_ptr<const nn::Model> model;
+    nn::Tensor input, reference;
+    guarded(report, "user_models", name + kHostHalf, [&] {
+      nn::Graph graph = nn::read_ncnn_model_text(string_of(refs, prefix + "param"),
+                                                 string_of(refs, prefix + "bin"), name);
+      graph.simplify();
+      model = nn::Model::from_graph(std::move(graph), name);
+      const auto& in_array = refs.at(prefix + "input");
+      const int h = int(in_array.dims[0]), w = int(in_array.dims[1]);
+      input = rgb8_to_tensor(in_array.values<uint8_t>(), w, 0, 0, h, w);
+      reference = tensor_of(refs, prefix + "reference");
+      const int scale = int(refs.get<int64_t>(prefix + "scale")[0]);
+      const nn::Graph& g = model->graph();
+      const nn::Shape out = g.infer_shapes(nn::Shape{3, 3, h, w})[g.output_blob];
+      if (model->info().scale != scale || out.c != reference.channels ||
+          out.h != reference.height || out.w != reference.width)
+        throw std::runtime_error("the carried graph gives x" + std::to_string(model->info().scale) +
+                                 ", " + shape_text(out.c, out.h, out.w) + "; the reference is x" +
+                                 std::to_string(scale) + ", " +
+                                 shape_text(reference.channels, reference.height, reference.width));
+      if (!dev.available)
+        report.add("user_models", name + kHostHalf, "pass",
+                   std::to_string(w) + "x" + std::to_string(h) + " x" + std::to_string(scale) +
+                       ", " + std::to_string(g.ops.size()) +
+                       " ops built from the carried ncnn files, shapes agree with the CPU "
+                       "reference; the GPU halves (fp32 >= 50 dB, fp16 >= 40 dB) skipped: " +
+                       dev.reason);
+    });
+    if (!model || !dev.available) continue;
+    for (nn::Precision p : kPrecisions) {
+      const std::string check_name = name + " " + nn::precision_name(p) + " vs cpu-fp32";
+      guarded(report, "user_models", check_name, [&] {
+        const double min_psnr = p == nn::Precision::kFp32 ? 50.0 : 40.0;
+        const double psnr = psnr_unit(nn::make_cuda_executor(model, p)->run(input), reference);
+        report.add("user_models", check_name, psnr >= min_psnr ? "pass" : "fail",
+                   "PSNR " + num(psnr, 4) + " dB (needs >= " + num(min_psnr, 3) + ")",
+                   {{"psnr_db", psnr}});
       });
     }
   }
@@ -1273,11 +1340,11 @@ void test_hooks(const std::string& section) {
 }
 
 int usage() {
-  std::fprintf(
-      stderr,
-      "usage: upframe_device_check [--source DIR] [--refs DIR] [--json FILE] "
-      "[--cpu-dry-run] [--sections a,b,...] [--seconds S] [--max-streams N]\n"
-      "sections: device, ops, golden, dedup, dedup_speed, colour, memory, throughput, nvdec\n");
+  std::fprintf(stderr,
+               "usage: upframe_device_check [--source DIR] [--refs DIR] [--json FILE] "
+               "[--cpu-dry-run] [--sections a,b,...] [--seconds S] [--max-streams N]\n"
+               "sections: device, ops, golden, user_models, dedup, dedup_speed, colour, memory, "
+               "throughput, nvdec\n");
   return 2;
 }
 
@@ -1344,6 +1411,7 @@ static int run_checks(int argc, char** argv) {
       {"device", check_device},
       {"ops", [&] { check_ops(o, dev, report); }},
       {"golden", [&] { check_golden(o, dev, report); }},
+      {"user_models", [&] { check_user_models(o, dev, report); }},
       {"dedup", [&] { check_dedup(o, dev, report); }},
       {"dedup_speed", [&] { check_dedup_speed(dev, report); }},
       {"colour", [&] { check_colour(o, dev, report); }},

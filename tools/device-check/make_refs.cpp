@@ -4,7 +4,8 @@
 // PNGs, oneDNN runs the reference ops, the CPU detector and colour code give the expected
 // results); the kit on the GPU machine has none of these and compares against the files.
 //
-//   upframe_device_refs OUT_DIR        write ops.ref, golden.ref, dedup.ref, colour.ref, nvdec.ref
+//   upframe_device_refs OUT_DIR        write ops.ref, golden.ref, dedup.ref, colour.ref, nvdec.ref,
+//                                      user_models.ref
 //   upframe_device_refs --check DIR    recompute and compare (exit 1 on a difference)
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,7 @@
 #include "upframe/frame.hpp"
 #include "upframe/media/image_io.hpp"
 #include "upframe/nn/model.hpp"
+#include "upframe/nn/model_file.hpp"
 #include "upframe/upscale/colour.hpp"
 
 extern "C" {
@@ -175,6 +177,51 @@ RefArchive make_golden_refs() {
     put_string(a, prefix + "reference_kind", c.reference.empty() ? "cpu-fp32" : "pytorch-fp32");
     a.put(prefix + "input", in.pixels, {in.height, in.width, 3});
     a.put(prefix + "reference", ref.pixels, {ref.height, ref.width, 3});
+  }
+  return a;
+}
+
+// --- user_models.ref: the model files of tests/models/pytorch as the ncnn networks built ------
+// from them (the kit has neither the weight readers nor the ONNX importer), a small input, and
+// the CPU executor's fp32 output.
+
+RefArchive make_user_model_refs() {
+  const fs::path folder = kSource / "tests/models/pytorch";
+  const Rgb8 small = read_rgb8(folder / "input_32x18.png");
+  // Real-CUGAN pads by reflection (14 to 19 pixels before its U-Net): wider than 18 rows.
+  const Rgb8 larger = read_rgb8(folder / "input_64x36.png");
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::directory_iterator(folder))
+    if (nn::is_weight_file_extension(entry.path())) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  RefArchive a;
+  for (const fs::path& file : files) {
+    if (file.filename() == "realesr-animevideov3-x4.pth") {
+      // 2.4 MB of weights: the shipped x4 model, whose ncnn twin the ops and golden sections run
+      // on the device (test_nn holds this .pth's CPU output bit-identical to the twin's).
+      std::printf("user_models.ref: %s left out, the shipped model's weights\n",
+                  file.filename().c_str());
+      continue;
+    }
+    nn::NcnnFiles ncnn;
+    try {
+      ncnn = nn::convert_to_ncnn(file);
+    } catch (const upframe::Error& e) {
+      // A fixture of a refusal (unsupported-op.onnx): nothing to run on a device.
+      std::printf("user_models.ref: %s left out, the CPU refuses it too: %s\n",
+                  file.filename().c_str(), e.problem().c_str());
+      continue;
+    }
+    const auto model = nn::load_model_file(file);
+    const Rgb8& in = file.filename().string().starts_with("realcugan") ? larger : small;
+    const nn::Tensor input = to_tensor(in, 0, 0, in.height, in.width);
+    const std::string prefix = "user_models/" + file.filename().string() + "/";
+    put_string(a, prefix + "param", ncnn.param_text);
+    put_string(a, prefix + "bin", ncnn.bin);
+    a.put(prefix + "scale", std::vector<int64_t>{model->info().scale});
+    a.put(prefix + "input", in.pixels, {in.height, in.width, 3});
+    put_tensor(a, prefix + "reference",
+               nn::make_cpu_executor(model, nn::Precision::kFp32)->run(input));
   }
   return a;
 }
@@ -572,17 +619,18 @@ RefArchive make_nvdec_refs(const RefArchive* existing) {
 
 // --- check mode ----------------------------------------------------------------------------
 
-// Values that come from oneDNN (ops, op cases, the CPU-made golden) differ between CPUs and kernels
-// (AVX2, AVX-512, banded or not sum in other orders: 3e-5 after four layers was seen), and the
-// op inputs carry that through up to 17 layers; a model or generator change moves them by
-// far more than 1e-3. Everything else must be equal.
+// Values that come from oneDNN (ops, op cases, user models' outputs, the CPU-made golden) differ
+// between CPUs and kernels (AVX2, AVX-512, banded or not sum in other orders: 3e-5 after four
+// layers was seen), and the op inputs carry that through up to 17 layers; a model or generator
+// change moves them by far more than 1e-3. Everything else must be equal.
 bool same_array(const std::string& name, const RefArray& want, const RefArray& got,
                 std::string* why) {
   if (want.type != got.type || want.dims != got.dims || want.bytes.size() != got.bytes.size()) {
     *why = "type, shape or size differs";
     return false;
   }
-  if (want.type == RefType::kF32 && (name.rfind("ops/", 0) == 0 || name.rfind("cases/", 0) == 0)) {
+  if (want.type == RefType::kF32 && (name.rfind("ops/", 0) == 0 || name.rfind("cases/", 0) == 0 ||
+                                     name.rfind("user_models/", 0) == 0)) {
     const auto a = want.values<float>(), b = got.values<float>();
     for (size_t i = 0; i < a.size(); ++i)
       if (std::abs(a[i] - b[i]) > 1e-3f * std::max(1.f, std::abs(a[i]))) {
@@ -652,6 +700,7 @@ int main(int argc, char** argv) {
         {"dedup.ref", make_dedup_refs(mandel)},
         {"colour.ref", make_colour_refs()},
         {"nvdec.ref", make_nvdec_refs(old_nvdec.get())},
+        {"user_models.ref", make_user_model_refs()},
     };
     int problems = 0;
     for (const auto& [file, archive] : files) {

@@ -27,8 +27,8 @@ struct ModelInfo {
   // Pixels of input context one output pixel depends on, each side: the least overlap for
   // tiles whose stitched result equals the untiled one.
   int receptive_radius = 0;
-  // True when some op (global average pooling, e.g. Real-CUGAN's SE blocks) makes every output
-  // pixel depend on the whole input: tiles then differ slightly from the untiled result
+  // True when some op (global average pooling, e.g. Real-CUGAN's SE blocks; GroupNorm) makes every
+  // output pixel depend on the whole input: tiles then differ slightly from the untiled result
   // whatever the overlap.
   bool global_context = false;
 };

@@ -22,6 +22,15 @@ bool is_weight_file_extension(const std::filesystem::path& path);
 // unknown architecture or a family recognised but not supported (exit 2).
 std::shared_ptr<const Model> load_model_file(const std::filesystem::path& path);
 
+// The ncnn network (.param text, .bin bytes) load_model_file builds from a weight file or an
+// ONNX graph: for a tool that carries a converted model to where the converters are not built
+// (the device-check kit). Throws as load_model_file does.
+struct NcnnFiles {
+  std::string param_text;
+  std::string bin;
+};
+NcnnFiles convert_to_ncnn(const std::filesystem::path& path);
+
 struct ModelFileInfo {
   std::string format;  // "ncnn", "pytorch-zip", "pytorch-legacy", "safetensors", "onnx (opset N)"
   std::string family;  // "ESRGAN", "Compact", "ONNX graph", "ncnn graph"
@@ -33,6 +42,8 @@ struct ModelFileInfo {
   std::string weight_precision;   // "fp32", "fp16", "bf16", "mixed: ..."
   std::vector<std::pair<std::string, int>> ops;  // op type and how many, in first-seen order
   int receptive_radius = 0;
+  // Some op (global pooling, GroupNorm, DySample) reads the whole image: tiles change the output.
+  bool whole_image = false;
 };
 // Loads the model (so everything that would fail a run fails here too) and describes it.
 ModelFileInfo describe_model_file(const std::filesystem::path& path);

@@ -47,6 +47,20 @@ UpscalerOptions upscaler_options(const Settings& settings);
 // .safetensors, .onnx.
 std::vector<std::filesystem::path> model_search_dirs(const std::filesystem::path& user_dir = {});
 
+// The user's own models folder: $XDG_DATA_HOME/upframe/models, else
+// ~/.local/share/upframe/models ("" when neither variable is set). It need not exist.
+std::filesystem::path user_models_dir();
+
+// One model file in those folders: NAME-x{N}.EXT gives name NAME and suffix_scale N, a plain
+// NAME.EXT suffix_scale 0. In search order (folder, then file name); hidden files are skipped
+// (the web server's upload temporaries among others).
+struct ModelFileEntry {
+  std::filesystem::path path;
+  std::string name;
+  int suffix_scale = 0;
+};
+std::vector<ModelFileEntry> list_model_files(const std::filesystem::path& user_dir = {});
+
 // The models found there, as "NAME (x2, x3, x4)" or "NAME" for one without scale variants.
 std::vector<std::string> available_models(const std::filesystem::path& user_dir = {});
 

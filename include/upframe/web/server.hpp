@@ -18,6 +18,11 @@ struct ServeOptions {
   // a random one for the page's state-changing requests (CSRF).
   std::string token;
   uint64_t max_upload_bytes = 1ull << 30;
+  // The largest model file upload (POST /api/models).
+  uint64_t max_model_upload_bytes = 512ull << 20;
+  // --models-dir: searched first for a job's model NAME, and where uploaded models go. Empty:
+  // the user's models folder ($XDG_DATA_HOME/upframe/models) takes the uploads.
+  std::filesystem::path models_dir;
 };
 
 // Whether `host` is a loopback address or name (127.0.0.0/8, ::1, localhost).

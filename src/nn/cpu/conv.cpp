@@ -276,6 +276,9 @@ void prepare_convolution(CpuBackend& cpu, CpuPlan& plan, int op_index) {
     case Activation::kSigmoid:
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
       break;
+    case Activation::kMish:
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_mish, 0.f, 0.f);
+      break;
     default:
       break;
   }

@@ -138,7 +138,7 @@ class CpuBackend final : public Backend {
 using CpuPrepare = void (*)(CpuBackend&, CpuPlan&, int op_index);
 void prepare_input(CpuBackend&, CpuPlan&, int op_index);
 void prepare_convolution(CpuBackend&, CpuPlan&, int op_index);  // and Deconvolution
-void prepare_activation(CpuBackend&, CpuPlan&, int op_index);   // PReLU, ReLU, Sigmoid
+void prepare_activation(CpuBackend&, CpuPlan&, int op_index);   // PReLU, ReLU, Sigmoid, Mish
 void prepare_binaryop(CpuBackend&, CpuPlan&, int op_index);
 void prepare_eltwise(CpuBackend&, CpuPlan&, int op_index);
 void prepare_concat(CpuBackend&, CpuPlan&, int op_index);
@@ -146,7 +146,9 @@ void prepare_crop(CpuBackend&, CpuPlan&, int op_index);
 void prepare_padding(CpuBackend&, CpuPlan&, int op_index);
 void prepare_pooling(CpuBackend&, CpuPlan&, int op_index);
 void prepare_innerproduct(CpuBackend&, CpuPlan&, int op_index);
+void prepare_norm(CpuBackend&, CpuPlan&, int op_index);  // GroupNorm, LayerNorm
 void prepare_pixelshuffle(CpuBackend&, CpuPlan&, int op_index);
 void prepare_interp(CpuBackend&, CpuPlan&, int op_index);
+void prepare_dysample(CpuBackend&, CpuPlan&, int op_index);
 
 }  // namespace upframe::nn::cpu

@@ -63,6 +63,10 @@ const std::array<CpuPrepare, kOpTypeCount>& prepare_table() {
     t[int(OpType::kPadding)] = prepare_padding;
     t[int(OpType::kPooling)] = prepare_pooling;
     t[int(OpType::kInnerProduct)] = prepare_innerproduct;
+    t[int(OpType::kMish)] = prepare_activation;
+    t[int(OpType::kGroupNorm)] = prepare_norm;
+    t[int(OpType::kLayerNorm)] = prepare_norm;
+    t[int(OpType::kDySample)] = prepare_dysample;
     return t;
   }();
   return table;

@@ -1,5 +1,6 @@
 // The CPU's element-wise ops (activations, BinaryOp, Eltwise) and the reductions (global
-// Pooling, InnerProduct): OpenMP loops over blobs in any of the backend's layouts.
+// Pooling, InnerProduct, GroupNorm, LayerNorm): OpenMP loops over blobs in any of the backend's
+// layouts.
 #include <algorithm>
 #include <cmath>
 
@@ -96,6 +97,81 @@ void prepare_innerproduct(CpuBackend& cpu, CpuPlan& plan, int op_index) {
       for (size_t i = 0; i < n; ++i) acc += w[i] * x[i];
       out.data()[o] = math::activate(args, acc, o);
     }
+  });
+}
+
+namespace {
+
+// GroupNorm: sums per (channel, row) in double, then per group the mean, then the biased
+// variance from the deviations (two passes, as exact as the data allows).
+void group_norm(const Blocked& s, const Blocked& d, const NormParams& p) {
+  const math::NormWeights w = math::norm_weights(p);
+  const int per_group = s.channels / p.groups;
+  std::vector<double> row_sums(size_t(s.channels) * s.height);
+  auto group_sum = [&](int g) {
+    double sum = 0;
+    for (int c = g * per_group; c < (g + 1) * per_group; ++c)
+      for (int y = 0; y < s.height; ++y) sum += row_sums[size_t(c) * s.height + y];
+    return sum;
+  };
+  const double count = double(per_group) * s.height * s.width;
+  std::vector<float> mean(p.groups), inv_std(p.groups);
+#pragma omp parallel for collapse(2)
+  for (int c = 0; c < s.channels; ++c)
+    for (int y = 0; y < s.height; ++y) {
+      double sum = 0;
+      for (int x = 0; x < s.width; ++x) sum += s.at(c, y, x);
+      row_sums[size_t(c) * s.height + y] = sum;
+    }
+  for (int g = 0; g < p.groups; ++g) mean[g] = float(group_sum(g) / count);
+#pragma omp parallel for collapse(2)
+  for (int c = 0; c < s.channels; ++c)
+    for (int y = 0; y < s.height; ++y) {
+      const double m = mean[c / per_group];
+      double sum = 0;
+      for (int x = 0; x < s.width; ++x) sum += (s.at(c, y, x) - m) * (s.at(c, y, x) - m);
+      row_sums[size_t(c) * s.height + y] = sum;
+    }
+  for (int g = 0; g < p.groups; ++g)
+    inv_std[g] = float(1 / std::sqrt(group_sum(g) / count + double(p.eps)));
+#pragma omp parallel for collapse(2)
+  for (int c = 0; c < s.channels; ++c)
+    for (int y = 0; y < s.height; ++y) {
+      const int g = c / per_group;
+      for (int x = 0; x < s.width; ++x)
+        d.at(c, y, x) = math::normalize(s.at(c, y, x), mean[g], inv_std[g], w, c);
+    }
+}
+
+// LayerNorm over the channels of each pixel, in fp32 as PyTorch's channels-first LayerNorm.
+void channel_layer_norm(const Blocked& s, const Blocked& d, const NormParams& p) {
+  const math::NormWeights w = math::norm_weights(p);
+#pragma omp parallel for collapse(2)
+  for (int y = 0; y < s.height; ++y)
+    for (int x = 0; x < s.width; ++x) {
+      float sum = 0;
+      for (int c = 0; c < s.channels; ++c) sum += s.at(c, y, x);
+      const float mean = sum / float(s.channels);
+      float squares = 0;
+      for (int c = 0; c < s.channels; ++c)
+        squares += (s.at(c, y, x) - mean) * (s.at(c, y, x) - mean);
+      const float inv_std = 1.f / std::sqrt(squares / float(s.channels) + p.eps);
+      for (int c = 0; c < s.channels; ++c)
+        d.at(c, y, x) = math::normalize(s.at(c, y, x), mean, inv_std, w, c);
+    }
+}
+
+}  // namespace
+
+void prepare_norm(CpuBackend& cpu, CpuPlan& plan, int op_index) {
+  const Op& op = cpu.graph.ops[op_index];
+  Blob in = plan.blobs[op.inputs[0]];
+  Blob out = cpu.new_blob(plan, op.outputs[0], plan.shapes[op.outputs[0]], in.block);
+  const NormParams* p = &op.get<NormParams>();
+  const bool groups = op.type == OpType::kGroupNorm;
+  plan.steps.push_back([in, out, p, groups]() {
+    (groups ? group_norm : channel_layer_norm)(view(in), view(out), *p);
+    zero_channel_padding(view(out));
   });
 }
 

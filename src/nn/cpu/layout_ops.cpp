@@ -1,5 +1,5 @@
-// The CPU's ops that move values: Input, Concat, Crop, Padding, PixelShuffle and Interp
-// (separable resampling with the taps of op_math.hpp).
+// The CPU's ops that move values: Input, Concat, Crop, Padding, PixelShuffle, Interp
+// (separable resampling with the taps of op_math.hpp) and DySample (bilinear at learned offsets).
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -79,6 +79,30 @@ void prepare_concat(CpuBackend& cpu, CpuPlan& plan, int op_index) {
   const Op& op = cpu.graph.ops[op_index];
   const std::vector<Shape>& shapes = plan.shapes;
   const Shape& out_shape = shapes[op.outputs[0]];
+  // All inputs nhwc (RealPLKSR's partial convolution): nhwc out, each pixel's parts copied in
+  // turn, instead of reordering every input to nchw.
+  bool all_nhwc = true;
+  for (int b : op.inputs)
+    all_nhwc =
+        all_nhwc && plan.blobs[b].shape.c > 1 && plan.blobs[b].block == plan.blobs[b].shape.c;
+  if (all_nhwc) {
+    std::vector<Blob> ins;
+    for (int b : op.inputs) ins.push_back(plan.blobs[b]);
+    Blob out = cpu.new_blob(plan, op.outputs[0], out_shape, out_shape.c);
+    plan.steps.push_back([ins, out]() {
+      const Blocked d = view(out);
+#pragma omp parallel for
+      for (int y = 0; y < d.height; ++y)
+        for (int x = 0; x < d.width; ++x) {
+          float* to = d.pixel(0, y, x);
+          for (const Blob& in : ins) {
+            std::memcpy(to, view(in).pixel(0, y, x), sizeof(float) * in.shape.c);
+            to += in.shape.c;
+          }
+        }
+    });
+    return;
+  }
   int block = plan.blobs[op.inputs[0]].block;
   // Channel blocks are outermost: concatenation is one copy per input (not for nhwc,
   // whose one block is the whole pixel).
@@ -115,6 +139,20 @@ void prepare_crop(CpuBackend& cpu, CpuPlan& plan, int op_index) {
     return;
   }
   int block = plan.blobs[op.inputs[0]].block;
+  if (block == in_shape.c && in_shape.c > 1 && out_shape.c > 1) {
+    // nhwc in, nhwc out: each pixel's channels [coffset, coffset + c) copied.
+    Blob in = plan.blobs[op.inputs[0]];
+    Blob out = cpu.new_blob(plan, op.outputs[0], out_shape, out_shape.c);
+    plan.steps.push_back([in, out, r]() {
+      const Blocked s = view(in), d = view(out);
+#pragma omp parallel for
+      for (int y = 0; y < d.height; ++y)
+        for (int x = 0; x < d.width; ++x)
+          std::memcpy(d.pixel(0, y, x), s.pixel(0, y + r.hoffset, x + r.woffset) + r.coffset,
+                      sizeof(float) * d.channels);
+    });
+    return;
+  }
   if (r.coffset % block != 0 || !layout_fits(block, out_shape.c)) block = 1;
   Blob in = cpu.in_layout(plan, op.inputs[0], block);
   Blob out = cpu.new_blob(plan, op.outputs[0], out_shape, block);
@@ -227,6 +265,32 @@ void prepare_interp(CpuBackend& cpu, CpuPlan& plan, int op_index) {
       std::make_shared<std::vector<float>>(size_t(cbs) * in.block * in.shape.h * out_shape.w);
   plan.steps.push_back(
       [in, out, xt, yt, tmp]() { resample_any(view(in), view(out), *xt, *yt, tmp->data()); });
+}
+
+void prepare_dysample(CpuBackend& cpu, CpuPlan& plan, int op_index) {
+  const Op& op = cpu.graph.ops[op_index];
+  // Plain NCHW: the sampled pixels are anywhere in a channel's plane.
+  Blob in = cpu.in_layout(plan, op.inputs[0], 1);
+  Blob offsets = cpu.in_layout(plan, op.inputs[1], 1);
+  Blob out = cpu.new_blob(plan, op.outputs[0], plan.shapes[op.outputs[0]], 1);
+  const DySampleParams p = op.get<DySampleParams>();
+  const math::DySampleGeometry g{in.shape.c, in.shape.h, in.shape.w, p.scale, p.groups};
+  plan.steps.push_back([in, offsets, out, g]() {
+    const float *src = in.data(), *off = offsets.data();
+    float* dst = out.data();
+    const size_t plane = size_t(g.h) * g.w, n = out.shape.elements();
+#pragma omp parallel for
+    for (size_t i = 0; i < n; ++i) {
+      const math::DySamplePoint q = math::dysample_point(g, i);
+      const size_t at = size_t(q.y) * g.w + q.x;
+      const math::BilinearTaps t =
+          math::border_bilinear(float(q.x) + off[q.offset_x_channel * plane + at],
+                                float(q.y) + off[q.offset_y_channel * plane + at], g.w, g.h);
+      const float* p = src + q.c * plane;
+      dst[i] = math::bilinear_mix(t, p[size_t(t.y0) * g.w + t.x0], p[size_t(t.y0) * g.w + t.x1],
+                                  p[size_t(t.y1) * g.w + t.x0], p[size_t(t.y1) * g.w + t.x1]);
+    }
+  });
 }
 
 }  // namespace upframe::nn::cpu

@@ -170,7 +170,8 @@ struct ConvState {
 };
 
 // A layer's parameters on the device, uploaded once. `weights` are in storage type T for
-// (de)convolutions, fp32 for InnerProduct; `act` points at `slopes`.
+// (de)convolutions, fp32 for InnerProduct; a norm's gamma and beta are `weights` and `bias`
+// (fp32); `act` points at `slopes`.
 struct LayerParams {
   DeviceBuffer weights, bias, slopes;
   math::ActivationArgs act;
@@ -249,7 +250,7 @@ void prepare_convolution(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
 void prepare_deconvolution(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
-void prepare_activation(CudaBackend&, CudaPlan&, int op_index);  // PReLU, ReLU, Sigmoid
+void prepare_activation(CudaBackend&, CudaPlan&, int op_index);  // PReLU, ReLU, Sigmoid, Mish
 template <typename T>
 void prepare_pixelshuffle(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
@@ -268,5 +269,9 @@ template <typename T>
 void prepare_pooling(CudaBackend&, CudaPlan&, int op_index);
 template <typename T>
 void prepare_innerproduct(CudaBackend&, CudaPlan&, int op_index);
+template <typename T>
+void prepare_norm(CudaBackend&, CudaPlan&, int op_index);  // GroupNorm, LayerNorm
+template <typename T>
+void prepare_dysample(CudaBackend&, CudaPlan&, int op_index);
 
 }  // namespace upframe::nn::cuda

@@ -42,6 +42,10 @@ const std::array<CudaOp, kOpTypeCount>& prepare_table() {
     t[int(OpType::kPadding)] = UPFRAME_CUDA_OP(prepare_padding);
     t[int(OpType::kPooling)] = UPFRAME_CUDA_OP(prepare_pooling);
     t[int(OpType::kInnerProduct)] = UPFRAME_CUDA_OP(prepare_innerproduct);
+    t[int(OpType::kMish)] = UPFRAME_CUDA_OP(prepare_activation);
+    t[int(OpType::kGroupNorm)] = UPFRAME_CUDA_OP(prepare_norm);
+    t[int(OpType::kLayerNorm)] = UPFRAME_CUDA_OP(prepare_norm);
+    t[int(OpType::kDySample)] = UPFRAME_CUDA_OP(prepare_dysample);
     return t;
   }();
   return table;
@@ -134,8 +138,20 @@ void CudaBackend::upload_params() {
       case OpType::kPReLU:
       case OpType::kReLU:
       case OpType::kSigmoid:
+      case OpType::kMish:
         params[int(i)] = activation_params(activation_of(op), op.name);
         break;
+      case OpType::kGroupNorm:
+      case OpType::kLayerNorm: {
+        const NormParams& norm = op.get<NormParams>();
+        LayerParams p;
+        if (norm.affine) {
+          p.weights = upload_vector(norm.gamma, "gamma of " + op.name, stream);
+          p.bias = upload_vector(norm.beta, "beta of " + op.name, stream);
+        }
+        params[int(i)] = std::move(p);
+        break;
+      }
       default:
         break;
     }

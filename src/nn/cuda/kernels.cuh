@@ -179,6 +179,87 @@ __global__ void inner_product_kernel(const T* in, const float* w, const float* b
   }
 }
 
+// GroupNorm statistics in two steps, so a group's values (its channels' planes, `count`
+// contiguous values) are read by many blocks: block (chunk, group) sums its share and their
+// squares in double into partial[2 * (group * chunks + chunk) + {0, 1}]; then one thread per
+// group (group_norm_finish_kernel, ops.cu) gives stats[2g] the mean and stats[2g + 1]
+// 1/sqrt(var + eps), var = E[x^2] - mean^2 in double (the CPU subtracts the mean first; the two
+// agree to float rounding for image data).
+constexpr int kGroupNormChunks = 64;
+template <typename T>
+__global__ void group_norm_partial_kernel(const T* in, double* partial, size_t count) {
+  __shared__ double sums[kThreads], squares[kThreads];
+  const unsigned chunk = blockIdx.x, group = blockIdx.y, t = threadIdx.x;
+  const T* p = in + size_t(group) * count;
+  double sum = 0, square = 0;
+  for (size_t i = size_t(chunk) * blockDim.x + t; i < count; i += size_t(gridDim.x) * blockDim.x) {
+    const double v = load(p[i]);
+    sum += v;
+    square += v * v;
+  }
+  sums[t] = sum;
+  squares[t] = square;
+  __syncthreads();
+  for (unsigned s = blockDim.x / 2; s > 0; s /= 2) {
+    if (t < s) {
+      sums[t] += sums[t + s];
+      squares[t] += squares[t + s];
+    }
+    __syncthreads();
+  }
+  if (t == 0) {
+    partial[2 * (size_t(group) * gridDim.x + chunk)] = sums[0];
+    partial[2 * (size_t(group) * gridDim.x + chunk) + 1] = squares[0];
+  }
+}
+
+template <typename T>
+__global__ void group_norm_apply_kernel(const T* in, T* out, const float* stats,
+                                        math::NormWeights w, size_t plane, int per_group,
+                                        size_t n) {
+  UPFRAME_GRID_STRIDE(i, n) {
+    const int c = int(i / plane), g = c / per_group;
+    out[i] = store<T>(math::normalize(load(in[i]), stats[2 * g], stats[2 * g + 1], w, c));
+  }
+}
+
+// LayerNorm over the channels of each pixel: one thread per pixel, fp32 sums as the CPU.
+template <typename T>
+__global__ void layer_norm_kernel(const T* in, T* out, math::NormWeights w, int channels,
+                                  size_t plane, float eps) {
+  UPFRAME_GRID_STRIDE(i, plane) {
+    float sum = 0;
+    for (int c = 0; c < channels; ++c) sum += load(in[c * plane + i]);
+    const float mean = sum / float(channels);
+    float squares = 0;
+    for (int c = 0; c < channels; ++c) {
+      const float d = load(in[c * plane + i]) - mean;
+      squares += d * d;
+    }
+    const float inv_std = 1.f / sqrtf(squares / float(channels) + eps);
+    for (int c = 0; c < channels; ++c)
+      out[c * plane + i] = store<T>(math::normalize(load(in[c * plane + i]), mean, inv_std, w, c));
+  }
+}
+
+// DySample: the CPU's arithmetic (op_math.hpp) per output element.
+template <typename T>
+__global__ void dysample_kernel(const T* in, const T* offsets, T* out, math::DySampleGeometry g,
+                                size_t n) {
+  const size_t plane = size_t(g.h) * g.w;
+  UPFRAME_GRID_STRIDE(i, n) {
+    const math::DySamplePoint q = math::dysample_point(g, i);
+    const size_t at = size_t(q.y) * g.w + q.x;
+    const math::BilinearTaps t = math::border_bilinear(
+        float(q.x) + load(offsets[q.offset_x_channel * plane + at]),
+        float(q.y) + load(offsets[q.offset_y_channel * plane + at]), g.w, g.h);
+    const T* p = in + q.c * plane;
+    out[i] = store<T>(math::bilinear_mix(
+        t, load(p[size_t(t.y0) * g.w + t.x0]), load(p[size_t(t.y0) * g.w + t.x1]),
+        load(p[size_t(t.y1) * g.w + t.x0]), load(p[size_t(t.y1) * g.w + t.x1])));
+  }
+}
+
 #undef UPFRAME_GRID_STRIDE
 
 }  // namespace upframe::nn::cuda

@@ -29,6 +29,22 @@ struct OpSite {
   const cudaStream_t stream;
 };
 
+// GroupNorm's statistics from group_norm_partial_kernel's sums (kernels.cuh).
+__global__ void group_norm_finish_kernel(const double* partial, float* stats, int groups,
+                                         int chunks, size_t count, float eps) {
+  const int g = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (g >= groups) return;
+  double sum = 0, square = 0;
+  for (int c = 0; c < chunks; ++c) {
+    sum += partial[2 * (size_t(g) * chunks + c)];
+    square += partial[2 * (size_t(g) * chunks + c) + 1];
+  }
+  const double mean = sum / double(count);
+  const double var = square / double(count) - mean * mean;
+  stats[2 * g] = float(mean);
+  stats[2 * g + 1] = float(1 / sqrt((var > 0 ? var : 0) + double(eps)));
+}
+
 }  // namespace
 
 template <typename T>
@@ -250,6 +266,66 @@ void prepare_innerproduct(CudaBackend& cuda, CudaPlan& plan, int op_index) {
   });
 }
 
+template <typename T>
+void prepare_norm(CudaBackend& cuda, CudaPlan& plan, int op_index) {
+  const OpSite<T> site(cuda, plan, op_index);
+  const NormParams& norm = site.op.template get<NormParams>();
+  const LayerParams& p = cuda.params.at(op_index);
+  const math::NormWeights w = norm.affine
+                                  ? math::NormWeights{p.weights.as<float>(), p.bias.as<float>()}
+                                  : math::NormWeights{};
+  const DeviceBlob<T> in = plan.blob<T>(site.op.inputs[0]), out = site.out;
+  const size_t plane = plane_of(site.out_shape), n = site.n;
+  const int channels = site.out_shape.c;
+  const float eps = norm.eps;
+  const std::string name = site.name;
+  const cudaStream_t s = site.stream;
+  if (site.op.type == OpType::kLayerNorm) {
+    plan.steps.push_back([=]() {
+      layer_norm_kernel<T>
+          <<<grid_for(plane), kThreads, 0, s>>>(in.get(), out.get(), w, channels, plane, eps);
+      check_launch("layernorm kernel", name);
+    });
+    return;
+  }
+  const int per_group = channels / norm.groups;
+  const unsigned groups = unsigned(norm.groups);
+  plan.scratch.emplace_back(sizeof(double) * 2 * groups * kGroupNormChunks,
+                            "GroupNorm partial sums of " + name);
+  double* partial = static_cast<double*>(plan.scratch.back().get());
+  plan.scratch.emplace_back(sizeof(float) * 2 * groups, "GroupNorm statistics of " + name);
+  float* stats = static_cast<float*>(plan.scratch.back().get());
+  const size_t count = plane * per_group;
+  plan.steps.push_back([=]() {
+    group_norm_partial_kernel<T>
+        <<<dim3(kGroupNormChunks, groups), kThreads, 0, s>>>(in.get(), partial, count);
+    check_launch("groupnorm partial sums kernel", name);
+    group_norm_finish_kernel<<<(groups + kThreads - 1) / kThreads, kThreads, 0, s>>>(
+        partial, stats, int(groups), kGroupNormChunks, count, eps);
+    check_launch("groupnorm statistics kernel", name);
+    group_norm_apply_kernel<T>
+        <<<grid_for(n), kThreads, 0, s>>>(in.get(), out.get(), stats, w, plane, per_group, n);
+    check_launch("groupnorm kernel", name);
+  });
+}
+
+template <typename T>
+void prepare_dysample(CudaBackend& cuda, CudaPlan& plan, int op_index) {
+  const OpSite<T> site(cuda, plan, op_index);
+  const Shape& in_shape = plan.shapes[site.op.inputs[0]];
+  const DySampleParams p = site.op.template get<DySampleParams>();
+  const math::DySampleGeometry g{in_shape.c, in_shape.h, in_shape.w, p.scale, p.groups};
+  const DeviceBlob<T> in = plan.blob<T>(site.op.inputs[0]);
+  const DeviceBlob<T> offsets = plan.blob<T>(site.op.inputs[1]), out = site.out;
+  const size_t n = site.n;
+  const std::string name = site.name;
+  const cudaStream_t s = site.stream;
+  plan.steps.push_back([=]() {
+    dysample_kernel<T><<<grid_for(n), kThreads, 0, s>>>(in.get(), offsets.get(), out.get(), g, n);
+    check_launch("dysample kernel", name);
+  });
+}
+
 #define UPFRAME_INSTANTIATE(prepare)                                   \
   template void prepare<float>(CudaBackend&, CudaPlan&, int op_index); \
   template void prepare<__half>(CudaBackend&, CudaPlan&, int op_index);
@@ -263,6 +339,8 @@ UPFRAME_INSTANTIATE(prepare_crop)
 UPFRAME_INSTANTIATE(prepare_padding)
 UPFRAME_INSTANTIATE(prepare_pooling)
 UPFRAME_INSTANTIATE(prepare_innerproduct)
+UPFRAME_INSTANTIATE(prepare_norm)
+UPFRAME_INSTANTIATE(prepare_dysample)
 #undef UPFRAME_INSTANTIATE
 
 }  // namespace upframe::nn::cuda

@@ -13,6 +13,8 @@ let currentJob = null;     // id of the job shown in the progress panel
 let events = null;         // its EventSource
 let mediaInfo = null;      // /api/info of the selected input
 let jobsById = {};
+let modelFiles = [];       // /api/models entries: one per model file, in search order
+let namedModels = {};      // /api/roots's models (lanczos and bicubic are no file): NAME -> label
 
 function withToken(url) {
   // With --token every request carries it; EventSource cannot set headers, so a query.
@@ -121,6 +123,94 @@ async function upload(event) {
     await selectInput(data.path, document.querySelector(`#files li[data-path="${CSS.escape(data.path)}"]`));
   } catch (err) {
     $("form-error").textContent = "upload: " + err.message;
+  }
+}
+
+// --- models: the files of the models folders, and uploads into the user's ---
+
+function modelInfoText(m) {
+  // The row names the file: its error without the path in front.
+  if (m.error) return m.error.startsWith(m.path + ": ") ? m.error.slice(m.path.length + 2) : m.error;
+  const parts = [m.family === "ncnn graph" ? "ncnn" : m.family, "x" + m.scale];
+  if (m.details) parts.push(m.details);
+  if (m.format !== "ncnn") parts.push(m.format);
+  return parts.join(", ");
+}
+
+// A model NAME's option: what it is for (a shipped model) or what its file is (the user's).
+function modelLabel(name, files) {
+  const good = files.filter((f) => !f.error);
+  if (!good.length) return `${name} (unreadable)`;
+  if (good[0].purpose) return `${name} (${good[0].purpose})`;
+  if (good.length === 1) return `${name} (${good[0].family} x${good[0].scale}, ${good[0].format})`;
+  return name;
+}
+
+async function loadModels(select) {
+  const data = await api("GET", "/api/models");
+  modelFiles = data.models;
+  $("models-folder").textContent =
+    `your models folder: ${data.folder} (uploads up to ${humanSize(data.max_upload_bytes)})`;
+  const byName = new Map();
+  for (const m of modelFiles) {
+    if (!byName.has(m.name)) byName.set(m.name, []);
+    byName.get(m.name).push(m);
+  }
+  // The CLI's default model until the user picks another.
+  const chosen = select || $("model").value || "realesr-animevideov3";
+  const options = [];
+  for (const [name, files] of byName) {
+    const option = new Option(modelLabel(name, files), name);
+    option.disabled = files.every((f) => f.error);
+    options.push(option);
+  }
+  for (const [name, label] of Object.entries(namedModels))
+    if (!byName.has(name)) options.push(new Option(label ? `${name} (${label})` : name, name));
+  $("model").replaceChildren(...options);
+  if (chosen && options.some((o) => o.value === chosen && !o.disabled)) $("model").value = chosen;
+  $("model-list").replaceChildren(...modelFiles.map((m) => {
+    const li = document.createElement("li");
+    li.dataset.file = m.file;
+    li.className = (m.error ? "broken" : "") + (m.user ? " user" : "");
+    li.title = m.path;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = m.file;
+    const info = document.createElement("span");
+    info.className = "info";
+    info.textContent = modelInfoText(m);
+    li.append(name, info);
+    return li;
+  }));
+  if (select) modelChosen();
+}
+
+// A model file of one scale (a .pth, a plain NAME.param) gives its own: the scale follows it.
+function modelChosen() {
+  const files = modelFiles.filter((m) => m.name === $("model").value && !m.error);
+  if (!files.length) return;
+  const scales = files.map((m) => m.suffix_scale).filter((s) => s > 0);
+  if (!scales.length) $("scale").value = "";
+  else if (!scales.includes(Number($("scale").value))) $("scale").value = String(Math.min(...scales));
+}
+
+async function uploadModel(event) {
+  event.preventDefault();
+  const file = $("model-file").files[0];
+  if (!file) return;
+  const form = new FormData();
+  form.append("file", file);
+  const status = $("model-upload-status");
+  status.className = "muted";
+  status.textContent = `uploading ${file.name} ...`;
+  try {
+    const url = "/api/models" + ($("model-overwrite").checked ? "?overwrite=1" : "");
+    const model = await api("POST", url, form);
+    await loadModels(model.name);
+    status.textContent = `${model.file}: ${modelInfoText(model)}; chosen as the model`;
+  } catch (err) {
+    status.className = "error";
+    status.textContent = err.message;
   }
 }
 
@@ -406,6 +496,8 @@ function dragSplit(event) {
 
 async function init() {
   $("upload-form").addEventListener("submit", upload);
+  $("model-upload-form").addEventListener("submit", uploadModel);
+  $("model").addEventListener("change", modelChosen);
   $("up").addEventListener("click", () => showFolder($("up").dataset.parent));
   $("root").addEventListener("change", () => showFolder($("root").value));
   $("use-folder").addEventListener("click", () => selectFolder(cwd));
@@ -422,10 +514,8 @@ async function init() {
   try {
     const data = await api("GET", "/api/roots");
     for (const root of data.roots) $("root").append(new Option(root, root));
-    for (const model of data.models) {
-      const label = (data.model_labels || {})[model];
-      $("model").append(new Option(label ? `${model} (${label})` : model, model));
-    }
+    for (const model of data.models) namedModels[model] = (data.model_labels || {})[model] || "";
+    await loadModels();
     await showFolder(data.roots[0]);
     await refreshJobs();
     // After a reload: the running job (the queued ones wait behind it), else the newest.
