@@ -34,6 +34,18 @@ struct PixelRect {
 // Tile (column, row)'s own pixels (input pixels).
 PixelRect tile_rect(const TileMask& mask, int column, int row);
 
+// The pixels [start, start + size) of a window around [begin, begin + core) in [0, extent)
+// carrying `margin` pixels of context each side where the image has them: core + 2*margin
+// pixels (all of [0, extent) when that is no smaller), shifted inwards at the edges. With an
+// `alignment` above 1 the start is a multiple of it and the window up to 2*(alignment-1) pixels
+// wider to make up for it: a network that downsamples by that factor (a pixel unshuffle, a
+// strided convolution) gives the whole image's pixels only in windows on its grid. Every window
+// of one `core` and `extent` has the same size, so per-shape plans are built once.
+struct WindowSpan {
+  int start = 0, size = 0;
+};
+WindowSpan window_span(int begin, int core, int margin, int extent, int alignment);
+
 // Pixels of context a computed tile's window carries beyond the receptive radius: the chroma
 // downsampling of the output (a tent filter, upframe/upscale/colour.hpp) reads up to 2 output
 // pixels across a tile's edge, which must be the network's full-frame result too.
@@ -48,8 +60,10 @@ struct ReuseWindow {
   PixelRect window;
 };
 // The windows that compute every changed tile of `mask`: each row's runs of changed tiles cut
-// into runs of 8, 4, 2 or 1 tiles (at most `max_run_tiles`, at least 1).
-std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles);
+// into runs of 8, 4, 2 or 1 tiles (at most `max_run_tiles`, at least 1), windows on the
+// model's `alignment` grid (window_span).
+std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles,
+                                       int alignment = 1);
 // Input pixels those windows cover, summed (the network's work, overlaps counted twice).
 int64_t window_area(const std::vector<ReuseWindow>& windows);
 

@@ -27,7 +27,19 @@ PixelRect tile_rect(const TileMask& mask, int column, int row) {
   return {x, y, std::min(mask.tile, mask.width - x), std::min(mask.tile, mask.height - y)};
 }
 
-std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles) {
+WindowSpan window_span(int begin, int core, int margin, int extent, int alignment) {
+  const int grid = std::max(1, alignment);
+  // grid - 1 more pixels to floor the start onto the grid; then widened until extent - size,
+  // the start of a window shifted against the far edge, is on the grid too.
+  int size = std::min(core + 2 * margin + (grid - 1), extent);
+  size = std::min(extent, size + (extent - size) % grid);
+  const int wanted = begin - margin;
+  const int start = wanted > 0 ? wanted / grid * grid : 0;
+  return {std::clamp(start, 0, extent - size), size};
+}
+
+std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max_run_tiles,
+                                       int alignment) {
   std::vector<ReuseWindow> windows;
   const int most = std::max(1, max_run_tiles);
   // Run lengths of 8, 4, 2, 1 tiles: a few window shapes, whatever the changed area looks like.
@@ -35,10 +47,6 @@ std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max
     for (int length : {8, 4, 2})
       if (length <= most && length <= remaining) return length;
     return 1;
-  };
-  const auto window_span = [](int begin, int size, int margin_px, int extent) {
-    const int span = std::min(size + 2 * margin_px, extent);
-    return std::pair{std::clamp(begin - margin_px, 0, extent - span), span};
   };
   for (int row = 0; row < mask.rows; ++row) {
     for (int column = 0; column < mask.columns;) {
@@ -56,9 +64,10 @@ std::vector<ReuseWindow> reuse_windows(const TileMask& mask, int margin, int max
         w.core = {first.x, first.y, last.x + last.w - first.x, first.h};
         // The shape from the full tile size, so a run at the right or bottom edge has the
         // shape of the others (shifted inwards).
-        const auto [win_x, win_w] = window_span(w.core.x, length * mask.tile, margin, mask.width);
-        const auto [win_y, win_h] = window_span(w.core.y, mask.tile, margin, mask.height);
-        w.window = {win_x, win_y, win_w, win_h};
+        const WindowSpan x =
+            window_span(w.core.x, length * mask.tile, margin, mask.width, alignment);
+        const WindowSpan y = window_span(w.core.y, mask.tile, margin, mask.height, alignment);
+        w.window = {x.start, y.start, x.size, y.size};
         windows.push_back(w);
         column += length;
       }

@@ -241,8 +241,7 @@ void ShapeContext::need_image(const Shape& s) const {
 
 Shape ShapeContext::checked(int dims, int64_t c, int64_t h, int64_t w) const {
   if (c <= 0 || h <= 0 || w <= 0) throw fail("input " + in_text() + " gives an empty output");
-  if (c > kMaxShapeSide || h > kMaxShapeSide || w > kMaxShapeSide ||
-      c * h * w > kMaxShapeElements)
+  if (c > kMaxShapeSide || h > kMaxShapeSide || w > kMaxShapeSide || c * h * w > kMaxShapeElements)
     throw fail("output size out of range: input " + in_text() + " gives " +
                (dims == 1 ? "[" + std::to_string(w) + "]"
                           : std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w)) +
@@ -265,8 +264,9 @@ std::vector<Shape> Graph::infer_shapes(const Shape& input) const {
   return shapes;
 }
 
-int Graph::receptive_radius(bool* global_context) const {
+int Graph::receptive_radius(bool* global_context, int* tile_alignment) const {
   *global_context = false;
+  if (tile_alignment) *tile_alignment = 1;
   // Scales come from the shapes at a moderate size; try a few in case the graph needs more.
   std::vector<Shape> shapes;
   for (int size : {256, 512, 1024}) {
@@ -323,6 +323,7 @@ int Graph::receptive_radius(bool* global_context) const {
   // other pixels unless the tile's window starts on a multiple of f: a radius that is a
   // multiple of f keeps every window (core minus overlap) aligned when tiles are.
   const double align = smallest_scale < 1.0 ? std::round(1.0 / smallest_scale) : 1.0;
+  if (tile_alignment) *tile_alignment = int(std::min<double>(align, kMaxShapeSide));
   // Compared in double before the conversion: a long chain of wide ops can sum past INT_MAX.
   const double result = std::ceil(std::ceil(radius[output_blob] - 1e-9) / align) * align;
   if (!(result <= kMaxShapeSide)) {

@@ -100,7 +100,8 @@ class Graph {
   // multiple of the graph's downsampling factor so tile windows stay aligned); sets
   // *global_context when some op (global pooling) makes every output pixel depend on the whole
   // image, or the radius exceeds kMaxShapeSide (then the radius returned is kMaxShapeSide).
-  int receptive_radius(bool* global_context) const;
+  // *tile_alignment (when given): that downsampling factor, 1 for none.
+  int receptive_radius(bool* global_context, int* tile_alignment = nullptr) const;
 };
 
 // Assigns each blob a buffer slot so that blobs whose lifetimes do not overlap share memory.

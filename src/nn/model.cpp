@@ -96,7 +96,7 @@ std::shared_ptr<const Model> Model::from_graph(Graph graph, std::string name) {
   if (info.input_channels == 0) info.input_channels = 3;
   info.scale = find_scale(g, info.input_channels);
   info.output_channels = g.infer_shapes(Shape{3, info.input_channels, 256, 256})[g.output_blob].c;
-  info.receptive_radius = g.receptive_radius(&info.global_context);
+  info.receptive_radius = g.receptive_radius(&info.global_context, &info.tile_alignment);
   log_message(LogLevel::kDebug, "model " + info.name + ": " + std::to_string(g.ops.size()) +
                                     " ops, scale " + std::to_string(info.scale) +
                                     ", receptive radius " + std::to_string(info.receptive_radius) +

@@ -12,29 +12,20 @@
 
 namespace upframe::nn {
 
-namespace {
+namespace {}  // namespace
 
-// The [start, start+size) window of `window` pixels around core [begin, end) in [0, extent).
-int window_start(int begin, int overlap, int window, int extent) {
-  return std::clamp(begin - overlap, 0, extent - window);
-}
-
-}  // namespace
-
-std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap) {
+std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap, int alignment) {
   if (tile <= 0 || (width <= tile && height <= tile))
     return {{0, 0, width, height, 0, 0, width, height}};
   overlap = std::max(overlap, 0);
-  const int window_w = std::min(tile + 2 * overlap, width);
-  const int window_h = std::min(tile + 2 * overlap, height);
   std::vector<TileWindow> windows;
   for (int core_y = 0; core_y < height; core_y += tile) {
     const int core_h = std::min(tile, height - core_y);
-    const int win_y = window_start(core_y, overlap, window_h, height);
+    const WindowSpan y = window_span(core_y, tile, overlap, height, alignment);
     for (int core_x = 0; core_x < width; core_x += tile) {
       const int core_w = std::min(tile, width - core_x);
-      const int win_x = window_start(core_x, overlap, window_w, width);
-      windows.push_back({win_x, win_y, window_w, window_h, core_x, core_y, core_w, core_h});
+      const WindowSpan x = window_span(core_x, tile, overlap, width, alignment);
+      windows.push_back({x.start, y.start, x.size, y.size, core_x, core_y, core_w, core_h});
     }
   }
   return windows;
@@ -57,7 +48,8 @@ std::string dims(int width, int height) {
 
 }  // namespace
 
-Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale) {
+Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale,
+                 int alignment) {
   const int width = input.width, height = input.height;
   auto check = [&](const Tensor& result, int in_w, int in_h) {
     if (result.width != in_w * scale || result.height != in_h * scale)
@@ -65,7 +57,7 @@ Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap,
                           dims(result.width, result.height) + ", expected x" +
                           std::to_string(scale));
   };
-  const std::vector<TileWindow> windows = tile_windows(width, height, tile, overlap);
+  const std::vector<TileWindow> windows = tile_windows(width, height, tile, overlap, alignment);
   if (windows.size() == 1) {
     Tensor result = executor.run(input);
     check(result, width, height);
@@ -89,15 +81,15 @@ Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap,
 
 void run_reuse_windows(Executor& executor, const Tensor& input,
                        const std::vector<ReuseWindow>& windows, int tile, int overlap, int scale,
-                       int keep_margin, Tensor& output) {
+                       int keep_margin, Tensor& output, int alignment) {
   if (output.channels != input.channels || output.width != input.width * scale ||
       output.height != input.height * scale)
     throw Error({}, "the tile reuse output is " + dims(output.width, output.height) +
                         ", expected " + dims(input.width * scale, input.height * scale));
   for (const ReuseWindow& w : windows) {
     const PixelRect& win = w.window;
-    const Tensor result =
-        run_tiled(executor, crop(input, win.x, win.y, win.w, win.h), tile, overlap, scale);
+    const Tensor result = run_tiled(executor, crop(input, win.x, win.y, win.w, win.h), tile,
+                                    overlap, scale, alignment);
     if (result.channels != input.channels)
       throw Error({}, "the model gave " + std::to_string(result.channels) + " channels for " +
                           std::to_string(input.channels));

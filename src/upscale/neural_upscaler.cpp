@@ -41,13 +41,15 @@ class NeuralWorker : public UpscaleWorker {
  public:
   using ExecutorFactory = std::function<std::unique_ptr<nn::Executor>(nn::Precision)>;
   NeuralWorker(ExecutorFactory make_executor, nn::Precision precision,
-               std::shared_ptr<Fp16Overflow> overflow, int tile, int overlap, int scale)
+               std::shared_ptr<Fp16Overflow> overflow, int tile, int overlap, int alignment,
+               int scale)
       : make_executor_(std::move(make_executor)),
         precision_(precision),
         overflow_(std::move(overflow)),
         executor_(make_executor_(precision_)),
         tile_(tile),
         overlap_(overlap),
+        alignment_(alignment),
         scale_(scale) {}
 #ifdef UPFRAME_HAVE_CUDA
   // The device path uses the executor's stream: it goes first.
@@ -111,7 +113,7 @@ class NeuralWorker : public UpscaleWorker {
       if (!executor) return {};
       try {
         if (!device_path_) device_path_ = std::make_unique<DeviceFramePath>(*executor);
-        return device_path_->upscale(input, scale_, tile_, overlap_,
+        return device_path_->upscale(input, scale_, tile_, overlap_, alignment_,
                                      precision_ == nn::Precision::kFp16);
       } catch (const NonFiniteOutput& e) {
         fp16_overflowed(e.what());  // and again, in fp32
@@ -166,8 +168,8 @@ class NeuralWorker : public UpscaleWorker {
         const int margin = overlap_ + kReuseExtraMargin;
         const int max_run = tile_ > 0 ? std::max(1, tile_ / mask.tile) : 8;
         nn::Tensor output(rgb.channels, rgb.height * scale_, rgb.width * scale_);
-        nn::run_reuse_windows(*executor_, rgb, reuse_windows(mask, margin, max_run), tile_,
-                              overlap_, scale_, kReuseExtraMargin, output);
+        nn::run_reuse_windows(*executor_, rgb, reuse_windows(mask, margin, max_run, alignment_),
+                              tile_, overlap_, scale_, kReuseExtraMargin, output, alignment_);
         return output;
       } catch (const nn::CudaOutOfMemory& e) {
         shrink_tiles(e, rgb.width, rgb.height);
@@ -175,13 +177,14 @@ class NeuralWorker : public UpscaleWorker {
     }
   }
 
-  // Out of GPU memory (docs/INTERFACE.md, "Pipeline and fallbacks"): a fresh executor (the old one's cached plans freed)
-  // with tiles half the size, down to kMinTile, before giving up. The tiled result equals the
-  // untiled one, so the output does not change. Never raised by the CPU executor.
+  // Out of GPU memory (docs/INTERFACE.md, "Pipeline and fallbacks"): a fresh executor (the old
+  // one's cached plans freed) with tiles half the size, down to kMinTile, before giving up. The
+  // tiled result equals the untiled one, so the output does not change. Never raised by the CPU
+  // executor.
   nn::Tensor run_network(const nn::Tensor& rgb) {
     for (;;) {
       try {
-        return nn::run_tiled(*executor_, rgb, tile_, overlap_, scale_);
+        return nn::run_tiled(*executor_, rgb, tile_, overlap_, scale_, alignment_);
       } catch (const nn::CudaOutOfMemory& e) {
         shrink_tiles(e, rgb.width, rgb.height);
       }
@@ -232,6 +235,7 @@ class NeuralWorker : public UpscaleWorker {
   std::unique_ptr<nn::Executor> executor_;
   int tile_;
   int overlap_;
+  int alignment_;  // the model's tile_alignment: windows start on its grid
   int scale_;
 };
 
@@ -354,9 +358,9 @@ std::unique_ptr<UpscaleWorker> NeuralUpscaler::create_worker() {
     make_executor = [model = model_, threads = threads_per_worker_](nn::Precision precision) {
       return nn::make_cpu_executor(model, precision, threads);
     };
-  return std::make_unique<NeuralWorker>(std::move(make_executor), precision_,
-                                        std::static_pointer_cast<Fp16Overflow>(fp16_overflow_),
-                                        tile_, overlap_, model_->info().scale);
+  return std::make_unique<NeuralWorker>(
+      std::move(make_executor), precision_, std::static_pointer_cast<Fp16Overflow>(fp16_overflow_),
+      tile_, overlap_, model_->info().tile_alignment, model_->info().scale);
 }
 
 }  // namespace upframe

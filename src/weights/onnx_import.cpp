@@ -477,7 +477,8 @@ void Importer::fold(const onnx::NodeProto& node) {
       if (starts.size() != 1 || ends.size() != 1 ||
           (inputs && has_input(node, 4) && fixed_ints(node, 4, "steps") != std::vector<int64_t>{1}))
         unsupported(node, "a slice of a shape value other than one range with step 1");
-      const auto [s, e] = slice_bounds(double(starts[0]), double(ends[0]), x.dims[0]);
+      const auto bounds = slice_bounds(double(starts[0]), double(ends[0]), x.dims[0]);
+      const int64_t s = bounds.first, e = bounds.second;  // captured below (clang 14)
       out.dims = {e - s};
       each([&](int p) { out.values[p].assign(x.values[p].begin() + s, x.values[p].begin() + e); });
     } else if (op == "Reshape") {
@@ -816,7 +817,13 @@ void Importer::deconvolution(const onnx::NodeProto& node) {
   const int64_t out = out_g * group, in_g = in_c / group;
   if (b && static_cast<int64_t>(b->values.size()) != out)
     fail("node '" + node.name() + "': bias size");
-  const auto [strides, dilations, pads, auto_pad] = conv_attributes(node);
+  // Named references, not a structured binding: clang 14 (the fuzz build) cannot capture
+  // bindings in the lambdas below.
+  const ConvAttributes attributes = conv_attributes(node);
+  const auto& strides = attributes.strides;
+  const auto& dilations = attributes.dilations;
+  const auto& pads = attributes.pads;
+  const std::string& auto_pad = attributes.auto_pad;
   std::vector<int64_t> output_padding = ints_attribute(node, "output_padding");
   if (output_padding.empty()) output_padding = {0, 0};
   if (auto_pad != "NOTSET" && auto_pad != "VALID") unsupported(node, "auto_pad " + auto_pad);
@@ -882,7 +889,13 @@ void Importer::convolution(const onnx::NodeProto& node) {
   if (b && static_cast<int64_t>(b->values.size()) != out)
     fail("node '" + node.name() + "': bias size");
   const int64_t group = int_attribute(node, "group", 1);
-  const auto [strides, dilations, pads, auto_pad] = conv_attributes(node);
+  // Named references, not a structured binding: clang 14 (the fuzz build) cannot capture
+  // bindings in the lambdas below.
+  const ConvAttributes attributes = conv_attributes(node);
+  const auto& strides = attributes.strides;
+  const auto& dilations = attributes.dilations;
+  const auto& pads = attributes.pads;
+  const std::string& auto_pad = attributes.auto_pad;
   std::string params = "0=" + std::to_string(out) + " 1=" + std::to_string(kw) +
                        " 11=" + std::to_string(kh) + " 2=" + std::to_string(dilations[1]) +
                        " 12=" + std::to_string(dilations[0]) + " 3=" + std::to_string(strides[1]) +

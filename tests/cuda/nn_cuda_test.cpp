@@ -292,7 +292,8 @@ TEST(NnCuda, TiledEqualsUntiled) {
     SCOPED_TRACE(nn::precision_name(precision));
     auto exec = nn::make_cuda_executor(model, precision);
     Tensor whole = exec->run(input);
-    Tensor tiled = nn::run_tiled(*exec, input, 64, info.receptive_radius, info.scale);
+    Tensor tiled =
+        nn::run_tiled(*exec, input, 64, info.receptive_radius, info.scale, info.tile_alignment);
     // Tiles may get other cuDNN algorithms than the whole image: reassociation only in fp32;
     // in fp16 the stored intermediate values may round the other way.
     if (precision == nn::Precision::kFp32) {

@@ -49,7 +49,7 @@ TEST_P(ModelFile, MatchesPyTorchFp32) {
   EXPECT_EQ(info.family, c.family);
   EXPECT_EQ(info.scale, c.scale);
   Rgb8 input = read_png_rgb(c.input.find('/') == std::string::npos ? fixture(c.input)
-                                                                    : source_dir() / c.input);
+                                                                   : source_dir() / c.input);
   Rgb8 reference = read_png_rgb(fixture(c.reference.empty() ? c.file + ".ref.png" : c.reference));
   nn::Tensor out = nn::make_cpu_executor(model, nn::Precision::kFp32)->run(to_tensor(input));
   ASSERT_EQ(out.width, input.width * c.scale);
@@ -88,12 +88,11 @@ INSTANTIATE_TEST_SUITE_P(
         ModelFileCase{"compact-x2-fp16.onnx", "input_64x36.png", 2, "ONNX graph",
                       "compact-x2.pth.ref.png", true},
         // The importer's layout and shape ops, torch.onnx at opsets 11 and 17.
-        onnx_case("onnx-deconv", 11), onnx_case("onnx-deconv", 17),
-        onnx_case("onnx-shuffle", 11), onnx_case("onnx-shuffle", 17),
-        onnx_case("onnx-shuffle-view", 11), onnx_case("onnx-shuffle-view", 17),
-        onnx_case("onnx-dcr-view", 11), onnx_case("onnx-dcr-view", 17),
-        onnx_case("onnx-se", 11), onnx_case("onnx-se", 17), onnx_case("onnx-depth-ops"),
-        onnx_case("onnx-opset18"),
+        onnx_case("onnx-deconv", 11), onnx_case("onnx-deconv", 17), onnx_case("onnx-shuffle", 11),
+        onnx_case("onnx-shuffle", 17), onnx_case("onnx-shuffle-view", 11),
+        onnx_case("onnx-shuffle-view", 17), onnx_case("onnx-dcr-view", 11),
+        onnx_case("onnx-dcr-view", 17), onnx_case("onnx-se", 11), onnx_case("onnx-se", 17),
+        onnx_case("onnx-depth-ops"), onnx_case("onnx-opset18"),
         // SPAN: Conv3XC layers folded at load time (stale eval_conv weights in
         // the files), fp16 .pth with the mean-normalised input, no_norm x4.
         ModelFileCase{"span-x2.pth", "tests/golden/testsrc2_160x90.png", 2, "SPAN"},
@@ -130,11 +129,49 @@ TEST(ModelFileTiles, OnnxLayoutOpsTiledEqualUntiled) {
     EXPECT_FALSE(info.global_context);
     auto executor = nn::make_cpu_executor(model, nn::Precision::kFp32);
     const nn::Tensor whole = executor->run(to_tensor(input));
-    const nn::Tensor tiled =
-        nn::run_tiled(*executor, to_tensor(input), 16, info.receptive_radius, info.scale);
+    const nn::Tensor tiled = nn::run_tiled(*executor, to_tensor(input), 16, info.receptive_radius,
+                                           info.scale, info.tile_alignment);
     EXPECT_LT(max_abs_difference(whole, tiled), 1e-4f) << "radius " << info.receptive_radius;
   }
   EXPECT_TRUE(nn::load_model_file(fixture("onnx-se-17.onnx"))->info().global_context);
+}
+
+// A network that pixel-unshuffles its input by f (Real-ESRGAN x2plus / x1 style) gives the
+// whole image's pixels only in windows that start on multiples of f. On an odd width the last
+// window, shifted against the right edge, used to start off that grid (tiles differed by tens
+// of levels from the whole image); windows now start on the model's tile_alignment grid.
+TEST(ModelFileTiles, UnshuffledInputTilesOnOddSizesEqualUntiled) {
+  const nn::Tensor frame =
+      to_tensor(read_png_rgb(source_dir() / "tests/golden/testsrc2_160x90.png"));
+  // 319x89: the frame and its mirror, wide enough for several windows of the x1 model's
+  // 88-pixel radius.
+  nn::Tensor input(3, 89, 319);
+  for (int c = 0; c < 3; ++c)
+    for (int y = 0; y < input.height; ++y)
+      for (int x = 0; x < input.width; ++x)
+        input.at(c, y, x) = frame.at(c, y, x < 160 ? x : 319 - x);
+  for (auto [file, factor] :
+       {std::pair{"esrgan-unshuffle-x2.pth", 2}, std::pair{"esrgan-unshuffle-x1.safetensors", 4}}) {
+    SCOPED_TRACE(file);
+    auto model = nn::load_model_file(fixture(file));
+    const nn::ModelInfo& info = model->info();
+    EXPECT_EQ(info.tile_alignment, factor);
+    auto executor = nn::make_cpu_executor(model, nn::Precision::kFp32);
+    const nn::Tensor whole = executor->run(input);
+    const int tile = 16;
+    for (const nn::TileWindow& w :
+         nn::tile_windows(input.width, input.height, tile, info.receptive_radius, factor)) {
+      EXPECT_EQ(w.win_x % factor, 0);
+      EXPECT_EQ(w.win_y % factor, 0);
+    }
+    const nn::Tensor tiled =
+        nn::run_tiled(*executor, input, tile, info.receptive_radius, info.scale, factor);
+    EXPECT_LT(max_abs_difference(whole, tiled), 1e-4f);
+    // Without the grid the last windows start on odd columns: the test can tell.
+    const nn::Tensor off_grid =
+        nn::run_tiled(*executor, input, tile, info.receptive_radius, info.scale, 1);
+    EXPECT_GT(max_abs_difference(whole, off_grid), 1e-3f);
+  }
 }
 
 // The shipped model saved as .pth gives what its ncnn twin gives, bit for bit: the same graph.

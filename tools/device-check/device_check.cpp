@@ -427,13 +427,14 @@ void check_op_cases(const Device& dev, const RefArchive& refs, Report& report) {
         throw std::runtime_error(
             "the graph gives " + shape_text(out_shape.c, out_shape.h, out_shape.w) +
             ", the reference has " + shape_text(ref.channels, ref.height, ref.width));
-      const std::string shapes_text =
-          shape_text(c.input.channels, c.input.height, c.input.width) + " -> " +
-          shape_text(ref.channels, ref.height, ref.width);
+      const std::string shapes_text = shape_text(c.input.channels, c.input.height, c.input.width) +
+                                      " -> " + shape_text(ref.channels, ref.height, ref.width);
       if (!dev.available) {
         report.add("ops", name + kHostHalf, "pass",
-                   shapes_text + ", case built, input and graph agree with the reference; GPU "
-                                 "half skipped: " + dev.reason);
+                   shapes_text +
+                       ", case built, input and graph agree with the reference; GPU "
+                       "half skipped: " +
+                       dev.reason);
         return;
       }
       const double limits[] = {1e-4, c.fp16_tolerance};
@@ -498,7 +499,8 @@ void check_golden(const Options& o, const Device& dev, Report& report) {
                    {{"psnr_db", c.psnr}, {"max_levels", c.max_levels}});
         // Tiles of 64 with the model's receptive radius as overlap (the pipeline's choice).
         const std::string tiled_check = name + " " + nn::precision_name(p) + " tiled = untiled";
-        const nn::Tensor tiled = nn::run_tiled(*exec, input, 64, info.receptive_radius, info.scale);
+        const nn::Tensor tiled =
+            nn::run_tiled(*exec, input, 64, info.receptive_radius, info.scale, info.tile_alignment);
         if (p == nn::Precision::kFp32) {
           const MaxDifference d = max_difference(tiled, whole);
           report.add("golden", tiled_check, d.max_abs <= 1e-3 ? "pass" : "fail",
@@ -983,7 +985,8 @@ void check_memory(const Options& o, const Device& dev, Report& report) {
     for (;;) {
       try {
         auto exec = nn::make_cuda_executor(model, nn::Precision::kFp16);
-        const nn::Tensor out = nn::run_tiled(*exec, input, tile, info.receptive_radius, info.scale);
+        const nn::Tensor out = nn::run_tiled(*exec, input, tile, info.receptive_radius, info.scale,
+                                             info.tile_alignment);
         tried.push_back((tile ? std::to_string(tile) : std::string("untiled")) + " ran");
         const bool ok = tried.size() > 1 && out.width == w * info.scale;
         std::string detail = "x2 fp16 at 1920x1080, " + std::to_string(ballast.free_bytes() >> 20) +

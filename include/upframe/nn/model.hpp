@@ -31,6 +31,10 @@ struct ModelInfo {
   // output pixel depend on the whole input: tiles then differ slightly from the untiled result
   // whatever the overlap.
   bool global_context = false;
+  // The factor by which some op downsamples the input (a stride-f convolution, a pixel
+  // unshuffle; 1 for none): a tile window must start on a multiple of it for its pixels to be
+  // the untiled result's (nn::tile_windows takes it).
+  int tile_alignment = 1;
 };
 
 class Model {
@@ -82,7 +86,8 @@ std::unique_ptr<Executor> make_cuda_executor(std::shared_ptr<const Model> model,
 
 // Device memory ran out (cudaErrorMemoryAllocation or a cuDNN allocation failure), while building
 // a plan for a new input shape or running it: the caller can retry with smaller tiles or fewer
-// workers (docs/INTERFACE.md, "Pipeline and fallbacks"). `bytes` is the size asked for (0 when cuDNN did not say).
+// workers (docs/INTERFACE.md, "Pipeline and fallbacks"). `bytes` is the size asked for (0 when
+// cuDNN did not say).
 class CudaOutOfMemory : public Error {
  public:
   // `what`: the allocation or the step that failed ("activation buffer 2 for input 1080x1920").

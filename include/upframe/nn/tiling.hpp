@@ -14,13 +14,15 @@ namespace upframe::nn {
 
 // Runs `executor` over `input` in tiles of `tile` x `tile` input pixels (the last ones in a
 // row/column smaller), each run on a window that adds `overlap` pixels of context on every
-// inner side; all windows have the same shape (min(tile + 2*overlap, size)), shifted inwards at
+// inner side; all windows have the same shape (upframe::window_span), shifted inwards at
 // the image edges, so a backend that caches per-shape primitives builds them once. With
 // overlap >= the model's receptive_radius the result equals executor.run(input) (up to
 // floating-point reassociation). `tile` <= 0, or an input no bigger than one tile: one run on
 // the whole input. `scale` is the model's output/input size ratio; a result of another size
-// throws upframe::Error.
-Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale);
+// throws upframe::Error. `alignment`: the model's ModelInfo::tile_alignment (windows start on
+// its grid, upframe::window_span).
+Tensor run_tiled(Executor& executor, const Tensor& input, int tile, int overlap, int scale,
+                 int alignment = 1);
 
 // The width x height part of `input` at (x, y) (inside it), every channel.
 Tensor crop(const Tensor& input, int x, int y, int width, int height);
@@ -30,10 +32,10 @@ Tensor crop(const Tensor& input, int x, int y, int width, int height);
 // writes into `output` (3 x scale x the input's size, allocated by the caller) its core plus
 // `keep_margin` pixels around it, inside the input: with windows of at least overlap +
 // keep_margin of context, those pixels are the whole-frame result. The rest of `output` is
-// left as it was.
+// left as it was. `windows` start on the model's `alignment` grid (reuse_windows).
 void run_reuse_windows(Executor& executor, const Tensor& input,
                        const std::vector<ReuseWindow>& windows, int tile, int overlap, int scale,
-                       int keep_margin, Tensor& output);
+                       int keep_margin, Tensor& output, int alignment = 1);
 
 // The windows run_tiled runs, in order: each a window (win_*) of the input that the executor
 // runs, and the core (core_*) of it whose result is kept; the cores cover the image once. One
@@ -43,7 +45,8 @@ struct TileWindow {
   int win_x, win_y, win_w, win_h;
   int core_x, core_y, core_w, core_h;
 };
-std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap);
+std::vector<TileWindow> tile_windows(int width, int height, int tile, int overlap,
+                                     int alignment = 1);
 
 // Bytes per input pixel of the biggest set of blobs alive at once while running `model`
 // (from the graph's buffer plan, fp32 activations).

@@ -154,7 +154,8 @@ class DeviceFramePath::Impl {
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  Frame upscale(const Frame& input, int scale, int tile, int overlap, bool check_finite) {
+  Frame upscale(const Frame& input, int scale, int tile, int overlap, int alignment,
+                bool check_finite) {
     const colour::cuda::DeviceYuvFrame yuv =
         input.on_device() ? colour::cuda::device_yuv_frame(input) : upload(input);
     const colour::ColourParams params = colour::colour_params(input.av());
@@ -190,7 +191,7 @@ class DeviceFramePath::Impl {
     check_upscale(cudaEventRecord(decoded_, cudaStreamLegacy), "recording the decode event");
     check_upscale(cudaStreamWaitEvent(stream, decoded_, 0), "waiting for the decoder");
     colour_.yuv_to_rgb(yuv, params, rgb_in);
-    run_network(rgb_in, w, h, rgb_out, scale, tile, overlap);
+    run_network(rgb_in, w, h, rgb_out, scale, tile, overlap, alignment);
     if (check_finite) {
       if (!non_finite_) non_finite_ = std::make_unique<upscale_cuda::NonFiniteCounter>();
       if (const auto bad = non_finite_->count(rgb_out, 3 * size_t(out_w) * out_h, stream))
@@ -272,8 +273,8 @@ class DeviceFramePath::Impl {
 
   // nn::run_tiled on the device: the same windows (nn::tile_windows), run by run_device.
   void run_network(const float* rgb_in, int w, int h, float* rgb_out, int scale, int tile,
-                   int overlap) {
-    const std::vector<nn::TileWindow> windows = nn::tile_windows(w, h, tile, overlap);
+                   int overlap, int alignment) {
+    const std::vector<nn::TileWindow> windows = nn::tile_windows(w, h, tile, overlap, alignment);
     if (windows.size() == 1) {
       check_shape(w, h, scale);
       executor_.run_device(rgb_in, 3, h, w, rgb_out);
@@ -399,9 +400,9 @@ bool DeviceFramePath::takes(bool on_device, AVPixelFormat data_format) {
   return data_format == AV_PIX_FMT_YUV420P || data_format == AV_PIX_FMT_YUV420P10LE;
 }
 
-Frame DeviceFramePath::upscale(const Frame& input, int scale, int tile, int overlap,
+Frame DeviceFramePath::upscale(const Frame& input, int scale, int tile, int overlap, int alignment,
                                bool check_finite) {
-  return impl_->upscale(input, scale, tile, overlap, check_finite);
+  return impl_->upscale(input, scale, tile, overlap, alignment, check_finite);
 }
 
 }  // namespace upframe

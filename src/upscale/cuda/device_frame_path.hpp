@@ -43,8 +43,10 @@ class DeviceFramePath {
   static bool takes(const Frame& frame) { return takes(frame.on_device(), frame.data_format()); }
 
   // `check_finite` (fp16): the network's output is counted for inf/NaN before the conversion
-  // back (the worker then waits for its network); any throws NonFiniteOutput.
-  Frame upscale(const Frame& input, int scale, int tile, int overlap, bool check_finite = false);
+  // back (the worker then waits for its network); any throws NonFiniteOutput. `alignment`:
+  // the model's tile_alignment (nn::tile_windows).
+  Frame upscale(const Frame& input, int scale, int tile, int overlap, int alignment,
+                bool check_finite = false);
 
  private:
   class Impl;
