@@ -269,11 +269,23 @@ class ZipArchive {
       throw Error(name_, "zip entry '" + entry + "' has no usable size");
     zip_file_t* file = zip_fopen(archive_, entry.c_str(), 0);
     if (!file) throw Error(name_, "cannot open zip entry '" + entry + "'");
-    std::vector<uint8_t> bytes(stat.size);
-    const zip_int64_t got = zip_fread(file, bytes.data(), stat.size);
+    // Read in chunks, not into a buffer of the declared size: a damaged or hostile header can
+    // declare gigabytes the entry does not hold (found by fuzz_weights).
+    constexpr uint64_t kChunk = uint64_t{16} << 20;
+    std::vector<uint8_t> bytes;
+    bool damaged = false;
+    while (bytes.size() < stat.size) {
+      const uint64_t want = std::min<uint64_t>(kChunk, stat.size - bytes.size());
+      const size_t at = bytes.size();
+      bytes.resize(at + want);
+      const zip_int64_t got = zip_fread(file, bytes.data() + at, want);
+      if (got < 0 || static_cast<uint64_t>(got) != want) {
+        damaged = true;
+        break;
+      }
+    }
     zip_fclose(file);
-    if (got < 0 || static_cast<uint64_t>(got) != stat.size)
-      throw Error(name_, "zip entry '" + entry + "' is damaged");
+    if (damaged) throw Error(name_, "zip entry '" + entry + "' is damaged");
     return bytes;
   }
 
