@@ -95,19 +95,11 @@ ModelUpload::ModelUpload(ModelCatalog& catalog, const std::string& file_name, bo
                          uint64_t max_bytes)
     : catalog_(catalog), name_(file_name), overwrite_(overwrite), max_bytes_(max_bytes) {
   // NAME_MAX, less the temporary's additions (".", ".upframe-upload-" and 16 hex digits).
-  constexpr size_t kMaxName = 255 - 40;
-  if (file_name.size() > kMaxName)
-    throw RequestError(400, "file name too long (" + std::to_string(file_name.size()) +
-                                " bytes, at most " + std::to_string(kMaxName) +
-                                "): " + shown(file_name, 40));
-  if (!is_valid_utf8(file_name) || has_control_character(file_name))
-    throw RequestError(400, "bad file name '" + shown(file_name, 40) +
-                                "' (not UTF-8 text, or a control character)");
-  if (file_name.empty() || file_name.starts_with(".") ||
-      fs::path(file_name).filename().string() != file_name ||
-      file_name.find('\\') != std::string::npos)
-    throw RequestError(400, "bad file name '" + shown(file_name, 40) +
-                                "' (a model file's name, without a folder, not hidden)");
+  const std::string rule = "a model file's name, without a folder, not hidden";
+  check_upload_file_name(file_name, 255 - 40, rule);
+  // A backslash is a folder separator to the Windows browsers a name may come from.
+  if (file_name.find('\\') != std::string::npos)
+    throw RequestError(400, "bad file name '" + shown(file_name, 40) + "' (" + rule + ")");
   const fs::path name(file_name);
   if (std::find(std::begin(kUploadExtensions), std::end(kUploadExtensions),
                 name.extension().string()) == std::end(kUploadExtensions))

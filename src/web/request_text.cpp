@@ -1,5 +1,9 @@
 #include "web/request_text.hpp"
 
+#include <filesystem>
+
+#include "upframe/web/roots.hpp"
+
 namespace upframe::web {
 
 namespace {
@@ -66,6 +70,21 @@ std::string shown(std::string_view text, size_t max_chars) {
     ++chars;
   }
   return out;
+}
+
+void check_upload_file_name(const std::string& name, size_t max_bytes,
+                            const std::string& bare_name_rule) {
+  if (name.size() > max_bytes)
+    throw RequestError(400, "file name too long (" + std::to_string(name.size()) +
+                                " bytes, at most " + std::to_string(max_bytes) +
+                                "): " + shown(name, 40));
+  if (!is_valid_utf8(name) || has_control_character(name))
+    throw RequestError(
+        400, "bad file name '" + shown(name, 40) + "' (not UTF-8 text, or a control character)");
+  if (name.empty() || name.starts_with(".") ||
+      std::filesystem::path(name).filename().string() != name)
+    throw RequestError(400, "bad file name '" + shown(name, 40) + "'" +
+                                (bare_name_rule.empty() ? "" : " (" + bare_name_rule + ")"));
 }
 
 }  // namespace upframe::web

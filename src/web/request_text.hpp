@@ -15,4 +15,10 @@ bool has_control_character(std::string_view text);
 // characters and bytes that are not UTF-8 shown as '?'.
 std::string shown(std::string_view text, size_t max_chars = 60);
 
+// Checks an uploaded file's name as its form sent it: at most `max_bytes`, UTF-8 text without
+// control characters, a bare name (no folder part) that is not hidden. Throws RequestError
+// (400) naming the problem; `bare_name_rule`, when given, is added to the last message.
+void check_upload_file_name(const std::string& name, size_t max_bytes,
+                            const std::string& bare_name_rule = "");
+
 }  // namespace upframe::web

@@ -422,17 +422,8 @@ void WebServer::upload(const httplib::Request& req, httplib::Response& res) cons
                        "POST /api/upload: the body is larger than the limit (--max-upload-mb " +
                            std::to_string(options_.max_upload_bytes >> 20) + ")");
   // NAME_MAX, less the hidden temporary's additions (".NAME.upframe-upload").
-  constexpr size_t kMaxName = 255 - 16;
-  if (file.filename.size() > kMaxName)
-    throw RequestError(400, "file name too long (" + std::to_string(file.filename.size()) +
-                                " bytes, at most " + std::to_string(kMaxName) +
-                                "): " + shown(file.filename, 40));
-  if (!is_valid_utf8(file.filename) || has_control_character(file.filename))
-    throw RequestError(400, "bad file name '" + shown(file.filename, 40) +
-                                "' (not UTF-8 text, or a control character)");
-  const std::string name = fs::path(file.filename).filename().string();
-  if (name.empty() || name.starts_with(".") || name != file.filename)
-    throw RequestError(400, "bad file name '" + shown(file.filename, 40) + "'");
+  check_upload_file_name(file.filename, 255 - 16);
+  const std::string& name = file.filename;
   const fs::path target = folder / name;
   if (!is_image_path(target) && !is_video_path(target))
     throw RequestError(415, shown(name) + ": not an image or video file name");
