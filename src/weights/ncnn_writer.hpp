@@ -303,7 +303,8 @@ class NcnnWriter {
   }
   std::string add(const std::string& type, std::vector<std::string> inputs, std::string params,
                   std::string out = {}) {
-    if (out.empty()) out = "b" + std::to_string(layers_.size());
+    // Appended, not "b" + std::to_string(...): GCC 12 warns (-Wrestrict, falsely) on that form.
+    if (out.empty()) out.append("b").append(std::to_string(layers_.size()));
     layers_.push_back({type, type + "_" + std::to_string(layers_.size()), std::move(inputs),
                        {out}, std::move(params)});
     return out;
